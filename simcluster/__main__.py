@@ -1,0 +1,5 @@
+"""``python -m simcluster`` runs the CLI."""
+
+from simcluster.cli import main
+
+main()

@@ -1,0 +1,308 @@
+"""Rich renderings of clusters, workloads and runs for the terminal."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from simcluster.topology.cluster import Cluster
+from simcluster.workload.model import Workload
+
+GIB = float(2**30)
+
+
+def fmt_time(us: float) -> str:
+    """Microseconds as a short human string: ``812.3 us``, ``27.25 ms``, ``1.234 s``."""
+    if us >= 1e6:
+        return f"{us / 1e6:.3f} s"
+    if us >= 1e3:
+        return f"{us / 1e3:.3f} ms"
+    return f"{us:.1f} us"
+
+
+def fmt_bytes(n: float) -> str:
+    """Bytes in decimal units (as GB/s is): ``25.19 MB``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def fmt_count(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return f"{int(n)}"
+
+
+# -- topology -------------------------------------------------------------------------------------
+
+def _local(name: str, host: str | None) -> str:
+    return name[len(host) + 1:] if host and name.startswith(host + "/") else name
+
+
+def _compact(names: list[str]) -> str:
+    """``gpu0, gpu1, ..., gpu7`` -> ``gpu0..gpu7`` when the names are a numbered run."""
+    m = [re.fullmatch(r"(.*?)(\d+)", n) for n in names]
+    if len(names) > 2 and all(m):
+        stems = {x.group(1) for x in m if x}
+        nums = [int(x.group(2)) for x in m if x]
+        if len(stems) == 1 and nums == list(range(nums[0], nums[0] + len(nums))):
+            return f"{names[0]}..{names[-1]}"
+    return ", ".join(names)
+
+
+def _links_of(cluster: Cluster, node: str, host: str | None) -> str:
+    g = cluster.graph
+    groups: dict[tuple[str, float], list[str]] = defaultdict(list)
+    for dst, attrs in g.succ[node].items():
+        i = attrs["id"]
+        key = (cluster.link_kind[i], float(cluster.bandwidth_Bpus[i] / 1e3))
+        groups[key].append(_local(dst, host))
+    parts = [f"{kind} {bw:g} GB/s -> {_compact(dsts)}" for (kind, bw), dsts in groups.items()]
+    return "; ".join(parts)
+
+
+def _host_signature(cluster: Cluster, host: str, nodes: list[str]) -> tuple[Any, ...]:
+    g = cluster.graph
+    sig = []
+    for n in nodes:
+        a = g.nodes[n]
+        links = sorted(
+            (_local(d, host), cluster.link_kind[e["id"]], float(cluster.bandwidth_Bpus[e["id"]]))
+            for d, e in g.succ[n].items()
+        )
+        sig.append((_local(n, host), a["kind"], a.get("model"), tuple(links)))
+    return tuple(sig)
+
+
+_KIND_ORDER = {"accelerator": 0, "switch": 1, "nic": 2, "cpu": 3, "memory": 4}
+
+
+def _host_branch(tree: Tree, cluster: Cluster, host: str, nodes: list[str]) -> None:
+    g = cluster.graph
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for n in nodes:
+        by_kind[g.nodes[n]["kind"]].append(n)
+    for kind in sorted(by_kind, key=lambda k: _KIND_ORDER.get(k, 9)):
+        members = by_kind[kind]
+        # Members with identical link patterns (up to numbering) share a line.
+        rows: dict[str, list[str]] = defaultdict(list)
+        for n in members:
+            desc = _links_of(cluster, n, host)
+            pattern = re.sub(r"\d+", "#", desc)
+            if kind == "accelerator":
+                spec = cluster.specs[n]
+                pattern = f"{spec.model} ({spec.hbm_GiB:g} GiB, {spec.hbm_GBps:g} GB/s): " + pattern
+            elif kind == "memory":
+                pattern = f"{g.nodes[n].get('capacity_bytes', 0) / GIB:g} GiB: " + pattern
+            rows[pattern].append(n)
+        for pattern, ns in rows.items():
+            label = _compact([_local(n, host) for n in ns])
+            detail = _links_of(cluster, ns[0], host)
+            if kind == "accelerator":
+                spec = cluster.specs[ns[0]]
+                detail = f"{spec.model}, {spec.hbm_GiB:g} GiB HBM, {spec.hbm_GBps:g} GB/s; {detail}"
+            elif kind == "memory":
+                detail = f"{g.nodes[ns[0]].get('capacity_bytes', 0) / GIB:g} GiB; {detail}"
+            note = f" (links shown for {_local(ns[0], host)})" if len(ns) > 1 else ""
+            tree.add(Text.assemble((f"{kind} ", "dim"), (label, "bold"), f": {detail}{note}"))
+
+
+def topology_tree(cluster: Cluster, full: bool = False) -> Tree:
+    """A tree: hosts with their devices and links, then fabric switches by role.
+
+    Hosts identical to an earlier one (same devices and links up to the host name) are
+    collapsed into one line unless ``full``.
+    """
+    counts = cluster.counts()
+    models = Counter(s.model for s in cluster.specs.values())
+    head = Text.assemble(
+        (cluster.name, "bold"),
+        f": {', '.join(f'{n} x {m}' for m, n in models.items())}, {counts['hosts']} host(s), "
+        f"{counts.get('switch', 0)} switch(es), {counts['links']} directed links",
+    )
+    tree = Tree(head)
+    if cluster.description:
+        tree.add(Text(cluster.description, style="italic"))
+    g = cluster.graph
+    hosts: dict[str | None, list[str]] = defaultdict(list)
+    for n, h in g.nodes(data="host"):
+        hosts[h].append(n)
+    seen: dict[tuple[Any, ...], str] = {}
+    collapsed: dict[str, list[str]] = defaultdict(list)
+    for host, nodes in hosts.items():
+        if host is None:
+            continue
+        sig = _host_signature(cluster, host, nodes)
+        if not full and sig in seen:
+            collapsed[seen[sig]].append(host)
+            continue
+        seen[sig] = host
+        _host_branch(tree.add(Text(f"host {host}", style="bold cyan")), cluster, host, nodes)
+    for first, same in collapsed.items():
+        tree.add(Text(f"{len(same)} more host(s) like {first}: {_compact(same)}", style="cyan"))
+    fabric = hosts.get(None, [])
+    if fabric:
+        branch = tree.add(Text("fabric", style="bold magenta"))
+        roles: dict[str, list[str]] = defaultdict(list)
+        for n in fabric:
+            roles[g.nodes[n].get("role") or g.nodes[n]["kind"]].append(n)
+        for role, ns in roles.items():
+            n0 = ns[0]
+            kinds = Counter(
+                (cluster.link_kind[e["id"]], float(cluster.bandwidth_Bpus[e["id"]] / 1e3))
+                for _, e in g.succ[n0].items()
+            )
+            links = ", ".join(f"{c} x {k} {bw:g} GB/s" for (k, bw), c in kinds.items())
+            branch.add(Text.assemble((f"{role} ", "dim"), (_compact(ns), "bold"),
+                                     f": {len(ns)} device(s); {n0} has {links}"))
+    return tree
+
+
+# -- workload -------------------------------------------------------------------------------------
+
+def workload_info(workload: Workload, path: str) -> RenderableType:
+    """Ranks, ops by kind, collectives, groups and bytes of a workload."""
+    t = workload.ops
+    meta = workload.meta
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    streams = t.group_by(["rank", "stream"]).aggregate([]).num_rows
+    steps = pc.count_distinct(t.column("step")).as_py()
+    for k, v in (
+        ("file", path),
+        ("name", meta.name or "-"),
+        ("source", meta.source or "-"),
+        ("ranks", str(workload.num_ranks)),
+        ("ops", f"{t.num_rows:,}"),
+        ("streams", f"{streams:,} ({streams / max(workload.num_ranks, 1):.1f} per rank)"),
+        ("steps", str(steps)),
+        ("recorded device", meta.recorded_device or "-"),
+    ):
+        head.add_row(k, v)
+
+    kinds = Table(title="ops by kind", title_justify="left")
+    for col in ("kind", "ops", "recorded time", "FLOPs", "bytes accessed", "comm bytes"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    agg = t.group_by("kind").aggregate([
+        ("op_id", "count"), ("duration_us", "sum"), ("flops", "sum"),
+        ("bytes_accessed", "sum"), ("comm_bytes", "sum"),
+    ]).sort_by("kind")
+    for row in agg.to_pylist():
+        kinds.add_row(
+            row["kind"], f"{row['op_id_count']:,}",
+            fmt_time(row["duration_us_sum"]) if row["duration_us_sum"] else "-",
+            fmt_count(row["flops_sum"] or 0), fmt_bytes(row["bytes_accessed_sum"] or 0),
+            fmt_bytes(row["comm_bytes_sum"] or 0),
+        )
+
+    comm = t.filter(pc.is_in(t.column("kind"), pa.array(["collective", "send", "recv"])))
+    colls = Table(title="communication", title_justify="left")
+    for col in ("op", "group", "ops", "per rank", "total bytes", "mean size"):
+        colls.add_column(col, justify="left" if col in ("op", "group") else "right")
+    if comm.num_rows:
+        op = pc.coalesce(comm.column("collective"), comm.column("kind"))
+        grp = pc.coalesce(comm.column("group"), pa.scalar("(pairs)"))
+        c2 = pa.table({"op": op, "group": grp, "rank": comm.column("rank"),
+                       "bytes": comm.column("comm_bytes").fill_null(0)})
+        agg = c2.group_by(["op", "group"]).aggregate([
+            ("bytes", "count"), ("bytes", "sum"), ("rank", "count_distinct")]).sort_by(
+            [("op", "ascending"), ("group", "ascending")])
+        shown = agg.slice(0, 20).to_pylist()
+        for row in shown:
+            n = row["bytes_count"]
+            colls.add_row(row["op"], row["group"], f"{n:,}",
+                          f"{n / max(row['rank_count_distinct'], 1):g}",
+                          fmt_bytes(row["bytes_sum"]), fmt_bytes(row["bytes_sum"] / n))
+        if agg.num_rows > len(shown):
+            colls.add_row(f"... {agg.num_rows - len(shown)} more", "", "", "", "", "")
+    sizes = Counter(len(r) for r in workload.groups.values())
+    groups = Text(
+        f"groups: {len(workload.groups)} "
+        f"({', '.join(f'{n} of {s} ranks' for s, n in sorted(sizes.items()))})"
+        if workload.groups else "groups: none"
+    )
+    total = Text(f"total communication: {fmt_bytes(float(pc.sum(comm.column('comm_bytes')).as_py() or 0))}")
+    return Group(head, Text(""), kinds, colls if comm.num_rows else Text("no communication"),
+                 groups, total)
+
+
+# -- run ------------------------------------------------------------------------------------------
+
+_BREAKDOWN_COLS = (
+    ("compute_us", "compute"), ("communication_us", "comm"), ("exposed_comm_us", "exposed comm"),
+    ("sync_wait_us", "sync wait"), ("copies_us", "copies"), ("host_us", "host"),
+    ("idle_us", "idle"),
+)
+
+
+def breakdown_table(ranks: pa.Table, makespan_us: float, max_rows: int = 16) -> Table:
+    """Per-rank breakdown in ms (and % of the makespan). More than ``max_rows`` ranks are
+    summarised as mean, min and max rows plus the ranks with the most idle time."""
+    table = Table(title="per-rank breakdown (ms, % of step)", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("device")
+    for _, label in _BREAKDOWN_COLS:
+        table.add_column(label, justify="right")
+    table.add_column("peak mem", justify="right")
+
+    def cells(values: dict[str, float]) -> list[str]:
+        out = []
+        for col, _ in _BREAKDOWN_COLS:
+            v = values[col]
+            pct = 100 * v / makespan_us if makespan_us else 0.0
+            out.append(f"{v / 1e3:.3f} ({pct:.0f}%)")
+        return out
+
+    rows = ranks.to_pylist()
+    n = len(rows)
+    if n <= max_rows:
+        chosen = rows
+    else:
+        idle = np.asarray(ranks.column("idle_us"))
+        top = np.argsort(-idle, kind="stable")[: max_rows // 2]
+        chosen = [rows[i] for i in sorted(top.tolist())]
+    for r in chosen:
+        table.add_row(str(r["rank"]), r["device"], *cells(r),
+                      f"{r['peak_memory_bytes'] / GIB:.2f} GiB")
+    if n > max_rows:
+        table.add_section()
+        for label, fn in (("mean", np.mean), ("min", np.min), ("max", np.max)):
+            vals = {c: float(fn(np.asarray(ranks.column(c)))) for c, _ in _BREAKDOWN_COLS}
+            peak = float(fn(np.asarray(ranks.column("peak_memory_bytes"))))
+            table.add_row(label, f"{n} ranks", *cells(vals), f"{peak / GIB:.2f} GiB")
+        table.caption = f"{len(chosen)} of {n} ranks shown: those with the most idle time"
+    return table
+
+
+def links_table(links: list[dict[str, Any]], title: str = "busiest links") -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("link", "kind", "GB/s", "utilization", "bytes", "busy", "saturated", "max flows"):
+        table.add_column(col, justify="left" if col in ("link", "kind") else "right")
+    for r in links:
+        table.add_row(f"{r['src']} -> {r['dst']}", r["kind"], f"{r['bandwidth_GBps']:g}",
+                      f"{100 * r['utilization']:.1f}%", fmt_bytes(r["bytes"]),
+                      fmt_time(r["busy_us"]), fmt_time(r["saturated_us"]), str(r["max_flows"]))
+    return table
+
+
+def kinds_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="link load by kind", title_justify="left")
+    for col in ("kind", "links used", "bytes", "mean util", "max util", "saturated (sum)"):
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    for r in rows:
+        table.add_row(r["kind"], str(r["links"]), fmt_bytes(r["bytes"]),
+                      f"{100 * r['mean_utilization']:.1f}%", f"{100 * r['max_utilization']:.1f}%",
+                      fmt_time(r["saturated_us"]))
+    return table

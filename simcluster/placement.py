@@ -1,0 +1,183 @@
+"""Placement: which accelerator each rank runs on, and binding a workload to a cluster.
+
+A placement is given as a strategy or as a YAML file:
+
+.. code-block:: yaml
+
+    # either a strategy ...
+    strategy: spread          # packed (default) | spread
+    # ... or an explicit map of rank -> accelerator (every rank of the workload, once each)
+    ranks:
+      0: node0/gpu0
+      1: node1/gpu0
+
+``packed`` puts rank i on the i-th accelerator in topology order (fills a server before the
+next). ``spread`` deals ranks round-robin over servers (rank i on server i mod H).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from simcluster.errors import PlacementError
+from simcluster.topology.cluster import Cluster
+from simcluster.workload.model import Workload
+from simcluster.yamlfile import read_yaml, validate
+
+STRATEGIES = ("packed", "spread")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Rank -> accelerator node name, for ranks 0 .. len(devices)-1."""
+
+    devices: tuple[str, ...]
+    strategy: str = "packed"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A workload bound to a cluster by a placement: the simulator's input."""
+
+    workload: Workload
+    cluster: Cluster
+    placement: Placement
+
+
+class _PlacementSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: Literal["packed", "spread"] | None = None
+    ranks: dict[int, str] | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _PlacementSpec:
+        if (self.strategy is None) == (self.ranks is None):
+            raise ValueError("give either strategy: (packed or spread) or ranks: (rank -> device)")
+        return self
+
+
+def _too_many(num_ranks: int, cluster: Cluster, source: str) -> PlacementError:
+    return PlacementError(
+        f"{source or 'placement'}: the workload has {num_ranks} ranks but cluster "
+        f"{cluster.name!r} has {len(cluster.accelerators)} accelerators; use a larger topology "
+        "(e.g. raise nodes[0].count) or a workload with fewer ranks."
+    )
+
+
+def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed") -> Placement:
+    """Place ranks by a named strategy.
+
+    Raises:
+        PlacementError: more ranks than accelerators, or an unknown strategy.
+    """
+    accs = cluster.accelerators
+    if num_ranks > len(accs):
+        raise _too_many(num_ranks, cluster, "")
+    if strategy == "packed":
+        order = list(accs)
+    elif strategy == "spread":
+        by_host: dict[str | None, list[str]] = {}
+        for a in accs:
+            by_host.setdefault(cluster.host_of(a), []).append(a)
+        columns = list(by_host.values())
+        order = [col[i] for i in range(max(map(len, columns))) for col in columns if i < len(col)]
+    else:
+        raise PlacementError(
+            f"unknown placement strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
+        )
+    return Placement(devices=tuple(order[:num_ranks]), strategy=strategy)
+
+
+def load_placement(path: str | Path, cluster: Cluster, num_ranks: int) -> Placement:
+    """Read a placement YAML file and check it against the cluster and workload.
+
+    Raises:
+        PlacementError: bad YAML, unknown or non-accelerator devices, a device named twice,
+            ranks missing or out of range, or more ranks than accelerators.
+    """
+    doc = read_yaml(path, PlacementError)
+    spec = validate(doc, _PlacementSpec, PlacementError)
+    assert isinstance(spec, _PlacementSpec)
+    if spec.strategy is not None:
+        try:
+            p = strategy_placement(cluster, num_ranks, spec.strategy)
+        except PlacementError as exc:
+            raise PlacementError(f"{path}: {exc}") from None
+        return Placement(devices=p.devices, strategy=p.strategy, source=str(path))
+    mapping = spec.ranks if isinstance(spec.ranks, dict) else dict(enumerate(spec.ranks or []))
+    if num_ranks > len(cluster.accelerators):
+        raise _too_many(num_ranks, cluster, str(path))
+    return Placement(devices=_check_mapping(doc, mapping, cluster, num_ranks),
+                     strategy="file", source=str(path))
+
+
+def _check_mapping(doc, mapping: dict[int, str], cluster: Cluster, num_ranks: int) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    for rank, dev in mapping.items():
+        at = doc.at(("ranks", rank))
+        if not 0 <= rank < num_ranks:
+            raise PlacementError(
+                f"{at}rank {rank} is not in the workload (ranks 0..{num_ranks - 1}); remove it."
+            )
+        if dev not in cluster.graph:
+            close = difflib.get_close_matches(dev, cluster.accelerators, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise PlacementError(
+                f"{at}unknown device {dev!r}; {hint}accelerators are named like "
+                f"{cluster.accelerators[0]!r} (see `simcluster topology show`)."
+            )
+        if cluster.kind_of(dev) != "accelerator":
+            raise PlacementError(
+                f"{at}{dev!r} is a {cluster.kind_of(dev)}, not an accelerator; place ranks on "
+                "accelerators."
+            )
+        if dev in seen:
+            raise PlacementError(
+                f"{at}device {dev!r} is given to rank {seen[dev]} and rank {rank}; give each rank "
+                "its own accelerator."
+            )
+        seen[dev] = rank
+    missing = [r for r in range(num_ranks) if r not in mapping]
+    if missing:
+        shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
+        raise PlacementError(
+            f"{doc.path}: ranks: rank(s) {shown} have no device; map every rank "
+            f"0..{num_ranks - 1}."
+        )
+    return tuple(mapping[r] for r in range(num_ranks))
+
+
+def bind(
+    workload: Workload,
+    cluster: Cluster,
+    placement: Placement | str | Path | None = None,
+) -> Bound:
+    """Bind ``workload`` to ``cluster``.
+
+    Parameters:
+        placement: a Placement, a strategy name (``packed``, ``spread``), a YAML file path,
+            or None for ``packed``.
+
+    Raises:
+        PlacementError: the placement does not fit.
+    """
+    n = workload.num_ranks
+    if placement is None:
+        placement = strategy_placement(cluster, n)
+    elif isinstance(placement, str) and placement in STRATEGIES:
+        placement = strategy_placement(cluster, n, placement)
+    elif isinstance(placement, (str, Path)):
+        placement = load_placement(placement, cluster, n)
+    if len(placement.devices) != n:
+        raise PlacementError(
+            f"{placement.source or 'placement'}: places {len(placement.devices)} ranks but the "
+            f"workload has {n}; place every rank."
+        )
+    return Bound(workload=workload, cluster=cluster, placement=placement)

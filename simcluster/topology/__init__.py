@@ -1,0 +1,39 @@
+"""WHERE a workload runs: the cluster description, its graph, and routes through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simcluster.errors import TopologyError
+from simcluster.topology.build import build
+from simcluster.topology.cluster import Cluster
+from simcluster.topology.routing import Route, Router
+from simcluster.topology.schema import TopologySpec, json_schema
+from simcluster.yamlfile import read_yaml, validate
+
+__all__ = ["Cluster", "Route", "Router", "TopologySpec", "build", "json_schema", "load_cluster"]
+
+
+def load_cluster(path: str | Path) -> Cluster:
+    """Read, validate and build a topology YAML file.
+
+    Parameters:
+        path: the YAML file.
+
+    Returns:
+        The built Cluster.
+
+    Raises:
+        TopologyError: the file is missing, not YAML, breaks the schema, or describes an
+            inconsistent graph; the message names the line, the YAML path and the fix.
+
+    Example:
+        >>> from simcluster.topology import load_cluster
+        >>> c = load_cluster("topologies/h100-2node.yaml")  # doctest: +SKIP
+        >>> len(c.accelerators)  # doctest: +SKIP
+        16
+    """
+    doc = read_yaml(path, TopologyError)
+    spec = validate(doc, TopologySpec, TopologyError)
+    assert isinstance(spec, TopologySpec)
+    return build(spec, source=path)

@@ -1,0 +1,209 @@
+"""Accelerator and link specifications, each figure with its public source.
+
+Units: FLOP/s as TFLOP/s (1e12), bandwidth as GB/s (1e9 B/s) per direction, capacity as GiB
+(2**30 B, the unit behind the "80 GB" of an 80 GB HBM part), latency in ns and us as named.
+Peak FLOP/s are dense (no structured sparsity). Figures a datasheet does not give (launch
+overhead, link latencies) are marked as estimates; the network issue calibrates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    """What the simulator needs to know about one accelerator model.
+
+    Attributes:
+        model: catalog name, e.g. ``H100-SXM5-80GB``.
+        peak_tflops: dense peak per dtype (``fp64``, ``fp32``, ``tf32``, ``fp16``, ``bf16``,
+            ``fp8``, ``int8``) in TFLOP/s.
+        hbm_GiB: device memory capacity in GiB.
+        hbm_GBps: device memory bandwidth in GB/s.
+        nvlink_GBps: aggregate NVLink (or equivalent) bandwidth per direction in GB/s, 0 if none.
+        pcie_gen: PCIe generation of the host interface (x16 assumed).
+        launch_overhead_us: fixed cost of one kernel launch on the device timeline, in us.
+        source: where the figures come from.
+    """
+
+    model: str
+    peak_tflops: dict[str, float]
+    hbm_GiB: float
+    hbm_GBps: float
+    nvlink_GBps: float
+    pcie_gen: int
+    launch_overhead_us: float = 2.0
+    source: str = ""
+    vendor: str = "NVIDIA"
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def hbm_bytes(self) -> int:
+        """Device memory capacity in bytes."""
+        return int(self.hbm_GiB * GIB)
+
+    def peak_flops_per_us(self, dtype: str | None) -> float:
+        """Peak FLOP per microsecond for ``dtype`` (falls back to bf16, then fp32)."""
+        for key in (dtype, "bf16", "fp16", "fp32"):
+            if key and key in self.peak_tflops:
+                return self.peak_tflops[key] * 1e6
+        raise KeyError(f"{self.model} has no peak FLOP/s for dtype {dtype!r}")
+
+
+# Launch overhead: an estimate (2 us between back-to-back dependent kernels on one stream),
+# consistent with the gaps seen in the Kineto traces under ../shared/data; calibrated later.
+_LAUNCH_US = 2.0
+
+ACCELERATORS: dict[str, AcceleratorSpec] = {
+    spec.model: spec
+    for spec in (
+        # NVIDIA Tesla V100 datasheet (2018), SXM2: FP64 7.8, FP32 15.7, tensor 125 TFLOP/s,
+        # HBM2 900 GB/s, NVLink 300 GB/s total (150 GB/s per direction), PCIe Gen3.
+        AcceleratorSpec(
+            model="V100-SXM2-32GB",
+            peak_tflops={"fp64": 7.8, "fp32": 15.7, "fp16": 125.0},
+            hbm_GiB=32,
+            hbm_GBps=900,
+            nvlink_GBps=150,
+            pcie_gen=3,
+            launch_overhead_us=_LAUNCH_US,
+            source="NVIDIA Tesla V100 GPU Accelerator datasheet (2018)",
+            aliases=("V100", "Tesla V100-SXM2-32GB", "V100-DGXS-32GB"),
+        ),
+        AcceleratorSpec(
+            model="V100-SXM2-16GB",
+            peak_tflops={"fp64": 7.8, "fp32": 15.7, "fp16": 125.0},
+            hbm_GiB=16,
+            hbm_GBps=900,
+            nvlink_GBps=150,
+            pcie_gen=3,
+            launch_overhead_us=_LAUNCH_US,
+            source="NVIDIA Tesla V100 GPU Accelerator datasheet (2018)",
+            aliases=("Tesla V100-SXM2-16GB",),
+        ),
+        # NVIDIA A100 Tensor Core GPU datasheet (2021): FP64 9.7 (tensor 19.5), FP32 19.5,
+        # TF32 156, BF16/FP16 312, INT8 624 TOP/s; 80 GB HBM2e 2,039 GB/s (40 GB: 1,555 GB/s);
+        # NVLink 600 GB/s total (300 GB/s per direction); PCIe Gen4.
+        AcceleratorSpec(
+            model="A100-SXM4-80GB",
+            peak_tflops={
+                "fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0,
+                "int8": 624.0,
+            },
+            hbm_GiB=80,
+            hbm_GBps=2039,
+            nvlink_GBps=300,
+            pcie_gen=4,
+            launch_overhead_us=_LAUNCH_US,
+            source="NVIDIA A100 Tensor Core GPU datasheet (2021)",
+            aliases=("A100", "A100-SXM4", "NVIDIA A100-SXM4-80GB", "A100 80GB"),
+        ),
+        AcceleratorSpec(
+            model="A100-SXM4-40GB",
+            peak_tflops={
+                "fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0,
+                "int8": 624.0,
+            },
+            hbm_GiB=40,
+            hbm_GBps=1555,
+            nvlink_GBps=300,
+            pcie_gen=4,
+            launch_overhead_us=_LAUNCH_US,
+            source="NVIDIA A100 Tensor Core GPU datasheet (2021)",
+            aliases=("NVIDIA A100-SXM4-40GB",),
+        ),
+        # NVIDIA H100 Tensor Core GPU datasheet (2023), SXM5: FP64 34 (tensor 67), FP32 67,
+        # TF32 494.5, BF16/FP16 989.5, FP8/INT8 1,979 (datasheet lists 2x with sparsity);
+        # 80 GB HBM3 3.35 TB/s; NVLink 900 GB/s total (450 per direction); PCIe Gen5.
+        AcceleratorSpec(
+            model="H100-SXM5-80GB",
+            peak_tflops={
+                "fp64": 67.0, "fp32": 67.0, "tf32": 494.5, "fp16": 989.5, "bf16": 989.5,
+                "fp8": 1979.0, "int8": 1979.0,
+            },
+            hbm_GiB=80,
+            hbm_GBps=3350,
+            nvlink_GBps=450,
+            pcie_gen=5,
+            launch_overhead_us=_LAUNCH_US,
+            source="NVIDIA H100 Tensor Core GPU datasheet (2023)",
+            aliases=("H100", "H100-SXM5", "NVIDIA H100 80GB HBM3", "H100 80GB HBM3"),
+        ),
+        # NVIDIA H200 Tensor Core GPU datasheet (2024), SXM: compute as H100 SXM5; 141 GB
+        # HBM3e at 4.8 TB/s; NVLink 900 GB/s total; PCIe Gen5.
+        AcceleratorSpec(
+            model="H200",
+            peak_tflops={
+                "fp64": 67.0, "fp32": 67.0, "tf32": 494.5, "fp16": 989.5, "bf16": 989.5,
+                "fp8": 1979.0, "int8": 1979.0,
+            },
+            hbm_GiB=141,
+            hbm_GBps=4800,
+            nvlink_GBps=450,
+            pcie_gen=5,
+            launch_overhead_us=_LAUNCH_US,
+            source="NVIDIA H200 Tensor Core GPU datasheet (2024)",
+            aliases=("H200-SXM-141GB", "NVIDIA H200"),
+        ),
+    )
+}
+
+# PCIe x16 bandwidth per direction: 8/16/32 GT/s per lane for Gen3/4/5 with 128b/130b
+# encoding (PCI-SIG base specifications 3.0, 4.0, 5.0), i.e. 15.75/31.5/63.0 GB/s.
+PCIE_X16_GBPS: dict[int, float] = {3: 15.75, 4: 31.5, 5: 63.0}
+
+# Default one-way latency per link hop, in ns, by link kind. Estimates (no datasheet gives
+# them): NVLink/NVSwitch port-to-port ~0.35 us, PCIe switch hop ~0.25 us, InfiniBand NDR switch
+# port-to-port ~0.5 us including the NIC, RoCE/Ethernet ~1 us, host memory ~0.1 us. The network
+# issue calibrates per-step latency against nccl-tests.
+DEFAULT_LATENCY_NS: dict[str, float] = {
+    "nvlink": 350.0,
+    "pcie": 250.0,
+    "ib": 500.0,
+    "ethernet": 1000.0,
+    "ici": 500.0,
+    "socket": 150.0,
+    "memory": 100.0,
+    "custom": 0.0,
+}
+
+LINK_KINDS: tuple[str, ...] = tuple(DEFAULT_LATENCY_NS)
+
+# NIC line rates: ConnectX-6 HDR 200 Gb/s = 25 GB/s, ConnectX-7 NDR 400 Gb/s = 50 GB/s
+# (NVIDIA ConnectX-6/7 product briefs). Used as the template default.
+DEFAULT_NIC_GBPS = 50.0
+
+# Host DRAM bandwidth per socket: 8 channels of DDR5-4800 = 307 GB/s (JEDEC DDR5 rate x 8 B x 8
+# channels); the template default is a rounder 200 GB/s of sustained bandwidth (an estimate).
+DEFAULT_HOST_MEMORY_GBPS = 200.0
+DEFAULT_HOST_MEMORY_GIB = 1024.0
+
+# Inter-socket link (UPI/xGMI), per direction: an estimate of ~60 GB/s for 3-4 UPI links.
+DEFAULT_SOCKET_GBPS = 60.0
+
+
+def _normalise(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def known_models() -> list[str]:
+    """The catalog's accelerator model names, sorted."""
+    return sorted(ACCELERATORS)
+
+
+def lookup(model: str, extra: dict[str, AcceleratorSpec] | None = None) -> AcceleratorSpec | None:
+    """Find an accelerator by model name or alias, ignoring case and punctuation.
+
+    ``extra`` holds models defined in a topology file; they take precedence.
+    """
+    pool = {**ACCELERATORS, **(extra or {})}
+    if model in pool:
+        return pool[model]
+    key = _normalise(model)
+    for spec in pool.values():
+        if key == _normalise(spec.model) or any(key == _normalise(a) for a in spec.aliases):
+            return spec
+    return None

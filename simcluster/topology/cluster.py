@@ -1,0 +1,98 @@
+"""The Cluster: a directed graph of devices and links, plus flat arrays for the simulator.
+
+Graph nodes carry ``kind`` (``accelerator``, ``switch``, ``nic``, ``cpu``, ``memory``),
+``host`` (the server a node belongs to, ``None`` for fabric switches) and, for accelerators,
+``model`` and ``nic`` (the NIC its traffic leaves the host through). Edges carry ``id``, an
+index into the link arrays. Link arrays hold bandwidth in bytes per microsecond (1 GB/s =
+1e3 B/us) and latency in microseconds, the units the simulator computes in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import pyarrow as pa
+
+from simcluster.topology.catalog import AcceleratorSpec
+from simcluster.topology.schema import NetworkParams
+
+# Node kinds that may forward traffic between other nodes. Accelerators and memories are
+# endpoints only: a route never passes through a GPU or a DRAM.
+TRANSIT_KINDS = frozenset({"switch", "nic", "cpu"})
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A built cluster; immutable once made by :func:`simcluster.topology.build.build`.
+
+    Attributes:
+        name: the topology's name.
+        graph: the device graph (see module docstring for attributes).
+        accelerators: accelerator node names in topology order (rank i goes to the i-th by
+            default).
+        specs: accelerator node name -> its spec.
+        link_src, link_dst, link_kind: per link id, its endpoints and kind.
+        bandwidth_Bpus: per link id, bytes per microsecond.
+        latency_us: per link id, one-way latency in microseconds.
+        network: collective-model parameters.
+        source: the file it was loaded from, if any.
+    """
+
+    name: str
+    graph: nx.DiGraph
+    accelerators: tuple[str, ...]
+    specs: dict[str, AcceleratorSpec]
+    link_src: tuple[str, ...]
+    link_dst: tuple[str, ...]
+    link_kind: tuple[str, ...]
+    bandwidth_Bpus: np.ndarray
+    latency_us: np.ndarray
+    network: NetworkParams
+    source: str = ""
+    description: str = ""
+    accelerator_index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bandwidth_Bpus.setflags(write=False)
+        self.latency_us.setflags(write=False)
+        if not self.accelerator_index:
+            object.__setattr__(
+                self, "accelerator_index", {a: i for i, a in enumerate(self.accelerators)}
+            )
+
+    @property
+    def num_links(self) -> int:
+        """Number of directed links."""
+        return len(self.link_src)
+
+    def kind_of(self, node: str) -> str:
+        """The kind of graph node ``node``."""
+        return self.graph.nodes[node]["kind"]
+
+    def host_of(self, node: str) -> str | None:
+        """The server ``node`` belongs to, or None for fabric switches."""
+        return self.graph.nodes[node].get("host")
+
+    def links_table(self) -> pa.Table:
+        """One row per directed link: id, src, dst, kind, bandwidth_GBps, latency_ns."""
+        return pa.table(
+            {
+                "link_id": pa.array(np.arange(self.num_links, dtype=np.int32)),
+                "src": pa.array(self.link_src, pa.string()),
+                "dst": pa.array(self.link_dst, pa.string()),
+                "kind": pa.array(self.link_kind, pa.string()),
+                "bandwidth_GBps": pa.array(self.bandwidth_Bpus / 1e3),
+                "latency_ns": pa.array(self.latency_us * 1e3),
+            }
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Number of graph nodes by kind, plus ``links`` and ``hosts``."""
+        out: dict[str, int] = {}
+        for _, kind in self.graph.nodes(data="kind"):
+            out[kind] = out.get(kind, 0) + 1
+        out["links"] = self.num_links
+        out["hosts"] = len({h for _, h in self.graph.nodes(data="host") if h is not None})
+        return out
