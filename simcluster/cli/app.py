@@ -12,7 +12,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -53,7 +52,7 @@ def _console() -> Console:
 
 @topology_app.command("check")
 def topology_check(
-    path: Annotated[Path, typer.Argument(help="topology YAML file")],
+    path: Annotated[Path, typer.Argument(metavar="TOPOLOGY", help="topology YAML file")],
 ) -> None:
     """Validate a topology file and print a one-line summary."""
     cluster = load_cluster(path)
@@ -66,7 +65,7 @@ def topology_check(
 
 @topology_app.command("show")
 def topology_show(
-    path: Annotated[Path, typer.Argument(help="topology YAML file")],
+    path: Annotated[Path, typer.Argument(metavar="TOPOLOGY", help="topology YAML file")],
     full: Annotated[bool, typer.Option(help="show every host, not one per kind")] = False,
 ) -> None:
     """Show a topology as a tree: hosts, accelerators, switches, NICs, links, bandwidths."""
@@ -93,7 +92,7 @@ def topology_schema(
 
 @trace_app.command("info")
 def trace_info(
-    path: Annotated[Path, typer.Argument(help="workload file (native Parquet)")],
+    path: Annotated[Path, typer.Argument(metavar="TRACE", help="workload file (native Parquet)")],
 ) -> None:
     """Summarise a workload: ranks, ops by kind, collectives, groups, bytes."""
     _console().print(render.workload_info(load_workload(path), str(path)))
@@ -131,7 +130,7 @@ def generate_data_parallel(
 
 @app.command("replay")
 def replay(
-    trace: Annotated[Path, typer.Argument(help="workload file (native Parquet)")],
+    trace: Annotated[Path, typer.Argument(metavar="TRACE", help="workload file (native Parquet)")],
     topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")],
     placement: Annotated[Optional[str], typer.Option(
         help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}")] = None,
@@ -194,13 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to exit codes (2: bad input, 1: internal error, 130: ^C)."""
     err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
     try:
-        app(args=argv, prog_name="simcluster", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        # Standalone mode: Typer itself reports usage errors (exit 2) and exits.
+        app(args=argv, prog_name="simcluster")
+    except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except SimclusterError as exc:

@@ -47,15 +47,17 @@ def resolve_durations(
     nbytes: np.ndarray,
     comm_bytes: np.ndarray,
     copy_kind: np.ndarray,
-    dtype: np.ndarray,
+    dtype_code: np.ndarray,
+    dtype_names: list[str],
     spec_index: np.ndarray,
     specs: list[AcceleratorSpec],
     model: ComputeModel,
 ) -> np.ndarray:
     """Duration in us of every compute, host and on-device copy op (NaN for the others).
 
-    Parameters are per-op arrays; ``recorded`` is NaN where no duration was recorded;
-    ``dtype`` uses "" for none; op i runs on ``specs[spec_index[i]]``.
+    Parameters are per-op arrays; ``recorded`` is NaN where no duration was recorded; op i
+    has dtype ``dtype_names[dtype_code[i]]`` ("" for none) and runs on
+    ``specs[spec_index[i]]``.
     """
     out = np.full(len(kind), np.nan)
     has = ~np.isnan(recorded)
@@ -67,14 +69,14 @@ def resolve_durations(
     if need.size == 0:
         return out
     # One vectorised call per (device spec, dtype, copy or not).
-    dtypes, dtype_code = np.unique(dtype[need], return_inverse=True)
-    key = (spec_index[need] * len(dtypes) + dtype_code) * 2 + d2d[need]
-    for k in np.unique(key):
+    nd = max(len(dtype_names), 1)
+    key = (spec_index[need] * nd + dtype_code[need]) * 2 + d2d[need]
+    for k in np.unique(key).tolist():
         rows = need[key == k]
-        spec = specs[int(k) // 2 // len(dtypes)]
+        spec = specs[k // 2 // nd]
         if k % 2:
             out[rows] = model.copy_us(comm_bytes[rows], spec)
         else:
-            dt = str(dtypes[int(k) // 2 % len(dtypes)])
+            dt = dtype_names[k // 2 % nd] if dtype_names else ""
             out[rows] = model.roofline_us(flops[rows], nbytes[rows], dt or None, spec)
     return out

@@ -14,7 +14,8 @@ Replay semantics (``../shared/DESIGN.md``):
 - when no event is left but ops are unfinished, the run is deadlocked, and the error names
   the ranks, their ops, and what each waits for.
 
-Per op the engine does O(1) SimPy events; per collective O(ranks) work.
+Per op the engine does O(1) SimPy events (one timeout for a timed op; a dependency that is
+not yet met costs one more); per collective O(ranks) work.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,7 @@ from simcluster.sim.compute import ComputeModel, resolve_durations
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork
 from simcluster.sim.result import Run
-from simcluster.topology.routing import Router
+from simcluster.topology.routing import Route, Router
 
 # Op execution classes.
 _TIMED, _COPY_FLOW, _COLLECTIVE, _P2P = 0, 1, 2, 3
@@ -78,141 +80,164 @@ class Engine:
         self.bound = bound
         self.options = options or SimOptions()
         self.cluster = bound.cluster
+        self.devices = bound.placement.devices
         self.router = Router(bound.cluster)
         self.env = simpy.Environment()
         self.net = FlowNetwork(self.env, self.cluster.bandwidth_Bpus)
+        self.overhead = float(self.cluster.network.collective_overhead_us)
+        self.groups = bound.workload.groups
+        self._ring_order: dict[str, tuple[int, ...]] = {}
+        self._routes_cache: dict[tuple[Any, ...], list[tuple[list[np.ndarray], float]]] = {}
+        self._rv: dict[Any, _Rendezvous] = {}
         self._compile()
 
     # -- compile ------------------------------------------------------------------------------
 
     def _compile(self) -> None:
-        wl = self.bound.workload
-        t = wl.ops
-        n = t.num_rows
-        self.n = n
-        cluster = self.cluster
-        devices = self.bound.placement.devices
-        self.devices = devices
+        t = self.bound.workload.ops
+        self.n = n = t.num_rows
         rank = _col(t, "rank", 0).astype(np.int64)
         kind = _col(t, "kind", "")
         self.rank = rank.tolist()
+        self.names = t.column("name")
+        self.op_ids = t.column("op_id")
+        cls, dur = self._classify(t, rank, kind)
+        sid, order, bounds = self._streams(t, rank)
+        deps, notify = self._deps(t, rank, sid, order, bounds)
+        self._comm_keys(t, rank, kind, cls)
 
-        # Accelerator spec per op, as an index into a small list of distinct specs.
-        spec_list: list[Any] = []
-        spec_slot: dict[int, int] = {}
-        rank_spec = np.empty(len(devices), dtype=np.int64)
-        for r, dev in enumerate(devices):
-            spec = cluster.specs[dev]
-            rank_spec[r] = spec_slot.setdefault(id(spec), len(spec_list))
-            if rank_spec[r] == len(spec_list):
-                spec_list.append(spec)
+        # Per stream, the ops in order as tuples: (index, class, duration, alloc, free,
+        # notify dependents, deps). Iterating tuples beats indexing seven lists per op.
+        alloc = _col(t, "alloc_bytes", 0).astype(np.int64)
+        free = _col(t, "free_bytes", 0).astype(np.int64)
+        o = order
+        rows = list(zip(o.tolist(), cls[o].tolist(), dur[o].tolist(), alloc[o].tolist(),
+                        free[o].tolist(), notify[o].tolist(), [deps[i] for i in o.tolist()]))
+        b = bounds.tolist()
+        self.streams = [rows[b[s]:b[s + 1]] for s in range(len(b) - 1)]
+        self.order = order
+        self.finished = [False] * n
+        self.waiters: dict[int, simpy.Event] = {}
+        self.wait = [0.0] * n
+        self.starts: list[list[float]] = [[] for _ in self.streams]
+        self.ends: list[list[float]] = [[] for _ in self.streams]
+
+        devices, specs = self.devices, self.cluster.specs
+        self.ledger = MemoryLedger(
+            [specs[d].hbm_bytes for d in devices],
+            [f"rank {r} (device {d}, {specs[d].model})" for r, d in enumerate(devices)],
+        )
+
+    def _classify(self, t: pa.Table, rank: np.ndarray, kind: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Execution class and duration (us; 0 for flows) of every op."""
+        specs: list[Any] = []
+        slot: dict[int, int] = {}
+        rank_spec = np.empty(len(self.devices), dtype=np.int64)
+        for r, dev in enumerate(self.devices):
+            spec = self.cluster.specs[dev]
+            rank_spec[r] = slot.setdefault(id(spec), len(specs))
+            if rank_spec[r] == len(specs):
+                specs.append(spec)
         recorded = t.column("duration_us").to_numpy(zero_copy_only=False).astype(np.float64)
         comm_bytes = _col(t, "comm_bytes", 0).astype(np.int64)
         copy_kind = _col(t, "copy_kind", "")
+        dtype = t.column("dtype").fill_null("").dictionary_encode().combine_chunks()
         dur = resolve_durations(
             kind=kind, recorded=recorded, flops=_col(t, "flops", 0.0).astype(np.float64),
             nbytes=_col(t, "bytes_accessed", 0).astype(np.float64),
             comm_bytes=comm_bytes.astype(np.float64), copy_kind=copy_kind,
-            dtype=_col(t, "dtype", ""), spec_index=rank_spec[rank], specs=spec_list,
+            dtype_code=dtype.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            dtype_names=dtype.dictionary.to_pylist(), spec_index=rank_spec[rank], specs=specs,
             model=self.options.compute,
         )
-
-        # Execution class per op.
-        cls = np.full(n, _TIMED, dtype=np.int64)
+        cls = np.full(len(kind), _TIMED, dtype=np.int64)
         flow_copy = (kind == "memcpy") & (copy_kind != "D2D") & (comm_bytes > 0)
         cls[flow_copy] = _COPY_FLOW
         cls[kind == "collective"] = _COLLECTIVE
         cls[(kind == "send") | (kind == "recv")] = _P2P
-        timed_copy = (kind == "memcpy") & ~flow_copy
-        dur[timed_copy & np.isnan(dur)] = np.nan_to_num(recorded[timed_copy & np.isnan(dur)])
-        self.cls = cls.tolist()
-        self.dur = np.nan_to_num(dur).tolist()
+        # A memcpy without a size replays its recorded duration.
+        timed_copy = (kind == "memcpy") & ~flow_copy & np.isnan(dur)
+        dur[timed_copy] = np.nan_to_num(recorded[timed_copy])
         self.comm_bytes = comm_bytes.tolist()
-        self.alloc = _col(t, "alloc_bytes", 0).astype(np.int64).tolist()
-        self.free = _col(t, "free_bytes", 0).astype(np.int64).tolist()
-        self.names = t.column("name")
-        self.op_ids = t.column("op_id")
+        self.copy_dir = copy_kind.tolist()
+        return cls, np.nan_to_num(dur)
 
-        # Streams: ops of one (rank, stream) in op_id order (rows are sorted by rank, op_id).
+    def _streams(self, t: pa.Table, rank: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stream id per op, ops sorted by stream (op_id order within), stream bounds."""
         stream = t.column("stream").dictionary_encode().combine_chunks()
         scode = stream.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        skey = rank * (len(stream.dictionary) + 1) + scode
-        uniq, sid = np.unique(skey, return_inverse=True)
+        uniq, sid = np.unique(rank * (len(stream.dictionary) + 1) + scode, return_inverse=True)
         order = np.argsort(sid, kind="stable")
         bounds = np.searchsorted(sid[order], np.arange(len(uniq) + 1))
-        self.streams = [order[bounds[s]:bounds[s + 1]].tolist() for s in range(len(uniq))]
-        self.stream_names = [
-            (int(rank[ops[0]]), str(stream.dictionary[int(scode[ops[0]])])) for ops in self.streams
-        ]
+        first = order[bounds[:-1]]
+        names = stream.dictionary.to_pylist()
+        self.stream_names = list(zip(rank[first].tolist(), [names[c] for c in scode[first]]))
+        return sid, order, bounds
+
+    def _deps(self, t: pa.Table, rank: np.ndarray, sid: np.ndarray, order: np.ndarray,
+              bounds: np.ndarray) -> tuple[list[tuple[int, ...]], np.ndarray]:
+        """Per op, the deps that stream order does not already guarantee (global indices),
+        and whether other ops wait on it."""
+        n = len(rank)
+        deps: list[tuple[int, ...]] = [()] * n
+        notify = np.zeros(n, dtype=bool)
+        col = t.column("deps").combine_chunks()
+        lengths = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
+        if not lengths.sum():
+            return deps, notify
         pos = np.empty(n, dtype=np.int64)
         pos[order] = np.arange(n) - bounds[sid[order]]
+        flat = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.int64)
+        owner = np.repeat(np.arange(n), lengths)
+        keys = rank * (1 << 40) + _col(t, "op_id", 0).astype(np.int64)
+        target = np.searchsorted(keys, rank[owner] * (1 << 40) + flat)
+        cross = (sid[target] != sid[owner]) | (pos[target] > pos[owner])
+        owner, target = owner[cross], target[cross]
+        notify[target] = True
+        if owner.size:
+            cut = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            targets = target.tolist()
+            for o, a, b in zip(owner[cut].tolist(), cut.tolist(),
+                               np.r_[cut[1:], owner.size].tolist()):
+                deps[o] = tuple(targets[a:b])
+        return deps, notify
 
-        # Dependencies that stream order does not already guarantee.
-        self.deps: list[tuple[int, ...]] = [()] * n
-        deps_col = t.column("deps").combine_chunks()
-        lengths = pc.list_value_length(deps_col).fill_null(0).to_numpy(zero_copy_only=False)
-        needs_event = np.zeros(n, dtype=bool)
-        if lengths.sum():
-            flat = pc.list_flatten(deps_col).to_numpy(zero_copy_only=False).astype(np.int64)
-            owner = np.repeat(np.arange(n), lengths)
-            op_id = _col(t, "op_id", 0).astype(np.int64)
-            keys = rank * (1 << 40) + op_id
-            target = np.searchsorted(keys, rank[owner] * (1 << 40) + flat)
-            cross = (sid[target] != sid[owner]) | (pos[target] > pos[owner])
-            owner, target = owner[cross], target[cross]
-            needs_event[target] = True
-            if owner.size:
-                cut = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-                for a, b in zip(cut, np.r_[cut[1:], owner.size]):
-                    self.deps[int(owner[a])] = tuple(target[a:b].tolist())
-        self.done: list[simpy.Event | None] = [
-            self.env.event() if e else None for e in needs_event.tolist()
-        ]
-
-        # Communication matching keys.
+    def _comm_keys(self, t: pa.Table, rank: np.ndarray, kind: np.ndarray,
+                   cls: np.ndarray) -> None:
+        """Matching key, rendezvous size, collective name and root of communication ops."""
+        n = len(rank)
         group = _col(t, "group", "")
         seq = _col(t, "seq", -1).astype(np.int64)
         peer = _col(t, "peer", -1).astype(np.int64)
         coll = _col(t, "collective", "")
-        root = _col(t, "root", -1).astype(np.int64)
+        self.root = _col(t, "root", -1).astype(np.int64).tolist()
         self.key: list[Any] = [None] * n
+        self.key_size = [0] * n
         self.collective: list[str] = [""] * n
-        self.root = root.tolist()
+        sizes = {g: len(r) for g, r in self.groups.items()}
         for i in np.flatnonzero(cls == _COLLECTIVE).tolist():
             self.key[i] = (group[i], int(seq[i]))
+            self.key_size[i] = sizes[group[i]]
             self.collective[i] = coll[i]
         for i in np.flatnonzero(cls == _P2P).tolist():
             send = kind[i] == "send"
             src, dst = (rank[i], peer[i]) if send else (peer[i], rank[i])
             self.key[i] = ("p2p", int(src), int(dst), int(seq[i]))
+            self.key_size[i] = 2
             self.collective[i] = str(kind[i])
-        self.copy_dir: list[str] = copy_kind.tolist()
-
-        self.groups = wl.groups
-        self.ring_order: dict[str, tuple[int, ...]] = {}
-        self._routes_cache: dict[tuple[Any, ...], list[tuple[list[np.ndarray], float]]] = {}
-        self._rv: dict[Any, _Rendezvous] = {}
-        self.start = [0.0] * n
-        self.end = [0.0] * n
-        self.wait = [0.0] * n
-        self.ops_done = 0
-        self.waiting: list[tuple[int, str, Any] | None] = [None] * len(self.streams)
-
-        capacity = [cluster.specs[d].hbm_bytes for d in devices]
-        labels = [f"rank {r} (device {d}, {cluster.specs[d].model})" for r, d in enumerate(devices)]
-        self.ledger = MemoryLedger(capacity, labels)
-        self.overhead = float(cluster.network.collective_overhead_us)
 
     # -- communication ------------------------------------------------------------------------
 
     def _ring(self, group: str) -> tuple[int, ...]:
         """Ranks of ``group`` in ring order: by accelerator topology order, so a ring runs
         through a server before it leaves it (NCCL-style)."""
-        hit = self.ring_order.get(group)
+        hit = self._ring_order.get(group)
         if hit is None:
             idx = self.cluster.accelerator_index
             hit = tuple(sorted(self.groups[group], key=lambda r: idx[self.devices[r]]))
-            self.ring_order[group] = hit
+            self._ring_order[group] = hit
         return hit
 
     def _phase_routes(
@@ -232,10 +257,12 @@ class Engine:
             self._routes_cache[key] = hit
         return hit
 
-    def _run_collective(self, first: int, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
+    def _run_collective(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
+        first = rv.arrived[0]
+        self._check_match(rv)
         env = self.env
         rv.started = env.now
-        group = self.key[first][0]
+        group, seq = self.key[first]
         name = self.collective[first]
         ranks = self._ring(group)
         root_rank = self.root[first]
@@ -245,21 +272,26 @@ class Engine:
             yield env.timeout(self.overhead)
         routes = self._phase_routes((group, name, root), ranks, phases)
         for ph, (links, alpha) in zip(phases, routes):
-            yield self.net.transfer(links, ph.nbytes, tag=(group, self.key[first][1]),
-                                    coupled=ph.coupled)
+            yield self.net.transfer(links, ph.nbytes, tag=(group, seq), coupled=ph.coupled)
             if ph.latency_steps and alpha > 0:
                 yield env.timeout(ph.latency_steps * alpha)
         rv.done.succeed()
 
     def _run_p2p(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
+        a, b = rv.arrived
+        if self.comm_bytes[a] != self.comm_bytes[b]:
+            raise SimulationError(
+                f"send/recv sizes differ: {self._describe(a)} moves {self.comm_bytes[a]} B but "
+                f"{self._describe(b)} moves {self.comm_bytes[b]} B; a send and its recv must "
+                "have the same comm_bytes."
+            )
         env = self.env
         rv.started = env.now
-        i = rv.arrived[0]
-        _, src, dst, _ = self.key[i]
+        _, src, dst, _ = self.key[a]
         route = self.router.route(self.devices[src], self.devices[dst])
         if self.overhead > 0:
             yield env.timeout(self.overhead)
-        yield self.net.transfer([route.links], [self.comm_bytes[i]], tag=self.key[i])
+        yield self.net.transfer([route.links], [self.comm_bytes[a]], tag=self.key[a])
         if route.latency_us > 0:
             yield env.timeout(route.latency_us)
         rv.done.succeed()
@@ -267,10 +299,9 @@ class Engine:
     def _check_match(self, rv: _Rendezvous) -> None:
         """All ranks at one (group, seq) must call the same collective with the same size."""
         first = rv.arrived[0]
+        want = (self.collective[first], self.comm_bytes[first], self.root[first])
         for i in rv.arrived[1:]:
-            if (self.collective[i], self.comm_bytes[i], self.root[i]) != (
-                self.collective[first], self.comm_bytes[first], self.root[first]
-            ):
+            if (self.collective[i], self.comm_bytes[i], self.root[i]) != want:
                 raise SimulationError(
                     f"mismatched collective in group {self.key[i][0]!r} (seq {self.key[i][1]}): "
                     f"{self._describe(first)} is {self.collective[first]} of "
@@ -279,38 +310,8 @@ class Engine:
                     "issue the same collectives, with the same sizes, in the same order."
                 )
 
-    def _comm(self, i: int, sid: int) -> Generator[simpy.Event, Any, None]:
-        key = self.key[i]
-        rv = self._rv.get(key)
-        if rv is None:
-            size = 2 if self.cls[i] == _P2P else len(self.groups[key[0]])
-            rv = self._rv[key] = _Rendezvous(size=size, done=self.env.event())
-        rv.arrived.append(i)
-        arrived_at = self.env.now
-        if len(rv.arrived) == rv.size:
-            del self._rv[key]
-            if self.cls[i] == _P2P:
-                self._check_pair(rv)
-                yield from self._run_p2p(rv)
-            else:
-                self._check_match(rv)
-                yield from self._run_collective(rv.arrived[0], rv)
-        else:
-            self.waiting[sid] = (i, "comm", key)
-            yield rv.done
-            self.waiting[sid] = None
-        self.wait[i] = rv.started - arrived_at
-
-    def _check_pair(self, rv: _Rendezvous) -> None:
-        a, b = rv.arrived
-        if self.comm_bytes[a] != self.comm_bytes[b]:
-            raise SimulationError(
-                f"send/recv sizes differ: {self._describe(a)} moves {self.comm_bytes[a]} B but "
-                f"{self._describe(b)} moves {self.comm_bytes[b]} B; a send and its recv must "
-                "have the same comm_bytes."
-            )
-
-    def _copy(self, i: int) -> Generator[simpy.Event, Any, None]:
+    def _copy_route(self, i: int) -> Route:
+        """Route of a host<->device copy: between the device and its nearest host memory."""
         dev = self.devices[self.rank[i]]
         mem = self.router.nearest(dev, "memory")
         if mem is None:
@@ -319,50 +320,79 @@ class Engine:
                 f"no memory node is reachable from {dev!r}; add a device of kind memory linked "
                 "to it (templates have one per CPU)."
             )
-        src, dst = (mem, dev) if self.copy_dir[i] == "H2D" else (dev, mem)
-        route = self.router.route(src, dst)
+        if self.copy_dir[i] == "H2D":
+            return self.router.route(mem, dev)
+        return self.router.route(dev, mem)
+
+    def _copy(self, i: int) -> Generator[simpy.Event, Any, None]:
+        route = self._copy_route(i)
         yield self.net.transfer([route.links], [self.comm_bytes[i]], tag=("copy", i))
         if route.latency_us > 0:
             yield self.env.timeout(route.latency_us)
 
     # -- the stream process -------------------------------------------------------------------
 
-    def _stream(self, sid: int, ops: list[int]) -> Generator[simpy.Event, Any, None]:
+    def _stream(self, sid: int) -> Generator[simpy.Event, Any, None]:
+        # The hot loop: locals only, and ``now`` tracked across timeouts (SimPy's clock
+        # after ``timeout(d)`` is exactly ``now + d``) so that most ops cost one event.
         env = self.env
-        cls, dur, deps, done = self.cls, self.dur, self.deps, self.done
-        start, end, alloc, free = self.start, self.end, self.alloc, self.free
+        timeout, event = env.timeout, env.event
+        finished, waiters, wait = self.finished, self.waiters, self.wait
+        keys, key_size, rvs = self.key, self.key_size, self._rv
         ledger = self.ledger
-        slot = self.rank[ops[0]]
-        for i in ops:
-            for d in deps[i]:
-                ev = done[d]
-                if not ev.triggered:  # type: ignore[union-attr]
-                    self.waiting[sid] = (i, "dep", d)
-                    yield ev  # type: ignore[misc]
-            self.waiting[sid] = None
-            start[i] = env.now
-            if alloc[i] and not ledger.alloc(slot, alloc[i]):
-                raise ledger.oom(slot, alloc[i], self._describe(i))
-            c = cls[i]
+        ops = self.streams[sid]
+        push_start, push_end = self.starts[sid].append, self.ends[sid].append
+        slot = self.rank[ops[0][0]]
+        now = env.now
+        for i, c, d, a, f, notify, deps in ops:
+            if deps:
+                for x in deps:
+                    if not finished[x]:
+                        ev = waiters.get(x)
+                        if ev is None:
+                            ev = waiters[x] = event()
+                        yield ev
+                now = env.now
+            push_start(now)
+            if a and not ledger.alloc(slot, a):
+                raise ledger.oom(slot, a, self._describe(i))
             if c == _TIMED:
-                if dur[i] > 0:
-                    yield env.timeout(dur[i])
+                if d > 0:
+                    yield timeout(d)
+                    now += d
             elif c == _COPY_FLOW:
                 yield from self._copy(i)
+                now = env.now
             else:
-                yield from self._comm(i, sid)
-            end[i] = env.now
-            if free[i]:
-                ledger.free(slot, free[i])
-            ev = done[i]
-            if ev is not None:
-                ev.succeed()
-            self.ops_done += 1
+                key = keys[i]
+                rv = rvs.get(key)
+                if rv is None:
+                    rv = rvs[key] = _Rendezvous(size=key_size[i], done=event())
+                rv.arrived.append(i)
+                if len(rv.arrived) == rv.size:
+                    del rvs[key]
+                    if c == _P2P:
+                        yield from self._run_p2p(rv)
+                    else:
+                        yield from self._run_collective(rv)
+                else:
+                    yield rv.done
+                wait[i] = rv.started - now
+                now = env.now
+            push_end(now)
+            if f:
+                ledger.free(slot, f)
+            if notify:
+                finished[i] = True
+                ev = waiters.pop(i, None)
+                if ev is not None:
+                    ev.succeed()
 
     # -- run ----------------------------------------------------------------------------------
 
-    def _describe(self, i: int) -> str:
-        return f"rank {self.rank[i]} op {self.op_ids[i].as_py()} {self.names[i].as_py()!r}"
+    def ops_done(self) -> int:
+        """Ops finished so far."""
+        return sum(map(len, self.ends))
 
     def run(self) -> Run:
         """Run to completion and return the Run.
@@ -371,8 +401,8 @@ class Engine:
             SimulationError: out of memory, mismatched collectives, or a deadlock.
         """
         t0 = time.perf_counter()
-        for sid, ops in enumerate(self.streams):
-            self.env.process(self._stream(sid, ops))
+        for sid in range(len(self.streams)):
+            self.env.process(self._stream(sid))
         progress = self.options.progress
         env = self.env
         try:
@@ -383,54 +413,59 @@ class Engine:
                 while True:
                     for _ in range(every):
                         step()
-                    progress(self.ops_done, self.n)
+                    progress(self.ops_done(), self.n)
         except simpy.core.EmptySchedule:
             pass
+        done = self.ops_done()
         if progress is not None:
-            progress(self.ops_done, self.n)
-        if self.ops_done < self.n:
-            raise SimulationError(self._deadlock_report())
+            progress(done, self.n)
+        if done < self.n:
+            raise SimulationError(self._deadlock_report(done))
         return self._result(time.perf_counter() - t0)
 
-    def _deadlock_report(self) -> str:
-        lines = []
-        for sid, w in enumerate(self.waiting):
-            if w is None:
-                continue
-            i, what, arg = w
-            rank, stream = self.stream_names[sid]
-            if what == "dep":
-                lines.append(f"rank {rank} stream {stream!r}: {self._describe(i)} waits for "
-                             f"op {self.op_ids[arg].as_py()} {self.names[arg].as_py()!r}")
-                continue
-            rv = self._rv.get(arg)
-            here = {self.rank[j] for j in rv.arrived} if rv else set()
-            if arg[0] == "p2p":
-                _, src, dst, seq = arg
-                other = dst if rank == src else src
-                lines.append(f"rank {rank} stream {stream!r}: {self._describe(i)} waits for rank "
-                             f"{other} to post the matching {'recv' if rank == src else 'send'} "
-                             f"(seq {seq})")
-            else:
-                group, seq = arg
-                absent = sorted(set(self.groups[group]) - here)
-                shown = ", ".join(map(str, absent[:8])) + (", ..." if len(absent) > 8 else "")
-                lines.append(f"rank {rank} stream {stream!r}: {self._describe(i)} waits in "
-                             f"{self.collective[i]} (group {group!r}, seq {seq}) for rank(s) "
-                             f"{shown}, which never reach it")
-        total = len(lines)
-        body = "; ".join(lines[:6]) + (f"; ... and {total - 6} more" if total > 6 else "")
-        return (f"deadlock: the simulation stopped with {self.n - self.ops_done} of "
-                f"{self.n} ops unfinished. {body}. Check that every rank of each group issues "
-                "the same collectives in the same order, that sends match recvs, and that deps "
-                "do not form a cycle.")
+    def _describe(self, i: int) -> str:
+        return f"rank {self.rank[i]} op {self.op_ids[i].as_py()} {self.names[i].as_py()!r}"
+
+    def _stuck(self, sid: int) -> str | None:
+        """What stream ``sid`` waits for, if it did not finish."""
+        ops, ended = self.streams[sid], len(self.ends[sid])
+        if ended == len(ops):
+            return None
+        i, deps = ops[ended][0], ops[ended][6]
+        rank, stream = self.stream_names[sid]
+        where = f"rank {rank} stream {stream!r}: {self._describe(i)}"
+        if len(self.starts[sid]) == ended:  # not started: a dependency is unmet
+            x = next(x for x in deps if not self.finished[x])
+            return f"{where} waits for op {self.op_ids[x].as_py()} {self.names[x].as_py()!r}"
+        key = self.key[i]
+        rv = self._rv.get(key)
+        here = {self.rank[j] for j in rv.arrived} if rv else set()
+        if key[0] == "p2p":
+            _, src, dst, seq = key
+            other, what = (dst, "recv") if rank == src else (src, "send")
+            return f"{where} waits for rank {other} to post the matching {what} (seq {seq})"
+        group, seq = key
+        absent = sorted(set(self.groups[group]) - here)
+        shown = ", ".join(map(str, absent[:8])) + (", ..." if len(absent) > 8 else "")
+        return (f"{where} waits in {self.collective[i]} (group {group!r}, seq {seq}) for "
+                f"rank(s) {shown}, which never reach it")
+
+    def _deadlock_report(self, done: int) -> str:
+        lines = [s for s in map(self._stuck, range(len(self.streams))) if s is not None]
+        body = "; ".join(lines[:6]) + (f"; ... and {len(lines) - 6} more" if len(lines) > 6 else "")
+        return (f"deadlock: the simulation stopped with {self.n - done} of {self.n} ops "
+                f"unfinished. {body}. Check that every rank of each group issues the same "
+                "collectives in the same order, that sends match recvs, and that deps do not "
+                "form a cycle.")
 
     def _result(self, wall_s: float) -> Run:
         t = self.bound.workload.ops
         rank = t.column("rank")
         devices = pa.array(self.devices, pa.string())
-        start = np.asarray(self.start)
-        end = np.asarray(self.end)
+        start = np.empty(self.n)
+        end = np.empty(self.n)
+        start[self.order] = np.fromiter(chain.from_iterable(self.starts), float, self.n)
+        end[self.order] = np.fromiter(chain.from_iterable(self.ends), float, self.n)
         timeline = pa.table({
             "rank": rank,
             "stream": t.column("stream"),

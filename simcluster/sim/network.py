@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 import numpy as np
 import simpy
@@ -93,7 +94,6 @@ class _Batch:
     pending: int
     event: simpy.Event
     tag: object
-    coupled: bool
 
 
 class FlowNetwork:
@@ -113,23 +113,27 @@ class FlowNetwork:
         self.link_max_flows = np.zeros(n, dtype=np.int64)
         self.flows_started = 0
         self.recomputes = 0
-        # Active flows, aligned arrays.
+        # Active flows: aligned per-flow arrays, plus the route of each.
         self._routes: list[np.ndarray] = []
         self._size = np.zeros(0)
         self._left = np.zeros(0)
         self._rate = np.zeros(0)
-        self._batch: list[_Batch] = []
+        self._batch_of = np.zeros(0, dtype=np.int64)  # batch id per flow
+        self._group_of = np.zeros(0, dtype=np.int64)  # coupling group per flow
+        self._batches: dict[int, _Batch] = {}
+        self._next_id = 0
         self._pair_flow = np.zeros(0, dtype=np.int64)
         self._pair_link = np.zeros(0, dtype=np.int64)
-        # Flows started at the current timestamp, not yet sharing.
-        self._new: list[tuple[np.ndarray, float, _Batch]] = []
+        # Batches started at the current timestamp, not yet sharing:
+        # (routes, sizes, batch id, coupled).
+        self._new: list[tuple[list[np.ndarray], np.ndarray, int, bool]] = []
         self._flush_scheduled = False
         self._epoch = 0
         self._t_last = 0.0
 
     @property
     def active_flows(self) -> int:
-        return len(self._routes) + len(self._new)
+        return len(self._routes) + sum(len(r) for r, _, _, _ in self._new)
 
     def transfer(
         self,
@@ -144,15 +148,22 @@ class FlowNetwork:
         with an empty route (same node) finish at once.
         """
         event = self.env.event()
-        batch = _Batch(pending=0, event=event, tag=tag, coupled=coupled)
-        for route, size in zip(routes, sizes):
-            if size > 0 and len(route) > 0:
-                self._new.append((route, float(size), batch))
-                batch.pending += 1
-        self.flows_started += batch.pending
-        if batch.pending == 0:
+        size = np.asarray(sizes, dtype=np.float64)
+        hops = np.fromiter(map(len, routes), dtype=np.int64, count=len(routes))
+        keep = (size > 0) & (hops > 0)
+        count = int(keep.sum())
+        self.flows_started += count
+        if count == 0:
             event.succeed()
-        elif not self._flush_scheduled:
+            return event
+        if count < len(routes):
+            routes = [r for r, k in zip(routes, keep.tolist()) if k]
+            size = size[keep]
+        bid = self._next_id
+        self._next_id += 1
+        self._batches[bid] = _Batch(pending=count, event=event, tag=tag)
+        self._new.append((list(routes), size, bid, coupled))
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             flush = self.env.event()
             flush.callbacks.append(self._on_flush)
@@ -191,37 +202,38 @@ class FlowNetwork:
             done = (self._left <= self._size * _REL_EPS) | (self._left / self._rate <= _TIME_EPS_US)
         if not done.any():
             return
-        for i in np.flatnonzero(done):
-            b = self._batch[i]
-            b.pending -= 1
+        ids, counts = np.unique(self._batch_of[done], return_counts=True)
+        for bid, c in zip(ids.tolist(), counts.tolist()):
+            b = self._batches[bid]
+            b.pending -= c
             if b.pending == 0:
+                del self._batches[bid]
                 b.event.succeed()
         keep = ~done
-        self._routes = [r for r, k in zip(self._routes, keep) if k]
-        self._batch = [b for b, k in zip(self._batch, keep) if k]
+        self._routes = list(compress(self._routes, keep.tolist()))
         self._size = self._size[keep]
         self._left = self._left[keep]
+        self._batch_of = self._batch_of[keep]
+        self._group_of = self._group_of[keep]
 
     def _admit(self) -> None:
         if not self._new:
             return
-        routes, sizes, batches = zip(*self._new)
+        sizes, batch_of, group_of = [self._size], [self._batch_of], [self._group_of]
+        for routes, size, bid, coupled in self._new:
+            self._routes.extend(routes)
+            sizes.append(size)
+            batch_of.append(np.full(len(size), bid, dtype=np.int64))
+            # Coupled flows share their batch's group; others get groups of their own.
+            first = self._next_id
+            self._next_id += 1 if coupled else len(size)
+            group_of.append(np.full(len(size), first, dtype=np.int64) if coupled
+                            else np.arange(first, first + len(size), dtype=np.int64))
         self._new = []
-        self._routes.extend(routes)
-        self._batch.extend(batches)
-        self._size = np.concatenate([self._size, sizes])
-        self._left = np.concatenate([self._left, sizes])
-
-    def _coupling(self) -> np.ndarray | None:
-        """Coupling-group id per active flow: its batch's first flow for coupled batches,
-        itself otherwise; None when no batch is coupled."""
-        if not any(b.coupled for b in self._batch):
-            return None
-        first: dict[int, int] = {}
-        return np.fromiter(
-            (first.setdefault(id(b), i) if b.coupled else i for i, b in enumerate(self._batch)),
-            dtype=np.int64, count=len(self._batch),
-        )
+        self._size = np.concatenate(sizes)
+        self._left = np.concatenate([self._left, *sizes[1:]])
+        self._batch_of = np.concatenate(batch_of)
+        self._group_of = np.concatenate(group_of)
 
     def _update(self) -> None:
         now = self.env.now
@@ -233,12 +245,12 @@ class FlowNetwork:
             self._rate = np.zeros(0)
             self._pair_flow = self._pair_link = np.zeros(0, dtype=np.int64)
             return
-        lengths = np.fromiter((len(r) for r in self._routes), dtype=np.int64,
-                              count=len(self._routes))
+        lengths = np.fromiter(map(len, self._routes), dtype=np.int64, count=len(self._routes))
         self._pair_link = np.concatenate(self._routes).astype(np.int64, copy=False)
         self._pair_flow = np.repeat(np.arange(len(self._routes)), lengths)
+        _, coupling = np.unique(self._group_of, return_inverse=True)
         self._rate = maxmin_rates(self._pair_flow, self._pair_link, len(self._routes),
-                                  self.capacity, self._coupling())
+                                  self.capacity, coupling)
         self.recomputes += 1
         counts = np.bincount(self._pair_link, minlength=len(self.capacity))
         np.maximum(self.link_max_flows, counts, out=self.link_max_flows)

@@ -36,4 +36,4 @@ def load_cluster(path: str | Path) -> Cluster:
     doc = read_yaml(path, TopologyError)
     spec = validate(doc, TopologySpec, TopologyError)
     assert isinstance(spec, TopologySpec)
-    return build(spec, source=path)
+    return build(spec, source=path, doc=doc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from simcluster.errors import TopologyError
 from simcluster.topology import catalog
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.cluster import Cluster
+from simcluster.yamlfile import Loc, YamlDocument
 from simcluster.topology.schema import (
     CustomAccelerator,
     FabricSpec,
@@ -28,11 +30,17 @@ from simcluster.topology.schema import (
 )
 
 
+def _parse_loc(path: str) -> Loc:
+    """``links[0].dst`` -> ``('links', 0, 'dst')``."""
+    return tuple(int(i) if i else k for k, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path))
+
+
 @dataclass
 class _Builder:
     """Accumulates nodes and links in insertion order (which fixes link ids)."""
 
     source: str
+    doc: YamlDocument | None = None
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
     origin: dict[str, str] = field(default_factory=dict)  # node -> YAML path that made it
     src: list[str] = field(default_factory=list)
@@ -42,10 +50,16 @@ class _Builder:
     lat_ns: list[float] = field(default_factory=list)
     link_origin: dict[tuple[str, str], str] = field(default_factory=dict)
 
+    def at(self, path: str) -> str:
+        """``file:line: path: `` for an error about YAML path ``path``."""
+        if self.doc is not None:
+            return self.doc.at(_parse_loc(path))
+        return f"{self.source}: {path}: "
+
     def node(self, name: str, origin: str, **attrs: object) -> str:
         if name in self.graph:
             raise TopologyError(
-                f"{self.source}: {origin}: device name {name!r} is already used by "
+                f"{self.at(origin)}device name {name!r} is already used by "
                 f"{self.origin[name]}; give each device a unique name."
             )
         self.graph.add_node(name, **attrs)
@@ -58,7 +72,7 @@ class _Builder:
         for u, v in ((a, b), (b, a)) if duplex else ((a, b),):
             if self.graph.has_edge(u, v):
                 raise TopologyError(
-                    f"{self.source}: {origin}: a link from {u!r} to {v!r} already exists "
+                    f"{self.at(origin)}a link from {u!r} to {v!r} already exists "
                     f"({self.link_origin[(u, v)]}); merge them into one link with the summed "
                     "bandwidth."
                 )
@@ -104,7 +118,7 @@ def _to_spec(name: str, m: CustomAccelerator) -> AcceleratorSpec:
 
 
 def _resolve_model(
-    model: str, custom: dict[str, AcceleratorSpec], source: str, loc: str
+    model: str, custom: dict[str, AcceleratorSpec], b: _Builder, loc: str
 ) -> AcceleratorSpec:
     spec = catalog.lookup(model, custom)
     if spec is None:
@@ -112,7 +126,7 @@ def _resolve_model(
         close = difflib.get_close_matches(model, known, n=1, cutoff=0.4)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise TopologyError(
-            f"{source}: {loc}: unknown accelerator model {model!r}; {hint}known models: "
+            f"{b.at(loc)}unknown accelerator model {model!r}; {hint}known models: "
             f"{', '.join(known)}. Define others under accelerator_models:."
         )
     return spec
@@ -170,7 +184,7 @@ def _add_server(
         nv_bw = t.nvlink.bandwidth_GBps or spec.nvlink_GBps
         if nv_bw <= 0:
             raise TopologyError(
-                f"{b.source}: {loc}.fabric: {spec.model} has no NVLink in the catalog; set "
+                f"{b.at(loc + '.fabric')}{spec.model} has no NVLink in the catalog; set "
                 f"{loc}.nvlink.bandwidth_GBps or use fabric: pcie."
             )
         nv_lat = _latency(t.nvlink, "nvlink")
@@ -202,7 +216,7 @@ def _add_fabric(
     all_nics = [n for h in hosts for n in nics[h]]
     if not all_nics:
         raise TopologyError(
-            f"{b.source}: fabric: no server has NICs to connect; set nodes[i].nics.count "
+            f"{b.at('fabric')}no server has NICs to connect; set nodes[i].nics.count "
             "(e.g. 8) or remove fabric:."
         )
     kind = f.kind or props.kind[all_nics[0]]
@@ -251,7 +265,7 @@ def _check_connected(b: _Builder) -> None:
             "{" + ", ".join(sorted(c)[:3]) + (", ..." if len(c) > 3 else "") + "}" for c in comps[:3]
         )
         raise TopologyError(
-            f"{b.source}: links: the graph falls apart into {len(comps)} unconnected parts: "
+            f"{b.source}: the graph falls apart into {len(comps)} unconnected parts: "
             f"{parts}. Add links (or a fabric: section) that join them."
         )
     if not nx.is_strongly_connected(g):
@@ -260,17 +274,20 @@ def _check_connected(b: _Builder) -> None:
         one_way = a if nx.has_path(g, a, z) else z
         other = z if one_way == a else a
         raise TopologyError(
-            f"{b.source}: links: {one_way!r} can reach {other!r} but not the other way round; "
+            f"{b.source}: {one_way!r} can reach {other!r} but not the other way round; "
             "make the links between them duplex: true or add the reverse links."
         )
 
 
-def build(spec: TopologySpec, source: str | Path = "<topology>") -> Cluster:
+def build(
+    spec: TopologySpec, source: str | Path = "<topology>", doc: YamlDocument | None = None
+) -> Cluster:
     """Build the cluster graph described by ``spec``.
 
     Parameters:
         spec: a validated topology.
         source: file name used in error messages.
+        doc: the parsed YAML, if any, so that errors can name lines.
 
     Returns:
         The Cluster.
@@ -280,7 +297,7 @@ def build(spec: TopologySpec, source: str | Path = "<topology>") -> Cluster:
             graph.
     """
     source = str(source)
-    b = _Builder(source=source)
+    b = _Builder(source=source, doc=doc)
     custom = _custom_specs(spec)
     specs: dict[str, AcceleratorSpec] = {}
     accelerators: list[str] = []
@@ -289,12 +306,15 @@ def build(spec: TopologySpec, source: str | Path = "<topology>") -> Cluster:
     nic_bw: dict[str, float] = {}
     nic_kind: dict[str, str] = {}
     nic_lat: dict[str, float | None] = {}
+    template_hosts: dict[str, tuple[int, int]] = {}
 
     for ti, t in enumerate(spec.nodes):
-        model = _resolve_model(t.accelerator, custom, source, f"nodes[{ti}].accelerator")
+        model = _resolve_model(t.accelerator, custom, b, f"nodes[{ti}].accelerator")
         for i in range(t.count):
             host = f"{t.name}{i}"
+            base = len(b.src)
             accs, host_nics = _add_server(b, t, ti, host, model)
+            template_hosts[host] = (ti, base)
             for a in accs:
                 specs[a] = model
             accelerators.extend(accs)
@@ -312,7 +332,7 @@ def build(spec: TopologySpec, source: str | Path = "<topology>") -> Cluster:
         loc = f"devices[{di}]"
         attrs: dict[str, object] = {"kind": d.kind, "host": d.host, "template": None}
         if d.kind == "accelerator":
-            model = _resolve_model(d.model or "", custom, source, f"{loc}.model")
+            model = _resolve_model(d.model or "", custom, b, f"{loc}.model")
             attrs.update(model=model.model, nic=d.nic)
             specs[d.name] = model
             accelerators.append(d.name)
@@ -329,7 +349,7 @@ def build(spec: TopologySpec, source: str | Path = "<topology>") -> Cluster:
                 close = difflib.get_close_matches(name, list(b.graph.nodes), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else "declare it under devices:."
                 raise TopologyError(
-                    f"{source}: {loc}.{end}: unknown device {name!r}; {hint}"
+                    f"{b.at(f'{loc}.{end}')}unknown device {name!r}; {hint}"
                 )
         b.link(link.src, link.dst, link.bandwidth_GBps, _latency(link, link.kind), link.kind,
                loc, duplex=link.duplex)
@@ -337,10 +357,15 @@ def build(spec: TopologySpec, source: str | Path = "<topology>") -> Cluster:
     for di, d in enumerate(spec.devices):
         if d.nic is not None and (d.nic not in b.graph or b.graph.nodes[d.nic]["kind"] != "nic"):
             raise TopologyError(
-                f"{source}: devices[{di}].nic: {d.nic!r} is not a device of kind nic; name one."
+                f"{b.at(f'devices[{di}].nic')}{d.nic!r} is not a device of kind nic; name one."
             )
 
     _check_connected(b)
+    # Hosts that explicit devices or links touch may route differently from their template.
+    touched = {d.host for d in spec.devices} | {
+        b.graph.nodes[n]["host"] for link in spec.links for n in (link.src, link.dst)}
+    for host in touched:
+        template_hosts.pop(host, None)  # type: ignore[arg-type]
 
     return Cluster(
         name=spec.name,
@@ -353,6 +378,8 @@ def build(spec: TopologySpec, source: str | Path = "<topology>") -> Cluster:
         link_kind=tuple(b.kind),
         bandwidth_Bpus=np.asarray(b.bw_GBps, dtype=np.float64) * 1e3,
         latency_us=np.asarray(b.lat_ns, dtype=np.float64) / 1e3,
+        route_cost=np.array([_route_cost(bw) for bw in b.bw_GBps], dtype=np.int64),
         network=spec.network,
         source=source,
+        template_hosts=template_hosts,
     )

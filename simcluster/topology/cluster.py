@@ -36,8 +36,13 @@ class Cluster:
         link_src, link_dst, link_kind: per link id, its endpoints and kind.
         bandwidth_Bpus: per link id, bytes per microsecond.
         latency_us: per link id, one-way latency in microseconds.
+        route_cost: per link id, the integer routing cost (see ``build._route_cost``).
         network: collective-model parameters.
         source: the file it was loaded from, if any.
+        template_hosts: host -> (template index, id of its first link) for hosts built from a
+            template and untouched by explicit devices or links. Such a host's links are
+            numbered like every other host of its template, shifted by its first link id,
+            so routes inside it can be computed once per template.
     """
 
     name: str
@@ -50,9 +55,11 @@ class Cluster:
     bandwidth_Bpus: np.ndarray
     latency_us: np.ndarray
     network: NetworkParams
+    route_cost: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     source: str = ""
     description: str = ""
     accelerator_index: dict[str, int] = field(default_factory=dict)
+    template_hosts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bandwidth_Bpus.setflags(write=False)

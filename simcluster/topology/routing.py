@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +48,24 @@ class Router:
         nodes = self._g.nodes
         self._host = {n: nodes[n].get("host") for n in nodes}
         self._transit = {n: nodes[n]["kind"] in TRANSIT_KINDS for n in nodes}
+        self._by_host_kind: dict[tuple[str | None, str], list[str]] = {}
+        for n in nodes:
+            self._by_host_kind.setdefault((self._host[n], nodes[n]["kind"]), []).append(n)
+        self._cost_of_link = cluster.route_cost
+        # Plain adjacency, (neighbour, link id, cost): networkx views are slow to iterate.
+        self._succ: dict[str, list[tuple[str, int, int]]] = {n: [] for n in nodes}
+        self._pred: dict[str, list[tuple[str, int, int]]] = {n: [] for n in nodes}
+        for i, (u, v, cost) in enumerate(zip(cluster.link_src, cluster.link_dst,
+                                             cluster.route_cost.tolist())):
+            self._succ[u].append((v, i, cost))
+            self._pred[v].append((u, i, cost))
+        self._edge_id = {(u, v): i for i, (u, v) in enumerate(zip(cluster.link_src,
+                                                                   cluster.link_dst))}
+        self._hops: dict[tuple[str | None, str, str], list[tuple[str, int]]] = {}
+        self._nearest: dict[tuple[str, str], str | None] = {}
+        self._nearest_local: dict[tuple[int, str, str], str] = {}
         self._routes: dict[tuple[str, str], Route] = {}
+        self._local: dict[tuple[int, str, str], np.ndarray] = {}
         self._dist: dict[tuple[str | None, str], dict[str, int]] = {}
         self._gateway: dict[tuple[str, bool], str] = {}
 
@@ -65,51 +81,94 @@ class Router:
         hit = self._routes.get(key)
         if hit is not None:
             return hit
-        nodes = self.path(src, dst)
-        edges = self._g.edges
-        ids = np.fromiter(
-            (edges[u, v]["id"] for u, v in zip(nodes, nodes[1:])), dtype=np.int32,
-            count=len(nodes) - 1,
-        )
-        r = Route(links=ids, latency_us=float(self._c.latency_us[ids].sum()))
+        hs, hd = self._host[src], self._host[dst]
+        if src == dst:
+            links = np.zeros(0, dtype=np.int32)
+        elif hs is not None and hs == hd:
+            links = self._in_host(hs, src, dst)
+        else:
+            x = src if hs is None else self._gateway_of(src, leaving=True)
+            y = dst if hd is None else self._gateway_of(dst, leaving=False)
+            parts = [self._ids(self._fabric(x, y, src, dst))]
+            if hs is not None:
+                parts.insert(0, self._in_host(hs, src, x))
+            if hd is not None:
+                parts.append(self._in_host(hd, y, dst))
+            links = np.concatenate(parts).astype(np.int32, copy=False)
+        r = Route(links=links, latency_us=float(self._c.latency_us[links].sum()))
         self._routes[key] = r
         return r
 
     def path(self, src: str, dst: str) -> list[str]:
         """The node sequence of the route from ``src`` to ``dst``."""
-        if src == dst:
+        links = self.route(src, dst).links
+        if len(links) == 0:
             return [src]
-        hs, hd = self._host[src], self._host[dst]
-        if hs is not None and hs == hd:
-            return self._walk(hs, src, dst)
-        head = [src] if hs is None else self._walk(hs, src, self._gateway_of(src, leaving=True))
-        tail = [dst] if hd is None else self._walk(hd, self._gateway_of(dst, leaving=False), dst)
-        middle = self._fabric(head[-1], tail[0], src, dst)
-        return head + middle[1:-1] + tail
+        return [self._c.link_src[int(links[0])]] + [self._c.link_dst[int(i)] for i in links]
 
     def nearest(self, src: str, kind: str) -> str | None:
         """The node of ``kind`` closest to ``src`` (same host first), or None if unreachable."""
+        key = (src, kind)
+        if key in self._nearest:
+            return self._nearest[key]
         host = self._host[src]
-        cands = [n for n in self._g.nodes if self._g.nodes[n]["kind"] == kind]
-        same = [n for n in cands if self._host[n] == host]
+        tpl = self._c.template_hosts.get(host) if host else None
+        local_key = (tpl[0], src[len(host) + 1:], kind) if tpl and host else None
+        if local_key is not None and local_key in self._nearest_local:
+            # Every host of a template has the same answer, in host-local names.
+            self._nearest[key] = f"{host}/{self._nearest_local[local_key]}"
+            return self._nearest[key]
+        cands = self._by_host_kind.get((self._host[src], kind)) or [
+            n for (_, k), ns in self._by_host_kind.items() if k == kind for n in ns]
         best: tuple[int, str] | None = None
-        for n in same or cands:
+        for n in cands:
             try:
-                cost = self._cost(self.path(src, n))
+                cost = int(self._cost_of_link[self.route(src, n).links].sum())
             except TopologyError:
                 continue
             if best is None or cost < best[0]:
                 best = (cost, n)
-        return best[1] if best else None
+        self._nearest[key] = best[1] if best else None
+        if local_key is not None and best is not None and host is not None:
+            self._nearest_local[local_key] = best[1][len(host) + 1:]
+        return self._nearest[key]
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _cost(self, nodes: list[str]) -> int:
-        edges = self._g.edges
-        return sum(edges[u, v]["cost"] for u, v in zip(nodes, nodes[1:]))
+    def _ids(self, nodes: list[str]) -> np.ndarray:
+        edge_id = self._edge_id
+        return np.fromiter((edge_id[u, v] for u, v in zip(nodes, nodes[1:])),
+                           dtype=np.int32, count=len(nodes) - 1)
 
-    def _in(self, domain: str | None, n: str) -> bool:
-        return self._host[n] == domain
+    def _next_hops(self, domain: str | None, u: str, dst: str, dist: dict[str, int]
+                   ) -> list[tuple[str, int]]:
+        """Equal-cost next hops (node, link id) from ``u`` towards ``dst``; cached."""
+        key = (domain, u, dst)
+        hit = self._hops.get(key)
+        if hit is None:
+            host, transit = self._host, self._transit
+            here = dist[u]
+            hit = [
+                (v, link) for v, link, cost in self._succ[u]
+                if v in dist and (v == dst or (transit[v] and host[v] == domain))
+                and dist[v] + cost == here
+            ]
+            self._hops[key] = hit
+        return hit
+
+    def _in_host(self, host: str, a: str, b: str) -> np.ndarray:
+        """Link ids from ``a`` to ``b`` inside ``host``; computed once per template."""
+        tpl = self._c.template_hosts.get(host)
+        if tpl is None:
+            return self._ids(self._walk(host, a, b))
+        template, base = tpl
+        cut = len(host) + 1
+        key = (template, a[cut:], b[cut:])
+        offsets = self._local.get(key)
+        if offsets is None:
+            offsets = self._ids(self._walk(host, a, b, strip=cut)) - base
+            self._local[key] = offsets
+        return offsets + base
 
     def _dist_to(self, domain: str | None, target: str) -> dict[str, int]:
         """Least cost from each node of ``domain`` to ``target``, forwarding only through
@@ -118,7 +177,7 @@ class Router:
         hit = self._dist.get(key)
         if hit is not None:
             return hit
-        pred = self._g.pred
+        pred, host = self._pred, self._host
         dist: dict[str, int] = {target: 0}
         heap: list[tuple[int, str]] = [(0, target)]
         done: set[str] = set()
@@ -129,18 +188,20 @@ class Router:
             done.add(v)
             if v != target and not self._transit[v]:
                 continue  # reachable as an endpoint, but it forwards nothing
-            for u, attrs in pred[v].items():
-                if not self._in(domain, u):
+            for u, _, cost in pred[v]:
+                if host[u] != domain:
                     continue
-                nd = d + attrs["cost"]
+                nd = d + cost
                 if nd < dist.get(u, 1 << 62):
                     dist[u] = nd
                     heapq.heappush(heap, (nd, u))
         self._dist[key] = dist
         return dist
 
-    def _walk(self, domain: str | None, src: str, dst: str) -> list[str]:
-        """Shortest path inside ``domain``; equal-cost next hops chosen by hash."""
+    def _walk(self, domain: str | None, src: str, dst: str, strip: int = 0) -> list[str]:
+        """Shortest path inside ``domain``; equal-cost next hops chosen by a hash of the
+        names with their first ``strip`` characters removed (host-local names, so that all
+        hosts of a template choose alike)."""
         if src == dst:
             return [src]
         dist = self._dist_to(domain, dst)
@@ -150,16 +211,14 @@ class Router:
                 f"{self._c.source}: no route from {src!r} to {dst!r} {where}; add links that "
                 "join them (through switches, NICs or CPUs: accelerators do not forward)."
             )
-        succ = self._g.succ
         out = [src]
         u = src
         while u != dst:
-            hops = [
-                v for v, a in succ[u].items()
-                if v in dist and (v == dst or (self._transit[v] and self._in(domain, v)))
-                and dist[v] + a["cost"] == dist[u]
-            ]
-            u = hops[_hash(src, dst, u) % len(hops)] if len(hops) > 1 else hops[0]
+            hops = self._next_hops(domain, u, dst, dist)
+            if len(hops) > 1:
+                u = hops[_hash(src[strip:], dst[strip:], u[strip:]) % len(hops)][0]
+            else:
+                u = hops[0][0]
             out.append(u)
         return out
 
@@ -173,11 +232,11 @@ class Router:
         nic = self._g.nodes[node].get("nic")
         if nic is None:
             host = self._host[node]
-            adj = self._g.succ if leaving else self._g.pred
+            adj = self._succ if leaving else self._pred
             gates = [
                 n for n in self._g.nodes
                 if self._host[n] == host and self._transit[n]
-                and any(self._host[m] is None for m in adj[n])
+                and any(self._host[m] is None for m, _, _ in adj[n])
             ]
             scored = []
             for gate in gates:
@@ -200,17 +259,17 @@ class Router:
         """Path from gateway ``x`` to gateway ``y`` over fabric (host-less) transit nodes."""
         if x == y:
             return [x]
-        succ, pred = self._g.succ, self._g.pred
-        if y in succ[x]:
+        if (x, y) in self._edge_id:
             return [x, y]
-        ups = self._fabric_neighbours(succ[x])
-        downs = self._fabric_neighbours(pred[y])
+        cost = self._cost_of_link
+        ups = [(u, cost[i]) for u, i, _ in self._succ[x] if self._fabric_transit(u)]
+        downs = [(d, cost[i]) for d, i, _ in self._pred[y] if self._fabric_transit(d)]
         options: list[tuple[int, str, str]] = []
-        for d in downs:
+        for d, c_down in downs:
             dist = self._dist_to(None, d)
-            for u in ups:
+            for u, c_up in ups:
                 if u in dist:
-                    options.append((succ[x][u]["cost"] + dist[u] + succ[d][y]["cost"], u, d))
+                    options.append((int(c_up + dist[u] + c_down), u, d))
         if not options:
             raise TopologyError(
                 f"{self._c.source}: no route from {src!r} to {dst!r}: {x!r} and {y!r} are not "
@@ -221,5 +280,5 @@ class Router:
         u, d = ties[_hash(src, dst, x) % len(ties)] if len(ties) > 1 else ties[0]
         return [x] + self._walk(None, u, d) + [y]
 
-    def _fabric_neighbours(self, adj: Iterable[str]) -> list[str]:
-        return [n for n in adj if self._host[n] is None and self._transit[n]]
+    def _fabric_transit(self, n: str) -> bool:
+        return self._host[n] is None and self._transit[n]

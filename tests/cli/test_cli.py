@@ -1,0 +1,150 @@
+"""The command line as a user meets it: output, exit codes, and clean failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from simcluster.cli import main
+from tests.conftest import ROOT
+
+TOPO = str(ROOT / "topologies" / "h100-2node.yaml")
+TRACE = str(ROOT / "traces" / "dp-transformer-16.parquet")
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return int(exit_.value.code or 0), out, err
+
+
+def test_topology_check_show_schema(capsys) -> None:
+    code, out, _ = _run(capsys, "topology", "check", TOPO)
+    assert code == 0 and "16 accelerators, 2 host(s)" in out
+    code, out, _ = _run(capsys, "topology", "show", TOPO)
+    assert code == 0 and "host node0" in out and "1 more host(s) like node0" in out
+    assert "nvlink 450 GB/s" in out and "ib 50 GB/s" in out
+    code, out, _ = _run(capsys, "topology", "schema")
+    assert code == 0 and json.loads(out)["title"] == "simcluster topology"
+
+
+def test_trace_info(capsys) -> None:
+    code, out, _ = _run(capsys, "trace", "info", TRACE)
+    assert code == 0
+    assert "ranks            16" in out and "all_reduce" in out and "groups: 1 (1 of 16 ranks)" in out
+
+
+def test_replay_prints_and_writes(capsys, tmp_path: Path) -> None:
+    out_dir = tmp_path / "run"
+    code, out, _ = _run(capsys, "replay", TRACE, "--topology", TOPO, "--out", str(out_dir))
+    assert code == 0
+    assert "step time" in out and "per-rank breakdown" in out and "busiest links" in out
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["ranks"] == 16 and summary["step_time_us"] > 0
+    assert pq.read_table(out_dir / "timeline.parquet").num_rows == summary["ops"]
+    code, out, _ = _run(capsys, "replay", TRACE, "-t", TOPO, "--quiet", "--placement", "spread")
+    assert code == 0 and float(out) > 0
+
+
+def test_generate_then_replay(capsys, tmp_path: Path) -> None:
+    wl = tmp_path / "w.parquet"
+    code, out, _ = _run(capsys, "generate", "data-parallel", "-o", str(wl), "--ranks", "8",
+                        "--layers", "2")
+    assert code == 0 and "8 ranks" in out
+    code, out, _ = _run(capsys, "replay", str(wl), "-t", str(ROOT / "topologies" / "pcie-8gpu.yaml"),
+                        "-q")
+    assert code == 0 and float(out) > 0
+
+
+def _bad(tmp_path: Path, name: str, text: str | bytes) -> str:
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(p)
+
+
+BAD_TOPOLOGIES = {
+    "yaml syntax": ("name: t\nnodes: [\n", "YAML syntax error"),
+    "unknown key": ("name: t\nnodez: []\n", "unknown key"),
+    "negative bandwidth": (
+        "name: t\ndevices:\n  - {name: a, kind: accelerator, model: H100}\n"
+        "  - {name: b, kind: accelerator, model: H100}\n"
+        "links:\n  - {src: a, dst: b, bandwidth_GBps: -1}\n", "greater than 0"),
+    "zero bandwidth": (
+        "name: t\nnodes:\n  - {accelerator: H100, nics: {count: 1, bandwidth_GBps: 0}}\n",
+        "greater than 0"),
+    "disconnected": (
+        "name: t\nnodes:\n  - {accelerator: H100, count: 2, accelerators: 8}\n",
+        "unconnected parts"),
+    "unknown accelerator": ("name: t\nnodes:\n  - {accelerator: TPUv9}\n",
+                            "known models: A100-SXM4-40GB"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TOPOLOGIES))
+def test_bad_topology_exits_2_without_traceback_or_output(capsys, tmp_path: Path,
+                                                          case: str) -> None:
+    text, expected = BAD_TOPOLOGIES[case]
+    topo = _bad(tmp_path, "bad.yaml", text)
+    out_dir = tmp_path / "out"
+    code, out, err = _run(capsys, "replay", TRACE, "-t", topo, "--out", str(out_dir))
+    assert code == 2
+    assert "bad.yaml" in err and expected in err and "Traceback" not in err + out
+    assert not out_dir.exists()
+
+
+def test_bad_traces_exit_2(capsys, tmp_path: Path) -> None:
+    data = Path(TRACE).read_bytes()
+    out_dir = tmp_path / "out"
+    for name, content, expected in (
+        ("cut.parquet", data[: len(data) // 3], "truncated"),
+        ("json.parquet", b'{"traceEvents": []}', "not a readable Parquet file"),
+    ):
+        code, out, err = _run(capsys, "replay", _bad(tmp_path, name, content), "-t", TOPO,
+                              "--out", str(out_dir))
+        assert code == 2 and name in err and expected in err and "Traceback" not in err
+        assert not out_dir.exists()
+
+
+def test_missing_columns_exit_2(capsys, tmp_path: Path) -> None:
+    t = pq.read_table(TRACE)
+    p = tmp_path / "cols.parquet"
+    pq.write_table(t.drop_columns(["stream"]).replace_schema_metadata(t.schema.metadata), p)
+    code, _, err = _run(capsys, "trace", "info", str(p))
+    assert code == 2 and "missing required column(s) stream" in err
+
+
+def test_placement_that_does_not_fit_exits_2(capsys, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, _, err = _run(capsys, "replay", TRACE, "-t", str(ROOT / "topologies" / "pcie-8gpu.yaml"),
+                        "--out", str(out_dir))
+    assert code == 2 and "16 ranks but cluster 'pcie-8gpu' has 8 accelerators" in err
+    assert list(out_dir.iterdir()) == []  # an existing folder is left as it was
+    place = _bad(tmp_path, "p.yaml", "ranks:\n  0: node0/gpu0\n  1: node0/gpu0\n")
+    code, _, err = _run(capsys, "replay", TRACE, "-t", TOPO, "--placement", place)
+    assert code == 2 and "given to rank 0 and rank 1" in err
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    code, _, err = _run(capsys, "replay", TRACE)
+    assert code == 2 and "--topology" in err
+    code, _, _ = _run(capsys, "no-such-command")
+    assert code == 2
+
+
+def test_installed_console_script_runs() -> None:
+    env = {**os.environ, "COLUMNS": "120"}
+    proc = subprocess.run([sys.executable, "-m", "simcluster", "topology", "check", TOPO],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "ok:" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "simcluster", "trace", "info", "/nonexistent"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "file not found" in proc.stderr and "Traceback" not in proc.stderr

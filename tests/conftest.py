@@ -1,0 +1,87 @@
+"""Shared helpers: tiny clusters and workloads built in code, and the path to ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from simcluster.placement import bind
+from simcluster.sim import simulate
+from simcluster.sim.result import Run
+from simcluster.topology.build import build
+from simcluster.topology.cluster import Cluster
+from simcluster.topology.schema import TopologySpec
+from simcluster.workload.model import Workload, WorkloadMeta
+from simcluster.workload.validate import make_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+# A test accelerator with round numbers: 100 TFLOP/s bf16, 1000 GB/s HBM, 1 GiB.
+TEST_ACCEL = {"peak_tflops": {"bf16": 100.0}, "hbm_GiB": 1.0, "hbm_GBps": 1000.0,
+              "launch_overhead_us": 0.0}
+
+
+def cluster_from(spec: dict[str, Any]) -> Cluster:
+    """Build a cluster from a topology dict (as the YAML would give)."""
+    return build(TopologySpec.model_validate(spec), source="test.yaml")
+
+
+def star(n: int, bandwidth_GBps: float = 100.0, latency_ns: float = 0.0,
+         overhead_us: float = 0.0) -> Cluster:
+    """``n`` test accelerators a0..a{n-1}, each with a duplex link to switch ``sw``."""
+    return cluster_from({
+        "name": f"star{n}",
+        "accelerator_models": {"T": TEST_ACCEL},
+        "devices": [{"name": f"a{i}", "kind": "accelerator", "model": "T"} for i in range(n)]
+        + [{"name": "sw", "kind": "switch"}],
+        "links": [{"src": f"a{i}", "dst": "sw", "bandwidth_GBps": bandwidth_GBps,
+                   "latency_ns": latency_ns} for i in range(n)],
+        "network": {"collective_overhead_us": overhead_us},
+    })
+
+
+def workload(rows: list[dict[str, Any]], groups: dict[str, list[int]] | None = None,
+             world: int = 0) -> Workload:
+    """A validated workload from op rows (``stream`` defaults to ``s``, op_id to the row's
+    position within its rank)."""
+    counters: dict[int, int] = {}
+    full = []
+    for r in rows:
+        r = dict(r)
+        r.setdefault("stream", "s")
+        if "op_id" not in r:
+            r["op_id"] = counters.get(r["rank"], 0)
+        counters[r["rank"]] = max(counters.get(r["rank"], 0), r["op_id"]) + 1
+        r.setdefault("name", f"op{r['op_id']}")
+        full.append(r)
+    from simcluster.workload.model import OPS_SCHEMA
+
+    table = pa.Table.from_pylist(
+        [{f.name: r.get(f.name) for f in OPS_SCHEMA} for r in full], schema=OPS_SCHEMA)
+    return make_workload(table, groups or {}, WorkloadMeta(name="test", world_size=world))
+
+
+def replay(wl: Workload, cluster: Cluster, placement: Any = None) -> Run:
+    return simulate(bind(wl, cluster, placement))
+
+
+def ends(run: Run) -> dict[tuple[int, int], tuple[float, float]]:
+    """(rank, op_id) -> (start_us, end_us)."""
+    t = run.timeline
+    return {
+        (r, o): (s, e)
+        for r, o, s, e in zip(t["rank"].to_pylist(), t["op_id"].to_pylist(),
+                              t["start_us"].to_pylist(), t["end_us"].to_pylist())
+    }
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data folder ``../shared/data``; skips when it is absent (a user's checkout)."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED

@@ -1,0 +1,117 @@
+"""Exact timings of the flow-level network model on hand-computable cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simpy
+
+from simcluster.sim.network import FlowNetwork, maxmin_rates
+
+GB = 1e9
+
+
+def _net(*capacities_GBps: float) -> tuple[simpy.Environment, FlowNetwork]:
+    env = simpy.Environment()
+    return env, FlowNetwork(env, np.array(capacities_GBps) * 1e3)
+
+
+def _finish_times(env: simpy.Environment, events: list[simpy.Event]) -> list[float]:
+    times: list[float] = [np.nan] * len(events)
+    for i, ev in enumerate(events):
+        ev.callbacks.append(lambda _e, i=i: times.__setitem__(i, env.now))
+    env.run()
+    return times
+
+
+def test_one_flow_moves_1GB_over_100GBps_in_10ms() -> None:
+    env, net = _net(100.0)
+    (t,) = _finish_times(env, [net.transfer([np.array([0])], [1 * GB])])
+    assert t == pytest.approx(10_000.0, rel=1e-12)
+
+
+def test_two_flows_share_a_link_equally() -> None:
+    env, net = _net(100.0)
+    ev = [net.transfer([np.array([0])], [1 * GB]), net.transfer([np.array([0])], [1 * GB])]
+    assert _finish_times(env, ev) == pytest.approx([20_000.0, 20_000.0], rel=1e-12)
+
+
+def test_flow_through_100_then_50_hop_runs_at_50() -> None:
+    env, net = _net(100.0, 50.0)
+    (t,) = _finish_times(env, [net.transfer([np.array([0, 1])], [1 * GB])])
+    assert t == pytest.approx(20_000.0, rel=1e-12)
+
+
+def test_rates_recomputed_when_a_flow_joins_and_leaves() -> None:
+    # A starts alone at 0 (100 GB/s). B (0.5 GB) joins at 5 ms: both at 50 GB/s.
+    # A has 0.5 GB left at 5 ms, B 0.5 GB: both finish at 5 + 10 = 15 ms.
+    env, net = _net(100.0)
+    a = net.transfer([np.array([0])], [1 * GB])
+    b = env.event()
+
+    def late() -> object:
+        yield env.timeout(5_000.0)
+        inner = net.transfer([np.array([0])], [0.5 * GB])
+        yield inner
+        b.succeed()
+
+    env.process(late())
+    assert _finish_times(env, [a, b]) == pytest.approx([15_000.0, 15_000.0], rel=1e-12)
+
+
+def test_short_flow_leaves_and_long_one_speeds_up() -> None:
+    # 1 GB and 0.25 GB start together at 50 GB/s each; the short one ends at 5 ms,
+    # the long one has 0.75 GB left and finishes alone at 100 GB/s: 5 + 7.5 = 12.5 ms.
+    env, net = _net(100.0)
+    ev = [net.transfer([np.array([0])], [1 * GB]), net.transfer([np.array([0])], [0.25 * GB])]
+    assert _finish_times(env, ev) == pytest.approx([12_500.0, 5_000.0], rel=1e-12)
+
+
+def test_batch_event_waits_for_all_flows_and_counts_link_bytes() -> None:
+    env, net = _net(100.0, 100.0)
+    ev = net.transfer([np.array([0]), np.array([1])], [1 * GB, 0.5 * GB])
+    (t,) = _finish_times(env, [ev])
+    assert t == pytest.approx(10_000.0)
+    assert net.link_bytes == pytest.approx([1 * GB, 0.5 * GB])
+    assert net.link_busy_us == pytest.approx([10_000.0, 5_000.0])
+    assert net.link_saturated_us == pytest.approx([10_000.0, 5_000.0])
+
+
+def test_empty_route_and_zero_bytes_finish_immediately() -> None:
+    env, net = _net(100.0)
+    ev = net.transfer([np.array([], dtype=np.int32), np.array([0])], [1 * GB, 0])
+    assert _finish_times(env, [ev]) == [0.0]
+    assert net.flows_started == 0
+
+
+def test_maxmin_bottleneck_and_leftover() -> None:
+    # Flows 0,1 share link 0 (90); flow 1 also uses link 1 (30): flow 1 gets 30, flow 0 60.
+    r = maxmin_rates(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, np.array([90.0, 30.0]))
+    assert r.tolist() == pytest.approx([60.0, 30.0])
+
+
+def test_maxmin_three_levels() -> None:
+    # Link caps 10, 40, 100. f0 on l0; f1 on l0,l1; f2 on l1,l2; f3 on l2.
+    # Fill: f0=f1=5 (l0 full); f2 then rises to 35 (l1 full); f3 takes the rest of l2: 65.
+    pf = np.array([0, 1, 1, 2, 2, 3])
+    pl = np.array([0, 0, 1, 1, 2, 2])
+    r = maxmin_rates(pf, pl, 4, np.array([10.0, 40.0, 100.0]))
+    assert r.tolist() == pytest.approx([5.0, 5.0, 35.0, 65.0])
+
+
+def test_coupled_flows_run_at_the_slowest_pace_and_leave_room_for_others() -> None:
+    # A coupled pair: f0 on l0 (100), f1 on l1 (20); f2 independent on l0.
+    # The pair freezes at 20 when l1 fills; f2 takes the rest of l0: 80.
+    r = maxmin_rates(np.array([0, 1, 2]), np.array([0, 1, 0]), 3, np.array([100.0, 20.0]),
+                     coupling=np.array([0, 0, 2]))
+    assert r.tolist() == pytest.approx([20.0, 20.0, 80.0])
+
+
+def test_coupled_transfer_finishes_together() -> None:
+    env, net = _net(100.0, 50.0)
+    ev = net.transfer([np.array([0]), np.array([1])], [1 * GB, 1 * GB], coupled=True)
+    (t,) = _finish_times(env, [ev])
+    assert t == pytest.approx(20_000.0)
+    # The fast link carried its bytes at the slow link's pace: busy all along, never saturated.
+    assert net.link_busy_us == pytest.approx([20_000.0, 20_000.0])
+    assert net.link_saturated_us == pytest.approx([0.0, 20_000.0])

@@ -1,0 +1,89 @@
+"""Template expansion: counts, names, bandwidths, and the catalog."""
+
+from __future__ import annotations
+
+import pytest
+
+from simcluster.topology import catalog, load_cluster
+from tests.conftest import ROOT, TEST_ACCEL, cluster_from
+
+
+def _bw(c, src: str, dst: str) -> float:
+    return float(c.bandwidth_Bpus[c.graph.edges[src, dst]["id"]] / 1e3)
+
+
+def test_h100_2node_counts_by_hand() -> None:
+    c = load_cluster(ROOT / "topologies" / "h100-2node.yaml")
+    # Per host: 2 cpu, 2 mem, 8 pcie switches, 8 nics, 8 gpus, 1 nvswitch. Directed links per
+    # host: mem-cpu 4, cpu-cpu 2, pcie-cpu 16, nic-pcie 16, gpu-pcie 16, gpu-nvswitch 16 = 70;
+    # fabric: 16 nics x 2 = 32. Total 172.
+    assert c.counts() == {"cpu": 4, "memory": 4, "switch": 19, "nic": 16, "accelerator": 16,
+                          "links": 172, "hosts": 2}
+    assert _bw(c, "node0/gpu3", "node0/nvswitch") == 450.0
+    assert _bw(c, "node0/gpu3", "node0/pcie3") == 63.0
+    assert _bw(c, "node1/nic5", "fabric/switch") == 50.0
+    assert c.graph.nodes["node1/gpu5"]["nic"] == "node1/nic5"
+    assert c.specs["node0/gpu0"].hbm_bytes == 80 * 2**30
+
+
+def test_leaf_spine_default_is_non_blocking() -> None:
+    c = cluster_from({
+        "name": "ls", "accelerator_models": {"T": TEST_ACCEL},
+        "nodes": [{"name": "n", "count": 4, "accelerator": "T", "accelerators": 2,
+                   "fabric": "pcie", "nics": {"count": 2, "bandwidth_GBps": 25}}],
+        "fabric": {"topology": "leaf-spine", "nodes_per_leaf": 2, "spines": 2},
+    })
+    # 2 leaves of 2 servers x 2 NICs x 25 GB/s = 100 GB/s down; 2 spines -> 50 GB/s each.
+    assert _bw(c, "fabric/leaf0", "fabric/spine1") == 50.0
+    assert _bw(c, "n3/nic1", "fabric/leaf1") == 25.0
+    assert sum(1 for n in c.graph if n.startswith("fabric/")) == 4
+
+
+def test_nvlink_mesh_splits_bandwidth_over_peers() -> None:
+    c = cluster_from({"name": "m", "nodes": [{"accelerator": "A100", "accelerators": 4,
+                                              "fabric": "nvlink-mesh"}]})
+    assert _bw(c, "node0/gpu0", "node0/gpu3") == pytest.approx(300.0 / 3)
+
+
+def test_pcie_box_has_no_nvlink() -> None:
+    c = load_cluster(ROOT / "topologies" / "pcie-8gpu.yaml")
+    assert "nvlink" not in c.link_kind
+    assert _bw(c, "box0/gpu0", "box0/pcie0") == catalog.PCIE_X16_GBPS[4]
+
+
+def test_accelerator_without_nvlink_on_nvswitch_is_an_error() -> None:
+    from simcluster.errors import TopologyError
+
+    with pytest.raises(TopologyError, match="has no NVLink"):
+        cluster_from({"name": "x", "accelerator_models": {"T": TEST_ACCEL},
+                      "nodes": [{"accelerator": "T", "fabric": "nvswitch"}]})
+
+
+def test_catalog_lookup_by_alias_and_sources() -> None:
+    assert catalog.lookup("nvidia h100 80gb hbm3").model == "H100-SXM5-80GB"
+    assert catalog.lookup("a100").model == "A100-SXM4-80GB"
+    assert catalog.lookup("B200") is None
+    for spec in catalog.ACCELERATORS.values():
+        assert spec.source, spec.model
+        assert spec.peak_flops_per_us("bf16") > 0
+
+
+def test_catalog_peaks_bound_measured_numbers(shared_data) -> None:
+    """Measured GEMM TFLOP/s and STREAM bandwidth on Azure nodes stay below the catalog's peaks,
+    and the compute model's default efficiencies sit inside the measured range."""
+    import re
+
+    from simcluster.sim.compute import ComputeModel
+
+    for fname, model, dtype in (("azure-nd-h100-v5.md", "H100-SXM5-80GB", "fp8"),
+                                ("azure-nd-a100-v4.md", "A100-SXM4-80GB", "bf16")):
+        text = (shared_data / "calibration" / fname).read_text()
+        spec = catalog.ACCELERATORS[model]
+        gemm = [float(x) for x in re.findall(r"\|\s*\d+\s*\|\s*\d+\s*\|\s*\d+\s*\|\s*([\d.]+)", text)]
+        hbm = [float(x) for x in re.findall(r"\|\s*(?:Copy|Mul|Add|Triad|Dot)\s*\|\s*([\d.]+)", text)]
+        assert gemm and hbm
+        peak = spec.peak_tflops[dtype] if dtype in spec.peak_tflops else spec.peak_tflops["bf16"]
+        assert max(gemm) < peak
+        assert max(hbm) * 1e3 < spec.hbm_GBps
+        best_mem_eff = max(hbm) * 1e3 / spec.hbm_GBps
+        assert ComputeModel().memory_efficiency <= best_mem_eff + 0.02
