@@ -1,24 +1,34 @@
 """Replay synthetic data-parallel workloads at growing scale and print throughput.
 
-For each rank count: a DGX-H100-like cluster of ranks/8 servers (leaf-spine of 16 servers
-per leaf beyond one leaf), a data-parallel step of a 12-layer transformer (43 ops per rank,
-13 all-reduces over all ranks), and the simulation timed end to end (compile + run, not
-workload generation or topology build). Prints ops simulated, SimPy events, flows, wall
-seconds and ops/s.
+For each rank count: a DGX-H100-like cluster of ranks/8 servers (one switch up to 16
+servers, else leaf-spine with 16 servers per leaf and 8 spines), and one data-parallel step
+of a 12-layer, 200M-parameter transformer (43 ops per rank, 13 all-reduces over all ranks).
+The timed part is what ``simcluster.simulate`` does: compile the bound workload, then run
+it. Workload generation and topology build are timed separately.
 
-    python bench/bench_replay.py                 # 8, 64, 512, 4096 ranks
-    python bench/bench_replay.py --ranks 8 64    # a subset
+Printed per rank count (median of --repeat runs; ops/s also as the best run):
+
+- ops, SimPy events scheduled and events per op (deterministic), flows, rate recomputations;
+- build_s (topology), compile_s, run_s, wall_s = compile + run;
+- ops_per_s = ops / wall_s (median), best_ops_per_s;
+- step_ms (simulated), peak_rss_MB of the process so far.
+
+    python bench/bench_replay.py                          # 8, 64, 512, 4096 ranks
+    python bench/bench_replay.py --ranks 8 64 --repeat 5
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import gc
 import platform
 import resource
+import statistics
 import time
 
 from simcluster.placement import bind
-from simcluster.sim.engine import Engine
+from simcluster.sim.engine import Engine, _long_lived_objects_frozen
 from simcluster.topology.build import build
 from simcluster.topology.schema import TopologySpec
 from simcluster.workload.generate import DataParallelConfig, data_parallel
@@ -39,34 +49,57 @@ def cluster(ranks: int):
     return build(TopologySpec.model_validate(spec), source=spec["name"])
 
 
-def bench(ranks: int) -> dict[str, float]:
+def once(bound) -> dict[str, float]:
+    with _long_lived_objects_frozen():  # as simcluster.simulate does
+        t0 = time.perf_counter()
+        engine = Engine(bound)
+        gc.freeze()
+        t1 = time.perf_counter()
+        run = engine.run()
+        t2 = time.perf_counter()
+    events = next(engine.env._eid)  # SimPy's running count of scheduled events
+    return {"compile_s": t1 - t0, "run_s": t2 - t1, "wall_s": t2 - t0, "events": events,
+            "flows": run.info["flows"], "recomputes": run.info["rate_recomputations"],
+            "step_ms": run.makespan_us / 1e3}
+
+
+def bench(ranks: int, repeat: int) -> dict[str, float]:
+    t = time.perf_counter()
     c = cluster(ranks)
+    build_s = time.perf_counter() - t
     wl = data_parallel(DataParallelConfig(ranks=ranks))
     bound = bind(wl, c)
-    t0 = time.perf_counter()
-    engine = Engine(bound)
-    t1 = time.perf_counter()
-    run = engine.run()
-    t2 = time.perf_counter()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # KiB on Linux -> ~MB
-    return {"ranks": ranks, "ops": wl.num_ops, "flows": run.info["flows"],
-            "recomputes": run.info["rate_recomputations"], "compile_s": t1 - t0,
-            "run_s": t2 - t1, "wall_s": t2 - t0, "ops_per_s": wl.num_ops / (t2 - t0),
-            "step_ms": run.makespan_us / 1e3, "peak_rss_MB": rss}
+    runs = [once(bound) for _ in range(repeat)]
+    med = {k: statistics.median(r[k] for r in runs) for k in ("compile_s", "run_s", "wall_s")}
+    first = runs[0]
+    return {
+        "ranks": ranks, "ops": wl.num_ops, "events": first["events"],
+        "events_per_op": first["events"] / wl.num_ops, "flows": first["flows"],
+        "recomputes": first["recomputes"], "build_s": build_s, **med,
+        "ops_per_s": wl.num_ops / med["wall_s"],
+        "best_ops_per_s": wl.num_ops / min(r["wall_s"] for r in runs),
+        "step_ms": first["step_ms"],
+        "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+COLS = ("ranks", "ops", "events", "events_per_op", "flows", "recomputes", "build_s",
+        "compile_s", "run_s", "wall_s", "ops_per_s", "best_ops_per_s", "step_ms", "peak_rss_MB")
+INTS = {"ranks", "ops", "events", "flows", "recomputes", "ops_per_s", "best_ops_per_s"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ranks", type=int, nargs="*", default=[8, 64, 512, 4096])
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    cols = ("ranks", "ops", "flows", "recomputes", "compile_s", "run_s", "wall_s", "ops_per_s",
-            "step_ms", "peak_rss_MB")
-    print(" ".join(f"{c:>11}" for c in cols))
+    print(f"# {datetime.date.today()}  {platform.machine()}  {platform.python_version()}  "
+          f"median of {args.repeat}")
+    print(" ".join(f"{c:>14}" for c in COLS))
     for n in args.ranks:
-        r = bench(n)
-        print(" ".join(f"{r[c]:>11.0f}" if isinstance(r[c], int) or c in ("ops_per_s",)
-                       else f"{r[c]:>11.3f}" for c in cols), flush=True)
+        r = bench(n, args.repeat)
+        print(" ".join(f"{r[c]:>14,.0f}" if c in INTS else f"{r[c]:>14.3f}" for c in COLS),
+              flush=True)
 
 
 if __name__ == "__main__":

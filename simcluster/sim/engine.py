@@ -20,8 +20,11 @@ not yet met costs one more); per collective O(ranks) work.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from heapq import heappush
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -30,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import simpy
+from simpy.events import NORMAL
 
 from simcluster.errors import SimulationError, TopologyError
 from simcluster.placement import Bound
@@ -42,6 +46,26 @@ from simcluster.topology.routing import Route, Router
 
 # Op execution classes.
 _TIMED, _COPY_FLOW, _COLLECTIVE, _P2P = 0, 1, 2, 3
+
+
+class _Environment(simpy.Environment):
+    """A SimPy environment that can also fire an event at an absolute time.
+
+    ``timeout(t - now)`` lands at ``now + (t - now)``, which can differ from ``t`` in the
+    last bit; firing at ``t`` itself keeps fused and unfused replays bit-identical.
+    """
+
+    def succeed_at(self, event: simpy.Event, when: float) -> None:
+        """Trigger ``event`` (value None) at time ``when`` >= now."""
+        event._ok = True
+        event._value = None
+        heappush(self._queue, (when, NORMAL, next(self._eid), event))
+
+    def until(self, when: float) -> simpy.Event:
+        """An event that fires at time ``when`` >= now."""
+        event = simpy.Event(self)
+        self.succeed_at(event, when)
+        return event
 
 
 @dataclass(frozen=True)
@@ -82,7 +106,7 @@ class Engine:
         self.cluster = bound.cluster
         self.devices = bound.placement.devices
         self.router = Router(bound.cluster)
-        self.env = simpy.Environment()
+        self.env = _Environment()
         self.net = FlowNetwork(self.env, self.cluster.bandwidth_Bpus)
         self.overhead = float(self.cluster.network.collective_overhead_us)
         self.groups = bound.workload.groups
@@ -104,19 +128,14 @@ class Engine:
         cls, dur = self._classify(t, rank, kind)
         sid, order, bounds = self._streams(t, rank)
         deps, notify = self._deps(t, rank, sid, order, bounds)
+        self._deps_of = deps
         self._comm_keys(t, rank, kind, cls)
 
-        # Per stream, the ops in order as tuples: (index, class, duration, alloc, free,
-        # notify dependents, deps). Iterating tuples beats indexing seven lists per op.
         alloc = _col(t, "alloc_bytes", 0).astype(np.int64)
         free = _col(t, "free_bytes", 0).astype(np.int64)
-        o = order
-        rows = list(zip(o.tolist(), cls[o].tolist(), dur[o].tolist(), alloc[o].tolist(),
-                        free[o].tolist(), notify[o].tolist(), [deps[i] for i in o.tolist()]))
-        b = bounds.tolist()
-        self.streams = [rows[b[s]:b[s + 1]] for s in range(len(b) - 1)]
+        self.streams = self._items(order, bounds, sid, rank, cls, dur, alloc, free, notify, deps)
         self.order = order
-        self.finished = [False] * n
+        self.done_at: list[float | None] = [None] * n
         self.waiters: dict[int, simpy.Event] = {}
         self.wait = [0.0] * n
         self.starts: list[list[float]] = [[] for _ in self.streams]
@@ -162,6 +181,44 @@ class Engine:
         self.comm_bytes = comm_bytes.tolist()
         self.copy_dir = copy_kind.tolist()
         return cls, np.nan_to_num(dur)
+
+    @staticmethod
+    def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndarray,
+               cls: np.ndarray, dur: np.ndarray, alloc: np.ndarray, free: np.ndarray,
+               notify: np.ndarray, deps: list[tuple[int, ...]]) -> list[list[tuple[Any, ...]]]:
+        """Per stream, its ops as tuples ``(index, class, duration, alloc, free, notify, deps,
+        fused)`` in order.
+
+        ``fused`` holds the timed ops that directly follow a timed op and that no one else can
+        observe starting: they have no deps of their own, and their memory effects are
+        ordered the same whenever they apply (the rank touches memory from this stream only).
+        The engine runs such a run of ops with one wake-up, not one per op.
+        """
+        o = order
+        c, d, a, f, nt = cls[o], dur[o], alloc[o], free[o], notify[o]
+        s = sid[o]
+        no_deps = np.fromiter((not deps[i] for i in o.tolist()), dtype=bool, count=len(o))
+        # Ranks whose memory ops all sit on one stream.
+        mem = (alloc > 0) | (free > 0)
+        mem_streams = np.zeros(int(rank.max()) + 1 if len(rank) else 0, dtype=np.int64)
+        pairs = np.unique(np.stack([rank[mem], sid[mem]]), axis=1) if mem.any() else (
+            np.zeros((2, 0), dtype=np.int64))
+        np.add.at(mem_streams, pairs[0], 1)
+        quiet = ~mem[o] | (mem_streams[rank[o]] <= 1)
+        timed = c == _TIMED
+        joins = np.zeros(len(o), dtype=bool)
+        joins[1:] = (timed[1:] & timed[:-1] & no_deps[1:] & quiet[1:] & quiet[:-1]
+                     & (s[1:] == s[:-1]))
+        ol = o.tolist()
+        heads = np.flatnonzero(~joins)
+        rows = list(zip(ol, c.tolist(), d.tolist(), a.tolist(), f.tolist(), nt.tolist(),
+                        [deps[i] for i in ol]))
+        tails = list(zip(ol, d.tolist(), a.tolist(), f.tolist(), nt.tolist()))
+        hl = heads.tolist()
+        items = [(*rows[h], tuple(tails[h + 1:nh])) for h, nh in zip(hl, hl[1:] + [len(o)])]
+        # Heads per stream: a stream's first op is always a head.
+        cuts = np.searchsorted(heads, bounds).tolist()
+        return [items[cuts[k]:cuts[k + 1]] for k in range(len(cuts) - 1)]
 
     def _streams(self, t: pa.Table, rank: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -333,36 +390,63 @@ class Engine:
     # -- the stream process -------------------------------------------------------------------
 
     def _stream(self, sid: int) -> Generator[simpy.Event, Any, None]:
-        # The hot loop: locals only, and ``now`` tracked across timeouts (SimPy's clock
-        # after ``timeout(d)`` is exactly ``now + d``) so that most ops cost one event.
+        # The hot loop: locals only. ``now`` is this process's clock, equal to SimPy's after
+        # every yield; a run of fused timed ops costs one wake-up at its exact end time.
         env = self.env
-        timeout, event = env.timeout, env.event
-        finished, waiters, wait = self.finished, self.waiters, self.wait
+        event, until, succeed_at = env.event, env.until, env.succeed_at
+        done_at, waiters, wait = self.done_at, self.waiters, self.wait
         keys, key_size, rvs = self.key, self.key_size, self._rv
         ledger = self.ledger
-        ops = self.streams[sid]
+        items = self.streams[sid]
         push_start, push_end = self.starts[sid].append, self.ends[sid].append
-        slot = self.rank[ops[0][0]]
+        slot = self.rank[items[0][0]]
         now = env.now
-        for i, c, d, a, f, notify, deps in ops:
+        for i, c, d, a, f, notify, deps, fused in items:
             if deps:
                 for x in deps:
-                    if not finished[x]:
+                    t = done_at[x]
+                    if t is None:
                         ev = waiters.get(x)
                         if ev is None:
                             ev = waiters[x] = event()
                         yield ev
-                now = env.now
+                    elif t > now:
+                        yield until(t)
+                    now = env.now
             push_start(now)
             if a and not ledger.alloc(slot, a):
                 raise ledger.oom(slot, a, self._describe(i))
             if c == _TIMED:
-                if d > 0:
-                    yield timeout(d)
-                    now += d
-            elif c == _COPY_FLOW:
+                t = now + d
+                push_end(t)
+                if notify:
+                    done_at[i] = t
+                    ev = waiters.pop(i, None)
+                    if ev is not None:
+                        succeed_at(ev, t)
+                last_free = f
+                for j, dj, aj, fj, nj in fused:
+                    if last_free:
+                        ledger.free(slot, last_free)
+                    push_start(t)
+                    if aj and not ledger.alloc(slot, aj):
+                        raise ledger.oom(slot, aj, self._describe(j))
+                    t += dj
+                    push_end(t)
+                    if nj:
+                        done_at[j] = t
+                        ev = waiters.pop(j, None)
+                        if ev is not None:
+                            succeed_at(ev, t)
+                    last_free = fj
+                if t > now:
+                    yield until(t)
+                    now = t
+                if last_free:
+                    ledger.free(slot, last_free)
+                continue
+            if c == _COPY_FLOW:
                 yield from self._copy(i)
-                now = env.now
             else:
                 key = keys[i]
                 rv = rvs.get(key)
@@ -378,12 +462,12 @@ class Engine:
                 else:
                     yield rv.done
                 wait[i] = rv.started - now
-                now = env.now
+            now = env.now
             push_end(now)
             if f:
                 ledger.free(slot, f)
             if notify:
-                finished[i] = True
+                done_at[i] = now
                 ev = waiters.pop(i, None)
                 if ev is not None:
                     ev.succeed()
@@ -428,14 +512,15 @@ class Engine:
 
     def _stuck(self, sid: int) -> str | None:
         """What stream ``sid`` waits for, if it did not finish."""
-        ops, ended = self.streams[sid], len(self.ends[sid])
+        ended = len(self.ends[sid])
+        ops = [op for item in self.streams[sid] for op in (item, *item[7])]
         if ended == len(ops):
             return None
-        i, deps = ops[ended][0], ops[ended][6]
+        i, deps = ops[ended][0], self._deps_of[ops[ended][0]]
         rank, stream = self.stream_names[sid]
         where = f"rank {rank} stream {stream!r}: {self._describe(i)}"
         if len(self.starts[sid]) == ended:  # not started: a dependency is unmet
-            x = next(x for x in deps if not self.finished[x])
+            x = next(x for x in deps if self.done_at[x] is None)
             return f"{where} waits for op {self.op_ids[x].as_py()} {self.names[x].as_py()!r}"
         key = self.key[i]
         rv = self._rv.get(key)
@@ -519,6 +604,23 @@ class Engine:
                    info=info, wall_s=wall_s)
 
 
+@contextlib.contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic garbage collector from rescanning the millions of long-lived objects
+    a large replay holds (op tuples, route arrays, graph dicts): a full collection over them
+    costs ~0.1 s each at 4096 ranks. ``gc.freeze`` parks the objects that exist now in a
+    permanent generation; reference counting still frees them as usual. Unfrozen on exit
+    unless the caller had frozen objects itself.
+    """
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if frozen_before == 0:
+            gc.unfreeze()
+
+
 def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
     """Simulate a bound workload.
 
@@ -533,4 +635,7 @@ def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
         SimulationError: out of memory, mismatched collectives, or a deadlock.
         TopologyError: an op needs a route the cluster does not have.
     """
-    return Engine(bound, options).run()
+    with _long_lived_objects_frozen():
+        engine = Engine(bound, options)
+        gc.freeze()  # the compiled engine too
+        return engine.run()

@@ -148,17 +148,21 @@ class FlowNetwork:
         with an empty route (same node) finish at once.
         """
         event = self.env.event()
-        size = np.asarray(sizes, dtype=np.float64)
-        hops = np.fromiter(map(len, routes), dtype=np.int64, count=len(routes))
-        keep = (size > 0) & (hops > 0)
-        count = int(keep.sum())
+        if len(routes) == 1:  # fast path: copies and send/recv
+            size = np.array([float(sizes[0])])
+            count = int(size[0] > 0 and len(routes[0]) > 0)
+        else:
+            size = np.asarray(sizes, dtype=np.float64)
+            hops = np.fromiter(map(len, routes), dtype=np.int64, count=len(routes))
+            keep = (size > 0) & (hops > 0)
+            count = int(keep.sum())
+            if 0 < count < len(routes):
+                routes = [r for r, k in zip(routes, keep.tolist()) if k]
+                size = size[keep]
         self.flows_started += count
         if count == 0:
             event.succeed()
             return event
-        if count < len(routes):
-            routes = [r for r, k in zip(routes, keep.tolist()) if k]
-            size = size[keep]
         bid = self._next_id
         self._next_id += 1
         self._batches[bid] = _Batch(pending=count, event=event, tag=tag)

@@ -26,5 +26,5 @@ def test_ops_buckets_and_dependencies() -> None:
     fwd = next(r for r in r0 if r["name"] == "fwd.layer0")
     assert fwd["flops"] == 24 * 2 * 16 * 64**2 + 4 * 2 * 16**2 * 64
     assert fwd["alloc_bytes"] == 34 * 16 * 2 * 64
-    assert r0[0]["alloc_bytes"] == 16 * dims.params
+    assert r0[1]["name"] == "fwd.embed" and r0[1]["alloc_bytes"] == 16 * dims.params
     assert wl.groups == {"dp": (0, 1, 2)} and wl.meta.extra["params"] == dims.params

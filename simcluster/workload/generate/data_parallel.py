@@ -13,7 +13,7 @@ micro-batch follow Narayanan et al. 2021 (forward ``24 b s h^2 + 4 b s^2 h``; ba
 that). Activation memory per layer is ``34 s b h`` bytes (Korthikanti et al. 2022, 16-bit,
 flash attention so without the ``5 a s^2 b`` term), allocated in forward and freed in
 backward. Weights, gradients and Adam states take 16 bytes per parameter (mixed precision),
-allocated by the first op.
+allocated by the first compute op.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ def _emit_rank(ops: OpsBuilder, cfg: DataParallelConfig, rank: int) -> None:
         common = {"step": step, "dtype": dt}
         static = 16 * d.params if step == 0 else 0
         load = ops.add(rank, "load_batch", "memcpy", "copy", copy_kind="H2D",
-                       comm_bytes=2 * 8 * tokens, alloc_bytes=static, step=step)
+                       comm_bytes=2 * 8 * tokens, step=step)
         ops.add(rank, "fwd.embed", "compute", "compute", flops=0.0,
-                bytes_accessed=4 * tokens * h, deps=[load], **common)
+                bytes_accessed=4 * tokens * h, deps=[load], alloc_bytes=static, **common)
         for layer in range(d.layers):
             ops.add(rank, f"fwd.layer{layer}", "compute", "compute", flops=f_layer,
                     bytes_accessed=by_layer, alloc_bytes=act_layer, **common)
