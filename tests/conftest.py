@@ -44,6 +44,21 @@ def star(n: int, bandwidth_GBps: float = 100.0, latency_ns: float = 0.0,
     })
 
 
+def servers(count: int, gpus: int, nic_GBps: float = 25.0) -> Cluster:
+    """``count`` template servers of ``gpus`` test accelerators on an NVSwitch (400 GB/s),
+    with host memory and one NIC per GPU on one switch: for workloads with host copies."""
+    spec: dict[str, Any] = {
+        "name": f"servers{count}x{gpus}",
+        "accelerator_models": {"T": {**TEST_ACCEL, "hbm_GiB": 80.0}},
+        "nodes": [{"name": "n", "count": count, "accelerator": "T", "accelerators": gpus,
+                   "nvlink": {"bandwidth_GBps": 400.0},
+                   "nics": {"count": gpus, "bandwidth_GBps": nic_GBps}}],
+    }
+    if count > 1:
+        spec["fabric"] = {"topology": "single-switch"}
+    return cluster_from(spec)
+
+
 def workload(rows: list[dict[str, Any]], groups: dict[str, list[int]] | None = None,
              world: int = 0) -> Workload:
     """A validated workload from op rows (``stream`` defaults to ``s``, op_id to the row's

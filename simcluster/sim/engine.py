@@ -76,11 +76,14 @@ class SimOptions:
         compute: the roofline used for ops without a recorded duration.
         progress: called as ``progress(ops_done, ops_total)`` every ``progress_every`` events.
         progress_every: events between progress calls.
+        fuse_timed_ops: run consecutive unobservable timed ops with one wake-up (same
+            results, fewer events); off only to check that claim.
     """
 
     compute: ComputeModel = field(default_factory=ComputeModel)
     progress: Callable[[int, int], None] | None = None
     progress_every: int = 50_000
+    fuse_timed_ops: bool = True
 
 
 @dataclass
@@ -133,7 +136,8 @@ class Engine:
 
         alloc = _col(t, "alloc_bytes", 0).astype(np.int64)
         free = _col(t, "free_bytes", 0).astype(np.int64)
-        self.streams = self._items(order, bounds, sid, rank, cls, dur, alloc, free, notify, deps)
+        self.streams = self._items(order, bounds, sid, rank, cls, dur, alloc, free, notify, deps,
+                                   self.options.fuse_timed_ops)
         self.order = order
         self.done_at: list[float | None] = [None] * n
         self.waiters: dict[int, simpy.Event] = {}
@@ -185,7 +189,8 @@ class Engine:
     @staticmethod
     def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndarray,
                cls: np.ndarray, dur: np.ndarray, alloc: np.ndarray, free: np.ndarray,
-               notify: np.ndarray, deps: list[tuple[int, ...]]) -> list[list[tuple[Any, ...]]]:
+               notify: np.ndarray, deps: list[tuple[int, ...]], fuse: bool = True
+               ) -> list[list[tuple[Any, ...]]]:
         """Per stream, its ops as tuples ``(index, class, duration, alloc, free, notify, deps,
         fused)`` in order.
 
@@ -208,7 +213,7 @@ class Engine:
         timed = c == _TIMED
         joins = np.zeros(len(o), dtype=bool)
         joins[1:] = (timed[1:] & timed[:-1] & no_deps[1:] & quiet[1:] & quiet[:-1]
-                     & (s[1:] == s[:-1]))
+                     & (s[1:] == s[:-1]) & fuse)
         ol = o.tolist()
         heads = np.flatnonzero(~joins)
         rows = list(zip(ol, c.tolist(), d.tolist(), a.tolist(), f.tolist(), nt.tolist(),
