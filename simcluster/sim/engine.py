@@ -191,13 +191,14 @@ class Engine:
                cls: np.ndarray, dur: np.ndarray, alloc: np.ndarray, free: np.ndarray,
                notify: np.ndarray, deps: list[tuple[int, ...]], fuse: bool = True
                ) -> list[list[tuple[Any, ...]]]:
-        """Per stream, its ops as tuples ``(index, class, duration, alloc, free, notify, deps,
-        fused)`` in order.
+        """Per stream, its items in order: ``(index, class, alloc, free, notify, deps,
+        batch)``, one per op that starts a batch.
 
-        ``fused`` holds the timed ops that directly follow a timed op and that no one else can
-        observe starting: they have no deps of their own, and their memory effects are
-        ordered the same whenever they apply (the rank touches memory from this stream only).
-        The engine runs such a run of ops with one wake-up, not one per op.
+        For a timed op, ``batch`` holds ``(index, duration, alloc, free, notify)`` of the op
+        itself and of the timed ops fused after it: those that no one else can observe
+        starting (no deps of their own, and memory effects ordered the same whenever they
+        apply, because the rank touches memory from this stream only). The engine runs a
+        batch with one wake-up, not one per op. Other items have an empty batch.
         """
         o = order
         c, d, a, f, nt = cls[o], dur[o], alloc[o], free[o], notify[o]
@@ -216,11 +217,12 @@ class Engine:
                      & (s[1:] == s[:-1]) & fuse)
         ol = o.tolist()
         heads = np.flatnonzero(~joins)
-        rows = list(zip(ol, c.tolist(), d.tolist(), a.tolist(), f.tolist(), nt.tolist(),
-                        [deps[i] for i in ol]))
+        cl = c.tolist()
+        rows = list(zip(ol, cl, a.tolist(), f.tolist(), nt.tolist(), [deps[i] for i in ol]))
         tails = list(zip(ol, d.tolist(), a.tolist(), f.tolist(), nt.tolist()))
         hl = heads.tolist()
-        items = [(*rows[h], tuple(tails[h + 1:nh])) for h, nh in zip(hl, hl[1:] + [len(o)])]
+        items = [(*rows[h], tuple(tails[h:nh]) if cl[h] == _TIMED else ())
+                 for h, nh in zip(hl, hl[1:] + [len(o)])]
         # Heads per stream: a stream's first op is always a head.
         cuts = np.searchsorted(heads, bounds).tolist()
         return [items[cuts[k]:cuts[k + 1]] for k in range(len(cuts) - 1)]
@@ -406,7 +408,7 @@ class Engine:
         push_start, push_end = self.starts[sid].append, self.ends[sid].append
         slot = self.rank[items[0][0]]
         now = env.now
-        for i, c, d, a, f, notify, deps, fused in items:
+        for i, c, a, f, notify, deps, batch in items:
             if deps:
                 for x in deps:
                     t = done_at[x]
@@ -418,19 +420,11 @@ class Engine:
                     elif t > now:
                         yield until(t)
                     now = env.now
-            push_start(now)
-            if a and not ledger.alloc(slot, a):
-                raise ledger.oom(slot, a, self._describe(i))
             if c == _TIMED:
-                t = now + d
-                push_end(t)
-                if notify:
-                    done_at[i] = t
-                    ev = waiters.pop(i, None)
-                    if ev is not None:
-                        succeed_at(ev, t)
-                last_free = f
-                for j, dj, aj, fj, nj in fused:
+                # The batch: this op and the ops fused after it, back to back from now.
+                t = now
+                last_free = 0
+                for j, dj, aj, fj, nj in batch:
                     if last_free:
                         ledger.free(slot, last_free)
                     push_start(t)
@@ -450,6 +444,9 @@ class Engine:
                 if last_free:
                     ledger.free(slot, last_free)
                 continue
+            push_start(now)
+            if a and not ledger.alloc(slot, a):
+                raise ledger.oom(slot, a, self._describe(i))
             if c == _COPY_FLOW:
                 yield from self._copy(i)
             else:
@@ -518,10 +515,11 @@ class Engine:
     def _stuck(self, sid: int) -> str | None:
         """What stream ``sid`` waits for, if it did not finish."""
         ended = len(self.ends[sid])
-        ops = [op for item in self.streams[sid] for op in (item, *item[7])]
+        ops = [op[0] for item in self.streams[sid] for op in (item[6] or (item,))]
         if ended == len(ops):
             return None
-        i, deps = ops[ended][0], self._deps_of[ops[ended][0]]
+        i = ops[ended]
+        deps = self._deps_of[i]
         rank, stream = self.stream_names[sid]
         where = f"rank {rank} stream {stream!r}: {self._describe(i)}"
         if len(self.starts[sid]) == ended:  # not started: a dependency is unmet

@@ -57,6 +57,13 @@ class AcceleratorSpec:
 # consistent with the gaps seen in the Kineto traces under ../shared/data; calibrated later.
 _LAUNCH_US = 2.0
 
+# Dense peaks shared by the memory variants of one chip (sources in the entries below).
+_V100_TFLOPS = {"fp64": 7.8, "fp32": 15.7, "fp16": 125.0}
+_A100_TFLOPS = {"fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0,
+                "int8": 624.0}
+_HOPPER_TFLOPS = {"fp64": 67.0, "fp32": 67.0, "tf32": 494.5, "fp16": 989.5, "bf16": 989.5,
+                  "fp8": 1979.0, "int8": 1979.0}
+
 ACCELERATORS: dict[str, AcceleratorSpec] = {
     spec.model: spec
     for spec in (
@@ -64,7 +71,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
         # HBM2 900 GB/s, NVLink 300 GB/s total (150 GB/s per direction), PCIe Gen3.
         AcceleratorSpec(
             model="V100-SXM2-32GB",
-            peak_tflops={"fp64": 7.8, "fp32": 15.7, "fp16": 125.0},
+            peak_tflops=_V100_TFLOPS,
             hbm_GiB=32,
             hbm_GBps=900,
             nvlink_GBps=150,
@@ -75,7 +82,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
         ),
         AcceleratorSpec(
             model="V100-SXM2-16GB",
-            peak_tflops={"fp64": 7.8, "fp32": 15.7, "fp16": 125.0},
+            peak_tflops=_V100_TFLOPS,
             hbm_GiB=16,
             hbm_GBps=900,
             nvlink_GBps=150,
@@ -89,10 +96,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
         # NVLink 600 GB/s total (300 GB/s per direction); PCIe Gen4.
         AcceleratorSpec(
             model="A100-SXM4-80GB",
-            peak_tflops={
-                "fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0,
-                "int8": 624.0,
-            },
+            peak_tflops=_A100_TFLOPS,
             hbm_GiB=80,
             hbm_GBps=2039,
             nvlink_GBps=300,
@@ -103,10 +107,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
         ),
         AcceleratorSpec(
             model="A100-SXM4-40GB",
-            peak_tflops={
-                "fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0,
-                "int8": 624.0,
-            },
+            peak_tflops=_A100_TFLOPS,
             hbm_GiB=40,
             hbm_GBps=1555,
             nvlink_GBps=300,
@@ -120,10 +121,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
         # 80 GB HBM3 3.35 TB/s; NVLink 900 GB/s total (450 per direction); PCIe Gen5.
         AcceleratorSpec(
             model="H100-SXM5-80GB",
-            peak_tflops={
-                "fp64": 67.0, "fp32": 67.0, "tf32": 494.5, "fp16": 989.5, "bf16": 989.5,
-                "fp8": 1979.0, "int8": 1979.0,
-            },
+            peak_tflops=_HOPPER_TFLOPS,
             hbm_GiB=80,
             hbm_GBps=3350,
             nvlink_GBps=450,
@@ -136,10 +134,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
         # HBM3e at 4.8 TB/s; NVLink 900 GB/s total; PCIe Gen5.
         AcceleratorSpec(
             model="H200",
-            peak_tflops={
-                "fp64": 67.0, "fp32": 67.0, "tf32": 494.5, "fp16": 989.5, "bf16": 989.5,
-                "fp8": 1979.0, "int8": 1979.0,
-            },
+            peak_tflops=_HOPPER_TFLOPS,
             hbm_GiB=141,
             hbm_GBps=4800,
             nvlink_GBps=450,

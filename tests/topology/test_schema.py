@@ -28,6 +28,14 @@ fabric:
 """
 
 
+TWO_A100 = """\
+name: t
+devices:
+  - {name: a, kind: accelerator, model: A100}
+  - {name: b, kind: accelerator, model: A100}
+"""
+
+
 def _load(tmp_path: Path, text: str) -> object:
     p = tmp_path / "topo.yaml"
     p.write_text(text)
@@ -64,14 +72,7 @@ def test_non_positive_bandwidth(tmp_path: Path, value: str) -> None:
 
 
 def test_explicit_link_zero_bandwidth(tmp_path: Path) -> None:
-    text = """\
-name: t
-devices:
-  - {name: a, kind: accelerator, model: A100}
-  - {name: b, kind: accelerator, model: A100}
-links:
-  - {src: a, dst: b, bandwidth_GBps: 0}
-"""
+    text = TWO_A100 + "links:\n  - {src: a, dst: b, bandwidth_GBps: 0}\n"
     assert "topo.yaml:6: links[0].bandwidth_GBps: input should be greater than 0" in _error(
         tmp_path, text)
 
@@ -89,11 +90,7 @@ def test_disconnected_graph(tmp_path: Path) -> None:
 
 
 def test_one_way_link(tmp_path: Path) -> None:
-    text = """\
-name: t
-devices:
-  - {name: a, kind: accelerator, model: A100}
-  - {name: b, kind: accelerator, model: A100}
+    text = TWO_A100 + """\
   - {name: s, kind: switch}
 links:
   - {src: a, dst: s, bandwidth_GBps: 10}
