@@ -31,8 +31,12 @@ def cluster_from(spec: dict[str, Any]) -> Cluster:
 
 
 def star(n: int, bandwidth_GBps: float = 100.0, latency_ns: float = 0.0,
-         overhead_us: float = 0.0) -> Cluster:
-    """``n`` test accelerators a0..a{n-1}, each with a duplex link to switch ``sw``."""
+         overhead_us: float = 0.0, latency_scale: float = 0.0,
+         **network: Any) -> Cluster:
+    """``n`` test accelerators a0..a{n-1}, each with a duplex link to switch ``sw``.
+
+    The collective model runs ring with no protocol latency unless told otherwise, so that
+    times are the bandwidth terms plus ``overhead_us``."""
     return cluster_from({
         "name": f"star{n}",
         "accelerator_models": {"T": TEST_ACCEL},
@@ -40,7 +44,8 @@ def star(n: int, bandwidth_GBps: float = 100.0, latency_ns: float = 0.0,
         + [{"name": "sw", "kind": "switch"}],
         "links": [{"src": f"a{i}", "dst": "sw", "bandwidth_GBps": bandwidth_GBps,
                    "latency_ns": latency_ns} for i in range(n)],
-        "network": {"collective_overhead_us": overhead_us},
+        "network": {"collective_overhead_us": overhead_us, "latency_scale": latency_scale,
+                    "algorithm": "ring", **network},
     })
 
 

@@ -1,91 +1,287 @@
-"""Collective algorithms as phases of concurrent flows.
+"""Collective algorithms as phases of concurrent flows (no SimPy here).
 
-A collective on p ranks becomes a short list of phases. Each phase is a set of flows that run
-concurrently on the network model plus a number of sequential latency steps. A pipelined ring
-moves its data as p neighbour flows at once, so its cost is O(p) flows, never per chunk.
+A plan is a list of phases. A phase is a set of flows that run at once. Each flow has its
+waypoints (the route is the concatenation of the routes between consecutive waypoints) and a
+*share*: the flow's bytes per byte of the collective's size ``S``. Each phase also has a
+number of sequential latency steps inside a server and across the network. Plans do not
+depend on ``S``, so they are computed once per (group, collective, algorithm) and scaled.
 
-Sizes follow nccl-tests: ``S`` is the per-rank buffer of all_reduce, broadcast and reduce,
-the full output of all_gather, the full input of reduce_scatter, and for all_to_all the bytes
-each rank sends in total (its own share included).
+Sizes follow nccl-tests: ``S`` is the per-rank buffer for all_reduce, broadcast and reduce,
+the full output for all_gather, the full input for reduce_scatter, and for all_to_all the
+bytes each rank sends in total.
 
-Ring formulas (B the bottleneck neighbour bandwidth, alpha the largest neighbour-hop latency):
+Algorithms (``p`` ranks on ``N`` servers of ``g`` ranks, ``C`` channels):
 
-===============  ===================  ======================  ===========================
-collective       bytes per flow       flows                   latency steps
-===============  ===================  ======================  ===========================
-all_reduce       2 (p-1)/p * S        p ring neighbours       2 (p-1)
-all_gather       (p-1)/p * S          p ring neighbours       p-1
-reduce_scatter   (p-1)/p * S          p ring neighbours       p-1
-broadcast        S                    p-1, chain from root    p-1
-reduce           S                    p-1, chain to root      p-1
-all_to_all       S/p                  p (p-1) direct pairs    1
-barrier          0                    none                    2 (p-1)
-send/recv        S                    1                       1
-===============  ===================  ======================  ===========================
-
-so an isolated ring all_reduce takes ``overhead + 2(p-1)/p * S/B + 2(p-1) * alpha``.
+- ``ring``: NCCL-style rings, through a server before leaving it. Across servers there are
+  ``C`` channels, one per NIC rail. Channel ``c`` enters every server at the rank on rail
+  ``c`` and leaves it towards the next server on the same rail: through that rank's NIC,
+  reached over NVLink (PXN), so traffic stays on its rail. Each hop of a channel is a coupled
+  flow of ``f(S)/C``. ``f`` is ``2(p-1)/p`` for all_reduce and ``(p-1)/p`` for all_gather and
+  reduce_scatter. Steps: all_reduce ``2(p-1)``, of which ``2(N-1)`` cross the network.
+- ``tree``: NCCL's double binary tree (all_reduce across servers). Two binary trees over
+  servers with complementary leaves, a chain inside each server, reduce up and broadcast down
+  pipelined together. Per (channel, tree) every edge carries ``S/2C`` each way. Steps
+  ``2(g-1)`` inside, ``2 ceil(log2 N)`` across.
+- ``hierarchical``: reduce-scatter inside each server (ring), all-reduce across servers among
+  the ranks of one rail (``S/g`` each), all-gather inside each server.
+- ``nvls``: in-switch reduction on an NVSwitch (one server). Every rank sends ``S`` to the
+  switch and receives ``S`` back, at the NVLS efficiency. Steps: 2 inside.
+- ``direct`` / ``pairwise``: all_to_all as ``p(p-1)`` independent flows of ``S/p``, at once
+  or in ``p-1`` rounds of ``p``.
+- ``chain``: broadcast and reduce as a pipelined chain along the ring from/to the root:
+  ``p-1`` coupled hops of ``S/C`` per channel, ``p-1`` steps.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+# Which algorithms can run which collective (first = default preference for ties).
+ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "all_reduce": ("ring", "tree", "hierarchical", "nvls"),
+    "all_gather": ("ring",),
+    "reduce_scatter": ("ring",),
+    "broadcast": ("chain",),
+    "reduce": ("chain",),
+    "all_to_all": ("direct", "pairwise"),
+    "barrier": ("ring",),
+}
+ALL_ALGORITHMS: tuple[str, ...] = ("ring", "tree", "hierarchical", "nvls", "chain", "direct",
+                                   "pairwise")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The ranks of a group as the algorithms see them.
+
+    Attributes:
+        devices: accelerator per position; positions of one server are contiguous, in
+            topology order.
+        hosts: per server, its positions in order.
+        rails: per position, the rail (host-local name of the NIC its traffic leaves
+            through), or None.
+        nvls_switch: per server, the NVSwitch that can reduce in-switch for all its ranks,
+            or None.
+    """
+
+    devices: tuple[str, ...]
+    hosts: tuple[tuple[int, ...], ...]
+    rails: tuple[str | None, ...]
+    nvls_switch: tuple[str | None, ...]
+
+    @property
+    def p(self) -> int:
+        return len(self.devices)
+
+    @property
+    def n_hosts(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def uniform(self) -> bool:
+        """Every server holds the same number of ranks."""
+        return len({len(h) for h in self.hosts}) == 1
+
+    def channel_rails(self) -> list[str | None]:
+        """One rail per channel: the rails every server has, in the first server's order;
+        a single rail-less channel inside one server or without a common rail."""
+        if self.n_hosts == 1:
+            return [None]
+        first = [self.rails[i] for i in self.hosts[0]]
+        common = [r for r in dict.fromkeys(first) if r is not None and all(
+            any(self.rails[i] == r for i in h) for h in self.hosts[1:])]
+        return list(common) if common else [None]
+
 
 @dataclass(frozen=True)
 class Phase:
-    """Flows that run at once (positions in the ring order), then ``latency_steps`` hops.
+    """Flows that run at once, then their latency steps.
 
-    ``coupled``: the flows are the hops of one pipeline (ring or chain), which advances at the
-    pace of its slowest hop, so they share one rate.
+    Attributes:
+        paths: per flow, its waypoints (>= 2 node names).
+        share: per flow, bytes per byte of the collective's size.
+        intra_steps, inter_steps: sequential latency steps inside servers / across the network.
+        coupled: the flows are hops of one pipeline and advance at the pace of the slowest.
+        efficiency: extra bandwidth factor of this phase (NVLS in-switch reduction).
     """
 
-    src: np.ndarray
-    dst: np.ndarray
-    nbytes: np.ndarray
-    latency_steps: int
+    paths: tuple[tuple[str, ...], ...]
+    share: np.ndarray
+    intra_steps: int
+    inter_steps: int
     coupled: bool = True
+    efficiency: float = 1.0
 
 
-def _ring(p: int) -> tuple[np.ndarray, np.ndarray]:
-    src = np.arange(p)
-    return src, (src + 1) % p
+# -- ring orders ----------------------------------------------------------------------------------
+
+def _rotated(layout: Layout, host: tuple[int, ...], rail: str | None) -> list[int]:
+    """The server's positions starting at the one on ``rail`` (or as they are)."""
+    start = next((k for k, i in enumerate(host) if layout.rails[i] == rail), 0)
+    return list(host[start:]) + list(host[:start])
 
 
-def plan(collective: str, size: int, p: int, root: int = 0) -> list[Phase]:
-    """Phases of ``collective`` of ``size`` bytes over ``p`` ranks in ring order.
+def ring_hops(layout: Layout, rail: str | None, pxn: bool = True) -> list[tuple[str, ...]]:
+    """The ``p`` hops of one ring channel, as waypoint tuples, in ring order from position 0
+    of the channel's order. The hop that leaves a server goes through the rank on the
+    channel's rail (PXN) when ``pxn`` and that rank is not the one leaving."""
+    d = layout.devices
+    if layout.p == 1:
+        return []
+    seqs = [_rotated(layout, h, rail) for h in layout.hosts]
+    hops: list[tuple[str, ...]] = []
+    for k, seq in enumerate(seqs):
+        hops += [(d[a], d[b]) for a, b in zip(seq, seq[1:])]
+        nxt = seqs[(k + 1) % len(seqs)][0]
+        last = seq[-1]
+        if len(seqs) == 1:
+            hops.append((d[last], d[nxt]))
+        elif pxn and rail is not None and layout.rails[last] != rail and seq[0] != last:
+            hops.append((d[last], d[seq[0]], d[nxt]))
+        else:
+            hops.append((d[last], d[nxt]))
+    return hops
 
-    Parameters:
-        collective: one of ``COLLECTIVES``.
-        size: bytes, nccl-tests convention (module docstring).
-        p: number of ranks.
-        root: ring position of the root (broadcast, reduce).
 
-    Returns:
-        The phases, in order; empty flows are omitted, latency steps kept.
+def _ring_steps(layout: Layout, laps: int) -> tuple[int, int]:
+    total = laps * (layout.p - 1)
+    inter = laps * (layout.n_hosts - 1)
+    return total - inter, inter
 
-    Example:
-        >>> [ (len(ph.src), ph.nbytes[0], ph.latency_steps) for ph in plan("all_reduce", 800, 4)]
-        [(4, 1200.0, 6)]
-    """
+
+def plan_ring(layout: Layout, collective: str, pxn: bool = True) -> list[Phase]:
+    """Ring all_reduce / all_gather / reduce_scatter / barrier over ``C`` rail channels."""
+    p = layout.p
     if p <= 1:
         return []
-    s = float(size)
-    if collective in ("all_reduce", "barrier"):
-        src, dst = _ring(p)
-        per = 2.0 * (p - 1) / p * s if collective == "all_reduce" else 0.0
-        return [Phase(src, dst, np.full(p, per), 2 * (p - 1))]
-    if collective in ("all_gather", "reduce_scatter"):
-        src, dst = _ring(p)
-        return [Phase(src, dst, np.full(p, (p - 1) / p * s), p - 1)]
-    if collective in ("broadcast", "reduce"):
-        # broadcast: root, root+1, ..., root-1; reduce flows the other way round, ending at root.
-        first = root if collective == "broadcast" else root + 1
-        chain = (first + np.arange(p)) % p
-        return [Phase(chain[:-1], chain[1:], np.full(p - 1, s), p - 1)]
-    if collective == "all_to_all":
-        i, j = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-        off = i != j
-        return [Phase(i[off], j[off], np.full(int(off.sum()), s / p), 1, coupled=False)]
-    raise ValueError(f"unknown collective {collective!r}")
+    rails = layout.channel_rails()
+    laps = 2 if collective in ("all_reduce", "barrier") else 1
+    per_hop = {"all_reduce": 2 * (p - 1) / p, "barrier": 0.0}.get(collective, (p - 1) / p)
+    paths = [hop for rail in rails for hop in ring_hops(layout, rail, pxn)]
+    share = np.full(len(paths), per_hop / len(rails))
+    intra, inter = _ring_steps(layout, laps)
+    return [Phase(tuple(paths), share, intra, inter)]
+
+
+def plan_chain(layout: Layout, root: int, pxn: bool = True, to_root: bool = False
+               ) -> list[Phase]:
+    """Pipelined chain along each channel's ring from position ``root`` (broadcast), or the
+    same hops reversed so that data flows to the root (reduce)."""
+    p = layout.p
+    if p <= 1:
+        return []
+    rails = layout.channel_rails()
+    paths: list[tuple[str, ...]] = []
+    root_dev = layout.devices[root]
+    for rail in rails:
+        hops = ring_hops(layout, rail, pxn)
+        start = next(k for k, h in enumerate(hops) if h[0] == root_dev)
+        chain = [hops[(start + k) % p] for k in range(p - 1)]
+        paths += [h[::-1] for h in chain] if to_root else chain
+    intra, inter = _ring_steps(layout, 1)
+    return [Phase(tuple(paths), np.full(len(paths), 1.0 / len(rails)), intra, inter)]
+
+
+def _tree_parents(n: int, mirrored: bool) -> list[int]:
+    """Parent of each server in a heap-ordered binary tree (root -1); the mirrored tree
+    numbers servers from the other end, so its leaves are the first tree's inner nodes."""
+    order = list(range(n))[::-1] if mirrored else list(range(n))
+    parents = [-1] * n
+    for k in range(1, n):
+        parents[order[k]] = order[(k - 1) // 2]
+    return parents
+
+
+def plan_tree(layout: Layout) -> list[Phase]:
+    """Double binary tree across servers, chain inside each (all_reduce, N >= 2)."""
+    d = layout.devices
+    rails = layout.channel_rails()
+    paths: list[tuple[str, ...]] = []
+    for rail in rails:
+        chains = [_rotated(layout, h, rail) for h in layout.hosts]
+        for mirrored in (False, True):
+            for chain in chains:  # reduce towards the head, broadcast back
+                paths += [(d[b], d[a]) for a, b in zip(chain, chain[1:])]
+                paths += [(d[a], d[b]) for a, b in zip(chain, chain[1:])]
+            for child, parent in enumerate(_tree_parents(layout.n_hosts, mirrored)):
+                if parent >= 0:
+                    c, q = d[chains[child][0]], d[chains[parent][0]]
+                    paths += [(c, q), (q, c)]
+    share = np.full(len(paths), 1.0 / (2 * len(rails)))
+    g = max(len(h) for h in layout.hosts)
+    return [Phase(tuple(paths), share, 2 * (g - 1), 2 * math.ceil(math.log2(layout.n_hosts)))]
+
+
+def plan_hierarchical(layout: Layout, pxn: bool = True) -> list[Phase]:
+    """Reduce-scatter in each server, all-reduce across servers per rail, all-gather in each
+    server (all_reduce, N >= 2, the same number of ranks per server)."""
+    d = layout.devices
+    g = len(layout.hosts[0])
+    n = layout.n_hosts
+    local: list[tuple[str, ...]] = []
+    for h in layout.hosts:
+        local += [(d[h[k]], d[h[(k + 1) % g]]) for k in range(g)] if g > 1 else []
+    inner = Phase(tuple(local), np.full(len(local), (g - 1) / g), g - 1, 0)
+    cross = [(d[layout.hosts[k][j]], d[layout.hosts[(k + 1) % n][j]])
+             for j in range(g) for k in range(n)]
+    across = Phase(tuple(cross), np.full(len(cross), 2 * (n - 1) / n / g), 0, 2 * (n - 1))
+    return [inner, across, inner] if g > 1 else [across]
+
+
+def plan_nvls(layout: Layout, efficiency: float) -> list[Phase]:
+    """In-switch reduction: each rank sends S to the switch and gets S back (one server)."""
+    switch = layout.nvls_switch[0]
+    assert switch is not None
+    paths = [(dev, switch) for dev in layout.devices] + [(switch, dev) for dev in layout.devices]
+    return [Phase(tuple(paths), np.ones(len(paths)), 2, 0, efficiency=efficiency)]
+
+
+def plan_all_to_all(layout: Layout, pairwise: bool) -> list[Phase]:
+    """Direct (all pairs at once) or pairwise (p-1 rounds of i -> i+k) all_to_all."""
+    p, d = layout.p, layout.devices
+    if p <= 1:
+        return []
+    cross = int(layout.n_hosts > 1)
+    rounds = [[(d[i], d[(i + k) % p]) for i in range(p)] for k in range(1, p)]
+    if not pairwise:
+        rounds = [[hop for r in rounds for hop in r]]
+    return [Phase(tuple(r), np.full(len(r), 1.0 / p), 1 - cross, cross, coupled=False)
+            for r in rounds]
+
+
+def applicable(algorithm: str, collective: str, layout: Layout) -> bool:
+    """Whether ``algorithm`` can run ``collective`` on ``layout``."""
+    if algorithm not in ALGORITHMS.get(collective, ()):
+        return False
+    if algorithm in ("tree", "hierarchical"):
+        return layout.n_hosts >= 2 and (algorithm == "tree" or layout.uniform)
+    if algorithm == "nvls":
+        return layout.n_hosts == 1 and layout.nvls_switch[0] is not None and layout.p > 1
+    return True
+
+
+def plan(algorithm: str, collective: str, layout: Layout, *, root: int = 0, pxn: bool = True,
+         nvls_efficiency: float = 1.0) -> list[Phase]:
+    """The phases of ``collective`` with ``algorithm`` on ``layout``.
+
+    Raises:
+        ValueError: the algorithm does not apply (see :func:`applicable`).
+    """
+    if not applicable(algorithm, collective, layout):
+        raise ValueError(f"{algorithm} cannot run {collective} on this group")
+    if layout.p <= 1:
+        return []
+    if algorithm == "ring":
+        return plan_ring(layout, collective, pxn)
+    if algorithm == "chain":
+        return plan_chain(layout, root, pxn, to_root=collective == "reduce")
+    if algorithm == "tree":
+        return plan_tree(layout)
+    if algorithm == "hierarchical":
+        return plan_hierarchical(layout, pxn)
+    if algorithm == "nvls":
+        return plan_nvls(layout, nvls_efficiency)
+    return plan_all_to_all(layout, pairwise=algorithm == "pairwise")

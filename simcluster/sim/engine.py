@@ -37,7 +37,7 @@ from simpy.events import NORMAL
 
 from simcluster.errors import SimulationError, TopologyError
 from simcluster.placement import Bound
-from simcluster.sim import collectives
+from simcluster.sim.comm import CommModel, Schedule
 from simcluster.sim.compute import ComputeModel, resolve_durations
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork
@@ -110,11 +110,9 @@ class Engine:
         self.devices = bound.placement.devices
         self.router = Router(bound.cluster)
         self.env = _Environment()
-        self.net = FlowNetwork(self.env, self.cluster.bandwidth_Bpus)
-        self.overhead = float(self.cluster.network.collective_overhead_us)
+        self.net = FlowNetwork(self.env, self.cluster.capacity_Bpus)
         self.groups = bound.workload.groups
-        self._ring_order: dict[str, tuple[int, ...]] = {}
-        self._routes_cache: dict[tuple[Any, ...], list[tuple[list[np.ndarray], float]]] = {}
+        self.comm = CommModel(self.cluster, self.router, self.devices, self.groups)
         self._rv: dict[Any, _Rendezvous] = {}
         self._compile()
 
@@ -142,6 +140,7 @@ class Engine:
         self.done_at: list[float | None] = [None] * n
         self.waiters: dict[int, simpy.Event] = {}
         self.wait = [0.0] * n
+        self.algorithm: list[str | None] = [None] * n
         self.starts: list[list[float]] = [[] for _ in self.streams]
         self.ends: list[list[float]] = [[] for _ in self.streams]
 
@@ -294,52 +293,29 @@ class Engine:
 
     # -- communication ------------------------------------------------------------------------
 
-    def _ring(self, group: str) -> tuple[int, ...]:
-        """Ranks of ``group`` in ring order: by accelerator topology order, so a ring runs
-        through a server before it leaves it (NCCL-style)."""
-        hit = self._ring_order.get(group)
-        if hit is None:
-            idx = self.cluster.accelerator_index
-            hit = tuple(sorted(self.groups[group], key=lambda r: idx[self.devices[r]]))
-            self._ring_order[group] = hit
-        return hit
-
-    def _phase_routes(
-        self, key: tuple[Any, ...], ranks: tuple[int, ...], phases: list[collectives.Phase]
-    ) -> list[tuple[list[np.ndarray], float]]:
-        """Per phase: the flows' routes and the latency of one step (slowest hop, us)."""
-        hit = self._routes_cache.get(key)
-        if hit is None:
-            hit = []
-            for ph in phases:
-                routes = [
-                    self.router.route(self.devices[ranks[s]], self.devices[ranks[d]])
-                    for s, d in zip(ph.src.tolist(), ph.dst.tolist())
-                ]
-                alpha = max((r.latency_us for r in routes), default=0.0)
-                hit.append(([r.links for r in routes], alpha))
-            self._routes_cache[key] = hit
-        return hit
+    def _run(self, rv: _Rendezvous, sched: Schedule, tag: Any
+             ) -> Generator[simpy.Event, Any, None]:
+        """Run a schedule: fixed cost, then each phase's flows and latency steps."""
+        env = self.env
+        rv.started = env.now
+        label = sched.label
+        for i in rv.arrived:
+            self.algorithm[i] = label
+        if sched.fixed_us > 0:
+            yield env.timeout(sched.fixed_us)
+        for ph in sched.phases:
+            yield self.net.transfer(ph.routes, ph.nbytes, tag=tag, coupled=ph.coupled)
+            if ph.latency_us > 0:
+                yield env.timeout(ph.latency_us)
+        rv.done.succeed()
 
     def _run_collective(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
         first = rv.arrived[0]
         self._check_match(rv)
-        env = self.env
-        rv.started = env.now
         group, seq = self.key[first]
-        name = self.collective[first]
-        ranks = self._ring(group)
-        root_rank = self.root[first]
-        root = ranks.index(root_rank) if root_rank in ranks else 0
-        phases = collectives.plan(name, self.comm_bytes[first], len(ranks), root)
-        if self.overhead > 0:
-            yield env.timeout(self.overhead)
-        routes = self._phase_routes((group, name, root), ranks, phases)
-        for ph, (links, alpha) in zip(phases, routes):
-            yield self.net.transfer(links, ph.nbytes, tag=(group, seq), coupled=ph.coupled)
-            if ph.latency_steps and alpha > 0:
-                yield env.timeout(ph.latency_steps * alpha)
-        rv.done.succeed()
+        sched = self.comm.collective(group, self.collective[first], self.comm_bytes[first],
+                                     self.root[first])
+        yield from self._run(rv, sched, (group, seq))
 
     def _run_p2p(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
         a, b = rv.arrived
@@ -349,16 +325,9 @@ class Engine:
                 f"{self._describe(b)} moves {self.comm_bytes[b]} B; a send and its recv must "
                 "have the same comm_bytes."
             )
-        env = self.env
-        rv.started = env.now
         _, src, dst, _ = self.key[a]
-        route = self.router.route(self.devices[src], self.devices[dst])
-        if self.overhead > 0:
-            yield env.timeout(self.overhead)
-        yield self.net.transfer([route.links], [self.comm_bytes[a]], tag=self.key[a])
-        if route.latency_us > 0:
-            yield env.timeout(route.latency_us)
-        rv.done.succeed()
+        sched = self.comm.p2p(self.devices[src], self.devices[dst], self.comm_bytes[a])
+        yield from self._run(rv, sched, self.key[a])
 
     def _check_match(self, rv: _Rendezvous) -> None:
         """All ranks at one (group, seq) must call the same collective with the same size."""
@@ -570,6 +539,7 @@ class Engine:
             "comm_bytes": t.column("comm_bytes"),
             "collective": t.column("collective"),
             "group": t.column("group"),
+            "algorithm": pa.array(self.algorithm, pa.string()),
         })
         makespan = float(end.max()) if self.n else 0.0
         net = self.net

@@ -91,6 +91,10 @@ def _route_cost(bandwidth_GBps: float) -> int:
     return 1 + round(1e4 / bandwidth_GBps)
 
 
+def _efficiency(spec: TopologySpec, kind: str) -> float:
+    return spec.network.link_efficiency.get(kind, catalog.LINK_EFFICIENCY[kind])
+
+
 def _latency(params: LinkParams | None, kind: str, fallback_ns: float | None = None) -> float:
     if params is not None and params.latency_ns is not None:
         return params.latency_ns
@@ -114,6 +118,7 @@ def _to_spec(name: str, m: CustomAccelerator) -> AcceleratorSpec:
         launch_overhead_us=m.launch_overhead_us,
         source=m.source,
         vendor="custom",
+        nvls=m.nvls,
     )
 
 
@@ -210,9 +215,13 @@ class _NicProps:
 
 
 def _add_fabric(
-    b: _Builder, f: FabricSpec, hosts: list[str], nics: dict[str, list[str]], props: _NicProps
+    b: _Builder, f: FabricSpec, hosts: list[str], nics: dict[str, list[str]], props: _NicProps,
+    accelerators: list[str],
 ) -> None:
-    """Connect every server's NICs through one switch or a leaf-spine fabric."""
+    """Connect the servers (or, for a torus, the accelerators) as ``f`` says."""
+    if f.topology == "torus":
+        _fabric_torus(b, f, accelerators)
+        return
     all_nics = [n for h in hosts for n in nics[h]]
     if not all_nics:
         raise TopologyError(
@@ -221,39 +230,104 @@ def _add_fabric(
         )
     kind = f.kind or props.kind[all_nics[0]]
 
-    def bw(nic: str) -> float:
-        return f.link.bandwidth_GBps or props.bandwidth[nic]
-
-    def lat(nic: str) -> float:
-        return _latency(f.link, kind, props.latency[nic])
+    def attach(nic: str, switch: str) -> float:
+        """Link a NIC to its first switch; return the link's bandwidth."""
+        bw = f.link.bandwidth_GBps or props.bandwidth[nic]
+        b.link(nic, switch, bw, _latency(f.link, kind, props.latency[nic]), kind, "fabric.link")
+        return bw
 
     if f.topology == "single-switch":
         sw = b.node("fabric/switch", "fabric", kind="switch", host=None, role="fabric")
         for nic in all_nics:
-            b.link(nic, sw, bw(nic), lat(nic), kind, "fabric.link")
-        return
+            attach(nic, sw)
+    elif f.topology == "fat-tree":
+        _fabric_fat_tree(b, f, all_nics, kind, attach)
+    else:
+        per_unit = f.nodes_per_leaf or 1
+        leaves: dict[str, str] = {}
+        down: dict[str, float] = {}
+        for h_i, h in enumerate(hosts):
+            for r, nic in enumerate(nics[h]):
+                label = (f"leaf{h_i // per_unit}" if f.topology == "leaf-spine"
+                         else f"su{h_i // per_unit}-rail{r}")
+                if label not in leaves:
+                    leaves[label] = b.node(f"fabric/{label}", "fabric", kind="switch", host=None,
+                                           role="leaf")
+                down[label] = down.get(label, 0.0) + attach(nic, leaves[label])
+        spines = [b.node(f"fabric/spine{i}", "fabric", kind="switch", host=None, role="spine")
+                  for i in range(f.spines)]
+        lat = _latency(f.spine_link, kind)
+        for label, leaf in leaves.items():
+            # Default uplink: the leaf's downlink bandwidth over the oversubscription, split
+            # evenly over the spines.
+            up = f.spine_link.bandwidth_GBps or down[label] / f.oversubscription / f.spines
+            for sp in spines:
+                b.link(leaf, sp, up, lat, kind, "fabric.spine_link")
 
-    per_leaf = f.nodes_per_leaf or 1
-    n_leaves = math.ceil(len(hosts) / per_leaf)
-    leaves = [
-        b.node(f"fabric/leaf{i}", "fabric", kind="switch", host=None, role="leaf")
-        for i in range(n_leaves)
-    ]
-    spines = [
-        b.node(f"fabric/spine{i}", "fabric", kind="switch", host=None, role="spine")
-        for i in range(f.spines)
-    ]
-    down_bw = [0.0] * n_leaves
-    for h_i, h in enumerate(hosts):
-        for nic in nics[h]:
-            b.link(nic, leaves[h_i // per_leaf], bw(nic), lat(nic), kind, "fabric.link")
-            down_bw[h_i // per_leaf] += bw(nic)
-    spine_lat = _latency(f.spine_link, kind)
-    for li, leaf in enumerate(leaves):
-        # Default: non-blocking, the leaf's uplinks carry as much as its downlinks.
-        up = f.spine_link.bandwidth_GBps or down_bw[li] / f.spines
-        for sp in spines:
-            b.link(leaf, sp, up, spine_lat, kind, "fabric.spine_link")
+
+def _fabric_fat_tree(b: _Builder, f: FabricSpec, nics: list[str], kind: str, attach) -> None:
+    """k-ary fat-tree: k pods of k/2 edge and k/2 aggregation switches, (k/2)^2 cores."""
+    k = f.k or 2
+    half = k // 2
+    if len(nics) > k**3 // 4:
+        raise TopologyError(
+            f"{b.at('fabric.k')}a {k}-ary fat-tree connects at most {k**3 // 4} NICs but the "
+            f"servers have {len(nics)}; raise k."
+        )
+    edges = [[b.node(f"fabric/pod{p}-edge{e}", "fabric", kind="switch", host=None, role="edge")
+              for e in range(half)] for p in range(k)]
+    aggs = [[b.node(f"fabric/pod{p}-agg{a}", "fabric", kind="switch", host=None, role="agg")
+             for a in range(half)] for p in range(k)]
+    cores = [b.node(f"fabric/core{c}", "fabric", kind="switch", host=None, role="core")
+             for c in range(half * half)]
+    bw = 0.0
+    for n, nic in enumerate(nics):
+        edge = n // half
+        bw = attach(nic, edges[edge // half][edge % half])
+    up = (f.spine_link.bandwidth_GBps or bw) / f.oversubscription
+    lat = _latency(f.spine_link, kind)
+    for p in range(k):
+        for e in edges[p]:
+            for a in aggs[p]:
+                b.link(e, a, up, lat, kind, "fabric.spine_link")
+        for a_i, a in enumerate(aggs[p]):
+            for j in range(half):
+                b.link(a, cores[a_i * half + j], up, lat, kind, "fabric.spine_link")
+
+
+def _fabric_torus(b: _Builder, f: FabricSpec, accelerators: list[str]) -> None:
+    """Accelerators on a torus: each with an ICI router, routers linked to their +-1
+    neighbours in every dimension (with wraparound)."""
+    dims = f.dims or []
+    if math.prod(dims) != len(accelerators):
+        raise TopologyError(
+            f"{b.at('fabric.dims')}a {'x'.join(map(str, dims))} torus holds "
+            f"{math.prod(dims)} accelerators but the servers have {len(accelerators)}; make "
+            "them equal."
+        )
+    if f.link.bandwidth_GBps is None:
+        raise TopologyError(
+            f"{b.at('fabric.link')}a torus needs link.bandwidth_GBps (ICI, per link per "
+            "direction)."
+        )
+    bw = f.link.bandwidth_GBps
+    lat = _latency(f.link, "ici")
+    routers = []
+    for i, acc in enumerate(accelerators):
+        r = b.node(f"fabric/ici{i}", "fabric", kind="switch", host=None, role="ici-router")
+        # The chip's own port into its router carries all its ICI links at once.
+        b.link(acc, r, 2 * len(dims) * bw, 0.0, "ici", "fabric")
+        b.graph.nodes[acc]["nic"] = r
+        routers.append(r)
+    strides = [math.prod(dims[:d]) for d in range(len(dims))]
+    for i in range(len(accelerators)):
+        coord = [(i // strides[d]) % dims[d] for d in range(len(dims))]
+        for d in range(len(dims)):
+            nxt = list(coord)
+            nxt[d] = (coord[d] + 1) % dims[d]
+            j = sum(c * s for c, s in zip(nxt, strides))
+            if not b.graph.has_edge(routers[i], routers[j]):
+                b.link(routers[i], routers[j], bw, lat, "ici", "fabric.link")
 
 
 def _check_connected(b: _Builder) -> None:
@@ -326,7 +400,8 @@ def build(
                 nic_lat[n] = t.nics.latency_ns
 
     if spec.fabric is not None:
-        _add_fabric(b, spec.fabric, hosts, nics, _NicProps(nic_bw, nic_kind, nic_lat))
+        _add_fabric(b, spec.fabric, hosts, nics, _NicProps(nic_bw, nic_kind, nic_lat),
+                    accelerators)
 
     for di, d in enumerate(spec.devices):
         loc = f"devices[{di}]"
@@ -379,6 +454,8 @@ def build(
         bandwidth_Bpus=np.asarray(b.bw_GBps, dtype=np.float64) * 1e3,
         latency_us=np.asarray(b.lat_ns, dtype=np.float64) / 1e3,
         route_cost=np.array([_route_cost(bw) for bw in b.bw_GBps], dtype=np.int64),
+        capacity_Bpus=np.asarray(b.bw_GBps, dtype=np.float64) * 1e3 * np.array(
+            [_efficiency(spec, kind) for kind in b.kind]),
         network=spec.network,
         source=source,
         template_hosts=template_hosts,

@@ -39,6 +39,7 @@ class AcceleratorSpec:
     source: str = ""
     vendor: str = "NVIDIA"
     aliases: tuple[str, ...] = field(default=())
+    nvls: bool = False  # NVLink SHARP: in-switch reduction on NVSwitch (Hopper and later)
 
     @property
     def hbm_bytes(self) -> int:
@@ -128,6 +129,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
             pcie_gen=5,
             launch_overhead_us=_LAUNCH_US,
             source="NVIDIA H100 Tensor Core GPU datasheet (2023)",
+            nvls=True,
             aliases=("H100", "H100-SXM5", "NVIDIA H100 80GB HBM3", "H100 80GB HBM3"),
         ),
         # NVIDIA H200 Tensor Core GPU datasheet (2024), SXM: compute as H100 SXM5; 141 GB
@@ -141,6 +143,7 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
             pcie_gen=5,
             launch_overhead_us=_LAUNCH_US,
             source="NVIDIA H200 Tensor Core GPU datasheet (2024)",
+            nvls=True,
             aliases=("H200-SXM-141GB", "NVIDIA H200"),
         ),
     )
@@ -166,6 +169,66 @@ DEFAULT_LATENCY_NS: dict[str, float] = {
 }
 
 LINK_KINDS: tuple[str, ...] = tuple(DEFAULT_LATENCY_NS)
+
+# Server presets (node templates). Sources: NVIDIA DGX A100 User Guide and datasheet (8x A100
+# SXM4 80GB on 6 NVSwitches = one non-blocking switch in this model, 8x ConnectX-6 HDR
+# 200 Gb/s compute NICs, 4 PCIe Gen4 switches each with 2 GPUs and 2 NICs, 2x AMD EPYC 7742,
+# 2 TB DRAM); NVIDIA DGX H100 datasheet and user guide (8x H100 SXM5 80GB on 4 NVSwitches,
+# 8x ConnectX-7 NDR 400 Gb/s compute NICs, PCIe Gen5 switches pairing GPUs with NICs, 2x Xeon
+# 8480C, 2 TB DRAM); DGX H200 as DGX H100 with H200 GPUs.
+SERVER_PRESETS: dict[str, dict[str, object]] = {
+    "dgx-a100": {
+        "accelerator": "A100-SXM4-80GB", "accelerators": 8, "fabric": "nvswitch",
+        "pcie": {"generation": 4, "accelerators_per_switch": 2},
+        "nics": {"count": 8, "bandwidth_GBps": 25.0, "kind": "ib"},
+        "host": {"cpus": 2, "memory_GiB": 1024.0},
+    },
+    "dgx-h100": {
+        "accelerator": "H100-SXM5-80GB", "accelerators": 8, "fabric": "nvswitch",
+        "pcie": {"generation": 5, "accelerators_per_switch": 2},
+        "nics": {"count": 8, "bandwidth_GBps": 50.0, "kind": "ib"},
+        "host": {"cpus": 2, "memory_GiB": 1024.0},
+    },
+    "dgx-h200": {
+        "accelerator": "H200", "accelerators": 8, "fabric": "nvswitch",
+        "pcie": {"generation": 5, "accelerators_per_switch": 2},
+        "nics": {"count": 8, "bandwidth_GBps": 50.0, "kind": "ib"},
+        "host": {"cpus": 2, "memory_GiB": 1024.0},
+    },
+}
+
+# Achievable fraction of a link's line rate (the network model runs links at bandwidth x this).
+# - nvlink: fitted on the ND A100 v4 all-reduce plateau (ring, 231.6 GB/s busbw of 300 GB/s
+#   per direction); see docs/validation.md and bench/fit_collectives.py.
+# - pcie: measured host-to-device copy bandwidth (nvbandwidth): 51 of 63 GB/s on ND H100 v5
+#   (Gen5 x16) and 26.3 of 31.5 GB/s on ND A100 v4 (Gen4 x16): 0.81 and 0.83.
+# - ib, ethernet, ici, socket, memory: estimates (no measurement in ../shared/data): RDMA
+#   write bandwidth on NDR/HDR InfiniBand is close to line rate once 64/66b encoding and
+#   headers are paid; RoCE pays more per packet; UPI and DRAM sustain ~80-90 % (STREAM-like).
+# - custom: 1.0, so explicit links run exactly at the bandwidth they are given.
+LINK_EFFICIENCY: dict[str, float] = {
+    "nvlink": 0.774,
+    "pcie": 0.82,
+    "ib": 0.95,
+    "ethernet": 0.90,
+    "ici": 0.90,
+    "socket": 0.80,
+    "memory": 0.90,
+    "custom": 1.0,
+}
+
+# Collective model defaults (see sim/protocols.py, docs/network.md). The NVLS efficiency and
+# base latency and the LL128/Simple step-latency multipliers were fitted, with the NVLink
+# efficiency above, on the nccl-tests all-reduce curves of DGX H100, Azure ND H100 v5 and
+# Azure ND A100 v4 (../shared/data/calibration/nccl_allreduce_single_node.csv) by
+# bench/fit_collectives.py on 2026-11-24. LL keeps NCCL's step latency (the data cannot tell
+# it). The host launch cost is per system; the default is the DGX H100 fit.
+DEFAULT_COLLECTIVE_OVERHEAD_US = 0.0
+DEFAULT_HOST_LAUNCH_US = 19.3
+DEFAULT_NVLS_EFFICIENCY = 0.782
+DEFAULT_NVLS_BASE_LATENCY_US = 30.9
+DEFAULT_LATENCY_SCALE = 1.0
+DEFAULT_STEP_LATENCY_SCALE: dict[str, float] = {"LL": 1.0, "LL128": 4.41, "Simple": 3.47}
 
 # NIC line rates: ConnectX-6 HDR 200 Gb/s = 25 GB/s, ConnectX-7 NDR 400 Gb/s = 50 GB/s
 # (NVIDIA ConnectX-6/7 product briefs). Used as the template default.

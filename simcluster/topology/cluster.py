@@ -37,6 +37,9 @@ class Cluster:
         bandwidth_Bpus: per link id, bytes per microsecond.
         latency_us: per link id, one-way latency in microseconds.
         route_cost: per link id, the integer routing cost (see ``build._route_cost``).
+        capacity_Bpus: per link id, the bandwidth the network model runs it at: line rate x
+            the link kind's efficiency (``catalog.LINK_EFFICIENCY``, overridable under
+            ``network.link_efficiency``), bytes per microsecond.
         network: collective-model parameters.
         source: the file it was loaded from, if any.
         template_hosts: host -> (template index, id of its first link) for hosts built from a
@@ -56,14 +59,17 @@ class Cluster:
     latency_us: np.ndarray
     network: NetworkParams
     route_cost: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    capacity_Bpus: np.ndarray = field(default_factory=lambda: np.zeros(0))
     source: str = ""
     description: str = ""
     accelerator_index: dict[str, int] = field(default_factory=dict)
     template_hosts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.bandwidth_Bpus.setflags(write=False)
-        self.latency_us.setflags(write=False)
+        if len(self.capacity_Bpus) != len(self.bandwidth_Bpus):
+            object.__setattr__(self, "capacity_Bpus", self.bandwidth_Bpus.copy())
+        for arr in (self.bandwidth_Bpus, self.latency_us, self.capacity_Bpus):
+            arr.setflags(write=False)
         if not self.accelerator_index:
             object.__setattr__(
                 self, "accelerator_index", {a: i for i, a in enumerate(self.accelerators)}
@@ -83,7 +89,8 @@ class Cluster:
         return self.graph.nodes[node].get("host")
 
     def links_table(self) -> pa.Table:
-        """One row per directed link: id, src, dst, kind, bandwidth_GBps, latency_ns."""
+        """One row per directed link: id, src, dst, kind, bandwidth_GBps (line rate),
+        capacity_GBps (what the model runs it at), latency_ns."""
         return pa.table(
             {
                 "link_id": pa.array(np.arange(self.num_links, dtype=np.int32)),
@@ -91,6 +98,7 @@ class Cluster:
                 "dst": pa.array(self.link_dst, pa.string()),
                 "kind": pa.array(self.link_kind, pa.string()),
                 "bandwidth_GBps": pa.array(self.bandwidth_Bpus / 1e3),
+                "capacity_GBps": pa.array(self.capacity_Bpus / 1e3),
                 "latency_ns": pa.array(self.latency_us * 1e3),
             }
         )

@@ -21,7 +21,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simcluster.topology.catalog import LINK_KINDS
+from simcluster.topology.catalog import (
+    SERVER_PRESETS,
+    DEFAULT_COLLECTIVE_OVERHEAD_US,
+    DEFAULT_HOST_LAUNCH_US,
+    DEFAULT_LATENCY_SCALE,
+    DEFAULT_NVLS_BASE_LATENCY_US,
+    DEFAULT_NVLS_EFFICIENCY,
+    DEFAULT_STEP_LATENCY_SCALE,
+    LINK_KINDS,
+)
 
 LinkKind = Literal[LINK_KINDS]  # type: ignore[valid-type]
 
@@ -67,10 +76,16 @@ class HostParams(_Strict):
 
 
 class NodeTemplate(_Strict):
-    """A server type, instantiated ``count`` times as ``<name>0``, ``<name>1``, ..."""
+    """A server type, instantiated ``count`` times as ``<name>0``, ``<name>1``, ...
+
+    ``preset`` (``dgx-a100``, ``dgx-h100``, ``dgx-h200``) fills in what the server's datasheet
+    fixes: accelerator, count, NVSwitch, PCIe switches, NICs, host. Keys given explicitly
+    override the preset's.
+    """
 
     name: str = Field("node", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     count: int = Field(1, ge=1)
+    preset: Literal["dgx-a100", "dgx-h100", "dgx-h200"] | None = None
     accelerator: str = Field(..., description="accelerator model (catalog name or alias)")
     accelerators: int = Field(8, ge=1, description="accelerators per server")
     fabric: Literal["nvswitch", "nvlink-mesh", "pcie"] = "nvswitch"
@@ -79,21 +94,61 @@ class NodeTemplate(_Strict):
     nics: NicParams = NicParams()
     host: HostParams = HostParams()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: object) -> object:
+        if not (isinstance(data, dict) and data.get("preset") in SERVER_PRESETS):
+            return data
+        out = dict(SERVER_PRESETS[data["preset"]])
+        for key, value in data.items():  # given keys win; nested mappings merge
+            base = out.get(key)
+            out[key] = {**base, **value} if isinstance(base, dict) and isinstance(
+                value, dict) else value
+        return out
+
 
 class FabricSpec(_Strict):
-    """How servers connect: every NIC to one switch, or NICs to leaves and leaves to spines."""
+    """How servers connect.
 
-    topology: Literal["single-switch", "leaf-spine"]
+    - ``single-switch``: every NIC to one switch;
+    - ``leaf-spine``: the NICs of ``nodes_per_leaf`` servers to a leaf, every leaf to every
+      spine;
+    - ``rail-optimized`` (NVIDIA SuperPOD style): per scalable unit of ``nodes_per_leaf``
+      servers, one leaf per rail (NIC i of every server of the unit on leaf i), every leaf to
+      every spine;
+    - ``fat-tree``: a k-ary fat-tree (``k`` pods of k/2 edge and k/2 aggregation switches,
+      (k/2)^2 core switches), NICs filling edge switches in order;
+    - ``torus``: accelerators (not NICs) on a ``dims`` torus of ICI links, each chip with a
+      router.
+
+    ``oversubscription`` divides a leaf's (or edge/aggregation switch's) uplink bandwidth:
+    with 2.0, the uplinks carry half what the downlinks can.
+    """
+
+    topology: Literal["single-switch", "leaf-spine", "rail-optimized", "fat-tree", "torus"]
     kind: Literal["ib", "ethernet"] | None = Field(None, description="default: the NICs' kind")
     link: LinkParams = LinkParams()
-    nodes_per_leaf: int | None = Field(None, ge=1, description="servers per leaf (leaf-spine)")
+    nodes_per_leaf: int | None = Field(
+        None, ge=1, description="servers per leaf (leaf-spine) or per scalable unit "
+        "(rail-optimized)")
     spines: int = Field(2, ge=1)
     spine_link: LinkParams = LinkParams()
+    oversubscription: float = Field(1.0, ge=1.0, description="downlink : uplink bandwidth")
+    k: int | None = Field(None, ge=2, description="fat-tree arity (even)")
+    dims: list[int] | None = Field(None, min_length=1, max_length=3,
+                                   description="torus dimensions, e.g. [4, 4, 4]")
 
     @model_validator(mode="after")
-    def _leaf_spine_needs_size(self) -> FabricSpec:
-        if self.topology == "leaf-spine" and self.nodes_per_leaf is None:
-            raise ValueError("a leaf-spine fabric needs nodes_per_leaf (servers per leaf switch)")
+    def _shape_given(self) -> FabricSpec:
+        if self.topology in ("leaf-spine", "rail-optimized") and self.nodes_per_leaf is None:
+            raise ValueError(f"a {self.topology} fabric needs nodes_per_leaf (servers per "
+                             f"{'leaf' if self.topology == 'leaf-spine' else 'scalable unit'})")
+        if self.topology == "fat-tree" and (self.k is None or self.k % 2):
+            raise ValueError("a fat-tree fabric needs an even k (switch ports), e.g. k: 8")
+        if self.topology == "torus" and not self.dims:
+            raise ValueError("a torus fabric needs dims, e.g. dims: [4, 4, 4]")
+        if self.dims and any(d < 2 for d in self.dims):
+            raise ValueError("torus dims must be at least 2 each")
         return self
 
 
@@ -142,6 +197,7 @@ class CustomAccelerator(_Strict):
     nvlink_GBps: float = Field(0.0, ge=0)
     pcie_gen: Literal[3, 4, 5] = 4
     launch_overhead_us: float = Field(2.0, ge=0)
+    nvls: bool = Field(False, description="NVSwitch in-switch reduction (NVLink SHARP)")
     source: str = "defined in the topology file"
 
     @model_validator(mode="after")
@@ -156,9 +212,45 @@ class NetworkParams(_Strict):
     """Parameters of the collective model (see docs/network.md)."""
 
     collective_overhead_us: float = Field(
-        5.0, ge=0, description="fixed cost per collective or send/recv (launch, setup), us"
+        DEFAULT_COLLECTIVE_OVERHEAD_US, ge=0,
+        description="extra device-side cost per collective or send/recv, us",
     )
-    algorithm: Literal["ring"] = "ring"
+    host_launch_us: float = Field(
+        DEFAULT_HOST_LAUNCH_US, ge=0,
+        description="host cost to launch one collective; back-to-back calls (nccl-tests) "
+        "take at least this long each, us",
+    )
+    algorithm: Literal["auto", "ring", "tree", "hierarchical", "nvls", "chain", "direct",
+                       "pairwise"] = Field(
+        "auto", description="force an algorithm where it applies; auto chooses per size")
+    protocol: Literal["auto", "LL", "LL128", "Simple"] = "auto"
+    pxn: bool = Field(True, description="rings leave a server on their own rail (NCCL PXN)")
+    nvls: bool = Field(True, description="use in-switch reduction where the hardware has it")
+    nvls_efficiency: float = Field(
+        DEFAULT_NVLS_EFFICIENCY, gt=0, le=1,
+        description="achieved fraction of NVLink bandwidth for NVLS all-reduce traffic")
+    latency_scale: float = Field(
+        DEFAULT_LATENCY_SCALE, ge=0,
+        description="multiplier on all protocol latencies (sim/protocols.py)")
+    step_latency_scale: dict[Literal["LL", "LL128", "Simple"], float] = Field(
+        default_factory=lambda: dict(DEFAULT_STEP_LATENCY_SCALE),
+        description="per protocol, multiplier on NCCL's per-step latencies")
+    nvls_base_latency_us: float = Field(
+        DEFAULT_NVLS_BASE_LATENCY_US, ge=0,
+        description="base latency of an NVLS all-reduce, us")
+    link_efficiency: dict[LinkKind, float] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="achievable fraction of line rate per link kind (overrides defaults)")
+
+    @model_validator(mode="after")
+    def _efficiencies_in_range(self) -> NetworkParams:
+        bad = [k for k, v in self.link_efficiency.items() if not 0 < v <= 1]
+        if bad:
+            raise ValueError(f"link_efficiency for {', '.join(bad)} must be in (0, 1]")
+        neg = [k for k, v in self.step_latency_scale.items() if v < 0]
+        if neg:
+            raise ValueError(f"step_latency_scale for {', '.join(neg)} must be >= 0")
+        return self
 
 
 class TopologySpec(_Strict):

@@ -77,13 +77,15 @@ def test_roofline_duration_when_none_is_recorded() -> None:
     assert ends(replay(wl, star(1)))[(0, 0)] == pytest.approx((0.0, 100.0))
 
 
-def _host_box(pcie_GBps: float = 50.0, memory_GBps: float = 1000.0) -> object:
+def _host_box(pcie_GBps: float = 50.0, memory_GBps: float = 1000.0,
+              pcie_efficiency: float = 1.0) -> object:
     return cluster_from({
         "name": "box",
         "accelerator_models": {"T": TEST_ACCEL},
         "nodes": [{"name": "h", "accelerator": "T", "accelerators": 1, "fabric": "pcie",
                    "pcie": {"bandwidth_GBps": pcie_GBps, "latency_ns": 0},
                    "host": {"cpus": 1, "memory_GBps": memory_GBps}}],
+        "network": {"link_efficiency": {"pcie": pcie_efficiency, "memory": 1.0}},
     })
 
 
@@ -95,6 +97,15 @@ def test_memcpy_is_a_flow_over_pcie() -> None:
     assert ends(run)[(0, 0)] == pytest.approx((0.0, 20_000.1))
     pcie = [r for r in run.links.to_pylist() if r["kind"] == "pcie" and r["bytes"]]
     assert {(r["src"], r["dst"]) for r in pcie} == {("h0/cpu0", "h0/pcie0"), ("h0/pcie0", "h0/gpu0")}
+
+
+def test_links_run_at_their_kinds_efficiency() -> None:
+    # PCIe at 82 % of 50 GB/s = 41 GB/s: 1 GB takes 1e9 / 41e3 us, plus 0.1 us.
+    wl = workload([{"rank": 0, "kind": "memcpy", "copy_kind": "H2D", "comm_bytes": GB}])
+    run = replay(wl, _host_box(pcie_efficiency=0.82))
+    assert ends(run)[(0, 0)][1] == pytest.approx(1e9 / 41e3 + 0.1)
+    pcie = [r for r in run.links.to_pylist() if r["src"] == "h0/pcie0"]
+    assert pcie[0]["capacity_GBps"] == pytest.approx(41.0) and pcie[0]["bandwidth_GBps"] == 50.0
 
 
 def test_copies_in_both_directions_do_not_contend_but_same_direction_does() -> None:

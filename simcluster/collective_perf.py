@@ -1,0 +1,104 @@
+"""nccl-tests on the simulator: time one collective per size and report algbw and busbw.
+
+An iteration takes max(host launch cost, simulated device time): nccl-tests launches its
+iterations back to back, so the host's per-call cost hides behind the device's work except
+for small messages (``network.host_launch_us``).
+
+``busbw`` follows nccl-tests' definition so the numbers compare with a user's own
+``*_perf`` logs: algbw times ``2(n-1)/n`` for all_reduce, ``(n-1)/n`` for all_gather,
+reduce_scatter and all_to_all, and 1 for broadcast, reduce and sendrecv.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+import pyarrow.compute as pc
+
+from simcluster.errors import SimclusterError
+from simcluster.placement import Placement, bind, strategy_placement
+from simcluster.sim import simulate
+from simcluster.topology.cluster import Cluster
+from simcluster.workload.generate.collective import OPS, single_collective
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "fp64": 8}
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``1K`` -> 1024, ``8G`` -> 8 GiB, ``512`` -> 512 (binary units, as nccl-tests)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not m:
+        raise SimclusterError(f"size {text!r}: use a number with an optional K, M, G or T, "
+                              "e.g. 1K or 8G.")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def bus_factor(op: str, n: int) -> float:
+    """nccl-tests' busbw / algbw for ``op`` on ``n`` ranks."""
+    if op == "all_reduce":
+        return 2 * (n - 1) / n
+    if op in ("all_gather", "reduce_scatter", "all_to_all"):
+        return (n - 1) / n
+    return 1.0
+
+
+@dataclass(frozen=True)
+class PerfRow:
+    """One size: bytes, elements, time (us), algbw and busbw (GB/s), algorithm/protocol."""
+
+    size: int
+    count: int
+    time_us: float
+    algbw_GBps: float
+    busbw_GBps: float
+    algorithm: str
+
+
+def sizes(min_size: int, max_size: int, factor: int = 2) -> list[int]:
+    """Sizes from ``min_size`` to ``max_size`` multiplying by ``factor`` (nccl-tests -f)."""
+    if min_size <= 0 or max_size < min_size or factor < 2:
+        raise SimclusterError(
+            f"sizes: need 0 < min ({min_size}) <= max ({max_size}) and a factor >= 2 "
+            f"({factor}).")
+    out = [min_size]
+    while out[-1] * factor <= max_size:
+        out.append(out[-1] * factor)
+    return out
+
+
+def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = None,
+        algorithm: str | None = None, protocol: str | None = None, dtype: str = "fp32",
+        placement: Placement | None = None) -> list[PerfRow]:
+    """Simulate ``op`` at each size on the first ``ranks`` accelerators (or ``placement``).
+
+    ``algorithm``/``protocol`` force the model's choice (``auto`` or None: the model picks
+    per size, as NCCL's tuner does).
+
+    Raises:
+        SimclusterError: unknown op, too many ranks, an algorithm that does not apply.
+    """
+    if op not in OPS:
+        raise SimclusterError(f"unknown collective {op!r}; use one of {', '.join(OPS)}.")
+    n = ranks or len(cluster.accelerators)
+    network = cluster.network
+    if algorithm and algorithm != "auto":
+        network = network.model_copy(update={"algorithm": algorithm})
+    if protocol and protocol != "auto":
+        network = network.model_copy(update={"protocol": protocol})
+    cluster = replace(cluster, network=network)
+    placement = placement or strategy_placement(cluster, n)
+    rows = []
+    elem = DTYPE_BYTES.get(dtype, 4)
+    for size in sizes_bytes:
+        run_ = simulate(bind(single_collective(op, size, n, dtype=dtype), cluster, placement))
+        # nccl-tests launches its iterations back to back: the host's launch cost of the next
+        # call overlaps this one on the device, so an iteration takes at least that cost.
+        t = max(run_.makespan_us, cluster.network.host_launch_us)
+        algo = pc.drop_null(run_.timeline.column("algorithm"))
+        algbw = size / t / 1e3 if t > 0 else 0.0
+        rows.append(PerfRow(size=size, count=size // elem, time_us=t, algbw_GBps=algbw,
+                            busbw_GBps=algbw * bus_factor(op, n),
+                            algorithm=algo[0].as_py() if len(algo) else "-"))
+    return rows

@@ -1,0 +1,286 @@
+"""The communication model: which algorithm and protocol a collective uses, and its flows.
+
+For a group, :class:`CommModel` builds the :class:`~simcluster.sim.collectives.Layout`
+(ranks by server, rails, NVLS switches). Per (group, collective, algorithm) it builds the plan
+once and resolves its routes: PXN waypoints become concatenated routes. It then computes each
+phase's *isolated* time per byte, from the max-min rates its flows would get alone on the
+network. A collective of ``S`` bytes with algorithm ``a`` and protocol ``q`` then costs, in
+isolation,
+
+    overhead + scale * (base[a][q] + sum over phases of steps x step[a][hw][q])
+             + sum over phases of unit_time x S / (bandwidth_factor[a][q] x efficiency)
+
+and the model picks the (algorithm, protocol) with the least cost, as NCCL's tuner does, unless
+the topology or the caller forces them. The engine then runs the chosen :class:`Schedule` on
+the flow network, where contention with other traffic can make it slower than the estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simcluster.errors import SimulationError
+from simcluster.sim import collectives as coll
+from simcluster.sim import protocols as proto
+from simcluster.sim.network import maxmin_rates
+from simcluster.topology.cluster import Cluster
+from simcluster.topology.routing import Router
+
+_NET_KINDS = frozenset({"ib", "ethernet"})
+_PCIE_KINDS = frozenset({"pcie", "socket", "memory"})
+
+
+@dataclass(frozen=True)
+class ScheduledPhase:
+    """A phase ready to run: flows' routes and bytes, then the latency to wait (us)."""
+
+    routes: list[np.ndarray]
+    nbytes: np.ndarray
+    latency_us: float
+    coupled: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What one collective (or send/recv) does on the network."""
+
+    algorithm: str
+    protocol: str
+    fixed_us: float
+    phases: list[ScheduledPhase]
+    estimate_us: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.algorithm}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class _ResolvedPhase:
+    routes: list[np.ndarray]
+    share: np.ndarray
+    coupled: bool
+    efficiency: float
+    intra_steps: int
+    inter_steps: int
+    intra_hw: str
+    unit_us: float  # isolated time per byte of S at full protocol bandwidth
+
+
+class CommModel:
+    """Plans, costs and schedules collectives and send/recv on one cluster."""
+
+    def __init__(self, cluster: Cluster, router: Router, devices: tuple[str, ...],
+                 groups: dict[str, tuple[int, ...]]) -> None:
+        self.cluster = cluster
+        self.router = router
+        self.devices = devices
+        self.groups = groups
+        self.params = cluster.network
+        self.capacity = cluster.capacity_Bpus
+        self._layouts: dict[str, coll.Layout] = {}
+        self._resolved: dict[tuple[Any, ...], list[_ResolvedPhase]] = {}
+
+    # -- layouts ------------------------------------------------------------------------------
+
+    def layout(self, group: str) -> coll.Layout:
+        """The group's ranks in topology order, grouped by server."""
+        hit = self._layouts.get(group)
+        if hit is None:
+            hit = self.layout_of([self.devices[r] for r in self.groups[group]])
+            self._layouts[group] = hit
+        return hit
+
+    def layout_of(self, devices: list[str]) -> coll.Layout:
+        """Layout of arbitrary accelerators (ordered by topology order)."""
+        c = self.cluster
+        order = sorted(devices, key=c.accelerator_index.__getitem__)
+        hosts: dict[str | None, list[int]] = {}
+        for pos, dev in enumerate(order):
+            # Host-less explicit accelerators count as one server together.
+            hosts.setdefault(c.host_of(dev), []).append(pos)
+        rails = []
+        for dev in order:
+            nic = c.graph.nodes[dev].get("nic")
+            host = c.host_of(dev)
+            rails.append(nic[len(host) + 1:] if nic and host and nic.startswith(host + "/")
+                         else nic)
+        switches = tuple(self._nvls_switch([order[i] for i in h]) for h in hosts.values())
+        return coll.Layout(devices=tuple(order), hosts=tuple(tuple(h) for h in hosts.values()),
+                           rails=tuple(rails), nvls_switch=switches)
+
+    def _nvls_switch(self, devices: list[str]) -> str | None:
+        """An NVSwitch every device links to directly, if all support in-switch reduction."""
+        c = self.cluster
+        if not self.params.nvls or not all(c.specs[d].nvls for d in devices):
+            return None
+        g = c.graph
+        common = None
+        for d in devices:
+            sw = {n for n in g.succ[d] if g.nodes[n].get("role") == "nvswitch"}
+            common = sw if common is None else common & sw
+        return min(common) if common else None
+
+    # -- planning -----------------------------------------------------------------------------
+
+    def _route(self, path: tuple[str, ...]) -> np.ndarray:
+        if len(path) == 2:
+            return self.router.route(path[0], path[1]).links
+        return np.concatenate([self.router.route(a, b).links for a, b in zip(path, path[1:])])
+
+    def _hw(self, routes: list[np.ndarray]) -> str:
+        """Hardware class of the intra-server steps: ``pcie`` if any route crosses PCIe."""
+        kinds = self.cluster.link_kind
+        for r in routes:
+            ks = {kinds[i] for i in r.tolist()}
+            if ks & _NET_KINDS:
+                continue
+            if ks & _PCIE_KINDS:
+                return "pcie"
+        return "nvlink"
+
+    def resolved(self, key: tuple[Any, ...], layout: coll.Layout, algorithm: str,
+                 collective: str, root: int = 0) -> list[_ResolvedPhase]:
+        """The plan's phases with routes and isolated time per byte (cached under ``key``)."""
+        hit = self._resolved.get(key)
+        if hit is not None:
+            return hit
+        phases = coll.plan(algorithm, collective, layout, root=root, pxn=self.params.pxn,
+                           nvls_efficiency=self.params.nvls_efficiency)
+        out = []
+        for ph in phases:
+            routes = [self._route(path) for path in ph.paths]
+            out.append(_ResolvedPhase(
+                routes=routes, share=ph.share, coupled=ph.coupled, efficiency=ph.efficiency,
+                intra_steps=ph.intra_steps, inter_steps=ph.inter_steps, intra_hw=self._hw(routes),
+                unit_us=self._unit_time(routes, ph.share, ph.coupled),
+            ))
+        self._resolved[key] = out
+        return out
+
+    def _unit_time(self, routes: list[np.ndarray], share: np.ndarray, coupled: bool) -> float:
+        """Time (us) per byte of S for the phase's flows alone on the network."""
+        keep = [k for k, r in enumerate(routes) if len(r) and share[k] > 0]
+        if not keep:
+            return 0.0
+        rs = [routes[k] for k in keep]
+        lengths = np.fromiter(map(len, rs), dtype=np.int64, count=len(rs))
+        pair_link = np.concatenate(rs).astype(np.int64)
+        pair_flow = np.repeat(np.arange(len(rs)), lengths)
+        coupling = np.zeros(len(rs), dtype=np.int64) if coupled else None
+        rates = maxmin_rates(pair_flow, pair_link, len(rs), self.capacity, coupling)
+        return float(np.max(share[keep] / rates))
+
+    # -- costing and scheduling ---------------------------------------------------------------
+
+    def _protocols(self, algorithm: str, phases: list[_ResolvedPhase]) -> tuple[str, ...]:
+        allowed = proto.ALGORITHM_PROTOCOLS[algorithm]
+        # LL128 runs only where the steps inside servers are NVLink (NCCL enables it there).
+        if any(ph.intra_steps and ph.intra_hw != "nvlink" for ph in phases):
+            allowed = tuple(q for q in allowed if q != "LL128")
+        forced = self.params.protocol
+        if forced != "auto":
+            return (forced,) if forced in allowed else allowed[-1:]
+        return allowed
+
+    def _latency(self, algorithm: str, protocol: str, ph: _ResolvedPhase) -> float:
+        s = self.params.latency_scale * self.params.step_latency_scale.get(protocol, 1.0)
+        lat = ph.intra_steps * proto.step_latency_us(algorithm, ph.intra_hw, protocol)
+        lat += ph.inter_steps * proto.step_latency_us(algorithm, "net", protocol)
+        return s * lat
+
+    def _base(self, algorithm: str, protocol: str) -> float:
+        """Fixed cost of a call: the system's overhead plus the algorithm's base latency."""
+        base = (self.params.nvls_base_latency_us if algorithm == "nvls"
+                else proto.base_latency_us(algorithm, protocol))
+        return self.params.collective_overhead_us + self.params.latency_scale * base
+
+    def estimate_us(self, algorithm: str, protocol: str, phases: list[_ResolvedPhase],
+                    collective: str, size: float, multi_node: bool) -> float:
+        """Isolated cost of a plan with ``protocol`` for ``size`` bytes (us)."""
+        bw = proto.bandwidth_factor(algorithm, protocol, collective, multi_node)
+        t = self._base(algorithm, protocol)
+        for ph in phases:
+            t += self._latency(algorithm, protocol, ph)
+            t += ph.unit_us * size / (bw * ph.efficiency)
+        return t
+
+    def _candidates(self, collective: str, layout: coll.Layout, forced: str | None
+                    ) -> list[str]:
+        if forced and forced != "auto":
+            if not coll.applicable(forced, collective, layout):
+                raise SimulationError(
+                    f"algorithm {forced!r} cannot run {collective} on {layout.p} ranks over "
+                    f"{layout.n_hosts} server(s); use one of "
+                    f"{', '.join(a for a in coll.ALGORITHMS[collective] if coll.applicable(a, collective, layout))}"
+                    " or auto."
+                )
+            return [forced]
+        return [a for a in coll.ALGORITHMS[collective] if coll.applicable(a, collective, layout)]
+
+    def collective(self, group: str, collective: str, size: int, root_rank: int = -1,
+                   algorithm: str | None = None) -> Schedule:
+        """Schedule ``collective`` of ``size`` bytes on ``group``.
+
+        ``algorithm`` overrides the topology's choice (``network.algorithm``) when given.
+        """
+        layout = self.layout(group)
+        root = 0
+        if root_rank >= 0:
+            root = layout.devices.index(self.devices[root_rank])
+        return self.schedule_on(layout, ("g", group), collective, size, root,
+                                algorithm or self._topology_algorithm(collective))
+
+    def _topology_algorithm(self, collective: str) -> str | None:
+        forced = self.params.algorithm
+        return forced if forced in coll.ALGORITHMS.get(collective, ()) else None
+
+    def schedule_on(self, layout: coll.Layout, key: tuple[Any, ...], collective: str, size: int,
+                    root: int = 0, algorithm: str | None = None) -> Schedule:
+        """Schedule a collective on a layout; ``key`` names the layout for caching."""
+        best: tuple[float, str, str, list[_ResolvedPhase]] | None = None
+        multi = layout.n_hosts > 1
+        for algo in self._candidates(collective, layout, algorithm):
+            phases = self.resolved((*key, algo, collective, root), layout, algo, collective, root)
+            for q in self._protocols(algo, phases):
+                t = self.estimate_us(algo, q, phases, collective, size, multi)
+                if best is None or t < best[0]:
+                    best = (t, algo, q, phases)
+        assert best is not None
+        t, algo, q, phases = best
+        bw = proto.bandwidth_factor(algo, q, collective, multi)
+        scheduled = [
+            ScheduledPhase(routes=ph.routes, nbytes=ph.share * (size / (bw * ph.efficiency)),
+                           latency_us=self._latency(algo, q, ph), coupled=ph.coupled)
+            for ph in phases
+        ]
+        return Schedule(algorithm=algo, protocol=q, fixed_us=self._base(algo, q),
+                        phases=scheduled, estimate_us=t)
+
+    def p2p(self, src: str, dst: str, size: int) -> Schedule:
+        """Schedule a send/recv of ``size`` bytes from ``src`` to ``dst``."""
+        route = self.router.route(src, dst)
+        cross = any(self.cluster.link_kind[i] in _NET_KINDS for i in route.links.tolist())
+        ph = _ResolvedPhase(
+            routes=[route.links], share=np.ones(1), coupled=False, efficiency=1.0,
+            intra_steps=0 if cross else 1, inter_steps=1 if cross else 0,
+            intra_hw=self._hw([route.links]),
+            unit_us=self._unit_time([route.links], np.ones(1), False),
+        )
+        best: tuple[float, str] | None = None
+        for q in self._protocols("p2p", [ph]):
+            t = self.estimate_us("p2p", q, [ph], "send", size, cross)
+            if best is None or t < best[0]:
+                best = (t, q)
+        assert best is not None
+        t, q = best
+        bw = proto.bandwidth_factor("p2p", q, "send", cross)
+        return Schedule(
+            algorithm="p2p", protocol=q, fixed_us=self._base("p2p", q),
+            phases=[ScheduledPhase([route.links], np.array([size / bw]),
+                                   self._latency("p2p", q, ph), False)],
+            estimate_us=t,
+        )

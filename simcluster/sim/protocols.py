@@ -1,0 +1,95 @@
+"""Protocol constants of the collective model: latencies and bandwidth factors.
+
+NCCL moves data with one of three protocols. They trade bandwidth for latency:
+
+- ``LL`` (low latency): 8-byte stores that carry 4 bytes of data and a 4-byte flag. The
+  lowest latency, a quarter of the link's bandwidth for all-reduce.
+- ``LL128``: 128-byte lines with 8 bytes of flags. About 92 % of the bandwidth, medium latency.
+- ``Simple``: bulk copies with a memory fence per step. Full bandwidth, highest latency.
+
+The starting values below are NCCL's own tuning constants (``src/graph/tuning.cc`` of NCCL
+2.18, the version on the measured systems): a base latency per (algorithm, protocol), a
+latency per step per (algorithm, protocol, hardware class), and bandwidth factors. Facts from
+that file, rewritten here. The calibration against nccl-tests keeps their structure and fits
+only a global latency scale (``NetworkParams.latency_scale``); see ``docs/network.md``.
+
+Units: microseconds; factors are dimensionless fractions of link bandwidth.
+"""
+
+from __future__ import annotations
+
+PROTOCOLS: tuple[str, ...] = ("LL", "LL128", "Simple")
+
+# Hardware class of a step: the slowest kind of link it crosses.
+HW_CLASSES: tuple[str, ...] = ("nvlink", "pcie", "net")
+
+# Base latency of one collective call, per algorithm and protocol (us). NCCL tuning.cc
+# baseLat: Tree {6.8, 14.0, 0}, Ring {6.6, 14.0, 8.4}. NVLS is not in that table: its base
+# is taken as Ring/Simple's.
+BASE_LATENCY_US: dict[str, dict[str, float]] = {
+    "ring": {"LL": 6.6, "LL128": 14.0, "Simple": 8.4},
+    "tree": {"LL": 6.8, "LL128": 14.0, "Simple": 0.0},
+    "nvls": {"LL": 8.4, "LL128": 8.4, "Simple": 8.4},
+}
+
+# Latency of one step (one hop of a ring or tree) per algorithm, hardware class and protocol
+# (us). NCCL tuning.cc hwLat, NVLink / PCI / NET rows.
+STEP_LATENCY_US: dict[str, dict[str, dict[str, float]]] = {
+    "ring": {
+        "nvlink": {"LL": 0.47, "LL128": 1.9, "Simple": 3.4},
+        "pcie": {"LL": 1.0, "LL128": 2.5, "Simple": 5.7},
+        "net": {"LL": 2.7, "LL128": 4.0, "Simple": 9.6},
+    },
+    "tree": {
+        "nvlink": {"LL": 0.52, "LL128": 1.25, "Simple": 28.0},
+        "pcie": {"LL": 1.0, "LL128": 1.9, "Simple": 28.0},
+        "net": {"LL": 5.0, "LL128": 8.5, "Simple": 50.0},
+    },
+}
+
+# Fraction of the link bandwidth a protocol delivers. NCCL tuning.cc: ring LL busBw x 1/4
+# (all-reduce, or any multi-node collective; 1/3 otherwise), ring LL128 x 0.92 (120/128),
+# tree busBw x 0.9 then LL x 1/3.8 and LL128 x 0.915.
+BANDWIDTH_FACTOR: dict[str, dict[str, float]] = {
+    "ring": {"LL": 0.25, "LL128": 0.92, "Simple": 1.0},
+    "tree": {"LL": 0.9 / 3.8, "LL128": 0.9 * 0.915, "Simple": 0.9},
+    "nvls": {"LL": 1.0, "LL128": 1.0, "Simple": 1.0},
+}
+
+# Protocols each algorithm supports (NVLS runs Simple only).
+ALGORITHM_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "ring": PROTOCOLS,
+    "tree": PROTOCOLS,
+    "hierarchical": PROTOCOLS,
+    "nvls": ("Simple",),
+    "direct": PROTOCOLS,
+    "pairwise": PROTOCOLS,
+    "chain": PROTOCOLS,
+    "p2p": PROTOCOLS,
+}
+
+# Which latency/bandwidth table an algorithm uses.
+TABLE_OF: dict[str, str] = {
+    "ring": "ring", "hierarchical": "ring", "direct": "ring", "pairwise": "ring",
+    "chain": "ring", "p2p": "ring", "tree": "tree", "nvls": "nvls",
+}
+
+
+def step_latency_us(algorithm: str, hw: str, protocol: str) -> float:
+    """Latency of one step of ``algorithm`` over hardware class ``hw`` with ``protocol``."""
+    table = STEP_LATENCY_US["tree" if TABLE_OF[algorithm] == "tree" else "ring"]
+    return table[hw][protocol]
+
+
+def base_latency_us(algorithm: str, protocol: str) -> float:
+    return BASE_LATENCY_US[TABLE_OF[algorithm]][protocol]
+
+
+def bandwidth_factor(algorithm: str, protocol: str, collective: str, multi_node: bool) -> float:
+    """Fraction of link bandwidth that ``algorithm``/``protocol`` delivers for ``collective``."""
+    table = TABLE_OF[algorithm]
+    factor = BANDWIDTH_FACTOR[table][protocol]
+    if table == "ring" and protocol == "LL" and not multi_node and collective not in (
+            "all_reduce", "reduce"):
+        factor = 1.0 / 3.0
+    return factor

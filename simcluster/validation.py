@@ -1,0 +1,103 @@
+"""Predicted vs measured: nccl-tests bus bandwidth against the simulator.
+
+Reads the measured all-reduce curves (``../shared/data/calibration/nccl_allreduce_single_node.csv``
+format: system, gpus_per_node, nodes, collective, bytes, time_us, busbw_GBps, ...), runs the
+same sizes on the matching bundled topology, and reports the error per size and the mean
+absolute percentage error (MAPE) per size band.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simcluster import collective_perf
+from simcluster.topology.cluster import Cluster
+
+# Measured system -> bundled topology file.
+SYSTEMS: dict[str, str] = {
+    "dgx-h100-8gpu": "dgx-h100.yaml",
+    "azure-nd-h100-v5": "azure-nd-h100-v5.yaml",
+    "azure-nd-a100-v4": "azure-nd-a100-v4.yaml",
+}
+# Size bands of the acceptance criteria (bytes, inclusive).
+BANDS: dict[str, tuple[int, int]] = {
+    "1 KiB-1 MiB": (2**10, 2**20),
+    "1 MiB-16 GiB": (2**20, 2**34),
+    "plateau (>= 1 GiB)": (2**30, 2**34),
+}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measured point: size (bytes), time (us; NaN if only busbw was published), busbw."""
+
+    size: int
+    time_us: float
+    busbw_GBps: float
+
+
+def read_nccl_csv(path: str | Path, collective: str = "all_reduce") -> dict[str, list[Measured]]:
+    """Measured points per system, sorted by size. Points with neither a time nor a positive
+    busbw (below the log's two-decimal resolution) are left out."""
+    out: dict[str, list[Measured]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["collective"] != collective:
+                continue
+            size = int(row["bytes"])
+            t = float(row["time_us"]) if row.get("time_us") else float("nan")
+            bus = float(row["busbw_GBps"]) if row.get("busbw_GBps") else float("nan")
+            n = int(row["gpus_per_node"]) * int(row["nodes"])
+            if np.isnan(t) and not bus > 0:
+                continue
+            if not bus > 0:  # published only as time: derive busbw as nccl-tests does
+                bus = size / t / 1e3 * collective_perf.bus_factor(collective, n)
+            out.setdefault(row["system"], []).append(Measured(size, t, bus))
+    for points in out.values():
+        points.sort(key=lambda m: m.size)
+    return out
+
+
+def measured_time_us(m: Measured, n: int, collective: str = "all_reduce") -> float:
+    """The measured time, or the one the published busbw implies."""
+    if not np.isnan(m.time_us):
+        return m.time_us
+    return m.size / (m.busbw_GBps / collective_perf.bus_factor(collective, n)) / 1e3
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Predicted vs measured busbw per size for one system."""
+
+    system: str
+    sizes: np.ndarray
+    measured: np.ndarray
+    predicted: np.ndarray
+    algorithms: list[str]
+
+    @property
+    def error(self) -> np.ndarray:
+        """Signed relative error of predicted busbw: (pred - meas) / meas."""
+        return (self.predicted - self.measured) / self.measured
+
+    def mape(self, lo: int, hi: int) -> float:
+        """Mean absolute percentage error (%) over sizes in [lo, hi]."""
+        sel = (self.sizes >= lo) & (self.sizes <= hi)
+        return float(np.mean(np.abs(self.error[sel])) * 100) if sel.any() else float("nan")
+
+
+def compare(system: str, cluster: Cluster, points: list[Measured],
+            collective: str = "all_reduce") -> Comparison:
+    """Simulate each measured size on ``cluster`` (all its accelerators) and compare."""
+    rows = collective_perf.run(cluster, collective, [m.size for m in points])
+    return Comparison(
+        system=system,
+        sizes=np.array([m.size for m in points]),
+        measured=np.array([m.busbw_GBps for m in points]),
+        predicted=np.array([r.busbw_GBps for r in rows]),
+        algorithms=[r.algorithm for r in rows],
+    )
