@@ -21,6 +21,8 @@ from simcluster.cli import render
 from simcluster.errors import SimclusterError
 from simcluster.export import OUTPUT_FILES, write_run
 from simcluster.placement import STRATEGIES, bind
+from simcluster.sim.collectives import ALL_ALGORITHMS
+from simcluster.sim.protocols import PROTOCOLS
 from simcluster.sim import SimOptions, simulate
 from simcluster.topology import json_schema, load_cluster
 from simcluster.workload import load_workload, write_workload
@@ -124,6 +126,46 @@ def generate_data_parallel(
     write_workload(wl, output)
     _console().print(f"wrote {output}: {wl.num_ranks} ranks, {wl.num_ops:,} ops, "
                      f"{cfg.dims.params / 1e6:.1f} M parameters")
+
+
+# -- collectives ----------------------------------------------------------------------------------
+
+@app.command("collectives")
+def collectives_cmd(
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")],
+    op: Annotated[str, typer.Option(help="all_reduce, all_gather, reduce_scatter, all_to_all, "
+                                         "broadcast, reduce, sendrecv")] = "all_reduce",
+    ranks: Annotated[Optional[int], typer.Option(
+        min=1, help="ranks (default: every accelerator), placed packed")] = None,
+    min_size: Annotated[str, typer.Option("--min", help="smallest size, e.g. 1K")] = "8",
+    max_size: Annotated[str, typer.Option("--max", help="largest size, e.g. 8G")] = "128M",
+    factor: Annotated[int, typer.Option("--factor", "-f", min=2, help="size step")] = 2,
+    algo: Annotated[str, typer.Option(help="force an algorithm: ring, tree, hierarchical, "
+                                           "nvls, chain, direct, pairwise; auto picks")] = "auto",
+    proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
+    dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
+    csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,
+) -> None:
+    """nccl-tests on the simulator: time, algbw and busbw per size, and the algorithm used."""
+    from simcluster import collective_perf as cp
+
+    if algo not in ("auto", *ALL_ALGORITHMS):
+        raise SimclusterError(f"--algo {algo!r}: use auto or one of {', '.join(ALL_ALGORITHMS)}.")
+    if proto not in ("auto", *PROTOCOLS):
+        raise SimclusterError(f"--proto {proto!r}: use auto or one of {', '.join(PROTOCOLS)}.")
+    cluster = load_cluster(topology)
+    n = ranks or len(cluster.accelerators)
+    rows = cp.run(cluster, op, cp.sizes(cp.parse_size(min_size), cp.parse_size(max_size), factor),
+                  ranks=n, algorithm=algo, protocol=proto, dtype=dtype)
+    console = _console()
+    console.print(f"# {op} on {n} ranks of {cluster.name} (simulated; busbw as nccl-tests)")
+    console.print(render.perf_table(rows, dtype))
+    if csv is not None:
+        from simcluster.atomic import atomic_path
+
+        with atomic_path(csv) as tmp:
+            tmp.write_text(render.perf_csv(rows, op, n), encoding="utf-8")
+        console.print(f"wrote {csv}")
 
 
 # -- replay ---------------------------------------------------------------------------------------

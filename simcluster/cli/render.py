@@ -306,3 +306,25 @@ def kinds_table(rows: list[dict[str, Any]]) -> Table:
                       f"{100 * r['mean_utilization']:.1f}%", f"{100 * r['max_utilization']:.1f}%",
                       fmt_time(r["saturated_us"]))
     return table
+
+
+# -- collectives ----------------------------------------------------------------------------------
+
+def perf_table(rows: list[Any], dtype: str) -> Table:
+    """An nccl-tests-style table of ``collective_perf.PerfRow``."""
+    table = Table(box=None, header_style="bold")
+    for col in ("size (B)", "count", "type", "time (us)", "algbw (GB/s)", "busbw (GB/s)",
+                "algorithm"):
+        table.add_column(col, justify="left" if col in ("type", "algorithm") else "right")
+    for r in rows:
+        table.add_row(f"{r.size}", f"{r.count}", dtype, f"{r.time_us:.2f}", f"{r.algbw_GBps:.2f}",
+                      f"{r.busbw_GBps:.2f}", r.algorithm)
+    return table
+
+
+def perf_csv(rows: list[Any], op: str, ranks: int) -> str:
+    """The same table as CSV (one header line)."""
+    lines = ["collective,ranks,size_bytes,count,time_us,algbw_GBps,busbw_GBps,algorithm"]
+    lines += [f"{op},{ranks},{r.size},{r.count},{r.time_us:.3f},{r.algbw_GBps:.4f},"
+              f"{r.busbw_GBps:.4f},{r.algorithm}" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -195,7 +195,8 @@ class CommModel:
     def _base(self, algorithm: str, protocol: str) -> float:
         """Fixed cost of a call: the system's overhead plus the algorithm's base latency."""
         base = (self.params.nvls_base_latency_us if algorithm == "nvls"
-                else proto.base_latency_us(algorithm, protocol))
+                else proto.base_latency_us(algorithm, protocol)
+                + self.params.protocol_overhead_us.get(protocol, 0.0))
         return self.params.collective_overhead_us + self.params.latency_scale * base
 
     def estimate_us(self, algorithm: str, protocol: str, phases: list[_ResolvedPhase],

@@ -218,17 +218,19 @@ LINK_EFFICIENCY: dict[str, float] = {
 }
 
 # Collective model defaults (see sim/protocols.py, docs/network.md). The NVLS efficiency and
-# base latency and the LL128/Simple step-latency multipliers were fitted, with the NVLink
+# base latency and the per-call LL128/Simple overheads were fitted, with the NVLink
 # efficiency above, on the nccl-tests all-reduce curves of DGX H100, Azure ND H100 v5 and
 # Azure ND A100 v4 (../shared/data/calibration/nccl_allreduce_single_node.csv) by
-# bench/fit_collectives.py on 2026-11-24. LL keeps NCCL's step latency (the data cannot tell
-# it). The host launch cost is per system; the default is the DGX H100 fit.
+# bench/fit_collectives.py on 2026-11-24. The LL128 overhead ends at the top of its fitting
+# range (300 us): the measured curves are better described with LL128 never chosen. LL gets
+# none (the data cannot tell it). The host launch cost is per system; the default is the
+# DGX H100 fit.
 DEFAULT_COLLECTIVE_OVERHEAD_US = 0.0
 DEFAULT_HOST_LAUNCH_US = 19.3
 DEFAULT_NVLS_EFFICIENCY = 0.782
-DEFAULT_NVLS_BASE_LATENCY_US = 30.9
+DEFAULT_NVLS_BASE_LATENCY_US = 47.7
 DEFAULT_LATENCY_SCALE = 1.0
-DEFAULT_STEP_LATENCY_SCALE: dict[str, float] = {"LL": 1.0, "LL128": 4.41, "Simple": 3.47}
+DEFAULT_PROTOCOL_OVERHEAD_US: dict[str, float] = {"LL": 0.0, "LL128": 300.0, "Simple": 86.3}
 
 # NIC line rates: ConnectX-6 HDR 200 Gb/s = 25 GB/s, ConnectX-7 NDR 400 Gb/s = 50 GB/s
 # (NVIDIA ConnectX-6/7 product briefs). Used as the template default.

@@ -11,8 +11,11 @@ Routing is hierarchical so that it stays cheap at thousands of accelerators:
 2. between hosts, the source's NIC (an accelerator's own ``nic``, else the nearest gateway),
    then a shortest path over the fabric switches, then the destination's NIC.
 
-Equal-cost choices (ECMP) are made per hop by a CRC32 hash of (src, dst, hop node), so they
-are deterministic across runs and processes and spread different pairs over different paths.
+Equal-cost choices are deterministic. Across the fabric they follow destination-mod-k, the
+static routing of InfiniBand fat-trees (e.g. OpenSM's ftree engine): the destination's port
+number on its last switch, read digit by digit in mixed radix, picks the branch at each
+choice, so the traffic to the destinations behind one switch spreads evenly over parallel
+spines. Inside a host, ties are broken by a CRC32 hash of the host-local names.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Router:
         self._local: dict[tuple[int, str, str], np.ndarray] = {}
         self._dist: dict[tuple[str | None, str], dict[str, int]] = {}
         self._gateway: dict[tuple[str, bool], str] = {}
+        self._ports: dict[str, int] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -198,10 +202,12 @@ class Router:
         self._dist[key] = dist
         return dist
 
-    def _walk(self, domain: str | None, src: str, dst: str, strip: int = 0) -> list[str]:
-        """Shortest path inside ``domain``; equal-cost next hops chosen by a hash of the
-        names with their first ``strip`` characters removed (host-local names, so that all
-        hosts of a template choose alike)."""
+    def _walk(self, domain: str | None, src: str, dst: str, strip: int = 0,
+              selector: int | None = None) -> list[str]:
+        """Shortest path inside ``domain``. Equal-cost next hops are chosen by ``selector``'s
+        mixed-radix digits when given (destination-mod-k), else by a hash of the names with
+        their first ``strip`` characters removed (host-local names, so that all hosts of a
+        template choose alike)."""
         if src == dst:
             return [src]
         dist = self._dist_to(domain, dst)
@@ -215,10 +221,13 @@ class Router:
         u = src
         while u != dst:
             hops = self._next_hops(domain, u, dst, dist)
-            if len(hops) > 1:
-                u = hops[_hash(src[strip:], dst[strip:], u[strip:]) % len(hops)][0]
-            else:
+            if len(hops) == 1:
                 u = hops[0][0]
+            elif selector is not None:
+                u = hops[selector % len(hops)][0]
+                selector //= len(hops)
+            else:
+                u = hops[_hash(src[strip:], dst[strip:], u[strip:]) % len(hops)][0]
             out.append(u)
         return out
 
@@ -277,8 +286,19 @@ class Router:
             )
         best = min(c for c, _, _ in options)
         ties = [(u, d) for c, u, d in options if c == best]
-        u, d = ties[_hash(src, dst, x) % len(ties)] if len(ties) > 1 else ties[0]
-        return [x] + self._walk(None, u, d) + [y]
+        port = self._port(y)
+        u, d = ties[port % len(ties)]
+        return [x] + self._walk(None, u, d, selector=port // len(ties)) + [y]
+
+    def _port(self, node: str) -> int:
+        """The node's port number on the switch it hangs from (its position among that
+        switch's neighbours): the 'destination' of destination-mod-k."""
+        hit = self._ports.get(node)
+        if hit is None:
+            sw = next((u for u, _, _ in self._pred[node] if self._fabric_transit(u)), None)
+            hit = [v for v, _, _ in self._succ[sw]].index(node) if sw is not None else 0
+            self._ports[node] = hit
+        return hit
 
     def _fabric_transit(self, n: str) -> bool:
         return self._host[n] is None and self._transit[n]

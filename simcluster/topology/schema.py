@@ -28,7 +28,7 @@ from simcluster.topology.catalog import (
     DEFAULT_LATENCY_SCALE,
     DEFAULT_NVLS_BASE_LATENCY_US,
     DEFAULT_NVLS_EFFICIENCY,
-    DEFAULT_STEP_LATENCY_SCALE,
+    DEFAULT_PROTOCOL_OVERHEAD_US,
     LINK_KINDS,
 )
 
@@ -233,8 +233,11 @@ class NetworkParams(_Strict):
         DEFAULT_LATENCY_SCALE, ge=0,
         description="multiplier on all protocol latencies (sim/protocols.py)")
     step_latency_scale: dict[Literal["LL", "LL128", "Simple"], float] = Field(
-        default_factory=lambda: dict(DEFAULT_STEP_LATENCY_SCALE),
-        description="per protocol, multiplier on NCCL's per-step latencies")
+        default_factory=dict,
+        description="per protocol, multiplier on NCCL's per-step latencies (default 1)")
+    protocol_overhead_us: dict[Literal["LL", "LL128", "Simple"], float] = Field(
+        default_factory=lambda: dict(DEFAULT_PROTOCOL_OVERHEAD_US),
+        description="per protocol, cost added once per call to the base latency, us")
     nvls_base_latency_us: float = Field(
         DEFAULT_NVLS_BASE_LATENCY_US, ge=0,
         description="base latency of an NVLS all-reduce, us")
@@ -247,9 +250,10 @@ class NetworkParams(_Strict):
         bad = [k for k, v in self.link_efficiency.items() if not 0 < v <= 1]
         if bad:
             raise ValueError(f"link_efficiency for {', '.join(bad)} must be in (0, 1]")
-        neg = [k for k, v in self.step_latency_scale.items() if v < 0]
-        if neg:
-            raise ValueError(f"step_latency_scale for {', '.join(neg)} must be >= 0")
+        for name in ("step_latency_scale", "protocol_overhead_us"):
+            neg = [k for k, v in getattr(self, name).items() if v < 0]
+            if neg:
+                raise ValueError(f"{name} for {', '.join(neg)} must be >= 0")
         return self
 
 

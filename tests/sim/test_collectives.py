@@ -23,7 +23,8 @@ from tests.conftest import TEST_ACCEL, cluster_from, ends, replay, star, workloa
 
 GB = 10**9
 EXACT = {"nvlink": 1.0, "pcie": 1.0, "ib": 1.0, "memory": 1.0, "socket": 1.0}
-UNIT = {"LL": 1.0, "LL128": 1.0, "Simple": 1.0}
+# NCCL's tables alone: no fitted per-protocol overhead on top.
+NCCL_ONLY: dict[str, Any] = {"protocol_overhead_us": {}, "step_latency_scale": {}}
 RING = STEP_LATENCY_US["ring"]["nvlink"]
 
 
@@ -34,7 +35,8 @@ def _one(collective: str, p: int, size: int, root: int | None = None) -> list[di
 
 def _time(collective: str, p: int, size: int, root: int | None = None, **net: Any) -> float:
     """Simulated time of one collective on a star of p accelerators and 100 GB/s links."""
-    net.setdefault("step_latency_scale", UNIT)
+    for key, value in NCCL_ONLY.items():
+        net.setdefault(key, value)
     run = replay(workload(_one(collective, p, size, root), {"g": list(range(p))}),
                  star(p, 100.0, **net))
     return run.makespan_us
@@ -92,7 +94,7 @@ def test_protocol_chosen_by_size(size: int, protocol: str) -> None:
     # p = 8 on 100 GB/s, NCCL's latencies: LL = 13.18 + 7.0e-5 S, LL128 = 40.6 + 1.90e-5 S,
     # Simple = 56 + 1.75e-5 S (us, S in bytes): LL below 538 KB, Simple above 10.1 MB.
     run = replay(workload(_one("all_reduce", 8, size), {"g": list(range(8))}),
-                 star(8, 100.0, latency_scale=1.0, step_latency_scale=UNIT))
+                 star(8, 100.0, latency_scale=1.0, **NCCL_ONLY))
     assert run.timeline["algorithm"][0].as_py() == f"ring/{protocol}"
     lat, bw = {"LL": (6.6 + 14 * 0.47, 0.25), "LL128": (14.0 + 14 * 1.9, 0.92),
                "Simple": (8.4 + 14 * 3.4, 1.0)}[protocol]
@@ -106,7 +108,7 @@ def test_send_recv_one_flow_after_both_sides_are_posted() -> None:
         {"rank": 1, "kind": "recv", "peer": 0, "comm_bytes": GB},
     ]
     run = replay(workload(rows), star(2, 100.0, overhead_us=2.0, latency_scale=1.0,
-                                      step_latency_scale=UNIT))
+                                      **NCCL_ONLY))
     t = ends(run)
     # Simple wins at 1 GB: 2 + 8.4 base + one 3.4 us step + 10 ms, from t = 100 us.
     assert t[(0, 0)] == pytest.approx((0.0, 100.0 + 2.0 + 8.4 + 3.4 + 10_000.0))

@@ -42,26 +42,39 @@ def test_pcie_box_crosses_sockets_between_far_gpus() -> None:
         "box0/gpu0", "box0/pcie0", "box0/cpu0", "box0/cpu1", "box0/pcie3", "box0/gpu7"]
 
 
-def _leaf_spine(spines: int = 4):
+def _leaf_spine(spines: int = 4, per_leaf: int = 4):
     return cluster_from({
         "name": "ls", "accelerator_models": {"T": TEST_ACCEL},
         "nodes": [{"name": "n", "count": 8, "accelerator": "T", "accelerators": 1,
                    "fabric": "pcie", "nics": {"count": 1}}],
-        "fabric": {"topology": "leaf-spine", "nodes_per_leaf": 2, "spines": spines},
+        "fabric": {"topology": "leaf-spine", "nodes_per_leaf": per_leaf, "spines": spines},
     })
 
 
-def test_ecmp_is_deterministic_and_spreads_over_spines() -> None:
-    c = _leaf_spine()
-    pairs = [(f"n{i}/gpu0", f"n{j}/gpu0") for i in range(8) for j in range(8) if i // 2 != j // 2]
-    spines = [next(n for n in Router(c).path(a, b) if "spine" in n) for a, b in pairs]
-    again = [next(n for n in Router(_leaf_spine()).path(a, b) if "spine" in n) for a, b in pairs]
-    assert spines == again
+def _spine(r: Router, a: str, b: str) -> str:
+    return next(n for n in r.path(a, b) if "spine" in n)
+
+
+def test_destination_mod_k_spreads_a_leafs_destinations_over_spines() -> None:
+    # Leaf 1 holds n4..n7 on ports 0..3: traffic to them climbs spines 0..3, whatever the
+    # source, and the same inputs always give the same routes.
+    r = Router(_leaf_spine())
+    for src in ("n0/gpu0", "n1/gpu0", "n3/gpu0"):
+        assert [_spine(r, src, f"n{k}/gpu0") for k in range(4, 8)] == [
+            f"fabric/spine{k}" for k in range(4)]
+    again = Router(_leaf_spine())
+    assert again.path("n2/gpu0", "n6/gpu0") == r.path("n2/gpu0", "n6/gpu0")
+
+
+def test_a_shifted_permutation_across_leaves_has_no_spine_collision() -> None:
+    # n_i -> n_(i+4): each uplink of leaf 0 carries exactly one of the four flows.
+    r = Router(_leaf_spine())
+    spines = [_spine(r, f"n{i}/gpu0", f"n{i + 4}/gpu0") for i in range(4)]
     assert len(set(spines)) == 4
 
 
 def test_same_leaf_traffic_does_not_climb_to_a_spine() -> None:
-    path = Router(_leaf_spine()).path("n0/gpu0", "n1/gpu0")
+    path = Router(_leaf_spine(per_leaf=2)).path("n0/gpu0", "n1/gpu0")
     assert not any("spine" in n for n in path) and "fabric/leaf0" in path
 
 

@@ -1,0 +1,84 @@
+"""Simulate one large all-reduce on rail-optimized DGX H100 fabrics of 1,024 and 8,192 GPUs.
+
+Each case builds a SuperPOD-like cluster (scalable units of 32 servers, one leaf per rail per
+unit, non-blocking spines), then simulates one all_reduce over every GPU with the ring
+algorithm (8 rail channels: 8 x ranks coupled flows) and with the automatic choice. Prints
+flows, wall seconds for planning + simulation (topology build shown apart), and the
+simulated time and busbw.
+
+    python bench/bench_collectives.py                   # 1024 and 8192 ranks
+    python bench/bench_collectives.py --ranks 1024 --size 1G
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import platform
+import resource
+import time
+
+from simcluster import collective_perf as cp
+from simcluster.placement import bind
+from simcluster.sim.engine import Engine, _long_lived_objects_frozen
+from simcluster.topology.build import build
+from simcluster.topology.schema import TopologySpec
+from simcluster.workload.generate.collective import single_collective
+
+
+def superpod(ranks: int):
+    # 32 servers per scalable unit and 32 spines: each leaf has 32 x 400 Gb/s down and one
+    # 400 Gb/s uplink to every spine (non-blocking).
+    servers = ranks // 8
+    spec = {
+        "name": f"dgx-h100-x{servers}",
+        "nodes": [{"name": "node", "count": servers, "preset": "dgx-h100"}],
+        "fabric": {"topology": "rail-optimized", "nodes_per_leaf": 32, "spines": 32,
+                   "oversubscription": 1.0},
+    }
+    return build(TopologySpec.model_validate(spec), source=spec["name"])
+
+
+def once(cluster, ranks: int, size: int, algorithm: str) -> dict[str, object]:
+    network = cluster.network.model_copy(update={"algorithm": algorithm})
+    from dataclasses import replace
+
+    c = replace(cluster, network=network)
+    wl = single_collective("all_reduce", size, ranks)
+    with _long_lived_objects_frozen():
+        t0 = time.perf_counter()
+        engine = Engine(bind(wl, c))
+        gc.freeze()
+        run = engine.run()
+        wall = time.perf_counter() - t0
+    t = run.makespan_us
+    return {"algorithm": run.timeline["algorithm"][0].as_py(), "flows": run.info["flows"],
+            "wall_s": wall, "sim_us": t,
+            "busbw": size / t / 1e3 * cp.bus_factor("all_reduce", ranks)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ranks", type=int, nargs="*", default=[1024, 8192])
+    ap.add_argument("--size", default="1G")
+    args = ap.parse_args()
+    size = cp.parse_size(args.size)
+    print(f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}"
+          f"  all_reduce of {size} B")
+    print(f"{'ranks':>6} {'build_s':>8} {'algorithm':>14} {'flows':>8} {'wall_s':>8} "
+          f"{'sim_time_us':>12} {'busbw_GBps':>10} {'peak_rss_MB':>11}")
+    for n in args.ranks:
+        t0 = time.perf_counter()
+        cluster = superpod(n)
+        build_s = time.perf_counter() - t0
+        for algo in ("ring", "auto"):
+            r = once(cluster, n, size, algo)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{n:>6} {build_s:>8.2f} {r['algorithm']:>14} {r['flows']:>8} "
+                  f"{r['wall_s']:>8.2f} {r['sim_us']:>12.1f} {r['busbw']:>10.1f} {rss:>11.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
