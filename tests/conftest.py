@@ -99,7 +99,7 @@ def ends(run: Run) -> dict[tuple[int, int], tuple[float, float]]:
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder ``../shared/data``; skips when it is absent (a user's checkout)."""
     if not SHARED.is_dir():
