@@ -35,12 +35,14 @@ _PCIE_KINDS = frozenset({"pcie", "socket", "memory"})
 
 @dataclass(frozen=True)
 class ScheduledPhase:
-    """A phase ready to run: flows' routes and bytes, then the latency to wait (us)."""
+    """A phase ready to run: flows' routes, bytes and weights (how many identical flows each
+    stands for), then the latency to wait (us)."""
 
     routes: list[np.ndarray]
     nbytes: np.ndarray
     latency_us: float
     coupled: bool
+    weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,35 @@ class Schedule:
 @dataclass(frozen=True)
 class _ResolvedPhase:
     routes: list[np.ndarray]
-    share: np.ndarray
+    share: np.ndarray  # per flow it stands for
+    weight: np.ndarray  # identical flows merged into each
     coupled: bool
     efficiency: float
     intra_steps: int
     inter_steps: int
     intra_hw: str
     unit_us: float  # isolated time per byte of S at full protocol bandwidth
+
+
+def _merge(routes: list[np.ndarray], share: np.ndarray
+           ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Merge flows with the same route and share into one weighted flow (exact under
+    weighted max-min sharing; the channels of a ring repeat most hops inside servers)."""
+    index: dict[tuple[bytes, float], int] = {}
+    out_routes: list[np.ndarray] = []
+    out_share: list[float] = []
+    weight: list[int] = []
+    for route, sh in zip(routes, share.tolist()):
+        key = (route.tobytes(), sh)
+        k = index.get(key)
+        if k is None:
+            index[key] = len(out_routes)
+            out_routes.append(route)
+            out_share.append(sh)
+            weight.append(1)
+        else:
+            weight[k] += 1
+    return out_routes, np.array(out_share), np.array(weight, dtype=np.float64)
 
 
 class CommModel:
@@ -152,16 +176,17 @@ class CommModel:
                            nvls_efficiency=self.params.nvls_efficiency)
         out = []
         for ph in phases:
-            routes = [self._route(path) for path in ph.paths]
+            routes, share, weight = _merge([self._route(path) for path in ph.paths], ph.share)
             out.append(_ResolvedPhase(
-                routes=routes, share=ph.share, coupled=ph.coupled, efficiency=ph.efficiency,
-                intra_steps=ph.intra_steps, inter_steps=ph.inter_steps, intra_hw=self._hw(routes),
-                unit_us=self._unit_time(routes, ph.share, ph.coupled),
+                routes=routes, share=share, weight=weight, coupled=ph.coupled,
+                efficiency=ph.efficiency, intra_steps=ph.intra_steps, inter_steps=ph.inter_steps,
+                intra_hw=self._hw(routes), unit_us=self._unit_time(routes, share, ph.coupled, weight),
             ))
         self._resolved[key] = out
         return out
 
-    def _unit_time(self, routes: list[np.ndarray], share: np.ndarray, coupled: bool) -> float:
+    def _unit_time(self, routes: list[np.ndarray], share: np.ndarray, coupled: bool,
+                   weight: np.ndarray) -> float:
         """Time (us) per byte of S for the phase's flows alone on the network."""
         keep = [k for k, r in enumerate(routes) if len(r) and share[k] > 0]
         if not keep:
@@ -171,8 +196,9 @@ class CommModel:
         pair_link = np.concatenate(rs).astype(np.int64)
         pair_flow = np.repeat(np.arange(len(rs)), lengths)
         coupling = np.zeros(len(rs), dtype=np.int64) if coupled else None
-        rates = maxmin_rates(pair_flow, pair_link, len(rs), self.capacity, coupling)
-        return float(np.max(share[keep] / rates))
+        w = weight[keep]
+        rates = maxmin_rates(pair_flow, pair_link, len(rs), self.capacity, coupling, w)
+        return float(np.max(share[keep] * w / rates))
 
     # -- costing and scheduling ---------------------------------------------------------------
 
@@ -254,8 +280,10 @@ class CommModel:
         t, algo, q, phases = best
         bw = proto.bandwidth_factor(algo, q, collective, multi)
         scheduled = [
-            ScheduledPhase(routes=ph.routes, nbytes=ph.share * (size / (bw * ph.efficiency)),
-                           latency_us=self._latency(algo, q, ph), coupled=ph.coupled)
+            ScheduledPhase(routes=ph.routes,
+                           nbytes=ph.share * ph.weight * (size / (bw * ph.efficiency)),
+                           latency_us=self._latency(algo, q, ph), coupled=ph.coupled,
+                           weights=ph.weight)
             for ph in phases
         ]
         return Schedule(algorithm=algo, protocol=q, fixed_us=self._base(algo, q),
@@ -265,11 +293,12 @@ class CommModel:
         """Schedule a send/recv of ``size`` bytes from ``src`` to ``dst``."""
         route = self.router.route(src, dst)
         cross = any(self.cluster.link_kind[i] in _NET_KINDS for i in route.links.tolist())
+        one = np.ones(1)
         ph = _ResolvedPhase(
-            routes=[route.links], share=np.ones(1), coupled=False, efficiency=1.0,
+            routes=[route.links], share=one, weight=one, coupled=False, efficiency=1.0,
             intra_steps=0 if cross else 1, inter_steps=1 if cross else 0,
             intra_hw=self._hw([route.links]),
-            unit_us=self._unit_time([route.links], np.ones(1), False),
+            unit_us=self._unit_time([route.links], one, False, one),
         )
         best: tuple[float, str] | None = None
         for q in self._protocols("p2p", [ph]):

@@ -304,7 +304,8 @@ class Engine:
         if sched.fixed_us > 0:
             yield env.timeout(sched.fixed_us)
         for ph in sched.phases:
-            yield self.net.transfer(ph.routes, ph.nbytes, tag=tag, coupled=ph.coupled)
+            yield self.net.transfer(ph.routes, ph.nbytes, tag=tag, coupled=ph.coupled,
+                                    weights=ph.weights)
             if ph.latency_us > 0:
                 yield env.timeout(ph.latency_us)
         rv.done.succeed()

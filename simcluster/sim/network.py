@@ -33,22 +33,25 @@ def maxmin_rates(
     num_flows: int,
     capacity: np.ndarray,
     coupling: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Max-min fair rates by progressive filling.
 
     Every unfrozen flow's rate grows at the same pace until some link is full; flows that
     cross a full link freeze at their rate, and so do all flows coupled with them; repeat
     until all are frozen. Coupled flows (the neighbour transfers of one pipelined ring, which
-    advances at the pace of its slowest hop) thus share one rate.
+    advances at the pace of its slowest hop) thus share one rate. A flow of weight ``w``
+    stands for ``w`` identical flows on the same route and grows ``w`` times as fast.
 
     Parameters:
         pair_flow, pair_link: one entry per (flow, link) incidence; every flow has >= 1 link.
         num_flows: number of flows.
         capacity: bytes/us per link id.
         coupling: per flow, a coupling-group id in 0 .. num_flows-1; None = all independent.
+        weight: per flow, how many identical flows it stands for; None = all 1.
 
     Returns:
-        Rate per flow in bytes/us.
+        Rate per flow in bytes/us (the total of the flows it stands for).
 
     Example:
         Two flows share link 0 (100 B/us); the second also crosses link 1 (30 B/us):
@@ -66,15 +69,18 @@ def maxmin_rates(
     links, local = np.unique(pair_link, return_inverse=True)
     cap_left = capacity[links].astype(np.float64)
     cap_full = cap_left.copy()
+    w = np.ones(num_flows) if weight is None else np.asarray(weight, dtype=np.float64)
+    pair_w = w[pair_flow]
     rate = np.zeros(num_flows)
     active = np.ones(num_flows, dtype=bool)
     group_frozen = np.zeros(num_flows, dtype=bool)
     pair_active = np.ones(len(pair_flow), dtype=bool)
     while pair_active.any():
-        users = np.bincount(local[pair_active], minlength=len(links))
+        users = np.bincount(local[pair_active], weights=pair_w[pair_active],
+                            minlength=len(links))
         used = users > 0
         inc = np.min(cap_left[used] / users[used])
-        rate[active] += inc
+        rate[active] += inc * w[active]
         cap_left -= inc * users
         full = used & (cap_left <= _SAT_EPS * cap_full)
         frozen_flows = pair_flow[pair_active & full[local]]
@@ -120,20 +126,21 @@ class FlowNetwork:
         self._rate = np.zeros(0)
         self._batch_of = np.zeros(0, dtype=np.int64)  # batch id per flow
         self._group_of = np.zeros(0, dtype=np.int64)  # coupling group per flow
+        self._weight = np.zeros(0)  # identical flows each one stands for
         self._batches: dict[int, _Batch] = {}
         self._next_id = 0
         self._pair_flow = np.zeros(0, dtype=np.int64)
         self._pair_link = np.zeros(0, dtype=np.int64)
         # Batches started at the current timestamp, not yet sharing:
-        # (routes, sizes, batch id, coupled).
-        self._new: list[tuple[list[np.ndarray], np.ndarray, int, bool]] = []
+        # (routes, sizes, weights, batch id, coupled).
+        self._new: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, int, bool]] = []
         self._flush_scheduled = False
         self._epoch = 0
         self._t_last = 0.0
 
     @property
     def active_flows(self) -> int:
-        return len(self._routes) + sum(len(r) for r, _, _, _ in self._new)
+        return len(self._routes) + sum(len(new[0]) for new in self._new)
 
     def transfer(
         self,
@@ -141,32 +148,38 @@ class FlowNetwork:
         sizes: Sequence[float] | np.ndarray,
         tag: object = None,
         coupled: bool = False,
+        weights: np.ndarray | None = None,
     ) -> simpy.Event:
         """Start one flow per (route, size); the returned event fires when all have finished.
 
-        ``coupled`` flows share one rate (see :func:`maxmin_rates`). Flows of zero bytes or
+        ``coupled`` flows share one rate (see :func:`maxmin_rates`). ``weights`` says how many
+        identical flows each one stands for (its size is their total). Flows of zero bytes or
         with an empty route (same node) finish at once.
         """
         event = self.env.event()
         if len(routes) == 1:  # fast path: copies and send/recv
             size = np.array([float(sizes[0])])
+            weight = np.ones(1) if weights is None else np.asarray(weights, dtype=np.float64)
             count = int(size[0] > 0 and len(routes[0]) > 0)
         else:
             size = np.asarray(sizes, dtype=np.float64)
+            weight = (np.ones(len(routes)) if weights is None
+                      else np.asarray(weights, dtype=np.float64))
             hops = np.fromiter(map(len, routes), dtype=np.int64, count=len(routes))
             keep = (size > 0) & (hops > 0)
             count = int(keep.sum())
             if 0 < count < len(routes):
                 routes = [r for r, k in zip(routes, keep.tolist()) if k]
                 size = size[keep]
-        self.flows_started += count
+                weight = weight[keep]
+        self.flows_started += int(weight.sum()) if count else 0
         if count == 0:
             event.succeed()
             return event
         bid = self._next_id
         self._next_id += 1
         self._batches[bid] = _Batch(pending=count, event=event, tag=tag)
-        self._new.append((list(routes), size, bid, coupled))
+        self._new.append((list(routes), size, weight, bid, coupled))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             flush = self.env.event()
@@ -219,14 +232,17 @@ class FlowNetwork:
         self._left = self._left[keep]
         self._batch_of = self._batch_of[keep]
         self._group_of = self._group_of[keep]
+        self._weight = self._weight[keep]
 
     def _admit(self) -> None:
         if not self._new:
             return
         sizes, batch_of, group_of = [self._size], [self._batch_of], [self._group_of]
-        for routes, size, bid, coupled in self._new:
+        weights = [self._weight]
+        for routes, size, weight, bid, coupled in self._new:
             self._routes.extend(routes)
             sizes.append(size)
+            weights.append(weight)
             batch_of.append(np.full(len(size), bid, dtype=np.int64))
             # Coupled flows share their batch's group; others get groups of their own.
             first = self._next_id
@@ -238,6 +254,7 @@ class FlowNetwork:
         self._left = np.concatenate([self._left, *sizes[1:]])
         self._batch_of = np.concatenate(batch_of)
         self._group_of = np.concatenate(group_of)
+        self._weight = np.concatenate(weights)
 
     def _update(self) -> None:
         now = self.env.now
@@ -254,9 +271,10 @@ class FlowNetwork:
         self._pair_flow = np.repeat(np.arange(len(self._routes)), lengths)
         _, coupling = np.unique(self._group_of, return_inverse=True)
         self._rate = maxmin_rates(self._pair_flow, self._pair_link, len(self._routes),
-                                  self.capacity, coupling)
+                                  self.capacity, coupling, self._weight)
         self.recomputes += 1
-        counts = np.bincount(self._pair_link, minlength=len(self.capacity))
+        counts = np.bincount(self._pair_link, weights=self._weight[self._pair_flow],
+                             minlength=len(self.capacity)).astype(np.int64)
         np.maximum(self.link_max_flows, counts, out=self.link_max_flows)
         wait = float(np.min(self._left / self._rate))
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from dataclasses import dataclass
+from typing import Any
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -32,10 +34,14 @@ from simcluster.topology.cluster import TRANSIT_KINDS, Cluster
 
 @dataclass(frozen=True)
 class Route:
-    """A route: its directed link ids in order and its summed one-way latency (us)."""
+    """A route: its directed link ids in order; ``latency_us`` sums their one-way latency."""
 
     links: np.ndarray
-    latency_us: float
+    link_latency_us: np.ndarray = field(repr=False, compare=False)
+
+    @cached_property
+    def latency_us(self) -> float:
+        return float(self.link_latency_us[self.links].sum())
 
 
 def _hash(*parts: str) -> int:
@@ -72,6 +78,9 @@ class Router:
         self._dist: dict[tuple[str | None, str], dict[str, int]] = {}
         self._gateway: dict[tuple[str, bool], str] = {}
         self._ports: dict[str, int] = {}
+        self._up_cache: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._down_cache: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._middle: dict[tuple[Any, ...], list[str]] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -99,7 +108,7 @@ class Router:
             if hd is not None:
                 parts.append(self._in_host(hd, y, dst))
             links = np.concatenate(parts).astype(np.int32, copy=False)
-        r = Route(links=links, latency_us=float(self._c.latency_us[links].sum()))
+        r = Route(links=links, link_latency_us=self._c.latency_us)
         self._routes[key] = r
         return r
 
@@ -270,25 +279,53 @@ class Router:
             return [x]
         if (x, y) in self._edge_id:
             return [x, y]
-        cost = self._cost_of_link
-        ups = [(u, cost[i]) for u, i, _ in self._succ[x] if self._fabric_transit(u)]
-        downs = [(d, cost[i]) for d, i, _ in self._pred[y] if self._fabric_transit(d)]
+        ups, downs, port = self._ups(x), self._downs(y), self._port(y)
+        key = (ups, downs, port)
+        middle = self._middle.get(key)
+        if middle is None:
+            middle = self._fabric_middle(ups, downs, port)
+            self._middle[key] = middle
+        if not middle:
+            raise TopologyError(
+                f"{self._c.source}: no route from {src!r} to {dst!r}: {x!r} and {y!r} are not "
+                "joined by the fabric; check the fabric: section and links."
+            )
+        return [x, *middle, y]
+
+    def _ups(self, x: str) -> tuple[tuple[str, int], ...]:
+        """Fabric switches ``x`` sends to, with the cost of the hop."""
+        hit = self._up_cache.get(x)
+        if hit is None:
+            cost = self._cost_of_link
+            hit = tuple((u, int(cost[i])) for u, i, _ in self._succ[x] if self._fabric_transit(u))
+            self._up_cache[x] = hit
+        return hit
+
+    def _downs(self, y: str) -> tuple[tuple[str, int], ...]:
+        """Fabric switches that send to ``y``, with the cost of the hop."""
+        hit = self._down_cache.get(y)
+        if hit is None:
+            cost = self._cost_of_link
+            hit = tuple((d, int(cost[i])) for d, i, _ in self._pred[y] if self._fabric_transit(d))
+            self._down_cache[y] = hit
+        return hit
+
+    def _fabric_middle(self, ups: tuple[tuple[str, int], ...],
+                       downs: tuple[tuple[str, int], ...], port: int) -> list[str]:
+        """The switches between an up switch of the source and a down switch of the
+        destination, least cost first, ties by destination-mod-k; [] if none."""
         options: list[tuple[int, str, str]] = []
         for d, c_down in downs:
             dist = self._dist_to(None, d)
             for u, c_up in ups:
                 if u in dist:
-                    options.append((int(c_up + dist[u] + c_down), u, d))
+                    options.append((c_up + dist[u] + c_down, u, d))
         if not options:
-            raise TopologyError(
-                f"{self._c.source}: no route from {src!r} to {dst!r}: {x!r} and {y!r} are not "
-                "joined by the fabric; check the fabric: section and links."
-            )
+            return []
         best = min(c for c, _, _ in options)
         ties = [(u, d) for c, u, d in options if c == best]
-        port = self._port(y)
         u, d = ties[port % len(ties)]
-        return [x] + self._walk(None, u, d, selector=port // len(ties)) + [y]
+        return self._walk(None, u, d, selector=port // len(ties))
 
     def _port(self, node: str) -> int:
         """The node's port number on the switch it hangs from (its position among that
