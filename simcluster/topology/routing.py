@@ -12,10 +12,10 @@ Routing is hierarchical so that it stays cheap at thousands of accelerators:
    then a shortest path over the fabric switches, then the destination's NIC.
 
 Equal-cost choices are deterministic. Across the fabric they follow destination-mod-k, the
-static routing of InfiniBand fat-trees (e.g. OpenSM's ftree engine): the destination's port
-number on its last switch, read digit by digit in mixed radix, picks the branch at each
-choice, so the traffic to the destinations behind one switch spreads evenly over parallel
-spines. Inside a host, ties are broken by a CRC32 hash of the host-local names.
+static routing of InfiniBand fat-trees (e.g. OpenSM's ftree engine): the destination's
+ordinal (endpoints numbered switch by switch, port by port), read digit by digit in mixed
+radix, picks the branch at each choice, so the traffic to the destinations behind one switch
+spreads evenly over parallel spines, and upper levels over the cores. Inside a host, ties are broken by a CRC32 hash of the host-local names.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Router:
         self._local: dict[tuple[int, str, str], np.ndarray] = {}
         self._dist: dict[tuple[str | None, str], dict[str, int]] = {}
         self._gateway: dict[tuple[str, bool], str] = {}
-        self._ports: dict[str, int] = {}
+        self._ordinals: dict[str, int] = {}
         self._up_cache: dict[str, tuple[tuple[str, int], ...]] = {}
         self._down_cache: dict[str, tuple[tuple[str, int], ...]] = {}
         self._middle: dict[tuple[Any, ...], list[str]] = {}
@@ -99,18 +99,32 @@ class Router:
             links = np.zeros(0, dtype=np.int32)
         elif hs is not None and hs == hd:
             links = self._in_host(hs, src, dst)
+            if self._own_router(src) and self._own_router(dst):
+                # Chips with their own fabric router (a torus): ICI may beat the host's PCIe.
+                out = self._across(src, dst, hs, hd)
+                if self._cost_of_link[out].sum() < self._cost_of_link[links].sum():
+                    links = out
         else:
-            x = src if hs is None else self._gateway_of(src, leaving=True)
-            y = dst if hd is None else self._gateway_of(dst, leaving=False)
-            parts = [self._ids(self._fabric(x, y, src, dst))]
-            if hs is not None:
-                parts.insert(0, self._in_host(hs, src, x))
-            if hd is not None:
-                parts.append(self._in_host(hd, y, dst))
-            links = np.concatenate(parts).astype(np.int32, copy=False)
+            links = self._across(src, dst, hs, hd)
         r = Route(links=links, link_latency_us=self._c.latency_us)
         self._routes[key] = r
         return r
+
+    def _across(self, src: str, dst: str, hs: str | None, hd: str | None) -> np.ndarray:
+        """Links from ``src`` out of its host, across the fabric, into ``dst``'s host."""
+        x = src if hs is None else self._gateway_of(src, leaving=True)
+        y = dst if hd is None else self._gateway_of(dst, leaving=False)
+        parts = [self._ids(self._fabric(x, y, src, dst))]
+        if hs is not None:
+            parts.insert(0, self._in_host(hs, src, x))
+        if hd is not None:
+            parts.append(self._in_host(hd, y, dst))
+        return np.concatenate(parts).astype(np.int32, copy=False)
+
+    def _own_router(self, node: str) -> bool:
+        """The node leaves its host through a fabric switch linked to it directly."""
+        nic = self._g.nodes[node].get("nic")
+        return nic is not None and self._host.get(nic) is None and (node, nic) in self._edge_id
 
     def path(self, src: str, dst: str) -> list[str]:
         """The node sequence of the route from ``src`` to ``dst``."""
@@ -220,6 +234,13 @@ class Router:
         if src == dst:
             return [src]
         dist = self._dist_to(domain, dst)
+        if src not in dist and self._host[src] != domain:
+            # Entering the domain from outside it (a fabric router into its chip's host).
+            host, transit = self._host, self._transit
+            entries = [cost + dist[v] for v, _, cost in self._succ[src] if v in dist and (
+                v == dst or (transit[v] and host[v] == domain))]
+            if entries:
+                dist[src] = min(entries)
         if src not in dist:
             where = f"inside host {domain!r}" if domain else "across the fabric"
             raise TopologyError(
@@ -328,14 +349,17 @@ class Router:
         return self._walk(None, u, d, selector=port // len(ties))
 
     def _port(self, node: str) -> int:
-        """The node's port number on the switch it hangs from (its position among that
-        switch's neighbours): the 'destination' of destination-mod-k."""
-        hit = self._ports.get(node)
-        if hit is None:
-            sw = next((u for u, _, _ in self._pred[node] if self._fabric_transit(u)), None)
-            hit = [v for v, _, _ in self._succ[sw]].index(node) if sw is not None else 0
-            self._ports[node] = hit
-        return hit
+        """The destination's ordinal for destination-mod-k: endpoints numbered switch by
+        switch (in topology order), port by port, so that the low digit is the port on the
+        last switch and higher digits tell the switches apart."""
+        if not self._ordinals:
+            for sw in self._g.nodes:
+                if not self._fabric_transit(sw):
+                    continue
+                for v, _, _ in self._succ[sw]:
+                    if not self._fabric_transit(v) and v not in self._ordinals:
+                        self._ordinals[v] = len(self._ordinals)
+        return self._ordinals.get(node, 0)
 
     def _fabric_transit(self, n: str) -> bool:
         return self._host[n] is None and self._transit[n]

@@ -87,3 +87,75 @@ def test_catalog_peaks_bound_measured_numbers(shared_data) -> None:
         assert max(hbm) * 1e3 < spec.hbm_GBps
         best_mem_eff = max(hbm) * 1e3 / spec.hbm_GBps
         assert ComputeModel().memory_efficiency <= best_mem_eff + 0.02
+
+
+def test_dgx_preset_fills_the_datasheet_and_keeps_overrides() -> None:
+    c = cluster_from({"name": "p", "nodes": [{"preset": "dgx-a100", "count": 2,
+                                               "nics": {"bandwidth_GBps": 50}}],
+                      "fabric": {"topology": "single-switch"}})
+    assert len(c.accelerators) == 16 and c.specs["node0/gpu0"].model == "A100-SXM4-80GB"
+    assert _bw(c, "node0/nic3", "fabric/switch") == 50.0  # override kept
+    # 2 GPUs and 2 NICs per PCIe Gen4 switch: gpu2 and nic2 share pcie1.
+    assert c.graph.has_edge("node0/gpu2", "node0/pcie1") and c.graph.has_edge(
+        "node0/nic2", "node0/pcie1")
+    assert _bw(c, "node0/gpu0", "node0/pcie0") == catalog.PCIE_X16_GBPS[4]
+
+
+def test_rail_optimized_puts_rail_i_of_a_unit_on_one_leaf() -> None:
+    c = cluster_from({
+        "name": "r", "nodes": [{"preset": "dgx-h100", "count": 4}],
+        "fabric": {"topology": "rail-optimized", "nodes_per_leaf": 2, "spines": 4,
+                   "oversubscription": 2.0},
+    })
+    leaves = [n for n in c.graph if n.startswith("fabric/su")]
+    assert len(leaves) == 2 * 8  # 2 scalable units x 8 rails
+    assert c.graph.has_edge("node3/nic5", "fabric/su1-rail5")
+    # Leaf down: 2 servers x 50 GB/s; up: 100 / 2 (oversubscription) / 4 spines = 12.5.
+    assert _bw(c, "fabric/su0-rail0", "fabric/spine3") == 12.5
+
+
+def test_fat_tree_k4_counts_and_capacity() -> None:
+    c = cluster_from({
+        "name": "ft", "accelerator_models": {"T": TEST_ACCEL},
+        "nodes": [{"name": "n", "count": 16, "accelerator": "T", "accelerators": 1,
+                   "fabric": "pcie", "nics": {"count": 1, "bandwidth_GBps": 25}}],
+        "fabric": {"topology": "fat-tree", "k": 4},
+    })
+    switches = [n for n in c.graph if n.startswith("fabric/")]
+    assert len(switches) == 4 * 2 + 4 * 2 + 4  # edges, aggregations, cores
+    assert c.graph.has_edge("n15/nic0", "fabric/pod3-edge1")
+    assert _bw(c, "fabric/pod0-agg1", "fabric/core3") == 25.0
+    from simcluster.errors import TopologyError
+
+    with pytest.raises(TopologyError, match="at most 2 NICs"):
+        cluster_from({"name": "ft", "accelerator_models": {"T": TEST_ACCEL},
+                      "nodes": [{"count": 3, "accelerator": "T", "accelerators": 1,
+                                 "fabric": "pcie", "nics": {"count": 1}}],
+                      "fabric": {"topology": "fat-tree", "k": 2}})
+
+
+def test_torus_links_neighbours_with_wraparound_and_routes_through_routers() -> None:
+    from simcluster.topology import Router
+
+    c = load_cluster(ROOT / "topologies" / "tpu-torus-4x4x4.yaml")
+    # Chip 0 at (0,0,0): neighbours 1 (x), 4 (y), 16 (z), and by wraparound 3, 12, 48.
+    nbrs = {v for v in c.graph.succ["fabric/ici0"] if v.startswith("fabric/ici")}
+    assert nbrs == {f"fabric/ici{i}" for i in (1, 3, 4, 12, 16, 48)}
+    path = Router(c).path("host0/gpu0", "host0/gpu3")  # chips 0 and 3: one wrap hop
+    assert path == ["host0/gpu0", "fabric/ici0", "fabric/ici3", "host0/gpu3"]
+    assert "nvlink" not in c.link_kind
+
+
+def test_fabric_needs_its_shape(tmp_path) -> None:
+    from simcluster.errors import TopologyError
+
+    for fabric, msg in (({"topology": "fat-tree"}, "even k"),
+                        ({"topology": "torus"}, "needs dims"),
+                        ({"topology": "rail-optimized"}, "nodes_per_leaf")):
+        p = tmp_path / "t.yaml"
+        import yaml
+
+        p.write_text(yaml.safe_dump({"name": "t", "nodes": [{"preset": "dgx-h100"}],
+                                     "fabric": fabric}))
+        with pytest.raises(TopologyError, match=msg):
+            load_cluster(p)

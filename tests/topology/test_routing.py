@@ -97,3 +97,22 @@ def test_routes_are_cached_arrays_of_link_ids(h100) -> None:
     assert a is r.route("node0/gpu0", "node1/gpu0")
     assert [h100.link_src[i] for i in a.links] == r.path("node0/gpu0", "node1/gpu0")[:-1]
     assert len(r.route("node0/gpu0", "node0/gpu0").links) == 0
+
+
+def test_destination_mod_k_spreads_a_pods_destinations_over_all_cores() -> None:
+    # k = 4: 16 one-NIC servers, 4 per pod. From n0, the 4 destinations of pod 2 climb
+    # aggregation switch (port) and core (edge), so they use 4 distinct cores; all 16
+    # destinations outside pod 0 use every one of the 4 cores.
+    c = cluster_from({
+        "name": "ft", "accelerator_models": {"T": TEST_ACCEL},
+        "nodes": [{"name": "n", "count": 16, "accelerator": "T", "accelerators": 1,
+                   "fabric": "pcie", "nics": {"count": 1}}],
+        "fabric": {"topology": "fat-tree", "k": 4},
+    })
+    r = Router(c)
+
+    def core(dst: int) -> str:
+        return next(n for n in r.path("n0/gpu0", f"n{dst}/gpu0") if "core" in n)
+
+    assert len({core(d) for d in range(8, 12)}) == 4
+    assert {core(d) for d in range(4, 16)} == {f"fabric/core{i}" for i in range(4)}
