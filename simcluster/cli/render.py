@@ -51,13 +51,16 @@ def _local(name: str, host: str | None) -> str:
 
 
 def _compact(names: list[str]) -> str:
-    """``gpu0, gpu1, ..., gpu7`` -> ``gpu0..gpu7`` when the names are a numbered run."""
+    """``gpu0, gpu1, ..., gpu7`` -> ``gpu0..gpu7`` when the names are a numbered run; long
+    lists of other names are cut to their ends."""
     m = [re.fullmatch(r"(.*?)(\d+)", n) for n in names]
     if len(names) > 2 and all(m):
         stems = {x.group(1) for x in m if x}
         nums = [int(x.group(2)) for x in m if x]
         if len(stems) == 1 and nums == list(range(nums[0], nums[0] + len(nums))):
             return f"{names[0]}..{names[-1]}"
+    if len(names) > 6:
+        return f"{', '.join(names[:3])}, ..., {names[-1]} ({len(names)})"
     return ", ".join(names)
 
 
@@ -78,7 +81,8 @@ def _host_signature(cluster: Cluster, host: str, nodes: list[str]) -> tuple[Any,
     for n in nodes:
         a = g.nodes[n]
         links = sorted(
-            (_local(d, host), cluster.link_kind[e["id"]], float(cluster.bandwidth_Bpus[e["id"]]))
+            (_local(d, host) if cluster.host_of(d) == host else "<outside>",
+             cluster.link_kind[e["id"]], float(cluster.bandwidth_Bpus[e["id"]]))
             for d, e in g.succ[n].items()
         )
         sig.append((_local(n, host), a["kind"], a.get("model"), tuple(links)))
