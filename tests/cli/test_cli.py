@@ -148,3 +148,27 @@ def test_installed_console_script_runs() -> None:
     proc = subprocess.run([sys.executable, "-m", "simcluster", "trace", "info", "/nonexistent"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_collectives_table_and_csv(capsys, tmp_path: Path) -> None:
+    out_csv = tmp_path / "ar.csv"
+    code, out, _ = _run(capsys, "collectives", "-t", str(ROOT / "topologies" / "dgx-h100.yaml"),
+                        "--min", "1K", "--max", "1G", "-f", "1024", "--csv", str(out_csv))
+    assert code == 0 and "busbw (GB/s)" in out and "nvls/Simple" in out
+    lines = out_csv.read_text().splitlines()
+    assert lines[0].startswith("collective,ranks,size_bytes") and len(lines) == 1 + 3
+    assert [int(line.split(",")[2]) for line in lines[1:]] == [1024, 2**20, 2**30]
+
+
+def test_collectives_forced_algorithm_and_bad_arguments(capsys) -> None:
+    topo = str(ROOT / "topologies" / "dgx-h100.yaml")
+    code, out, _ = _run(capsys, "collectives", "-t", topo, "--min", "1M", "--max", "1M",
+                        "--algo", "ring", "--proto", "Simple")
+    assert code == 0 and "ring/Simple" in out
+    for args, expected in ((["--algo", "spiral"], "--algo 'spiral'"),
+                           (["--op", "allreduce"], "unknown collective 'allreduce'"),
+                           (["--min", "1G", "--max", "1K"], "need 0 < min"),
+                           (["--max", "lots"], "size 'lots'"),
+                           (["--algo", "tree"], "algorithm 'tree' cannot run all_reduce")):
+        code, _, err = _run(capsys, "collectives", "-t", topo, *args)
+        assert code == 2 and expected in err and "Traceback" not in err, args
