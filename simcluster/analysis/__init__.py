@@ -1,19 +1,36 @@
-"""Run -> numbers people act on: breakdowns, step times, link load."""
+"""Run -> numbers people act on: breakdowns, stragglers, link load and bottlenecks, the
+critical path."""
 
 from simcluster.analysis.breakdown import (
+    PARTITION,
     mean_step_time_us,
     rank_breakdown,
+    step_breakdown,
     step_times,
     union_by_group,
 )
-from simcluster.analysis.links import busiest_links, by_kind
+from simcluster.analysis.critical_path import critical_path, limits
+from simcluster.analysis.links import (
+    bottleneck_links,
+    busiest_links,
+    by_kind,
+    by_role,
+    dominant_role,
+)
 from simcluster.analysis.summary import summarize
 
 __all__ = [
+    "PARTITION",
+    "bottleneck_links",
     "busiest_links",
     "by_kind",
+    "by_role",
+    "critical_path",
+    "dominant_role",
+    "limits",
     "mean_step_time_us",
     "rank_breakdown",
+    "step_breakdown",
     "step_times",
     "summarize",
     "union_by_group",

@@ -1,17 +1,25 @@
-"""Where each rank's time goes, and how long each step took.
+"""Where each rank's time goes, per step, and which ranks held the others up.
 
-Definitions (all in us, over the run from 0 to the makespan):
+The breakdown partitions each rank's time in a window (a step, or the whole run) into
+categories that add up exactly to the window. Each instant belongs to the first category
+that covers it, in this order:
 
-- ``compute_us``: time covered by at least one compute op of the rank;
-- ``communication_us``: time covered by a collective or send/recv moving data, i.e. from the
-  moment all its peers have arrived (start + wait) to its end;
-- ``exposed_comm_us``: communication time not overlapped by compute;
-- ``sync_wait_us``: time spent inside collectives waiting for peers to arrive;
-- ``copies_us``: time covered by memcpy ops; ``host_us``: by host ops;
-- ``idle_us``: the makespan minus the time covered by any active op (compute, communication,
-  copies, host). Waiting for peers counts as idle.
+1. ``compute_us``: a compute op runs;
+2. ``exposed_comm_us``: a collective or send/recv moves data (from the moment all its peers
+   arrived, ``start + wait``, to its end) and no compute runs;
+3. ``copies_us``: a memcpy runs and nothing above does;
+4. ``host_us``: a host op runs and nothing above does;
+5. ``sync_wait_us``: the rank waits inside a collective for its peers, and nothing above;
+6. ``idle_us``: the rest.
 
-Categories overlap (a rank can compute and communicate at once), so they need not add up.
+Besides the partition: ``communication_us`` (all time moving data) and
+``overlapped_comm_us = communication_us - exposed_comm_us``.
+
+Stragglers: at each collective, the rank that arrived last made the others wait. Per rank,
+``last_arrivals`` counts the collectives where it arrived last while another rank waited
+more than 1 us, and ``caused_wait_us`` sums the mean wait of the others there. A rank is
+flagged as a straggler when it caused more than 5 % of the window in waiting and its busy
+time exceeds the median rank's.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ import pyarrow.compute as pc
 from simcluster.sim.result import Run
 
 COMM_KINDS = ("collective", "send", "recv")
+PARTITION = ("compute_us", "exposed_comm_us", "copies_us", "host_us", "sync_wait_us", "idle_us")
+_STRAGGLER_SHARE = 0.05
+_WAIT_NOISE_US = 1.0
 
 
 def union_by_group(group: np.ndarray, start: np.ndarray, end: np.ndarray, groups: int) -> np.ndarray:
@@ -52,53 +63,132 @@ def union_by_group(group: np.ndarray, start: np.ndarray, end: np.ndarray, groups
     return np.bincount(g, weights=contrib, minlength=groups)
 
 
-def _arrays(run: Run) -> dict[str, np.ndarray]:
+def _intervals(run: Run) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(rank, start, end) arrays per partition layer, in priority order."""
     t = run.timeline
+    rank = t.column("rank").to_numpy().astype(np.int64)
+    kind = t.column("kind").to_numpy(zero_copy_only=False)
+    start = t.column("start_us").to_numpy()
+    end = t.column("end_us").to_numpy()
+    wait = t.column("wait_us").to_numpy()
+    comm = np.isin(kind, COMM_KINDS)
+    active = np.where(comm, start + wait, start)
+
+    def pick(mask: np.ndarray, s: np.ndarray, e: np.ndarray):
+        return rank[mask], s[mask], e[mask]
+
     return {
-        "rank": t.column("rank").to_numpy().astype(np.int64),
-        "kind": t.column("kind").to_numpy(zero_copy_only=False),
-        "start": t.column("start_us").to_numpy(),
-        "end": t.column("end_us").to_numpy(),
-        "wait": t.column("wait_us").to_numpy(),
+        "compute_us": pick(kind == "compute", start, end),
+        "exposed_comm_us": pick(comm, active, end),
+        "copies_us": pick(kind == "memcpy", start, end),
+        "host_us": pick(kind == "host", start, end),
+        "sync_wait_us": pick(comm, start, active),
     }
 
 
-def rank_breakdown(run: Run) -> pa.Table:
-    """One row per rank: the categories of the module docstring plus memory peak.
+def _partition(layers: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], n: int,
+               lo: float, hi: float) -> dict[str, np.ndarray]:
+    """Partition of [lo, hi) per rank (module docstring), intervals clipped to the window."""
+    out: dict[str, np.ndarray] = {}
+    acc_r, acc_s, acc_e = [], [], []
+    covered = np.zeros(n)
+    for name, (r, s, e) in layers.items():
+        acc_r.append(r)
+        acc_s.append(np.clip(s, lo, hi))
+        acc_e.append(np.clip(e, lo, hi))
+        now = union_by_group(np.concatenate(acc_r), np.concatenate(acc_s),
+                             np.concatenate(acc_e), n)
+        out[name] = np.maximum(now - covered, 0.0)
+        covered = now
+    out["idle_us"] = np.maximum((hi - lo) - covered, 0.0)
+    r, s, e = layers["exposed_comm_us"]
+    out["communication_us"] = union_by_group(r, np.clip(s, lo, hi), np.clip(e, lo, hi), n)
+    out["overlapped_comm_us"] = out["communication_us"] - out["exposed_comm_us"]
+    out["busy_us"] = covered - out["sync_wait_us"]
+    return out
 
-    Columns: rank, device, compute_us, communication_us, exposed_comm_us, sync_wait_us,
-    copies_us, host_us, idle_us, busy_us, peak_memory_bytes, memory_capacity_bytes.
-    """
-    a = _arrays(run)
+
+def step_windows(run: Run) -> list[tuple[int, float, float]]:
+    """(step, start_us, end_us) of each step: from the previous step's end (0 first) to the
+    end of the step's last op."""
+    st = step_times(run).to_pylist()
+    return [(r["step"], r["end_us"] - r["time_us"], r["end_us"]) for r in st]
+
+
+def last_arrivals(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Per rank: collectives it arrived at last while others waited, and the mean wait it
+    caused there (summed, us)."""
+    t = run.timeline
     n = run.memory.num_rows
-    rank, kind, start, end = a["rank"], a["kind"], a["start"], a["end"]
-    active_start = start + a["wait"]
-    comm = np.isin(kind, COMM_KINDS)
-    compute = kind == "compute"
+    coll = t.filter(pc.equal(t.column("kind"), "collective"))
+    counts = np.zeros(n, dtype=np.int64)
+    caused = np.zeros(n)
+    if coll.num_rows == 0:
+        return counts, caused
+    group = coll.column("group").to_numpy(zero_copy_only=False)
+    seq = coll.column("seq").to_numpy(zero_copy_only=False).astype(np.int64)
+    rank = coll.column("rank").to_numpy().astype(np.int64)
+    start = coll.column("start_us").to_numpy()
+    wait = coll.column("wait_us").to_numpy()
+    _, gid = np.unique(group, return_inverse=True)
+    key = gid.astype(np.int64) * (int(seq.max()) + 1) + seq
+    order = np.lexsort((-start, key))
+    key, rank, start, wait = key[order], rank[order], start[order], wait[order]
+    first = np.r_[True, key[1:] != key[:-1]]  # the latest arrival of each instance
+    inst = np.cumsum(first) - 1
+    size = np.bincount(inst)
+    total_wait = np.bincount(inst, weights=wait)
+    max_wait = np.zeros(len(size))
+    np.maximum.at(max_wait, inst, wait)
+    last_rank = rank[first]
+    real = (max_wait > _WAIT_NOISE_US) & (size > 1)
+    np.add.at(counts, last_rank[real], 1)
+    np.add.at(caused, last_rank[real], (total_wait / np.maximum(size - 1, 1))[real])
+    return counts, caused
 
-    def cover(mask: np.ndarray, s: np.ndarray = start) -> np.ndarray:
-        return union_by_group(rank[mask], s[mask], end[mask], n)
 
-    compute_us = cover(compute)
-    comm_us = cover(comm, active_start)
-    both = compute | comm
-    either_us = union_by_group(rank[both], np.where(comm, active_start, start)[both], end[both], n)
-    busy_us = union_by_group(rank, np.where(comm, active_start, start), end, n)
-    sync = np.bincount(rank[comm], weights=a["wait"][comm], minlength=n)
-    return pa.table({
+def rank_breakdown(run: Run, step: int | None = None) -> pa.Table:
+    """One row per rank: the partition of the step (or the whole run) and its extras.
+
+    Columns: rank, device, the PARTITION columns (which add up to window_us),
+    communication_us, overlapped_comm_us, busy_us, window_us, last_arrivals,
+    caused_wait_us, straggler, peak_memory_bytes, memory_capacity_bytes.
+    """
+    n = run.memory.num_rows
+    if step is None:
+        lo, hi = 0.0, run.makespan_us
+    else:
+        lo, hi = next((a, b) for s, a, b in step_windows(run) if s == step)
+    part = _partition(_intervals(run), n, lo, hi)
+    counts, caused = last_arrivals(run)
+    busy = part["busy_us"]
+    straggler = (caused > _STRAGGLER_SHARE * (hi - lo)) & (busy > np.median(busy))
+    cols = {
         "rank": pa.array(np.arange(n, dtype=np.int32)),
         "device": run.memory.column("device"),
-        "compute_us": pa.array(compute_us),
-        "communication_us": pa.array(comm_us),
-        "exposed_comm_us": pa.array(either_us - compute_us),
-        "sync_wait_us": pa.array(sync),
-        "copies_us": pa.array(cover(kind == "memcpy")),
-        "host_us": pa.array(cover(kind == "host")),
-        "idle_us": pa.array(np.maximum(run.makespan_us - busy_us, 0.0)),
-        "busy_us": pa.array(busy_us),
+        **{c: pa.array(part[c]) for c in PARTITION},
+        "communication_us": pa.array(part["communication_us"]),
+        "overlapped_comm_us": pa.array(part["overlapped_comm_us"]),
+        "busy_us": pa.array(busy),
+        "window_us": pa.array(np.full(n, hi - lo)),
+        "last_arrivals": pa.array(counts),
+        "caused_wait_us": pa.array(caused),
+        "straggler": pa.array(straggler),
         "peak_memory_bytes": run.memory.column("peak_bytes"),
         "memory_capacity_bytes": run.memory.column("capacity_bytes"),
-    })
+    }
+    return pa.table(cols)
+
+
+def step_breakdown(run: Run) -> pa.Table:
+    """The partition per (step, rank): ``rank_breakdown`` of every step, stacked, with a
+    ``step`` column first."""
+    tables = []
+    for s, _, _ in step_windows(run):
+        t = rank_breakdown(run, s)
+        tables.append(t.add_column(0, "step", pa.array(np.full(t.num_rows, s, dtype=np.int32))))
+    return pa.concat_tables(tables) if tables else rank_breakdown(run).add_column(
+        0, "step", pa.array([], pa.int32()))
 
 
 def step_times(run: Run) -> pa.Table:

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from simcluster.analysis import rank_breakdown, summarize
+from simcluster.analysis import critical_path, rank_breakdown, summarize
 from simcluster.cli import render
 from simcluster.errors import SimclusterError
 from simcluster.export import OUTPUT_FILES, write_run
@@ -197,9 +197,10 @@ def replay(
     else:
         run = simulate(bound)
     ranks = rank_breakdown(run)
-    summary = summarize(run, ranks, top_links=top)
+    path = critical_path(run)
+    summary = summarize(run, ranks, top_links=top, path=path)
     if out is not None:
-        write_run(run, out, summary)
+        write_run(run, out, summary, ranks, path)
     if quiet:
         console.print(f"{summary['step_time_us']:.3f}")
         return
@@ -216,17 +217,24 @@ def replay(
         f"{render.fmt_time(run.makespan_us)}); simulated in {run.wall_s:.2f} s "
         f"({render.fmt_count(rate)} ops/s)"
     )
-    console.print(render.breakdown_table(ranks, run.makespan_us / max(n_steps, 1) * n_steps))
+    console.print(render.breakdown_table(ranks))
+    console.print(render.limits_line(summary["limits"]))
+    if summary["stragglers"]:
+        console.print(f"stragglers (others waited for them): ranks "
+                      f"{', '.join(map(str, summary['stragglers'][:16]))}")
+    if summary["bottleneck_links"]:
+        console.print(render.bottlenecks_table(summary["bottleneck_links"]))
+    if summary["links_by_role"]:
+        console.print(render.roles_table(summary["links_by_role"]))
     if summary["busiest_links"]:
         console.print(render.links_table(summary["busiest_links"]))
-        console.print(render.kinds_table(summary["links_by_kind"]))
     mem = summary["memory"]
     console.print(
         f"peak memory {mem['peak_bytes_max'] / render.GIB:.2f} GiB on rank {mem['peak_rank']} "
         f"({100 * mem['peak_fraction_of_capacity']:.1f}% of its capacity)"
     )
     if out is not None:
-        console.print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
+        console.print(f"wrote {len(OUTPUT_FILES)} files to {out}/: {', '.join(OUTPUT_FILES)}")
 
 
 # -- entry point ----------------------------------------------------------------------------------

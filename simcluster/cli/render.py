@@ -245,27 +245,29 @@ def workload_info(workload: Workload, path: str) -> RenderableType:
 # -- run ------------------------------------------------------------------------------------------
 
 _BREAKDOWN_COLS = (
-    ("compute_us", "compute"), ("communication_us", "comm"), ("exposed_comm_us", "exposed comm"),
-    ("sync_wait_us", "sync wait"), ("copies_us", "copies"), ("host_us", "host"),
-    ("idle_us", "idle"),
+    ("compute_us", "compute"), ("exposed_comm_us", "exposed comm"), ("copies_us", "copies"),
+    ("host_us", "host"), ("sync_wait_us", "sync wait"), ("idle_us", "idle"),
+    ("overlapped_comm_us", "overlapped comm"),
 )
 
 
-def breakdown_table(ranks: pa.Table, makespan_us: float, max_rows: int = 16) -> Table:
-    """Per-rank breakdown in ms (and % of the makespan). More than ``max_rows`` ranks are
-    summarised as mean, min and max rows plus the ranks with the most idle time."""
-    table = Table(title="per-rank breakdown (ms, % of step)", title_justify="left")
+def breakdown_table(ranks: pa.Table, max_rows: int = 16) -> Table:
+    """Per-rank breakdown in ms and % of the window. The first six columns partition it;
+    overlapped comm is communication hidden under compute. More than ``max_rows`` ranks are
+    summarised as mean, min and max rows plus the ranks that held others up or idled most."""
+    table = Table(title="per-rank breakdown (ms, % of step): compute + exposed comm + copies + "
+                        "host + sync wait + idle = step", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("device")
     for _, label in _BREAKDOWN_COLS:
         table.add_column(label, justify="right")
     table.add_column("peak mem", justify="right")
 
-    def cells(values: dict[str, float]) -> list[str]:
+    def cells(values: dict[str, float], window: float) -> list[str]:
         out = []
         for col, _ in _BREAKDOWN_COLS:
             v = values[col]
-            pct = 100 * v / makespan_us if makespan_us else 0.0
+            pct = 100 * v / window if window else 0.0
             out.append(f"{v / 1e3:.3f} ({pct:.0f}%)")
         return out
 
@@ -274,42 +276,66 @@ def breakdown_table(ranks: pa.Table, makespan_us: float, max_rows: int = 16) -> 
     if n <= max_rows:
         chosen = rows
     else:
-        idle = np.asarray(ranks.column("idle_us"))
-        top = np.argsort(-idle, kind="stable")[: max_rows // 2]
+        score = np.asarray(ranks.column("caused_wait_us")) + np.asarray(ranks.column("idle_us"))
+        top = np.argsort(-score, kind="stable")[: max_rows // 2]
         chosen = [rows[i] for i in sorted(top.tolist())]
     for r in chosen:
-        table.add_row(str(r["rank"]), r["device"], *cells(r),
+        mark = " *" if r["straggler"] else ""
+        table.add_row(f"{r['rank']}{mark}", r["device"], *cells(r, r["window_us"]),
                       f"{r['peak_memory_bytes'] / GIB:.2f} GiB")
     if n > max_rows:
         table.add_section()
+        window = float(rows[0]["window_us"])
         for label, fn in (("mean", np.mean), ("min", np.min), ("max", np.max)):
             vals = {c: float(fn(np.asarray(ranks.column(c)))) for c, _ in _BREAKDOWN_COLS}
             peak = float(fn(np.asarray(ranks.column("peak_memory_bytes"))))
-            table.add_row(label, f"{n} ranks", *cells(vals), f"{peak / GIB:.2f} GiB")
-        table.caption = f"{len(chosen)} of {n} ranks shown: those with the most idle time"
+            table.add_row(label, f"{n} ranks", *cells(vals, window), f"{peak / GIB:.2f} GiB")
+        table.caption = f"{len(chosen)} of {n} ranks shown: those that caused waits or idled most"
+    if any(r["straggler"] for r in rows):
+        table.caption = ((table.caption + "; ") if table.caption else "") + (
+            "* straggler: others waited for it (see docs/formats.md)")
     return table
 
 
 def links_table(links: list[dict[str, Any]], title: str = "busiest links") -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("link", "kind", "GB/s", "utilization", "bytes", "busy", "saturated", "max flows"):
-        table.add_column(col, justify="left" if col in ("link", "kind") else "right")
+    for col in ("link", "role", "GB/s", "utilization", "bytes", "busy", "saturated", "max flows"):
+        table.add_column(col, justify="left" if col in ("link", "role") else "right")
     for r in links:
-        table.add_row(f"{r['src']} -> {r['dst']}", r["kind"], f"{r['bandwidth_GBps']:g}",
+        table.add_row(f"{r['src']} -> {r['dst']}", r["role"], f"{r['capacity_GBps']:g}",
                       f"{100 * r['utilization']:.1f}%", fmt_bytes(r["bytes"]),
                       fmt_time(r["busy_us"]), fmt_time(r["saturated_us"]), str(r["max_flows"]))
     return table
 
 
-def kinds_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="link load by kind", title_justify="left")
-    for col in ("kind", "links used", "bytes", "mean util", "max util", "saturated (sum)"):
-        table.add_column(col, justify="left" if col == "kind" else "right")
+def bottlenecks_table(rows: list[dict[str, Any]]) -> Table:
+    """Links by limiting flow-time, with the collectives/groups they limited."""
+    table = Table(title="bottleneck links (flow-time during which the link set a flow's rate)",
+                  title_justify="left")
+    for col in ("link", "role", "GB/s", "util", "limiting", "limited"):
+        table.add_column(col, justify="left" if col in ("link", "role", "limited") else "right")
     for r in rows:
-        table.add_row(r["kind"], str(r["links"]), fmt_bytes(r["bytes"]),
-                      f"{100 * r['mean_utilization']:.1f}%", f"{100 * r['max_utilization']:.1f}%",
-                      fmt_time(r["saturated_us"]))
+        limited = ", ".join(f"{a['label']} {100 * a['share']:.0f}%" for a in r.get("limited", []))
+        table.add_row(f"{r['src']} -> {r['dst']}", r["role"], f"{r['capacity_GBps']:g}",
+                      f"{100 * r['utilization']:.1f}%", fmt_time(r["limiting_us"]), limited)
     return table
+
+
+def roles_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="link load by role", title_justify="left")
+    for col in ("role", "links used", "bytes", "mean util", "max util", "limiting share"):
+        table.add_column(col, justify="left" if col == "role" else "right")
+    for r in rows:
+        table.add_row(r["role"], str(r["links"]), fmt_bytes(r["bytes"]),
+                      f"{100 * r['mean_utilization']:.1f}%", f"{100 * r['max_utilization']:.1f}%",
+                      f"{100 * r['limiting_share']:.1f}%")
+    return table
+
+
+def limits_line(limits: dict[str, float]) -> Text:
+    """``what limits this step: compute 95%, comm:nvlink 3%, ...``"""
+    parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in limits.items() if v >= 0.0005)
+    return Text.assemble(("what limits this step ", "bold"), "(critical path): ", parts or "-")
 
 
 # -- collectives ----------------------------------------------------------------------------------

@@ -1,4 +1,17 @@
-"""Write a Run to a folder: timeline.parquet, links.parquet, ranks.parquet, summary.json.
+"""A Run on disk: Parquet tables and a JSON summary in one folder, and back.
+
+Files (documented in ``docs/formats.md``):
+
+- ``timeline.parquet``: one row per op;
+- ``links.parquet``: one row per directed link;
+- ``flows.parquet``: one row per batch of flows (collective phase, send/recv, copy);
+- ``ranks.parquet``: the per-rank breakdown of the whole run;
+- ``steps.parquet``: the per-(step, rank) breakdown;
+- ``critical_path.parquet``: the critical path, segment by segment;
+- ``attribution.parquet``: flow-time each link limited, per collective/group;
+- ``link_load.parquet``: load over time of every link that carried traffic;
+- ``memory.parquet``: per rank, device, capacity and peak memory;
+- ``summary.json``: the summary.
 
 All files are staged in a temporary folder and moved into place only once every one of them
 is written, so a failure leaves no partial output. Parquet is written with fixed options
@@ -14,11 +27,24 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simcluster.analysis import rank_breakdown, summarize
+from simcluster.analysis import critical_path, rank_breakdown, step_breakdown, summarize
 from simcluster.atomic import staged_dir
+from simcluster.errors import SimclusterError
 from simcluster.sim.result import Run
 
-OUTPUT_FILES = ("timeline.parquet", "links.parquet", "ranks.parquet", "summary.json")
+# Table files written by write_run, and the Run attribute each holds (None: analysis output).
+TABLES: dict[str, str | None] = {
+    "timeline.parquet": "timeline",
+    "links.parquet": "links",
+    "flows.parquet": "flows",
+    "memory.parquet": "memory",
+    "attribution.parquet": "attribution",
+    "link_load.parquet": "link_load",
+    "ranks.parquet": None,
+    "steps.parquet": None,
+    "critical_path.parquet": None,
+}
+OUTPUT_FILES = (*TABLES, "summary.json")
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -30,16 +56,54 @@ def write_json(data: Any, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None) -> Path:
+def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None,
+              ranks: pa.Table | None = None, path: pa.Table | None = None) -> Path:
     """Write ``run`` into folder ``out`` (created if needed); returns the folder.
 
-    ``summary`` is ``summarize(run)`` if already computed.
+    ``summary``, ``ranks`` and ``path`` are reused when already computed.
     """
-    ranks = rank_breakdown(run)
-    summary = summarize(run, ranks) if summary is None else summary
+    ranks = rank_breakdown(run) if ranks is None else ranks
+    path = critical_path(run) if path is None else path
+    summary = summarize(run, ranks, path=path) if summary is None else summary
+    derived = {"ranks.parquet": ranks, "steps.parquet": step_breakdown(run),
+               "critical_path.parquet": path}
     with staged_dir(out) as stage:
-        write_parquet(run.timeline, stage / "timeline.parquet")
-        write_parquet(run.links, stage / "links.parquet")
-        write_parquet(ranks, stage / "ranks.parquet")
+        for name, attr in TABLES.items():
+            write_parquet(getattr(run, attr) if attr else derived[name], stage / name)
         write_json(summary, stage / "summary.json")
     return Path(out)
+
+
+def load_run(folder: str | Path) -> tuple[Run, dict[str, Any]]:
+    """Read a folder written by :func:`write_run` back into a Run and its summary.
+
+    Raises:
+        SimclusterError: the folder or a file is missing or unreadable.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SimclusterError(f"{folder}: not a folder; give the --out folder of a replay.")
+    tables: dict[str, pa.Table] = {}
+    for name, attr in TABLES.items():
+        if attr is None:
+            continue
+        p = folder / name
+        if not p.is_file():
+            raise SimclusterError(
+                f"{p}: missing; {folder} is not a complete run folder (re-run `simcluster "
+                f"replay ... --out {folder}`)."
+            )
+        try:
+            tables[attr] = pq.read_table(p)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SimclusterError(f"{p}: unreadable ({exc}); re-run the replay.") from None
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SimclusterError(f"{folder / 'summary.json'}: unreadable ({exc}); re-run the "
+                              "replay.") from None
+    info_keys = ("workload", "cluster", "ranks", "ops", "streams", "flows",
+                 "rate_recomputations", "placement")
+    run = Run(makespan_us=float(summary.get("makespan_us", 0.0)),
+              info={k: summary.get(k) for k in info_keys}, **tables)
+    return run, summary

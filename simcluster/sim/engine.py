@@ -25,7 +25,7 @@ import gc
 import time
 from collections.abc import Callable, Generator, Iterator
 from heapq import heappush
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any
 
@@ -40,7 +40,7 @@ from simcluster.placement import Bound
 from simcluster.sim.comm import CommModel, Schedule
 from simcluster.sim.compute import ComputeModel, resolve_durations
 from simcluster.sim.memory import MemoryLedger
-from simcluster.sim.network import FlowNetwork
+from simcluster.sim.network import FlowNetwork, FlowTag
 from simcluster.sim.result import Run
 from simcluster.topology.routing import Route, Router
 
@@ -293,7 +293,7 @@ class Engine:
 
     # -- communication ------------------------------------------------------------------------
 
-    def _run(self, rv: _Rendezvous, sched: Schedule, tag: Any
+    def _run(self, rv: _Rendezvous, sched: Schedule, tag: FlowTag
              ) -> Generator[simpy.Event, Any, None]:
         """Run a schedule: fixed cost, then each phase's flows and latency steps."""
         env = self.env
@@ -303,9 +303,9 @@ class Engine:
             self.algorithm[i] = label
         if sched.fixed_us > 0:
             yield env.timeout(sched.fixed_us)
-        for ph in sched.phases:
-            yield self.net.transfer(ph.routes, ph.nbytes, tag=tag, coupled=ph.coupled,
-                                    weights=ph.weights)
+        for k, ph in enumerate(sched.phases):
+            yield self.net.transfer(ph.routes, ph.nbytes, coupled=ph.coupled, weights=ph.weights,
+                                    tag=replace(tag, algorithm=label, phase=k))
             if ph.latency_us > 0:
                 yield env.timeout(ph.latency_us)
         rv.done.succeed()
@@ -314,9 +314,9 @@ class Engine:
         first = rv.arrived[0]
         self._check_match(rv)
         group, seq = self.key[first]
-        sched = self.comm.collective(group, self.collective[first], self.comm_bytes[first],
-                                     self.root[first])
-        yield from self._run(rv, sched, (group, seq))
+        name = self.collective[first]
+        sched = self.comm.collective(group, name, self.comm_bytes[first], self.root[first])
+        yield from self._run(rv, sched, FlowTag("collective", name, group, seq))
 
     def _run_p2p(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
         a, b = rv.arrived
@@ -326,9 +326,9 @@ class Engine:
                 f"{self._describe(b)} moves {self.comm_bytes[b]} B; a send and its recv must "
                 "have the same comm_bytes."
             )
-        _, src, dst, _ = self.key[a]
+        _, src, dst, seq = self.key[a]
         sched = self.comm.p2p(self.devices[src], self.devices[dst], self.comm_bytes[a])
-        yield from self._run(rv, sched, self.key[a])
+        yield from self._run(rv, sched, FlowTag("send", "send", f"{src}->{dst}", seq))
 
     def _check_match(self, rv: _Rendezvous) -> None:
         """All ranks at one (group, seq) must call the same collective with the same size."""
@@ -360,7 +360,8 @@ class Engine:
 
     def _copy(self, i: int) -> Generator[simpy.Event, Any, None]:
         route = self._copy_route(i)
-        yield self.net.transfer([route.links], [self.comm_bytes[i]], tag=("copy", i))
+        tag = FlowTag("memcpy", self.copy_dir[i], f"rank {self.rank[i]}")
+        yield self.net.transfer([route.links], [self.comm_bytes[i]], tag=tag)
         if route.latency_us > 0:
             yield self.env.timeout(route.latency_us)
 
@@ -541,6 +542,9 @@ class Engine:
             "collective": t.column("collective"),
             "group": t.column("group"),
             "algorithm": pa.array(self.algorithm, pa.string()),
+            "seq": t.column("seq"),
+            "peer": t.column("peer"),
+            "deps": t.column("deps"),
         })
         makespan = float(end.max()) if self.n else 0.0
         net = self.net
@@ -553,6 +557,7 @@ class Engine:
             ("utilization", util),
             ("saturated_us", net.link_saturated_us),
             ("max_flows", net.link_max_flows),
+            ("limiting_us", net.link_limiting_us),
         ):
             links = links.append_column(name, pa.array(arr))
         led = self.ledger
@@ -575,7 +580,8 @@ class Engine:
             "placement": self.bound.placement.strategy,
         }
         return Run(timeline=timeline, links=links, memory=memory, makespan_us=makespan,
-                   info=info, wall_s=wall_s)
+                   info=info, wall_s=wall_s, flows=_flows_table(net),
+                   attribution=_attribution_table(net), link_load=_load_table(net))
 
 
 @contextlib.contextmanager
@@ -593,6 +599,55 @@ def _long_lived_objects_frozen() -> Iterator[None]:
     finally:
         if frozen_before == 0:
             gc.unfreeze()
+
+
+def _flows_table(net: FlowNetwork) -> pa.Table:
+    """Batch records plus the link that limited each batch longest."""
+    cols = net.batches.cols
+    n = len(net.batches)
+    link = np.full(n, -1, dtype=np.int64)
+    limit = np.zeros(n)
+    for row, per in net._batch_limit.items():
+        best = max(per.items(), key=lambda kv: (kv[1], -kv[0]))
+        link[row], limit[row] = best
+    return pa.table({
+        "kind": pa.array(cols["kind"], pa.string()),
+        "name": pa.array(cols["name"], pa.string()),
+        "group": pa.array(cols["group"], pa.string()),
+        "seq": pa.array(cols["seq"], pa.int64()),
+        "algorithm": pa.array(cols["algorithm"], pa.string()),
+        "phase": pa.array(cols["phase"], pa.int32()),
+        "start_us": pa.array(cols["start_us"], pa.float64()),
+        "end_us": pa.array(cols["end_us"], pa.float64()),
+        "flows": pa.array(cols["flows"], pa.float64()),
+        "bytes": pa.array(np.rint(np.asarray(cols["bytes"], dtype=np.float64)).astype(np.int64)),
+        "bottleneck_link": pa.array(link),
+        "bottleneck_us": pa.array(limit),
+    })
+
+
+def _attribution_table(net: FlowNetwork) -> pa.Table:
+    items = sorted(net.attribution.items())
+    return pa.table({
+        "link_id": pa.array([k[0] for k, _ in items], pa.int32()),
+        "label": pa.array([net.labels[k[1]] for k, _ in items], pa.string()),
+        "flow_us": pa.array([v for _, v in items], pa.float64()),
+    })
+
+
+def _load_table(net: FlowNetwork) -> pa.Table:
+    if not net.series:
+        return pa.table({"link_id": pa.array([], pa.int32()),
+                         "start_us": pa.array([], pa.float64()),
+                         "end_us": pa.array([], pa.float64()),
+                         "rate_GBps": pa.array([], pa.float64())})
+    lengths = [len(links) for _, _, links, _ in net.series]
+    return pa.table({
+        "link_id": pa.array(np.concatenate([x[2] for x in net.series]).astype(np.int32)),
+        "start_us": pa.array(np.repeat([x[0] for x in net.series], lengths)),
+        "end_us": pa.array(np.repeat([x[1] for x in net.series], lengths)),
+        "rate_GBps": pa.array(np.concatenate([x[3] for x in net.series]) / 1e3),
+    })
 
 
 def simulate(bound: Bound, options: SimOptions | None = None) -> Run:

@@ -27,15 +27,15 @@ _REL_EPS = 1e-12
 _SAT_EPS = 1e-9
 
 
-def maxmin_rates(
+def maxmin(
     pair_flow: np.ndarray,
     pair_link: np.ndarray,
     num_flows: int,
     capacity: np.ndarray,
     coupling: np.ndarray | None = None,
     weight: np.ndarray | None = None,
-) -> np.ndarray:
-    """Max-min fair rates by progressive filling.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max-min fair rates by progressive filling, and the link that limits each flow.
 
     Every unfrozen flow's rate grows at the same pace until some link is full; flows that
     cross a full link freeze at their rate, and so do all flows coupled with them; repeat
@@ -51,7 +51,51 @@ def maxmin_rates(
         weight: per flow, how many identical flows it stands for; None = all 1.
 
     Returns:
-        Rate per flow in bytes/us (the total of the flows it stands for).
+        Rate per flow in bytes/us (the total of the flows it stands for), and per flow the
+        link id that froze it (for a coupled flow, the link that froze its group).
+    """
+    links, local = np.unique(pair_link, return_inverse=True)
+    cap_left = capacity[links].astype(np.float64)
+    cap_full = cap_left.copy()
+    w = np.ones(num_flows) if weight is None else np.asarray(weight, dtype=np.float64)
+    pair_w = w[pair_flow]
+    rate = np.zeros(num_flows)
+    bottleneck = np.full(num_flows, -1, dtype=np.int64)
+    active = np.ones(num_flows, dtype=bool)
+    group_link = np.full(num_flows, -1, dtype=np.int64)
+    pair_active = np.ones(len(pair_flow), dtype=bool)
+    while pair_active.any():
+        users = np.bincount(local[pair_active], weights=pair_w[pair_active],
+                            minlength=len(links))
+        used = users > 0
+        inc = np.min(cap_left[used] / users[used])
+        rate[active] += inc * w[active]
+        cap_left -= inc * users
+        full = used & (cap_left <= _SAT_EPS * cap_full)
+        hit = pair_active & full[local]
+        hit_flow, hit_link = pair_flow[hit], links[local[hit]]
+        if coupling is None:
+            bottleneck[hit_flow] = hit_link
+            active[hit_flow] = False
+        else:
+            group_link[coupling[hit_flow]] = hit_link
+            newly = active & (group_link[coupling] >= 0)
+            bottleneck[newly] = group_link[coupling[newly]]
+            bottleneck[hit_flow] = hit_link  # a flow on a full link is limited by it
+            active &= ~newly
+        pair_active = active[pair_flow]
+    return rate, bottleneck
+
+
+def maxmin_rates(
+    pair_flow: np.ndarray,
+    pair_link: np.ndarray,
+    num_flows: int,
+    capacity: np.ndarray,
+    coupling: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """The rates of :func:`maxmin` alone.
 
     Example:
         Two flows share link 0 (100 B/us); the second also crosses link 1 (30 B/us):
@@ -66,31 +110,34 @@ def maxmin_rates(
         ...              coupling=np.array([0, 0])).tolist()
         [30.0, 30.0]
     """
-    links, local = np.unique(pair_link, return_inverse=True)
-    cap_left = capacity[links].astype(np.float64)
-    cap_full = cap_left.copy()
-    w = np.ones(num_flows) if weight is None else np.asarray(weight, dtype=np.float64)
-    pair_w = w[pair_flow]
-    rate = np.zeros(num_flows)
-    active = np.ones(num_flows, dtype=bool)
-    group_frozen = np.zeros(num_flows, dtype=bool)
-    pair_active = np.ones(len(pair_flow), dtype=bool)
-    while pair_active.any():
-        users = np.bincount(local[pair_active], weights=pair_w[pair_active],
-                            minlength=len(links))
-        used = users > 0
-        inc = np.min(cap_left[used] / users[used])
-        rate[active] += inc * w[active]
-        cap_left -= inc * users
-        full = used & (cap_left <= _SAT_EPS * cap_full)
-        frozen_flows = pair_flow[pair_active & full[local]]
-        if coupling is None:
-            active[frozen_flows] = False
-        else:
-            group_frozen[coupling[frozen_flows]] = True
-            active &= ~group_frozen[coupling]
-        pair_active = active[pair_flow]
-    return rate
+    return maxmin(pair_flow, pair_link, num_flows, capacity, coupling, weight)[0]
+
+
+@dataclass(frozen=True)
+class FlowTag:
+    """What a batch of flows belongs to, for attribution and the flows table.
+
+    ``kind`` is ``collective``, ``send`` or ``memcpy``; ``name`` the collective (``all_reduce``)
+    or copy direction; ``group`` the communication group (``"0->3"`` for a send/recv pair);
+    ``seq`` the match number; ``algorithm`` e.g. ``ring/Simple``; ``phase`` the phase index.
+    """
+
+    kind: str
+    name: str
+    group: str | None = None
+    seq: int | None = None
+    algorithm: str | None = None
+    phase: int = 0
+
+    @property
+    def label(self) -> str:
+        """What attribution reports: the collective and its group (``all_reduce dp``), or
+        ``send``, or ``H2D copies``."""
+        if self.kind == "memcpy":
+            return f"{self.name} copies"
+        if self.kind == "send":
+            return "send/recv"
+        return f"{self.name} {self.group}" if self.group else self.name
 
 
 @dataclass
@@ -99,7 +146,8 @@ class _Batch:
 
     pending: int
     event: simpy.Event
-    tag: object
+    tag: FlowTag | None
+    record: int = -1  # row in the batch records
 
 
 class FlowNetwork:
@@ -119,6 +167,16 @@ class FlowNetwork:
         self.link_max_flows = np.zeros(n, dtype=np.int64)
         self.flows_started = 0
         self.recomputes = 0
+        # Attribution: flow-time (us x flows) during which each link limited a flow's rate,
+        # overall and per (link, label); per batch, per limiting link.
+        self.link_limiting_us = np.zeros(n)
+        self.labels: list[str] = []
+        self._label_id: dict[str, int] = {}
+        self.attribution: dict[tuple[int, int], float] = {}
+        self.batches = BatchRecords()
+        self._batch_limit: dict[int, dict[int, float]] = {}
+        # Load over time: per interval (start, end, link ids, bytes/us).
+        self.series: list[tuple[float, float, np.ndarray, np.ndarray]] = []
         # Active flows: aligned per-flow arrays, plus the route of each.
         self._routes: list[np.ndarray] = []
         self._size = np.zeros(0)
@@ -127,6 +185,9 @@ class FlowNetwork:
         self._batch_of = np.zeros(0, dtype=np.int64)  # batch id per flow
         self._group_of = np.zeros(0, dtype=np.int64)  # coupling group per flow
         self._weight = np.zeros(0)  # identical flows each one stands for
+        self._label_of = np.zeros(0, dtype=np.int64)
+        self._record_of = np.zeros(0, dtype=np.int64)
+        self._bneck = np.zeros(0, dtype=np.int64)
         self._batches: dict[int, _Batch] = {}
         self._next_id = 0
         self._pair_flow = np.zeros(0, dtype=np.int64)
@@ -146,7 +207,7 @@ class FlowNetwork:
         self,
         routes: Sequence[np.ndarray],
         sizes: Sequence[float] | np.ndarray,
-        tag: object = None,
+        tag: FlowTag | None = None,
         coupled: bool = False,
         weights: np.ndarray | None = None,
     ) -> simpy.Event:
@@ -178,7 +239,8 @@ class FlowNetwork:
             return event
         bid = self._next_id
         self._next_id += 1
-        self._batches[bid] = _Batch(pending=count, event=event, tag=tag)
+        record = self.batches.open(tag, self.env.now, float(weight.sum()), float(size.sum()))
+        self._batches[bid] = _Batch(pending=count, event=event, tag=tag, record=record)
         self._new.append((list(routes), size, weight, bid, coupled))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -210,6 +272,30 @@ class FlowNetwork:
         self.link_bytes += load * dt
         self.link_busy_us[busy] += dt
         self.link_saturated_us[load >= self.capacity * (1 - _SAT_EPS)] += dt
+        loaded = np.flatnonzero(busy)
+        self.series.append((now - dt, now, loaded, load[loaded]))
+        self._attribute(dt)
+
+    def _attribute(self, dt: float) -> None:
+        """Charge ``dt`` x flows to the link that limits each flow: per link, per
+        (link, label) and per (batch record, link)."""
+        flow_us = dt * self._weight
+        nl = len(self.capacity)
+        self.link_limiting_us += np.bincount(self._bneck, weights=flow_us, minlength=nl)
+        for keys, target, base in (
+            (self._bneck * (len(self.labels) + 1) + self._label_of, None, len(self.labels) + 1),
+            (self._record_of * nl + self._bneck, self._batch_limit, nl),
+        ):
+            uniq, inv = np.unique(keys, return_inverse=True)
+            sums = np.bincount(inv, weights=flow_us)
+            for k, v in zip(uniq.tolist(), sums.tolist()):
+                a, b = divmod(k, base)
+                if target is None:
+                    key = (a, b)
+                    self.attribution[key] = self.attribution.get(key, 0.0) + v
+                else:
+                    per = target.setdefault(a, {})
+                    per[b] = per.get(b, 0.0) + v
 
     def _retire(self) -> None:
         """Remove finished flows and fire the events of batches that are complete."""
@@ -225,6 +311,7 @@ class FlowNetwork:
             b.pending -= c
             if b.pending == 0:
                 del self._batches[bid]
+                self.batches.close(b.record, self.env.now)
                 b.event.succeed()
         keep = ~done
         self._routes = list(compress(self._routes, keep.tolist()))
@@ -233,16 +320,21 @@ class FlowNetwork:
         self._batch_of = self._batch_of[keep]
         self._group_of = self._group_of[keep]
         self._weight = self._weight[keep]
+        self._label_of = self._label_of[keep]
+        self._record_of = self._record_of[keep]
 
     def _admit(self) -> None:
         if not self._new:
             return
         sizes, batch_of, group_of = [self._size], [self._batch_of], [self._group_of]
-        weights = [self._weight]
+        weights, labels, records = [self._weight], [self._label_of], [self._record_of]
         for routes, size, weight, bid, coupled in self._new:
             self._routes.extend(routes)
             sizes.append(size)
             weights.append(weight)
+            batch = self._batches[bid]
+            labels.append(np.full(len(size), self._label(batch.tag), dtype=np.int64))
+            records.append(np.full(len(size), batch.record, dtype=np.int64))
             batch_of.append(np.full(len(size), bid, dtype=np.int64))
             # Coupled flows share their batch's group; others get groups of their own.
             first = self._next_id
@@ -255,6 +347,16 @@ class FlowNetwork:
         self._batch_of = np.concatenate(batch_of)
         self._group_of = np.concatenate(group_of)
         self._weight = np.concatenate(weights)
+        self._label_of = np.concatenate(labels)
+        self._record_of = np.concatenate(records)
+
+    def _label(self, tag: FlowTag | None) -> int:
+        label = tag.label if tag is not None else "other"
+        k = self._label_id.get(label)
+        if k is None:
+            k = self._label_id[label] = len(self.labels)
+            self.labels.append(label)
+        return k
 
     def _update(self) -> None:
         now = self.env.now
@@ -264,14 +366,15 @@ class FlowNetwork:
         self._epoch += 1
         if not self._routes:
             self._rate = np.zeros(0)
+            self._bneck = np.zeros(0, dtype=np.int64)
             self._pair_flow = self._pair_link = np.zeros(0, dtype=np.int64)
             return
         lengths = np.fromiter(map(len, self._routes), dtype=np.int64, count=len(self._routes))
         self._pair_link = np.concatenate(self._routes).astype(np.int64, copy=False)
         self._pair_flow = np.repeat(np.arange(len(self._routes)), lengths)
         _, coupling = np.unique(self._group_of, return_inverse=True)
-        self._rate = maxmin_rates(self._pair_flow, self._pair_link, len(self._routes),
-                                  self.capacity, coupling, self._weight)
+        self._rate, self._bneck = maxmin(self._pair_flow, self._pair_link, len(self._routes),
+                                         self.capacity, coupling, self._weight)
         self.recomputes += 1
         counts = np.bincount(self._pair_link, weights=self._weight[self._pair_flow],
                              minlength=len(self.capacity)).astype(np.int64)
@@ -279,3 +382,28 @@ class FlowNetwork:
         wait = float(np.min(self._left / self._rate))
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)
         wake.callbacks.append(self._on_wake)
+
+
+class BatchRecords:
+    """One row per batch of flows (a collective phase, a send/recv, a copy), column-wise."""
+
+    COLUMNS = ("kind", "name", "group", "seq", "algorithm", "phase", "start_us", "end_us",
+               "flows", "bytes")
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[object]] = {c: [] for c in self.COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self.cols["kind"])
+
+    def open(self, tag: FlowTag | None, now: float, flows: float, nbytes: float) -> int:
+        tag = tag or FlowTag(kind="other", name="other")
+        for col, value in (("kind", tag.kind), ("name", tag.name), ("group", tag.group),
+                           ("seq", tag.seq), ("algorithm", tag.algorithm),
+                           ("phase", tag.phase), ("start_us", now), ("end_us", float("nan")),
+                           ("flows", flows), ("bytes", nbytes)):
+            self.cols[col].append(value)
+        return len(self) - 1
+
+    def close(self, row: int, now: float) -> None:
+        self.cols["end_us"][row] = now

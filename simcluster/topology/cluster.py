@@ -97,11 +97,26 @@ class Cluster:
                 "src": pa.array(self.link_src, pa.string()),
                 "dst": pa.array(self.link_dst, pa.string()),
                 "kind": pa.array(self.link_kind, pa.string()),
+                "role": pa.array(self.link_roles(), pa.string()),
                 "bandwidth_GBps": pa.array(self.bandwidth_Bpus / 1e3),
                 "capacity_GBps": pa.array(self.capacity_Bpus / 1e3),
                 "latency_ns": pa.array(self.latency_us * 1e3),
             }
         )
+
+    def link_roles(self) -> list[str]:
+        """What each link is for, to tell NVLink-, PCIe-, NIC- and spine-bound steps apart:
+        ``nvlink``, ``pcie``, ``nic`` (a NIC to its first switch, either way), ``spine`` (between
+        fabric switches), ``ici``, or the link kind otherwise."""
+        nodes = self.graph.nodes
+        roles = []
+        for u, v, kind in zip(self.link_src, self.link_dst, self.link_kind):
+            if kind in ("ib", "ethernet"):
+                nic = nodes[u]["kind"] == "nic" or nodes[v]["kind"] == "nic"
+                roles.append("nic" if nic else "spine")
+            else:
+                roles.append(kind)
+        return roles
 
     def counts(self) -> dict[str, int]:
         """Number of graph nodes by kind, plus ``links`` and ``hosts``."""

@@ -37,21 +37,51 @@ def run():
 
 def test_breakdown_by_hand(run) -> None:
     b = {row["rank"]: row for row in rank_breakdown(run).to_pylist()}
-    # The all-reduce runs 300 .. 10,300 on both ranks; rank 0 waited 200 for rank 1.
-    # Compute: rank 0: 0-100 and 100-150; rank 1: 0-300 and 300-350.
+    # The all-reduce runs 300 .. 10,300 on both ranks; rank 0 arrived at 100 and waited.
+    # Rank 0: compute 0-100 and 100-150; host 0-20 (under compute); waits 100-300, of which
+    # 150-300 is not under compute; moves data 300-10,300.
     assert b[0]["compute_us"] == pytest.approx(150.0)
-    assert b[1]["compute_us"] == pytest.approx(350.0)
-    assert b[0]["communication_us"] == pytest.approx(10_000.0)
-    assert b[0]["sync_wait_us"] == pytest.approx(200.0)
-    assert b[1]["sync_wait_us"] == pytest.approx(0.0)
-    # Rank 1's second compute (300-350) overlaps the all-reduce: 50 us of it is hidden.
+    assert b[0]["host_us"] == pytest.approx(0.0)
+    assert b[0]["sync_wait_us"] == pytest.approx(150.0)
     assert b[0]["exposed_comm_us"] == pytest.approx(10_000.0)
+    assert b[0]["idle_us"] == pytest.approx(0.0)
+    assert b[0]["communication_us"] == pytest.approx(10_000.0)
+    # Rank 1: compute 0-300 and 300-350 (overlapping the all-reduce by 50 us).
+    assert b[1]["compute_us"] == pytest.approx(350.0)
     assert b[1]["exposed_comm_us"] == pytest.approx(9_950.0)
-    assert b[0]["host_us"] == pytest.approx(20.0)
-    # Busy: rank 0: 0-150 (compute, host), 300-10,300 (comm) -> idle 150 of 10,300.
+    assert b[1]["overlapped_comm_us"] == pytest.approx(50.0)
+    assert b[1]["sync_wait_us"] == pytest.approx(0.0)
     assert run.makespan_us == pytest.approx(10_300.0)
-    assert b[0]["idle_us"] == pytest.approx(150.0)
-    assert b[1]["idle_us"] == pytest.approx(0.0)
+    # Rank 1 arrived last and made rank 0 wait 200 us: under 5 % of 10,300 us, so it is
+    # counted but not flagged.
+    assert (b[1]["last_arrivals"], b[1]["caused_wait_us"], b[1]["straggler"]) == (
+        1, pytest.approx(200.0), False)
+    assert (b[0]["last_arrivals"], b[0]["straggler"]) == (0, False)
+
+
+def test_a_slow_rank_is_flagged_as_straggler() -> None:
+    # Ranks 0-3 compute 1 ms then all-reduce 1 MB (10 us at 100 GB/s on 4 ranks: 15 us);
+    # rank 2 computes 3 ms: the others wait 2 ms for it, over 5 % of the ~3 ms step.
+    rows = []
+    for r in range(4):
+        rows.append({"rank": r, "kind": "compute", "duration_us": 3000.0 if r == 2 else 1000.0})
+        rows.append({"rank": r, "kind": "collective", "collective": "all_reduce",
+                     "comm_bytes": 10**6, "group": "g"})
+    run = replay(workload(rows, {"g": [0, 1, 2, 3]}), star(4))
+    b = rank_breakdown(run).to_pylist()
+    assert [r["straggler"] for r in b] == [False, False, True, False]
+    assert b[2]["caused_wait_us"] == pytest.approx(2000.0)
+    assert b[0]["sync_wait_us"] == pytest.approx(2000.0)
+
+
+def test_partition_sums_to_the_window_for_every_rank_and_step(run) -> None:
+    from simcluster.analysis.breakdown import PARTITION, step_breakdown
+
+    for table in (rank_breakdown(run), step_breakdown(run)):
+        for row in table.to_pylist():
+            assert sum(row[c] for c in PARTITION) == pytest.approx(row["window_us"], rel=1e-12)
+    steps = step_breakdown(run).to_pylist()
+    assert {(r["step"], r["window_us"]) for r in steps} == {(0, 10_300.0), (1, 0.0)}
 
 
 def test_step_times_add_up_to_the_makespan(run) -> None:
@@ -75,3 +105,5 @@ def test_links_and_summary(run) -> None:
     s = summarize(run)
     assert s["step_time_us"] == pytest.approx(10_300.0 / 2)
     assert s["ranks"] == 2 and len(s["busiest_links"]) == 4
+    assert s["stragglers"] == []
+    assert sum(s["limits"].values()) == pytest.approx(1.0)
