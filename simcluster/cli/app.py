@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simcluster.analysis import critical_path, rank_breakdown, summarize
 from simcluster.cli import render
 from simcluster.errors import SimclusterError
-from simcluster.export import OUTPUT_FILES, write_run
+from simcluster.export import OUTPUT_FILES, load_run, write_run
 from simcluster.placement import STRATEGIES, bind
 from simcluster.sim.collectives import ALL_ALGORITHMS
 from simcluster.sim.protocols import PROTOCOLS
@@ -235,6 +235,59 @@ def replay(
     )
     if out is not None:
         console.print(f"wrote {len(OUTPUT_FILES)} files to {out}/: {', '.join(OUTPUT_FILES)}")
+
+
+# -- outputs of a run folder -----------------------------------------------------------------------
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="a replay's --out folder")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                   help="default: RUN/report.html")] = None,
+) -> None:
+    """Write one self-contained HTML page with plots: timeline, link heatmap, breakdown,
+    bottlenecks, critical path (needs the report extra: matplotlib)."""
+    from simcluster.export.report import write_report
+
+    folder = load_run(run_dir)
+    out = write_report(folder.run, folder.summary, folder.ranks, folder.critical_path,
+                       output or run_dir / "report.html")
+    _console().print(f"wrote {out}")
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="a replay's --out folder")],
+    format: Annotated[str, typer.Option("--format", help="perfetto (Chrome trace JSON)")] = (
+        "perfetto"),
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                   help="default: RUN/trace.json")] = None,
+    max_ranks: Annotated[int, typer.Option(min=1, help="ranks to include")] = 64,
+    max_links: Annotated[int, typer.Option(min=0, help="link counter tracks")] = 16,
+) -> None:
+    """Export a run for other tools: ui.perfetto.dev / chrome://tracing."""
+    from simcluster.export.perfetto import write_perfetto
+
+    if format != "perfetto":
+        raise SimclusterError(f"--format {format!r}: the supported format is perfetto.")
+    folder = load_run(run_dir)
+    out = write_perfetto(folder.run, output or run_dir / "trace.json", max_ranks, max_links)
+    _console().print(f"wrote {out} (open it in https://ui.perfetto.dev)")
+
+
+@app.command("diff")
+def diff_cmd(
+    run_a: Annotated[Path, typer.Argument(metavar="RUN_A", help="the baseline run folder")],
+    run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="the what-if run folder")],
+    top: Annotated[int, typer.Option(min=1, help="links and ops to list")] = 10,
+) -> None:
+    """What changed from RUN_A to RUN_B: step time, breakdown, limits, links, ops."""
+    from simcluster.analysis.diff import diff_runs
+
+    a, b = load_run(run_a), load_run(run_b)
+    d = diff_runs(a.run, a.summary, b.run, b.summary, top)
+    for renderable in render.diff_view(d, str(run_a), str(run_b)):
+        _console().print(renderable)
 
 
 # -- entry point ----------------------------------------------------------------------------------

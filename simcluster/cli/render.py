@@ -358,3 +358,43 @@ def perf_csv(rows: list[Any], op: str, ranks: int) -> str:
     lines += [f"{op},{ranks},{r.size},{r.count},{r.time_us:.3f},{r.algbw_GBps:.4f},"
               f"{r.busbw_GBps:.4f},{r.algorithm}" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+# -- diff -----------------------------------------------------------------------------------------
+
+def _pct(change: float | None) -> str:
+    return "-" if change is None else f"{100 * change:+.1f}%"
+
+
+def diff_view(d: dict[str, Any], name_a: str, name_b: str) -> list[RenderableType]:
+    """Renderables for ``analysis.diff.diff_runs``."""
+    st = d["step_time_us"]
+    head = Text.assemble(("step time ", "bold"), f"{fmt_time(st['a'])} ({name_a}) -> ",
+                         (fmt_time(st["b"]), "bold"), f" ({name_b}): {_pct(st['change'])}")
+    parts = Table(title="mean breakdown per rank", title_justify="left")
+    for col in ("category", "A", "B", "change"):
+        parts.add_column(col, justify="left" if col == "category" else "right")
+    for cat, v in d["breakdown"].items():
+        parts.add_row(cat.removesuffix("_us"), fmt_time(v["a"]), fmt_time(v["b"]),
+                      fmt_time(v["b"] - v["a"]) if v["b"] >= v["a"] else
+                      f"-{fmt_time(v['a'] - v['b'])}")
+    lim = Table(title="what limits the step (critical path)", title_justify="left")
+    for col in ("category", "A", "B"):
+        lim.add_column(col, justify="left" if col == "category" else "right")
+    for cat, v in d["limits"].items():
+        lim.add_row(cat, f"{100 * v['a']:.1f}%", f"{100 * v['b']:.1f}%")
+    links = Table(title="links whose utilization changed most", title_justify="left")
+    for col in ("link", "util A", "util B", "limiting A", "limiting B"):
+        links.add_column(col, justify="left" if col == "link" else "right")
+    for r in d["links"]:
+        links.add_row(r["link"], f"{100 * r['utilization_a']:.1f}%",
+                      f"{100 * r['utilization_b']:.1f}%", fmt_time(r["limiting_us_a"]),
+                      fmt_time(r["limiting_us_b"]))
+    ops = Table(title="ops whose duration changed most", title_justify="left")
+    for col in ("op", "A", "B", "change"):
+        ops.add_column(col, justify="left" if col == "op" else "right")
+    for r in d["ops"]:
+        sign = "+" if r["change_us"] >= 0 else "-"
+        ops.add_row(r["op"], fmt_time(r["duration_a_us"]), fmt_time(r["duration_b_us"]),
+                    f"{sign}{fmt_time(abs(r['change_us']))}")
+    return [head, parts, lim, links, ops if d["ops"] else Text("no op changed duration")]

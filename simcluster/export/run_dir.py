@@ -21,6 +21,7 @@ and JSON with sorted keys, so the same Run gives the same bytes.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,19 @@ def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None,
     return Path(out)
 
 
-def load_run(folder: str | Path) -> tuple[Run, dict[str, Any]]:
-    """Read a folder written by :func:`write_run` back into a Run and its summary.
+@dataclass(frozen=True)
+class RunFolder:
+    """A run read back from disk: the Run, its summary, and the analysis tables."""
+
+    run: Run
+    summary: dict[str, Any]
+    ranks: pa.Table
+    steps: pa.Table
+    critical_path: pa.Table
+
+
+def load_run(folder: str | Path) -> RunFolder:
+    """Read a folder written by :func:`write_run` back.
 
     Raises:
         SimclusterError: the folder or a file is missing or unreadable.
@@ -85,8 +97,6 @@ def load_run(folder: str | Path) -> tuple[Run, dict[str, Any]]:
         raise SimclusterError(f"{folder}: not a folder; give the --out folder of a replay.")
     tables: dict[str, pa.Table] = {}
     for name, attr in TABLES.items():
-        if attr is None:
-            continue
         p = folder / name
         if not p.is_file():
             raise SimclusterError(
@@ -94,7 +104,7 @@ def load_run(folder: str | Path) -> tuple[Run, dict[str, Any]]:
                 f"replay ... --out {folder}`)."
             )
         try:
-            tables[attr] = pq.read_table(p)
+            tables[name] = pq.read_table(p)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SimclusterError(f"{p}: unreadable ({exc}); re-run the replay.") from None
     try:
@@ -105,5 +115,7 @@ def load_run(folder: str | Path) -> tuple[Run, dict[str, Any]]:
     info_keys = ("workload", "cluster", "ranks", "ops", "streams", "flows",
                  "rate_recomputations", "placement")
     run = Run(makespan_us=float(summary.get("makespan_us", 0.0)),
-              info={k: summary.get(k) for k in info_keys}, **tables)
-    return run, summary
+              info={k: summary.get(k) for k in info_keys},
+              **{attr: tables[name] for name, attr in TABLES.items() if attr})
+    return RunFolder(run=run, summary=summary, ranks=tables["ranks.parquet"],
+                     steps=tables["steps.parquet"], critical_path=tables["critical_path.parquet"])

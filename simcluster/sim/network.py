@@ -72,7 +72,10 @@ def maxmin(
         rate[active] += inc * w[active]
         cap_left -= inc * users
         full = used & (cap_left <= _SAT_EPS * cap_full)
-        hit = pair_active & full[local]
+        hit = np.flatnonzero(pair_active & full[local])
+        # A flow that fills two links at once is charged to the lower link id: order the
+        # pairs so that it is assigned last.
+        hit = hit[np.argsort(-links[local[hit]], kind="stable")]
         hit_flow, hit_link = pair_flow[hit], links[local[hit]]
         if coupling is None:
             bottleneck[hit_flow] = hit_link

@@ -172,3 +172,32 @@ def test_collectives_forced_algorithm_and_bad_arguments(capsys) -> None:
                            (["--algo", "tree"], "algorithm 'tree' cannot run all_reduce")):
         code, _, err = _run(capsys, "collectives", "-t", topo, *args)
         assert code == 2 and expected in err and "Traceback" not in err, args
+
+
+def test_report_export_and_diff_from_run_folders(capsys, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run(capsys, "replay", TRACE, "-t", TOPO, "-q", "--out", str(a))[0] == 0
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(Path(TOPO).read_text().replace("fabric:\n  topology: single-switch\n",
+                                                   "fabric:\n  topology: single-switch\n"
+                                                   "network:\n  link_efficiency: {nvlink: 0.2}\n"))
+    assert _run(capsys, "replay", TRACE, "-t", str(slow), "-q", "--out", str(b))[0] == 0
+    code, out, _ = _run(capsys, "report", str(a))
+    assert code == 0 and (a / "report.html").is_file()
+    code, out, _ = _run(capsys, "export", str(a), "--format", "perfetto", "--max-ranks", "4")
+    trace = json.loads((a / "trace.json").read_text())
+    assert code == 0 and trace["metadata"]["simcluster"]["ranks_shown"] == 4
+    code, out, _ = _run(capsys, "diff", str(a), str(b))
+    assert code == 0 and "step time" in out and "allreduce.bucket" in out
+    assert "comm:nvlink" in out
+
+
+def test_run_folder_commands_fail_cleanly(capsys, tmp_path: Path) -> None:
+    code, _, err = _run(capsys, "report", str(tmp_path / "nope"))
+    assert code == 2 and "not a folder" in err
+    (tmp_path / "half").mkdir()
+    code, _, err = _run(capsys, "diff", str(tmp_path / "half"), str(tmp_path / "half"))
+    assert code == 2 and "timeline.parquet: missing" in err and "Traceback" not in err
+    code, _, err = _run(capsys, "export", str(tmp_path / "half"), "--format", "svg")
+    assert code == 2 and "--format 'svg'" in err
