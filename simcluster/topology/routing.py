@@ -78,8 +78,7 @@ class Router:
         self._dist: dict[tuple[str | None, str], dict[str, int]] = {}
         self._gateway: dict[tuple[str, bool], str] = {}
         self._ordinals: dict[str, int] = {}
-        self._up_cache: dict[str, tuple[tuple[str, int], ...]] = {}
-        self._down_cache: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._side_cache: dict[tuple[str, bool], tuple[tuple[str, int], ...]] = {}
         self._middle: dict[tuple[Any, ...], list[str]] = {}
 
     # -- public -------------------------------------------------------------------------------
@@ -300,7 +299,8 @@ class Router:
             return [x]
         if (x, y) in self._edge_id:
             return [x, y]
-        ups, downs, port = self._ups(x), self._downs(y), self._port(y)
+        ups, downs = self._fabric_side(x, up=True), self._fabric_side(y, up=False)
+        port = self._port(y)
         key = (ups, downs, port)
         middle = self._middle.get(key)
         if middle is None:
@@ -313,22 +313,15 @@ class Router:
             )
         return [x, *middle, y]
 
-    def _ups(self, x: str) -> tuple[tuple[str, int], ...]:
-        """Fabric switches ``x`` sends to, with the cost of the hop."""
-        hit = self._up_cache.get(x)
+    def _fabric_side(self, node: str, up: bool) -> tuple[tuple[str, int], ...]:
+        """Fabric switches ``node`` sends to (``up``) or receives from, with the hop's cost."""
+        key = (node, up)
+        hit = self._side_cache.get(key)
         if hit is None:
             cost = self._cost_of_link
-            hit = tuple((u, int(cost[i])) for u, i, _ in self._succ[x] if self._fabric_transit(u))
-            self._up_cache[x] = hit
-        return hit
-
-    def _downs(self, y: str) -> tuple[tuple[str, int], ...]:
-        """Fabric switches that send to ``y``, with the cost of the hop."""
-        hit = self._down_cache.get(y)
-        if hit is None:
-            cost = self._cost_of_link
-            hit = tuple((d, int(cost[i])) for d, i, _ in self._pred[y] if self._fabric_transit(d))
-            self._down_cache[y] = hit
+            adj = self._succ[node] if up else self._pred[node]
+            hit = tuple((n, int(cost[i])) for n, i, _ in adj if self._fabric_transit(n))
+            self._side_cache[key] = hit
         return hit
 
     def _fabric_middle(self, ups: tuple[tuple[str, int], ...],
