@@ -25,6 +25,7 @@ from simcluster.sim.collectives import ALL_ALGORITHMS
 from simcluster.sim.protocols import PROTOCOLS
 from simcluster.sim import SimOptions, simulate
 from simcluster.topology import json_schema, load_cluster
+from simcluster.topology.transform import scale_links, with_device
 from simcluster.workload import load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
 
@@ -128,6 +129,21 @@ def generate_data_parallel(
                      f"{cfg.dims.params / 1e6:.1f} M parameters")
 
 
+def _pairs(option: str, items: list[str]) -> list[tuple[str, str]]:
+    """``["ib=2", "nvlink=0.5"]`` -> pairs; a malformed item is a usage error."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            raise SimclusterError(f"{option} {item!r}: write NAME=NUMBER, e.g. {option} ib=2.0.")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
 # -- collectives ----------------------------------------------------------------------------------
 
 @app.command("collectives")
@@ -180,11 +196,23 @@ def replay(
         help="folder for timeline.parquet, links.parquet, ranks.parquet, summary.json")] = None,
     top: Annotated[int, typer.Option(min=1, help="links to list")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the step time")] = False,
+    device: Annotated[Optional[str], typer.Option(
+        help="what-if: every accelerator becomes this model")] = None,
+    scale_link: Annotated[Optional[list[str]], typer.Option(
+        help="what-if: KIND=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5)")] = None,
+    slow_rank: Annotated[Optional[list[str]], typer.Option(
+        help="what-if: RANK=FACTOR makes a rank's compute and host ops slower (3=1.3)")] = None,
 ) -> None:
     """Replay a workload on a cluster; print step time, breakdown and busiest links."""
     console = _console()
     workload = load_workload(trace)
     cluster = load_cluster(topology)
+    if device:
+        cluster = with_device(cluster, device)
+    if scale_link:
+        cluster = scale_links(cluster, {k: float(v) for k, v in _pairs("--scale-link",
+                                                                        scale_link)})
+    slowdown = {int(k): float(v) for k, v in _pairs("--slow-rank", slow_rank or [])}
     bound = bind(workload, cluster, placement)
     show_progress = (not quiet and workload.num_ops >= _PROGRESS_MIN_OPS
                      and Console(stderr=True).is_terminal)
@@ -193,9 +221,9 @@ def replay(
                       TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sim", total=workload.num_ops)
             run = simulate(bound, SimOptions(
-                progress=lambda done, total: bar.update(task, completed=done)))
+                slowdown=slowdown, progress=lambda done, total: bar.update(task, completed=done)))
     else:
-        run = simulate(bound)
+        run = simulate(bound, SimOptions(slowdown=slowdown))
     ranks = rank_breakdown(run)
     path = critical_path(run)
     summary = summarize(run, ranks, top_links=top, path=path)

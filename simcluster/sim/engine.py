@@ -78,12 +78,15 @@ class SimOptions:
         progress_every: events between progress calls.
         fuse_timed_ops: run consecutive unobservable timed ops with one wake-up (same
             results, fewer events); off only to check that claim.
+        slowdown: rank -> factor by which its compute and host ops take longer (a
+            straggler: 1.3 is 30 % slower).
     """
 
     compute: ComputeModel = field(default_factory=ComputeModel)
     progress: Callable[[int, int], None] | None = None
     progress_every: int = 50_000
     fuse_timed_ops: bool = True
+    slowdown: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -181,6 +184,12 @@ class Engine:
         # A memcpy without a size replays its recorded duration.
         timed_copy = (kind == "memcpy") & ~flow_copy & np.isnan(dur)
         dur[timed_copy] = np.nan_to_num(recorded[timed_copy])
+        for r, factor in self.options.slowdown.items():
+            if not (0 <= r < len(self.devices)) or not factor > 0:
+                raise SimulationError(
+                    f"--slow-rank {r}={factor}: need a rank in 0..{len(self.devices) - 1} and "
+                    "a positive factor.")
+            dur[(rank == r) & ((kind == "compute") | (kind == "host"))] *= factor
         self.comm_bytes = comm_bytes.tolist()
         self.copy_dir = copy_kind.tolist()
         return cls, np.nan_to_num(dur)
