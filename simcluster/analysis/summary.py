@@ -15,6 +15,7 @@ from simcluster.analysis.breakdown import (
 )
 from simcluster.analysis.critical_path import critical_path, limits
 from simcluster.analysis.links import bottleneck_links, busiest_links, by_kind, by_role
+from simcluster.cost import costs
 from simcluster.sim.result import Run
 
 SUMMARY_VERSION = 2
@@ -40,11 +41,14 @@ def summarize(run: Run, ranks: pa.Table | None = None, top_links: int = 10,
     cap = ranks.column("memory_capacity_bytes").to_numpy()
     worst = int(np.argmax(peak / cap))
     straggler = np.flatnonzero(ranks.column("straggler").to_numpy(zero_copy_only=False))
+    step_us = mean_step_time_us(run)
+    money = costs(step_us, run.info.get("usd_per_hour"), run.info.get("tokens_per_step"))
     return {
         "summary_version": SUMMARY_VERSION,
         **run.info,
         "makespan_us": run.makespan_us,
-        "step_time_us": mean_step_time_us(run),
+        "step_time_us": step_us,
+        "cost": money.as_dict(),
         "steps": _rows(step_times(run)),
         "mean_breakdown_us": mean,
         "stragglers": straggler.tolist(),

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simcluster.analysis import critical_path, rank_breakdown, summarize
+from simcluster.cost import costs
 from simcluster.cli import render
 from simcluster.errors import SimclusterError
 from simcluster.export import OUTPUT_FILES, load_run, write_run
@@ -202,6 +203,10 @@ def replay(
         help="what-if: KIND=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5)")] = None,
     slow_rank: Annotated[Optional[list[str]], typer.Option(
         help="what-if: RANK=FACTOR makes a rank's compute and host ops slower (3=1.3)")] = None,
+    price: Annotated[Optional[float], typer.Option(
+        min=0.0, help="USD per accelerator-hour (default: topology, then built-in)")] = None,
+    token_budget: Annotated[Optional[float], typer.Option(
+        min=1.0, help="tokens to train on: print the run's time and cost")] = None,
 ) -> None:
     """Replay a workload on a cluster; print step time, breakdown and busiest links."""
     console = _console()
@@ -224,6 +229,8 @@ def replay(
                 slowdown=slowdown, progress=lambda done, total: bar.update(task, completed=done)))
     else:
         run = simulate(bound, SimOptions(slowdown=slowdown))
+    if price is not None:
+        run.info["usd_per_hour"] = price * len(bound.placement.devices)
     ranks = rank_breakdown(run)
     path = critical_path(run)
     summary = summarize(run, ranks, top_links=top, path=path)
@@ -256,6 +263,23 @@ def replay(
         console.print(render.roles_table(summary["links_by_role"]))
     if summary["busiest_links"]:
         console.print(render.links_table(summary["busiest_links"]))
+    money = summary["cost"]
+    if money["usd_per_hour"] is not None:
+        line = (f"cost ${money['usd_per_hour']:,.2f}/h, ${money['usd_per_step']:.4f} per step")
+        if money["usd_per_1m_tokens"] is not None:
+            line += (f", ${money['usd_per_1m_tokens']:.3f} per 1M tokens "
+                     f"({money['tokens_per_s']:,.0f} tokens/s)")
+        console.print(line)
+    if token_budget is not None:
+        plan = costs(summary["step_time_us"], money["usd_per_hour"],
+                     money["tokens_per_step"]).training(token_budget, summary["step_time_us"])
+        if plan["hours"] is None:
+            console.print("training run: unknown (the workload does not say how many tokens a "
+                          "step processes)")
+        else:
+            usd = "unknown cost (no price)" if plan["usd"] is None else f"${plan['usd']:,.0f}"
+            console.print(f"training run of {token_budget:,.0f} tokens: {plan['hours']:,.1f} h "
+                          f"({plan['hours'] / 24:,.1f} days), {usd}")
     mem = summary["memory"]
     console.print(
         f"peak memory {mem['peak_bytes_max'] / render.GIB:.2f} GiB on rank {mem['peak_rank']} "

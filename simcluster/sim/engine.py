@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import simpy
 from simpy.events import NORMAL
 
+from simcluster.cost import price_per_hour
 from simcluster.errors import SimulationError, TopologyError
 from simcluster.placement import Bound
 from simcluster.sim.comm import CommModel, Schedule
@@ -587,6 +588,9 @@ class Engine:
             "flows": net.flows_started,
             "rate_recomputations": net.recomputes,
             "placement": self.bound.placement.strategy,
+            "accelerators": len(self.devices),
+            "usd_per_hour": price_per_hour(self.cluster, self.devices),
+            "tokens_per_step": wl.meta.extra.get("tokens_per_step"),
         }
         return Run(timeline=timeline, links=links, memory=memory, makespan_us=makespan,
                    info=info, wall_s=wall_s, flows=_flows_table(net),

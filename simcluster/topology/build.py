@@ -459,4 +459,5 @@ def build(
         network=spec.network,
         source=source,
         template_hosts=template_hosts,
+        cost_usd_per_hour=spec.cost.usd_per_accelerator_hour if spec.cost else None,
     )

@@ -42,6 +42,7 @@ class Cluster:
             ``network.link_efficiency``), bytes per microsecond.
         network: collective-model parameters.
         source: the file it was loaded from, if any.
+        cost_usd_per_hour: the topology's price per accelerator-hour (one, or per model).
         template_hosts: host -> (template index, id of its first link) for hosts built from a
             template and untouched by explicit devices or links. Such a host's links are
             numbered like every other host of its template, shifted by its first link id,
@@ -64,6 +65,7 @@ class Cluster:
     description: str = ""
     accelerator_index: dict[str, int] = field(default_factory=dict)
     template_hosts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    cost_usd_per_hour: float | dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if len(self.capacity_Bpus) != len(self.bandwidth_Bpus):

@@ -257,6 +257,22 @@ class NetworkParams(_Strict):
         return self
 
 
+class CostSpec(_Strict):
+    """What the accelerators cost to rent."""
+
+    usd_per_accelerator_hour: float | dict[str, float] = Field(
+        ..., description="one price for every accelerator, or a price per model")
+
+    @model_validator(mode="after")
+    def _positive(self) -> CostSpec:
+        prices = (self.usd_per_accelerator_hour.values()
+                  if isinstance(self.usd_per_accelerator_hour, dict)
+                  else [self.usd_per_accelerator_hour])
+        if any(not p > 0 for p in prices):
+            raise ValueError("prices must be positive")
+        return self
+
+
 class TopologySpec(_Strict):
     """A whole cluster description."""
 
@@ -268,6 +284,7 @@ class TopologySpec(_Strict):
     devices: list[DeviceSpec] = []
     links: list[ExplicitLink] = []
     network: NetworkParams = NetworkParams()
+    cost: CostSpec | None = None
 
     @model_validator(mode="after")
     def _has_accelerators(self) -> TopologySpec:

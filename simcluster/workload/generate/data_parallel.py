@@ -149,6 +149,7 @@ def data_parallel(cfg: DataParallelConfig) -> Workload:
             "layers": cfg.dims.layers, "hidden": cfg.dims.hidden, "seq_len": cfg.dims.seq_len,
             "vocab": cfg.dims.vocab, "micro_batch": cfg.micro_batch, "dtype": cfg.dtype,
             "bucket_mb": cfg.bucket_mb, "steps": cfg.steps, "params": cfg.dims.params,
+            "tokens_per_step": cfg.ranks * cfg.micro_batch * cfg.dims.seq_len,
         },
     )
     return make_workload(ops.table(), {"dp": list(range(cfg.ranks))}, meta,
