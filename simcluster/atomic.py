@@ -9,7 +9,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -61,3 +61,26 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
                 out.rmdir()
         raise
     shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_once(path: str | Path, write: Callable[[Path], None]) -> bool:
+    """Write ``path`` with ``write(tmp)`` unless it exists; True if this call published it.
+
+    The file appears whole (hard link of a finished temporary file), and only once: if
+    another writer published it first, this one's result is dropped.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

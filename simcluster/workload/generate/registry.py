@@ -1,0 +1,59 @@
+"""Generators by name, with the parameters each accepts, for sweeps and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from simcluster.errors import WorkloadError
+from simcluster.workload.generate.data_parallel import (
+    DataParallelConfig,
+    TransformerDims,
+    data_parallel,
+)
+from simcluster.workload.model import Workload
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A named generator: ``make(params) -> Workload`` and the parameter names it accepts."""
+
+    name: str
+    params: tuple[str, ...]
+    make: Callable[[dict[str, Any]], Workload]
+
+
+def _data_parallel(p: dict[str, Any]) -> Workload:
+    dims = {k: p[k] for k in ("layers", "hidden", "seq_len", "vocab") if k in p}
+    cfg = {k: p[k] for k in ("ranks", "micro_batch", "dtype", "bucket_mb", "steps", "name")
+           if k in p}
+    return data_parallel(DataParallelConfig(dims=TransformerDims(**dims), **cfg))
+
+
+GENERATORS: dict[str, Generator] = {
+    "data-parallel": Generator(
+        "data-parallel",
+        tuple(f.name for f in fields(DataParallelConfig) if f.name != "dims")
+        + tuple(f.name for f in fields(TransformerDims)),
+        _data_parallel,
+    ),
+}
+
+
+def generate(name: str, params: dict[str, Any]) -> Workload:
+    """Run generator ``name`` with ``params``.
+
+    Raises:
+        WorkloadError: unknown generator or parameter.
+    """
+    gen = GENERATORS.get(name)
+    if gen is None:
+        raise WorkloadError(f"unknown generator {name!r}; use one of {', '.join(GENERATORS)}.")
+    unknown = sorted(set(params) - set(gen.params))
+    if unknown:
+        raise WorkloadError(
+            f"generator {name!r} has no parameter {', '.join(map(repr, unknown))}; its "
+            f"parameters: {', '.join(gen.params)}."
+        )
+    return gen.make(params)
