@@ -182,6 +182,11 @@ class Engine:
         # A memcpy without a size replays its recorded duration.
         timed_copy = (kind == "memcpy") & ~flow_copy & np.isnan(dur)
         dur[timed_copy] = np.nan_to_num(recorded[timed_copy])
+        # fixed_duration: the recorded duration, whatever the kind (e.g. a collective whose
+        # peers are not in the workload); it runs as a timed op, with no rendezvous or flow.
+        fixed = _col(t, "fixed_duration", False).astype(bool)
+        cls[fixed] = _TIMED
+        dur[fixed] = recorded[fixed]
         self.comm_bytes = comm_bytes.tolist()
         self.copy_dir = copy_kind.tolist()
         return cls, np.nan_to_num(dur)
