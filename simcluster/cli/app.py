@@ -17,13 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simcluster.analysis import rank_breakdown, summarize
+from simcluster.analysis.fidelity import step_fidelity
 from simcluster.cli import render
-from simcluster.errors import SimclusterError
+from simcluster.errors import SimclusterError, TopologyError
 from simcluster.export import OUTPUT_FILES, write_run
 from simcluster.placement import STRATEGIES, bind
 from simcluster.sim import SimOptions, simulate
-from simcluster.topology import json_schema, load_cluster
-from simcluster.workload import load_workload, write_workload
+from simcluster.topology import Cluster, json_schema, load_cluster
+from simcluster.topology.recorded import recorded_cluster
+from simcluster.workload import Workload, load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
 
 app = typer.Typer(
@@ -34,7 +36,10 @@ app = typer.Typer(
 )
 topology_app = typer.Typer(help="Check, show and describe cluster topologies.",
                            no_args_is_help=True)
-trace_app = typer.Typer(help="Inspect workload traces.", no_args_is_help=True)
+trace_app = typer.Typer(help="Inspect and import workload traces.", no_args_is_help=True)
+trace_import_app = typer.Typer(help="Import recorded traces into a native workload file.",
+                               no_args_is_help=True)
+trace_app.add_typer(trace_import_app, name="import")
 generate_app = typer.Typer(help="Generate synthetic workloads.", no_args_is_help=True)
 app.add_typer(topology_app, name="topology")
 app.add_typer(trace_app, name="trace")
@@ -90,12 +95,62 @@ def topology_schema(
 
 # -- trace ----------------------------------------------------------------------------------------
 
+_TRACE_HELP = ("workload file (native Parquet), or recorded traces: a folder (or file) of "
+               "PyTorch profiler JSON (.json, .json.gz, one per rank) or of Chakra .et files")
+_STEP_HELP = "ProfilerStep to import: a step number, or 'all' (Kineto traces)"
+_ET_HELP = ("PyTorch execution traces (folder of JSON or .tar.gz) that supply collective sizes "
+            "a Kineto trace lacks")
+_COPIES_HELP = ("replay host<->device copies as flows on the topology instead of their recorded "
+                "durations (Kineto traces)")
+
+
+def _step(value: str) -> str | int:
+    """``all`` or a step number."""
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither 'all' nor a step number") from None
+
+
 @trace_app.command("info")
 def trace_info(
-    path: Annotated[Path, typer.Argument(metavar="TRACE", help="workload file (native Parquet)")],
+    path: Annotated[Path, typer.Argument(metavar="TRACE", help=_TRACE_HELP)],
 ) -> None:
     """Summarise a workload: ranks, ops by kind, collectives, groups, bytes."""
     _console().print(render.workload_info(load_workload(path), str(path)))
+
+
+@trace_import_app.command("kineto")
+def trace_import_kineto(
+    path: Annotated[Path, typer.Argument(metavar="DIR", help="folder of per-rank PyTorch "
+                                         "profiler traces (.json, .json.gz), or one file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+    et: Annotated[Optional[Path], typer.Option("--et", help=_ET_HELP)] = None,
+    step: Annotated[str, typer.Option(help=_STEP_HELP)] = "all",
+    model_copies: Annotated[bool, typer.Option("--model-copies", help=_COPIES_HELP)] = False,
+) -> None:
+    """Import PyTorch profiler (Kineto) traces; print what was used, skipped and assumed."""
+    from simcluster.workload.kineto import KinetoOptions, import_kineto
+
+    wl = import_kineto(path, KinetoOptions(step=_step(step), et=et, model_copies=model_copies))
+    write_workload(wl, output)
+    _console().print(render.import_summary(wl, output), soft_wrap=True)
+
+
+@trace_import_app.command("chakra")
+def trace_import_chakra(
+    path: Annotated[Path, typer.Argument(metavar="DIR", help="folder of Chakra traces "
+                                         "(<prefix>.<rank>.et), or one file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+) -> None:
+    """Import Chakra execution traces; print what was used, skipped and assumed."""
+    from simcluster.workload.chakra import import_chakra
+
+    wl = import_chakra(path)
+    write_workload(wl, output)
+    _console().print(render.import_summary(wl, output), soft_wrap=True)
 
 
 # -- generate -------------------------------------------------------------------------------------
@@ -128,10 +183,40 @@ def generate_data_parallel(
 
 # -- replay ---------------------------------------------------------------------------------------
 
+def _cluster_for(workload: Workload, topology: Path | None, device: str | None
+                 ) -> tuple[Cluster, str | None]:
+    """The topology file's cluster, or one built from the workload's recorded device (and a
+    line that says so)."""
+    if topology is not None:
+        if device is not None:
+            raise TopologyError("give either --topology or --device, not both: --device builds "
+                                "a one-server cluster of that accelerator.")
+        return load_cluster(topology), None
+    model = device or workload.meta.recorded_device
+    if model is None:
+        raise TopologyError(
+            "no --topology, and the workload does not say which accelerator it was recorded "
+            "on; give --topology FILE, or --device MODEL (e.g. --device A100) to replay on one "
+            "server of that accelerator."
+        )
+    cluster = recorded_cluster(model, workload.num_ranks)
+    origin = "--device" if device else "the trace's metadata"
+    return cluster, (f"no --topology: replaying on [bold]{cluster.name}[/], "
+                     f"{cluster.description.replace('the trace' + chr(39) + 's metadata', origin)}")
+
+
 @app.command("replay")
 def replay(
-    trace: Annotated[Path, typer.Argument(metavar="TRACE", help="workload file (native Parquet)")],
-    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")],
+    trace: Annotated[Path, typer.Argument(metavar="TRACE", help=_TRACE_HELP)],
+    topology: Annotated[Optional[Path], typer.Option(
+        "--topology", "-t", help="topology YAML file; default: one server of the recorded "
+        "accelerator, one per rank")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="without --topology: the accelerator model to build the server of (default: "
+        "the recorded one)")] = None,
+    step: Annotated[str, typer.Option(help=_STEP_HELP)] = "all",
+    et: Annotated[Optional[Path], typer.Option("--et", help=_ET_HELP)] = None,
+    model_copies: Annotated[bool, typer.Option("--model-copies", help=_COPIES_HELP)] = False,
     placement: Annotated[Optional[str], typer.Option(
         help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}")] = None,
     out: Annotated[Optional[Path], typer.Option(
@@ -139,10 +224,11 @@ def replay(
     top: Annotated[int, typer.Option(min=1, help="links to list")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the step time")] = False,
 ) -> None:
-    """Replay a workload on a cluster; print step time, breakdown and busiest links."""
+    """Replay a workload or recorded traces on a cluster; print step time, breakdown and
+    busiest links (and, for profiler traces, simulated vs recorded step times)."""
     console = _console()
-    workload = load_workload(trace)
-    cluster = load_cluster(topology)
+    workload = load_workload(trace, step=_step(step), et=et, model_copies=model_copies)
+    cluster, built = _cluster_for(workload, topology, device)
     bound = bind(workload, cluster, placement)
     show_progress = (not quiet and workload.num_ops >= _PROGRESS_MIN_OPS
                      and Console(stderr=True).is_terminal)
@@ -163,6 +249,12 @@ def replay(
         return
     n_steps = len(summary["steps"])
     rate = workload.num_ops / run.wall_s if run.wall_s > 0 else float("inf")
+    imported = (workload.meta.extra or {}).get("import")
+    if imported:
+        for line in render.report_lines(imported, notes=False):
+            console.print(line, soft_wrap=True)
+    if built:
+        console.print(built, soft_wrap=True)
     console.print(
         f"[bold]{workload.meta.name or trace.name}[/]: {workload.num_ranks} ranks, "
         f"{workload.num_ops:,} ops  on  [bold]{cluster.name}[/]: {len(cluster.accelerators)} "
@@ -178,6 +270,9 @@ def replay(
     if summary["busiest_links"]:
         console.print(render.links_table(summary["busiest_links"]))
         console.print(render.kinds_table(summary["links_by_kind"]))
+    fidelity = step_fidelity(run, workload)
+    if fidelity.num_rows:
+        console.print(render.fidelity_table(fidelity))
     mem = summary["memory"]
     console.print(
         f"peak memory {mem['peak_bytes_max'] / render.GIB:.2f} GiB on rank {mem['peak_rank']} "
