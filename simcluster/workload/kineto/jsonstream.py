@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 _WS = re.compile(r"[ \t\n\r]*")
+_DELIMITERS = " \t\n\r,]}"
 _DECODER = json.JSONDecoder()
 CHUNK_CHARS = 1 << 20
 
@@ -97,8 +98,9 @@ class _Reader:
                     raise TraceJSONError(f"{exc.msg}{tail}", where) from None
                 self.fill()
                 continue
-            if end == len(self.buf) and not self.eof and not isinstance(value, (dict, list, str)):
-                self.fill()  # a number or literal may continue in the next chunk
+            if (not isinstance(value, (dict, list, str)) and not self.eof
+                    and (end == len(self.buf) or self.buf[end] not in _DELIMITERS)):
+                self.fill()  # a number ("0." + "5") may continue in the next chunk
                 continue
             self.pos = end
             return value
