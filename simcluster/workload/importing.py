@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from simcluster.errors import WorkloadError
 from simcluster.workload.model import Workload, WorkloadMeta
@@ -105,27 +106,33 @@ def _seq_channels(kind: list[str], rank: list[int], group: list[str | None],
     return out
 
 
+def _comm_rows(table: pa.Table) -> np.ndarray:
+    """Row numbers of the communication ops."""
+    mask = pc.is_in(table.column("kind"), value_set=pa.array(["collective", "send", "recv"]))
+    return np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+
+
 def number_comm(table: pa.Table) -> pa.Table:
     """Fill ``seq``: k-th modelled collective of a rank on a group, k-th modelled send (recv)
     between a pair; fixed-duration ones counted apart, from 0 as well.
 
     Rows must be in (rank, op_id) order.
     """
-    kind = table.column("kind").to_pylist()
-    fixed = [bool(x) for x in table.column("fixed_duration").fill_null(False).to_pylist()]
-    chans = _seq_channels(kind, table.column("rank").to_pylist(),
-                          table.column("group").to_pylist(), table.column("peer").to_pylist())
+    rows = _comm_rows(table)
+    comm = table.take(rows)
+    fixed = [bool(x) for x in comm.column("fixed_duration").fill_null(False).to_pylist()]
+    chans = _seq_channels(comm.column("kind").to_pylist(), comm.column("rank").to_pylist(),
+                          comm.column("group").to_pylist(), comm.column("peer").to_pylist())
     counters: Counter[tuple[Any, ...]] = Counter()
-    seq: list[int | None] = []
-    for ch, fx in zip(chans, fixed):
-        if not ch:
-            seq.append(None)
-            continue
+    seq = np.zeros(table.num_rows, dtype=np.int64)
+    for row, ch, fx in zip(rows.tolist(), chans, fixed):
         key = (fx, *ch)
-        seq.append(counters[key])
+        seq[row] = counters[key]
         counters[key] += 1
+    is_comm = np.zeros(table.num_rows, dtype=bool)
+    is_comm[rows] = True
     return table.set_column(table.schema.get_field_index("seq"), "seq",
-                            pa.array(seq, pa.int64()))
+                            pa.array(seq, pa.int64(), mask=~is_comm))
 
 
 def _rank_list(ranks: list[int]) -> str:
@@ -141,13 +148,15 @@ def reconcile_collectives(table: pa.Table, groups: dict[str, tuple[int, ...]],
         WorkloadError: a collective that only some ranks of its group issue, or one that
             ranks issue with different kinds or sizes.
     """
-    kind = table.column("kind").to_pylist()
-    fixed = table.column("fixed_duration").fill_null(False).to_pylist()
-    rank = table.column("rank").to_pylist()
-    group = table.column("group").to_pylist()
-    coll = table.column("collective").to_pylist()
-    size = table.column("comm_bytes").to_pylist()
-    name = table.column("name").to_pylist()
+    rows = _comm_rows(table)
+    comm = table.take(rows)
+    kind = comm.column("kind").to_pylist()
+    fixed = comm.column("fixed_duration").fill_null(False).to_pylist()
+    rank = comm.column("rank").to_pylist()
+    group = comm.column("group").to_pylist()
+    coll = comm.column("collective").to_pylist()
+    size = comm.column("comm_bytes").to_pylist()
+    name = comm.column("name").to_pylist()
     per: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, (k, fx) in enumerate(zip(kind, fixed)):
         if k == "collective" and not fx:
@@ -193,14 +202,18 @@ def reconcile_collectives(table: pa.Table, groups: dict[str, tuple[int, ...]],
                 for i in rows:
                     new_size[i] = top
                 widened += 1
-    if widened:
-        report.notes.append(
-            f"{widened} all-to-all(v) collective(s) send different amounts on different "
-            "ranks (uneven splits); each replays with the largest per-rank size, since the "
-            "network model moves one size per collective."
-        )
+    if not widened:
+        return table
+    report.notes.append(
+        f"{widened} all-to-all(v) collective(s) send different amounts on different "
+        "ranks (uneven splits); each replays with the largest per-rank size, since the "
+        "network model moves one size per collective."
+    )
+    sizes = table.column("comm_bytes").to_numpy(zero_copy_only=False).astype(np.float64)
+    sizes[rows] = [np.nan if x is None else x for x in new_size]
     return table.set_column(table.schema.get_field_index("comm_bytes"), "comm_bytes",
-                            pa.array(new_size, pa.int64()))
+                            pa.array(np.nan_to_num(sizes).astype(np.int64), pa.int64(),
+                                     mask=np.isnan(sizes)))
 
 
 def check_p2p(table: pa.Table, source: str) -> None:
@@ -209,14 +222,15 @@ def check_p2p(table: pa.Table, source: str) -> None:
     Raises:
         WorkloadError: an unmatched send or recv, or sizes that differ.
     """
-    kind = table.column("kind").to_pylist()
-    fixed = table.column("fixed_duration").fill_null(False).to_pylist()
+    comm = table.take(_comm_rows(table))
+    kind = comm.column("kind").to_pylist()
+    fixed = comm.column("fixed_duration").fill_null(False).to_pylist()
     sends: dict[tuple[int, int, int], int | None] = {}
     recvs: dict[tuple[int, int, int], int | None] = {}
-    for r, k, p, s, b, fx in zip(table.column("rank").to_pylist(), kind,
-                                 table.column("peer").to_pylist(),
-                                 table.column("seq").to_pylist(),
-                                 table.column("comm_bytes").to_pylist(), fixed):
+    for r, k, p, s, b, fx in zip(comm.column("rank").to_pylist(), kind,
+                                 comm.column("peer").to_pylist(),
+                                 comm.column("seq").to_pylist(),
+                                 comm.column("comm_bytes").to_pylist(), fixed):
         if fx or k not in ("send", "recv"):
             continue
         if k == "send":
@@ -255,7 +269,11 @@ def finish(table: pa.Table, groups: dict[str, tuple[int, ...]], meta: WorkloadMe
         WorkloadError: communication that does not match across ranks, or any problem
             :func:`make_workload` finds.
     """
-    table = table.sort_by([("rank", "ascending"), ("op_id", "ascending")])
+    rank = table.column("rank").to_numpy(zero_copy_only=False).astype(np.int64)
+    op_id = table.column("op_id").to_numpy(zero_copy_only=False).astype(np.int64)
+    if len(rank) > 1 and not np.all((rank[1:] > rank[:-1]) | (rank[1:] == rank[:-1])
+                                    & (op_id[1:] > op_id[:-1])):
+        table = table.sort_by([("rank", "ascending"), ("op_id", "ascending")])
     table = number_comm(table)
     table = reconcile_collectives(table, groups, report, source)
     check_p2p(table, source)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import sys
 import zlib
 from array import array
 from collections import Counter
@@ -53,6 +54,19 @@ _KNOWN_TOP = {"schemaVersion", "deviceProperties", "distributedInfo", "record_sh
 _STEP = re.compile(r"ProfilerStep#(\d+)")
 _COMM_ANNOTATION = re.compile(r"^(record_param_comms|nccl:|c10d::|gloo:)")
 _COMM_KERNEL = re.compile(r"(?:nccl|rccl)\w*?kernel", re.IGNORECASE)
+# Arguments of communication annotations and kernels that say what was communicated (the
+# rest is dropped as it is read, to keep memory small).
+_COMM_ARGS = (
+    "Collective name", "In msg nelems", "Out msg nelems", "dtype", "Group size",
+    "Process Group Name", "Process Group Ranks", "Global rank start", "Global rank stride",
+    "Input Dims", "Input type", "Record function id", "External id")
+
+
+def _comm_args(args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that say what was communicated; keys and string values shared between
+    events (JSON decoding makes new string objects for every event)."""
+    return {k: sys.intern(v) if isinstance(v, str) else v
+            for k in _COMM_ARGS if (v := args.get(k)) is not None}
 
 
 @dataclass(frozen=True)
@@ -196,7 +210,8 @@ class RankTrace:
             if m:
                 self.steps.append((int(m.group(1)), Span(th, ts, ts + dur, name)))
             elif _COMM_ANNOTATION.match(name):
-                self.annotations.append(Span(th, ts, ts + dur, name, args))
+                self.annotations.append(Span(th, ts, ts + dur, sys.intern(name),
+                                             _comm_args(args)))
         elif cat == "cuda_sync":
             self.syncs[_i(args.get("correlation"))] = SyncInfo(
                 kind=str(args.get("cuda_sync_kind", e.get("name", ""))),
@@ -220,7 +235,7 @@ class RankTrace:
         self.g_bytes.append(_i(args.get("bytes"), 0))
         self.g_device.append(_i(args.get("device"), 0))
         if kind == KERNEL and _COMM_KERNEL.search(name):
-            self.comm_kernel_args[i] = args
+            self.comm_kernel_args[i] = _comm_args(args)
 
     def _add_other(self, ph: Any, cat: str, e: dict[str, Any]) -> None:
         if ph in ("s", "f", "t"):

@@ -46,8 +46,9 @@ import bisect
 import re
 from array import array
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -93,13 +94,23 @@ class Window:
     steps: tuple[tuple[int, float, float], ...]
     main_thread: int | None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", [s[1] for s in self.steps])
+        object.__setattr__(self, "_bounds", sorted({t for _, a, b in self.steps
+                                                    for t in (a, b)}))
+
     def step_of(self, t: float) -> int | None:
         """The step whose span holds time ``t`` (before the first: the first; between two:
         the earlier)."""
         if not self.steps:
             return None
-        k = bisect.bisect_right([s[1] for s in self.steps], t) - 1
+        k = bisect.bisect_right(self._starts, t) - 1  # type: ignore[attr-defined]
         return self.steps[max(k, 0)][0]
+
+    def bounds_within(self, a: float, b: float) -> list[float]:
+        """Step span starts and ends strictly between ``a`` and ``b``, in order."""
+        bounds: list[float] = self._bounds  # type: ignore[attr-defined]
+        return bounds[bisect.bisect_right(bounds, a):bisect.bisect_left(bounds, b)]
 
 
 @dataclass(frozen=True)
@@ -171,17 +182,68 @@ class _Ops:
             self.dep_b.append(target)
 
 
+class _IndexMap:
+    """A dict from 0..n-1 to ints >= 0, stored in one array (a few bytes per key, where a
+    dict takes ~100): ``get``, ``[]``, ``in``, ``items`` (in insertion order)."""
+
+    def __init__(self, n: int) -> None:
+        self._a = array("q", [-1]) * n
+        self._keys = array("q")
+
+    def __setitem__(self, k: int, v: int) -> None:
+        if self._a[k] < 0:
+            self._keys.append(k)
+        self._a[k] = v
+
+    def __getitem__(self, k: int) -> int:
+        v = self._a[k]
+        if v < 0:
+            raise KeyError(k)
+        return v
+
+    def get(self, k: int, default: int | None = None) -> int | None:
+        v = self._a[k]
+        return default if v < 0 else v
+
+    def __contains__(self, k: int) -> bool:
+        return self._a[k] >= 0
+
+    def items(self) -> Iterator[tuple[int, int]]:
+        return ((k, self._a[k]) for k in self._keys)
+
+
+class _CorrIndex:
+    """Runtime call by correlation id, as sorted arrays (a dict of a million ids would take
+    ~100 MB)."""
+
+    def __init__(self, corr: array) -> None:
+        c = np.frombuffer(corr, dtype=np.int64) if len(corr) else np.zeros(0, np.int64)
+        self._order = np.argsort(c, kind="stable")
+        self._sorted = c[self._order]
+
+    def lookup(self, corrs: np.ndarray) -> np.ndarray:
+        """Runtime index of each correlation id, -1 where none (or the id is negative)."""
+        if not len(self._sorted):
+            return np.full(len(corrs), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, corrs), len(self._sorted) - 1)
+        ok = (self._sorted[pos] == corrs) & (corrs >= 0)
+        return np.where(ok, self._order[pos], -1)
+
+    def get(self, corr: int) -> int | None:
+        r = int(self.lookup(np.array([corr], dtype=np.int64))[0])
+        return r if r >= 0 else None
+
+
 @dataclass
 class _Gpu:
-    """The kept GPU ops of the window, by stream."""
+    """The kept GPU ops of the window, by stream (arrays indexed by trace index)."""
 
-    idx: list[int]                      # trace indices of kept GPU ops
-    start: dict[int, float]             # (clipped) start per trace index
-    dur: dict[int, float]
-    launch: dict[int, int]              # trace index -> runtime index (launched in window)
+    start: array                        # (clipped) start per trace index
+    dur: array
+    launch: _IndexMap                   # trace index -> runtime index (launched in window)
     streams: dict[int, list[int]]       # stream -> trace indices in stream order
     launch_max: dict[int, list[float]]  # stream -> running max of launch times
-    op: dict[int, int] = field(default_factory=dict)  # trace index -> op index
+    op: _IndexMap                       # trace index -> op index
 
     def last_before(self, stream: int, t: float) -> int | None:
         """The last op of ``stream`` (stream order) launched before time ``t``."""
@@ -195,19 +257,22 @@ class _Gpu:
         return self.start[g] + self.dur[g]
 
 
-def _select_gpu(tr: RankTrace, win: Window, rt_by_corr: dict[int, int]) -> _Gpu:
+def _select_gpu(tr: RankTrace, win: Window, corr: _CorrIndex) -> _Gpu:
     """GPU ops launched in the window, and those running in it whose launch is not."""
     keep: list[int] = []
-    start: dict[int, float] = {}
-    dur: dict[int, float] = {}
-    launch: dict[int, int] = {}
-    for g in range(len(tr.g_ts)):
+    n = len(tr.g_ts)
+    start = array("d", [0.0]) * n
+    dur = array("d", [0.0]) * n
+    launch = _IndexMap(n)
+    g_corr = np.frombuffer(tr.g_corr, dtype=np.int64) if n else np.zeros(0, np.int64)
+    r_of = corr.lookup(g_corr).tolist()
+    for g in range(n):
         ts, d = tr.g_ts[g], tr.g_dur[g]
-        r = rt_by_corr.get(tr.g_corr[g])
-        if r is not None and win.start <= tr.r_ts[r] < win.end:
+        r = r_of[g]
+        if r >= 0 and win.start <= tr.r_ts[r] < win.end:
             keep.append(g)
             start[g], dur[g], launch[g] = ts, d, r
-        elif ts < win.end and ts + d > win.start and (r is None or tr.r_ts[r] < win.start):
+        elif ts < win.end and ts + d > win.start and (r < 0 or tr.r_ts[r] < win.start):
             s = max(ts, win.start)
             keep.append(g)
             start[g], dur[g] = s, ts + d - s
@@ -222,22 +287,29 @@ def _select_gpu(tr: RankTrace, win: Window, rt_by_corr: dict[int, int]) -> _Gpu:
             running = max(running, tr.r_ts[r] if r is not None else float("-inf"))
             out.append(running)
         launch_max[s] = out
-    return _Gpu(keep, start, dur, launch, dict(streams), launch_max)
+    return _Gpu(start, dur, launch, dict(streams), launch_max, _IndexMap(n))
 
 
-@dataclass(frozen=True)
-class _Anchor:
-    r: int            # runtime index
-    gpu: tuple[int, ...]  # GPU ops it launched (kept), stream order
-    sync: str         # "", "device", "stream", "event"
+class _Anchor(NamedTuple):
+    """A runtime call that launches GPU work or blocks on it."""
+
+    r: int                     # runtime index
+    gpu: tuple[int, ...]       # GPU ops it launched (kept), stream order
+    sync: str                  # "", "device", "stream", "event"
     blocking_copy: int | None  # a copy it waited for
 
 
-def _anchors(tr: RankTrace, gpu: _Gpu, kept_rt: list[int]) -> dict[int, list[_Anchor]]:
-    """Per thread, its anchors in time order: launches and blocking calls."""
+def _launched(gpu: _Gpu) -> dict[int, list[int]]:
+    """Runtime index -> the GPU ops it launched."""
     launched: dict[int, list[int]] = defaultdict(list)
     for g, r in gpu.launch.items():
         launched[r].append(g)
+    return launched
+
+
+def _anchors(tr: RankTrace, gpu: _Gpu, kept_rt: list[int], launched: dict[int, list[int]]
+             ) -> dict[int, list[_Anchor]]:
+    """Per thread, its anchors in time order: launches and blocking calls."""
     out: dict[int, list[_Anchor]] = defaultdict(list)
     for r in kept_rt:
         name = tr.names[tr.r_name[r]]
@@ -261,12 +333,15 @@ class _RankBuild:
         self.tr, self.win, self.ctx, self.stats = tr, win, ctx, stats
         self.ops = _Ops()
         self.annotations = annotations
-        self.rt_by_corr = {c: r for r, c in enumerate(tr.r_corr) if c >= 0}
-        self.kept_rt = sorted((r for r in range(len(tr.r_ts)) if win.start <= tr.r_ts[r] < win.end),
-                              key=lambda r: (tr.r_ts[r], r))  # files are not in time order
+        self.annotation_starts = {th: [sp.ts for sp in spans] for th, spans in annotations.items()}
+        self.rt_by_corr = _CorrIndex(tr.r_corr)
+        r_ts = np.frombuffer(tr.r_ts, dtype=np.float64) if len(tr.r_ts) else np.zeros(0)
+        inside = np.flatnonzero((r_ts >= win.start) & (r_ts < win.end))
+        # in time order (files are not)
+        self.kept_rt: list[int] = inside[np.argsort(r_ts[inside], kind="stable")].tolist()
         self.gpu = _select_gpu(tr, win, self.rt_by_corr)
         self.release_at: dict[float, int] = {}
-        self.host_op_of_rt: dict[int, int] = {}  # runtime index -> op whose end launches
+        self.host_op_of_rt = _IndexMap(len(tr.r_ts))  # runtime index -> op whose end launches
         self.comm_order = self._comm_order()
 
     # -- helpers ----------------------------------------------------------------------------
@@ -298,7 +373,7 @@ class _RankBuild:
         first op made."""
         if b <= a:
             return None
-        cuts = sorted({t for _, s0, s1 in self.win.steps for t in (s0, s1) if a < t < b}) + [b]
+        cuts = self.win.bounds_within(a, b) + [b]
         first = None
         for c in cuts:
             i = self.ops.add(_HOST, "cpu", stream, self.t(a), c - a, self.win.step_of(a))
@@ -454,10 +529,10 @@ class _RankBuild:
         """Trace index of each communication kernel -> its position in issue order (for
         matching an execution trace)."""
         tr = self.tr
-        rt = self.rt_by_corr
-        order = sorted(tr.comm_kernel_args,
-                       key=lambda g: (tr.r_ts[rt[tr.g_corr[g]]] if tr.g_corr[g] in rt
-                                      else tr.g_ts[g], g))
+        comm = sorted(tr.comm_kernel_args)
+        rs = self.rt_by_corr.lookup(np.array([tr.g_corr[g] for g in comm], dtype=np.int64))
+        when = {g: (tr.r_ts[r] if r >= 0 else tr.g_ts[g]) for g, r in zip(comm, rs.tolist())}
+        order = sorted(comm, key=lambda g: (when[g], g))
         return {g: k for k, g in enumerate(order)}
 
     def _enclosing(self, g: int) -> list[Span]:
@@ -467,9 +542,10 @@ class _RankBuild:
             r = self.rt_by_corr.get(self.tr.g_corr[g])
         if r is None:
             return []
-        spans = self.annotations.get(self.tr.r_thread[r], [])
+        th = self.tr.r_thread[r]
+        spans = self.annotations.get(th, [])
         t = self.tr.r_ts[r]
-        k = bisect.bisect_right([s.ts for s in spans], t)
+        k = bisect.bisect_right(self.annotation_starts[th], t) if spans else 0
         around = [s for s in spans[max(0, k - 32):k] if s.end >= t]
         return sorted(around, key=lambda s: -s.ts)
 
@@ -550,9 +626,7 @@ class _RankBuild:
         by_thread: dict[int, list[int]] = defaultdict(list)
         for r in self.kept_rt:
             by_thread[tr.r_thread[r]].append(r)
-        launched: dict[int, list[int]] = defaultdict(list)
-        for g, r in gpu.launch.items():
-            launched[r].append(g)
+        launched = self.launched
         for rts in by_thread.values():
             last_launch: int | None = None
             recorded: int | None = None
@@ -630,7 +704,8 @@ class _RankBuild:
     def build(self) -> pa.Table:
         tr, win = self.tr, self.win
         self._pending: list[tuple[int, int]] = []
-        anchors = _anchors(tr, self.gpu, self.kept_rt)
+        self.launched = _launched(self.gpu)
+        anchors = _anchors(tr, self.gpu, self.kept_rt, self.launched)
         threads = set(anchors)
         if win.main_thread is not None:
             threads.add(win.main_thread)
@@ -745,19 +820,37 @@ def _table(ops: _Ops, rank: int, stats: BuildStats) -> pa.Table:
         "deps": deps,
         "step": pa.array(step, pa.int32(), mask=step < 0),
     }
-    extra_cols = ("collective", "comm_bytes", "group", "copy_kind", "bytes_accessed", "root",
-                  "fixed_duration", "peer")
-    pos = {int(i): k for k, i in enumerate(order.tolist())}
-    for c in extra_cols:
-        vals: list[Any] = [None] * n
-        for i, ex in ops.extra.items():
-            if c in ex:
-                vals[pos[i]] = ex[c]
-        cols[c] = pa.array(vals, OPS_SCHEMA.field(c).type)
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    for c in ("collective", "comm_bytes", "group", "copy_kind", "bytes_accessed", "root",
+              "fixed_duration", "peer"):
+        cols[c] = _sparse_column(c, [(int(pos[i]), ex[c]) for i, ex in ops.extra.items()
+                                     if ex.get(c) is not None], n)
     for f in OPS_SCHEMA:
         if f.name not in cols:
             cols[f.name] = pa.nulls(n, f.type)
     return pa.table({f.name: cols[f.name] for f in OPS_SCHEMA}, schema=OPS_SCHEMA)
+
+
+def _sparse_column(name: str, items: list[tuple[int, Any]], n: int) -> pa.Array:
+    """A column of ``n`` rows, null except at the (row, value) ``items``."""
+    typ = OPS_SCHEMA.field(name).type
+    if not items:
+        return pa.nulls(n, typ)
+    rows = np.array([r for r, _ in items], dtype=np.int64)
+    values = [v for _, v in items]
+    mask = np.ones(n, dtype=bool)
+    mask[rows] = False
+    if pa.types.is_string(typ):
+        uniq = sorted(set(values))
+        codes = np.full(n, -1, dtype=np.int32)
+        codes[rows] = [uniq.index(v) for v in values] if len(uniq) < 16 else np.searchsorted(
+            np.array(uniq, dtype=object), np.array(values, dtype=object))
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=mask),
+                                              pa.array(uniq, typ)).cast(typ)
+    full = np.zeros(n, dtype=typ.to_pandas_dtype())
+    full[rows] = values
+    return pa.array(full, typ, mask=mask)
 
 
 def annotations_by_thread(tr: RankTrace) -> dict[int, list[Span]]:
