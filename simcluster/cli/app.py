@@ -100,8 +100,16 @@ _TRACE_HELP = ("workload file (native Parquet), or recorded traces: a folder (or
 _STEP_HELP = "ProfilerStep to import: a step number, or 'all' (Kineto traces)"
 _ET_HELP = ("PyTorch execution traces (folder of JSON or .tar.gz) that supply collective sizes "
             "a Kineto trace lacks")
+_ALIGN_HELP = ("how ranks' traces line up: 'clock' keeps their recorded start times (one host, or "
+               "synchronised clocks); 'start' starts every rank at 0")
 _COPIES_HELP = ("replay host<->device copies as flows on the topology instead of their recorded "
                 "durations (Kineto traces)")
+
+
+def _align(value: str) -> str:
+    if value not in ("clock", "start"):
+        raise typer.BadParameter(f"{value!r} is neither 'clock' nor 'start'")
+    return value
 
 
 def _step(value: str) -> str | int:
@@ -130,11 +138,13 @@ def trace_import_kineto(
     et: Annotated[Optional[Path], typer.Option("--et", help=_ET_HELP)] = None,
     step: Annotated[str, typer.Option(help=_STEP_HELP)] = "all",
     model_copies: Annotated[bool, typer.Option("--model-copies", help=_COPIES_HELP)] = False,
+    align: Annotated[str, typer.Option(help=_ALIGN_HELP)] = "clock",
 ) -> None:
     """Import PyTorch profiler (Kineto) traces; print what was used, skipped and assumed."""
     from simcluster.workload.kineto import KinetoOptions, import_kineto
 
-    wl = import_kineto(path, KinetoOptions(step=_step(step), et=et, model_copies=model_copies))
+    wl = import_kineto(path, KinetoOptions(step=_step(step), et=et, model_copies=model_copies,
+                                           align=_align(align)))
     write_workload(wl, output)
     _console().print(render.import_summary(wl, output), soft_wrap=True)
 
@@ -217,6 +227,7 @@ def replay(
     step: Annotated[str, typer.Option(help=_STEP_HELP)] = "all",
     et: Annotated[Optional[Path], typer.Option("--et", help=_ET_HELP)] = None,
     model_copies: Annotated[bool, typer.Option("--model-copies", help=_COPIES_HELP)] = False,
+    align: Annotated[str, typer.Option(help=_ALIGN_HELP)] = "clock",
     placement: Annotated[Optional[str], typer.Option(
         help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}")] = None,
     out: Annotated[Optional[Path], typer.Option(
@@ -227,7 +238,8 @@ def replay(
     """Replay a workload or recorded traces on a cluster; print step time, breakdown and
     busiest links (and, for profiler traces, simulated vs recorded step times)."""
     console = _console()
-    workload = load_workload(trace, step=_step(step), et=et, model_copies=model_copies)
+    workload = load_workload(trace, step=_step(step), et=et, model_copies=model_copies,
+                             align=_align(align))
     cluster, built = _cluster_for(workload, topology, device)
     bound = bind(workload, cluster, placement)
     show_progress = (not quiet and workload.num_ops >= _PROGRESS_MIN_OPS

@@ -308,7 +308,7 @@ def kinds_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-# -- imports and fidelity ---------------------------------------------------------------------------
+# -- imports and fidelity -------------------------------------------------------------------
 
 def report_lines(report: dict[str, Any], notes: bool = True) -> list[Text]:
     """An import report (``meta.extra['import']``) as lines: skipped, unknown, warnings and,

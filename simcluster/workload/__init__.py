@@ -34,13 +34,14 @@ __all__ = [
 
 
 def load_workload(path: str | Path, *, step: str | int = "all", et: str | Path | None = None,
-                  model_copies: bool = False) -> Workload:
+                  model_copies: bool = False, align: str = "clock") -> Workload:
     """Load a workload: a native Parquet file, or recorded traces, detected by content.
 
     - a ``.parquet`` file: the native format;
     - a folder of ``*.et`` files, or one: Chakra execution traces (:mod:`.chakra`);
     - a folder of ``*.json``/``*.json.gz`` files, or one: PyTorch profiler (Kineto) traces,
-      one per rank (:mod:`.kineto`); ``step``, ``et`` and ``model_copies`` apply to these.
+      one per rank (:mod:`.kineto`); ``step``, ``et``, ``model_copies`` and ``align`` apply to
+      these (see :class:`~simcluster.workload.kineto.KinetoOptions`).
 
     Raises:
         WorkloadError: no such path, nothing recognisable in it, or unreadable, truncated,
@@ -55,7 +56,8 @@ def load_workload(path: str | Path, *, step: str | int = "all", et: str | Path |
     if is_chakra_dir(p):
         return import_chakra(p)
     if is_kineto_path(p):
-        return import_kineto(p, KinetoOptions(step=step, et=et, model_copies=model_copies))
+        return import_kineto(p, KinetoOptions(step=step, et=et, model_copies=model_copies,
+                                              align=align))
     if p.is_dir():
         raise WorkloadError(
             f"{p}: a folder without traces; simcluster reads PyTorch profiler traces "

@@ -22,7 +22,8 @@ Dependencies are ``data_deps`` and ``ctrl_deps``; ones that name absent nodes or
 itself are dropped and counted. Ops are numbered in a topological order of the data
 dependencies (ties by start time, then node id), so stream order never contradicts one; a
 data-dependency cycle is an error. Control dependencies that go against that order are
-dropped and counted: converted PyTorch traces link an op and its kernel both ways. Streams: ``tid`` (a CPU thread for CPU ops, a device stream otherwise) when given,
+dropped and counted: converted PyTorch traces link an op and its kernel both ways.
+Streams: ``tid`` (a CPU thread for CPU ops, a device stream otherwise) when given,
 else ``compute``/``comm``/``cpu``.
 
 Sizes (``comm_size``) are read as nccl-tests sizes (``docs/formats.md``): the per-rank buffer

@@ -340,3 +340,16 @@ def test_gz_and_plain_give_the_same_workload(tmp_path: Path) -> None:
     b = import_kineto(t.write(tmp_path / "b.json.gz", gz=True))
     assert a.ops.equals(b.ops)
 
+
+
+def test_files_parse_in_parallel_processes(tmp_path: Path, monkeypatch) -> None:
+    import simcluster.workload.kineto as k
+
+    d = tmp_path / "t"
+    d.mkdir()
+    _ranked(0, 10, 38).write(d / "rank-0.json")
+    _ranked(1, 30, 18).write(d / "rank-1.json")
+    serial = import_kineto(d, KinetoOptions(workers=1))
+    monkeypatch.setattr(k, "_PARALLEL_MIN_BYTES", 0)
+    parallel = import_kineto(d, KinetoOptions(workers=2))
+    assert parallel.ops.equals(serial.ops)

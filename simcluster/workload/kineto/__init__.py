@@ -12,7 +12,7 @@ step (0). Every rank must have the steps asked for.
 Time: every rank's ops are placed on one clock, whose origin is the earliest window start
 of all ranks; a rank whose window starts later begins with an ``untraced`` wait. This
 assumes the ranks' clocks agree, as they do on one host (the traces' timestamps are the host
-clock).
+clock). ``align="start"`` starts every rank at 0 instead, for hosts whose clocks disagree.
 
 The dependency graph is described in :mod:`.graph`, communication sizes in :mod:`.comms`.
 Ranks are numbered 0..N-1 in the workload in the order of their recorded ranks; when not
@@ -57,12 +57,16 @@ class KinetoOptions:
         model_copies: replay host<->device copies as flows on the topology (default: their
             recorded durations).
         workers: processes for parsing files in parallel (0: one per CPU, at most 8).
+        align: ``"clock"``: ranks keep their recorded start times on the shared clock (one
+            host, or synchronised clocks); ``"start"``: every rank starts at 0 (for traces
+            from hosts whose clocks disagree).
     """
 
     step: str | int = "all"
     et: str | Path | None = None
     model_copies: bool = False
     workers: int = 0
+    align: str = "clock"
 
 
 def is_kineto_path(path: Path) -> bool:
@@ -243,6 +247,8 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
     et = read_execution_traces(opts.et) if opts.et is not None else None
     windows = [_window(f.trace, opts.step) for f in ranks]
     _check_steps(ranks, windows, str(path))
+    if opts.align not in ("clock", "start"):
+        raise WorkloadError(f"align must be 'clock' or 'start', not {opts.align!r}.")
     t0 = min(w.start for w in windows)
     present = {f.rank: k for k, f in enumerate(ranks)}
     stats = BuildStats()
@@ -254,15 +260,16 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
             if f.rank not in et:
                 raise WorkloadError(f"{opts.et}: no execution trace for rank {f.rank}.")
             et_rank = tuple(et[f.rank])
-        ctx = RankContext(rank=k, global_rank=f.rank, world_size=world, present=present, t0=t0,
-                          model_copies=opts.model_copies, et=et_rank)
+        origin = t0 if opts.align == "clock" else win.start
+        ctx = RankContext(rank=k, global_rank=f.rank, world_size=world, present=present,
+                          t0=origin, model_copies=opts.model_copies, et=et_rank)
         tables.append(build_rank(f.trace, win, ctx, stats))
         per_rank[str(k)] = {
             "file": f.trace.path.name,
             "recorded_rank": f.rank,
             "step_stream": (f"cpu:{f.trace.threads[win.main_thread]}"
                             if win.main_thread is not None else None),
-            "window_start_us": win.start - t0,
+            "window_start_us": win.start - origin,
             "steps": {str(n): b - a for n, a, b in win.steps},
         }
         report.skipped.update(f.trace.skipped)

@@ -92,8 +92,10 @@ def normalize_collective(name: str) -> str | None:
     """``nccl:_all_gather_base``, ``c10d::allreduce_``, ``all_to_allv`` -> the collective.
 
     Example:
-        >>> normalize_collective("nccl:_all_gather_base"), normalize_collective("c10d::alltoall_base_")
-        ('all_gather', 'all_to_all')
+        >>> normalize_collective("nccl:_all_gather_base")
+        'all_gather'
+        >>> normalize_collective("c10d::alltoall_base_")
+        'all_to_all'
     """
     base = name.split("::")[-1].split(":")[-1]
     key = re.sub(r"[^a-z]", "", base.lower())

@@ -9,7 +9,8 @@ columns rather than as dicts:
   name, correlation: launches, synchronizations, event records and waits;
 - ``cuda_sync`` events (newer Kineto): which stream or recorded event a wait or
   synchronization was on;
-- CPU ops and annotations (``cpu_op``, ``user_annotation``; ``Operator``): only each thread's first and last time, the ``ProfilerStep#N`` spans, and
+- CPU ops and annotations (``cpu_op``, ``user_annotation``; ``Operator``): only each
+  thread's first and last time, the ``ProfilerStep#N`` spans, and
   the few communication annotations (``record_param_comms``, ``nccl:*``, ``c10d::*``) with
   their arguments.
 

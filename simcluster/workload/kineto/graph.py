@@ -487,7 +487,7 @@ class _RankBuild:
     # -- GPU streams ------------------------------------------------------------------------
 
     def _gpu_ops(self) -> None:
-        tr, gpu = self.tr, self.gpu
+        gpu = self.gpu
         for s, ops in sorted(gpu.streams.items()):
             for g in ops:
                 gpu.op[g] = self._gpu_op(g, f"cuda:{s}")
@@ -653,7 +653,10 @@ class _RankBuild:
                             waits[waiter].add(target)
                             self.stats.counts["cross-stream waits from cuda_sync events"] += 1
                     else:
-                        pending = recorded
+                        # The event recorded last on this thread; traces without
+                        # cudaEventRecord calls: the thread's last launch, where PyTorch
+                        # records the events it then waits on.
+                        pending = recorded if recorded is not None else last_launch
         self._timing(waits)
         return waits
 
