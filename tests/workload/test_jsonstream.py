@@ -29,7 +29,7 @@ def _read(text: str, chunk: int) -> tuple[list, dict]:
     for item in iter_trace(io.StringIO(text), chunk=chunk):
         if item.key is None:
             events.append(item.value)
-        else:
+        elif item.key != "traceEvents":
             keys[item.key] = item.value
     return events, keys
 

@@ -285,6 +285,9 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
                           "ranks": per_rank}},
     )
     table = pa.concat_tables(tables)
+    if table.num_rows == 0:
+        raise WorkloadError(f"{path}: nothing to replay: no CPU thread or GPU activity in the "
+                            f"imported window ({', '.join(report.lines()[:2]) or 'no events'}).")
     return finish(table, groups, meta, report, str(path))
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import re
 import sys
 import zlib
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from simcluster.errors import WorkloadError
-from simcluster.workload.kineto.jsonstream import TraceJSONError, iter_trace
+from simcluster.workload.kineto.jsonstream import EVENTS, TraceJSONError, iter_trace
 
 KERNEL, MEMCPY, MEMSET = 0, 1, 2
 _GPU_CATS = {"kernel": KERNEL, "gpu_memcpy": MEMCPY, "memcpy": MEMCPY, "gpu_memset": MEMSET,
@@ -91,8 +92,15 @@ class SyncInfo:
     wait_on_record_corr: int
 
 
-def _f(x: Any) -> float:
-    return float(x) if x is not None else 0.0
+def _f(x: Any) -> float | None:
+    """A finite float from a number or a numeric string; None otherwise."""
+    if isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def _i(x: Any, default: int = -1) -> int:
@@ -191,8 +199,11 @@ class RankTrace:
         args = e.get("args")
         if not isinstance(args, dict):
             args = {}
-        ts = _f(e.get("ts"))
-        dur = max(_f(e.get("dur")), 0.0)
+        ts, dur = _f(e.get("ts")), _f(e.get("dur", 0.0))
+        if ts is None or dur is None:
+            self.skipped["complete events without a valid ts/dur"] += 1
+            return
+        dur = max(dur, 0.0)
         name = str(e.get("name", ""))
         if cat in _GPU_CATS:
             self._add_gpu(_GPU_CATS[cat], name, ts, dur, args)
@@ -273,8 +284,10 @@ def read_rank_trace(path: Path) -> RankTrace:
                     seen_events = True
                     trace.add(item.value)
                 elif item.key == "traceEvents":
-                    raise WorkloadError(f"{path}: traceEvents is not a list; not a Kineto "
-                                        "trace.")
+                    if item.value is not EVENTS:
+                        raise WorkloadError(f"{path}: traceEvents is not a list; not a Kineto "
+                                            "trace.")
+                    seen_events = True
                 else:
                     if item.key not in _KNOWN_TOP:
                         trace.unknown[f"top-level key {item.key!r}"] += 1

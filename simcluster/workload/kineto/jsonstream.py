@@ -32,9 +32,14 @@ class TraceJSONError(ValueError):
         self.offset = offset
 
 
+EVENTS = "<traceEvents follow>"  # the value of the Item that announces the events
+
+
 @dataclass(frozen=True)
 class Item:
-    """One thing read from the top level: an event (``key`` is None) or a key's value."""
+    """One thing read from the top level: an event (``key`` is None) or a key's value. The
+    ``traceEvents`` key itself comes as ``Item("traceEvents", EVENTS)`` before its elements
+    when it is a list."""
 
     key: str | None
     value: Any
@@ -124,6 +129,7 @@ def iter_trace(stream: IO[str], chunk: int = CHUNK_CHARS) -> Iterator[Item]:
         r.expect(":", "':'")
         if key == "traceEvents" and r.peek() == "[":
             r.pos += 1
+            yield Item(key, EVENTS)
             if r.peek() == "]":
                 r.pos += 1
             else:
