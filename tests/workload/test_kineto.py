@@ -353,3 +353,36 @@ def test_files_parse_in_parallel_processes(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(k, "_PARALLEL_MIN_BYTES", 0)
     parallel = import_kineto(d, KinetoOptions(workers=2))
     assert parallel.ops.equals(serial.ops)
+
+
+def _et(path: Path, numel: int) -> None:
+    tensor = [7, 8, 0, numel, 4, "cuda:0"]
+    path.write_text(json.dumps({"schema": "1.0.1", "nodes": [
+        {"id": 5, "name": "record_param_comms", "rf_id": 3,
+         "inputs": [9, 0, 0, "wait", [], []], "outputs": []},
+        {"id": 6, "name": "record_param_comms", "rf_id": 4,
+         "inputs": [tensor, 1, 0, 0, "all_to_allv", [], []], "outputs": [tensor]}]}))
+
+
+def test_execution_traces_supply_missing_sizes(tmp_path: Path) -> None:
+    d, et = tmp_path / "k", tmp_path / "et"
+    d.mkdir()
+    et.mkdir()
+    sendrecv = "ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t(ncclDevComm*, unsigned long, ncclWork*)"
+    for r in range(2):
+        t = KTrace(rank=r, world=2)
+        t.step(1, B, 100)
+        t.launch(B + 10, 2, B + 13, 40, name=sendrecv, stream=30)
+        t.write(d / f"rank-{r}.json")
+        _et(et / f"eg_{r}.json", 1000)
+    alone = import_kineto(d)
+    assert [r["fixed_duration"] for r in alone.ops.to_pylist() if r["kind"] == "collective"] == [
+        True, True]
+    wl = import_kineto(d, KinetoOptions(et=et))
+    coll = [r for r in wl.ops.to_pylist() if r["kind"] == "collective"]
+    assert [(r["collective"], r["comm_bytes"], r["fixed_duration"]) for r in coll] == [
+        ("all_to_all", 4000, None)] * 2
+    assert "collective sizes from: execution trace (2)" in wl.meta.extra["import"]["notes"]
+    with pytest.raises(WorkloadError, match="no execution trace for rank 1"):
+        (et / "eg_1.json").unlink()
+        import_kineto(d, KinetoOptions(et=et))

@@ -48,7 +48,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -62,7 +62,16 @@ from simcluster.workload.kineto.comms import (
 )
 from simcluster.workload.kineto.events import MEMCPY, MEMSET, RankTrace, Span
 from simcluster.workload.kineto.pyet import EtCollective
-from simcluster.workload.model import OPS_SCHEMA
+from simcluster.workload.kineto.opstable import (
+    COLLECTIVE,
+    COMPUTE,
+    HOST,
+    MEMCPY_OP,
+    RECV,
+    SEND,
+    OpColumns,
+    to_table,
+)
 
 _SYNC_DEVICE = re.compile(r"(?:cuda|hip)DeviceSynchronize|cuCtxSynchronize")
 _SYNC_STREAM = re.compile(r"(?:cuda|hip)StreamSynchronize|cuStreamSynchronize")
@@ -74,9 +83,6 @@ _COPY = re.compile(r"(HtoD|DtoH|DtoD|PtoP)", re.IGNORECASE)
 
 TIMING_TOLERANCE_US = 5.0  # GPU start delay that needs no explanation (dispatch latency)
 
-# Op kinds, coded while building.
-_HOST, _COMPUTE, _MEMCPY, _COLL, _SEND, _RECV = range(6)
-_KIND_NAMES = ("host", "compute", "memcpy", "collective", "send", "recv")
 
 
 @dataclass(frozen=True)
@@ -145,41 +151,6 @@ class BuildStats:
     unsized: Counter[str] = field(default_factory=Counter)
     groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
     late_us: float = 0.0
-
-
-@dataclass
-class _Ops:
-    """Ops of one rank as columns; deps as (dependent, target) pairs of indices."""
-
-    kind: array = field(default_factory=lambda: array("b"))
-    name: list[str] = field(default_factory=list)
-    stream: list[str] = field(default_factory=list)
-    key: array = field(default_factory=lambda: array("d"))
-    prio: array = field(default_factory=lambda: array("b"))
-    dur: array = field(default_factory=lambda: array("d"))
-    step: array = field(default_factory=lambda: array("i"))
-    dep_a: array = field(default_factory=lambda: array("q"))
-    dep_b: array = field(default_factory=lambda: array("q"))
-    extra: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    def add(self, kind: int, name: str, stream: str, start: float, dur: float,
-            step: int | None, prio: int = 1, **extra: Any) -> int:
-        i = len(self.kind)
-        self.kind.append(kind)
-        self.name.append(name)
-        self.stream.append(stream)
-        self.key.append(start)
-        self.prio.append(prio)
-        self.dur.append(dur)
-        self.step.append(-1 if step is None else step)
-        if extra:
-            self.extra[i] = extra
-        return i
-
-    def dep(self, dependent: int, target: int) -> None:
-        if dependent != target:
-            self.dep_a.append(dependent)
-            self.dep_b.append(target)
 
 
 class _IndexMap:
@@ -331,7 +302,7 @@ class _RankBuild:
     def __init__(self, tr: RankTrace, win: Window, ctx: RankContext, stats: BuildStats,
                  annotations: dict[int, list[Span]]) -> None:
         self.tr, self.win, self.ctx, self.stats = tr, win, ctx, stats
-        self.ops = _Ops()
+        self.ops = OpColumns()
         self.annotations = annotations
         self.annotation_starts = {th: [sp.ts for sp in spans] for th, spans in annotations.items()}
         self.rt_by_corr = _CorrIndex(tr.r_corr)
@@ -341,6 +312,8 @@ class _RankBuild:
         self.kept_rt: list[int] = inside[np.argsort(r_ts[inside], kind="stable")].tolist()
         self.gpu = _select_gpu(tr, win, self.rt_by_corr)
         self.release_at: dict[float, int] = {}
+        # (host op, GPU op) waits found before the GPU ops exist; linked in build().
+        self._pending: list[tuple[int, int]] = []
         self.host_op_of_rt = _IndexMap(len(tr.r_ts))  # runtime index -> op whose end launches
         self.comm_order = self._comm_order()
 
@@ -354,7 +327,7 @@ class _RankBuild:
         i = self.release_at.get(absolute)
         if i is None:
             i = self.release_at[absolute] = self.ops.add(
-                _HOST, "untraced", "untraced", 0.0, 0.0, self.win.step_of(absolute), prio=0)
+                HOST, "untraced", "untraced", 0.0, 0.0, self.win.step_of(absolute), prio=0)
         return i
 
     def _finish_releases(self) -> None:
@@ -376,7 +349,7 @@ class _RankBuild:
         cuts = self.win.bounds_within(a, b) + [b]
         first = None
         for c in cuts:
-            i = self.ops.add(_HOST, "cpu", stream, self.t(a), c - a, self.win.step_of(a))
+            i = self.ops.add(HOST, "cpu", stream, self.t(a), c - a, self.win.step_of(a))
             first = i if first is None else first
             a = c
         return first
@@ -435,7 +408,7 @@ class _RankBuild:
             if a.sync:
                 targets = self._sync_targets(a, last_launch)
                 ready = max([s] + [gpu.end(x) for x in targets])
-                i = self.ops.add(_HOST, name, stream, self.t(min(ready, e)), e - min(ready, e),
+                i = self.ops.add(HOST, name, stream, self.t(min(ready, e)), e - min(ready, e),
                                  step)
                 for x in targets:
                     self._dep_gpu(i, x)
@@ -443,10 +416,10 @@ class _RankBuild:
             elif a.blocking_copy is not None:
                 c = a.blocking_copy
                 launch_end = min(max(gpu.start[c], s), e)
-                i = self.ops.add(_HOST, name, stream, self.t(s), launch_end - s, step)
+                i = self.ops.add(HOST, name, stream, self.t(s), launch_end - s, step)
                 self.host_op_of_rt[r] = i
                 wait_from = min(max(gpu.end(c), launch_end), e)
-                w = self.ops.add(_HOST, f"{name} (wait)", stream, self.t(wait_from),
+                w = self.ops.add(HOST, f"{name} (wait)", stream, self.t(wait_from),
                                  e - wait_from, step)
                 self._dep_gpu(w, c)
                 self.stats.counts["synchronous copies"] += 1
@@ -455,12 +428,12 @@ class _RankBuild:
                 # launch): split the call where the GPU op started, which waits for the first
                 # part only.
                 cut = max(gpu.start[a.gpu[0]], s)
-                i = self.ops.add(_HOST, name, stream, self.t(s), cut - s, step)
+                i = self.ops.add(HOST, name, stream, self.t(s), cut - s, step)
                 self.host_op_of_rt[r] = i
-                i = self.ops.add(_HOST, f"{name} (return)", stream, self.t(cut), e - cut, step)
+                i = self.ops.add(HOST, f"{name} (return)", stream, self.t(cut), e - cut, step)
                 self.stats.counts["launch calls that outlast their GPU op's start"] += 1
             else:
-                i = self.ops.add(_HOST, name, stream, self.t(s), e - s, step)
+                i = self.ops.add(HOST, name, stream, self.t(s), e - s, step)
                 self.host_op_of_rt[r] = i
             if a.gpu:
                 last_launch = a.gpu[-1]
@@ -473,9 +446,9 @@ class _RankBuild:
             # Zero-length markers where each step span starts and ends (they replay where
             # the surrounding ops put them; analysis.fidelity measures steps with them).
             for n, s0, s1 in win.steps:
-                made.append(self.ops.add(_HOST, f"ProfilerStep#{n}", stream, self.t(s0), 0.0,
+                made.append(self.ops.add(HOST, f"ProfilerStep#{n}", stream, self.t(s0), 0.0,
                                          n, prio=0))
-                self.ops.add(_HOST, f"ProfilerStep#{n} end", stream, self.t(s1), 0.0, n, prio=0)
+                self.ops.add(HOST, f"ProfilerStep#{n} end", stream, self.t(s1), 0.0, n, prio=0)
         if made and first > self.ctx.t0:
             head = min(made, key=lambda i: (self.ops.key[i], self.ops.prio[i], i))
             self.ops.dep(head, self.release(first))
@@ -507,21 +480,21 @@ class _RankBuild:
         start, dur = self.t(gpu.start[g]), gpu.dur[g]
         kind = tr.g_kind[g]
         if kind == MEMSET:
-            return self.ops.add(_COMPUTE, name, stream, start, dur, step, prio=0,
+            return self.ops.add(COMPUTE, name, stream, start, dur, step, prio=0,
                                 bytes_accessed=tr.g_bytes[g])
         if kind == MEMCPY:
             m = _COPY.search(name)
             copy = _COPY_KINDS.get(m.group(1).lower()) if m else None
             if copy is None:
                 self.stats.counts["copies of unknown direction (replayed as recorded)"] += 1
-                return self.ops.add(_COMPUTE, name, stream, start, dur, step, prio=0)
+                return self.ops.add(COMPUTE, name, stream, start, dur, step, prio=0)
             fixed = copy != "D2D" and not self.ctx.model_copies
-            return self.ops.add(_MEMCPY, name, stream, start, dur, step, prio=0,
+            return self.ops.add(MEMCPY_OP, name, stream, start, dur, step, prio=0,
                                 copy_kind=copy, comm_bytes=tr.g_bytes[g],
                                 fixed_duration=fixed or None)
         if g in tr.comm_kernel_args:
             return self._comm_op(g, name, stream, start, dur, step)
-        return self.ops.add(_COMPUTE, name, stream, start, dur, step, prio=0)
+        return self.ops.add(COMPUTE, name, stream, start, dur, step, prio=0)
 
     # -- communication ----------------------------------------------------------------------
 
@@ -599,12 +572,12 @@ class _RankBuild:
         stats.counts["communication kernels modelled by the network" if modelled else
                      "communication kernels at their recorded duration"] += 1
         if coll in ("send", "recv"):
-            return self.ops.add(_SEND if coll == "send" else _RECV, name, stream, start, dur,
+            return self.ops.add(SEND if coll == "send" else RECV, name, stream, start, dur,
                                 step, prio=0, comm_bytes=info.nbytes, fixed_duration=True)
         if coll in UNSUPPORTED:
             coll = "all_gather" if coll == "gather" else "broadcast"
         root = min(present) if coll in ("broadcast", "reduce") else None
-        return self.ops.add(_COLL, name, stream, start, dur, step, prio=0, collective=coll,
+        return self.ops.add(COLLECTIVE, name, stream, start, dur, step, prio=0, collective=coll,
                             comm_bytes=info.nbytes, group=gname, root=root,
                             fixed_duration=None if modelled else True)
 
@@ -706,7 +679,6 @@ class _RankBuild:
 
     def build(self) -> pa.Table:
         tr, win = self.tr, self.win
-        self._pending: list[tuple[int, int]] = []
         self.launched = _launched(self.gpu)
         anchors = _anchors(tr, self.gpu, self.kept_rt, self.launched)
         threads = set(anchors)
@@ -726,134 +698,10 @@ class _RankBuild:
                  and tr.thread_last.get(t, 0) > win.start}
         if quiet:
             self.stats.counts["CPU threads that launch no GPU work (not replayed)"] += len(quiet)
-        return _table(self.ops, self.ctx.rank, self.stats)
-
-
-def _acyclic_order(ops: _Ops) -> tuple[np.ndarray, np.ndarray]:
-    """op_id of each op: sorted by (start, priority, index), then made topological over
-    stream order and deps; deps that would close a cycle are dropped.
-
-    Returns:
-        (op_id per op, mask of the deps kept).
-    """
-    n = len(ops.kind)
-    key = np.frombuffer(ops.key, dtype=np.float64) if n else np.zeros(0)
-    prio = np.frombuffer(ops.prio, dtype=np.int8) if n else np.zeros(0, np.int8)
-    order = np.lexsort((np.arange(n), prio, key))
-    rank_of = np.empty(n, dtype=np.int64)
-    rank_of[order] = np.arange(n)
-    a = np.frombuffer(ops.dep_a, dtype=np.int64) if len(ops.dep_a) else np.zeros(0, np.int64)
-    b = np.frombuffer(ops.dep_b, dtype=np.int64) if len(ops.dep_b) else np.zeros(0, np.int64)
-    keep = np.ones(len(a), dtype=bool)
-    backward = rank_of[b] < rank_of[a]
-    if backward.all():
-        return rank_of, keep
-    # Some deps point forward in the sorted order: check for cycles (Kahn), drop offenders.
-    import heapq
-
-    stream_prev: dict[str, int] = {}
-    succ: dict[int, list[tuple[int, int]]] = defaultdict(list)  # node -> (child, dep index)
-    indeg = np.zeros(n, dtype=np.int64)
-    for i in order.tolist():
-        s = ops.stream[i]
-        if s in stream_prev:
-            succ[stream_prev[s]].append((i, -1))
-            indeg[i] += 1
-        stream_prev[s] = i
-    for k, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
-        succ[y].append((x, k))
-        indeg[x] += 1
-    heap = [(int(rank_of[i]), i) for i in range(n) if indeg[i] == 0]
-    heapq.heapify(heap)
-    done = np.zeros(n, dtype=bool)
-    topo: list[int] = []
-    while len(topo) < n:
-        if not heap:
-            # A cycle: free the waiting op that comes first, dropping its pending deps.
-            stuck = min((i for i in range(n) if not done[i] and indeg[i] > 0),
-                        key=lambda i: rank_of[i])
-            for k in np.flatnonzero((a == stuck) & keep).tolist():
-                if not done[b[k]]:
-                    keep[k] = False
-                    indeg[stuck] -= 1
-            if indeg[stuck] == 0:
-                heapq.heappush(heap, (int(rank_of[stuck]), stuck))
-            continue
-        _, i = heapq.heappop(heap)
-        done[i] = True
-        topo.append(i)
-        for child, k in succ.get(i, ()):
-            if k >= 0 and not keep[k]:
-                continue
-            indeg[child] -= 1
-            if indeg[child] == 0:
-                heapq.heappush(heap, (int(rank_of[child]), child))
-    op_id = np.empty(n, dtype=np.int64)
-    op_id[np.array(topo, dtype=np.int64)] = np.arange(n)
-    return op_id, keep
-
-
-def _table(ops: _Ops, rank: int, stats: BuildStats) -> pa.Table:
-    """The ops as an Arrow table in OPS_SCHEMA (rows in op_id order)."""
-    n = len(ops.kind)
-    op_id, keep = _acyclic_order(ops)
-    dropped = int((~keep).sum())
-    if dropped:
-        stats.counts["dependencies dropped to break a cycle"] += dropped
-    order = np.argsort(op_id)
-    a = np.frombuffer(ops.dep_a, dtype=np.int64)[keep] if len(ops.dep_a) else np.zeros(0, int)
-    b = np.frombuffer(ops.dep_b, dtype=np.int64)[keep] if len(ops.dep_b) else np.zeros(0, int)
-    # deps per op (by op_id), sorted and unique
-    da, db = op_id[a], op_id[b]
-    pairs = np.unique(np.stack([da, db]), axis=1) if len(da) else np.zeros((2, 0), np.int64)
-    counts = np.bincount(pairs[0], minlength=n) if n else np.zeros(0, np.int64)
-    offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
-    deps = pa.ListArray.from_arrays(pa.array(offsets), pa.array(pairs[1], pa.int64()),
-                                    mask=pa.array(counts == 0))
-    kind = np.frombuffer(ops.kind, dtype=np.int8)[order] if n else np.zeros(0, np.int8)
-    step = np.frombuffer(ops.step, dtype=np.int32)[order] if n else np.zeros(0, np.int32)
-    cols: dict[str, Any] = {
-        "rank": pa.array(np.full(n, rank, dtype=np.int32)),
-        "op_id": pa.array(np.arange(n, dtype=np.int64)),
-        "name": pa.array([ops.name[i] for i in order.tolist()], pa.string()),
-        "kind": pa.array([_KIND_NAMES[k] for k in kind.tolist()], pa.string()),
-        "stream": pa.array([ops.stream[i] for i in order.tolist()], pa.string()),
-        "duration_us": pa.array(np.frombuffer(ops.dur, dtype=np.float64)[order] if n
-                                else np.zeros(0)),
-        "deps": deps,
-        "step": pa.array(step, pa.int32(), mask=step < 0),
-    }
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n)
-    for c in ("collective", "comm_bytes", "group", "copy_kind", "bytes_accessed", "root",
-              "fixed_duration", "peer"):
-        cols[c] = _sparse_column(c, [(int(pos[i]), ex[c]) for i, ex in ops.extra.items()
-                                     if ex.get(c) is not None], n)
-    for f in OPS_SCHEMA:
-        if f.name not in cols:
-            cols[f.name] = pa.nulls(n, f.type)
-    return pa.table({f.name: cols[f.name] for f in OPS_SCHEMA}, schema=OPS_SCHEMA)
-
-
-def _sparse_column(name: str, items: list[tuple[int, Any]], n: int) -> pa.Array:
-    """A column of ``n`` rows, null except at the (row, value) ``items``."""
-    typ = OPS_SCHEMA.field(name).type
-    if not items:
-        return pa.nulls(n, typ)
-    rows = np.array([r for r, _ in items], dtype=np.int64)
-    values = [v for _, v in items]
-    mask = np.ones(n, dtype=bool)
-    mask[rows] = False
-    if pa.types.is_string(typ):
-        uniq = sorted(set(values))
-        codes = np.full(n, -1, dtype=np.int32)
-        codes[rows] = [uniq.index(v) for v in values] if len(uniq) < 16 else np.searchsorted(
-            np.array(uniq, dtype=object), np.array(values, dtype=object))
-        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=mask),
-                                              pa.array(uniq, typ)).cast(typ)
-    full = np.zeros(n, dtype=typ.to_pandas_dtype())
-    full[rows] = values
-    return pa.array(full, typ, mask=mask)
+        table, dropped = to_table(self.ops, self.ctx.rank)
+        if dropped:
+            self.stats.counts["dependencies dropped to break a cycle"] += dropped
+        return table
 
 
 def annotations_by_thread(tr: RankTrace) -> dict[int, list[Span]]:
