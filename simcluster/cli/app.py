@@ -17,17 +17,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simcluster.analysis import critical_path, rank_breakdown, summarize
+from simcluster.analysis.fidelity import step_fidelity
 from simcluster.cost import costs
 from simcluster.cli import render
-from simcluster.errors import SimclusterError
+from simcluster.errors import SimclusterError, TopologyError
 from simcluster.export import OUTPUT_FILES, load_run, write_run
 from simcluster.placement import STRATEGIES, bind
 from simcluster.sim.collectives import ALL_ALGORITHMS
 from simcluster.sim.protocols import PROTOCOLS
 from simcluster.sim import SimOptions, simulate
-from simcluster.topology import json_schema, load_cluster
+from simcluster.topology import Cluster, json_schema, load_cluster
+from simcluster.topology.recorded import recorded_cluster
 from simcluster.topology.transform import scale_links, with_device
-from simcluster.workload import load_workload, write_workload
+from simcluster.workload import Workload, load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
 
 app = typer.Typer(
@@ -38,7 +40,10 @@ app = typer.Typer(
 )
 topology_app = typer.Typer(help="Check, show and describe cluster topologies.",
                            no_args_is_help=True)
-trace_app = typer.Typer(help="Inspect workload traces.", no_args_is_help=True)
+trace_app = typer.Typer(help="Inspect and import workload traces.", no_args_is_help=True)
+trace_import_app = typer.Typer(help="Import recorded traces into a native workload file.",
+                               no_args_is_help=True)
+trace_app.add_typer(trace_import_app, name="import")
 generate_app = typer.Typer(help="Generate synthetic workloads.", no_args_is_help=True)
 app.add_typer(topology_app, name="topology")
 app.add_typer(trace_app, name="trace")
@@ -94,12 +99,72 @@ def topology_schema(
 
 # -- trace ----------------------------------------------------------------------------------------
 
+_TRACE_HELP = ("workload file (native Parquet), or recorded traces: a folder (or file) of "
+               "PyTorch profiler JSON (.json, .json.gz, one per rank) or of Chakra .et files")
+_STEP_HELP = "ProfilerStep to import: a step number, or 'all' (Kineto traces)"
+_ET_HELP = ("PyTorch execution traces (folder of JSON or .tar.gz) that supply collective sizes "
+            "a Kineto trace lacks")
+_ALIGN_HELP = ("how ranks' traces line up: 'clock' keeps their recorded start times (one host, or "
+               "synchronised clocks); 'start' starts every rank at 0")
+_COPIES_HELP = ("replay host<->device copies as flows on the topology instead of their recorded "
+                "durations (Kineto traces)")
+
+
+def _align(value: str) -> str:
+    if value not in ("clock", "start"):
+        raise typer.BadParameter(f"{value!r} is neither 'clock' nor 'start'")
+    return value
+
+
+def _step(value: str) -> str | int:
+    """``all`` or a step number."""
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither 'all' nor a step number") from None
+
+
 @trace_app.command("info")
 def trace_info(
-    path: Annotated[Path, typer.Argument(metavar="TRACE", help="workload file (native Parquet)")],
+    path: Annotated[Path, typer.Argument(metavar="TRACE", help=_TRACE_HELP)],
 ) -> None:
     """Summarise a workload: ranks, ops by kind, collectives, groups, bytes."""
     _console().print(render.workload_info(load_workload(path), str(path)))
+
+
+@trace_import_app.command("kineto")
+def trace_import_kineto(
+    path: Annotated[Path, typer.Argument(metavar="DIR", help="folder of per-rank PyTorch "
+                                         "profiler traces (.json, .json.gz), or one file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+    et: Annotated[Optional[Path], typer.Option("--et", help=_ET_HELP)] = None,
+    step: Annotated[str, typer.Option(help=_STEP_HELP)] = "all",
+    model_copies: Annotated[bool, typer.Option("--model-copies", help=_COPIES_HELP)] = False,
+    align: Annotated[str, typer.Option(help=_ALIGN_HELP)] = "clock",
+) -> None:
+    """Import PyTorch profiler (Kineto) traces; print what was used, skipped and assumed."""
+    from simcluster.workload.kineto import KinetoOptions, import_kineto
+
+    wl = import_kineto(path, KinetoOptions(step=_step(step), et=et, model_copies=model_copies,
+                                           align=_align(align)))
+    write_workload(wl, output)
+    _console().print(render.import_summary(wl, output), soft_wrap=True)
+
+
+@trace_import_app.command("chakra")
+def trace_import_chakra(
+    path: Annotated[Path, typer.Argument(metavar="DIR", help="folder of Chakra traces "
+                                         "(<prefix>.<rank>.et), or one file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+) -> None:
+    """Import Chakra execution traces; print what was used, skipped and assumed."""
+    from simcluster.workload.chakra import import_chakra
+
+    wl = import_chakra(path)
+    write_workload(wl, output)
+    _console().print(render.import_summary(wl, output), soft_wrap=True)
 
 
 # -- generate -------------------------------------------------------------------------------------
@@ -187,18 +252,45 @@ def collectives_cmd(
 
 # -- replay ---------------------------------------------------------------------------------------
 
+def _cluster_for(workload: Workload, topology: Path | None, device: str | None
+                 ) -> tuple[Cluster, str | None]:
+    """The topology file's cluster, or one built from the workload's recorded device (and a
+    line that says so)."""
+    if topology is not None:
+        cluster = load_cluster(topology)
+        return (cluster if device is None else with_device(cluster, device)), None
+    model = device or workload.meta.recorded_device
+    if model is None:
+        raise TopologyError(
+            "no --topology, and the workload does not say which accelerator it was recorded "
+            "on; give --topology FILE, or --device MODEL (e.g. --device A100) to replay on one "
+            "server of that accelerator."
+        )
+    cluster = recorded_cluster(model, workload.num_ranks)
+    origin = "--device" if device else "the trace's metadata"
+    return cluster, (f"no --topology: replaying on [bold]{cluster.name}[/], "
+                     f"{cluster.description.replace('the trace' + chr(39) + 's metadata', origin)}")
+
+
 @app.command("replay")
 def replay(
-    trace: Annotated[Path, typer.Argument(metavar="TRACE", help="workload file (native Parquet)")],
-    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")],
+    trace: Annotated[Path, typer.Argument(metavar="TRACE", help=_TRACE_HELP)],
+    topology: Annotated[Optional[Path], typer.Option(
+        "--topology", "-t", help="topology YAML file; default: one server of the recorded "
+        "accelerator, one per rank")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="accelerator model: with --topology, every accelerator becomes it (what-if); "
+        "without, a one-server cluster of it (default: the recorded one)")] = None,
+    step: Annotated[str, typer.Option(help=_STEP_HELP)] = "all",
+    et: Annotated[Optional[Path], typer.Option("--et", help=_ET_HELP)] = None,
+    model_copies: Annotated[bool, typer.Option("--model-copies", help=_COPIES_HELP)] = False,
+    align: Annotated[str, typer.Option(help=_ALIGN_HELP)] = "clock",
     placement: Annotated[Optional[str], typer.Option(
         help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}")] = None,
     out: Annotated[Optional[Path], typer.Option(
         help="folder for timeline.parquet, links.parquet, ranks.parquet, summary.json")] = None,
     top: Annotated[int, typer.Option(min=1, help="links to list")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the step time")] = False,
-    device: Annotated[Optional[str], typer.Option(
-        help="what-if: every accelerator becomes this model")] = None,
     scale_link: Annotated[Optional[list[str]], typer.Option(
         help="what-if: KIND=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5)")] = None,
     slow_rank: Annotated[Optional[list[str]], typer.Option(
@@ -208,12 +300,12 @@ def replay(
     token_budget: Annotated[Optional[float], typer.Option(
         min=1.0, help="tokens to train on: print the run's time and cost")] = None,
 ) -> None:
-    """Replay a workload on a cluster; print step time, breakdown and busiest links."""
+    """Replay a workload or recorded traces on a cluster; print step time, breakdown and
+    busiest links (and, for profiler traces, simulated vs recorded step times)."""
     console = _console()
-    workload = load_workload(trace)
-    cluster = load_cluster(topology)
-    if device:
-        cluster = with_device(cluster, device)
+    workload = load_workload(trace, step=_step(step), et=et, model_copies=model_copies,
+                             align=_align(align))
+    cluster, built = _cluster_for(workload, topology, device)
     if scale_link:
         cluster = scale_links(cluster, {k: float(v) for k, v in _pairs("--scale-link",
                                                                         scale_link)})
@@ -241,6 +333,12 @@ def replay(
         return
     n_steps = len(summary["steps"])
     rate = workload.num_ops / run.wall_s if run.wall_s > 0 else float("inf")
+    imported = (workload.meta.extra or {}).get("import")
+    if imported:
+        for line in render.report_lines(imported, notes=False):
+            console.print(line, soft_wrap=True)
+    if built:
+        console.print(built, soft_wrap=True)
     console.print(
         f"[bold]{workload.meta.name or trace.name}[/]: {workload.num_ranks} ranks, "
         f"{workload.num_ops:,} ops  on  [bold]{cluster.name}[/]: {len(cluster.accelerators)} "
@@ -280,6 +378,9 @@ def replay(
             usd = "unknown cost (no price)" if plan["usd"] is None else f"${plan['usd']:,.0f}"
             console.print(f"training run of {token_budget:,.0f} tokens: {plan['hours']:,.1f} h "
                           f"({plan['hours'] / 24:,.1f} days), {usd}")
+    fidelity = step_fidelity(run, workload)
+    if fidelity.num_rows:
+        console.print(render.fidelity_table(fidelity))
     mem = summary["memory"]
     console.print(
         f"peak memory {mem['peak_bytes_max'] / render.GIB:.2f} GiB on rank {mem['peak_rank']} "

@@ -398,3 +398,51 @@ def diff_view(d: dict[str, Any], name_a: str, name_b: str) -> list[RenderableTyp
         ops.add_row(r["op"], fmt_time(r["duration_a_us"]), fmt_time(r["duration_b_us"]),
                     f"{sign}{fmt_time(abs(r['change_us']))}")
     return [head, parts, lim, links, ops if d["ops"] else Text("no op changed duration")]
+
+
+# -- imports and fidelity -------------------------------------------------------------------
+
+def report_lines(report: dict[str, Any], notes: bool = True) -> list[Text]:
+    """An import report (``meta.extra['import']``) as lines: skipped, unknown, warnings and,
+    if ``notes``, the assumptions and counts."""
+    out = []
+    for key, label in (("skipped", "skipped"), ("unknown", "unknown (ignored)")):
+        items = sorted(report.get(key, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        if items:
+            out.append(Text.assemble((f"{label}: ", "bold"),
+                                     ", ".join(f"{k} ({v:,})" for k, v in items)))
+    out += [Text.assemble(("warning: ", "bold yellow"), w) for w in report.get("warnings", [])]
+    if notes:
+        out += [Text.assemble(("note: ", "dim"), n) for n in report.get("notes", [])]
+    return out
+
+
+def import_summary(workload: Workload, path: object) -> Group:
+    """What ``trace import`` wrote, and the import report."""
+    kinds = Counter(workload.ops.column("kind").to_pylist())
+    meta = workload.meta
+    head = Text.assemble(
+        f"wrote {path}: ", (f"{workload.num_ranks} rank(s)", "bold"),
+        f", {workload.num_ops:,} ops (" + ", ".join(f"{k} {v:,}" for k, v in sorted(
+            kinds.items())) + ")",
+        f"; recorded on {meta.recorded_device}" if meta.recorded_device else "",
+    )
+    return Group(head, *report_lines(meta.extra.get("import", {})))
+
+
+def fidelity_table(fidelity: pa.Table, limit: int = 24) -> Group:
+    """Simulated vs recorded ProfilerStep durations (``analysis.fidelity.step_fidelity``)."""
+    rows = fidelity.to_pylist()
+    err = [abs(r["error"]) for r in rows]
+    title = Text.assemble(("ProfilerStep: simulated vs recorded", "bold"),
+                          f" (max |error| {100 * max(err):.2f}%, mean "
+                          f"{100 * sum(err) / len(err):.2f}%)")
+    table = Table()
+    for col in ("rank", "step", "recorded", "simulated", "error"):
+        table.add_column(col, justify="right")
+    for r in rows[:limit]:
+        table.add_row(str(r["rank"]), str(r["step"]), fmt_time(r["recorded_us"]),
+                      fmt_time(r["simulated_us"]), f"{100 * r['error']:+.2f}%")
+    if len(rows) > limit:
+        table.add_row("...", f"{len(rows) - limit} more", "", "", "")
+    return Group(title, table)

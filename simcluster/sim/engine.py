@@ -185,6 +185,11 @@ class Engine:
         # A memcpy without a size replays its recorded duration.
         timed_copy = (kind == "memcpy") & ~flow_copy & np.isnan(dur)
         dur[timed_copy] = np.nan_to_num(recorded[timed_copy])
+        # fixed_duration: the recorded duration, whatever the kind (e.g. a collective whose
+        # peers are not in the workload); it runs as a timed op, with no rendezvous or flow.
+        fixed = _col(t, "fixed_duration", False).astype(bool)
+        cls[fixed] = _TIMED
+        dur[fixed] = recorded[fixed]
         for r, factor in self.options.slowdown.items():
             if not (0 <= r < len(self.devices)) or not factor > 0:
                 raise SimulationError(

@@ -134,6 +134,27 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
         ),
         # NVIDIA H200 Tensor Core GPU datasheet (2024), SXM: compute as H100 SXM5; 141 GB
         # HBM3e at 4.8 TB/s; NVLink 900 GB/s total; PCIe Gen5.
+        # AMD Instinct MI250 (OAM) datasheet: 208 CUs; FP64/FP32 vector 45.3, matrix 90.5,
+        # FP16/BF16/INT8 362.1 TFLOP/s; 128 GB HBM2e at 3.2768 TB/s; PCIe Gen4. The module is
+        # two graphics compute dies (GCDs) that ROCm and PyTorch show as two devices (ROCm
+        # docs, "AMD Instinct MI250 microarchitecture": 104 CUs and 1.6 TB/s HBM per GCD), so
+        # the entry is one GCD: half of every module figure. Infinity Fabric links run at
+        # 50 GB/s per direction each (same ROCm page); 4 links join the two GCDs of a module:
+        # 200 GB/s here, an estimate of what one GCD can reach.
+        AcceleratorSpec(
+            model="MI250-GCD",
+            peak_tflops={"fp64": 45.25, "fp32": 45.25, "fp16": 181.05, "bf16": 181.05,
+                         "int8": 181.05},
+            hbm_GiB=64,
+            hbm_GBps=1638.4,
+            nvlink_GBps=200,
+            pcie_gen=4,
+            launch_overhead_us=_LAUNCH_US,
+            source="AMD Instinct MI250 datasheet; ROCm docs, AMD Instinct MI250 "
+                   "microarchitecture (one of the module's two GCDs)",
+            vendor="AMD",
+            aliases=("MI250", "AMD Instinct MI250", "MI250X-GCD"),
+        ),
         AcceleratorSpec(
             model="H200",
             peak_tflops=_HOPPER_TFLOPS,
@@ -247,6 +268,60 @@ DEFAULT_SOCKET_GBPS = 60.0
 
 def _normalise(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+_FAMILIES = ("H200", "H100", "A100", "V100", "MI250")
+_VENDOR_WORDS = ("nvidia", "tesla", "amd", "instinct")
+# GPUs whose name says nothing (ROCm reports "AMD Radeon Graphics" for some datacenter
+# parts), told apart by compute units per device: an MI250 GCD has 104 (ROCm docs).
+_AMD_BY_COMPUTE_UNITS = {104: "MI250-GCD"}
+
+
+@dataclass(frozen=True)
+class Identified:
+    """An accelerator recognised from a name a runtime reported, and how."""
+
+    spec: AcceleratorSpec
+    how: str
+
+
+def identify(name: str, memory_bytes: int | None = None,
+             compute_units: int | None = None) -> Identified | None:
+    """Recognise the accelerator behind a name as drivers report it.
+
+    Tries, in order: the catalog name or alias; the name without vendor words
+    (``Tesla V100-SXM2-16GB``); a product family in the name (``A100``, ``H100``, ...),
+    choosing the catalog part whose memory is closest to ``memory_bytes``; for AMD devices
+    with a generic name, the number of compute units.
+
+    Example:
+        >>> identify("NVIDIA A100-PG509-200", memory_bytes=42297524224).spec.model
+        'A100-SXM4-40GB'
+    """
+    spec = lookup(name)
+    if spec is not None:
+        return Identified(spec, f"catalog name {name!r}")
+    words = [w for w in name.replace("-", " - ").split() if w.lower() not in _VENDOR_WORDS]
+    stripped = "".join(words)
+    spec = lookup(stripped)
+    if spec is not None:
+        return Identified(spec, f"{name!r} is {spec.model}")
+    key = _normalise(name)
+    for family in _FAMILIES:
+        if _normalise(family) in key:
+            parts = [s for s in ACCELERATORS.values() if _normalise(family) in _normalise(s.model)
+                     or any(_normalise(family) in _normalise(a) for a in s.aliases)]
+            if memory_bytes:
+                parts.sort(key=lambda s: abs(s.hbm_bytes - memory_bytes))
+            if parts:
+                how = f"{name!r}: {family} family"
+                if memory_bytes:
+                    how += f", {memory_bytes / GIB:.1f} GiB"
+                return Identified(parts[0], how)
+    if "amd" in key and compute_units in _AMD_BY_COMPUTE_UNITS:
+        model = _AMD_BY_COMPUTE_UNITS[compute_units]
+        return Identified(ACCELERATORS[model], f"{name!r} with {compute_units} compute units")
+    return None
 
 
 def known_models() -> list[str]:

@@ -27,6 +27,10 @@ copy_kind       string        H2D, D2H, D2D for memcpy
 alloc_bytes     int64         device memory allocated when the op starts
 free_bytes      int64         device memory freed when the op ends
 root            int32         root rank of broadcast/reduce (a group member)
+fixed_duration  bool          true: the op lasts its recorded ``duration_us`` whatever its
+                              kind (communication whose peers are not in the workload, or
+                              whose size is unknown; copies replayed as recorded); null =
+                              false
 ==============  ============  ===========================================================
 """
 
@@ -66,6 +70,7 @@ OPS_SCHEMA = pa.schema(
         pa.field("alloc_bytes", pa.int64()),
         pa.field("free_bytes", pa.int64()),
         pa.field("root", pa.int32()),
+        pa.field("fixed_duration", pa.bool_()),
     ]
 )
 

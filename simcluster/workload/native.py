@@ -4,7 +4,9 @@ The ops table is stored as Parquet columns (``OPS_SCHEMA``). The file's key-valu
 holds:
 
 - ``simcluster.format``: ``simcluster-workload``;
-- ``simcluster.version``: the format version (``1``); readers refuse newer versions;
+- ``simcluster.version``: the format version: ``1``, or ``2`` when some op has
+  ``fixed_duration`` set (a version-1 reader would drop that column and then misreplay the
+  file, so it must refuse it); readers refuse versions newer than they know;
 - ``simcluster.groups``: JSON object, group name -> list of ranks;
 - ``simcluster.meta``: JSON object of :class:`WorkloadMeta`.
 
@@ -17,6 +19,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simcluster.errors import WorkloadError
@@ -25,7 +28,8 @@ from simcluster.workload.model import Workload, WorkloadMeta
 from simcluster.workload.validate import make_workload
 
 FORMAT = "simcluster-workload"
-VERSION = 1
+VERSION = 2  # the newest version this code reads and writes
+_VERSIONS = (1, 2)
 _K_FORMAT = b"simcluster.format"
 _K_VERSION = b"simcluster.version"
 _K_GROUPS = b"simcluster.groups"
@@ -37,7 +41,7 @@ def write_workload(workload: Workload, path: str | Path) -> Path:
     path = Path(path)
     meta = {
         _K_FORMAT: FORMAT.encode(),
-        _K_VERSION: str(VERSION).encode(),
+        _K_VERSION: str(_version_needed(workload)).encode(),
         _K_GROUPS: json.dumps({g: list(r) for g, r in workload.groups.items()},
                               sort_keys=True).encode(),
         _K_META: json.dumps(workload.meta.to_json(), sort_keys=True).encode(),
@@ -77,10 +81,10 @@ def read_workload(path: str | Path) -> Workload:
         version = int(kv.get(_K_VERSION, b"0"))
     except ValueError:
         version = -1
-    if version != VERSION:
+    if version not in _VERSIONS:
         raise WorkloadError(
             f"{path}: workload format version {kv.get(_K_VERSION, b'?').decode(errors='replace')}"
-            f" but this simcluster reads version {VERSION}; "
+            f" but this simcluster reads versions {', '.join(map(str, _VERSIONS))}; "
             + ("upgrade simcluster." if version > VERSION else "re-export the workload.")
         )
     try:
@@ -93,6 +97,12 @@ def read_workload(path: str | Path) -> Workload:
             f"{path}: metadata simcluster.groups/meta is not valid ({exc}); re-export the file."
         ) from None
     return make_workload(table.replace_schema_metadata(None), groups, meta, source=str(path))
+
+
+def _version_needed(workload: Workload) -> int:
+    """The oldest format version that carries ``workload`` faithfully."""
+    fixed = workload.ops.column("fixed_duration")
+    return 2 if pc.any(fixed.fill_null(False)).as_py() else 1
 
 
 def _first_line(exc: BaseException) -> str:

@@ -124,6 +124,11 @@ def _check_values(t: pa.Table, chk: _Checker, world: int,
     is_copy = kind == "memcpy"
     has_dur = ~t.column("duration_us").is_null().to_numpy(zero_copy_only=False)
     has_work = (_np(t, "flops", 0.0) > 0) | (_np(t, "bytes_accessed", 0) > 0)
+    # A fixed-duration op replays its recorded duration, so it needs one, and nothing else
+    # that only a modelled op needs (a size; for send/recv, a peer in the workload).
+    fixed = _np(t, "fixed_duration", False).astype(bool)
+    chk.fail(fixed & ~has_dur, "duration_us", "a fixed_duration op has no duration",
+             "give its duration_us, or set fixed_duration to false.")
     chk.fail((kind == "host") & ~has_dur, "duration_us", "a host op has no duration",
              "give its duration_us.")
     chk.fail((kind == "compute") & ~has_dur & ~has_work, "duration_us",
@@ -134,8 +139,9 @@ def _check_values(t: pa.Table, chk: _Checker, world: int,
              "a collective op without a known collective", f"use one of {', '.join(COLLECTIVES)}.")
     no_bytes = t.column("comm_bytes").is_null().to_numpy(zero_copy_only=False)
     barrier = _np(t, "collective", "") == "barrier"
-    chk.fail((is_coll & ~barrier | is_p2p) & no_bytes, "comm_bytes",
-             "a communication op has no size", "give comm_bytes (see docs/formats.md).")
+    chk.fail((is_coll & ~barrier | is_p2p) & no_bytes & ~fixed, "comm_bytes",
+             "a communication op has no size",
+             "give comm_bytes (see docs/formats.md), or fixed_duration with its duration_us.")
     chk.fail(is_copy & ~_isin(t, "copy_kind", COPY_KINDS), "copy_kind",
              "a memcpy without a known copy_kind", f"use one of {', '.join(COPY_KINDS)}.")
     chk.fail(is_copy & no_bytes & ~has_dur, "comm_bytes", "a memcpy has neither size nor duration",
@@ -162,7 +168,9 @@ def _check_values(t: pa.Table, chk: _Checker, world: int,
                  "set root to a rank of the group.")
 
     peer = _np(t, "peer", -1)
-    chk.fail(is_p2p & ((peer < 0) | (world > 0) & (peer >= world)), "peer",
+    # A fixed-duration send/recv may talk to a rank that is not in the workload (peer null).
+    no_peer = t.column("peer").is_null().to_numpy(zero_copy_only=False)
+    chk.fail(is_p2p & ~(fixed & no_peer) & ((peer < 0) | (world > 0) & (peer >= world)), "peer",
              "a send/recv without a valid peer rank", f"set peer to a rank in 0..{world - 1}.")
     chk.fail(is_p2p & (peer == rank), "peer", "a rank sends to itself",
              "a send/recv needs another rank as peer.")

@@ -113,3 +113,21 @@ def test_random_bytes_never_crash(tmp_path_factory, data: bytes) -> None:
     p.write_bytes(b"PAR1" + data)
     with pytest.raises(WorkloadError):
         read_workload(p)
+
+
+def test_version_1_unless_fixed_durations_are_used(tmp_path: Path, small) -> None:
+    p = write_workload(small, tmp_path / "w.parquet")
+    assert pq.read_schema(p).metadata[b"simcluster.version"] == b"1"
+    fixed = workload([{"rank": 0, "kind": "send", "fixed_duration": True, "duration_us": 2.0}])
+    p2 = write_workload(fixed, tmp_path / "f.parquet")
+    assert pq.read_schema(p2).metadata[b"simcluster.version"] == b"2"
+    assert read_workload(p2).ops.column("fixed_duration").to_pylist() == [True]
+
+
+def test_files_without_the_fixed_duration_column_still_read(tmp_path: Path, small) -> None:
+    p = write_workload(small, tmp_path / "w.parquet")
+    t = pq.read_table(p)
+    pq.write_table(t.drop_columns(["fixed_duration"]).replace_schema_metadata(t.schema.metadata),
+                   p)
+    back = read_workload(p)
+    assert back.ops.column("fixed_duration").null_count == back.num_ops

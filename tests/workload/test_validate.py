@@ -112,3 +112,16 @@ def test_empty_workload() -> None:
     with pytest.raises(WorkloadError, match="column 'rank' has type string"):
         make_workload(pa.table({"rank": ["x"], "op_id": [0], "name": ["a"], "kind": ["host"],
                                 "stream": ["s"]}), {}, WorkloadMeta())
+
+
+def test_fixed_duration_ops() -> None:
+    coll = {"rank": 0, "kind": "collective", "collective": "all_reduce", "group": "dp",
+            "fixed_duration": True}
+    assert "a fixed_duration op has no duration" in _err([coll], {"dp": [0]})
+    # With its duration it needs no size, and a send/recv needs no peer in the workload.
+    workload([{**coll, "duration_us": 5.0},
+              {"rank": 0, "kind": "send", "fixed_duration": True, "duration_us": 3.0}],
+             {"dp": [0]})
+    # A send/recv whose peer is given must still name a rank of the workload.
+    assert "a send/recv without a valid peer" in _err(
+        [{"rank": 0, "kind": "send", "fixed_duration": True, "duration_us": 3.0, "peer": 4}])

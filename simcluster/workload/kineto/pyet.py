@@ -1,0 +1,123 @@
+"""Collective sizes from PyTorch execution traces (``--et``), for Kineto traces that lack them.
+
+A PyTorch execution trace (``torch.profiler.ExecutionTraceObserver``, schema 1.0.x) is JSON:
+``{"schema": ..., "nodes": [...]}``. Each ``record_param_comms`` node lists, among its
+``inputs``, the collective's name (``allreduce``, ``all_to_allv``; ``wait`` for waits, which
+are not collectives) and tensors as ``[tensor id, storage id, offset, numel, element bytes,
+device]``; its ``outputs`` hold the output tensors. The input tensor gives the size of an
+all-reduce, all-to-all or reduce-scatter, the output tensor that of an all-gather.
+
+Matching. ``rf_id`` numbers record functions, and newer Kineto traces carry the same number
+as ``Record function id``; the traces of ``../shared/data`` (2023) do not, and their
+``External id`` is offset from ``rf_id`` by a per-thread amount. So collectives are matched in
+issue order: the k-th communication kernel of a rank's Kineto trace with the k-th collective
+of its execution trace, checking that the collective kinds agree where both are known.
+
+Files: a folder of ``*.json`` (optionally ``.gz``) or a ``.tar.gz`` of them; the rank is the
+last number of the file name (``dlrm_eg_3.json`` -> 3).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simcluster.errors import WorkloadError
+from simcluster.workload.importing import rank_from_name
+from simcluster.workload.kineto.comms import normalize_collective
+
+
+@dataclass(frozen=True)
+class EtCollective:
+    """One collective of an execution trace: its kind and size (nccl-tests convention)."""
+
+    collective: str
+    nbytes: int | None
+    node_id: int
+
+
+def _tensors(value: Any) -> list[list[Any]]:
+    """Tensor descriptors inside an input/output value (a tensor or a list of them)."""
+    if (isinstance(value, list) and len(value) == 6 and all(isinstance(x, int)
+                                                            for x in value[:5])):
+        return [value]
+    if isinstance(value, list):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _nbytes(values: list[Any]) -> int | None:
+    tensors = [t for v in values for t in _tensors(v)]
+    if not tensors:
+        return None
+    return sum(int(t[3]) * int(t[4]) for t in tensors)
+
+
+def collectives_of(nodes: list[dict[str, Any]]) -> list[EtCollective]:
+    """The collectives of one execution trace, in node-id (issue) order."""
+    out = []
+    for n in sorted(nodes, key=lambda n: n.get("id", 0)):
+        if n.get("name") != "record_param_comms":
+            continue
+        inputs = n.get("inputs") or []
+        names = [normalize_collective(x) for x in inputs if isinstance(x, str)]
+        coll = next((c for c in names if c), None)
+        if coll is None or coll == "barrier":
+            continue  # "wait" and barriers move no data
+        size = _nbytes(n.get("outputs") or []) if coll == "all_gather" else _nbytes(inputs)
+        out.append(EtCollective(coll, size, int(n.get("id", 0))))
+    return out
+
+
+def _load(name: str, raw: bytes) -> list[dict[str, Any]]:
+    if name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise WorkloadError(f"{name}: not valid JSON ({exc}); not an execution trace.") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
+        raise WorkloadError(f"{name}: no 'nodes' list, so not a PyTorch execution trace.")
+    return doc["nodes"]
+
+
+def read_execution_traces(path: str | Path) -> dict[int, list[EtCollective]]:
+    """Rank -> collectives, from a folder of ET JSON files or a ``.tar.gz`` of them.
+
+    Raises:
+        WorkloadError: no such path, no ET files, a file without a rank in its name, or a
+            file that is not an execution trace.
+    """
+    path = Path(path)
+    found: dict[int, list[EtCollective]] = {}
+
+    def add(name: str, raw: bytes) -> None:
+        rank = rank_from_name(Path(name))
+        if rank is None:
+            raise WorkloadError(f"{name}: no rank in the execution trace's file name.")
+        found[rank] = collectives_of(_load(name, raw))
+
+    if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        try:
+            with tarfile.open(path) as tar:
+                for member in sorted(tar.getmembers(), key=lambda m: m.name):
+                    if member.isfile() and member.name.endswith((".json", ".json.gz")):
+                        fh = tar.extractfile(member)
+                        if fh is not None:
+                            add(f"{path}:{member.name}", fh.read())
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise WorkloadError(f"{path}: cannot read the archive ({exc}).") from None
+    elif path.is_dir():
+        for f in sorted(path.glob("*.json*")):
+            add(str(f), f.read_bytes())
+    elif path.is_file():
+        add(str(path), path.read_bytes())
+    else:
+        raise WorkloadError(f"{path}: no such execution-trace file or folder (--et).")
+    if not found:
+        raise WorkloadError(f"{path}: no execution traces (*.json) found (--et).")
+    return found
