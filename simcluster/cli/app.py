@@ -443,6 +443,70 @@ def diff_cmd(
         _console().print(renderable)
 
 
+# -- sweeps ---------------------------------------------------------------------------------------
+
+@app.command("sweep")
+def sweep_cmd(
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="sweep spec YAML file")],
+    out: Annotated[Path, typer.Option(help="results folder (resumable: rerun to finish)")],
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="address of a running Dask scheduler (tcp://host:8786); default: a local "
+        "cluster sized to this machine")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="local cluster: worker processes (default: one per core)")] = None,
+    top: Annotated[int, typer.Option(min=1, help="configurations to list")] = 5,
+) -> None:
+    """Simulate every point of a sweep spec on Dask; one Parquet row per point in
+    OUT/results.parquet (needs the sweep extra: dask[distributed])."""
+    from rich.progress import TimeRemainingColumn
+
+    from simcluster.analysis.sweep import feasible
+    from simcluster.analysis.sweep import top as best
+    from simcluster.sweep import load_sweep, run_sweep
+    from simcluster.sweep.runner import copy_spec
+
+    sweep = load_sweep(spec, gpus_of=lambda p: len(load_cluster(p).accelerators))
+    copy_spec(spec, out)
+    console = _console()
+    console.print(f"sweep {sweep.spec.name}: {len(sweep.points)} points")
+    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sweep", total=None)
+        result = run_sweep(sweep, out, scheduler=scheduler, workers=workers,
+                           progress=lambda done, total: bar.update(task, completed=done,
+                                                                   total=total))
+    console.print(f"{result.computed} computed, {result.skipped} already done, "
+                  f"{result.failed} failed or out of memory; wrote {result.results}")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(result.results)
+    console.print(render.sweep_table(best(feasible(table), "time", top), table,
+                                     f"fastest {top}"))
+
+
+@app.command("sweep-report")
+def sweep_report_cmd(
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="a sweep's --out folder")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                   help="default: DIR/report.html")] = None,
+    top: Annotated[int, typer.Option(min=1, help="configurations per table")] = 10,
+) -> None:
+    """Plot the Pareto front (step time vs cost) and list the top configurations (needs the
+    report extra: matplotlib)."""
+    from simcluster.analysis.sweep import cost_column, feasible, pareto_front
+    from simcluster.export.sweep_report import write_sweep_report
+    from simcluster.sweep.runner import read_results
+
+    table, name = read_results(out)
+    rows = feasible(table)
+    cost = cost_column(rows)
+    _console().print(render.sweep_table(pareto_front(rows, "step_time_us", cost), table,
+                                        "Pareto front (step time vs cost)"))
+    path = write_sweep_report(table, name, output or out / "report.html", top)
+    _console().print(f"wrote {path}")
+
+
 # -- entry point ----------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:

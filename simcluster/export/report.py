@@ -8,9 +8,7 @@ backend, without timestamps in the PNG metadata, so the same run gives the same 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import pyarrow.compute as pc
 
 from simcluster.analysis.breakdown import PARTITION
 from simcluster.atomic import atomic_path
-from simcluster.errors import SimclusterError
+from simcluster.export.html import img, page, png, pyplot, table
 from simcluster.sim.result import Run
 
 KIND_COLORS = {"compute": "#4C72B0", "collective": "#DD8452", "send": "#C44E52",
@@ -29,29 +27,9 @@ PART_COLORS = {"compute_us": "#4C72B0", "exposed_comm_us": "#DD8452", "copies_us
                "host_us": "#8172B3", "sync_wait_us": "#CCB974", "idle_us": "#DDDDDD"}
 
 
-def _plt() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SimclusterError(
-            "the HTML report needs matplotlib: pip install 'simcluster[report]'."
-        ) from None
-    return plt
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    fig.clf()
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def gantt_png(run: Run, max_ranks: int = 32) -> str:
     """Ranks x streams, one bar per op colored by kind; waiting inside collectives hatched."""
-    plt = _plt()
+    plt = pyplot()
     t = run.timeline.filter(pc.less(run.timeline.column("rank"), max_ranks))
     rows = sorted(set(zip(t.column("rank").to_pylist(), t.column("stream").to_pylist())))
     y = {k: i for i, k in enumerate(rows)}
@@ -75,12 +53,12 @@ def gantt_png(run: Run, max_ranks: int = 32) -> str:
     ax.set_xlabel("time (ms)")
     ax.set_title(f"ranks and streams (first {min(max_ranks, run.memory.num_rows)} ranks)")
     ax.legend(loc="upper right", fontsize=7, ncol=3)
-    return _png(fig)
+    return png(fig)
 
 
 def heatmap_png(run: Run, max_links: int = 32, bins: int = 200) -> str:
     """The busiest links' utilization over time (time-weighted mean per bin)."""
-    plt = _plt()
+    plt = pyplot()
     links = run.links.filter(pc.greater(run.links.column("bytes"), 0)).sort_by(
         [("bytes", "descending"), ("link_id", "ascending")]).slice(0, max_links)
     span = max(run.makespan_us, 1e-9)
@@ -107,12 +85,12 @@ def heatmap_png(run: Run, max_links: int = 32, bins: int = 200) -> str:
     ax.set_xlabel("time (ms)")
     ax.set_title(f"link utilization over time ({links.num_rows} busiest links)")
     fig.colorbar(im, ax=ax, label="utilization")
-    return _png(fig)
+    return png(fig)
 
 
 def breakdown_png(ranks: pa.Table, max_ranks: int = 64) -> str:
     """Stacked bars of the per-rank partition (ms)."""
-    plt = _plt()
+    plt = pyplot()
     t = ranks.slice(0, max_ranks)
     fig, ax = plt.subplots(figsize=(12, 3.5))
     bottom = np.zeros(t.num_rows)
@@ -126,12 +104,12 @@ def breakdown_png(ranks: pa.Table, max_ranks: int = 64) -> str:
     ax.set_ylabel("ms")
     ax.set_title("per-rank breakdown (adds up to the step)")
     ax.legend(fontsize=7, ncol=6, loc="lower right")
-    return _png(fig)
+    return png(fig)
 
 
 def limits_png(limits: dict[str, float]) -> str:
     """What limits this step: the critical path's shares as one horizontal bar."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 1.4))
     left = 0.0
     cmap = plt.get_cmap("tab10")
@@ -142,65 +120,47 @@ def limits_png(limits: dict[str, float]) -> str:
     ax.set_yticks([])
     ax.set_xlabel("% of the step on the critical path")
     ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.6))
-    return _png(fig)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return png(fig)
 
 
 def render_html(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Table) -> str:
     """The whole page."""
     pngs = {"limits": limits_png(summary["limits"]), "gantt": gantt_png(run),
             "heatmap": heatmap_png(run), "breakdown": breakdown_png(ranks)}
-    bottlenecks = _table(
+    bottlenecks = table(
         ["link", "role", "GB/s", "utilization", "limiting (ms)", "limited"],
         [[f"{r['src']} -> {r['dst']}", r["role"], f"{r['capacity_GBps']:g}",
           f"{100 * r['utilization']:.1f}%", f"{r['limiting_us'] / 1e3:.3f}",
           ", ".join(f"{a['label']} {100 * a['share']:.0f}%" for a in r.get("limited", []))]
          for r in summary["bottleneck_links"]])
-    crit = _table(
+    crit = table(
         ["rank", "op", "category", "start (ms)", "duration (ms)", "share", "link"],
         [[r["rank"], r["name"], r["category"], f"{r['start_us'] / 1e3:.3f}",
           f"{r['duration_us'] / 1e3:.3f}", f"{100 * r['share']:.1f}%", r["link"] or ""]
          for r in path.sort_by([("duration_us", "descending")]).slice(0, 25).to_pylist()])
     limits = ", ".join(f"{k} {100 * v:.1f}%" for k, v in summary["limits"].items())
     title = f"{summary.get('workload')} on {summary.get('cluster')}"
-    figs = "".join(f'<h2>{html.escape(h)}</h2><img alt="{n}" src="data:image/png;base64,{pngs[n]}">'
+    figs = "".join(f"<h2>{html.escape(h)}</h2>{img(n, pngs[n])}"
                    for n, h in (("gantt", "Timeline"), ("heatmap", "Link utilization"),
                                 ("breakdown", "Per-rank breakdown")))
     strag = ", ".join(map(str, summary.get("stragglers", []))) or "none"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>simcluster: {html.escape(title)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 24px; color: #222; }}
-table {{ border-collapse: collapse; font-size: 13px; margin-bottom: 16px; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
-th {{ background: #f0f0f0; }} img {{ max-width: 100%; display: block; }}
-.big {{ font-size: 28px; font-weight: bold; }}
-</style></head><body>
-<h1>simcluster report: {html.escape(title)}</h1>
+    return page(f"simcluster: {title}", f"""<h1>simcluster report: {html.escape(title)}</h1>
 <p><span class="big">step time {summary['step_time_us'] / 1e3:.3f} ms</span>
 ({summary.get('ranks')} ranks, {summary.get('ops')} ops, makespan
 {summary['makespan_us'] / 1e3:.3f} ms, placement {html.escape(str(summary.get('placement')))})</p>
 <h2>What limits this step</h2><p>{html.escape(limits)}</p>
-<img alt="limits" src="data:image/png;base64,{pngs['limits']}">
+{img("limits", pngs["limits"])}
 <p>stragglers: {html.escape(strag)}</p>
 <h2>Bottleneck links</h2>{bottlenecks}
 <h2>Critical path (longest 25 segments)</h2>{crit}
-{figs}
-</body></html>
-"""
+{figs}""")
 
 
 def write_report(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Table,
                  out: str | Path) -> Path:
     """Write the report page to ``out`` (atomically)."""
     out = Path(out)
-    page = render_html(run, summary, ranks, path)
+    text = render_html(run, summary, ranks, path)
     with atomic_path(out) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return out

@@ -3,8 +3,9 @@
 Runs in Dask workers, so it is a plain top-level function of picklable arguments. Its
 result row is published (whole, and only once) next to the others before it returns; a point
 whose row already exists is not computed again (a retried task after a worker died, or a
-rerun). ``evaluations.log`` gets a ``start`` line per computation and a ``finish`` line per
-published row.
+rerun). ``evaluations.log`` gets a ``start`` line per computation and a ``finish`` line (with
+the wall time, s) per published row; the rows themselves hold only results, so the same spec
+gives the same ``results.parquet``.
 """
 
 from __future__ import annotations
@@ -32,16 +33,16 @@ from simcluster.workload.generate.registry import generate
 
 RESULT_COLUMNS = ("point_id", "status", "error", "step_time_us", "tokens_per_s", "mfu",
                   "peak_memory_bytes", "peak_memory_fraction", "oom", "bottleneck",
-                  "usd_per_hour", "usd_per_step", "usd_per_1m_tokens", "gpus", "sim_wall_s")
+                  "usd_per_hour", "usd_per_step", "usd_per_1m_tokens", "gpus")
 
 
 def result_path(out: Path, pid: str) -> Path:
     return out / "points" / f"{pid}.parquet"
 
 
-def _log(out: Path, pid: str, event: str) -> None:
+def _log(out: Path, pid: str, event: str, **extra: Any) -> None:
     """Append a line to the evaluation log (one write: atomic for small lines)."""
-    line = json.dumps({"point_id": pid, "event": event, "pid": os.getpid()}) + "\n"
+    line = json.dumps({"point_id": pid, "event": event, "pid": os.getpid(), **extra}) + "\n"
     with open(out / "evaluations.log", "a", encoding="utf-8") as fh:
         fh.write(line)
 
@@ -63,11 +64,10 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
         msg = str(exc)
         row.update(status="oom" if "out of memory" in msg else "error", error=msg[:2000],
                    oom="out of memory" in msg)
-    row["sim_wall_s"] = time.perf_counter() - t0
     table = pa.table({**{k: pa.array([v]) for k, v in values.items()},
                       **{k: pa.array([row[k]], _TYPES[k]) for k in RESULT_COLUMNS}})
     if write_once(target, lambda tmp: pq.write_table(table, tmp)):
-        _log(outdir, pid, "finish")
+        _log(outdir, pid, "finish", wall_s=round(time.perf_counter() - t0, 3))
     return pq.read_table(target).to_pylist()[0]
 
 
@@ -75,8 +75,7 @@ _TYPES = {"point_id": pa.string(), "status": pa.string(), "error": pa.string(),
           "step_time_us": pa.float64(), "tokens_per_s": pa.float64(), "mfu": pa.float64(),
           "peak_memory_bytes": pa.int64(), "peak_memory_fraction": pa.float64(),
           "oom": pa.bool_(), "bottleneck": pa.string(), "usd_per_hour": pa.float64(),
-          "usd_per_step": pa.float64(), "usd_per_1m_tokens": pa.float64(), "gpus": pa.int64(),
-          "sim_wall_s": pa.float64()}
+          "usd_per_step": pa.float64(), "usd_per_1m_tokens": pa.float64(), "gpus": pa.int64()}
 
 
 def _resolve(folder: Path, p: str) -> Path:

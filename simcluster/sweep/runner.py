@@ -84,7 +84,7 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
                 _close(client)
     else:
         failed = 0
-    merged = merge(out)
+    merged = merge(out, [p.id for p in sweep.points])
     return SweepResult(total=len(sweep.points), computed=len(todo), skipped=skipped,
                        failed=failed, results=merged)
 
@@ -96,11 +96,12 @@ def _close(client: Any) -> None:
         cluster.close()
 
 
-def merge(out: Path) -> Path:
-    """Concatenate the point rows into ``results.parquet`` (sorted by point id)."""
-    parts = sorted((out / "points").glob("*.parquet"))
-    tables = [pq.read_table(p) for p in parts]
-    table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+def merge(out: Path, ids: list[str]) -> Path:
+    """Concatenate the rows of points ``ids`` that exist into ``results.parquet`` (sorted by
+    point id; rows of other specs in the same folder are left out)."""
+    parts = [result_path(out, i) for i in sorted(ids)]
+    tables = [pq.read_table(p) for p in parts if p.is_file()]
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
     if table.num_rows:
         table = table.sort_by("point_id")
     target = out / "results.parquet"
@@ -113,3 +114,24 @@ def copy_spec(src: str | Path, out: str | Path) -> None:
     """Keep the spec beside its results."""
     Path(out).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, Path(out) / "spec.yaml")
+
+
+def read_results(out: str | Path) -> tuple[pa.Table, str]:
+    """``results.parquet`` of a sweep folder and the sweep's name.
+
+    Raises:
+        SweepError: the folder holds no sweep results.
+    """
+    out = Path(out)
+    target = out / "results.parquet"
+    if not target.is_file():
+        raise SweepError(f"{out}: no results.parquet; run `simcluster sweep SPEC --out {out}` "
+                         "first.")
+    name = out.name
+    spec = out / "spec.yaml"
+    if spec.is_file():
+        import yaml
+
+        doc = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+        name = str(doc.get("name", name)) if isinstance(doc, dict) else name
+    return pq.read_table(target), name

@@ -94,8 +94,9 @@ class Point:
     values: dict[str, Value]
 
 
-def point_id(values: dict[str, Value]) -> str:
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+def point_id(values: dict[str, Value], base: dict[str, Any]) -> str:
+    """A stable id of one point of one base: a changed base never reuses old rows."""
+    text = json.dumps({"base": base, "values": values}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -233,6 +234,7 @@ def load_sweep(path: str | Path, gpus_of: Any = None) -> Sweep:
             combos = [dict(zip(keys, vals)) for vals in zip(*axes.values())]
         else:
             combos = [dict(zip(keys, vals)) for vals in itertools.product(*axes.values())]
+    base_doc = spec.base.model_dump()
     names = {n.replace(".", "_") for n in _names(spec)} | {"gpus"}
     base_params = {k: v for k, v in spec.base.workload.items() if k not in ("generate", "trace")}
     names |= {k for k, v in base_params.items() if isinstance(v, (int, float))}
@@ -256,7 +258,7 @@ def load_sweep(path: str | Path, gpus_of: Any = None) -> Sweep:
         except (ZeroDivisionError, TypeError) as exc:
             raise SweepError(f"{path}: constraints: cannot evaluate for {values} ({exc}).") from None
         if ok:
-            points.append(Point(id=point_id(values), values=values))
+            points.append(Point(id=point_id(values, base_doc), values=values))
     if not points:
         raise SweepError(
             f"{path}: no point satisfies the constraints ({len(combos)} combinations tried: "
