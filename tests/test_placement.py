@@ -74,7 +74,7 @@ def test_non_accelerator_and_missing_and_extra_ranks(tmp_path: Path, h100) -> No
 def test_bad_placement_file(tmp_path: Path, h100) -> None:
     with pytest.raises(PlacementError, match="give either strategy"):
         load_placement(_yaml(tmp_path, "strategy: packed\nranks: [node0/gpu0]\n"), h100, 1)
-    with pytest.raises(PlacementError, match="strategy: input should be 'packed' or 'spread'"):
+    with pytest.raises(PlacementError, match="strategy: input should be 'packed', 'spread', 'tp-packed', 'tp-spread' or 'rail-aligned'"):
         load_placement(_yaml(tmp_path, "strategy: random\n"), h100, 1)
 
 
@@ -84,3 +84,65 @@ def test_bind_accepts_strategy_names_and_paths(tmp_path: Path, h100) -> None:
     p = _yaml(tmp_path, "ranks: [node0/gpu4, node0/gpu5]\n")
     assert bind(wl, h100, p).placement.devices == ("node0/gpu4", "node0/gpu5")
     assert bind(wl, h100, str(p)).placement.source == str(p)
+
+
+# -- group-aware strategies: 16 ranks, TP 4 x DP 4, rank = t + 4 d, on 2 servers of 8 --------
+
+TP_DP = {**{f"tp.d{d}": tuple(t + 4 * d for t in range(4)) for d in range(4)},
+         **{f"dp.t{t}": tuple(t + 4 * d for d in range(4)) for t in range(4)}}
+
+
+def _where(h100, strategy: str, groups=TP_DP) -> list[tuple[int, int]]:
+    """(server, local index) of each rank."""
+    devs = strategy_placement(h100, 16, strategy, groups).devices
+    return [(int(d[4]), int(d[-1])) for d in devs]
+
+
+def test_tp_packed_and_tp_spread(h100) -> None:
+    # tp-packed: each TP group on one server; here that is plain packed order.
+    assert _where(h100, "tp-packed") == _where(h100, "packed")
+    assert {s for s, _ in _where(h100, "tp-packed")[:4]} == {0}
+    # tp-spread: TP group members dealt over the servers: 0 -> s0g0, 1 -> s1g0, 2 -> s0g1, ...
+    spread = _where(h100, "tp-spread")
+    assert spread[:4] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert all(len({spread[r][0] for r in g}) == 2 for n, g in TP_DP.items() if n[:2] == "tp")
+
+
+def test_rail_aligned_keeps_dp_groups_on_rails_and_tp_groups_on_servers(h100) -> None:
+    where = _where(h100, "rail-aligned")
+    # DP group t=0 is {0, 4, 8, 12}: rail-major slots s0g0, s1g0, s0g1, s1g1.
+    assert [where[r] for r in (0, 4, 8, 12)] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    # Every TP group on one server; every DP group's members on each server share a rail
+    # pattern: member d on server d mod 2.
+    for name, members in TP_DP.items():
+        if name.startswith("tp"):
+            assert len({where[r][0] for r in members}) == 1
+        else:
+            assert [where[r][0] for r in members] == [0, 1, 0, 1]
+    assert sorted(where) == sorted(_where(h100, "packed"))  # a permutation of the GPUs
+
+
+def test_group_strategies_without_groups_are_plain(h100) -> None:
+    assert _where(h100, "tp-packed", {}) == _where(h100, "packed", {})
+    assert _where(h100, "rail-aligned", {"world": tuple(range(16))}) == _where(
+        h100, "spread", {})
+
+
+def test_placement_keeps_the_workload(h100) -> None:
+    # TP all-reduces of 64 MiB: split over the fabric (tp-spread) they take longer; the
+    # ops, ranks and dependencies are the same under every placement.
+    rows = [{"rank": r, "kind": "collective", "collective": "all_reduce",
+             "comm_bytes": 2**26, "group": f"tp.d{r // 4}"} for r in range(16)]
+    rows += [{"rank": r, **C, "deps": [0]} for r in range(16)]
+    wl = workload(rows, {k: list(v) for k, v in TP_DP.items()})
+    from simcluster.sim import simulate
+
+    runs = {s: simulate(bind(wl, h100, s)) for s in ("tp-packed", "tp-spread", "rail-aligned")}
+    assert runs["tp-spread"].makespan_us > 2 * runs["tp-packed"].makespan_us
+    assert runs["rail-aligned"].makespan_us == runs["tp-packed"].makespan_us
+    cols = ("rank", "op_id", "kind", "group")
+    base = runs["tp-packed"].timeline.select(cols).sort_by([("rank", "ascending"),
+                                                            ("op_id", "ascending")])
+    for run in runs.values():
+        assert run.timeline.select(cols).sort_by([("rank", "ascending"),
+                                                  ("op_id", "ascending")]).equals(base)

@@ -1,18 +1,16 @@
-"""Placement: which accelerator each rank runs on, and binding a workload to a cluster.
-
-A placement is given as a strategy or as a YAML file:
+"""Binding a workload to a cluster: a strategy (see ``strategies.py``) or a YAML file.
 
 .. code-block:: yaml
 
     # either a strategy ...
-    strategy: spread          # packed (default) | spread
+    strategy: rail-aligned    # packed (default) | spread | tp-packed | tp-spread | rail-aligned
     # ... or an explicit map of rank -> accelerator (every rank of the workload, once each)
     ranks:
       0: node0/gpu0
       1: node1/gpu0
 
-``packed`` puts rank i on the i-th accelerator in topology order (fills a server before the
-next). ``spread`` deals ranks round-robin over servers (rank i on server i mod H).
+A placement only maps ranks to accelerators: the workload (its groups, dependencies and
+sizes) stays exactly as it is.
 """
 
 from __future__ import annotations
@@ -25,21 +23,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from simcluster.errors import PlacementError
+from simcluster.placement.strategies import STRATEGIES, Placement, strategy_placement, too_many
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.model import Workload
 from simcluster.yamlfile import read_yaml, validate
-
-STRATEGIES = ("packed", "spread")
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Rank -> accelerator node name, for ranks 0 .. len(devices)-1."""
-
-    devices: tuple[str, ...]
-    strategy: str = "packed"
-    source: str = ""
-
 
 @dataclass(frozen=True)
 class Bound:
@@ -53,49 +40,19 @@ class Bound:
 class _PlacementSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: Literal["packed", "spread"] | None = None
+    strategy: Literal["packed", "spread", "tp-packed", "tp-spread", "rail-aligned"] | None = None
     ranks: dict[int, str] | list[str] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> _PlacementSpec:
         if (self.strategy is None) == (self.ranks is None):
-            raise ValueError("give either strategy: (packed or spread) or ranks: (rank -> device)")
+            raise ValueError(f"give either strategy: ({', '.join(STRATEGIES)}) or ranks: "
+                             "(rank -> device)")
         return self
 
 
-def _too_many(num_ranks: int, cluster: Cluster, source: str) -> PlacementError:
-    return PlacementError(
-        f"{source or 'placement'}: the workload has {num_ranks} ranks but cluster "
-        f"{cluster.name!r} has {len(cluster.accelerators)} accelerators; use a larger topology "
-        "(e.g. raise nodes[0].count) or a workload with fewer ranks."
-    )
-
-
-def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed") -> Placement:
-    """Place ranks by a named strategy.
-
-    Raises:
-        PlacementError: more ranks than accelerators, or an unknown strategy.
-    """
-    accs = cluster.accelerators
-    if num_ranks > len(accs):
-        raise _too_many(num_ranks, cluster, "")
-    if strategy == "packed":
-        order = list(accs)
-    elif strategy == "spread":
-        by_host: dict[str | None, list[str]] = {}
-        for a in accs:
-            by_host.setdefault(cluster.host_of(a), []).append(a)
-        columns = list(by_host.values())
-        order = [col[i] for i in range(max(map(len, columns))) for col in columns if i < len(col)]
-    else:
-        raise PlacementError(
-            f"unknown placement strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
-        )
-    return Placement(devices=tuple(order[:num_ranks]), strategy=strategy)
-
-
-def load_placement(path: str | Path, cluster: Cluster, num_ranks: int) -> Placement:
+def load_placement(path: str | Path, cluster: Cluster, num_ranks: int,
+                   groups: dict[str, tuple[int, ...]] | None = None) -> Placement:
     """Read a placement YAML file and check it against the cluster and workload.
 
     Raises:
@@ -107,13 +64,13 @@ def load_placement(path: str | Path, cluster: Cluster, num_ranks: int) -> Placem
     assert isinstance(spec, _PlacementSpec)
     if spec.strategy is not None:
         try:
-            p = strategy_placement(cluster, num_ranks, spec.strategy)
+            p = strategy_placement(cluster, num_ranks, spec.strategy, groups)
         except PlacementError as exc:
             raise PlacementError(f"{path}: {exc}") from None
         return Placement(devices=p.devices, strategy=p.strategy, source=str(path))
     mapping = spec.ranks if isinstance(spec.ranks, dict) else dict(enumerate(spec.ranks or []))
     if num_ranks > len(cluster.accelerators):
-        raise _too_many(num_ranks, cluster, str(path))
+        raise too_many(num_ranks, cluster, str(path))
     return Placement(devices=_check_mapping(doc, mapping, cluster, num_ranks),
                      strategy="file", source=str(path))
 
@@ -162,8 +119,8 @@ def bind(
     """Bind ``workload`` to ``cluster``.
 
     Parameters:
-        placement: a Placement, a strategy name (``packed``, ``spread``), a YAML file path,
-            or None for ``packed``.
+        placement: a Placement, a strategy name (``STRATEGIES``), a YAML file path, or None
+            for ``packed``.
 
     Raises:
         PlacementError: the placement does not fit.
@@ -172,9 +129,9 @@ def bind(
     if placement is None:
         placement = strategy_placement(cluster, n)
     elif isinstance(placement, str) and placement in STRATEGIES:
-        placement = strategy_placement(cluster, n, placement)
+        placement = strategy_placement(cluster, n, placement, workload.groups)
     elif isinstance(placement, (str, Path)):
-        placement = load_placement(placement, cluster, n)
+        placement = load_placement(placement, cluster, n, workload.groups)
     if len(placement.devices) != n:
         raise PlacementError(
             f"{placement.source or 'placement'}: places {len(placement.devices)} ranks but the "
