@@ -18,9 +18,11 @@ from simcluster.analysis.links import (
     dominant_role,
 )
 from simcluster.analysis.summary import summarize
+from simcluster.analysis.training import TrainingInfo, training_summary
 
 __all__ = [
     "PARTITION",
+    "TrainingInfo",
     "bottleneck_links",
     "busiest_links",
     "by_kind",
@@ -33,5 +35,6 @@ __all__ = [
     "step_breakdown",
     "step_times",
     "summarize",
+    "training_summary",
     "union_by_group",
 ]

@@ -27,12 +27,14 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def summarize(run: Run, ranks: pa.Table | None = None, top_links: int = 10,
-              path: pa.Table | None = None) -> dict[str, Any]:
+              path: pa.Table | None = None,
+              training: dict[str, Any] | None = None) -> dict[str, Any]:
     """Step time, per-step times, mean breakdown over ranks, stragglers, bottleneck and
     busiest links, load by link role, what limits the step (critical path), memory peak.
 
     ``ranks`` (``rank_breakdown(run)``) and ``path`` (``critical_path(run)``) are reused
-    when given.
+    when given; ``training``, from :func:`simcluster.analysis.training.training_summary`,
+    is added under the key ``training`` when given.
     """
     ranks = rank_breakdown(run) if ranks is None else ranks
     path = critical_path(run) if path is None else path
@@ -64,4 +66,5 @@ def summarize(run: Run, ranks: pa.Table | None = None, top_links: int = 10,
             ["link_id", "src", "dst", "kind", "role", "capacity_GBps", "bytes", "busy_us",
              "utilization", "saturated_us", "max_flows"])),
         "links_by_kind": _rows(by_kind(run)),
+        **({"training": training} if training is not None else {}),
     }

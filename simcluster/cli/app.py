@@ -9,8 +9,9 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -18,19 +19,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simcluster.analysis import critical_path, rank_breakdown, summarize
 from simcluster.analysis.fidelity import step_fidelity
-from simcluster.cost import costs
+from simcluster.analysis.training import (
+    TrainingInfo,
+    memory_breakdown_text,
+    oom_stages,
+    training_summary,
+)
 from simcluster.cli import render
-from simcluster.errors import SimclusterError, TopologyError
+from simcluster.cost import costs
+from simcluster.errors import SimclusterError, SimulationError, TopologyError, WorkloadError
 from simcluster.export import OUTPUT_FILES, load_run, write_run
 from simcluster.placement import STRATEGIES, bind
+from simcluster.sim import ComputeModel, SimOptions, simulate
 from simcluster.sim.collectives import ALL_ALGORITHMS
 from simcluster.sim.protocols import PROTOCOLS
-from simcluster.sim import SimOptions, simulate
 from simcluster.topology import Cluster, json_schema, load_cluster
+from simcluster.topology.catalog import lookup
 from simcluster.topology.recorded import recorded_cluster
 from simcluster.topology.transform import scale_links, with_device
 from simcluster.workload import Workload, load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
+from simcluster.workload.generate.presets import PRESETS, ModelSpec
+from simcluster.workload.generate.transformer import TransformerConfig, transformer
 
 app = typer.Typer(
     help="Simulate ML training clusters: replay workloads on a model of accelerators and links.",
@@ -250,6 +260,99 @@ def collectives_cmd(
         console.print(f"wrote {csv}")
 
 
+def _model_from(preset: Optional[str], overrides: dict[str, Optional[int]]) -> ModelSpec:
+    """A preset with overridden dimensions, or a GPT-style model from the dimensions alone."""
+    from dataclasses import replace as _replace
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise WorkloadError(f"unknown preset {preset!r}; use one of "
+                                f"{', '.join(sorted(PRESETS))}, or give the dimensions "
+                                "(--layers --hidden --heads ...) without --preset.")
+        return _replace(PRESETS[preset], **given)
+    need = ("layers", "hidden", "heads")
+    missing = [k for k in need if k not in given]
+    if missing:
+        flags = ", ".join("--" + k for k in missing)
+        raise WorkloadError(f"without --preset the model needs {flags}; or pick a preset: "
+                            f"{', '.join(sorted(PRESETS))}.")
+    h = given["hidden"]
+    return ModelSpec(name=f"custom-{given['layers']}x{h}", layers=given["layers"], hidden=h,
+                     heads=given["heads"], kv_heads=given.get("kv_heads") or given["heads"],
+                     ffn=given.get("ffn") or 4 * h, vocab=given.get("vocab", 50257) or 0,
+                     seq_len=given.get("seq_len") or 2048)
+
+
+@generate_app.command("transformer")
+def generate_transformer(
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+    preset: Annotated[Optional[str], typer.Option(
+        help=f"model: {', '.join(PRESETS)}")] = None,
+    layers: Annotated[Optional[int], typer.Option(min=1, help="override: layers")] = None,
+    hidden: Annotated[Optional[int], typer.Option(min=1, help="override: hidden size")] = None,
+    heads: Annotated[Optional[int], typer.Option(min=1, help="override: attention heads")] = None,
+    kv_heads: Annotated[Optional[int], typer.Option(min=1, help="override: KV heads")] = None,
+    ffn: Annotated[Optional[int], typer.Option(min=1, help="override: FFN width")] = None,
+    vocab: Annotated[Optional[int], typer.Option(min=0, help="override: vocabulary")] = None,
+    seq_len: Annotated[Optional[int], typer.Option(min=1, help="override: sequence")] = None,
+    tp: Annotated[int, typer.Option(min=1, help="tensor-parallel size")] = 1,
+    pp: Annotated[int, typer.Option(min=1, help="pipeline stages")] = 1,
+    dp: Annotated[int, typer.Option(min=1, help="data-parallel replicas")] = 1,
+    micro_batch: Annotated[int, typer.Option(min=1, help="sequences per micro-batch")] = 1,
+    global_batch: Annotated[Optional[int], typer.Option(
+        min=1, help="sequences per step (default micro-batch x dp)")] = None,
+    schedule: Annotated[str, typer.Option(
+        help="1f1b, gpipe or 1f1b-interleaved:V")] = "1f1b",
+    recompute: Annotated[str, typer.Option(help="none, selective or full")] = "none",
+    sequence_parallel: Annotated[bool, typer.Option(
+        "--sequence-parallel/--no-sequence-parallel")] = False,
+    zero: Annotated[str, typer.Option(help="ZeRO stage 0, 1, 2, 3, or fsdp")] = "0",
+    dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp8")] = "bf16",
+    flash_attention: Annotated[bool, typer.Option("--flash-attention/--no-flash-attention")
+                               ] = True,
+    dp_overlap: Annotated[bool, typer.Option(
+        "--dp-overlap/--no-dp-overlap", help="overlap gradient reduction with backward")] = True,
+    tp_overlap: Annotated[bool, typer.Option(
+        "--tp-overlap/--no-tp-overlap",
+        help="overlap backward TP reductions with weight-gradient GEMMs")] = True,
+    bucket_params: Annotated[int, typer.Option(min=1, help="parameters per gradient bucket")
+                             ] = 40_000_000,
+    fold: Annotated[bool, typer.Option(
+        "--fold/--no-fold", help="store one data-parallel replica (same answer, faster)")
+                    ] = True,
+    steps: Annotated[int, typer.Option(min=1)] = 1,
+    name: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute)."""
+    model = _model_from(preset, {"layers": layers, "hidden": hidden, "heads": heads,
+                                 "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab,
+                                 "seq_len": seq_len})
+    z = zero.strip().lower()
+    if z not in ("0", "1", "2", "3", "fsdp"):
+        raise WorkloadError(f"--zero {zero!r}: use 0, 1, 2, 3 or fsdp.")
+    cfg = TransformerConfig(
+        model=model, tp=tp, pp=pp, dp=dp, micro_batch=micro_batch, global_batch=global_batch,
+        sequence_parallel=sequence_parallel, schedule=schedule, zero=3 if z == "fsdp" else int(z),
+        recompute=recompute, dtype=dtype, flash_attention=flash_attention, dp_overlap=dp_overlap,
+        tp_overlap=tp_overlap, bucket_params=bucket_params, fold=fold, steps=steps, name=name)
+    wl = transformer(cfg)
+    write_workload(wl, output)
+    console = _console()
+    info = TrainingInfo.of(wl)
+    assert info is not None
+    extra = wl.meta.extra
+    fold_note = (f" (folded: replica 0 in full, {cfg.dp - 1} mirror replica(s))"
+                 if extra["fold"] else "")
+    console.print(f"wrote {output}: {model.name}, {model.params / 1e9:.2f} B parameters, "
+                  f"{wl.num_ranks} ranks, {wl.num_ops:,} ops{fold_note}")
+    pipe = extra["pipeline"]
+    console.print(f"{cfg.batch} sequences x {model.seq_len} tokens per step, "
+                  f"{pipe['micro_batches']} micro-batch(es) per replica, schedule "
+                  f"{pipe['schedule']} (ideal bubble {100 * pipe['ideal_bubble']:.1f}%)")
+    console.print(render.memory_table(info))
+
+
 # -- replay ---------------------------------------------------------------------------------------
 
 def _cluster_for(workload: Workload, topology: Path | None, device: str | None
@@ -311,21 +414,28 @@ def replay(
                                                                         scale_link)})
     slowdown = {int(k): float(v) for k, v in _pairs("--slow-rank", slow_rank or [])}
     bound = bind(workload, cluster, placement)
+    options = replace(_compute_options(workload), slowdown=slowdown)
     show_progress = (not quiet and workload.num_ops >= _PROGRESS_MIN_OPS
                      and Console(stderr=True).is_terminal)
     if show_progress:
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sim", total=workload.num_ops)
-            run = simulate(bound, SimOptions(
-                slowdown=slowdown, progress=lambda done, total: bar.update(task, completed=done)))
+            run = _simulate_explained(bound, replace(
+                options, progress=lambda done, total: bar.update(task, completed=done)))
     else:
-        run = simulate(bound, SimOptions(slowdown=slowdown))
+        run = _simulate_explained(bound, options)
     if price is not None:
         run.info["usd_per_hour"] = price * len(bound.placement.devices)
     ranks = rank_breakdown(run)
     path = critical_path(run)
-    summary = summarize(run, ranks, top_links=top, path=path)
+    info = TrainingInfo.of(workload)
+    training = None
+    if info is not None:
+        specs = [cluster.specs[d] for d in bound.placement.devices]
+        training = training_summary(run, workload, ranks, specs)
+        ranks = ranks.slice(0, info.real_ranks)  # a folded workload: the full replica
+    summary = summarize(run, ranks, top_links=top, path=path, training=training)
     if out is not None:
         write_run(run, out, summary, ranks, path)
     if quiet:
@@ -386,6 +496,8 @@ def replay(
         f"peak memory {mem['peak_bytes_max'] / render.GIB:.2f} GiB on rank {mem['peak_rank']} "
         f"({100 * mem['peak_fraction_of_capacity']:.1f}% of its capacity)"
     )
+    if training is not None:
+        console.print(render.training_lines(training))
     if out is not None:
         console.print(f"wrote {len(OUTPUT_FILES)} files to {out}/: {', '.join(OUTPUT_FILES)}")
 
@@ -505,6 +617,30 @@ def sweep_report_cmd(
                                         "Pareto front (step time vs cost)"))
     path = write_sweep_report(table, name, output or out / "report.html", top)
     _console().print(f"wrote {path}")
+
+
+def _compute_options(workload: Any) -> SimOptions:
+    """Recorded durations are retargeted when the trace names the device it was recorded on
+    (``docs/compute.md``)."""
+    rec = workload.meta.recorded_device
+    spec = lookup(rec) if rec else None
+    return SimOptions(compute=ComputeModel(recorded_spec=spec))
+
+
+def _simulate_explained(bound: Any, options: Optional[SimOptions] = None) -> Any:
+    """Simulate; an out-of-memory error of a generated transformer also gets the memory
+    breakdown of the stages that do not fit."""
+    try:
+        return simulate(bound, options)
+    except SimulationError as exc:
+        info = TrainingInfo.of(bound.workload)
+        if info is None or not str(exc).startswith("out of memory"):
+            raise
+        caps = [bound.cluster.specs[d].hbm_bytes for d in bound.placement.devices]
+        stages = oom_stages(info, caps) or [0]
+        detail = "; ".join(memory_breakdown_text(info, p, min(
+            caps[r] for r in range(info.real_ranks) if info.stage_of(r) == p)) for p in stages)
+        raise SimulationError(f"{exc} Memory model: {detail}.") from None
 
 
 # -- entry point ----------------------------------------------------------------------------------

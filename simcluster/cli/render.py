@@ -462,3 +462,48 @@ def sweep_table(rows: list[dict[str, Any]], results: pa.Table, title: str) -> Ta
     for r in rows:
         table.add_row(*[str(r.get(a)) for a in axes], *display_row(r).values())
     return table
+
+
+# -- training -------------------------------------------------------------------------------------
+
+def memory_table(info: Any, capacity_bytes: int | None = None) -> Table:
+    """The analytic memory of each pipeline stage by category (GiB)."""
+    from simcluster.analysis.training import CATEGORIES
+
+    table = Table(title="memory per GPU by pipeline stage (GiB, analytic)", title_justify="left")
+    table.add_column("stage", justify="right")
+    for c in (*CATEGORIES, "total"):
+        table.add_column(c, justify="right")
+    for p in range(info.pp):
+        mem = info.memory(p)
+        table.add_row(str(p), *(f"{mem[c] / GIB:.2f}" for c in (*CATEGORIES, "total")))
+    return table
+
+
+def training_lines(training: dict[str, Any]) -> RenderableType:
+    """MFU, tokens/s, memory against capacity (OOM flagged) and the pipeline bubble."""
+    mem = training["memory"]
+    pipe = training["pipeline"]
+    lines = [
+        Text.from_markup(
+            f"[bold]{training['model']}[/]: MFU [bold green]{100 * training['mfu']:.1f}%[/] "
+            f"({training['peak_dtype']} peak), {fmt_count(training['tokens_per_s'])} tokens/s, "
+            f"{training['tflops_per_gpu']:.1f} TFLOP/s per GPU incl. recompute "
+            f"(HFU {100 * training['hfu']:.1f}%)"),
+        Text(f"pipeline bubble {100 * pipe['bubble']:.1f}% of the step (compute idle; ideal "
+             f"{100 * pipe['ideal_bubble']:.1f}% for {pipe['schedule']}, p={pipe['stages']}, "
+             f"m={pipe['micro_batches']}, v={pipe['chunks']})"),
+    ]
+    table = Table(title="memory per GPU by pipeline stage (GiB)", title_justify="left")
+    for col in ("stage", "weights", "grads", "optimizer", "activations", "buffers",
+                "model total", "replay peak", "capacity", ""):
+        table.add_column(col, justify="right")
+    for st in mem["stages"]:
+        flag = Text("OOM", style="bold red") if st["oom"] else Text("ok", style="green")
+        table.add_row(str(st["stage"]), *(f"{st[c] / GIB:.2f}" for c in (
+            "weights", "grads", "optimizer", "activations", "buffers", "total", "replay_peak",
+            "capacity")), flag)
+    if training["folded"]:
+        lines.append(Text("folded workload: figures are those of data-parallel replica 0, "
+                          "which every replica matches"))
+    return Group(*lines, table)

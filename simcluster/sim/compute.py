@@ -1,19 +1,34 @@
-"""Kernel durations: the recorded one, or a roofline estimate from FLOPs and bytes.
+"""Kernel durations: the recorded one, a calibrated roofline, or a recorded one retargeted.
 
-A recorded duration is used as is when the op has one. Otherwise the duration is a roofline
-with achievable efficiencies plus the device's launch overhead:
+**The model.** An op without a recorded duration takes, on an accelerator with dense peak
+``P`` (FLOP/us for its dtype) and HBM bandwidth ``W`` (B/us):
 
-    t = max(flops / (peak[dtype] * eff_flops), bytes_accessed / (hbm_bw * eff_mem)) + launch
+    t_c = flops / (P * gemm_efficiency)              compute time at the sustained GEMM rate
+    t_m = bytes_accessed / (W * memory_efficiency)   HBM time at the STREAM rate
+    t   = fixed_us + (t_c**k + t_m**k) ** (1/k)      k = sharpness
 
-The default efficiencies come from measurements on Azure ND H100 v5
-(``../shared/data/calibration/azure-nd-h100-v5.md``): cuBLASLt FP8 GEMM reaches 1290-1382 of
-1979 TFLOP/s (0.65-0.70) on large square shapes, and STREAM copy reaches 2.90 of 3.35 TB/s
-(0.87). They are a first cut; the compute-model issue calibrates shape-dependent curves.
+The smooth maximum makes an op whose compute and memory times are close slower than either
+alone (a narrow GEMM is neither purely compute- nor memory-bound), and ``fixed_us`` makes small
+kernels reach a lower fraction of peak: GEMM efficiency falls for small shapes, and a memory-
+bound op is limited by HBM bandwidth because its ``t_m`` dominates. Both effects follow from
+the op's FLOPs and bytes alone, so ops need no shape columns.
+
+**Calibration.** ``gemm_efficiency``, ``fixed_us`` and ``sharpness`` are fitted per chip on the
+cuBLASLt GEMM table of the Azure benchmark pages, ``memory_efficiency`` is STREAM Copy over the
+catalog's HBM bandwidth (``simcluster.sim.calibration``, figures in ``docs/compute.md``).
+Catalog chips without measurements borrow the closest calibrated chip's fractions (listed in
+``CHIP_OF``). Accelerators defined in a topology file get the plain roofline
+``launch_overhead_us + max(t_c, t_m)`` with efficiencies 0.70 and 0.87 (``UNCALIBRATED``).
+
+**Retargeting.** A duration recorded on device A is moved to device B by the ratio of the
+model's predictions on the two devices for the op's FLOPs and bytes:
+``t_B = t_recorded * t_model(B) / t_model(A)``. What the recording captured beyond the model
+(a slow kernel, a fast fused one) carries over, and the device change is what the model says.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,23 +36,128 @@ from simcluster.topology.catalog import AcceleratorSpec
 
 
 @dataclass(frozen=True)
-class ComputeModel:
-    """Roofline parameters (dimensionless fractions of peak)."""
+class DeviceCalibration:
+    """Fitted parameters of one chip (dimensionless fractions of peak, and us).
 
-    flops_efficiency: float = 0.70
-    memory_efficiency: float = 0.87
+    Attributes:
+        gemm_efficiency: fraction of the dense peak that large GEMMs sustain.
+        memory_efficiency: fraction of the HBM bandwidth that STREAM Copy reaches.
+        fixed_us: fixed time of one kernel (launch, ramp-up, tail), us.
+        sharpness: exponent of the smooth maximum of compute and memory time (inf = max).
+        source: the measurements it was fitted on.
+    """
+
+    gemm_efficiency: float
+    memory_efficiency: float
+    fixed_us: float
+    sharpness: float
+    source: str = ""
+
+
+def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_per_us: float,
+              cal: DeviceCalibration) -> np.ndarray:
+    """Duration (us) of kernels with these FLOPs and bytes (module docstring formula)."""
+    tc = np.asarray(flops, dtype=np.float64) / (peak_per_us * cal.gemm_efficiency)
+    tm = np.asarray(nbytes, dtype=np.float64) / (hbm_B_per_us * cal.memory_efficiency)
+    k = cal.sharpness
+    if np.isinf(k):
+        body = np.maximum(tc, tm)
+    else:
+        # Scale before the power to keep it finite: max * (1 + (min/max)^k)^(1/k).
+        hi = np.maximum(tc, tm)
+        lo = np.minimum(tc, tm)
+        ratio = np.divide(lo, hi, out=np.zeros_like(hi), where=hi > 0)
+        body = hi * (1.0 + ratio**k) ** (1.0 / k)
+    return cal.fixed_us + body
+
+
+# Fitted by ``python bench/calibrate_compute.py`` on ../shared/data/calibration (see
+# docs/compute.md for the residuals); tests/sim/test_compute.py re-fits and compares.
+A100_CALIBRATION = DeviceCalibration(
+    gemm_efficiency=0.805, memory_efficiency=0.79, fixed_us=9.0, sharpness=1.5,
+    source="azure-nd-a100-v4.md: cuBLASLt FP16 GEMM (8 shapes), STREAM Copy 1.61 TB/s",
+)
+H100_CALIBRATION = DeviceCalibration(
+    gemm_efficiency=0.685, memory_efficiency=0.866, fixed_us=6.25, sharpness=3.0,
+    source="azure-nd-h100-v5.md: cuBLASLt FP8 GEMM (9 shapes), STREAM Copy 2.90 TB/s",
+)
+
+# Accelerators outside the catalog: the first-cut roofline (``fixed_us`` None: the spec's
+# launch overhead), with the efficiencies of large FP8 GEMMs (0.65-0.70 of peak) and STREAM
+# (0.87) on ND H100 v5.
+UNCALIBRATED = DeviceCalibration(
+    gemm_efficiency=0.70, memory_efficiency=0.87, fixed_us=float("nan"), sharpness=float("inf"),
+    source="uncalibrated default: 0.70 of peak FLOP/s, 0.87 of HBM bandwidth",
+)
+
+CALIBRATIONS: dict[str, DeviceCalibration] = {"A100": A100_CALIBRATION,
+                                              "H100": H100_CALIBRATION}
+
+# Which calibrated chip each catalog model uses. Same chip, other memory: A100-40GB uses the
+# A100 fit, H200 the H100 fit. V100 has no measurements here: it borrows the A100 fractions
+# (an assumption, see docs/compute.md).
+CHIP_OF: dict[str, str] = {
+    "A100-SXM4-80GB": "A100", "A100-SXM4-40GB": "A100",
+    "H100-SXM5-80GB": "H100", "H200": "H100",
+    "V100-SXM2-32GB": "A100", "V100-SXM2-16GB": "A100", "V100-SXM3-32GB": "A100",
+}
+
+
+@dataclass(frozen=True)
+class ComputeModel:
+    """The calibrated roofline (module docstring).
+
+    Attributes:
+        calibrations: per chip name, the fitted parameters.
+        chip_of: catalog model -> chip name.
+        default: the calibration of models not in ``chip_of`` (accelerators defined in a
+            topology file); a NaN ``fixed_us`` means the spec's launch overhead.
+        recorded_spec: the device recorded durations come from; when set, a recorded
+            duration on another device is retargeted (module docstring). None: recorded
+            durations are used as they are.
+    """
+
+    calibrations: dict[str, DeviceCalibration] = field(
+        default_factory=lambda: dict(CALIBRATIONS))
+    chip_of: dict[str, str] = field(default_factory=lambda: dict(CHIP_OF))
+    default: DeviceCalibration = UNCALIBRATED
+    recorded_spec: AcceleratorSpec | None = None
+
+    def calibration(self, spec: AcceleratorSpec) -> DeviceCalibration:
+        """The calibration that ``spec`` uses."""
+        chip = self.chip_of.get(spec.model)
+        cal = self.calibrations[chip] if chip is not None else self.default
+        if np.isnan(cal.fixed_us):
+            cal = replace(cal, fixed_us=spec.launch_overhead_us)
+        return cal
 
     def roofline_us(
         self, flops: np.ndarray, nbytes: np.ndarray, dtype: str | None, spec: AcceleratorSpec
     ) -> np.ndarray:
-        """Roofline duration in us of ops with these FLOPs and bytes on ``spec``."""
-        t_flops = flops / (spec.peak_flops_per_us(dtype) * self.flops_efficiency)
-        t_mem = nbytes / (spec.hbm_GBps * 1e3 * self.memory_efficiency)
-        return np.maximum(t_flops, t_mem) + spec.launch_overhead_us
+        """Duration in us of ops with these FLOPs and bytes on ``spec``."""
+        return kernel_us(flops, nbytes, spec.peak_flops_per_us(dtype), spec.hbm_GBps * 1e3,
+                         self.calibration(spec))
 
     def copy_us(self, nbytes: np.ndarray, spec: AcceleratorSpec) -> np.ndarray:
-        """Device-to-device copy inside one HBM: read and write every byte."""
-        return 2.0 * nbytes / (spec.hbm_GBps * 1e3 * self.memory_efficiency)
+        """Device-to-device copy inside one HBM: read and write every byte, at STREAM Copy."""
+        eff = self.calibration(spec).memory_efficiency
+        return 2.0 * np.asarray(nbytes, dtype=np.float64) / (spec.hbm_GBps * 1e3 * eff)
+
+    def retarget_us(self, recorded: np.ndarray, flops: np.ndarray, nbytes: np.ndarray,
+                    dtype: str | None, src: AcceleratorSpec, dst: AcceleratorSpec
+                    ) -> np.ndarray:
+        """Move durations recorded on ``src`` to ``dst`` by the model's ratio.
+
+        Ops with neither FLOPs nor bytes keep their recorded duration (nothing says how they
+        scale).
+        """
+        recorded = np.asarray(recorded, dtype=np.float64)
+        if src.model == dst.model:
+            return recorded.copy()
+        a = self.roofline_us(flops, nbytes, dtype, src)
+        b = self.roofline_us(flops, nbytes, dtype, dst)
+        has_work = (np.asarray(flops) > 0) | (np.asarray(nbytes) > 0)
+        return np.where(has_work, recorded * b / a, recorded)
 
 
 def resolve_durations(
@@ -57,7 +177,8 @@ def resolve_durations(
 
     Parameters are per-op arrays; ``recorded`` is NaN where no duration was recorded; op i
     has dtype ``dtype_names[dtype_code[i]]`` ("" for none) and runs on
-    ``specs[spec_index[i]]``.
+    ``specs[spec_index[i]]``. Recorded compute durations are retargeted when
+    ``model.recorded_spec`` is set and differs from the op's device.
     """
     out = np.full(len(kind), np.nan)
     has = ~np.isnan(recorded)
@@ -65,12 +186,22 @@ def resolve_durations(
     d2d = (kind == "memcpy") & (copy_kind == "D2D")
     use = (timed | d2d) & has
     out[use] = recorded[use]
+    nd = max(len(dtype_names), 1)
+    key_all = (spec_index * nd + dtype_code) * 2 + d2d
+    src = model.recorded_spec
+    if src is not None:
+        move = np.flatnonzero((kind == "compute") & has)
+        for k in np.unique(key_all[move]).tolist():
+            rows = move[key_all[move] == k]
+            spec = specs[k // 2 // nd]
+            dt = dtype_names[k // 2 % nd] if dtype_names else ""
+            out[rows] = model.retarget_us(recorded[rows], flops[rows], nbytes[rows],
+                                          dt or None, src, spec)
     need = np.flatnonzero((timed | d2d) & ~has)
     if need.size == 0:
         return out
     # One vectorised call per (device spec, dtype, copy or not).
-    nd = max(len(dtype_names), 1)
-    key = (spec_index[need] * nd + dtype_code[need]) * 2 + d2d[need]
+    key = key_all[need]
     for k in np.unique(key).tolist():
         rows = need[key == k]
         spec = specs[k // 2 // nd]

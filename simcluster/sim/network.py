@@ -23,6 +23,9 @@ import simpy
 # below this fraction of its size: the float error of advancing rate * dt.
 _TIME_EPS_US = 1e-9
 _REL_EPS = 1e-12
+# ... or less than this fraction of the current time: a wake-up that close to ``now`` lands on
+# ``now`` itself (float64 has ~16 digits), and the flow would never advance.
+_CLOCK_EPS = 1e-14
 # A link is saturated when its allocated rate is within this fraction of capacity.
 _SAT_EPS = 1e-9
 
@@ -305,7 +308,8 @@ class FlowNetwork:
         if not self._routes:
             return
         with np.errstate(divide="ignore", invalid="ignore"):
-            done = (self._left <= self._size * _REL_EPS) | (self._left / self._rate <= _TIME_EPS_US)
+            eps_us = max(_TIME_EPS_US, abs(self._t_last) * _CLOCK_EPS)
+            done = (self._left <= self._size * _REL_EPS) | (self._left / self._rate <= eps_us)
         if not done.any():
             return
         ids, counts = np.unique(self._batch_of[done], return_counts=True)

@@ -92,6 +92,21 @@ ACCELERATORS: dict[str, AcceleratorSpec] = {
             source="NVIDIA Tesla V100 GPU Accelerator datasheet (2018)",
             aliases=("Tesla V100-SXM2-16GB",),
         ),
+        # V100 SXM3 32GB at 450 W, the GPU of the NVIDIA DGX-2H: the DGX-2H datasheet (2018)
+        # gives 2.1 PFLOP/s of tensor performance for 16 GPUs (131.25 TFLOP/s each; NVIDIA's
+        # Megatron-LM v1.0 note calls 62.4 TFLOP/s "48% of the theoretical peak" of one);
+        # FP32/FP64 scaled by the same clock ratio over the SXM2 part; HBM2 and NVLink as V100.
+        AcceleratorSpec(
+            model="V100-SXM3-32GB",
+            peak_tflops={"fp64": 8.2, "fp32": 16.5, "fp16": 131.25},
+            hbm_GiB=32,
+            hbm_GBps=900,
+            nvlink_GBps=150,
+            pcie_gen=3,
+            launch_overhead_us=_LAUNCH_US,
+            source="NVIDIA DGX-2H datasheet (2018); V100 datasheet for HBM2 and NVLink",
+            aliases=("Tesla V100-SXM3-32GB", "V100-SXM3-32GB-H"),
+        ),
         # NVIDIA A100 Tensor Core GPU datasheet (2021): FP64 9.7 (tensor 19.5), FP32 19.5,
         # TF32 156, BF16/FP16 312, INT8 624 TOP/s; 80 GB HBM2e 2,039 GB/s (40 GB: 1,555 GB/s);
         # NVLink 600 GB/s total (300 GB/s per direction); PCIe Gen4.

@@ -201,3 +201,68 @@ def test_run_folder_commands_fail_cleanly(capsys, tmp_path: Path) -> None:
     assert code == 2 and "timeline.parquet: missing" in err and "Traceback" not in err
     code, _, err = _run(capsys, "export", str(tmp_path / "half"), "--format", "svg")
     assert code == 2 and "--format 'svg'" in err
+
+
+def test_generate_transformer_then_replay_reports_training_metrics(capsys, tmp_path: Path
+                                                                   ) -> None:
+    wl = tmp_path / "t.parquet"
+    code, out, _ = _run(capsys, "generate", "transformer", "--preset", "llama3-8b",
+                        "--layers", "4", "--seq-len", "1024", "--tp", "2", "--pp", "2",
+                        "--dp", "4", "--global-batch", "16", "--schedule",
+                        "1f1b-interleaved:2", "--sequence-parallel", "--recompute", "selective",
+                        "--zero", "1", "-o", str(wl))
+    assert code == 0, out
+    assert "16 ranks" in out and "folded" in out and "memory per GPU" in out
+    out_dir = tmp_path / "run"
+    code, out, _ = _run(capsys, "replay", str(wl), "-t", TOPO, "--out", str(out_dir))
+    assert code == 0, out
+    assert "MFU" in out and "tokens/s" in out and "pipeline bubble" in out and "ok" in out
+    summary = json.loads((out_dir / "summary.json").read_text())
+    tr = summary["training"]
+    assert 0 < tr["mfu"] < 1 and tr["tokens_per_s"] > 0 and not tr["memory"]["oom"]
+    assert tr["pipeline"]["micro_batches"] == 4 and tr["pipeline"]["chunks"] == 2
+
+
+def test_oversized_model_is_reported_as_oom_with_the_breakdown(capsys, tmp_path: Path) -> None:
+    wl = tmp_path / "gpt3.parquet"
+    code, _, _ = _run(capsys, "generate", "transformer", "--preset", "gpt3-175b", "-o", str(wl))
+    assert code == 0
+    topo = _bad(tmp_path, "one.yaml", "name: one-a100\nnodes:\n"
+                "  - {accelerator: A100, accelerators: 1, fabric: pcie}\n")
+    code, out, err = _run(capsys, "replay", str(wl), "-t", topo)
+    assert code == 2 and "Traceback" not in err + out
+    assert "out of memory" in err and "pipeline stage 0 needs" in err
+    for category in ("weights", "grads", "optimizer", "activations", "buffers"):
+        assert category in err
+    assert "exceeds the 80 GiB capacity" in err
+
+
+def test_generate_transformer_bad_input_exits_2(capsys, tmp_path: Path) -> None:
+    code, _, err = _run(capsys, "generate", "transformer", "--preset", "gpt5", "-o",
+                        str(tmp_path / "x.parquet"))
+    assert code == 2 and "unknown preset 'gpt5'" in err
+    code, _, err = _run(capsys, "generate", "transformer", "--preset", "gpt2-xl", "--tp", "2",
+                        "-o", str(tmp_path / "x.parquet"))
+    assert code == 2 and "heads 25" in err and not (tmp_path / "x.parquet").exists()
+
+
+def test_replay_retargets_durations_recorded_on_another_device(capsys, tmp_path: Path) -> None:
+    """A GEMM recorded at 5 ms on an A100 runs faster on the H100 cluster, by the compute
+    model's ratio; without flops/bytes the recorded time stays."""
+    from simcluster.sim.compute import ComputeModel
+    from simcluster.topology.catalog import ACCELERATORS
+    from simcluster.workload import write_workload
+    from tests.conftest import workload
+
+    flops, nbytes = 2 * 8192.0**3, 6 * 8192**2
+    rows = [{"rank": r, "kind": "compute", "duration_us": 5000.0, "flops": flops,
+             "bytes_accessed": nbytes, "dtype": "bf16"} for r in range(16)]
+    wl = workload(rows, world=16).with_meta(recorded_device="A100-SXM4-80GB")
+    path = tmp_path / "rec.parquet"
+    write_workload(wl, path)
+    code, out, _ = _run(capsys, "replay", str(path), "-t", TOPO, "-q")
+    model = ComputeModel()
+    a100, h100 = ACCELERATORS["A100-SXM4-80GB"], ACCELERATORS["H100-SXM5-80GB"]
+    ratio = (model.roofline_us([flops], [nbytes], "bf16", h100)
+             / model.roofline_us([flops], [nbytes], "bf16", a100))[0]
+    assert code == 0 and float(out) == pytest.approx(5000.0 * ratio, rel=1e-3)

@@ -86,7 +86,9 @@ def test_catalog_peaks_bound_measured_numbers(shared_data) -> None:
         assert max(gemm) < peak
         assert max(hbm) * 1e3 < spec.hbm_GBps
         best_mem_eff = max(hbm) * 1e3 / spec.hbm_GBps
-        assert ComputeModel().memory_efficiency <= best_mem_eff + 0.02
+        cal = ComputeModel().calibration(spec)
+        assert cal.memory_efficiency <= best_mem_eff + 0.02
+        assert cal.gemm_efficiency * peak <= max(gemm) * 1.02
 
 
 def test_dgx_preset_fills_the_datasheet_and_keeps_overrides() -> None:

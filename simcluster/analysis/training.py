@@ -1,0 +1,177 @@
+"""Training metrics of a generated transformer workload: MFU, tokens/s, memory, bubble.
+
+They need the model description that ``simcluster generate transformer`` stores in the
+workload metadata (``extra``); other workloads have none and get ``None``.
+
+Definitions (step time ``t`` in s, from the replay):
+
+- ``tokens_per_s = tokens_per_step / t``;
+- ``mfu = model_flops_per_step / (t * world_size * peak)``: model FLOPs (``6 N T`` plus the
+  attention terms, no recompute) over the dense peak of the ranks' accelerator for the
+  workload's compute dtype (bf16, or fp8); ``hfu`` counts the recomputed FLOPs too;
+- ``tflops_per_gpu``: hardware FLOPs per GPU per second, in TFLOP/s;
+- memory per rank: the replay's peak against the device capacity, and the analytic breakdown
+  of its pipeline stage (weights, grads, optimizer, activations, buffers); ``oom`` when the
+  breakdown exceeds the capacity;
+- ``bubble``: per pipeline stage, the fraction of the pipeline phase in which the stage
+  computes nothing (mean over its ranks). The pipeline phase runs from the start to the end
+  of the last forward/backward op of any rank (the optimizer step is left out of both). With
+  communication hidden it is the pipeline bubble, ``(p-1)/(v m + p - 1)`` for uniform stages
+  (``ideal_bubble``); exposed communication adds to it.
+
+A folded workload (``extra.fold``) holds full ops for the first data-parallel replica only;
+the metrics use those ranks, which stand for every replica.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from simcluster.analysis.breakdown import mean_step_time_us, union_by_group
+from simcluster.sim.result import Run
+from simcluster.topology.catalog import AcceleratorSpec
+from simcluster.workload.model import Workload
+
+GIB = float(2**30)
+CATEGORIES = ("weights", "grads", "optimizer", "activations", "buffers")
+
+
+@dataclass(frozen=True)
+class TrainingInfo:
+    """The generator's description of a workload (from ``meta.extra``)."""
+
+    extra: dict[str, Any]
+
+    @classmethod
+    def of(cls, workload: Workload) -> TrainingInfo | None:
+        """The info of a generated transformer workload, None for others."""
+        extra = workload.meta.extra
+        if extra.get("generator") != "transformer":
+            return None
+        return cls(extra)
+
+    @property
+    def tp(self) -> int:
+        return int(self.extra["config"]["tp"])
+
+    @property
+    def pp(self) -> int:
+        return int(self.extra["config"]["pp"])
+
+    @property
+    def real_ranks(self) -> int:
+        """Ranks with the full op list (all, or the first replica when folded)."""
+        fold = self.extra.get("fold")
+        if fold:
+            return int(fold["ranks_per_replica"])
+        return int(self.extra["config"]["tp"]) * self.pp * int(self.extra["config"]["dp"])
+
+    @property
+    def world(self) -> int:
+        c = self.extra["config"]
+        return int(c["tp"]) * int(c["pp"]) * int(c["dp"])
+
+    def stage_of(self, rank: int) -> int:
+        """Pipeline stage of ``rank`` (rank = t + T (p + P d))."""
+        return (rank // self.tp) % self.pp
+
+    def memory(self, stage: int) -> dict[str, int]:
+        return {k: int(v) for k, v in self.extra["memory"][str(stage)].items()}
+
+
+def memory_breakdown_text(info: TrainingInfo, stage: int, capacity_bytes: int) -> str:
+    """One sentence: the analytic memory of ``stage`` by category against a capacity."""
+    mem = info.memory(stage)
+    parts = ", ".join(f"{k} {mem[k] / GIB:.1f}" for k in CATEGORIES)
+    verdict = "exceeds" if mem["total"] > capacity_bytes else "fits in"
+    return (f"pipeline stage {stage} needs {mem['total'] / GIB:.1f} GiB per GPU ({parts} GiB), "
+            f"which {verdict} the {capacity_bytes / GIB:.0f} GiB capacity")
+
+
+def oom_stages(info: TrainingInfo, capacity_bytes: list[int]) -> list[int]:
+    """Stages whose analytic memory exceeds the capacity of any of their (real) ranks."""
+    out = []
+    for stage in range(info.pp):
+        ranks = [r for r in range(info.real_ranks) if info.stage_of(r) == stage]
+        cap = min(capacity_bytes[r] for r in ranks)
+        if info.memory(stage)["total"] > cap:
+            out.append(stage)
+    return out
+
+
+def _pipeline_busy(run: Run, real: int) -> tuple[np.ndarray, float]:
+    """Per rank below ``real``, the time covered by forward/backward compute ops, and the
+    end of the last such op on any of them (us)."""
+    t = run.timeline
+    keep = pc.and_(pc.and_(pc.equal(t["kind"], "compute"), pc.not_equal(t["name"], "optimizer")),
+                   pc.less(t["rank"], real))
+    f = t.filter(keep)
+    if f.num_rows == 0:
+        return np.zeros(real), 0.0
+    rank = f["rank"].to_numpy().astype(np.int64)
+    start, end = f["start_us"].to_numpy(), f["end_us"].to_numpy()
+    return union_by_group(rank, start, end, real), float(end.max())
+
+
+def training_summary(run: Run, workload: Workload, ranks: pa.Table,
+                     specs: list[AcceleratorSpec]) -> dict[str, Any] | None:
+    """MFU, tokens/s, memory and bubble (module docstring); None for other workloads.
+
+    Parameters:
+        run: the replay.
+        workload: the generated workload.
+        ranks: ``rank_breakdown(run)``.
+        specs: the accelerator spec of each rank.
+    """
+    info = TrainingInfo.of(workload)
+    if info is None:
+        return None
+    extra = info.extra
+    real = info.real_ranks
+    t_us = mean_step_time_us(run)
+    t_s = t_us * 1e-6
+    peak = specs[0].peak_flops_per_us(extra["peak_dtype"]) * 1e6  # FLOP/s
+    world = info.world
+    busy, span = _pipeline_busy(run, real)
+    peak_mem = ranks.column("peak_memory_bytes").to_numpy()[:real]
+    cap = ranks.column("memory_capacity_bytes").to_numpy()[:real]
+    steps = max(int(extra.get("steps", 1)), 1)
+    stage = np.array([info.stage_of(r) for r in range(real)])
+    bubble = [float(1.0 - busy[stage == p].mean() / span) if span > 0 else 0.0
+              for p in range(info.pp)]
+    worst = int(np.argmax(peak_mem / cap))
+    stages_mem = []
+    for p in range(info.pp):
+        c = int(cap[stage == p].min())
+        mem = info.memory(p)
+        stages_mem.append({"stage": p, **mem, "capacity": c,
+                           "replay_peak": int(peak_mem[stage == p].max()),
+                           "oom": mem["total"] > c})
+    return {
+        "model": extra["model"]["name"],
+        "params": int(extra["params"]),
+        "step_time_us": t_us,
+        "tokens_per_s": extra["tokens_per_step"] / t_s if t_s > 0 else 0.0,
+        "mfu": extra["model_flops_per_step"] / (t_s * world * peak) if t_s > 0 else 0.0,
+        "hfu": extra["hardware_flops_per_step"] / (t_s * world * peak) if t_s > 0 else 0.0,
+        "tflops_per_gpu": extra["hardware_flops_per_step"] / (t_s * world) / 1e12
+        if t_s > 0 else 0.0,
+        "peak_dtype": extra["peak_dtype"],
+        "steps": steps,
+        "memory": {
+            "peak_rank": worst,
+            "peak_bytes": int(peak_mem[worst]),
+            "capacity_bytes": int(cap[worst]),
+            "peak_fraction": float(peak_mem[worst] / cap[worst]),
+            "oom": any(s["oom"] for s in stages_mem),
+            "stages": stages_mem,
+        },
+        "pipeline": {**extra["pipeline"], "bubble_by_stage": bubble,
+                     "bubble": float(np.mean(bubble))},
+        "folded": bool(extra.get("fold")),
+    }

@@ -1,0 +1,82 @@
+"""The calibrated compute model: its formula, its fit to measured GEMMs, retargeting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simcluster.sim.calibration import fit_device, parse_benchmark_page
+from simcluster.sim.compute import (
+    A100_CALIBRATION,
+    H100_CALIBRATION,
+    ComputeModel,
+    DeviceCalibration,
+    kernel_us,
+    resolve_durations,
+)
+from simcluster.topology.catalog import ACCELERATORS
+
+A100 = ACCELERATORS["A100-SXM4-80GB"]
+H100 = ACCELERATORS["H100-SXM5-80GB"]
+
+
+def test_kernel_formula_by_hand() -> None:
+    cal = DeviceCalibration(gemm_efficiency=0.5, memory_efficiency=0.5, fixed_us=3.0,
+                            sharpness=2.0)
+    # t_c = 1e6 / (1e6 * 0.5) = 2 us, t_m = 1.5e3 / (1e3 * 0.5) = 3 us -> 3 + sqrt(4 + 9).
+    t = kernel_us(np.array([1e6]), np.array([1.5e3]), 1e6, 1e3, cal)
+    assert t[0] == pytest.approx(3.0 + np.sqrt(13.0))
+    hard = DeviceCalibration(0.5, 0.5, 0.0, float("inf"))
+    assert kernel_us(np.array([1e6]), np.array([1.5e3]), 1e6, 1e3, hard)[0] == pytest.approx(3.0)
+
+
+def test_gemm_efficiency_falls_for_small_shapes_and_memory_bound_ops_follow_bandwidth() -> None:
+    model = ComputeModel()
+    sizes = np.array([256, 1024, 4096, 16384], dtype=float)
+    flops = 2 * sizes**3
+    nbytes = 2 * 3 * sizes**2
+    t = model.roofline_us(flops, nbytes, "bf16", A100)
+    eff = flops / t / (A100.peak_tflops["bf16"] * 1e6)
+    assert np.all(np.diff(eff) > 0) and eff[-1] == pytest.approx(0.805, abs=0.01)
+    # An elementwise op over 1 GB: its time is its bytes at the STREAM rate.
+    t = model.roofline_us(np.array([1e8]), np.array([1e9]), "bf16", A100)[0]
+    assert t == pytest.approx(1e9 / (A100.hbm_GBps * 1e3 * 0.79) + 9.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("fname,model,dtype,in_bytes,stored", [
+    ("azure-nd-a100-v4.md", "A100-SXM4-80GB", "fp16", 2, A100_CALIBRATION),
+    ("azure-nd-h100-v5.md", "H100-SXM5-80GB", "fp8", 1, H100_CALIBRATION),
+])
+def test_stored_calibration_is_the_fit_of_the_measurements(shared_data, fname, model, dtype,
+                                                           in_bytes, stored) -> None:
+    page = parse_benchmark_page((shared_data / "calibration" / fname).read_text())
+    assert len(page.gemms) >= 8 and "Copy" in page.stream_TBps
+    cal, err = fit_device(page, ACCELERATORS[model], dtype, in_bytes)
+    assert (cal.gemm_efficiency, cal.memory_efficiency, cal.fixed_us, cal.sharpness) == (
+        stored.gemm_efficiency, stored.memory_efficiency, stored.fixed_us, stored.sharpness)
+    assert np.mean(np.abs(err)) < 0.06 and np.max(np.abs(err)) < 0.15
+
+
+def test_retarget_scales_by_the_model_ratio() -> None:
+    model = ComputeModel()
+    flops, nbytes = np.array([2 * 8192.0**3, 0.0]), np.array([3 * 2 * 8192**2, 0])
+    rec = np.array([5000.0, 7.0])
+    out = model.retarget_us(rec, flops, nbytes, "bf16", A100, H100)
+    ratio = model.roofline_us(flops[:1], nbytes[:1], "bf16", H100) / model.roofline_us(
+        flops[:1], nbytes[:1], "bf16", A100)
+    assert out[0] == pytest.approx(5000.0 * ratio[0]) and out[0] < 5000.0
+    assert out[1] == 7.0  # nothing says how an op without FLOPs or bytes scales
+    assert np.array_equal(model.retarget_us(rec, flops, nbytes, "bf16", A100, A100), rec)
+
+
+def test_resolve_durations_retargets_recorded_compute_only_when_asked() -> None:
+    kind = np.array(["compute", "compute", "host"])
+    rec = np.array([100.0, np.nan, 4.0])
+    args = dict(kind=kind, recorded=rec, flops=np.array([1e9, 1e9, 0.0]),
+                nbytes=np.array([1e6, 1e6, 0.0]), comm_bytes=np.zeros(3),
+                copy_kind=np.array(["", "", ""]), dtype_code=np.zeros(3, dtype=np.int64),
+                dtype_names=["bf16"], spec_index=np.zeros(3, dtype=np.int64), specs=[H100])
+    plain = resolve_durations(**args, model=ComputeModel())
+    assert plain[0] == 100.0 and plain[2] == 4.0
+    moved = resolve_durations(**args, model=ComputeModel(recorded_spec=A100))
+    assert moved[0] < 100.0 and moved[1] == plain[1] and moved[2] == 4.0
