@@ -108,11 +108,9 @@ def accelerator(row: Row) -> str:
 
 @dataclass(frozen=True)
 class Setup:
-    """Overrides of the defaults: the cluster's collective parameters, and the micro-batch
-    of rows that do not give one (None: the module docstring's choice)."""
+    """Overrides of the defaults: the micro-batch of rows that do not give one (None: the
+    module docstring's choice)."""
 
-    nvlink_fraction: float | None = None  # of the catalog NVLink bandwidth
-    overhead_us: float | None = None  # fixed cost per collective and send/recv
     micro_batch: int | None = None
 
 
@@ -125,39 +123,11 @@ def cluster(row: Row, net: Setup = Setup()) -> Cluster:
             "accelerators": min(per, row.gpus), "fabric": "nvswitch",
             "pcie": {"accelerators_per_switch": 2},
             "nics": {"count": min(8, row.gpus), "bandwidth_GBps": 12.5 if v100 else 25.0}}
-    if net.nvlink_fraction is not None:
-        from simcluster.topology.catalog import lookup
-
-        spec = lookup(accelerator(row))
-        assert spec is not None
-        node["nvlink"] = {"bandwidth_GBps": spec.nvlink_GBps * net.nvlink_fraction}
     spec: dict = {"name": f"{'dgx2h' if v100 else 'dgx-a100'}-x{servers}", "nodes": [node]}
     if servers > 1:
         spec["fabric"] = ({"topology": "single-switch"} if servers <= 16 else
                           {"topology": "leaf-spine", "nodes_per_leaf": 16, "spines": 8})
-    if net.overhead_us is not None:
-        spec["network"] = {"collective_overhead_us": net.overhead_us}
     return build(TopologySpec.model_validate(spec), source=spec["name"])
-
-
-def nccl_fit(path: Path, gpu: str = "A100-SXM4-80GB", lo: float = 2**23,
-             hi: float = 2**28) -> tuple[float, float]:
-    """Fit ``t = a + 2 (p-1)/p * S / B`` to the measured single-node NCCL all-reduce of
-    ``gpu`` for sizes in [lo, hi]; returns (a in us, B in GB/s: the bus bandwidth)."""
-    xs, ys = [], []
-    with path.open(newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            if r["gpu"] != gpu or r["collective"] != "all_reduce":
-                continue
-            size, p = float(r["bytes"]), int(r["gpus_per_node"])
-            if lo <= size <= hi:
-                x = 2 * (p - 1) / p * size
-                xs.append(x)
-                ys.append(x / (float(r["busbw_GBps"]) * 1e3))  # us
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    return my - slope * mx, 1.0 / slope / 1e3
 
 
 def config(row: Row, micro_batches: int | None = None,
@@ -216,12 +186,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     ap.add_argument("--rows", type=int, nargs="*", help="row indices (default: all)")
-    ap.add_argument("--network", choices=("line-rate", "nccl-fit"), default="line-rate",
-                    help="line-rate: the simulator's defaults; nccl-fit: NVLink bandwidth and "
-                         "per-collective overhead fitted to the measured 8-GPU A100 NCCL "
-                         "all-reduce (8-256 MiB, the size range of the rows' TP messages)")
-    ap.add_argument("--nccl-csv", type=Path,
-                    default=DEFAULT_CSV.parent / "nccl_allreduce_single_node.csv")
     ap.add_argument("--max-ops", type=float, default=3e6,
                     help="extrapolate rows whose workload would have more ops")
     ap.add_argument("--micro-batch", type=int, default=None,
@@ -231,11 +195,6 @@ def main() -> None:
     args = ap.parse_args()
     rows = read_rows(args.csv)
     net = Setup(micro_batch=args.micro_batch)
-    if args.network == "nccl-fit":
-        a, bus = nccl_fit(args.nccl_csv)
-        net = Setup(nvlink_fraction=bus / 300.0, overhead_us=a, micro_batch=args.micro_batch)
-        print(f"# NCCL fit on 8x A100: {a:.1f} us + bus bandwidth {bus:.1f} GB/s; NVLink at "
-              f"{100 * bus / 300:.0f}% of line rate, {a:.1f} us per collective\n")
     if args.check:
         for i in args.rows or []:
             full = predict(rows[i], net, float("inf"))

@@ -68,3 +68,36 @@ def test_with_device_changes_every_accelerator() -> None:
     assert c.graph.nodes["node1/gpu3"]["model"] == "A100-SXM4-80GB"
     with pytest.raises(TopologyError, match="known models"):
         with_device(c, "Z9000")
+
+
+def test_a100_to_h100_speedup_lies_between_hbm_and_gemm_ratios() -> None:
+    # A generated step has no recorded durations: on another device every op is re-timed by
+    # the calibrated roofline. Memory-bound ops speed up by the sustained HBM ratio, large
+    # GEMMs by the sustained GEMM ratio; the step's compute lands between the two.
+    import numpy as np
+
+    from simcluster.sim.compute import ComputeModel
+    from simcluster.topology.catalog import ACCELERATORS
+    from simcluster.workload.generate.registry import generate
+
+    wl = generate("transformer", {"preset": "llama2-7b", "layers": 2, "dp": 8,
+                                  "global_batch": 8, "zero": 1})
+    a100 = load_cluster(ROOT / "topologies" / "azure-nd-a100-v4.yaml")
+    h100 = with_device(a100, "H100-SXM5-80GB")
+    model = ComputeModel()
+    a, h = ACCELERATORS["A100-SXM4-80GB"], ACCELERATORS["H100-SXM5-80GB"]
+    hbm = (h.hbm_GBps * model.calibration(h).memory_efficiency) / (
+        a.hbm_GBps * model.calibration(a).memory_efficiency)
+    n = 8192.0
+    gemm = (model.roofline_us(np.array([2 * n**3]), np.array([6 * n * n]), "bf16", a)[0]
+            / model.roofline_us(np.array([2 * n**3]), np.array([6 * n * n]), "bf16", h)[0])
+
+    def compute_us(cluster) -> float:
+        t = simulate(bind(wl, cluster)).timeline
+        keep = [k == "compute" and r == 0 for k, r in zip(t["kind"].to_pylist(),
+                                                            t["rank"].to_pylist())]
+        return float(sum(e - s for e, s, k in zip(t["end_us"].to_pylist(),
+                                                  t["start_us"].to_pylist(), keep) if k))
+
+    speedup = compute_us(a100) / compute_us(h100)
+    assert 1.7 < hbm < speedup < gemm * 1.05

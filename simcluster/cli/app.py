@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -30,16 +29,15 @@ from simcluster.cost import costs
 from simcluster.errors import SimclusterError, SimulationError, TopologyError, WorkloadError
 from simcluster.export import OUTPUT_FILES, load_run, write_run
 from simcluster.placement import STRATEGIES, bind
-from simcluster.sim import ComputeModel, SimOptions, simulate
+from simcluster.sim import SimOptions, simulate
 from simcluster.sim.collectives import ALL_ALGORITHMS
 from simcluster.sim.protocols import PROTOCOLS
 from simcluster.topology import Cluster, json_schema, load_cluster
-from simcluster.topology.catalog import lookup
 from simcluster.topology.recorded import recorded_cluster
 from simcluster.topology.transform import scale_links, with_device
 from simcluster.workload import Workload, load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
-from simcluster.workload.generate.presets import PRESETS, ModelSpec
+from simcluster.workload.generate.presets import PRESETS, model_from
 from simcluster.workload.generate.transformer import TransformerConfig, transformer
 
 app = typer.Typer(
@@ -260,30 +258,6 @@ def collectives_cmd(
         console.print(f"wrote {csv}")
 
 
-def _model_from(preset: Optional[str], overrides: dict[str, Optional[int]]) -> ModelSpec:
-    """A preset with overridden dimensions, or a GPT-style model from the dimensions alone."""
-    from dataclasses import replace as _replace
-
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise WorkloadError(f"unknown preset {preset!r}; use one of "
-                                f"{', '.join(sorted(PRESETS))}, or give the dimensions "
-                                "(--layers --hidden --heads ...) without --preset.")
-        return _replace(PRESETS[preset], **given)
-    need = ("layers", "hidden", "heads")
-    missing = [k for k in need if k not in given]
-    if missing:
-        flags = ", ".join("--" + k for k in missing)
-        raise WorkloadError(f"without --preset the model needs {flags}; or pick a preset: "
-                            f"{', '.join(sorted(PRESETS))}.")
-    h = given["hidden"]
-    return ModelSpec(name=f"custom-{given['layers']}x{h}", layers=given["layers"], hidden=h,
-                     heads=given["heads"], kv_heads=given.get("kv_heads") or given["heads"],
-                     ffn=given.get("ffn") or 4 * h, vocab=given.get("vocab", 50257) or 0,
-                     seq_len=given.get("seq_len") or 2048)
-
-
 @generate_app.command("transformer")
 def generate_transformer(
     output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
@@ -325,7 +299,7 @@ def generate_transformer(
     name: Annotated[str, typer.Option()] = "",
 ) -> None:
     """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute)."""
-    model = _model_from(preset, {"layers": layers, "hidden": hidden, "heads": heads,
+    model = model_from(preset, {"layers": layers, "hidden": hidden, "heads": heads,
                                  "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab,
                                  "seq_len": seq_len})
     z = zero.strip().lower()
@@ -414,7 +388,7 @@ def replay(
                                                                         scale_link)})
     slowdown = {int(k): float(v) for k, v in _pairs("--slow-rank", slow_rank or [])}
     bound = bind(workload, cluster, placement)
-    options = replace(_compute_options(workload), slowdown=slowdown)
+    options = SimOptions.for_workload(workload, slowdown=slowdown)
     show_progress = (not quiet and workload.num_ops >= _PROGRESS_MIN_OPS
                      and Console(stderr=True).is_terminal)
     if show_progress:
@@ -588,8 +562,9 @@ def sweep_cmd(
         result = run_sweep(sweep, out, scheduler=scheduler, workers=workers,
                            progress=lambda done, total: bar.update(task, completed=done,
                                                                    total=total))
-    console.print(f"{result.computed} computed, {result.skipped} already done, "
-                  f"{result.failed} failed or out of memory; wrote {result.results}")
+    console.print(f"{result.computed} computed, {result.skipped} already done; "
+                  f"{result.failed} of {result.total} failed or out of memory; wrote "
+                  f"{result.results}")
     import pyarrow.parquet as pq
 
     table = pq.read_table(result.results)
@@ -619,14 +594,6 @@ def sweep_report_cmd(
     _console().print(f"wrote {path}")
 
 
-def _compute_options(workload: Any) -> SimOptions:
-    """Recorded durations are retargeted when the trace names the device it was recorded on
-    (``docs/compute.md``)."""
-    rec = workload.meta.recorded_device
-    spec = lookup(rec) if rec else None
-    return SimOptions(compute=ComputeModel(recorded_spec=spec))
-
-
 def _simulate_explained(bound: Any, options: Optional[SimOptions] = None) -> Any:
     """Simulate; an out-of-memory error of a generated transformer also gets the memory
     breakdown of the stages that do not fit."""
@@ -641,6 +608,86 @@ def _simulate_explained(bound: Any, options: Optional[SimOptions] = None) -> Any
         detail = "; ".join(memory_breakdown_text(info, p, min(
             caps[r] for r in range(info.real_ranks) if info.stage_of(r) == p)) for p in stages)
         raise SimulationError(f"{exc} Memory model: {detail}.") from None
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+def _ints(option: str, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise SimclusterError(f"{option} {text!r}: give whole numbers separated by commas, "
+                              "e.g. 1,2,4,8.") from None
+    if not values or min(values) < 1:
+        raise SimclusterError(f"{option} {text!r}: every value must be at least 1.")
+    return values
+
+
+@app.command("search")
+def search_cmd(
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")],
+    out: Annotated[Path, typer.Option(help="results folder (resumable)")],
+    preset: Annotated[str, typer.Option(help=f"model: {', '.join(PRESETS)}")],
+    gpus: Annotated[Optional[int], typer.Option(
+        min=1, help="GPU budget (default: every accelerator of the topology)")] = None,
+    objective: Annotated[str, typer.Option(help="time (step time) or cost ($ per 1M tokens)")
+                         ] = "time",
+    global_batch: Annotated[Optional[int], typer.Option(
+        min=1, help="sequences per step (default: one per GPU)")] = None,
+    seq_len: Annotated[Optional[int], typer.Option(min=1, help="override: sequence")] = None,
+    layers: Annotated[Optional[int], typer.Option(min=1, help="override: layers")] = None,
+    dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp8")] = "bf16",
+    tp: Annotated[str, typer.Option(help="tensor-parallel sizes to try")] = "1,2,4,8",
+    pp: Annotated[str, typer.Option(help="pipeline sizes to try")] = "1,2,4,8,16,32",
+    micro_batch: Annotated[str, typer.Option(help="micro-batch sizes to try")] = "1,2,4,8",
+    fewer_gpus: Annotated[Optional[bool], typer.Option(
+        "--fewer-gpus/--all-gpus", help="also try 1/2 and 1/4 of the budget (default: "
+        "with --objective cost)")] = None,
+    budget: Annotated[Optional[int], typer.Option(
+        min=1, help="configurations to simulate (default: a quarter of those that fit)")
+                      ] = None,
+    top: Annotated[int, typer.Option(min=1, help="configurations to report")] = 5,
+    placement: Annotated[str, typer.Option(help=f"strategy: {', '.join(STRATEGIES)}")
+                         ] = "packed",
+    price: Annotated[Optional[float], typer.Option(
+        min=0.0, help="USD per accelerator-hour (default: topology, then built-in)")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="address of a running Dask scheduler; default: a local cluster")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="local cluster: workers")
+                       ] = None,
+) -> None:
+    """Find the fastest or cheapest parallel configuration that fits in memory: prune and
+    estimate every configuration analytically, then simulate the best quarter at low fidelity
+    and the best of those in full (successive halving, on Dask)."""
+    from rich.progress import TimeRemainingColumn
+
+    from simcluster.search import SearchOptions, SearchSpace, search
+
+    if placement not in STRATEGIES:
+        raise SimclusterError(f"--placement {placement!r}: use one of {', '.join(STRATEGIES)}.")
+    n = gpus or len(load_cluster(topology).accelerators)
+    fixed = {"preset": preset, "global_batch": global_batch or n, "dtype": dtype}
+    fixed.update({k: v for k, v in (("seq_len", seq_len), ("layers", layers)) if v})
+    space = SearchSpace(tp=_ints("--tp", tp), pp=_ints("--pp", pp),
+                        micro_batch=_ints("--micro-batch", micro_batch),
+                        fewer_gpus=objective == "cost" if fewer_gpus is None else fewer_gpus)
+    options = SearchOptions(objective=objective, budget=budget, top=top, placement=placement,
+                            price=price, space=space)
+    console = _console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(rung: str, done: int, total: int) -> None:
+            if rung not in tasks:
+                tasks[rung] = bar.add_task(f"simulating, {rung}", total=total)
+            bar.update(tasks[rung], completed=done, total=total)
+
+        report = search(fixed, topology, n, out, options, scheduler=scheduler, workers=workers,
+                        progress=progress)
+    console.print(render.search_summary(report, fixed))
+    console.print(f"wrote {out / 'search.json'}, {out / 'candidates.parquet'}")
 
 
 # -- entry point ----------------------------------------------------------------------------------

@@ -507,3 +507,40 @@ def training_lines(training: dict[str, Any]) -> RenderableType:
         lines.append(Text("folded workload: figures are those of data-parallel replica 0, "
                           "which every replica matches"))
     return Group(*lines, table)
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+def search_summary(report: Any, fixed: dict[str, Any]) -> Group:
+    """What a search looked at, and its top configurations with why each wins."""
+    from simcluster.export.sweep_report import display_row
+
+    share = report.simulated / max(report.feasible, 1)
+    head = Text.assemble(
+        (f"{fixed.get('preset')}", "bold"), f", global batch {fixed.get('global_batch')}: ",
+        f"{report.configurations} configurations, {report.feasible} fit in memory (estimated "
+        f"all); simulated {report.simulated} ({100 * share:.0f}%) in {report.simulations} "
+        "simulations")
+    table = Table(title=f"best by {report.objective}", title_justify="left")
+    for col in ("#", "tp", "pp", "dp", "mb", "schedule", "recompute", "zero", "step",
+                "tokens/s", "MFU", "$/1M tok", "why: limited by, bubble, exposed comm, memory"):
+        table.add_column(col, justify="left" if col in ("schedule", "recompute") or
+                         col.startswith("why") else "right")
+    best = report.best[0].full if report.best else None
+    for i, t in enumerate(report.best, start=1):
+        r, p = t.full, t.params
+        d = display_row(r)
+        gap = "" if i == 1 or best is None else (
+            f" (+{100 * (r['step_time_us'] / best['step_time_us'] - 1):.1f}% time)")
+        bubble = "-" if r.get("bubble") is None else f"{100 * r['bubble']:.0f}%"
+        why = (f"{r.get('bottleneck') or '-'}, bubble {bubble}, exposed comm "
+               f"{100 * (r.get('exposed_comm_fraction') or 0):.1f}%, {d['peak mem']} of "
+               f"HBM{gap}")
+        table.add_row(str(i), str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["micro_batch"]),
+                      p["schedule"], p["recompute"], str(p["zero"]),
+                      fmt_time(r["step_time_us"]), d["tokens/s"], d["MFU"], d["$/1M tokens"],
+                      why)
+    if not report.best:
+        return Group(head, Text("no simulated configuration ran; see candidates.parquet"))
+    return Group(head, table)
+

@@ -43,7 +43,9 @@ from simcluster.sim.compute import ComputeModel, resolve_durations
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork, FlowTag
 from simcluster.sim.result import Run
+from simcluster.topology.catalog import lookup
 from simcluster.topology.routing import Route, Router
+from simcluster.workload.model import Workload
 
 # Op execution classes.
 _TIMED, _COPY_FLOW, _COLLECTIVE, _P2P = 0, 1, 2, 3
@@ -88,6 +90,14 @@ class SimOptions:
     progress_every: int = 50_000
     fuse_timed_ops: bool = True
     slowdown: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_workload(cls, workload: Workload, **kwargs: Any) -> SimOptions:
+        """Options whose compute model retargets recorded durations from the device the
+        workload names as its recording device (``docs/compute.md``)."""
+        rec = workload.meta.recorded_device
+        spec = lookup(rec) if rec else None
+        return cls(compute=ComputeModel(recorded_spec=spec), **kwargs)
 
 
 @dataclass

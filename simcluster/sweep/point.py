@@ -18,21 +18,27 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from simcluster.analysis import critical_path, limits, rank_breakdown
+from simcluster.analysis import critical_path, limits, mean_step_time_us, rank_breakdown
+from simcluster.analysis.training import TrainingInfo, training_summary
 from simcluster.atomic import write_once
 from simcluster.cost import costs, price_per_hour
-from simcluster.errors import SimclusterError
+from simcluster.errors import SimclusterError, SimulationError
 from simcluster.placement import bind
-from simcluster.sim import simulate
+from simcluster.sim import SimOptions, simulate
 from simcluster.topology import load_cluster
+from simcluster.topology.cluster import Cluster
 from simcluster.topology.transform import scale_links, with_device
 from simcluster.workload import load_workload
-from simcluster.workload.generate.registry import generate
+from simcluster.workload.generate.registry import generate, transformer_config
+from simcluster.workload.generate.transformer import memory_fit
 
+WHATIF = ("topology", "device", "placement", "price")
 RESULT_COLUMNS = ("point_id", "status", "error", "step_time_us", "tokens_per_s", "mfu",
-                  "peak_memory_bytes", "peak_memory_fraction", "oom", "bottleneck",
+                  "bubble", "exposed_comm_fraction", "peak_memory_bytes",
+                  "peak_memory_fraction", "oom", "bottleneck",
                   "usd_per_hour", "usd_per_step", "usd_per_1m_tokens", "gpus")
 
 
@@ -73,6 +79,7 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
 
 _TYPES = {"point_id": pa.string(), "status": pa.string(), "error": pa.string(),
           "step_time_us": pa.float64(), "tokens_per_s": pa.float64(), "mfu": pa.float64(),
+          "bubble": pa.float64(), "exposed_comm_fraction": pa.float64(),
           "peak_memory_bytes": pa.int64(), "peak_memory_fraction": pa.float64(),
           "oom": pa.bool_(), "bottleneck": pa.string(), "usd_per_hour": pa.float64(),
           "usd_per_step": pa.float64(), "usd_per_1m_tokens": pa.float64(), "gpus": pa.int64()}
@@ -82,40 +89,63 @@ def _resolve(folder: Path, p: str) -> Path:
     return Path(p) if Path(p).is_absolute() else folder / p
 
 
-def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _cluster(values: dict[str, Any], base: dict[str, Any], folder: Path) -> Cluster:
     cluster = load_cluster(_resolve(folder, str(values.get("topology", base["topology"]))))
     if "device" in values:
         cluster = with_device(cluster, str(values["device"]))
     scales = {k.split(".", 1)[1]: float(v) for k, v in values.items()
               if k.startswith("scale_link.")}
-    if scales:
-        cluster = scale_links(cluster, scales)
-    wl_spec = dict(base["workload"])
+    return scale_links(cluster, scales) if scales else cluster
+
+
+def generator_params(values: dict[str, Any], base: dict[str, Any],
+                     gpus: int) -> dict[str, Any]:
+    """The generator's parameters: the base's, then the point's (what-if axes left out). A
+    transformer without ``dp`` gets ``gpus / (tp * pp)``."""
+    params = {k: v for k, v in base["workload"].items() if k != "generate"}
+    params.update({k: v for k, v in values.items()
+                   if k not in WHATIF and not k.startswith("scale_link.")})
+    if base["workload"]["generate"] == "transformer" and "dp" not in params:
+        params["dp"] = max(gpus // (int(params.get("tp", 1)) * int(params.get("pp", 1))), 1)
+    return params
+
+
+def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dict[str, Any]:
+    cluster = _cluster(values, base, folder)
+    wl_spec = base["workload"]
     if "trace" in wl_spec:
         workload = load_workload(_resolve(folder, wl_spec["trace"]))
     else:
-        gen = wl_spec.pop("generate")
-        params = {**wl_spec, **{k: v for k, v in values.items()
-                                if k not in ("topology", "device", "placement", "price")
-                                and not k.startswith("scale_link.")}}
-        workload = generate(gen, params)
+        params = generator_params(values, base, len(cluster.accelerators))
+        if wl_spec["generate"] == "transformer":
+            cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
+            why = memory_fit(transformer_config(params), cap)
+            if why is not None:
+                raise SimulationError(why)
+        workload = generate(wl_spec["generate"], params)
     bound = bind(workload, cluster, str(values.get("placement", base.get("placement", "packed"))))
-    run = simulate(bound)
-    step = run.makespan_us / max(len(set(run.timeline.column("step").to_pylist())), 1)
+    run = simulate(bound, SimOptions.for_workload(workload))
+    step = mean_step_time_us(run)
     price = values.get("price", base.get("price"))
     usd_h = price_per_hour(cluster, bound.placement.devices, price)
     money = costs(step, usd_h, run.info.get("tokens_per_step"))
     ranks = rank_breakdown(run)
-    peak = ranks.column("peak_memory_bytes").to_numpy()
-    cap = ranks.column("memory_capacity_bytes").to_numpy()
-    lim = limits(critical_path(run))
+    specs = [cluster.specs[d] for d in bound.placement.devices]
+    training = training_summary(run, workload, ranks, specs)
+    info = TrainingInfo.of(workload)
+    real = ranks.slice(0, info.real_ranks) if info is not None else ranks
+    peak = real.column("peak_memory_bytes").to_numpy()
+    cap = real.column("memory_capacity_bytes").to_numpy()
+    exposed = real.column("exposed_comm_us").to_numpy() / real.column("window_us").to_numpy()
     return {
         "step_time_us": step,
         "tokens_per_s": money.tokens_per_s,
-        "mfu": _mfu(run, workload.meta.extra, cluster, bound.placement.devices, step),
+        "mfu": training["mfu"] if training else _mfu(run, workload.meta.extra, specs, step),
+        "bubble": training["pipeline"]["bubble"] if training else None,
+        "exposed_comm_fraction": float(exposed.mean()),
         "peak_memory_bytes": int(peak.max()),
         "peak_memory_fraction": float((peak / cap).max()),
-        "bottleneck": _dominant(lim),
+        "bottleneck": _dominant(limits(critical_path(run))),
         "usd_per_hour": usd_h,
         "usd_per_step": money.usd_per_step,
         "usd_per_1m_tokens": money.usd_per_1m_tokens,
@@ -123,17 +153,14 @@ def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dic
     }
 
 
-def _mfu(run: Any, extra: dict[str, Any], cluster: Any, devices: tuple[str, ...],
-         step_us: float) -> float | None:
-    """Model FLOPs utilization: the workload's model FLOPs per step (``model_flops_per_step``
-    in its metadata, else the sum of its ops' FLOPs) over the peak of the devices."""
-    flops = extra.get("model_flops_per_step")
-    if flops is None:
-        total = run.timeline.column("flops").to_numpy(zero_copy_only=False)
-        steps = max(len(set(run.timeline.column("step").to_pylist())), 1)
-        flops = float(np.nansum(total.astype(float))) / steps
+def _mfu(run: Any, extra: dict[str, Any], specs: list[Any], step_us: float) -> float | None:
+    """Model FLOPs utilization of other workloads: the sum of their ops' FLOPs per step over
+    the peak of the devices (for the workload's dtype)."""
+    total = run.timeline.column("flops").to_numpy(zero_copy_only=False)
+    steps = max(pc.count_distinct(run.timeline.column("step")).as_py(), 1)
+    flops = float(np.nansum(total.astype(float))) / steps
     dtype = extra.get("dtype", "bf16")
-    peak = sum(cluster.specs[d].peak_flops_per_us(dtype) for d in devices)  # FLOP/us
+    peak = sum(s.peak_flops_per_us(dtype) for s in specs)  # FLOP/us
     return float(flops / (step_us * peak)) if flops and step_us > 0 else None
 
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from simcluster.atomic import atomic_path
 from simcluster.sweep.point import evaluate_point, result_path
-from simcluster.sweep.spec import Sweep, SweepError
+from simcluster.sweep.spec import Point, Sweep, SweepError
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class SweepResult:
     results: Path
 
 
-def _client(scheduler: str | None, workers: int | None) -> Any:
+def make_client(scheduler: str | None, workers: int | None) -> Any:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -53,43 +53,60 @@ def _client(scheduler: str | None, workers: int | None) -> Any:
     return Client(cluster)
 
 
+def run_points(points: list[Point], base: dict[str, Any], folder: str | Path, out: str | Path,
+               client: Any = None, scheduler: str | None = None, workers: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Rows of ``points`` (evaluated on Dask where not yet in ``out``), in the given order.
+
+    ``client``: a ``distributed.Client`` to use; otherwise one is made (``scheduler``, or a
+    local cluster of ``workers`` processes) and closed at the end.
+    """
+    out = Path(out).resolve()
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[str, Any]] = {}
+    todo = []
+    for p in points:
+        path = result_path(out, p.id)
+        if path.is_file():
+            rows[p.id] = pq.read_table(path).to_pylist()[0]
+        elif p.id not in {t.id for t in todo}:
+            todo.append(p)
+    if todo:
+        own = client is None
+        client = client or make_client(scheduler, workers)
+        try:
+            from distributed import as_completed
+
+            futures = [client.submit(evaluate_point, p.id, p.values, base, str(folder),
+                                     str(out), key=f"point-{p.id}", pure=False, retries=2)
+                       for p in todo]
+            for done, fut in enumerate(as_completed(futures), start=1):
+                row = fut.result()
+                rows[row["point_id"]] = row
+                if progress:
+                    progress(done, len(todo))
+        finally:
+            if own:
+                close_client(client)
+    return [rows[p.id] for p in points]
+
+
 def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
               workers: int | None = None,
               progress: Callable[[int, int], None] | None = None,
               client: Any = None) -> SweepResult:
     """Compute every point not yet in ``out`` and write ``out/results.parquet``."""
     out = Path(out).resolve()
-    (out / "points").mkdir(parents=True, exist_ok=True)
-    todo = [p for p in sweep.points if not result_path(out, p.id).is_file()]
-    skipped = len(sweep.points) - len(todo)
-    base = sweep.spec.base.model_dump()
-    own = client is None
-    if todo:
-        client = client or _client(scheduler, workers)
-        try:
-            from distributed import as_completed
-
-            futures = [client.submit(evaluate_point, p.id, p.values, base, str(sweep.folder),
-                                     str(out), key=f"point-{p.id}", pure=False, retries=2)
-                       for p in todo]
-            done = failed = 0
-            for fut in as_completed(futures):
-                row = fut.result()
-                done += 1
-                failed += row["status"] != "ok"
-                if progress:
-                    progress(done, len(todo))
-        finally:
-            if own:
-                _close(client)
-    else:
-        failed = 0
+    skipped = sum(result_path(out, p.id).is_file() for p in sweep.points)
+    rows = run_points(sweep.points, sweep.spec.base.model_dump(), sweep.folder, out, client,
+                      scheduler, workers, progress)
+    failed = sum(r["status"] != "ok" for r in rows)
     merged = merge(out, [p.id for p in sweep.points])
-    return SweepResult(total=len(sweep.points), computed=len(todo), skipped=skipped,
-                       failed=failed, results=merged)
+    return SweepResult(total=len(sweep.points), computed=len(sweep.points) - skipped,
+                       skipped=skipped, failed=failed, results=merged)
 
 
-def _close(client: Any) -> None:
+def close_client(client: Any) -> None:
     cluster = getattr(client, "cluster", None)
     client.close()
     if cluster is not None:

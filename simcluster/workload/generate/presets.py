@@ -13,7 +13,10 @@ Parameter counts (per layer, ``h`` hidden, ``f`` FFN, ``a`` heads, ``g`` KV head
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
+
+from simcluster.errors import WorkloadError
 
 
 @dataclass(frozen=True)
@@ -167,3 +170,35 @@ PRESETS: dict[str, ModelSpec] = {
                "model dim, FFN 53248, 128 heads, 8 KV heads, vocab 128256, context 8192)"),
     )
 }
+
+
+def model_from(preset: str | None, overrides: dict[str, Any]) -> ModelSpec:
+    """A preset with some dimensions overridden, or a GPT-style model from dimensions alone.
+
+    Dimensions that follow from others move with them unless given: a multi-head preset
+    (``kv_heads == heads``) stays multi-head when ``heads`` changes, and a preset whose FFN
+    is ``4 * hidden`` keeps that ratio when ``hidden`` changes.
+
+    Raises:
+        WorkloadError: unknown preset, or without one, ``layers``, ``hidden`` or ``heads``
+            missing.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if preset is not None:
+        base = PRESETS.get(preset)
+        if base is None:
+            raise WorkloadError(f"unknown preset {preset!r}; use one of "
+                                f"{', '.join(sorted(PRESETS))}, or give the dimensions "
+                                "(layers, hidden, heads, ...) without a preset.")
+        if "heads" in given and "kv_heads" not in given and base.kv_heads == base.heads:
+            given["kv_heads"] = given["heads"]
+        if "hidden" in given and "ffn" not in given and base.ffn == 4 * base.hidden:
+            given["ffn"] = 4 * given["hidden"]
+        return replace(base, **given)
+    missing = [k for k in ("layers", "hidden", "heads") if k not in given]
+    if missing:
+        raise WorkloadError(f"without a preset the model needs {', '.join(missing)}; or pick "
+                            f"a preset: {', '.join(sorted(PRESETS))}.")
+    h = given["hidden"]
+    return ModelSpec(**{"name": f"custom-{given['layers']}x{h}", "kv_heads": given["heads"],
+                        "ffn": 4 * h, "vocab": 50257, "seq_len": 2048, **given})

@@ -12,6 +12,8 @@ from simcluster.workload.generate.data_parallel import (
     TransformerDims,
     data_parallel,
 )
+from simcluster.workload.generate.presets import ModelSpec, model_from
+from simcluster.workload.generate.transformer import TransformerConfig, transformer
 from simcluster.workload.model import Workload
 
 
@@ -31,12 +33,30 @@ def _data_parallel(p: dict[str, Any]) -> Workload:
     return data_parallel(DataParallelConfig(dims=TransformerDims(**dims), **cfg))
 
 
+_MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name not in ("name", "source"))
+_CONFIG_FIELDS = tuple(f.name for f in fields(TransformerConfig) if f.name != "model")
+
+
+def transformer_config(p: dict[str, Any]) -> TransformerConfig:
+    """``preset`` (or the dimensions), overridden dimensions, and the training settings.
+
+    Raises:
+        WorkloadError: unknown preset, or dimensions missing without one.
+    """
+    model = model_from(p.get("preset"), {k: p[k] for k in _MODEL_FIELDS if k in p})
+    return TransformerConfig(model=model, **{k: p[k] for k in _CONFIG_FIELDS if k in p})
+
+
 GENERATORS: dict[str, Generator] = {
     "data-parallel": Generator(
         "data-parallel",
         tuple(f.name for f in fields(DataParallelConfig) if f.name != "dims")
         + tuple(f.name for f in fields(TransformerDims)),
         _data_parallel,
+    ),
+    "transformer": Generator(
+        "transformer", ("preset", *_MODEL_FIELDS, *_CONFIG_FIELDS),
+        lambda p: transformer(transformer_config(p)),
     ),
 }
 

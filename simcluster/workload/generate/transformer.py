@@ -350,6 +350,20 @@ def memory_breakdown(cfg: TransformerConfig, stage: int) -> dict[str, int]:
     return out
 
 
+def memory_fit(cfg: TransformerConfig, capacity_bytes: int) -> str | None:
+    """Why ``cfg`` cannot fit in ``capacity_bytes`` per GPU (the analytic memory model of
+    its largest stage), or None if every stage fits."""
+    for stage in range(cfg.pp):
+        mem = memory_breakdown(cfg.padded(), stage)
+        if mem["total"] > capacity_bytes:
+            parts = ", ".join(f"{k} {mem[k] / 2**30:.1f}" for k in
+                              ("weights", "grads", "optimizer", "activations", "buffers"))
+            return (f"out of memory (analytic, not simulated): pipeline stage {stage} needs "
+                    f"{mem['total'] / 2**30:.1f} GiB per GPU ({parts} GiB), more than "
+                    f"{capacity_bytes / 2**30:.0f} GiB")
+    return None
+
+
 # -- the per-rank template ---------------------------------------------------------------------
 
 @dataclass

@@ -1,0 +1,139 @@
+"""Search quality: does `search` find the optimum of a space small enough to sweep?
+
+For each case, `search` runs first (fresh folder, default budget: a quarter of the
+configurations that fit), then every configuration that fits is simulated in full (the
+exhaustive sweep; the search's full simulations are reused, being the same points). It
+reports the exhaustive optimum, what the search found, the gap, how many configurations the
+search simulated, and how well the free analytic estimate ranks the space (Spearman).
+
+    python bench/validate_search.py [--case gpt13b-time gpt13b-cost] [--workers 2] [--markdown]
+
+Default cases: a 13B GPT (GPT-3 paper dimensions: 40 layers, hidden 5120, 40 heads) with a
+global batch of 64 x 2,048 tokens on `topologies/h100-2node.yaml` (16 H100), objective time
+(every GPU used) and objective cost (also 8 and 4 GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simcluster.search import SearchOptions, SearchSpace, search
+from simcluster.sweep.runner import close_client, make_client, run_points
+from simcluster.sweep.spec import Point, point_id
+
+ROOT = Path(__file__).resolve().parents[1]
+GPT13B = {"preset": "gpt3-175b", "layers": 40, "hidden": 5120, "heads": 40,
+          "global_batch": 64}
+CASES = {
+    "gpt13b-time": (GPT13B, "time"),
+    "gpt13b-cost": (GPT13B, "cost"),
+}
+TOPOLOGY = ROOT / "topologies" / "h100-2node.yaml"
+
+
+def _rank(values: list[float]) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    return ranks
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    ra, rb = _rank(a), _rank(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def run_case(name: str, fixed: dict[str, Any], objective: str, client: Any,
+             folder: Path) -> dict[str, Any]:
+    space = SearchSpace(pp=(1, 2, 4, 8), micro_batch=(1, 2, 4),
+                        fewer_gpus=objective == "cost")
+    options = SearchOptions(objective=objective, space=space)
+    out = folder / name
+    t0 = time.perf_counter()
+    report = search(fixed, TOPOLOGY, 16, out, options, client=client)
+    search_s = time.perf_counter() - t0
+    feasible = [t for t in report.trials if t.infeasible is None]
+    base = {"topology": str(TOPOLOGY.resolve()),
+            "workload": {"generate": "transformer", **fixed}, "placement": "packed",
+            "price": None}
+    t0 = time.perf_counter()
+    rows = run_points([Point(point_id(t.varied(), base), t.varied()) for t in feasible],
+                      base, TOPOLOGY.parent, out, client)
+    sweep_s = time.perf_counter() - t0
+    col = "step_time_us" if objective == "time" else "usd_per_1m_tokens"
+    ok = [(t, r) for t, r in zip(feasible, rows) if r["status"] == "ok"]
+    best_t, best_r = min(ok, key=lambda tr: tr[1][col])
+    found = report.best[0]
+    order = sorted(r[col] for _, r in ok)
+    return {
+        "case": name, "objective": objective, "configurations": report.configurations,
+        "feasible": report.feasible, "ran": len(ok),
+        "simulated": report.simulated, "simulations": report.simulations,
+        "share": report.simulated / report.feasible,
+        "optimum": {**best_t.varied(), col: best_r[col]},
+        "found": {**found.varied(), col: found.full[col]},
+        "gap": found.full[col] / best_r[col] - 1,
+        "found_rank": order.index(found.full[col]) + 1,
+        "spearman_estimate": spearman([t.estimate_objective for t, _ in ok],
+                                      [r[col] for _, r in ok]),
+        "search_s": search_s, "exhaustive_s": sweep_s,
+    }
+
+
+def _cfg(d: dict[str, Any]) -> str:
+    return (f"TP {d['tp']} PP {d['pp']} DP {d['dp']} mb {d['micro_batch']} "
+            f"{d['schedule']} rc {d['recompute']} ZeRO {d['zero']}")
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = ["| case | configurations (fit) | simulated by search | exhaustive optimum | "
+             "search found | gap | rank | Spearman (estimate) |",
+             "|---|---:|---:|---|---|---:|---:|---:|"]
+    for r in results:
+        col = "step_time_us" if r["objective"] == "time" else "usd_per_1m_tokens"
+        unit = (lambda v: f"{v / 1e3:,.1f} ms") if col == "step_time_us" else (
+            lambda v: f"${v:.4f}/1M tok")
+        lines.append(
+            f"| {r['case']} | {r['configurations']} ({r['feasible']}) | {r['simulated']} "
+            f"({100 * r['share']:.0f}%; {r['simulations']} runs) | {_cfg(r['optimum'])}: "
+            f"{unit(r['optimum'][col])} | {_cfg(r['found'])}: {unit(r['found'][col])} | "
+            f"{100 * r['gap']:+.2f}% | {r['found_rank']} of {r['ran']} | "
+            f"{r['spearman_estimate']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", nargs="*", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", type=Path, help="keep the points here (default: a temp folder)")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="validate-search-"))
+    client = make_client(None, args.workers)
+    results = []
+    try:
+        for name in args.case:
+            fixed, objective = CASES[name]
+            r = run_case(name, fixed, objective, client, folder)
+            results.append(r)
+            print(json.dumps(r, indent=1, default=str), flush=True)
+    finally:
+        close_client(client)
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.markdown:
+        print(markdown(results))
+    assert all(r["gap"] <= 0.02 and r["share"] <= 0.25 for r in results), "target missed"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Search: the fastest or cheapest configuration that fits, simulating few of them.
+
+Three rungs, each on fewer configurations (successive halving):
+
+0. every configuration of the space (``space.py``) is pruned by the analytic memory model and
+   the rest are ranked by the closed-form estimate (``estimate.py``): nothing is simulated;
+1. the best ``budget`` of them (default a quarter) are simulated at low fidelity: with the
+   pipeline filled just twice (``m1`` and ``m2`` micro-batches per replica instead of the
+   configuration's ``m``), their step time extrapolated linearly to ``m`` (1F1B adds one
+   steady-state period per micro-batch; with ``m <= m1 + m2`` the full step is simulated
+   instead, which costs no more);
+2. the best ``max(top, budget / eta)`` of those are simulated in full, and ranked.
+
+Simulations run as sweep points (``sweep/point.py``) on Dask, so a search resumes where it
+stopped and shares finished points with sweeps of the same base. ``budget`` counts the
+configurations simulated at any fidelity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simcluster.atomic import atomic_path
+from simcluster.cost import price_per_hour
+from simcluster.errors import SimclusterError
+from simcluster.search.estimate import Estimator
+from simcluster.search.space import Candidate, SearchSpace, candidates
+from simcluster.sweep.runner import close_client, make_client, run_points
+from simcluster.sweep.spec import Point, point_id
+from simcluster.topology import load_cluster
+from simcluster.topology.cluster import Cluster
+from simcluster.workload.generate.registry import transformer_config
+
+OBJECTIVES = ("time", "cost")
+_VARIED = ("tp", "pp", "dp", "micro_batch", "recompute", "zero", "sequence_parallel",
+           "schedule")
+
+
+class SearchError(SimclusterError):
+    """A search that cannot run."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search (module docstring).
+
+    Attributes:
+        objective: ``time`` (step time) or ``cost`` (USD per 1M tokens).
+        budget: configurations to simulate at any fidelity; None: ``budget_fraction`` of
+            the feasible ones.
+        eta: rung 2 keeps ``budget / eta`` configurations.
+        top: configurations to report.
+        placement: placement strategy of every simulation.
+        price: USD per accelerator-hour (None: topology, then built-in defaults).
+    """
+
+    objective: str = "time"
+    budget: int | None = None
+    budget_fraction: float = 0.25
+    eta: int = 3
+    top: int = 5
+    placement: str = "packed"
+    price: float | None = None
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+
+@dataclass
+class Trial:
+    """One configuration through the rungs (times in us; None where not reached)."""
+
+    params: dict[str, Any]
+    infeasible: str | None
+    estimate_us: float | None = None
+    estimate_objective: float | None = None
+    low_fidelity_us: float | None = None
+    full: dict[str, Any] | None = None
+
+    def varied(self) -> dict[str, Any]:
+        return {k: self.params[k] for k in _VARIED}
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    """What a search found and what it cost."""
+
+    objective: str
+    trials: list[Trial]
+    best: list[Trial]
+    configurations: int
+    feasible: int
+    simulated: int
+    simulations: int
+    folder: Path
+
+
+def _objective(objective: str, step_us: float, usd_per_hour: float | None,
+               tokens: float) -> float | None:
+    if objective == "time":
+        return step_us
+    if usd_per_hour is None:
+        return None
+    return usd_per_hour * step_us / 3.6e9 / tokens * 1e6  # USD per 1M tokens
+
+
+def _fidelities(trial: Trial) -> list[tuple[int, dict[str, Any]]]:
+    """(micro-batches, point values) of the low-fidelity simulations, or [] when the full
+    step costs no more."""
+    cfg = transformer_config(trial.params)
+    m, p = cfg.micro_batches, cfg.pp
+    m1 = p if p > 1 else 1
+    m2 = 2 * p if cfg.chunks > 1 else (p + max(1, p // 2) if p > 1 else 2)
+    if m <= m1 + m2:
+        return []
+    per = cfg.micro_batch * cfg.dp
+    return [(mi, {**trial.varied(), "global_batch": mi * per}) for mi in (m1, m2)]
+
+
+def _per_server(cluster: Cluster) -> int:
+    counts: dict[str | None, int] = {}
+    for a in cluster.accelerators:
+        counts[cluster.host_of(a)] = counts.get(cluster.host_of(a), 0) + 1
+    return max(counts.values())
+
+
+def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Path,
+           options: SearchOptions = SearchOptions(), client: Any = None,
+           scheduler: str | None = None, workers: int | None = None,
+           progress: Callable[[str, int, int], None] | None = None) -> SearchReport:
+    """Search configurations of the model in ``fixed`` (generator parameters: ``preset``,
+    overrides, ``global_batch``, dtype...) on ``gpus`` accelerators of ``topology``.
+
+    Raises:
+        SearchError: bad options, a budget larger than the cluster, nothing that fits.
+    """
+    if options.objective not in OBJECTIVES:
+        raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+    topology = Path(topology).resolve()
+    cluster = load_cluster(topology)
+    if not 1 <= gpus <= len(cluster.accelerators):
+        raise SearchError(f"--gpus {gpus}: {cluster.name!r} has {len(cluster.accelerators)} "
+                          "accelerators; give at most that many.")
+    cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
+    cands = candidates(fixed, gpus, _per_server(cluster), cap, options.space)
+    if not cands:
+        raise SearchError("no configuration of the space is valid for this model and batch "
+                          "(heads, FFN and vocabulary must split over tp; the global batch over "
+                          "micro_batch x dp); change --global-batch or the space.")
+    trials = [Trial(c.params, c.infeasible) for c in cands]
+    feasible = [t for t in trials if t.infeasible is None]
+    if not feasible:
+        raise SearchError(f"none of the {len(trials)} configurations fits in memory "
+                          f"({cap / 2**30:.0f} GiB per GPU); e.g. {cands[0].infeasible}. Use "
+                          "more GPUs, a larger-memory accelerator or a smaller model.")
+    estimator = Estimator(cluster)
+    tokens = float(transformer_config(fixed).batch * transformer_config(fixed).model.seq_len)
+    for t in feasible:
+        world = t.params["tp"] * t.params["pp"] * t.params["dp"]
+        usd_h = price_per_hour(cluster, cluster.accelerators[:world], options.price)
+        t.estimate_us = estimator.estimate(transformer_config(t.params)).step_us
+        t.estimate_objective = _objective(options.objective, t.estimate_us, usd_h, tokens)
+    if options.objective == "cost" and any(t.estimate_objective is None for t in feasible):
+        raise SearchError("--objective cost needs a price per accelerator-hour: give --price, "
+                          "or a cost: section in the topology.")
+    ranked = sorted(feasible, key=lambda t: (t.estimate_objective, json.dumps(t.params,
+                                                                             sort_keys=True)))
+    budget = options.budget or max(1, math.floor(options.budget_fraction * len(feasible)))
+    budget = min(budget, len(feasible))
+    base = {"topology": str(topology), "workload": {"generate": "transformer", **fixed},
+            "placement": options.placement, "price": options.price}
+    run = _Runner(base, topology.parent, Path(out), client, scheduler, workers, progress)
+    try:
+        rung1 = ranked[:budget]
+        low = {i: _fidelities(t) for i, t in enumerate(rung1)}
+        rows = run.points("rung 1", [v for i in low for _, v in low[i]]
+                          + [t.varied() for i, t in enumerate(rung1) if not low[i]])
+        for i, t in enumerate(rung1):
+            if low[i]:
+                (m1, v1), (m2, v2) = low[i]
+                r1, r2 = rows[point_id(v1, base)], rows[point_id(v2, base)]
+                if r1["status"] == "ok" and r2["status"] == "ok":
+                    m = transformer_config(t.params).micro_batches
+                    a, b = r1["step_time_us"], r2["step_time_us"]
+                    t.low_fidelity_us = b + (m - m2) * (b - a) / (m2 - m1)
+            else:
+                t.full = rows[point_id(t.varied(), base)]
+                if t.full["status"] == "ok":
+                    t.low_fidelity_us = t.full["step_time_us"]
+        ok = [t for t in rung1 if t.low_fidelity_us is not None]
+        keep = max(options.top, math.ceil(budget / options.eta))
+
+        def low_objective(t: Trial) -> float:
+            assert t.estimate_us is not None and t.estimate_objective is not None
+            assert t.low_fidelity_us is not None
+            return t.estimate_objective * t.low_fidelity_us / t.estimate_us
+
+        rung2 = sorted(ok, key=lambda t: (low_objective(t), json.dumps(t.params,
+                                                                       sort_keys=True)))[:keep]
+        rows = run.points("rung 2", [t.varied() for t in rung2 if t.full is None])
+        for t in rung2:
+            if t.full is None:
+                t.full = rows[point_id(t.varied(), base)]
+    finally:
+        run.close()
+    col = "step_time_us" if options.objective == "time" else "usd_per_1m_tokens"
+    done = [t for t in trials if t.full is not None and t.full["status"] == "ok"
+            and t.full.get(col) is not None]
+    best = sorted(done, key=lambda t: (t.full[col], json.dumps(t.params, sort_keys=True)))
+    report = SearchReport(objective=options.objective, trials=trials,
+                          best=best[:options.top], configurations=len(trials),
+                          feasible=len(feasible), simulated=budget,
+                          simulations=run.requested, folder=Path(out))
+    write_report(report, options)
+    return report
+
+
+class _Runner:
+    """Runs rung points on one Dask client (made on first use) and counts them."""
+
+    def __init__(self, base: dict[str, Any], folder: Path, out: Path, client: Any,
+                 scheduler: str | None, workers: int | None,
+                 progress: Callable[[str, int, int], None] | None) -> None:
+        self.base, self.folder, self.out = base, folder, out
+        self.client, self.own = client, client is None
+        self.scheduler, self.workers, self.progress = scheduler, workers, progress
+        self.requested = 0
+
+    def points(self, rung: str, values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        pts = [Point(id=point_id(v, self.base), values=v) for v in values]
+        self.requested += len({p.id for p in pts})
+        if not pts:
+            return {}
+        if self.client is None:
+            self.client = make_client(self.scheduler, self.workers)
+        cb = (lambda done, total: self.progress(rung, done, total)) if self.progress else None
+        rows = run_points(pts, self.base, self.folder, self.out, self.client, progress=cb)
+        return {r["point_id"]: r for r in rows}
+
+    def close(self) -> None:
+        if self.own and self.client is not None:
+            close_client(self.client)
+
+
+def write_report(report: SearchReport, options: SearchOptions) -> None:
+    """``candidates.parquet`` (every configuration and how far it got) and ``search.json``."""
+    out = report.folder
+    rows = []
+    for t in report.trials:
+        full = t.full or {}
+        rows.append({**t.params, "infeasible": t.infeasible, "estimate_us": t.estimate_us,
+                     "estimate_objective": t.estimate_objective,
+                     "low_fidelity_us": t.low_fidelity_us,
+                     "step_time_us": full.get("step_time_us"),
+                     "usd_per_1m_tokens": full.get("usd_per_1m_tokens"),
+                     "status": full.get("status")})
+    with atomic_path(out / "candidates.parquet") as tmp:
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    summary = {
+        "objective": report.objective, "configurations": report.configurations,
+        "feasible": report.feasible, "simulated_configurations": report.simulated,
+        "simulations": report.simulations,
+        "options": {k: v for k, v in asdict(options).items() if k != "space"},
+        "space": asdict(options.space),
+        "best": [{**t.varied(), **(t.full or {})} for t in report.best],
+    }
+    with atomic_path(out / "search.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
