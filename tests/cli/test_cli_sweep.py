@@ -53,3 +53,22 @@ def test_sweep_then_report(capsys, tmp_path: Path) -> None:
     assert "simcluster sweep: demo" in page and "data:image/png;base64," in page
     code, _, err = _run(capsys, "sweep-report", str(tmp_path))
     assert code == 2 and "no results.parquet" in err
+
+
+def test_search_prints_the_best_and_fails_cleanly(capsys, tmp_path: Path) -> None:
+    dgx = str(Path(TOPO).parent / "dgx-h100.yaml")
+    out = tmp_path / "s"
+    args = ["search", "-t", dgx, "--preset", "llama2-7b", "--layers", "4", "--seq-len", "512",
+            "--global-batch", "16", "--tp", "1,2", "--pp", "1,2", "--micro-batch", "1,2",
+            "--out", str(out), "--workers", "1", "--top", "2"]
+    code, stdout, _ = _run(capsys, *args)
+    assert code == 0 and "best by time" in stdout and "fit in memory" in stdout
+    assert (out / "search.json").is_file() and (out / "candidates.parquet").is_file()
+    for bad, message in ((["--tp", "two"], "--tp 'two'"),
+                         (["--objective", "speed"], "use time or cost"),
+                         (["--placement", "random"], "--placement 'random'")):
+        code, _, err = _run(capsys, *args, *bad)
+        assert code == 2 and message in err and "Traceback" not in err
+    code, _, err = _run(capsys, "search", "-t", dgx, "--preset", "llama3-405b", "--out",
+                        str(tmp_path / "big"))
+    assert code == 2 and "fits in memory" in err and not (tmp_path / "big").exists()
