@@ -18,6 +18,9 @@ Algorithms (``p`` ranks on ``N`` servers of ``g`` ranks, ``C`` channels):
   reached over NVLink (PXN), so traffic stays on its rail. Each hop of a channel is a coupled
   flow of ``f(S)/C``. ``f`` is ``2(p-1)/p`` for all_reduce and ``(p-1)/p`` for all_gather and
   reduce_scatter. Steps: all_reduce ``2(p-1)``, of which ``2(N-1)`` cross the network.
+  On a server whose ranks are wired to each other point to point (no switch, e.g. DGX-1's
+  NVLink cube-mesh), the order inside it is not topology order but one of the rings
+  :func:`mesh_rings` finds over its direct links, and every ring on every rail is a channel.
 - ``tree``: NCCL's double binary tree (all_reduce across servers). Two binary trees over
   servers with complementary leaves, a chain inside each server, reduce up and broadcast down
   pipelined together. Per (channel, tree) every edge carries ``S/2C`` each way. Steps
@@ -34,7 +37,9 @@ Algorithms (``p`` ranks on ``N`` servers of ``g`` ranks, ``C`` channels):
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,12 +70,17 @@ class Layout:
             through), or None.
         nvls_switch: per server, the NVSwitch that can reduce in-switch for all its ranks,
             or None.
+        rings: per server, the rings over its direct accelerator links (each a cyclic order
+            of its positions, see :func:`mesh_rings`), or None where its ranks meet on a
+            switch or no ring closes over direct links: there, rings follow topology order.
+            Empty: None for every server.
     """
 
     devices: tuple[str, ...]
     hosts: tuple[tuple[int, ...], ...]
     rails: tuple[str | None, ...]
     nvls_switch: tuple[str | None, ...]
+    rings: tuple[tuple[tuple[int, ...], ...] | None, ...] = ()
 
     @property
     def p(self) -> int:
@@ -79,6 +89,17 @@ class Layout:
     @property
     def n_hosts(self) -> int:
         return len(self.hosts)
+
+    @property
+    def ring_count(self) -> int:
+        """Rings per rail: the most any server has over its direct links (at least 1)."""
+        return max((len(r) for r in self.rings if r), default=1)
+
+    def order(self, server: int, ring: int) -> tuple[int, ...]:
+        """Server ``server``'s positions in the order of its ring ``ring`` (modulo its number
+        of rings), or in topology order where it has no mesh rings."""
+        rings = self.rings[server] if self.rings else None
+        return rings[ring % len(rings)] if rings else self.hosts[server]
 
     @property
     def uniform(self) -> bool:
@@ -116,22 +137,170 @@ class Phase:
     efficiency: float = 1.0
 
 
+# -- rings over direct links (servers without a switch) -----------------------------------------
+
+MAX_CHANNELS = 32  # NCCL's MAXCHANNELS: rings per server at most
+SEARCH_STEPS = 20_000  # path extensions the packing search may try per candidate ring speed
+_TOL = 1e-9
+
+
+@functools.lru_cache(maxsize=256)
+def mesh_rings(n: int, arcs: tuple[tuple[int, int, float], ...],
+               max_channels: int = MAX_CHANNELS, steps: int = SEARCH_STEPS
+               ) -> tuple[tuple[int, ...], ...]:
+    """Rings over the direct links of ``n`` ranks that together move the most bandwidth.
+
+    A ring is a directed Hamiltonian cycle over direct links, written from rank 0. All rings
+    carry equal shares of the data (as NCCL's channels do), so a set of ``K`` rings runs at
+    ``K x s``, where ``s`` is the least ``capacity / rings using it`` over its links; parallel
+    links between a pair are one link of their summed capacity. The best ``s`` is one
+    capacity divided by a whole number, so the search tries those speeds, highest bound
+    first, and for each packs rings into the links' ``floor(capacity / s)`` units with a
+    backtracking search of at most ``steps`` path extensions (deterministic; the best
+    packing found counts when the budget runs out).
+
+    Args:
+        n: ranks, numbered 0..n-1.
+        arcs: (from, to, capacity) per directed link; capacity in any unit.
+        max_channels: rings at most.
+        steps: search budget per speed.
+
+    Returns:
+        The rings (each a tuple of the ``n`` ranks, from 0), or ``()`` when no ring closes.
+    """
+    cap: dict[tuple[int, int], float] = {}
+    for a, b, c in arcs:
+        if a != b and c > 0:
+            cap[(a, b)] = cap.get((a, b), 0.0) + c
+    if n < 2 or not _pack(n, dict.fromkeys(cap, 1), 1, steps):
+        return ()  # no ring closes over these links (or none was found within the budget)
+    candidates = []
+    for s in {c / k for c in set(cap.values()) for k in range(1, max_channels + 1)}:
+        units = {e: math.floor(c / s * (1 + _TOL)) for e, c in cap.items()}
+        out = [0] * n
+        into = [0] * n
+        for (a, b), u in units.items():
+            out[a] += u
+            into[b] += u
+        bound = min(max_channels, *out, *into)
+        if bound > 0:
+            candidates.append((bound * s, s, bound, units))
+    best: tuple[float, tuple[tuple[int, ...], ...]] = (0.0, ())
+    # Highest bound first (compared at 9 digits, so rounding cannot reorder equal bounds),
+    # then the highest speed: of equal totals, the fewest rings.
+    candidates.sort(key=lambda t: (-float(f"{t[0]:.9g}"), -t[1]))
+    for upper, s, bound, units in candidates:
+        if upper <= best[0] * (1 + _TOL):
+            break
+        rings = _pack(n, units, bound, steps)
+        if len(rings) * s > best[0] * (1 + _TOL):
+            best = (len(rings) * s, rings)
+    return best[1]
+
+
+def _pack(n: int, units: dict[tuple[int, int], int], bound: int, steps: int
+          ) -> tuple[tuple[int, ...], ...]:
+    """Up to ``bound`` Hamiltonian cycles, each link used at most its units.
+
+    Backtracking over cycles taken in order of their first hop from rank 0 (so that each
+    set is tried in one order only); each cycle's other hops try the links with the most
+    units left first, then the ranks with the fewest ways on (Warnsdorff's rule)."""
+    left = dict(units)
+    succ = {a: sorted(b for (x, b) in units if x == a) for a in range(n)}
+    budget = steps
+    chosen: list[tuple[int, ...]] = []
+    best: list[tuple[int, ...]] = []
+
+    def cycles(first: int) -> Iterator[tuple[int, ...]]:
+        """Cycles on the links left, from 0, whose first hop is ``first`` or higher."""
+        path = [0]
+        seen = {0}
+
+        def onward(b: int) -> int:
+            return sum(1 for c in succ[b] if c not in seen and left[(b, c)] > 0)
+
+        def extend() -> Iterator[tuple[int, ...]]:
+            nonlocal budget
+            a = path[-1]
+            if len(path) == n:
+                if left.get((a, 0), 0) > 0:
+                    yield tuple(path)
+                return
+            nxt = [b for b in succ[a] if b not in seen and left[(a, b)] > 0]
+            if a == 0:
+                nxt = [b for b in nxt if b >= first]
+            else:
+                nxt.sort(key=lambda b: (-left[(a, b)], onward(b), b))
+            for b in nxt:
+                if budget <= 0:
+                    return
+                budget -= 1
+                path.append(b)
+                seen.add(b)
+                yield from extend()
+                seen.discard(b)
+                path.pop()
+
+        yield from extend()
+
+    def use(ring: tuple[int, ...], d: int) -> None:
+        for a, b in zip(ring, ring[1:] + ring[:1]):
+            left[(a, b)] -= d
+
+    def room(first: int) -> int:
+        """Cycles that could still fit: the least units left out of or into any rank (out of
+        rank 0: towards ``first`` or higher)."""
+        out = [0] * n
+        into = [0] * n
+        for (a, b), u in left.items():
+            if a or b >= first:
+                out[a] += u
+            into[b] += u
+        return min(*out, *into)
+
+    def search() -> bool:
+        """Extend ``chosen``; True once ``bound`` cycles are found or the budget is spent."""
+        nonlocal best
+        if len(chosen) > len(best):
+            best = list(chosen)
+        if len(best) >= bound or budget <= 0:
+            return True
+        first = chosen[-1][1] if chosen else 0
+        if len(chosen) + room(first) <= len(best):
+            return False
+        for ring in cycles(first):
+            use(ring, 1)
+            chosen.append(ring)
+            done = search()
+            chosen.pop()
+            use(ring, -1)
+            if done:
+                return True
+        return budget <= 0
+
+    search()
+    return tuple(best)
+
+
 # -- ring orders ----------------------------------------------------------------------------------
 
-def _rotated(layout: Layout, host: tuple[int, ...], rail: str | None) -> list[int]:
-    """The server's positions starting at the one on ``rail`` (or as they are)."""
-    start = next((k for k, i in enumerate(host) if layout.rails[i] == rail), 0)
-    return list(host[start:]) + list(host[:start])
+def _rotated(layout: Layout, order: tuple[int, ...], rail: str | None) -> list[int]:
+    """A server's positions in ``order`` (topology order or one of its rings), starting at
+    the one on ``rail`` (or as they are)."""
+    start = next((k for k, i in enumerate(order) if layout.rails[i] == rail), 0)
+    return list(order[start:]) + list(order[:start])
 
 
-def ring_hops(layout: Layout, rail: str | None, pxn: bool = True) -> list[tuple[str, ...]]:
+def ring_hops(layout: Layout, rail: str | None, pxn: bool = True, ring: int = 0
+              ) -> list[tuple[str, ...]]:
     """The ``p`` hops of one ring channel, as waypoint tuples, in ring order from position 0
-    of the channel's order. The hop that leaves a server goes through the rank on the
-    channel's rail (PXN) when ``pxn`` and that rank is not the one leaving."""
+    of the channel's order. Inside each server the channel follows the server's ring
+    ``ring`` (mesh servers) or topology order. The hop that leaves a server goes through the
+    rank on the channel's rail (PXN) when ``pxn`` and that rank is not the one leaving."""
     d = layout.devices
     if layout.p == 1:
         return []
-    seqs = [_rotated(layout, h, rail) for h in layout.hosts]
+    seqs = [_rotated(layout, layout.order(k, ring), rail) for k in range(layout.n_hosts)]
     hops: list[tuple[str, ...]] = []
     for k, seq in enumerate(seqs):
         hops += [(d[a], d[b]) for a, b in zip(seq, seq[1:])]
@@ -146,6 +315,11 @@ def ring_hops(layout: Layout, rail: str | None, pxn: bool = True) -> list[tuple[
     return hops
 
 
+def _channels(layout: Layout) -> list[tuple[str | None, int]]:
+    """The (rail, ring) of each channel: every server ring on every rail."""
+    return [(rail, k) for rail in layout.channel_rails() for k in range(layout.ring_count)]
+
+
 def _ring_steps(layout: Layout, laps: int) -> tuple[int, int]:
     total = laps * (layout.p - 1)
     inter = laps * (layout.n_hosts - 1)
@@ -153,15 +327,16 @@ def _ring_steps(layout: Layout, laps: int) -> tuple[int, int]:
 
 
 def plan_ring(layout: Layout, collective: str, pxn: bool = True) -> list[Phase]:
-    """Ring all_reduce / all_gather / reduce_scatter / barrier over ``C`` rail channels."""
+    """Ring all_reduce / all_gather / reduce_scatter / barrier over ``C`` rail channels (times
+    the rings of mesh servers)."""
     p = layout.p
     if p <= 1:
         return []
-    rails = layout.channel_rails()
+    channels = _channels(layout)
     laps = 2 if collective in ("all_reduce", "barrier") else 1
     per_hop = {"all_reduce": 2 * (p - 1) / p, "barrier": 0.0}.get(collective, (p - 1) / p)
-    paths = [hop for rail in rails for hop in ring_hops(layout, rail, pxn)]
-    share = np.full(len(paths), per_hop / len(rails))
+    paths = [hop for rail, k in channels for hop in ring_hops(layout, rail, pxn, k)]
+    share = np.full(len(paths), per_hop / len(channels))
     intra, inter = _ring_steps(layout, laps)
     return [Phase(tuple(paths), share, intra, inter)]
 
@@ -173,16 +348,16 @@ def plan_chain(layout: Layout, root: int, pxn: bool = True, to_root: bool = Fals
     p = layout.p
     if p <= 1:
         return []
-    rails = layout.channel_rails()
+    channels = _channels(layout)
     paths: list[tuple[str, ...]] = []
     root_dev = layout.devices[root]
-    for rail in rails:
-        hops = ring_hops(layout, rail, pxn)
+    for rail, ring in channels:
+        hops = ring_hops(layout, rail, pxn, ring)
         start = next(k for k, h in enumerate(hops) if h[0] == root_dev)
         chain = [hops[(start + k) % p] for k in range(p - 1)]
         paths += [h[::-1] for h in chain] if to_root else chain
     intra, inter = _ring_steps(layout, 1)
-    return [Phase(tuple(paths), np.full(len(paths), 1.0 / len(rails)), intra, inter)]
+    return [Phase(tuple(paths), np.full(len(paths), 1.0 / len(channels)), intra, inter)]
 
 
 def _tree_parents(n: int, mirrored: bool) -> list[int]:
@@ -196,12 +371,13 @@ def _tree_parents(n: int, mirrored: bool) -> list[int]:
 
 
 def plan_tree(layout: Layout) -> list[Phase]:
-    """Double binary tree across servers, chain inside each (all_reduce, N >= 2)."""
+    """Double binary tree across servers, chain inside each (all_reduce, N >= 2): along each
+    channel's ring, from the rank on its rail."""
     d = layout.devices
-    rails = layout.channel_rails()
+    channels = _channels(layout)
     paths: list[tuple[str, ...]] = []
-    for rail in rails:
-        chains = [_rotated(layout, h, rail) for h in layout.hosts]
+    for rail, ring in channels:
+        chains = [_rotated(layout, layout.order(k, ring), rail) for k in range(layout.n_hosts)]
         for mirrored in (False, True):
             for chain in chains:  # reduce towards the head, broadcast back
                 paths += [(d[b], d[a]) for a, b in zip(chain, chain[1:])]
@@ -210,7 +386,7 @@ def plan_tree(layout: Layout) -> list[Phase]:
                 if parent >= 0:
                     c, q = d[chains[child][0]], d[chains[parent][0]]
                     paths += [(c, q), (q, c)]
-    share = np.full(len(paths), 1.0 / (2 * len(rails)))
+    share = np.full(len(paths), 1.0 / (2 * len(channels)))
     g = max(len(h) for h in layout.hosts)
     return [Phase(tuple(paths), share, 2 * (g - 1), 2 * math.ceil(math.log2(layout.n_hosts)))]
 
@@ -222,9 +398,13 @@ def plan_hierarchical(layout: Layout, pxn: bool = True) -> list[Phase]:
     g = len(layout.hosts[0])
     n = layout.n_hosts
     local: list[tuple[str, ...]] = []
-    for h in layout.hosts:
-        local += [(d[h[k]], d[h[(k + 1) % g]]) for k in range(g)] if g > 1 else []
-    inner = Phase(tuple(local), np.full(len(local), (g - 1) / g), g - 1, 0)
+    shares: list[float] = []
+    for k in range(n if g > 1 else 0):
+        rings = (layout.rings[k] if layout.rings else None) or (layout.hosts[k],)
+        for r in rings:  # a ring in topology order, or each of the server's mesh rings
+            local += [(d[r[j]], d[r[(j + 1) % g]]) for j in range(g)]
+            shares += [(g - 1) / g / len(rings)] * g
+    inner = Phase(tuple(local), np.array(shares), g - 1, 0)
     cross = [(d[layout.hosts[k][j]], d[layout.hosts[(k + 1) % n][j]])
              for j in range(g) for k in range(n)]
     across = Phase(tuple(cross), np.full(len(cross), 2 * (n - 1) / n / g), 0, 2 * (n - 1))

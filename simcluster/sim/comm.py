@@ -133,8 +133,24 @@ class CommModel:
             rails.append(nic[len(host) + 1:] if nic and host and nic.startswith(host + "/")
                          else nic)
         switches = tuple(self._nvls_switch([order[i] for i in h]) for h in hosts.values())
+        rings = tuple(self._mesh_rings([order[i] for i in h], h) for h in hosts.values())
         return coll.Layout(devices=tuple(order), hosts=tuple(tuple(h) for h in hosts.values()),
-                           rails=tuple(rails), nvls_switch=switches)
+                           rails=tuple(rails), nvls_switch=switches,
+                           rings=rings if any(rings) else ())
+
+    def _mesh_rings(self, devices: list[str], positions: list[int]
+                    ) -> tuple[tuple[int, ...], ...] | None:
+        """The server's rings over direct accelerator links (as positions), if its ranks have
+        such links and a ring closes over them; None otherwise (a switch, or PCIe only)."""
+        local = {d: k for k, d in enumerate(devices)}
+        arcs = tuple(sorted(
+            (k, local[v], float(self.capacity[e["id"]]))
+            for k, d in enumerate(devices) for v, e in self.cluster.graph.succ[d].items()
+            if v in local))
+        if not arcs:
+            return None
+        rings = coll.mesh_rings(len(devices), arcs)
+        return tuple(tuple(positions[k] for k in r) for r in rings) or None
 
     def _nvls_switch(self, devices: list[str]) -> str | None:
         """An NVSwitch every device links to directly, if all support in-switch reduction."""
