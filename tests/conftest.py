@@ -105,3 +105,13 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A Dask client on one in-process worker with two threads (sweeps and searches)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client

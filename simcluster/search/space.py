@@ -9,8 +9,9 @@ the parallel layout and training settings, which vary:
 - ``world``: every accelerator of the budget, or (``space.fewer_gpus``) also a half and a
   quarter of it, for cost searches where fewer GPUs may be cheaper per token;
 - ``micro_batch``, ``recompute`` (``selective`` only without flash attention: with it, the
-  attention core stores nothing to recompute and ``selective`` equals ``none``), ``zero`` (ZeRO stage; the generator refuses 2 and 3 with
-  pipelines), the schedule (``1f1b`` and, with pipelines, ``1f1b-interleaved:V``), sequence
+  attention core stores nothing to recompute and ``selective`` equals ``none``), ``zero``
+  (ZeRO stage, only with data parallelism; the generator refuses 2 and 3 with pipelines),
+  the schedule (``1f1b`` and, with pipelines, ``1f1b-interleaved:V``), sequence
   parallelism on whenever ``tp > 1``.
 
 A configuration the generator refuses (heads not divisible by ``tp``, a batch that does not
@@ -70,6 +71,8 @@ def candidates(fixed: dict[str, Any], gpus: int, per_server: int, capacity_bytes
             continue
         if rc == "selective" and fixed.get("flash_attention", True) and "none" in space.recompute:
             continue  # with flash attention, selective recompute is the same as none
+        if zero and world == tp * pp and 0 in space.zero:
+            continue  # one replica: nothing to shard, ZeRO is the same as none
         params = {**fixed, "tp": tp, "pp": pp, "dp": world // (tp * pp), "micro_batch": mb,
                   "recompute": rc, "zero": zero, "sequence_parallel": tp > 1,
                   "schedule": "1f1b" if v == 1 else f"1f1b-interleaved:{v}"}

@@ -25,14 +25,6 @@ SPACE = SearchSpace(tp=(1, 2, 4), pp=(1, 2), micro_batch=(1, 2), recompute=("non
                     zero=(0, 1), interleave=(1,))
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
-
-
 def _step(params: dict) -> float:
     return mean_step_time_us(simulate(bind(generate("transformer", params),
                                            load_cluster(TOPO))))
@@ -54,8 +46,10 @@ def test_low_fidelity_extrapolates_to_the_full_step(tp: int, pp: int, schedule: 
     assert b + (m - m2) * (b - a) / (m2 - m1) == pytest.approx(_step(params), rel=1e-9)
 
 
-def test_search_finds_the_optimum_within_its_budget(tmp_path: Path, client) -> None:
-    report = search(MODEL, TOPO, 8, tmp_path / "s", SearchOptions(space=SPACE), client=client)
+def test_search_finds_the_optimum_within_its_budget(tmp_path: Path,
+                                                    dask_client) -> None:
+    report = search(MODEL, TOPO, 8, tmp_path / "s", SearchOptions(space=SPACE),
+                    client=dask_client)
     feasible = [t for t in report.trials if t.infeasible is None]
     assert report.feasible == len(feasible) >= 12
     assert report.simulated == len(feasible) // 4
@@ -71,11 +65,11 @@ def test_search_finds_the_optimum_within_its_budget(tmp_path: Path, client) -> N
     assert pq.read_table(tmp_path / "s" / "candidates.parquet").num_rows == len(report.trials)
 
 
-def test_rerun_simulates_nothing_new(tmp_path: Path, client) -> None:
+def test_rerun_simulates_nothing_new(tmp_path: Path, dask_client) -> None:
     opts = SearchOptions(space=SPACE, budget=3)
-    search(MODEL, TOPO, 8, tmp_path / "s", opts, client=client)
+    search(MODEL, TOPO, 8, tmp_path / "s", opts, client=dask_client)
     log = (tmp_path / "s" / "evaluations.log").read_text().splitlines()
-    again = search(MODEL, TOPO, 8, tmp_path / "s", opts, client=client)
+    again = search(MODEL, TOPO, 8, tmp_path / "s", opts, client=dask_client)
     assert (tmp_path / "s" / "evaluations.log").read_text().splitlines() == log
     assert again.best[0].full is not None
 

@@ -36,19 +36,12 @@ def _log(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "evaluations.log").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def threads_client():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
-
-
-def test_rows_have_inputs_and_outcomes_and_a_rerun_skips(tmp_path: Path, threads_client) -> None:
+def test_rows_have_inputs_and_outcomes_and_a_rerun_skips(tmp_path: Path,
+                                                         dask_client) -> None:
     sweep = _sweep(tmp_path, {"layers": [2, 4], "scale_link.ib": [0.5, 1.0],
                               "placement": ["packed", "spread"]})
     out = tmp_path / "out"
-    first = run_sweep(sweep, out, client=threads_client)
+    first = run_sweep(sweep, out, client=dask_client)
     assert (first.total, first.computed, first.skipped, first.failed) == (8, 8, 0, 0)
     table = pq.read_table(out / "results.parquet")
     assert table.num_rows == 8
@@ -60,21 +53,21 @@ def test_rows_have_inputs_and_outcomes_and_a_rerun_skips(tmp_path: Path, threads
     # More layers: a longer step, whatever else is the same.
     by = {(r["layers"], r["scale_link.ib"], r["placement"]): r["step_time_us"] for r in rows}
     assert all(by[(4, ib, pl)] > by[(2, ib, pl)] for _, ib, pl in by)
-    again = run_sweep(sweep, out, client=threads_client)
+    again = run_sweep(sweep, out, client=dask_client)
     assert (again.computed, again.skipped) == (0, 8)
     assert pq.read_table(out / "results.parquet").equals(table)
     # Lose two rows (an interrupted run): the rerun computes exactly those.
     for p in sweep.points[:2]:
         result_path(out, p.id).unlink()
-    third = run_sweep(sweep, out, client=threads_client)
+    third = run_sweep(sweep, out, client=dask_client)
     assert (third.computed, third.skipped) == (2, 6)
     assert pq.read_table(out / "results.parquet").equals(table)
 
 
-def test_errors_and_oom_are_rows_not_crashes(tmp_path: Path, threads_client) -> None:
+def test_errors_and_oom_are_rows_not_crashes(tmp_path: Path, dask_client) -> None:
     # 32 ranks do not fit on 16 GPUs (an error row); a huge model does not fit in memory.
     sweep = _sweep(tmp_path, {"ranks": [16, 32], "hidden": [1024, 65536]})
-    result = run_sweep(sweep, tmp_path / "out", client=threads_client)
+    result = run_sweep(sweep, tmp_path / "out", client=dask_client)
     rows = {(r["ranks"], r["hidden"]): r for r in
             pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()}
     assert rows[(16, 1024)]["status"] == "ok"
@@ -132,7 +125,7 @@ def test_killed_worker_loses_nothing_and_rerun_computes_nothing(tmp_path: Path) 
 
 
 def test_transformer_points_derive_dp_and_prune_oom_analytically(tmp_path: Path,
-                                                                 threads_client) -> None:
+                                                                 dask_client) -> None:
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({
         "base": {"topology": TOPO, "workload": {
@@ -141,7 +134,7 @@ def test_transformer_points_derive_dp_and_prune_oom_analytically(tmp_path: Path,
         "axes": {"tp": [2, 4], "pp": [1, 2], "preset": ["llama2-7b", "llama3-405b"]},
         "constraints": ["gpus % (tp * pp) == 0"]}, sort_keys=False))
     sweep = load_sweep(path, gpus_of=lambda p: 16)
-    run_sweep(sweep, tmp_path / "out", client=threads_client)
+    run_sweep(sweep, tmp_path / "out", client=dask_client)
     rows = pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()
     assert len(rows) == 8
     small = [r for r in rows if r["preset"] == "llama2-7b"]
