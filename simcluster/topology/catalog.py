@@ -47,8 +47,9 @@ class AcceleratorSpec:
         return int(self.hbm_GiB * GIB)
 
     def peak_flops_per_us(self, dtype: str | None) -> float:
-        """Peak FLOP per microsecond for ``dtype`` (falls back to bf16, then fp32)."""
-        for key in (dtype, "bf16", "fp16", "fp32"):
+        """Peak FLOP per microsecond for ``dtype`` (falls back to bf16, fp16, then fp32; tf32,
+        FP32 math that may use TF32 tensor cores, to fp32 on a chip without them)."""
+        for key in (dtype, "fp32") if dtype == "tf32" else (dtype, "bf16", "fp16", "fp32"):
             if key and key in self.peak_tflops:
                 return self.peak_tflops[key] * 1e6
         raise KeyError(f"{self.model} has no peak FLOP/s for dtype {dtype!r}")

@@ -30,6 +30,14 @@ class KTrace:
                             "ts": ts, "dur": dur, "args": {"External id": len(self.events),
                                                            **args}})
 
+    def aten(self, name: str, ts: float, dur: float, dims: list[Any], types: list[str],
+             concrete: list[str] | None = None, tid: int = 1, **args: Any) -> None:
+        """A ``cpu_op`` with shapes, as ``record_shapes=True`` records it."""
+        extra: dict[str, Any] = {"Input Dims": dims, "Input type": types}
+        if concrete is not None:
+            extra["Concrete Inputs"] = concrete
+        self.cpu(name, ts, dur, tid=tid, **extra, **args)
+
     def runtime(self, name: str, ts: float, dur: float, tid: int = 1,
                 corr: int | None = None) -> int:
         corr = self._next() if corr is None else corr

@@ -14,7 +14,8 @@ of all ranks; a rank whose window starts later begins with an ``untraced`` wait.
 assumes the ranks' clocks agree, as they do on one host (the traces' timestamps are the host
 clock). ``align="start"`` starts every rank at 0 instead, for hosts whose clocks disagree.
 
-The dependency graph is described in :mod:`.graph`, communication sizes in :mod:`.comms`.
+The dependency graph is described in :mod:`.graph`, communication sizes in :mod:`.comms`,
+kernels' FLOPs and bytes (from the shapes of the aten ops that launched them) in :mod:`.work`.
 Ranks are numbered 0..N-1 in the workload in the order of their recorded ranks; when not
 every rank of the job is imported, ``meta.extra['kineto']`` keeps the recorded numbers, and
 communication with ranks that are absent replays at its recorded duration
@@ -38,6 +39,7 @@ from simcluster.workload.importing import ImportReport, finish, rank_from_name
 from simcluster.workload.kineto.events import RankTrace, read_rank_trace
 from simcluster.workload.kineto.graph import BuildStats, RankContext, Window, build_rank
 from simcluster.workload.kineto.pyet import read_execution_traces
+from simcluster.workload.kineto.work import summary
 from simcluster.workload.model import Workload, WorkloadMeta
 
 __all__ = ["KinetoOptions", "find_trace_files", "import_kineto", "is_kineto_path"]
@@ -282,7 +284,10 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
         name=path.name.removesuffix(".gz").removesuffix(".json") or "kineto",
         source="kineto", world_size=len(ranks), recorded_device=device,
         extra={"kineto": {"recorded_world_size": world, "step": str(opts.step),
-                          "ranks": per_rank}},
+                          "ranks": per_rank, "kernel_work": {
+                              "kernels": stats.kernels, "with_work": stats.kernels_with_work,
+                              "kernel_us": stats.kernel_us,
+                              "with_work_us": stats.kernel_with_work_us}}},
     )
     table = pa.concat_tables(tables)
     if table.num_rows == 0:
@@ -312,6 +317,14 @@ def _report_stats(stats: BuildStats, report: ImportReport, n: int, world: int) -
                                               "its recorded duration") + ".")
     for what, count in sorted(stats.counts.items()):
         report.notes.append(f"{what}: {count:,}")
+    if stats.kernels:
+        share = stats.kernel_with_work_us / stats.kernel_us if stats.kernel_us > 0 else 0.0
+        largest = summary(stats.without_work_us, stats.kernel_us)
+        report.notes.append(
+            f"{stats.kernels_with_work:,} of {stats.kernels:,} GPU compute kernels ({share:.1%} "
+            "of their GPU time) have FLOPs/bytes from their aten op; the rest keep their "
+            "recorded durations when retargeted to another GPU"
+            + (f" (largest without: {largest})" if largest else ""))
     if stats.late_us > 0:
         report.notes.append(
             f"GPU idle time no recorded dependency explains: {stats.late_us:,.0f} us in total "

@@ -9,10 +9,12 @@ columns rather than as dicts:
   name, correlation: launches, synchronizations, event records and waits;
 - ``cuda_sync`` events (newer Kineto): which stream or recorded event a wait or
   synchronization was on;
-- CPU ops and annotations (``cpu_op``, ``user_annotation``; ``Operator``): only each
+- CPU ops and annotations (``cpu_op``, ``user_annotation``; ``Operator``): each
   thread's first and last time, the ``ProfilerStep#N`` spans, and
   the few communication annotations (``record_param_comms``, ``nccl:*``, ``c10d::*``) with
-  their arguments.
+  their arguments; and every CPU op (not annotation) as a few numbers: its span, name,
+  ``Sequence number``, ``flops`` argument and what its shapes say of its work
+  (:mod:`.work`, which turns them into kernels' FLOPs and bytes).
 
 Everything else is counted: known kinds the replay does not need (flow arrows, memory
 instant events, GPU-side annotations) under ``skipped``, anything not recognised under
@@ -35,12 +37,14 @@ from typing import Any
 
 from simcluster.errors import WorkloadError
 from simcluster.workload.kineto.jsonstream import EVENTS, TraceJSONError, iter_trace
+from simcluster.workload.kineto.work import ConvContext, CpuOps, conv_node_dims, is_conv_node
 
 KERNEL, MEMCPY, MEMSET = 0, 1, 2
 _GPU_CATS = {"kernel": KERNEL, "gpu_memcpy": MEMCPY, "memcpy": MEMCPY, "gpu_memset": MEMSET,
              "memset": MEMSET}
 _RUNTIME_CATS = {"cuda_runtime", "runtime", "cuda_driver"}
 _CPU_CATS = {"cpu_op", "operator", "user_annotation"}
+_OP_CATS = {"cpu_op", "operator"}
 _SKIP_CATS = {
     "gpu_user_annotation": "GPU-side annotations",
     "trace": "profiler spans",
@@ -147,6 +151,8 @@ class RankTrace:
     thread_last: dict[int, float] = field(default_factory=dict)
     steps: list[tuple[int, Span]] = field(default_factory=list)
     annotations: list[Span] = field(default_factory=list)
+    cpu: CpuOps = field(default_factory=CpuOps)
+    conv_ctx: ConvContext = field(default_factory=ConvContext)
     # what was seen
     skipped: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
@@ -224,6 +230,12 @@ class RankTrace:
             elif _COMM_ANNOTATION.match(name):
                 self.annotations.append(Span(th, ts, ts + dur, sys.intern(name),
                                              _comm_args(args)))
+            if cat in _OP_CATS and not m:
+                self.cpu.add(th, name, ts, ts + dur, args)
+                if is_conv_node(name):
+                    seq = args.get("Sequence number")
+                    if isinstance(seq, int):
+                        self.conv_ctx.add_node(seq, conv_node_dims(args))
         elif cat == "cuda_sync":
             self.syncs[_i(args.get("correlation"))] = SyncInfo(
                 kind=str(args.get("cuda_sync_kind", e.get("name", ""))),
@@ -316,5 +328,6 @@ def read_rank_trace(path: Path) -> RankTrace:
             "export_chrome_trace)."
         )
     trace.steps.sort(key=lambda s: s[1].ts)
+    trace.cpu.parsed()
     trace.annotations.sort(key=lambda s: (s.thread, s.ts))
     return trace

@@ -60,7 +60,7 @@ from simcluster.workload.kineto.comms import (
     from_args,
     kernel_collective,
 )
-from simcluster.workload.kineto.events import MEMCPY, MEMSET, RankTrace, Span
+from simcluster.workload.kineto.events import KERNEL, MEMCPY, MEMSET, RankTrace, Span
 from simcluster.workload.kineto.pyet import EtCollective
 from simcluster.workload.kineto.opstable import (
     COLLECTIVE,
@@ -72,6 +72,7 @@ from simcluster.workload.kineto.opstable import (
     OpColumns,
     to_table,
 )
+from simcluster.workload.kineto.work import KernelWork, attribute
 
 _SYNC_DEVICE = re.compile(r"(?:cuda|hip)DeviceSynchronize|cuCtxSynchronize")
 _SYNC_STREAM = re.compile(r"(?:cuda|hip)StreamSynchronize|cuStreamSynchronize")
@@ -151,6 +152,12 @@ class BuildStats:
     unsized: Counter[str] = field(default_factory=Counter)
     groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
     late_us: float = 0.0
+    # compute kernels (not communication): count and recorded time, all and with work
+    kernels: int = 0
+    kernels_with_work: int = 0
+    kernel_us: float = 0.0
+    kernel_with_work_us: float = 0.0
+    without_work_us: Counter[str] = field(default_factory=Counter)  # reason -> time
 
 
 class _IndexMap:
@@ -316,6 +323,7 @@ class _RankBuild:
         self._pending: list[tuple[int, int]] = []
         self.host_op_of_rt = _IndexMap(len(tr.r_ts))  # runtime index -> op whose end launches
         self.comm_order = self._comm_order()
+        self.work = self._kernel_work()
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -494,7 +502,28 @@ class _RankBuild:
                                 fixed_duration=fixed or None)
         if g in tr.comm_kernel_args:
             return self._comm_op(g, name, stream, start, dur, step)
+        work = self.work.get(g)
+        stats = self.stats
+        stats.kernels += 1
+        stats.kernel_us += dur
+        if work is not None and (work[0] or work[1]):
+            stats.kernels_with_work += 1
+            stats.kernel_with_work_us += dur
+            return self.ops.add(COMPUTE, name, stream, start, dur, step, prio=0,
+                                flops=work[0], bytes_accessed=work[1], dtype=work[2])
+        stats.without_work_us[self.work.missing.get(g, "an op whose shapes give no work")] += dur
         return self.ops.add(COMPUTE, name, stream, start, dur, step, prio=0)
+
+    def _kernel_work(self) -> KernelWork:
+        """FLOPs and bytes of the compute kernels, from their aten ops (:mod:`.work`)."""
+        tr = self.tr
+        n = len(tr.g_ts)
+        kind = np.frombuffer(tr.g_kind, dtype=np.int8) if n else np.zeros(0, np.int8)
+        kernels = np.flatnonzero(kind == KERNEL)
+        if tr.comm_kernel_args:
+            kernels = np.setdiff1d(kernels, np.fromiter(tr.comm_kernel_args, np.int64))
+        corr = np.frombuffer(tr.g_corr, dtype=np.int64) if n else np.zeros(0, np.int64)
+        return attribute(tr, self.rt_by_corr.lookup(corr), kernels)
 
     # -- communication ----------------------------------------------------------------------
 

@@ -152,8 +152,8 @@ def to_table(ops: OpColumns, rank: int) -> tuple[pa.Table, int]:
     }
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
-    for c in ("collective", "comm_bytes", "group", "copy_kind", "bytes_accessed", "root",
-              "fixed_duration", "peer"):
+    for c in ("collective", "comm_bytes", "group", "copy_kind", "flops", "bytes_accessed",
+              "dtype", "root", "fixed_duration", "peer"):
         cols[c] = _sparse_column(c, [(int(pos[i]), ex[c]) for i, ex in ops.extra.items()
                                      if ex.get(c) is not None], n)
     for f in OPS_SCHEMA:
