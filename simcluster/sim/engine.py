@@ -582,7 +582,7 @@ class Engine:
             ("utilization", util),
             ("saturated_us", net.link_saturated_us),
             ("max_flows", net.link_max_flows),
-            ("limiting_us", net.link_limiting_us),
+            ("limiting_us", net.link_limiting_us()),
         ):
             links = links.append_column(name, pa.array(arr))
         led = self.ledger
@@ -635,9 +635,9 @@ def _flows_table(net: FlowNetwork) -> pa.Table:
     n = len(net.batches)
     link = np.full(n, -1, dtype=np.int64)
     limit = np.zeros(n)
-    for row, per in net._batch_limit.items():
-        best = max(per.items(), key=lambda kv: (kv[1], -kv[0]))
-        link[row], limit[row] = best
+    for (row, lk), v in net.limits().items():  # the longest-limiting link; ties: lowest id
+        if v > limit[row] or (v == limit[row] and link[row] >= 0 and lk < link[row]):
+            link[row], limit[row] = lk, v
     return pa.table({
         "kind": pa.array(cols["kind"], pa.string()),
         "name": pa.array(cols["name"], pa.string()),
@@ -655,7 +655,7 @@ def _flows_table(net: FlowNetwork) -> pa.Table:
 
 
 def _attribution_table(net: FlowNetwork) -> pa.Table:
-    items = sorted(net.attribution.items())
+    items = sorted(net.attribution().items())
     return pa.table({
         "link_id": pa.array([k[0] for k, _ in items], pa.int32()),
         "label": pa.array([net.labels[k[1]] for k, _ in items], pa.string()),

@@ -174,13 +174,14 @@ class FlowNetwork:
         self.flows_started = 0
         self.recomputes = 0
         # Attribution: flow-time (us x flows) during which each link limited a flow's rate,
-        # overall and per (link, label); per batch, per limiting link.
-        self.link_limiting_us = np.zeros(n)
+        # per (batch record, link). Each flow accumulates its flow-time under its current
+        # limiting link (``_acc``) and folds it into ``_limit`` only when that link changes or
+        # the flow ends, so an interval costs one vector add.
         self.labels: list[str] = []
         self._label_id: dict[str, int] = {}
-        self.attribution: dict[tuple[int, int], float] = {}
         self.batches = BatchRecords()
-        self._batch_limit: dict[int, dict[int, float]] = {}
+        self._record_label: list[int] = []  # label id per batch record
+        self._limit: dict[tuple[int, int], float] = {}
         # Load over time: per interval (start, end, link ids, bytes/us).
         self.series: list[tuple[float, float, np.ndarray, np.ndarray]] = []
         # Active flows: aligned per-flow arrays, plus the route of each.
@@ -191,13 +192,15 @@ class FlowNetwork:
         self._batch_of = np.zeros(0, dtype=np.int64)  # batch id per flow
         self._group_of = np.zeros(0, dtype=np.int64)  # coupling group per flow
         self._weight = np.zeros(0)  # identical flows each one stands for
-        self._label_of = np.zeros(0, dtype=np.int64)
         self._record_of = np.zeros(0, dtype=np.int64)
-        self._bneck = np.zeros(0, dtype=np.int64)
+        self._bneck = np.zeros(0, dtype=np.int64)  # limiting link per flow; -1: not yet known
+        self._acc = np.zeros(0)  # flow-time under the current limiting link
         self._batches: dict[int, _Batch] = {}
         self._next_id = 0
         self._pair_flow = np.zeros(0, dtype=np.int64)
         self._pair_link = np.zeros(0, dtype=np.int64)
+        self._pair_slot = np.zeros(0, dtype=np.int64)
+        self._links = np.zeros(0, dtype=np.int64)  # links of the active routes, sorted
         # Batches started at the current timestamp, not yet sharing:
         # (routes, sizes, weights, batch id, coupled).
         self._new: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, int, bool]] = []
@@ -246,6 +249,7 @@ class FlowNetwork:
         bid = self._next_id
         self._next_id += 1
         record = self.batches.open(tag, self.env.now, float(weight.sum()), float(size.sum()))
+        self._record_label.append(self._label(tag))
         self._batches[bid] = _Batch(pending=count, event=event, tag=tag, record=record)
         self._new.append((list(routes), size, weight, bid, coupled))
         if not self._flush_scheduled:
@@ -272,36 +276,53 @@ class FlowNetwork:
         if dt <= 0 or not self._routes:
             return
         self._left -= self._rate * dt
-        load = np.bincount(self._pair_link, weights=self._rate[self._pair_flow],
-                           minlength=len(self.capacity))
+        # Per link of the active routes only (``_links``; ``_pair_slot`` indexes it).
+        links = self._links
+        load = np.bincount(self._pair_slot, weights=self._rate[self._pair_flow],
+                           minlength=len(links))
         busy = load > 0
-        self.link_bytes += load * dt
-        self.link_busy_us[busy] += dt
-        self.link_saturated_us[load >= self.capacity * (1 - _SAT_EPS)] += dt
-        loaded = np.flatnonzero(busy)
-        self.series.append((now - dt, now, loaded, load[loaded]))
-        self._attribute(dt)
+        self.link_bytes[links] += load * dt
+        self.link_busy_us[links[busy]] += dt
+        self.link_saturated_us[links[load >= self.capacity[links] * (1 - _SAT_EPS)]] += dt
+        self.series.append((now - dt, now, links[busy], load[busy]))
+        self._acc += dt * self._weight
 
-    def _attribute(self, dt: float) -> None:
-        """Charge ``dt`` x flows to the link that limits each flow: per link, per
-        (link, label) and per (batch record, link)."""
-        flow_us = dt * self._weight
+    def _fold(self, which: np.ndarray) -> None:
+        """Move the accumulated flow-time of flows ``which`` (a mask) into ``_limit`` under
+        their current limiting link."""
+        sel = which & (self._acc > 0) & (self._bneck >= 0)
+        if not sel.any():
+            return
         nl = len(self.capacity)
-        self.link_limiting_us += np.bincount(self._bneck, weights=flow_us, minlength=nl)
-        for keys, target, base in (
-            (self._bneck * (len(self.labels) + 1) + self._label_of, None, len(self.labels) + 1),
-            (self._record_of * nl + self._bneck, self._batch_limit, nl),
-        ):
-            uniq, inv = np.unique(keys, return_inverse=True)
-            sums = np.bincount(inv, weights=flow_us)
-            for k, v in zip(uniq.tolist(), sums.tolist()):
-                a, b = divmod(k, base)
-                if target is None:
-                    key = (a, b)
-                    self.attribution[key] = self.attribution.get(key, 0.0) + v
-                else:
-                    per = target.setdefault(a, {})
-                    per[b] = per.get(b, 0.0) + v
+        keys = self._record_of[sel] * nl + self._bneck[sel]
+        uniq, inv = np.unique(keys, return_inverse=True)
+        sums = np.bincount(inv, weights=self._acc[sel])
+        for k, v in zip(uniq.tolist(), sums.tolist()):
+            key = divmod(k, nl)
+            self._limit[key] = self._limit.get(key, 0.0) + v
+        self._acc[sel] = 0.0
+
+    def limits(self) -> dict[tuple[int, int], float]:
+        """Flow-time (us x flows) per (batch record, link) during which that link limited
+        the batch's flows; includes the flows still active."""
+        self._fold(np.ones(len(self._acc), dtype=bool))
+        return self._limit
+
+    def link_limiting_us(self) -> np.ndarray:
+        """Per link, the flow-time during which it limited some flow's rate."""
+        out = np.zeros(len(self.capacity))
+        for (_, link), v in self.limits().items():
+            out[link] += v
+        return out
+
+    def attribution(self) -> dict[tuple[int, int], float]:
+        """Flow-time per (link, label id): which collectives and groups each link held
+        back (labels in ``labels``)."""
+        out: dict[tuple[int, int], float] = {}
+        for (record, link), v in self.limits().items():
+            key = (link, self._record_label[record])
+            out[key] = out.get(key, 0.0) + v
+        return out
 
     def _retire(self) -> None:
         """Remove finished flows and fire the events of batches that are complete."""
@@ -312,6 +333,7 @@ class FlowNetwork:
             done = (self._left <= self._size * _REL_EPS) | (self._left / self._rate <= eps_us)
         if not done.any():
             return
+        self._fold(done)
         ids, counts = np.unique(self._batch_of[done], return_counts=True)
         for bid, c in zip(ids.tolist(), counts.tolist()):
             b = self._batches[bid]
@@ -327,20 +349,20 @@ class FlowNetwork:
         self._batch_of = self._batch_of[keep]
         self._group_of = self._group_of[keep]
         self._weight = self._weight[keep]
-        self._label_of = self._label_of[keep]
         self._record_of = self._record_of[keep]
+        self._bneck = self._bneck[keep]
+        self._acc = self._acc[keep]
 
     def _admit(self) -> None:
         if not self._new:
             return
         sizes, batch_of, group_of = [self._size], [self._batch_of], [self._group_of]
-        weights, labels, records = [self._weight], [self._label_of], [self._record_of]
+        weights, records = [self._weight], [self._record_of]
         for routes, size, weight, bid, coupled in self._new:
             self._routes.extend(routes)
             sizes.append(size)
             weights.append(weight)
             batch = self._batches[bid]
-            labels.append(np.full(len(size), self._label(batch.tag), dtype=np.int64))
             records.append(np.full(len(size), batch.record, dtype=np.int64))
             batch_of.append(np.full(len(size), bid, dtype=np.int64))
             # Coupled flows share their batch's group; others get groups of their own.
@@ -354,8 +376,10 @@ class FlowNetwork:
         self._batch_of = np.concatenate(batch_of)
         self._group_of = np.concatenate(group_of)
         self._weight = np.concatenate(weights)
-        self._label_of = np.concatenate(labels)
         self._record_of = np.concatenate(records)
+        added = len(self._size) - len(self._acc)
+        self._bneck = np.concatenate([self._bneck, np.full(added, -1, dtype=np.int64)])
+        self._acc = np.concatenate([self._acc, np.zeros(added)])
 
     def _label(self, tag: FlowTag | None) -> int:
         label = tag.label if tag is not None else "other"
@@ -374,18 +398,23 @@ class FlowNetwork:
         if not self._routes:
             self._rate = np.zeros(0)
             self._bneck = np.zeros(0, dtype=np.int64)
-            self._pair_flow = self._pair_link = np.zeros(0, dtype=np.int64)
+            self._pair_flow = self._pair_link = self._pair_slot = np.zeros(0, dtype=np.int64)
+            self._links = np.zeros(0, dtype=np.int64)
             return
         lengths = np.fromiter(map(len, self._routes), dtype=np.int64, count=len(self._routes))
         self._pair_link = np.concatenate(self._routes).astype(np.int64, copy=False)
         self._pair_flow = np.repeat(np.arange(len(self._routes)), lengths)
+        self._links, self._pair_slot = np.unique(self._pair_link, return_inverse=True)
         _, coupling = np.unique(self._group_of, return_inverse=True)
-        self._rate, self._bneck = maxmin(self._pair_flow, self._pair_link, len(self._routes),
-                                         self.capacity, coupling, self._weight)
+        self._rate, local = maxmin(self._pair_flow, self._pair_slot, len(self._routes),
+                                   self.capacity[self._links], coupling, self._weight)
+        bneck = self._links[local]  # slots are in link-id order: ties break the same way
+        self._fold(bneck != self._bneck)
+        self._bneck = bneck
         self.recomputes += 1
-        counts = np.bincount(self._pair_link, weights=self._weight[self._pair_flow],
-                             minlength=len(self.capacity)).astype(np.int64)
-        np.maximum(self.link_max_flows, counts, out=self.link_max_flows)
+        counts = np.bincount(self._pair_slot, weights=self._weight[self._pair_flow],
+                             minlength=len(self._links)).astype(np.int64)
+        np.maximum.at(self.link_max_flows, self._links, counts)
         wait = float(np.min(self._left / self._rate))
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)
         wake.callbacks.append(self._on_wake)
