@@ -58,7 +58,23 @@ def maxmin(
         link id that froze it (for a coupled flow, the link that froze its group).
     """
     links, local = np.unique(pair_link, return_inverse=True)
-    cap_left = capacity[links].astype(np.float64)
+    rate, bottleneck = maxmin_compact(pair_flow, local, num_flows, capacity[links], coupling,
+                                      weight)
+    return rate, links[bottleneck]
+
+
+def maxmin_compact(
+    pair_flow: np.ndarray,
+    local: np.ndarray,
+    num_flows: int,
+    capacity: np.ndarray,
+    coupling: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`maxmin` on links numbered 0..len(capacity)-1, every one of them used (the
+    caller has compacted the link ids, keeping their order); returns compact link ids."""
+    links = np.arange(len(capacity))
+    cap_left = np.asarray(capacity, dtype=np.float64).copy()
     cap_full = cap_left.copy()
     w = np.ones(num_flows) if weight is None else np.asarray(weight, dtype=np.float64)
     pair_w = w[pair_flow]
@@ -405,9 +421,12 @@ class FlowNetwork:
         self._pair_link = np.concatenate(self._routes).astype(np.int64, copy=False)
         self._pair_flow = np.repeat(np.arange(len(self._routes)), lengths)
         self._links, self._pair_slot = np.unique(self._pair_link, return_inverse=True)
-        _, coupling = np.unique(self._group_of, return_inverse=True)
-        self._rate, local = maxmin(self._pair_flow, self._pair_slot, len(self._routes),
-                                   self.capacity[self._links], coupling, self._weight)
+        # Group ids only grow as flows are admitted, so _group_of is sorted: number its runs.
+        coupling = np.empty(len(self._group_of), dtype=np.int64)
+        coupling[0] = 0
+        np.cumsum(self._group_of[1:] != self._group_of[:-1], out=coupling[1:])
+        self._rate, local = maxmin_compact(self._pair_flow, self._pair_slot, len(self._routes),
+                                           self.capacity[self._links], coupling, self._weight)
         bneck = self._links[local]  # slots are in link-id order: ties break the same way
         self._fold(bneck != self._bneck)
         self._bneck = bneck
