@@ -66,7 +66,8 @@ def once(c: Cluster, fold: bool) -> dict[str, float]:
             "step_s": run.makespan_us / 1e6, "mfu": tr["mfu"],
             "tflops": tr["tflops_per_gpu"], "bubble": tr["pipeline"]["bubble"],
             "peak_GiB": tr["memory"]["peak_bytes"] / 2**30,
-            "flows": run.info["flows"]}
+            "flows": run.info["flows"], "recomputes": run.info["rate_recomputations"],
+            "link_load_rows": run.link_load.num_rows}
 
 
 def main() -> None:
@@ -82,7 +83,8 @@ def main() -> None:
     med = {k: statistics.median(x[k] for x in runs) for k in ("generate_s", "replay_s", "wall_s")}
     print(f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}"
           f"  median of {args.repeat}")
-    print(f"topology build {build_s:.2f} s; ops {r['ops']:,}; flows {r['flows']:,}")
+    print(f"topology build {build_s:.2f} s; ops {r['ops']:,}; flows {r['flows']:,}; "
+          f"rate recomputations {r['recomputes']:,}; link-load rows {r['link_load_rows']:,}")
     print(f"generate {med['generate_s']:.1f} s + replay {med['replay_s']:.1f} s = "
           f"{med['wall_s']:.1f} s wall (best {min(x['wall_s'] for x in runs):.1f} s)")
     print(f"step {r['step_s']:.2f} s, MFU {100 * r['mfu']:.1f}%, {r['tflops']:.0f} TFLOP/s per "

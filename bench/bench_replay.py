@@ -10,11 +10,12 @@ Printed per rank count (median of --repeat runs; ops/s also as the best run):
 
 - ops, SimPy events scheduled and events per op (deterministic), flows, rate recomputations;
 - build_s (topology), compile_s, run_s, wall_s = compile + run;
-- ops_per_s = ops / wall_s (median), best_ops_per_s;
+- ops_per_s = ops / wall_s (median), best_ops_per_s, flows_per_s (flows / median wall_s);
 - step_ms (simulated), peak_rss_MB of the process so far.
 
     python bench/bench_replay.py                          # 8, 64, 512, 4096 ranks
     python bench/bench_replay.py --ranks 8 64 --repeat 5
+    python bench/bench_replay.py --algorithm ring         # every all-reduce one ring
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from simcluster.topology.schema import TopologySpec
 from simcluster.workload.generate import DataParallelConfig, data_parallel
 
 
-def cluster(ranks: int):
+def cluster(ranks: int, algorithm: str = "auto"):
     servers = max(1, ranks // 8)
     spec = {
         "name": f"dgx-h100-x{servers}",
@@ -42,6 +43,7 @@ def cluster(ranks: int):
                    "accelerators": min(8, ranks), "fabric": "nvswitch",
                    "pcie": {"accelerators_per_switch": 1},
                    "nics": {"count": min(8, ranks), "bandwidth_GBps": 50}}],
+        "network": {"algorithm": algorithm},
     }
     if servers > 1:
         spec["fabric"] = ({"topology": "single-switch"} if servers <= 16 else
@@ -63,9 +65,9 @@ def once(bound) -> dict[str, float]:
             "step_ms": run.makespan_us / 1e3}
 
 
-def bench(ranks: int, repeat: int) -> dict[str, float]:
+def bench(ranks: int, repeat: int, algorithm: str) -> dict[str, float]:
     t = time.perf_counter()
-    c = cluster(ranks)
+    c = cluster(ranks, algorithm)
     build_s = time.perf_counter() - t
     wl = data_parallel(DataParallelConfig(ranks=ranks))
     bound = bind(wl, c)
@@ -78,26 +80,31 @@ def bench(ranks: int, repeat: int) -> dict[str, float]:
         "recomputes": first["recomputes"], "build_s": build_s, **med,
         "ops_per_s": wl.num_ops / med["wall_s"],
         "best_ops_per_s": wl.num_ops / min(r["wall_s"] for r in runs),
+        "flows_per_s": first["flows"] / med["wall_s"],
         "step_ms": first["step_ms"],
         "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
 COLS = ("ranks", "ops", "events", "events_per_op", "flows", "recomputes", "build_s",
-        "compile_s", "run_s", "wall_s", "ops_per_s", "best_ops_per_s", "step_ms", "peak_rss_MB")
-INTS = {"ranks", "ops", "events", "flows", "recomputes", "ops_per_s", "best_ops_per_s"}
+        "compile_s", "run_s", "wall_s", "ops_per_s", "best_ops_per_s", "flows_per_s", "step_ms",
+        "peak_rss_MB")
+INTS = {"ranks", "ops", "events", "flows", "recomputes", "ops_per_s", "best_ops_per_s",
+        "flows_per_s"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ranks", type=int, nargs="*", default=[8, 64, 512, 4096])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--algorithm", default="auto", choices=["auto", "ring", "tree"],
+                    help="force the collectives' algorithm (the topology's network.algorithm)")
     args = ap.parse_args()
     print(f"# {datetime.date.today()}  {platform.machine()}  {platform.python_version()}  "
-          f"median of {args.repeat}")
+          f"median of {args.repeat}, algorithm {args.algorithm}")
     print(" ".join(f"{c:>14}" for c in COLS))
     for n in args.ranks:
-        r = bench(n, args.repeat)
+        r = bench(n, args.repeat, args.algorithm)
         print(" ".join(f"{r[c]:>14,.0f}" if c in INTS else f"{r[c]:>14.3f}" for c in COLS),
               flush=True)
 

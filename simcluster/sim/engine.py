@@ -664,18 +664,11 @@ def _attribution_table(net: FlowNetwork) -> pa.Table:
 
 
 def _load_table(net: FlowNetwork) -> pa.Table:
-    if not net.series:
-        return pa.table({"link_id": pa.array([], pa.int32()),
-                         "start_us": pa.array([], pa.float64()),
-                         "end_us": pa.array([], pa.float64()),
-                         "rate_GBps": pa.array([], pa.float64())})
-    lengths = [len(links) for _, _, links, _ in net.series]
-    return pa.table({
-        "link_id": pa.array(np.concatenate([x[2] for x in net.series]).astype(np.int32)),
-        "start_us": pa.array(np.repeat([x[0] for x in net.series], lengths)),
-        "end_us": pa.array(np.repeat([x[1] for x in net.series], lengths)),
-        "rate_GBps": pa.array(np.concatenate([x[3] for x in net.series]) / 1e3),
-    })
+    links, starts, ends, rates = net.load_segments()
+    return pa.table({"link_id": pa.array(links.astype(np.int32)),
+                     "start_us": pa.array(starts, pa.float64()),
+                     "end_us": pa.array(ends, pa.float64()),
+                     "rate_GBps": pa.array(rates / 1e3, pa.float64())})
 
 
 def simulate(bound: Bound, options: SimOptions | None = None) -> Run:

@@ -198,8 +198,14 @@ class FlowNetwork:
         self.batches = BatchRecords()
         self._record_label: list[int] = []  # label id per batch record
         self._limit: dict[tuple[int, int], float] = {}
-        # Load over time: per interval (start, end, link ids, bytes/us).
-        self.series: list[tuple[float, float, np.ndarray, np.ndarray]] = []
+        # Load over time, as segments of constant rate per link. Open segments: loaded link
+        # ids (sorted) with their start (us) and rate (bytes/us), up to ``_seg_end``. Closed
+        # ones in chunks of (link ids, starts, end, rates).
+        self._seg_links = np.zeros(0, dtype=np.int64)
+        self._seg_start = np.zeros(0)
+        self._seg_rate = np.zeros(0)
+        self._seg_end = 0.0
+        self._segments: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
         # Active flows: aligned per-flow arrays, plus the route of each.
         self._routes: list[np.ndarray] = []
         self._size = np.zeros(0)
@@ -287,7 +293,8 @@ class FlowNetwork:
 
     def _advance(self, now: float) -> None:
         """Move active flows forward to ``now`` at their current rates; account link stats."""
-        dt = now - self._t_last
+        t0 = self._t_last
+        dt = now - t0
         self._t_last = now
         if dt <= 0 or not self._routes:
             return
@@ -300,8 +307,46 @@ class FlowNetwork:
         self.link_bytes[links] += load * dt
         self.link_busy_us[links[busy]] += dt
         self.link_saturated_us[links[load >= self.capacity[links] * (1 - _SAT_EPS)]] += dt
-        self.series.append((now - dt, now, links[busy], load[busy]))
+        self._extend_load(t0, now, links[busy], load[busy])
         self._acc += dt * self._weight
+
+    def _extend_load(self, t0: float, t1: float, links: np.ndarray, rates: np.ndarray) -> None:
+        """Extend the load segments over ``[t0, t1]``, in which ``links`` (sorted) carry
+        ``rates``: a link whose rate is unchanged keeps its open segment; the others close
+        theirs at ``t0`` and open a new one. Most intervals change few links' rates, so this
+        stores far fewer rows than one per loaded link per interval."""
+        if t0 != self._seg_end:  # no load in between: everything closed then
+            self._close(np.ones(len(self._seg_links), dtype=bool), self._seg_end)
+            self._seg_links = self._seg_links[:0]
+            self._seg_start, self._seg_rate = self._seg_start[:0], self._seg_rate[:0]
+        old, start, rate = self._seg_links, self._seg_start, self._seg_rate
+        keep = np.zeros(len(old), dtype=bool)
+        pos = np.searchsorted(links, old)
+        if len(links):
+            at = np.minimum(pos, len(links) - 1)
+            keep = (links[at] == old) & (rates[at] == rate)
+        self._close(~keep, t0)
+        new_start = np.full(len(links), t0)
+        new_start[pos[keep]] = start[keep]
+        self._seg_links, self._seg_start, self._seg_rate = links, new_start, rates
+        self._seg_end = t1
+
+    def _close(self, which: np.ndarray, end: float) -> None:
+        if which.any():
+            self._segments.append((self._seg_links[which], self._seg_start[which], end,
+                                   self._seg_rate[which]))
+
+    def load_segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every link's load over time as segments of constant rate: link ids, start (us),
+        end (us), rate (bytes/us), sorted by start then link."""
+        chunks = [*self._segments, (self._seg_links, self._seg_start, self._seg_end,
+                                    self._seg_rate)]
+        links = np.concatenate([c[0] for c in chunks])
+        starts = np.concatenate([c[1] for c in chunks])
+        ends = np.repeat([c[2] for c in chunks], [len(c[0]) for c in chunks])
+        rates = np.concatenate([c[3] for c in chunks])
+        order = np.lexsort((links, starts))
+        return links[order], starts[order], ends[order], rates[order]
 
     def _fold(self, which: np.ndarray) -> None:
         """Move the accumulated flow-time of flows ``which`` (a mask) into ``_limit`` under

@@ -77,6 +77,44 @@ def test_batch_event_waits_for_all_flows_and_counts_link_bytes() -> None:
     assert net.link_saturated_us == pytest.approx([10_000.0, 5_000.0])
 
 
+def _segments(net: FlowNetwork) -> list[tuple[int, float, float, float]]:
+    """Load segments as (link, start ms, end ms, GB/s)."""
+    links, starts, ends, rates = net.load_segments()
+    return [(int(k), a / 1e3, b / 1e3, r / 1e3)
+            for k, a, b, r in zip(links, starts, ends, rates)]
+
+
+def test_load_segments_merge_intervals_whose_rate_did_not_change() -> None:
+    # Link 0: A (1 GB) alone at 100 GB/s for 10 ms. Link 1: B (0.1 GB) from 2 to 3 ms.
+    # B's start and end recompute rates, but link 0's rate never changes: one segment.
+    # Link 0 later (at 20 ms) carries C after an idle gap: a new segment, not merged.
+    env, net = _net(100.0, 100.0)
+    net.transfer([np.array([0])], [1 * GB])
+
+    def later() -> object:
+        yield env.timeout(2_000.0)
+        yield net.transfer([np.array([1])], [0.1 * GB])
+        yield env.timeout(17_000.0)
+        yield net.transfer([np.array([0])], [0.5 * GB])
+
+    env.process(later())
+    env.run()
+    assert _segments(net) == pytest.approx([(0, 0.0, 10.0, 100.0), (1, 2.0, 3.0, 100.0),
+                                            (0, 20.0, 25.0, 100.0)])
+
+
+def test_load_segments_split_where_the_rate_changes() -> None:
+    # Link 0 carries A (1 GB) and B (0.25 GB) at 50 GB/s each until B ends at 5 ms, then A
+    # alone at 100 GB/s: the link's total rate is 100 GB/s throughout, so one segment; link 1
+    # (A only, 200 GB/s) sees A's rate go from 50 to 100 GB/s: two segments.
+    env, net = _net(100.0, 200.0)
+    net.transfer([np.array([0, 1])], [1 * GB])
+    net.transfer([np.array([0])], [0.25 * GB])
+    env.run()
+    assert _segments(net) == pytest.approx([(0, 0.0, 12.5, 100.0), (1, 0.0, 5.0, 50.0),
+                                            (1, 5.0, 12.5, 100.0)])
+
+
 def test_empty_route_and_zero_bytes_finish_immediately() -> None:
     env, net = _net(100.0)
     ev = net.transfer([np.array([], dtype=np.int32), np.array([0])], [1 * GB, 0])
