@@ -1,6 +1,7 @@
 """Link load and bottlenecks.
 
-- ``busiest_links``: by utilization (bytes over capacity x makespan).
+- ``busiest_links``: by utilization (bytes over capacity x makespan), or by bytes.
+- ``load_over_time``: the load segments of chosen links, grouped per link.
 - ``bottleneck_links``: by *limiting time*: the flow-time (us x flows) during which the link was
   the one that set a flow's rate in max-min sharing. A link can be busy without limiting
   anyone (a fast NVLink hop of a ring that a NIC holds back), and a short saturated link can
@@ -22,13 +23,33 @@ import pyarrow.compute as pc
 from simcluster.sim.result import Run
 
 
-def busiest_links(run: Run, top: int = 10) -> pa.Table:
-    """The ``top`` links by utilization (ties by bytes, then link id), links that carried
-    nothing left out."""
+def busiest_links(run: Run, top: int = 10, by: str = "utilization") -> pa.Table:
+    """The ``top`` links by ``by`` (``utilization`` or ``bytes``; ties by bytes, then link
+    id), links that carried nothing left out."""
     links = run.links.filter(pc.greater(run.links.column("bytes"), 0))
-    return links.sort_by(
-        [("utilization", "descending"), ("bytes", "descending"), ("link_id", "ascending")]
-    ).slice(0, top)
+    keys = [("bytes", "descending"), ("link_id", "ascending")]
+    if by == "utilization":
+        keys.insert(0, ("utilization", "descending"))
+    return links.sort_by(keys).slice(0, top)
+
+
+def load_over_time(run: Run, link_ids: list[int]
+                   ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per link of ``link_ids``: its load segments' start (us), end (us) and rate (GB/s),
+    in time order (``run.link_load`` grouped once, not scanned per link)."""
+    load = run.link_load
+    if load.num_rows == 0:
+        return {k: (np.zeros(0), np.zeros(0), np.zeros(0)) for k in link_ids}
+    lid = load.column("link_id").to_numpy()
+    start, end = load.column("start_us").to_numpy(), load.column("end_us").to_numpy()
+    rate = load.column("rate_GBps").to_numpy()
+    order = np.lexsort((start, lid))
+    bounds = np.searchsorted(lid[order], [(k, k + 1) for k in link_ids])
+    out = {}
+    for k, (a, b) in zip(link_ids, bounds.tolist()):
+        sel = order[a:b]
+        out[k] = (start[sel], end[sel], rate[sel])
+    return out
 
 
 def _agg(table: pa.Table, key: str, specs: list[tuple[str, str]], names: dict[str, str]

@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.compute as pc
 
+from simcluster.analysis.links import busiest_links, load_over_time
 from simcluster.atomic import atomic_path
 from simcluster.sim.result import Run
 
@@ -86,27 +86,23 @@ def trace_events(run: Run, max_ranks: int = 64, max_links: int = 16) -> dict[str
 
 
 def _link_counters(run: Run, max_links: int) -> list[dict[str, Any]]:
-    links = run.links.filter(pc.greater(run.links.column("bytes"), 0)).sort_by(
-        [("bytes", "descending"), ("link_id", "ascending")]).slice(0, max_links)
+    links = busiest_links(run, max_links, by="bytes")
     if links.num_rows == 0 or run.link_load.num_rows == 0:
         return []
     out: list[dict[str, Any]] = [{"ph": "M", "pid": LINKS_PID, "name": "process_name",
                                   "args": {"name": "links (utilization)"}}]
-    load = run.link_load
-    lid = load.column("link_id").to_numpy()
-    start, end = load.column("start_us").to_numpy(), load.column("end_us").to_numpy()
-    rate = load.column("rate_GBps").to_numpy()
+    load = load_over_time(run, links.column("link_id").to_pylist())
     for link in links.to_pylist():
         name = f"{link['src']} -> {link['dst']}"
-        sel = np.flatnonzero(lid == link["link_id"])
+        start, end, rate = load[link["link_id"]]
         prev_end = None
-        for k in sel[np.argsort(start[sel], kind="stable")]:
-            if prev_end is not None and start[k] > prev_end:
+        for a, b, r in zip(start.tolist(), end.tolist(), rate.tolist()):
+            if prev_end is not None and a > prev_end:
                 out.append({"ph": "C", "pid": LINKS_PID, "name": name, "ts": _r(prev_end),
                             "args": {"utilization": 0.0}})
-            out.append({"ph": "C", "pid": LINKS_PID, "name": name, "ts": _r(start[k]),
-                        "args": {"utilization": round(rate[k] / link["capacity_GBps"], 4)}})
-            prev_end = end[k]
+            out.append({"ph": "C", "pid": LINKS_PID, "name": name, "ts": _r(a),
+                        "args": {"utilization": round(r / link["capacity_GBps"], 4)}})
+            prev_end = b
         if prev_end is not None:
             out.append({"ph": "C", "pid": LINKS_PID, "name": name, "ts": _r(prev_end),
                         "args": {"utilization": 0.0}})

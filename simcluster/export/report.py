@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.analysis.breakdown import PARTITION
+from simcluster.analysis.links import busiest_links, load_over_time
 from simcluster.atomic import atomic_path
 from simcluster.export.html import img, page, png, pyplot, table
 from simcluster.sim.result import Run
@@ -59,19 +60,15 @@ def gantt_png(run: Run, max_ranks: int = 32) -> str:
 def heatmap_png(run: Run, max_links: int = 32, bins: int = 200) -> str:
     """The busiest links' utilization over time (time-weighted mean per bin)."""
     plt = pyplot()
-    links = run.links.filter(pc.greater(run.links.column("bytes"), 0)).sort_by(
-        [("bytes", "descending"), ("link_id", "ascending")]).slice(0, max_links)
+    links = busiest_links(run, max_links, by="bytes")
     span = max(run.makespan_us, 1e-9)
     edges = np.linspace(0.0, span, bins + 1)
     grid = np.zeros((links.num_rows, bins))
-    load = run.link_load
-    lid = load.column("link_id").to_numpy()
-    s, e = load.column("start_us").to_numpy(), load.column("end_us").to_numpy()
-    rate = load.column("rate_GBps").to_numpy()
+    load = load_over_time(run, links.column("link_id").to_pylist())
     for row, link in enumerate(links.to_pylist()):
-        sel = lid == link["link_id"]
-        util = rate[sel] / link["capacity_GBps"]
-        for a, b, u in zip(s[sel], e[sel], util):
+        s, e, rate = load[link["link_id"]]
+        util = rate / link["capacity_GBps"]
+        for a, b, u in zip(s, e, util):
             lo, hi = np.searchsorted(edges, a, "right") - 1, np.searchsorted(edges, b, "left")
             for k in range(max(lo, 0), min(hi, bins)):
                 overlap = min(b, edges[k + 1]) - max(a, edges[k])

@@ -7,6 +7,7 @@ import pytest
 
 from simcluster.analysis import busiest_links, by_kind, rank_breakdown, step_times, summarize
 from simcluster.analysis.breakdown import union_by_group
+from simcluster.analysis.links import load_over_time
 from tests.conftest import replay, star, workload
 
 GB = 10**9
@@ -107,3 +108,15 @@ def test_links_and_summary(run) -> None:
     assert s["ranks"] == 2 and len(s["busiest_links"]) == 4
     assert s["stragglers"] == []
     assert sum(s["limits"].values()) == pytest.approx(1.0)
+
+
+def test_busiest_by_bytes_and_load_over_time(run) -> None:
+    top = busiest_links(run, 4, by="bytes").to_pylist()
+    assert [r["bytes"] for r in top] == [GB] * 4
+    assert [r["link_id"] for r in top] == sorted(r["link_id"] for r in top)  # ties: by id
+    load = load_over_time(run, [top[0]["link_id"], 10**6])
+    # The ring flow crosses the link at 100 GB/s from 300 to 10,300 us, alone: one segment.
+    start, end, rate = load[top[0]["link_id"]]
+    assert start.tolist() == pytest.approx([300.0]) and end.tolist() == pytest.approx([10_300.0])
+    assert rate.tolist() == pytest.approx([100.0])
+    assert [len(a) for a in load[10**6]] == [0, 0, 0]  # a link that carried nothing
