@@ -1,57 +1,91 @@
 """simcluster: a discrete-event simulator of ML training clusters.
 
-The public API does what the CLI does::
+One call runs a scenario (workload, cluster, placement, what-ifs) and returns a result whose
+analyses are computed on first use; the CLI's ``replay``, sweeps and search run the same
+code::
 
     import simcluster as sc
 
-    workload = sc.load_workload("traces/dp-transformer-16.parquet")
-    cluster = sc.load_cluster("topologies/h100-2node.yaml")
-    run = sc.simulate(sc.bind(workload, cluster))          # placement: packed by default
-    print(run.makespan_us)
-    sc.write_run(run, "run/")                              # timeline/links/ranks Parquet + summary
+    result = sc.replay("traces/dp-transformer-16.parquet", "topologies/h100-2node.yaml")
+    print(result.step_time_us)             # mean step time, us
+    result.breakdown.to_pandas()           # per-rank breakdown (pandas if installed)
+    result.write("run/")                   # the run folder, as `simcluster replay --out run/`
 
-Data flows one way: workload + cluster + placement -> bind -> simulate -> Run -> analysis /
-export.
+Building blocks, for those who compose their own: ``load_workload``/``generate`` ->
+``Workload``; ``load_cluster`` -> ``Cluster``; :class:`Scenario` (+ :class:`WhatIf`) ->
+``.run()`` -> :class:`Result` (``.run`` is the raw :class:`Run`). ``bind`` and ``simulate``
+are the low-level steps the scenario runs; they know nothing of folds, prices or imports.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from simcluster.analysis import rank_breakdown, step_times, summarize
 from simcluster.errors import (
+    CollectiveMismatchError,
+    DeadlockError,
+    OutOfMemoryError,
     PlacementError,
     SimclusterError,
     SimulationError,
     TopologyError,
     WorkloadError,
 )
-from simcluster.export import write_run
 from simcluster.placement import Bound, Placement, bind
+from simcluster.result import Result
+from simcluster.scenario import Scenario, WhatIf, replay
 from simcluster.sim import ComputeModel, Run, SimOptions, simulate
 from simcluster.topology import Cluster, load_cluster
 from simcluster.workload import Workload, load_workload, write_workload
 
 __version__ = "0.1.0"
 
+
+def generate(name: str, **params: Any) -> Workload:
+    """A synthetic workload from generator ``name`` (``data-parallel``, ``transformer``) and
+    its parameters, as ``simcluster generate NAME`` and sweeps take them.
+
+    Raises:
+        WorkloadError: unknown generator or parameter, or a configuration that cannot work.
+
+    Example:
+        >>> wl = generate("transformer", preset="llama2-7b", layers=2, tp=2, dp=2)
+        >>> wl.num_ranks
+        4
+    """
+    from simcluster.workload.generate.registry import generate as run_generator
+
+    return run_generator(name, params)
+
+
 __all__ = [
     "Bound",
     "Cluster",
+    "CollectiveMismatchError",
     "ComputeModel",
+    "DeadlockError",
+    "OutOfMemoryError",
     "Placement",
     "PlacementError",
+    "Result",
     "Run",
+    "Scenario",
     "SimOptions",
     "SimclusterError",
     "SimulationError",
     "TopologyError",
+    "WhatIf",
     "Workload",
     "WorkloadError",
     "bind",
+    "generate",
     "load_cluster",
     "load_workload",
     "rank_breakdown",
+    "replay",
     "simulate",
     "step_times",
     "summarize",
-    "write_run",
     "write_workload",
 ]

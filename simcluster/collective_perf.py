@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 import pyarrow.compute as pc
 
 from simcluster.errors import SimclusterError
-from simcluster.placement import Placement, bind, strategy_placement
-from simcluster.sim import simulate
+from simcluster.placement import Placement, strategy_placement
+from simcluster.scenario import Scenario
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.generate.collective import OPS, single_collective
 
@@ -92,7 +92,7 @@ def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = N
     rows = []
     elem = DTYPE_BYTES.get(dtype, 4)
     for size in sizes_bytes:
-        run_ = simulate(bind(single_collective(op, size, n, dtype=dtype), cluster, placement))
+        run_ = Scenario(single_collective(op, size, n, dtype=dtype), cluster, placement).run().run
         # nccl-tests launches its iterations back to back: the host's launch cost of the next
         # call overlaps this one on the device, so an iteration takes at least that cost.
         t = max(run_.makespan_us, cluster.network.host_launch_us)

@@ -28,6 +28,79 @@ class SimulationError(SimclusterError):
     """The simulation cannot complete: out of memory, deadlock, mismatched collectives."""
 
 
+class _Detailed(SimulationError):
+    """A SimulationError with fields. The fields travel in ``args`` after the message, so a
+    copy made as ``type(e)(*e.args)`` (SimPy does that when a process fails) or by pickling
+    (Dask workers) keeps them; ``str(e)`` is the message alone."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class OutOfMemoryError(_Detailed):
+    """A device's live memory would exceed its capacity.
+
+    Attributes:
+        rank: the rank whose op allocated (None when the check is analytic, before any
+            simulation).
+        op: the op that allocated (``rank R op N 'name'``), or None.
+        requested_bytes: what that op allocates.
+        live_bytes: what was live before it.
+        capacity_bytes: the device's capacity.
+        breakdown: for a generated transformer, the analytic memory per category (weights,
+            grads, optimizer, activations, buffers, total; bytes) of each pipeline stage that
+            does not fit, keyed by stage; empty otherwise.
+    """
+
+    def __init__(self, message: str, rank: int | None = None, op: str | None = None,
+                 requested_bytes: int = 0, live_bytes: int = 0, capacity_bytes: int = 0,
+                 breakdown: dict[int, dict[str, int]] | None = None) -> None:
+        super().__init__(message, rank, op, requested_bytes, live_bytes, capacity_bytes,
+                         breakdown)
+        self.rank = rank
+        self.op = op
+        self.requested_bytes = requested_bytes
+        self.live_bytes = live_bytes
+        self.capacity_bytes = capacity_bytes
+        self.breakdown = dict(breakdown or {})
+
+
+class DeadlockError(_Detailed):
+    """No event is left while ops are unfinished.
+
+    Attributes:
+        unfinished: ops that never finished.
+        total: ops in the workload.
+        stuck: one line per stuck stream: the rank, stream, op and what it waits for.
+        ranks: the ranks with a stuck stream, sorted.
+    """
+
+    def __init__(self, message: str, unfinished: int = 0, total: int = 0,
+                 stuck: list[str] | None = None, ranks: list[int] | None = None) -> None:
+        super().__init__(message, unfinished, total, stuck, ranks)
+        self.unfinished = unfinished
+        self.total = total
+        self.stuck = list(stuck or [])
+        self.ranks = list(ranks or [])
+
+
+class CollectiveMismatchError(_Detailed):
+    """Ranks met at one collective (or send/recv pair) but disagree on what it is.
+
+    Attributes:
+        group: the communicator group (``src->dst`` for a send/recv pair).
+        seq: the collective's sequence number in the group.
+        ops: the two ops that disagree, as ``rank R op N 'name'``.
+    """
+
+    def __init__(self, message: str, group: str = "", seq: int = 0,
+                 ops: tuple[str, str] = ("", "")) -> None:
+        super().__init__(message, group, seq, ops)
+        self.group = group
+        self.seq = seq
+        self.ops = ops
+
+
 def where(path: object | None, location: str | None = None) -> str:
     """Format a ``file: location: `` prefix for error messages; either part may be absent."""
     parts = [str(p) for p in (path, location) if p not in (None, "")]

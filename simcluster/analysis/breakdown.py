@@ -216,3 +216,30 @@ def mean_step_time_us(run: Run) -> float:
     """Mean step time (us): the makespan divided by the number of steps."""
     steps = pc.count_distinct(run.timeline.column("step")).as_py() or 1
     return run.makespan_us / steps
+
+
+def notable_ranks(ranks: pa.Table, k: int) -> list[int]:
+    """Row indices (ascending) of the ``k`` ranks that held the others up or idled most: the
+    largest ``caused_wait_us + idle_us``, ties in rank order. All rows when there are at most
+    ``k``.
+
+    Example:
+        >>> t = pa.table({"caused_wait_us": [0.0, 5.0, 1.0], "idle_us": [1.0, 0.0, 0.0]})
+        >>> notable_ranks(t, 2)
+        [0, 1]
+    """
+    if ranks.num_rows <= k:
+        return list(range(ranks.num_rows))
+    score = ranks.column("caused_wait_us").to_numpy() + ranks.column("idle_us").to_numpy()
+    return sorted(np.argsort(-score, kind="stable")[:k].tolist())
+
+
+def breakdown_stats(ranks: pa.Table, columns: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Mean, min and max over ranks of each of ``columns`` (keys ``mean``, ``min``, ``max``).
+
+    Example:
+        >>> breakdown_stats(pa.table({"compute_us": [1.0, 3.0]}), ("compute_us",))["mean"]
+        {'compute_us': 2.0}
+    """
+    return {label: {c: float(fn(ranks.column(c).to_numpy())) for c in columns}
+            for label, fn in (("mean", np.mean), ("min", np.min), ("max", np.max))}

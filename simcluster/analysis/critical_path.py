@@ -199,3 +199,18 @@ def limits(path: pa.Table) -> dict[str, float]:
     pairs = sorted(zip(agg.column("category").to_pylist(), agg.column("share_sum").to_pylist()),
                    key=lambda kv: (-kv[1], kv[0]))
     return {k: float(v) for k, v in pairs}
+
+
+def dominant_limit(lim: dict[str, float]) -> str | None:
+    """The largest share of :func:`limits`: its category (``compute``, ``host``, ...), or for
+    communication held back by a link, the link role (the ``comm:`` prefix dropped); ties go
+    to the larger name; None when empty.
+
+    Example:
+        >>> dominant_limit({"compute": 0.3, "comm:nvlink": 0.7})
+        'nvlink'
+    """
+    if not lim:
+        return None
+    top = max(lim.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    return top.split(":", 1)[1] if top.startswith("comm:") else top

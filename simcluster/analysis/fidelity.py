@@ -22,13 +22,6 @@ from simcluster.sim.result import Run
 from simcluster.workload.model import Workload
 
 
-def recorded_steps(workload: Workload) -> dict[int, dict[int, float]]:
-    """Rank -> step -> recorded duration (us), from an imported Kineto workload ({} if none)."""
-    ranks = (workload.meta.extra.get("kineto") or {}).get("ranks") or {}
-    return {int(r): {int(s): float(d) for s, d in info.get("steps", {}).items()}
-            for r, info in ranks.items()}
-
-
 def step_fidelity(run: Run, workload: Workload) -> pa.Table:
     """One row per (rank, step): recorded_us, simulated_us, error (fraction).
 
@@ -66,3 +59,20 @@ def step_fidelity(run: Run, workload: Workload) -> pa.Table:
         "simulated_us": pa.array(rows["simulated_us"], pa.float64()),
         "error": pa.array(rows["error"], pa.float64()),
     })
+
+
+def fidelity_errors(fidelity: pa.Table) -> dict[str, float]:
+    """Mean signed, mean absolute and largest absolute ``error`` of a :func:`step_fidelity`
+    table (fractions; NaN rows ignored; all NaN for an empty table).
+
+    Example:
+        >>> t = pa.table({"error": [0.1, -0.3]})
+        >>> {k: round(v, 3) for k, v in fidelity_errors(t).items()}
+        {'mean': -0.1, 'mean_abs': 0.2, 'max_abs': 0.3}
+    """
+    err = fidelity.column("error").to_numpy(zero_copy_only=False).astype(float)
+    err = err[~np.isnan(err)]
+    if err.size == 0:
+        return {"mean": float("nan"), "mean_abs": float("nan"), "max_abs": float("nan")}
+    return {"mean": float(err.mean()), "mean_abs": float(np.abs(err).mean()),
+            "max_abs": float(np.abs(err).max())}

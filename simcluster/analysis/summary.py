@@ -15,7 +15,7 @@ from simcluster.analysis.breakdown import (
 )
 from simcluster.analysis.critical_path import critical_path, limits
 from simcluster.analysis.links import bottleneck_links, busiest_links, by_kind, by_role
-from simcluster.cost import costs
+from simcluster.cost import Costs, costs
 from simcluster.sim.result import Run
 
 SUMMARY_VERSION = 2
@@ -27,14 +27,17 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def summarize(run: Run, ranks: pa.Table | None = None, top_links: int = 10,
-              path: pa.Table | None = None,
-              training: dict[str, Any] | None = None) -> dict[str, Any]:
+              path: pa.Table | None = None, training: dict[str, Any] | None = None,
+              cost: Costs | None = None) -> dict[str, Any]:
     """Step time, per-step times, mean breakdown over ranks, stragglers, bottleneck and
-    busiest links, load by link role, what limits the step (critical path), memory peak.
+    busiest links, load by link role, what limits the step (critical path), memory peak,
+    cost.
 
-    ``ranks`` (``rank_breakdown(run)``) and ``path`` (``critical_path(run)``) are reused
-    when given; ``training``, from :func:`simcluster.analysis.training.training_summary`,
-    is added under the key ``training`` when given.
+    ``ranks`` (``rank_breakdown(run)``, or the ranks that stand for the others in a folded
+    workload) and ``path`` (``critical_path(run)``) are reused when given; ``training``, from
+    :func:`simcluster.analysis.training.training_summary`, is added under the key
+    ``training`` when given; ``cost`` (:func:`simcluster.cost.costs`) fills ``cost`` (unknown
+    prices and tokens without it).
     """
     ranks = rank_breakdown(run) if ranks is None else ranks
     path = critical_path(run) if path is None else path
@@ -44,10 +47,12 @@ def summarize(run: Run, ranks: pa.Table | None = None, top_links: int = 10,
     worst = int(np.argmax(peak / cap))
     straggler = np.flatnonzero(ranks.column("straggler").to_numpy(zero_copy_only=False))
     step_us = mean_step_time_us(run)
-    money = costs(step_us, run.info.get("usd_per_hour"), run.info.get("tokens_per_step"))
+    money = costs(step_us, None, None) if cost is None else cost
     return {
         "summary_version": SUMMARY_VERSION,
         **run.info,
+        "usd_per_hour": money.usd_per_hour,
+        "tokens_per_step": money.tokens_per_step,
         "makespan_us": run.makespan_us,
         "step_time_us": step_us,
         "cost": money.as_dict(),

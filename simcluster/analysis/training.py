@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.analysis.breakdown import mean_step_time_us, union_by_group
+from simcluster.errors import OutOfMemoryError
 from simcluster.sim.result import Run
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.workload.model import Workload
@@ -175,3 +176,35 @@ def training_summary(run: Run, workload: Workload, ranks: pa.Table,
                      "bubble": float(np.mean(bubble))},
         "folded": bool(extra.get("fold")),
     }
+
+
+def explain_oom(exc: OutOfMemoryError, workload: Workload,
+                capacity_bytes: list[int]) -> OutOfMemoryError:
+    """``exc`` with the analytic memory breakdown of the stages that do not fit appended (to
+    the message, and as ``breakdown``), for a generated transformer; ``exc`` itself for other
+    workloads. ``capacity_bytes`` is each rank's device capacity."""
+    info = TrainingInfo.of(workload)
+    if info is None:
+        return exc
+    stages = oom_stages(info, capacity_bytes) or [0]
+    caps = {p: min(capacity_bytes[r] for r in range(info.real_ranks) if info.stage_of(r) == p)
+            for p in stages}
+    detail = "; ".join(memory_breakdown_text(info, p, caps[p]) for p in stages)
+    return OutOfMemoryError(f"{exc} Memory model: {detail}.", exc.rank, exc.op,
+                            exc.requested_bytes, exc.live_bytes, exc.capacity_bytes,
+                            {p: info.memory(p) for p in stages})
+
+
+def flops_utilization(run: Run, dtype: str, specs: list[AcceleratorSpec],
+                      step_us: float) -> float | None:
+    """FLOPs utilization of any workload: its ops' FLOPs per step over the summed peak of the
+    ranks' devices for ``dtype`` in ``step_us``; None when the ops carry no FLOPs.
+
+    Generated transformers have the exact MFU in :func:`training_summary`; this is the
+    measure for other workloads (data-parallel, imported traces).
+    """
+    total = run.timeline.column("flops").to_numpy(zero_copy_only=False)
+    steps = max(pc.count_distinct(run.timeline.column("step")).as_py(), 1)
+    flops = float(np.nansum(total.astype(float))) / steps
+    peak = sum(s.peak_flops_per_us(dtype) for s in specs)  # FLOP/us
+    return float(flops / (step_us * peak)) if flops and step_us > 0 else None

@@ -8,34 +8,26 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from simcluster.analysis import critical_path, rank_breakdown, summarize
-from simcluster.analysis.fidelity import step_fidelity
 from simcluster.analysis.training import (
     TrainingInfo,
-    memory_breakdown_text,
-    oom_stages,
-    training_summary,
 )
 from simcluster.cli import render
-from simcluster.cost import costs
-from simcluster.errors import SimclusterError, SimulationError, TopologyError, WorkloadError
-from simcluster.export import OUTPUT_FILES, load_run, write_run
-from simcluster.placement import STRATEGIES, bind
-from simcluster.sim import SimOptions, simulate
+from simcluster.errors import SimclusterError, WorkloadError
+from simcluster.export import load_run
+from simcluster.placement import STRATEGIES
+from simcluster.scenario import Scenario, WhatIf
 from simcluster.sim.collectives import ALL_ALGORITHMS
 from simcluster.sim.protocols import PROTOCOLS
-from simcluster.topology import Cluster, json_schema, load_cluster
-from simcluster.topology.recorded import recorded_cluster
-from simcluster.topology.transform import scale_links, with_device
-from simcluster.workload import Workload, load_workload, write_workload
+from simcluster.topology import json_schema, load_cluster
+from simcluster.workload import load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
 from simcluster.workload.generate.presets import PRESETS, model_from
 from simcluster.workload.generate.transformer import TransformerConfig, transformer
@@ -329,26 +321,6 @@ def generate_transformer(
 
 # -- replay ---------------------------------------------------------------------------------------
 
-def _cluster_for(workload: Workload, topology: Path | None, device: str | None
-                 ) -> tuple[Cluster, str | None]:
-    """The topology file's cluster, or one built from the workload's recorded device (and a
-    line that says so)."""
-    if topology is not None:
-        cluster = load_cluster(topology)
-        return (cluster if device is None else with_device(cluster, device)), None
-    model = device or workload.meta.recorded_device
-    if model is None:
-        raise TopologyError(
-            "no --topology, and the workload does not say which accelerator it was recorded "
-            "on; give --topology FILE, or --device MODEL (e.g. --device A100) to replay on one "
-            "server of that accelerator."
-        )
-    cluster = recorded_cluster(model, workload.num_ranks)
-    origin = "--device" if device else "the trace's metadata"
-    return cluster, (f"no --topology: replaying on [bold]{cluster.name}[/], "
-                     f"{cluster.description.replace('the trace' + chr(39) + 's metadata', origin)}")
-
-
 @app.command("replay")
 def replay(
     trace: Annotated[Path, typer.Argument(metavar="TRACE", help=_TRACE_HELP)],
@@ -382,98 +354,30 @@ def replay(
     console = _console()
     workload = load_workload(trace, step=_step(step), et=et, model_copies=model_copies,
                              align=_align(align))
-    cluster, built = _cluster_for(workload, topology, device)
-    if scale_link:
-        cluster = scale_links(cluster, {k: float(v) for k, v in _pairs("--scale-link",
-                                                                        scale_link)})
-    slowdown = {int(k): float(v) for k, v in _pairs("--slow-rank", slow_rank or [])}
-    bound = bind(workload, cluster, placement)
-    options = SimOptions.for_workload(workload, slowdown=slowdown)
-    show_progress = (not quiet and workload.num_ops >= _PROGRESS_MIN_OPS
-                     and Console(stderr=True).is_terminal)
-    if show_progress:
+    cluster = None if topology is None else load_cluster(topology)
+    whatif = WhatIf(device=device, price=price, token_budget=token_budget,
+                    scale_links={k: float(v) for k, v in _pairs("--scale-link", scale_link or [])},
+                    slow_ranks={int(k): float(v) for k, v in _pairs("--slow-rank",
+                                                                     slow_rank or [])})
+    scenario = Scenario(workload, cluster, placement, whatif, top_links=top)
+    if not quiet and workload.num_ops >= _PROGRESS_MIN_OPS and Console(stderr=True).is_terminal:
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sim", total=workload.num_ops)
-            run = _simulate_explained(bound, replace(
-                options, progress=lambda done, total: bar.update(task, completed=done)))
+            result = scenario.run(
+                progress=lambda done, total: bar.update(task, completed=done))
     else:
-        run = _simulate_explained(bound, options)
-    if price is not None:
-        run.info["usd_per_hour"] = price * len(bound.placement.devices)
-    ranks = rank_breakdown(run)
-    path = critical_path(run)
-    info = TrainingInfo.of(workload)
-    training = None
-    if info is not None:
-        specs = [cluster.specs[d] for d in bound.placement.devices]
-        training = training_summary(run, workload, ranks, specs)
-        ranks = ranks.slice(0, info.real_ranks)  # a folded workload: the full replica
-    summary = summarize(run, ranks, top_links=top, path=path, training=training)
+        result = scenario.run()
     if out is not None:
-        write_run(run, out, summary, ranks, path)
+        result.write(out)
     if quiet:
-        console.print(f"{summary['step_time_us']:.3f}")
+        console.print(f"{result.step_time_us:.3f}")
         return
-    n_steps = len(summary["steps"])
-    rate = workload.num_ops / run.wall_s if run.wall_s > 0 else float("inf")
-    imported = (workload.meta.extra or {}).get("import")
-    if imported:
-        for line in render.report_lines(imported, notes=False):
-            console.print(line, soft_wrap=True)
-    if built:
-        console.print(built, soft_wrap=True)
-    console.print(
-        f"[bold]{workload.meta.name or trace.name}[/]: {workload.num_ranks} ranks, "
-        f"{workload.num_ops:,} ops  on  [bold]{cluster.name}[/]: {len(cluster.accelerators)} "
-        f"accelerators  (placement: {bound.placement.strategy})"
-    )
-    console.print(
-        f"step time [bold green]{render.fmt_time(summary['step_time_us'])}[/] "
-        f"({n_steps} step{'s' if n_steps != 1 else ''}, makespan "
-        f"{render.fmt_time(run.makespan_us)}); simulated in {run.wall_s:.2f} s "
-        f"({render.fmt_count(rate)} ops/s)"
-    )
-    console.print(render.breakdown_table(ranks))
-    console.print(render.limits_line(summary["limits"]))
-    if summary["stragglers"]:
-        console.print(f"stragglers (others waited for them): ranks "
-                      f"{', '.join(map(str, summary['stragglers'][:16]))}")
-    if summary["bottleneck_links"]:
-        console.print(render.bottlenecks_table(summary["bottleneck_links"]))
-    if summary["links_by_role"]:
-        console.print(render.roles_table(summary["links_by_role"]))
-    if summary["busiest_links"]:
-        console.print(render.links_table(summary["busiest_links"]))
-    money = summary["cost"]
-    if money["usd_per_hour"] is not None:
-        line = (f"cost ${money['usd_per_hour']:,.2f}/h, ${money['usd_per_step']:.4f} per step")
-        if money["usd_per_1m_tokens"] is not None:
-            line += (f", ${money['usd_per_1m_tokens']:.3f} per 1M tokens "
-                     f"({money['tokens_per_s']:,.0f} tokens/s)")
-        console.print(line)
-    if token_budget is not None:
-        plan = costs(summary["step_time_us"], money["usd_per_hour"],
-                     money["tokens_per_step"]).training(token_budget, summary["step_time_us"])
-        if plan["hours"] is None:
-            console.print("training run: unknown (the workload does not say how many tokens a "
-                          "step processes)")
-        else:
-            usd = "unknown cost (no price)" if plan["usd"] is None else f"${plan['usd']:,.0f}"
-            console.print(f"training run of {token_budget:,.0f} tokens: {plan['hours']:,.1f} h "
-                          f"({plan['hours'] / 24:,.1f} days), {usd}")
-    fidelity = step_fidelity(run, workload)
-    if fidelity.num_rows:
-        console.print(render.fidelity_table(fidelity))
-    mem = summary["memory"]
-    console.print(
-        f"peak memory {mem['peak_bytes_max'] / render.GIB:.2f} GiB on rank {mem['peak_rank']} "
-        f"({100 * mem['peak_fraction_of_capacity']:.1f}% of its capacity)"
-    )
-    if training is not None:
-        console.print(render.training_lines(training))
+    for renderable, soft_wrap in render.replay_view(result, trace.name):
+        console.print(renderable, soft_wrap=soft_wrap)
     if out is not None:
-        console.print(f"wrote {len(OUTPUT_FILES)} files to {out}/: {', '.join(OUTPUT_FILES)}")
+        files = result.output_files
+        console.print(f"wrote {len(files)} files to {out}/: {', '.join(files)}")
 
 
 # -- outputs of a run folder -----------------------------------------------------------------------
@@ -490,7 +394,8 @@ def report_cmd(
 
     folder = load_run(run_dir)
     out = write_report(folder.run, folder.summary, folder.ranks, folder.critical_path,
-                       output or run_dir / "report.html")
+                       output or run_dir / "report.html", fidelity=folder.fidelity,
+                       import_report=folder.import_report)
     _console().print(f"wrote {out}")
 
 
@@ -594,22 +499,6 @@ def sweep_report_cmd(
     _console().print(f"wrote {path}")
 
 
-def _simulate_explained(bound: Any, options: Optional[SimOptions] = None) -> Any:
-    """Simulate; an out-of-memory error of a generated transformer also gets the memory
-    breakdown of the stages that do not fit."""
-    try:
-        return simulate(bound, options)
-    except SimulationError as exc:
-        info = TrainingInfo.of(bound.workload)
-        if info is None or not str(exc).startswith("out of memory"):
-            raise
-        caps = [bound.cluster.specs[d].hbm_bytes for d in bound.placement.devices]
-        stages = oom_stages(info, caps) or [0]
-        detail = "; ".join(memory_breakdown_text(info, p, min(
-            caps[r] for r in range(info.real_ranks) if info.stage_of(r) == p)) for p in stages)
-        raise SimulationError(f"{exc} Memory model: {detail}.") from None
-
-
 # -- search ---------------------------------------------------------------------------------------
 
 def _ints(option: str, text: str) -> tuple[int, ...]:
@@ -702,12 +591,12 @@ def main(argv: list[str] | None = None) -> None:
         err.print("interrupted")
         sys.exit(130)
     except SimclusterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(2)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for those who ask
         if os.environ.get("SIMCLUSTER_DEBUG"):
             traceback.print_exc()
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}. This is a bug in "
-                  "simcluster; please report it with the command you ran (set SIMCLUSTER_DEBUG=1 "
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}. "
+                  "This is a bug in simcluster; please report it with the command you ran (set SIMCLUSTER_DEBUG=1 "
                   "to see the traceback).", soft_wrap=True)
         sys.exit(1)

@@ -6,14 +6,15 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from simcluster.analysis.breakdown import breakdown_stats, notable_ranks
+from simcluster.analysis.fidelity import fidelity_errors
+from simcluster.analysis.workload import workload_stats
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.model import Workload
 
@@ -177,21 +178,20 @@ def topology_tree(cluster: Cluster, full: bool = False) -> Tree:
 
 def workload_info(workload: Workload, path: str) -> RenderableType:
     """Ranks, ops by kind, collectives, groups and bytes of a workload."""
-    t = workload.ops
+    stats = workload_stats(workload)
     meta = workload.meta
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    streams = t.group_by(["rank", "stream"]).aggregate([]).num_rows
-    steps = pc.count_distinct(t.column("step")).as_py()
     for k, v in (
         ("file", path),
         ("name", meta.name or "-"),
         ("source", meta.source or "-"),
         ("ranks", str(workload.num_ranks)),
-        ("ops", f"{t.num_rows:,}"),
-        ("streams", f"{streams:,} ({streams / max(workload.num_ranks, 1):.1f} per rank)"),
-        ("steps", str(steps)),
+        ("ops", f"{workload.num_ops:,}"),
+        ("streams", f"{stats.streams:,} ({stats.streams / max(workload.num_ranks, 1):.1f} "
+                    "per rank)"),
+        ("steps", str(stats.steps)),
         ("recorded device", meta.recorded_device or "-"),
     ):
         head.add_row(k, v)
@@ -199,45 +199,30 @@ def workload_info(workload: Workload, path: str) -> RenderableType:
     kinds = Table(title="ops by kind", title_justify="left")
     for col in ("kind", "ops", "recorded time", "FLOPs", "bytes accessed", "comm bytes"):
         kinds.add_column(col, justify="left" if col == "kind" else "right")
-    agg = t.group_by("kind").aggregate([
-        ("op_id", "count"), ("duration_us", "sum"), ("flops", "sum"),
-        ("bytes_accessed", "sum"), ("comm_bytes", "sum"),
-    ]).sort_by("kind")
-    for row in agg.to_pylist():
+    for row in stats.by_kind.to_pylist():
         kinds.add_row(
-            row["kind"], f"{row['op_id_count']:,}",
-            fmt_time(row["duration_us_sum"]) if row["duration_us_sum"] else "-",
-            fmt_count(row["flops_sum"] or 0), fmt_bytes(row["bytes_accessed_sum"] or 0),
-            fmt_bytes(row["comm_bytes_sum"] or 0),
+            row["kind"], f"{row['ops']:,}",
+            fmt_time(row["recorded_us"]) if row["recorded_us"] else "-",
+            fmt_count(row["flops"] or 0), fmt_bytes(row["bytes_accessed"] or 0),
+            fmt_bytes(row["comm_bytes"] or 0),
         )
 
-    comm = t.filter(pc.is_in(t.column("kind"), pa.array(["collective", "send", "recv"])))
     colls = Table(title="communication", title_justify="left")
     for col in ("op", "group", "ops", "per rank", "total bytes", "mean size"):
         colls.add_column(col, justify="left" if col in ("op", "group") else "right")
-    if comm.num_rows:
-        op = pc.coalesce(comm.column("collective"), comm.column("kind"))
-        grp = pc.coalesce(comm.column("group"), pa.scalar("(pairs)"))
-        c2 = pa.table({"op": op, "group": grp, "rank": comm.column("rank"),
-                       "bytes": comm.column("comm_bytes").fill_null(0)})
-        agg = c2.group_by(["op", "group"]).aggregate([
-            ("bytes", "count"), ("bytes", "sum"), ("rank", "count_distinct")]).sort_by(
-            [("op", "ascending"), ("group", "ascending")])
-        shown = agg.slice(0, 20).to_pylist()
-        for row in shown:
-            n = row["bytes_count"]
-            colls.add_row(row["op"], row["group"], f"{n:,}",
-                          f"{n / max(row['rank_count_distinct'], 1):g}",
-                          fmt_bytes(row["bytes_sum"]), fmt_bytes(row["bytes_sum"] / n))
-        if agg.num_rows > len(shown):
-            colls.add_row(f"... {agg.num_rows - len(shown)} more", "", "", "", "", "")
-    sizes = Counter(len(r) for r in workload.groups.values())
+    comm = stats.communication
+    for row in comm.slice(0, 20).to_pylist():
+        n = row["ops"]
+        colls.add_row(row["op"], row["group"], f"{n:,}", f"{n / max(row['ranks'], 1):g}",
+                      fmt_bytes(row["bytes"]), fmt_bytes(row["bytes"] / n))
+    if comm.num_rows > 20:
+        colls.add_row(f"... {comm.num_rows - 20} more", "", "", "", "", "")
     groups = Text(
         f"groups: {len(workload.groups)} "
-        f"({', '.join(f'{n} of {s} ranks' for s, n in sorted(sizes.items()))})"
+        f"({', '.join(f'{n} of {s} ranks' for s, n in stats.group_sizes.items())})"
         if workload.groups else "groups: none"
     )
-    total = Text(f"total communication: {fmt_bytes(float(pc.sum(comm.column('comm_bytes')).as_py() or 0))}")
+    total = Text(f"total communication: {fmt_bytes(float(stats.comm_bytes))}")
     return Group(head, Text(""), kinds, colls if comm.num_rows else Text("no communication"),
                  groups, total)
 
@@ -273,12 +258,7 @@ def breakdown_table(ranks: pa.Table, max_rows: int = 16) -> Table:
 
     rows = ranks.to_pylist()
     n = len(rows)
-    if n <= max_rows:
-        chosen = rows
-    else:
-        score = np.asarray(ranks.column("caused_wait_us")) + np.asarray(ranks.column("idle_us"))
-        top = np.argsort(-score, kind="stable")[: max_rows // 2]
-        chosen = [rows[i] for i in sorted(top.tolist())]
+    chosen = [rows[i] for i in notable_ranks(ranks, n if n <= max_rows else max_rows // 2)]
     for r in chosen:
         mark = " *" if r["straggler"] else ""
         table.add_row(f"{r['rank']}{mark}", r["device"], *cells(r, r["window_us"]),
@@ -286,10 +266,10 @@ def breakdown_table(ranks: pa.Table, max_rows: int = 16) -> Table:
     if n > max_rows:
         table.add_section()
         window = float(rows[0]["window_us"])
-        for label, fn in (("mean", np.mean), ("min", np.min), ("max", np.max)):
-            vals = {c: float(fn(np.asarray(ranks.column(c)))) for c, _ in _BREAKDOWN_COLS}
-            peak = float(fn(np.asarray(ranks.column("peak_memory_bytes"))))
-            table.add_row(label, f"{n} ranks", *cells(vals, window), f"{peak / GIB:.2f} GiB")
+        stats = breakdown_stats(ranks, (*(c for c, _ in _BREAKDOWN_COLS), "peak_memory_bytes"))
+        for label, vals in stats.items():
+            table.add_row(label, f"{n} ranks", *cells(vals, window),
+                          f"{vals['peak_memory_bytes'] / GIB:.2f} GiB")
         table.caption = f"{len(chosen)} of {n} ranks shown: those that caused waits or idled most"
     if any(r["straggler"] for r in rows):
         table.caption = ((table.caption + "; ") if table.caption else "") + (
@@ -419,12 +399,12 @@ def report_lines(report: dict[str, Any], notes: bool = True) -> list[Text]:
 
 def import_summary(workload: Workload, path: object) -> Group:
     """What ``trace import`` wrote, and the import report."""
-    kinds = Counter(workload.ops.column("kind").to_pylist())
+    kinds = workload_stats(workload).by_kind
     meta = workload.meta
     head = Text.assemble(
         f"wrote {path}: ", (f"{workload.num_ranks} rank(s)", "bold"),
-        f", {workload.num_ops:,} ops (" + ", ".join(f"{k} {v:,}" for k, v in sorted(
-            kinds.items())) + ")",
+        f", {workload.num_ops:,} ops (" + ", ".join(f"{k} {v:,}" for k, v in zip(
+            kinds.column("kind").to_pylist(), kinds.column("ops").to_pylist())) + ")",
         f"; recorded on {meta.recorded_device}" if meta.recorded_device else "",
     )
     return Group(head, *report_lines(meta.extra.get("import", {})))
@@ -433,10 +413,10 @@ def import_summary(workload: Workload, path: object) -> Group:
 def fidelity_table(fidelity: pa.Table, limit: int = 24) -> Group:
     """Simulated vs recorded ProfilerStep durations (``analysis.fidelity.step_fidelity``)."""
     rows = fidelity.to_pylist()
-    err = [abs(r["error"]) for r in rows]
+    err = fidelity_errors(fidelity)
     title = Text.assemble(("ProfilerStep: simulated vs recorded", "bold"),
-                          f" (max |error| {100 * max(err):.2f}%, mean "
-                          f"{100 * sum(err) / len(err):.2f}%)")
+                          f" (max |error| {100 * err['max_abs']:.2f}%, mean "
+                          f"{100 * err['mean_abs']:.2f}%)")
     table = Table()
     for col in ("rank", "step", "recorded", "simulated", "error"):
         table.add_column(col, justify="right")
@@ -544,3 +524,66 @@ def search_summary(report: Any, fixed: dict[str, Any]) -> Group:
         return Group(head, Text("no simulated configuration ran; see candidates.parquet"))
     return Group(head, table)
 
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+def replay_view(result: Any, fallback_name: str) -> list[tuple[RenderableType, bool]]:
+    """What ``simcluster replay`` prints, in order, as (renderable, soft_wrap) pairs: the
+    import report, where the cluster came from, the step time, the breakdown, what limits the
+    step, links, cost, fidelity against the recording, memory and training metrics."""
+    summary, run, wl = result.summary, result.run, result.workload
+    out: list[tuple[RenderableType, bool]] = []
+    if result.import_report:
+        out += [(line, True) for line in report_lines(result.import_report, notes=False)]
+    if result.cluster_note:
+        out.append((Text(result.cluster_note), True))
+    n_steps = len(summary["steps"])
+    rate = wl.num_ops / run.wall_s if run.wall_s > 0 else float("inf")
+    cluster = result.cluster
+    out.append((
+        f"[bold]{wl.meta.name or fallback_name}[/]: {wl.num_ranks} ranks, {wl.num_ops:,} ops  "
+        f"on  [bold]{cluster.name}[/]: {len(cluster.accelerators)} accelerators  (placement: "
+        f"{result.bound.placement.strategy})", False))
+    out.append((
+        f"step time [bold green]{fmt_time(summary['step_time_us'])}[/] ({n_steps} "
+        f"step{'s' if n_steps != 1 else ''}, makespan {fmt_time(run.makespan_us)}); simulated "
+        f"in {run.wall_s:.2f} s ({fmt_count(rate)} ops/s)", False))
+    out.append((breakdown_table(result.breakdown), False))
+    out.append((limits_line(summary["limits"]), False))
+    if summary["stragglers"]:
+        out.append((f"stragglers (others waited for them): ranks "
+                    f"{', '.join(map(str, summary['stragglers'][:16]))}", False))
+    for key, draw in (("bottleneck_links", bottlenecks_table), ("links_by_role", roles_table),
+                      ("busiest_links", links_table)):
+        if summary[key]:
+            out.append((draw(summary[key]), False))
+    out += [(line, False) for line in cost_lines(summary["cost"], result.training_run)]
+    if result.fidelity.num_rows:
+        out.append((fidelity_table(result.fidelity), False))
+    mem = summary["memory"]
+    out.append((f"peak memory {mem['peak_bytes_max'] / GIB:.2f} GiB on rank {mem['peak_rank']} "
+                f"({100 * mem['peak_fraction_of_capacity']:.1f}% of its capacity)", False))
+    if result.training is not None:
+        out.append((training_lines(result.training), False))
+    return out
+
+
+def cost_lines(money: dict[str, Any], plan: dict[str, Any] | None) -> list[str]:
+    """The cost per hour, step and 1M tokens, and the training run's time and cost."""
+    out = []
+    if money["usd_per_hour"] is not None:
+        line = f"cost ${money['usd_per_hour']:,.2f}/h, ${money['usd_per_step']:.4f} per step"
+        if money["usd_per_1m_tokens"] is not None:
+            line += (f", ${money['usd_per_1m_tokens']:.3f} per 1M tokens "
+                     f"({money['tokens_per_s']:,.0f} tokens/s)")
+        out.append(line)
+    if plan is not None:
+        if plan["hours"] is None:
+            out.append("training run: unknown (the workload does not say how many tokens a "
+                       "step processes)")
+        else:
+            usd = "unknown cost (no price)" if plan["usd"] is None else f"${plan['usd']:,.0f}"
+            out.append(f"training run of {plan['tokens']:,.0f} tokens: {plan['hours']:,.1f} h "
+                       f"({plan['hours'] / 24:,.1f} days), {usd}")
+    return out

@@ -1,6 +1,9 @@
-"""Pieces shared by the HTML pages: matplotlib on Agg, PNGs as base64, tables, the page.
+"""Pieces shared by the HTML pages: matplotlib figures, PNGs as base64, tables, the page.
 
-PNGs are written without timestamps in their metadata, so the same input gives the same page.
+Figures are made with matplotlib's object-oriented API (``matplotlib.figure.Figure``), never
+through pyplot, so writing a report leaves the caller's pyplot backend (Jupyter's inline
+one, say) as it was. PNGs are written without timestamps in their metadata, so the same
+input gives the same page.
 """
 
 from __future__ import annotations
@@ -19,26 +22,29 @@ th { background: #f0f0f0; } img { max-width: 100%; display: block; }
 .big { font-size: 28px; font-weight: bold; }"""
 
 
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend, or a clear error if it is missing."""
+def figure(width_in: float, height_in: float) -> tuple[Any, Any]:
+    """A new matplotlib Figure of that size (inches) and its axes, outside pyplot; a clear
+    error if matplotlib is missing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise SimclusterError(
-            "HTML reports need matplotlib: pip install 'simcluster[report]'."
+            "plots and HTML reports need matplotlib: pip install 'simcluster[report]'."
         ) from None
-    return plt
+    fig = Figure(figsize=(width_in, height_in))
+    return fig, fig.subplots()
+
+
+def png_bytes(fig: Any) -> bytes:
+    """The figure as PNG bytes (100 dpi, tight, no timestamp)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    return buf.getvalue()
 
 
 def png(fig: Any) -> str:
-    """The figure as base64 PNG (then cleared)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    fig.clf()
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    """The figure as base64 PNG."""
+    return base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 def img(name: str, data: str) -> str:

@@ -11,7 +11,10 @@ Files (documented in ``docs/formats.md``):
 - ``attribution.parquet``: flow-time each link limited, per collective/group;
 - ``link_load.parquet``: load over time of every link that carried traffic;
 - ``memory.parquet``: per rank, device, capacity and peak memory;
-- ``summary.json``: the summary.
+- ``summary.json``: the summary;
+- ``fidelity.parquet``: an imported trace's ProfilerStep durations, simulated vs recorded
+  (only for traces that recorded them);
+- ``import.json``: what the importer used, skipped and assumed (only for imported traces).
 
 All files are staged in a temporary folder and moved into place only once every one of them
 is written, so a failure leaves no partial output. Parquet is written with fixed options
@@ -46,6 +49,15 @@ TABLES: dict[str, str | None] = {
     "critical_path.parquet": None,
 }
 OUTPUT_FILES = (*TABLES, "summary.json")
+FIDELITY_FILE = "fidelity.parquet"
+IMPORT_FILE = "import.json"
+
+
+def output_files(fidelity: bool = False, imported: bool = False) -> tuple[str, ...]:
+    """The files of a run folder: always :data:`OUTPUT_FILES`, then the fidelity table and
+    the import report when there are any."""
+    return (*OUTPUT_FILES, *((FIDELITY_FILE,) if fidelity else ()),
+            *((IMPORT_FILE,) if imported else ()))
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -58,32 +70,44 @@ def write_json(data: Any, path: Path) -> None:
 
 
 def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None,
-              ranks: pa.Table | None = None, path: pa.Table | None = None) -> Path:
+              ranks: pa.Table | None = None, path: pa.Table | None = None, *,
+              steps: pa.Table | None = None, fidelity: pa.Table | None = None,
+              import_report: dict[str, Any] | None = None) -> Path:
     """Write ``run`` into folder ``out`` (created if needed); returns the folder.
 
-    ``summary``, ``ranks`` and ``path`` are reused when already computed.
+    ``summary``, ``ranks``, ``path`` and ``steps`` are reused when already computed (the
+    facade passes the ones of the ranks that stand for a folded workload);
+    ``fidelity`` (with rows) and ``import_report`` add their files.
     """
     ranks = rank_breakdown(run) if ranks is None else ranks
     path = critical_path(run) if path is None else path
     summary = summarize(run, ranks, path=path) if summary is None else summary
-    derived = {"ranks.parquet": ranks, "steps.parquet": step_breakdown(run),
+    derived = {"ranks.parquet": ranks,
+               "steps.parquet": step_breakdown(run) if steps is None else steps,
                "critical_path.parquet": path}
     with staged_dir(out) as stage:
         for name, attr in TABLES.items():
             write_parquet(getattr(run, attr) if attr else derived[name], stage / name)
         write_json(summary, stage / "summary.json")
+        if fidelity is not None and fidelity.num_rows:
+            write_parquet(fidelity, stage / FIDELITY_FILE)
+        if import_report is not None:
+            write_json(import_report, stage / IMPORT_FILE)
     return Path(out)
 
 
 @dataclass(frozen=True)
 class RunFolder:
-    """A run read back from disk: the Run, its summary, and the analysis tables."""
+    """A run read back from disk: the Run, its summary, and the analysis tables (the
+    fidelity table and import report None when the folder has none)."""
 
     run: Run
     summary: dict[str, Any]
     ranks: pa.Table
     steps: pa.Table
     critical_path: pa.Table
+    fidelity: pa.Table | None = None
+    import_report: dict[str, Any] | None = None
 
 
 def load_run(folder: str | Path) -> RunFolder:
@@ -103,19 +127,30 @@ def load_run(folder: str | Path) -> RunFolder:
                 f"{p}: missing; {folder} is not a complete run folder (re-run `simcluster "
                 f"replay ... --out {folder}`)."
             )
-        try:
-            tables[name] = pq.read_table(p)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise SimclusterError(f"{p}: unreadable ({exc}); re-run the replay.") from None
-    try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SimclusterError(f"{folder / 'summary.json'}: unreadable ({exc}); re-run the "
-                              "replay.") from None
+        tables[name] = _read_parquet(p)
+    summary = _read_json(folder / "summary.json")
+    fidelity = folder / FIDELITY_FILE
+    imported = folder / IMPORT_FILE
     info_keys = ("workload", "cluster", "ranks", "ops", "streams", "flows",
                  "rate_recomputations", "placement")
     run = Run(makespan_us=float(summary.get("makespan_us", 0.0)),
               info={k: summary.get(k) for k in info_keys},
               **{attr: tables[name] for name, attr in TABLES.items() if attr})
     return RunFolder(run=run, summary=summary, ranks=tables["ranks.parquet"],
-                     steps=tables["steps.parquet"], critical_path=tables["critical_path.parquet"])
+                     steps=tables["steps.parquet"], critical_path=tables["critical_path.parquet"],
+                     fidelity=_read_parquet(fidelity) if fidelity.is_file() else None,
+                     import_report=_read_json(imported) if imported.is_file() else None)
+
+
+def _read_parquet(p: Path) -> pa.Table:
+    try:
+        return pq.read_table(p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SimclusterError(f"{p}: unreadable ({exc}); re-run the replay.") from None
+
+
+def _read_json(p: Path) -> Any:
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SimclusterError(f"{p}: unreadable ({exc}); re-run the replay.") from None

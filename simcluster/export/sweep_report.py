@@ -18,13 +18,12 @@ from simcluster.analysis.sweep import (
     top,
 )
 from simcluster.atomic import atomic_path
-from simcluster.export.html import img, page, png, pyplot, table
+from simcluster.export.html import figure, img, page, png, table
 
 
 def pareto_png(rows: list[dict[str, Any]], front: list[dict[str, Any]], cost: str) -> str:
     """Every feasible point (grey) and the front (line), step time vs cost."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = figure(8, 5)
     pts = [r for r in rows if r.get(cost) is not None]
     ax.scatter([r["step_time_us"] / 1e3 for r in pts], [r[cost] for r in pts], s=12,
                color="#999999", label=f"feasible points ({len(pts)})")

@@ -23,10 +23,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from heapq import heappush
 from dataclasses import dataclass, field, replace
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -35,17 +34,20 @@ import pyarrow.compute as pc
 import simpy
 from simpy.events import NORMAL
 
-from simcluster.cost import price_per_hour
-from simcluster.errors import SimulationError, TopologyError
+from simcluster.errors import (
+    CollectiveMismatchError,
+    DeadlockError,
+    SimulationError,
+    TopologyError,
+)
 from simcluster.placement import Bound
 from simcluster.sim.comm import CommModel, Schedule
-from simcluster.sim.compute import ComputeModel, resolve_durations
+from simcluster.sim.compute import resolve_durations
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork, FlowTag
-from simcluster.sim.result import Run
-from simcluster.topology.catalog import lookup
+from simcluster.sim.options import SimOptions
+from simcluster.sim.result import Records, Run, assemble_run
 from simcluster.topology.routing import Route, Router
-from simcluster.workload.model import Workload
 
 # Op execution classes.
 _TIMED, _COPY_FLOW, _COLLECTIVE, _P2P = 0, 1, 2, 3
@@ -69,35 +71,6 @@ class _Environment(simpy.Environment):
         event = simpy.Event(self)
         self.succeed_at(event, when)
         return event
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    """Knobs of one simulation.
-
-    Attributes:
-        compute: the roofline used for ops without a recorded duration.
-        progress: called as ``progress(ops_done, ops_total)`` every ``progress_every`` events.
-        progress_every: events between progress calls.
-        fuse_timed_ops: run consecutive unobservable timed ops with one wake-up (same
-            results, fewer events); off only to check that claim.
-        slowdown: rank -> factor by which its compute and host ops take longer (a
-            straggler: 1.3 is 30 % slower).
-    """
-
-    compute: ComputeModel = field(default_factory=ComputeModel)
-    progress: Callable[[int, int], None] | None = None
-    progress_every: int = 50_000
-    fuse_timed_ops: bool = True
-    slowdown: dict[int, float] = field(default_factory=dict)
-
-    @classmethod
-    def for_workload(cls, workload: Workload, **kwargs: Any) -> SimOptions:
-        """Options whose compute model retargets recorded durations from the device the
-        workload names as its recording device (``docs/compute.md``)."""
-        rec = workload.meta.recorded_device
-        spec = lookup(rec) if rec else None
-        return cls(compute=ComputeModel(recorded_spec=spec), **kwargs)
 
 
 @dataclass
@@ -346,11 +319,12 @@ class Engine:
     def _run_p2p(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
         a, b = rv.arrived
         if self.comm_bytes[a] != self.comm_bytes[b]:
-            raise SimulationError(
+            _, src, dst, seq = self.key[a]
+            raise CollectiveMismatchError(
                 f"send/recv sizes differ: {self._describe(a)} moves {self.comm_bytes[a]} B but "
                 f"{self._describe(b)} moves {self.comm_bytes[b]} B; a send and its recv must "
-                "have the same comm_bytes."
-            )
+                "have the same comm_bytes.",
+                group=f"{src}->{dst}", seq=seq, ops=(self._describe(a), self._describe(b)))
         _, src, dst, seq = self.key[a]
         sched = self.comm.p2p(self.devices[src], self.devices[dst], self.comm_bytes[a])
         yield from self._run(rv, sched, FlowTag("send", "send", f"{src}->{dst}", seq))
@@ -361,13 +335,14 @@ class Engine:
         want = (self.collective[first], self.comm_bytes[first], self.root[first])
         for i in rv.arrived[1:]:
             if (self.collective[i], self.comm_bytes[i], self.root[i]) != want:
-                raise SimulationError(
-                    f"mismatched collective in group {self.key[i][0]!r} (seq {self.key[i][1]}): "
+                group, seq = self.key[i]
+                raise CollectiveMismatchError(
+                    f"mismatched collective in group {group!r} (seq {seq}): "
                     f"{self._describe(first)} is {self.collective[first]} of "
                     f"{self.comm_bytes[first]} B but {self._describe(i)} is "
                     f"{self.collective[i]} of {self.comm_bytes[i]} B. The ranks of a group must "
-                    "issue the same collectives, with the same sizes, in the same order."
-                )
+                    "issue the same collectives, with the same sizes, in the same order.",
+                    group=group, seq=seq, ops=(self._describe(first), self._describe(i)))
 
     def _copy_route(self, i: int) -> Route:
         """Route of a host<->device copy: between the device and its nearest host memory."""
@@ -480,7 +455,8 @@ class Engine:
         """Run to completion and return the Run.
 
         Raises:
-            SimulationError: out of memory, mismatched collectives, or a deadlock.
+            OutOfMemoryError, CollectiveMismatchError, DeadlockError (all
+                SimulationError).
         """
         t0 = time.perf_counter()
         for sid in range(len(self.streams)):
@@ -502,8 +478,11 @@ class Engine:
         if progress is not None:
             progress(done, self.n)
         if done < self.n:
-            raise SimulationError(self._deadlock_report(done))
-        return self._result(time.perf_counter() - t0)
+            raise self._deadlock(done)
+        return assemble_run(self.bound, Records(
+            order=self.order, starts=self.starts, ends=self.ends, wait=self.wait,
+            algorithm=self.algorithm, streams=len(self.streams), net=self.net,
+            ledger=self.ledger, wall_s=time.perf_counter() - t0))
 
     def _describe(self, i: int) -> str:
         return f"rank {self.rank[i]} op {self.op_ids[i].as_py()} {self.names[i].as_py()!r}"
@@ -534,83 +513,18 @@ class Engine:
         return (f"{where} waits in {self.collective[i]} (group {group!r}, seq {seq}) for "
                 f"rank(s) {shown}, which never reach it")
 
-    def _deadlock_report(self, done: int) -> str:
-        lines = [s for s in map(self._stuck, range(len(self.streams))) if s is not None]
+    def _deadlock(self, done: int) -> DeadlockError:
+        """The error for a run that stopped with ops unfinished: every stuck stream."""
+        stuck = [(sid, s) for sid in range(len(self.streams))
+                 if (s := self._stuck(sid)) is not None]
+        lines = [s for _, s in stuck]
         body = "; ".join(lines[:6]) + (f"; ... and {len(lines) - 6} more" if len(lines) > 6 else "")
-        return (f"deadlock: the simulation stopped with {self.n - done} of {self.n} ops "
-                f"unfinished. {body}. Check that every rank of each group issues the same "
-                "collectives in the same order, that sends match recvs, and that deps do not "
-                "form a cycle.")
-
-    def _result(self, wall_s: float) -> Run:
-        t = self.bound.workload.ops
-        rank = t.column("rank")
-        devices = pa.array(self.devices, pa.string())
-        start = np.empty(self.n)
-        end = np.empty(self.n)
-        start[self.order] = np.fromiter(chain.from_iterable(self.starts), float, self.n)
-        end[self.order] = np.fromiter(chain.from_iterable(self.ends), float, self.n)
-        timeline = pa.table({
-            "rank": rank,
-            "stream": t.column("stream"),
-            "op_id": t.column("op_id"),
-            "name": t.column("name"),
-            "kind": t.column("kind"),
-            "device": devices.take(rank),
-            "step": t.column("step"),
-            "start_us": pa.array(start),
-            "end_us": pa.array(end),
-            "wait_us": pa.array(np.asarray(self.wait)),
-            "flops": t.column("flops"),
-            "bytes_accessed": t.column("bytes_accessed"),
-            "comm_bytes": t.column("comm_bytes"),
-            "collective": t.column("collective"),
-            "group": t.column("group"),
-            "algorithm": pa.array(self.algorithm, pa.string()),
-            "seq": t.column("seq"),
-            "peer": t.column("peer"),
-            "deps": t.column("deps"),
-        })
-        makespan = float(end.max()) if self.n else 0.0
-        net = self.net
-        bw = self.cluster.bandwidth_Bpus
-        links = self.cluster.links_table()
-        util = net.link_bytes / (bw * makespan) if makespan > 0 else np.zeros_like(bw)
-        for name, arr in (
-            ("bytes", np.rint(net.link_bytes).astype(np.int64)),
-            ("busy_us", net.link_busy_us),
-            ("utilization", util),
-            ("saturated_us", net.link_saturated_us),
-            ("max_flows", net.link_max_flows),
-            ("limiting_us", net.link_limiting_us()),
-        ):
-            links = links.append_column(name, pa.array(arr))
-        led = self.ledger
-        memory = pa.table({
-            "rank": pa.array(np.arange(len(self.devices), dtype=np.int32)),
-            "device": devices,
-            "model": pa.array([self.cluster.specs[d].model for d in self.devices]),
-            "capacity_bytes": pa.array(led.capacity, pa.int64()),
-            "peak_bytes": pa.array(led.peak, pa.int64()),
-        })
-        wl = self.bound.workload
-        info = {
-            "workload": wl.meta.name,
-            "cluster": self.cluster.name,
-            "ranks": wl.num_ranks,
-            "ops": self.n,
-            "streams": len(self.streams),
-            "flows": net.flows_started,
-            "rate_recomputations": net.recomputes,
-            "placement": self.bound.placement.strategy,
-            "accelerators": len(self.devices),
-            "usd_per_hour": price_per_hour(self.cluster, self.devices),
-            "tokens_per_step": wl.meta.extra.get("tokens_per_step"),
-        }
-        return Run(timeline=timeline, links=links, memory=memory, makespan_us=makespan,
-                   info=info, wall_s=wall_s, flows=_flows_table(net),
-                   attribution=_attribution_table(net), link_load=_load_table(net))
-
+        return DeadlockError(
+            f"deadlock: the simulation stopped with {self.n - done} of {self.n} ops "
+            f"unfinished. {body}. Check that every rank of each group issues the same "
+            "collectives in the same order, that sends match recvs, and that deps do not "
+            "form a cycle.", unfinished=self.n - done, total=self.n, stuck=lines,
+            ranks=sorted({int(self.stream_names[sid][0]) for sid, _ in stuck}))
 
 @contextlib.contextmanager
 def _long_lived_objects_frozen() -> Iterator[None]:
@@ -629,62 +543,28 @@ def _long_lived_objects_frozen() -> Iterator[None]:
             gc.unfreeze()
 
 
-def _flows_table(net: FlowNetwork) -> pa.Table:
-    """Batch records plus the link that limited each batch longest."""
-    cols = net.batches.cols
-    n = len(net.batches)
-    link = np.full(n, -1, dtype=np.int64)
-    limit = np.zeros(n)
-    for (row, lk), v in net.limits().items():  # the longest-limiting link; ties: lowest id
-        if v > limit[row] or (v == limit[row] and link[row] >= 0 and lk < link[row]):
-            link[row], limit[row] = lk, v
-    return pa.table({
-        "kind": pa.array(cols["kind"], pa.string()),
-        "name": pa.array(cols["name"], pa.string()),
-        "group": pa.array(cols["group"], pa.string()),
-        "seq": pa.array(cols["seq"], pa.int64()),
-        "algorithm": pa.array(cols["algorithm"], pa.string()),
-        "phase": pa.array(cols["phase"], pa.int32()),
-        "start_us": pa.array(cols["start_us"], pa.float64()),
-        "end_us": pa.array(cols["end_us"], pa.float64()),
-        "flows": pa.array(cols["flows"], pa.float64()),
-        "bytes": pa.array(np.rint(np.asarray(cols["bytes"], dtype=np.float64)).astype(np.int64)),
-        "bottleneck_link": pa.array(link),
-        "bottleneck_us": pa.array(limit),
-    })
-
-
-def _attribution_table(net: FlowNetwork) -> pa.Table:
-    items = sorted(net.attribution().items())
-    return pa.table({
-        "link_id": pa.array([k[0] for k, _ in items], pa.int32()),
-        "label": pa.array([net.labels[k[1]] for k, _ in items], pa.string()),
-        "flow_us": pa.array([v for _, v in items], pa.float64()),
-    })
-
-
-def _load_table(net: FlowNetwork) -> pa.Table:
-    links, starts, ends, rates = net.load_segments()
-    return pa.table({"link_id": pa.array(links.astype(np.int32)),
-                     "start_us": pa.array(starts, pa.float64()),
-                     "end_us": pa.array(ends, pa.float64()),
-                     "rate_GBps": pa.array(rates / 1e3, pa.float64())})
-
-
 def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
     """Simulate a bound workload.
 
     Parameters:
         bound: from :func:`simcluster.placement.bind`.
-        options: compute model and progress reporting.
+        options: compute model, progress reporting, what-if slowdowns and ``freeze_gc``
+            (:class:`SimOptions`).
 
     Returns:
         The Run.
 
     Raises:
-        SimulationError: out of memory, mismatched collectives, or a deadlock.
+        OutOfMemoryError: a device's memory would exceed its capacity.
+        CollectiveMismatchError: ranks meet at one collective but disagree on it.
+        DeadlockError: ops are left that can never start.
+        SimulationError: another impossible simulation (a bad ``slowdown``, a forced
+            algorithm that cannot run a collective).
         TopologyError: an op needs a route the cluster does not have.
     """
+    options = options or SimOptions()
+    if not options.freeze_gc:
+        return Engine(bound, options).run()
     with _long_lived_objects_frozen():
         engine = Engine(bound, options)
         gc.freeze()  # the compiled engine too

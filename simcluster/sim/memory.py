@@ -6,7 +6,7 @@ ends. Going above the device's capacity is an OOM, reported with rank, op and li
 
 from __future__ import annotations
 
-from simcluster.errors import SimulationError
+from simcluster.errors import OutOfMemoryError
 
 GIB = float(2**30)
 
@@ -30,15 +30,18 @@ class MemoryLedger:
             self.peak[slot] = live
         return True
 
-    def oom(self, slot: int, nbytes: int, what: str) -> SimulationError:
-        """The error for an ``alloc`` of ``nbytes`` by op ``what`` that did not fit."""
+    def oom(self, slot: int, nbytes: int, what: str) -> OutOfMemoryError:
+        """The error for an ``alloc`` of ``nbytes`` by op ``what`` that did not fit (slot =
+        rank)."""
         live = self.live[slot] + nbytes
-        return SimulationError(
+        return OutOfMemoryError(
             f"out of memory on {self.labels[slot]}: {what} allocates "
             f"{nbytes / GIB:.2f} GiB while {self.live[slot] / GIB:.2f} GiB are live, "
             f"{live / GIB:.2f} GiB > capacity {self.capacity[slot] / GIB:.2f} GiB. Use a "
             "device with more memory, or a workload that needs less (smaller micro-batch, "
-            "activation recompute, sharded optimizer states)."
+            "activation recompute, sharded optimizer states).",
+            rank=slot, op=what, requested_bytes=nbytes, live_bytes=self.live[slot],
+            capacity_bytes=self.capacity[slot],
         )
 
     def free(self, slot: int, nbytes: int) -> None:

@@ -16,21 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from simcluster.analysis import critical_path, limits, mean_step_time_us, rank_breakdown
-from simcluster.analysis.training import TrainingInfo, training_summary
 from simcluster.atomic import write_once
-from simcluster.cost import costs, price_per_hour
-from simcluster.errors import SimclusterError, SimulationError
-from simcluster.placement import bind
-from simcluster.sim import SimOptions, simulate
+from simcluster.errors import OutOfMemoryError, SimclusterError
+from simcluster.scenario import Scenario, WhatIf
 from simcluster.topology import load_cluster
-from simcluster.topology.cluster import Cluster
-from simcluster.topology.transform import scale_links, with_device
+from simcluster.topology.transform import with_device
 from simcluster.workload import load_workload
 from simcluster.workload.generate.registry import generate, transformer_config
 from simcluster.workload.generate.transformer import memory_fit
@@ -67,9 +60,8 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
     try:
         row.update(_simulate(values, base, Path(folder)))
     except SimclusterError as exc:
-        msg = str(exc)
-        row.update(status="oom" if "out of memory" in msg else "error", error=msg[:2000],
-                   oom="out of memory" in msg)
+        oom = isinstance(exc, OutOfMemoryError)
+        row.update(status="oom" if oom else "error", error=str(exc)[:2000], oom=oom)
     table = pa.table({**{k: pa.array([v]) for k, v in values.items()},
                       **{k: pa.array([row[k]], _TYPES[k]) for k in RESULT_COLUMNS}})
     if write_once(target, lambda tmp: pq.write_table(table, tmp)):
@@ -89,15 +81,6 @@ def _resolve(folder: Path, p: str) -> Path:
     return Path(p) if Path(p).is_absolute() else folder / p
 
 
-def _cluster(values: dict[str, Any], base: dict[str, Any], folder: Path) -> Cluster:
-    cluster = load_cluster(_resolve(folder, str(values.get("topology", base["topology"]))))
-    if "device" in values:
-        cluster = with_device(cluster, str(values["device"]))
-    scales = {k.split(".", 1)[1]: float(v) for k, v in values.items()
-              if k.startswith("scale_link.")}
-    return scale_links(cluster, scales) if scales else cluster
-
-
 def generator_params(values: dict[str, Any], base: dict[str, Any],
                      gpus: int) -> dict[str, Any]:
     """The generator's parameters: the base's, then the point's (what-if axes left out). A
@@ -110,63 +93,57 @@ def generator_params(values: dict[str, Any], base: dict[str, Any],
     return params
 
 
-def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dict[str, Any]:
-    cluster = _cluster(values, base, folder)
+def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> Scenario:
+    """The scenario of one point: the base's workload (trace or generator) and topology, the
+    point's values over them (what-if axes: topology, device, placement, price,
+    ``scale_link.KIND``).
+
+    Raises:
+        OutOfMemoryError: a generated transformer that the analytic memory model already
+            shows does not fit (nothing is simulated).
+        SimclusterError: bad input.
+    """
+    cluster = load_cluster(_resolve(folder, str(values.get("topology", base["topology"]))))
     wl_spec = base["workload"]
     if "trace" in wl_spec:
         workload = load_workload(_resolve(folder, wl_spec["trace"]))
     else:
         params = generator_params(values, base, len(cluster.accelerators))
         if wl_spec["generate"] == "transformer":
-            cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
+            device = values.get("device")
+            specs = with_device(cluster, str(device)).specs if device else cluster.specs
+            cap = min(specs[a].hbm_bytes for a in cluster.accelerators)
             why = memory_fit(transformer_config(params), cap)
             if why is not None:
-                raise SimulationError(why)
+                raise OutOfMemoryError(why, capacity_bytes=cap)
         workload = generate(wl_spec["generate"], params)
-    bound = bind(workload, cluster, str(values.get("placement", base.get("placement", "packed"))))
-    run = simulate(bound, SimOptions.for_workload(workload))
-    step = mean_step_time_us(run)
-    price = values.get("price", base.get("price"))
-    usd_h = price_per_hour(cluster, bound.placement.devices, price)
-    money = costs(step, usd_h, run.info.get("tokens_per_step"))
-    ranks = rank_breakdown(run)
-    specs = [cluster.specs[d] for d in bound.placement.devices]
-    training = training_summary(run, workload, ranks, specs)
-    info = TrainingInfo.of(workload)
-    real = ranks.slice(0, info.real_ranks) if info is not None else ranks
-    peak = real.column("peak_memory_bytes").to_numpy()
-    cap = real.column("memory_capacity_bytes").to_numpy()
-    exposed = real.column("exposed_comm_us").to_numpy() / real.column("window_us").to_numpy()
+    whatif = WhatIf(
+        device=str(values["device"]) if "device" in values else None,
+        scale_links={k.split(".", 1)[1]: float(v) for k, v in values.items()
+                     if k.startswith("scale_link.")},
+        price=values.get("price", base.get("price")))
+    return Scenario(workload, cluster,
+                    str(values.get("placement", base.get("placement", "packed"))), whatif)
+
+
+def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dict[str, Any]:
+    result = scenario_of(values, base, folder).run()
+    ranks = result.breakdown
+    peak = ranks.column("peak_memory_bytes").to_numpy()
+    cap = ranks.column("memory_capacity_bytes").to_numpy()
+    exposed = ranks.column("exposed_comm_us").to_numpy() / ranks.column("window_us").to_numpy()
+    training, money = result.training, result.cost
     return {
-        "step_time_us": step,
+        "step_time_us": result.step_time_us,
         "tokens_per_s": money.tokens_per_s,
-        "mfu": training["mfu"] if training else _mfu(run, workload.meta.extra, specs, step),
+        "mfu": result.mfu,
         "bubble": training["pipeline"]["bubble"] if training else None,
         "exposed_comm_fraction": float(exposed.mean()),
         "peak_memory_bytes": int(peak.max()),
         "peak_memory_fraction": float((peak / cap).max()),
-        "bottleneck": _dominant(limits(critical_path(run))),
-        "usd_per_hour": usd_h,
+        "bottleneck": result.bottleneck,
+        "usd_per_hour": money.usd_per_hour,
         "usd_per_step": money.usd_per_step,
         "usd_per_1m_tokens": money.usd_per_1m_tokens,
-        "gpus": len(bound.placement.devices),
+        "gpus": len(result.bound.placement.devices),
     }
-
-
-def _mfu(run: Any, extra: dict[str, Any], specs: list[Any], step_us: float) -> float | None:
-    """Model FLOPs utilization of other workloads: the sum of their ops' FLOPs per step over
-    the peak of the devices (for the workload's dtype)."""
-    total = run.timeline.column("flops").to_numpy(zero_copy_only=False)
-    steps = max(pc.count_distinct(run.timeline.column("step")).as_py(), 1)
-    flops = float(np.nansum(total.astype(float))) / steps
-    dtype = extra.get("dtype", "bf16")
-    peak = sum(s.peak_flops_per_us(dtype) for s in specs)  # FLOP/us
-    return float(flops / (step_us * peak)) if flops and step_us > 0 else None
-
-
-def _dominant(lim: dict[str, float]) -> str | None:
-    """The largest share of the critical path, as ``compute``, a link role, ``host``..."""
-    if not lim:
-        return None
-    top = max(lim.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    return top.split(":", 1)[1] if top.startswith("comm:") else top
