@@ -20,11 +20,14 @@ the run folder.
 
 Example:
     >>> import simcluster as sc
+    >>> from simcluster.topology.recorded import recorded_cluster
     >>> wl = sc.generate("data-parallel", ranks=2, layers=1, hidden=64, seq_len=16, vocab=128)
-    >>> cluster = sc.load_cluster("topologies/h100-2node.yaml")
+    >>> cluster = recorded_cluster("H100", 2)           # one server of two H100s
     >>> result = sc.Scenario(wl, cluster).run()
     >>> result.step_time_us == sc.replay(wl, cluster).step_time_us
     True
+    >>> result.breakdown.num_rows, result.bottleneck
+    (2, 'compute')
 """
 
 from __future__ import annotations

@@ -20,14 +20,10 @@ pytest.importorskip("matplotlib")
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     import simcluster as sc
-    from simcluster.analysis import critical_path, rank_breakdown, summarize
-    from simcluster.export.report import write_report
 
-    run = sc.simulate(sc.bind(sc.load_workload(ROOT / "traces" / "dp-transformer-16.parquet"),
-                              sc.load_cluster(ROOT / "topologies" / "h100-2node.yaml")))
-    ranks, path = rank_breakdown(run), critical_path(run)
-    out = tmp_path_factory.mktemp("report") / "report.html"
-    return write_report(run, summarize(run, ranks, path=path), ranks, path, out)
+    result = sc.replay(ROOT / "traces" / "dp-transformer-16.parquet",
+                       ROOT / "topologies" / "h100-2node.yaml")
+    return result.write_report(tmp_path_factory.mktemp("report") / "report.html")
 
 
 def _image(data: bytes) -> np.ndarray:
@@ -71,3 +67,43 @@ def test_chromium_screenshot_shows_the_plots(report: Path, tmp_path: Path) -> No
     assert (saturation > 0.3).mean() > 0.03
     blue = (img[..., 2] > 0.55) & (img[..., 0] < 0.45)  # the compute bars
     assert blue.mean() > 0.01
+
+
+def test_plots_and_reports_leave_the_pyplot_backend_alone(tmp_path: Path) -> None:
+    import matplotlib
+
+    import simcluster as sc
+    from simcluster.errors import SimclusterError
+
+    before = matplotlib.get_backend()
+    matplotlib.use("pdf")
+    try:
+        result = sc.replay(ROOT / "traces" / "dp-transformer-16.parquet",
+                           ROOT / "topologies" / "h100-2node.yaml")
+        result.write_report(tmp_path / "r.html")
+        for what in ("timeline", "links", "breakdown", "limits"):
+            png = result.plot(what)._repr_png_()
+            assert png.startswith(b"\x89PNG") and _image(png).shape[1] > 400, what
+        assert result.plot("limits").save(tmp_path / "l.png").read_bytes().startswith(b"\x89PNG")
+        assert matplotlib.get_backend() == "pdf"
+        with pytest.raises(SimclusterError, match="plot 'gantt': use one of timeline"):
+            result.plot("gantt")
+    finally:
+        matplotlib.use(before)
+
+
+def test_report_of_a_recorded_trace_shows_fidelity_and_the_import_report(
+        tmp_path: Path, shared_data: Path, capsys) -> None:
+    from simcluster.cli import main
+
+    out = tmp_path / "run"
+    for args in (["replay", str(shared_data / "kineto" / "dlrm-v100-8rank"), "--out", str(out)],
+                 ["report", str(out)]):
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+            raise SystemExit(0)
+        assert exit_.value.code in (0, None)
+    html = (out / "report.html").read_text()
+    assert "Simulated vs recorded ProfilerStep" in html and "Import report" in html
+    assert html.count("<tr><td>") >= 8  # the eight ranks' ProfilerStep rows, among others
+    assert "flow arrows" in html  # a skipped category the importer reported

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from simcluster.errors import SimulationError, TopologyError
+from simcluster.errors import (
+    CollectiveMismatchError,
+    DeadlockError,
+    OutOfMemoryError,
+    SimulationError,
+    TopologyError,
+)
 from tests.conftest import TEST_ACCEL, cluster_from, ends, replay, star, workload
 
 GB = 10**9
@@ -143,11 +149,14 @@ def test_out_of_memory_names_rank_op_and_bytes() -> None:
          "name": "weights"},
         {"rank": 0, "kind": "compute", "duration_us": 1.0, "alloc_bytes": GIB, "name": "fwd.big"},
     ])
-    with pytest.raises(SimulationError) as err:
+    with pytest.raises(OutOfMemoryError) as err:
         replay(wl, star(1))
     msg = str(err.value)
     assert "out of memory" in msg and "rank 0" in msg and "'fwd.big'" in msg
     assert "0.50 GiB are live" in msg and "capacity 1.00 GiB" in msg
+    e = err.value
+    assert (e.rank, e.requested_bytes, e.live_bytes, e.capacity_bytes) == (0, GIB, GIB // 2, GIB)
+    assert e.op == "rank 0 op 1 'fwd.big'" and e.breakdown == {}
 
 
 def test_deadlock_when_a_rank_skips_a_collective() -> None:
@@ -156,9 +165,11 @@ def test_deadlock_when_a_rank_skips_a_collective() -> None:
          "group": "g", "name": "grads"},
         {"rank": 1, "kind": "compute", "duration_us": 5.0},
     ]
-    with pytest.raises(SimulationError) as err:
+    with pytest.raises(DeadlockError) as err:
         replay(workload(rows, {"g": [0, 1]}), star(2))
     msg = str(err.value)
+    assert (err.value.unfinished, err.value.total, err.value.ranks) == (1, 2, [0])
+    assert len(err.value.stuck) == 1 and err.value.stuck[0] in msg
     assert msg.startswith("deadlock")
     assert "rank 0" in msg and "'grads'" in msg and "group 'g'" in msg and "rank(s) 1" in msg
 
@@ -187,8 +198,9 @@ def test_collectives_issued_in_a_different_order_are_reported() -> None:
         {"rank": 1, "kind": "collective", "collective": "all_reduce", "comm_bytes": 8, "group": "g2"},
         {"rank": 1, "kind": "collective", "collective": "all_reduce", "comm_bytes": 8, "group": "g1"},
     ]
-    with pytest.raises(SimulationError, match="deadlock"):
+    with pytest.raises(DeadlockError, match="deadlock") as err:
         replay(workload(rows, {"g1": [0, 1], "g2": [0, 1]}), star(2))
+    assert err.value.ranks == [0, 1] and err.value.unfinished == 4
 
 
 def test_mismatched_collective_sizes_are_an_error() -> None:
@@ -196,9 +208,11 @@ def test_mismatched_collective_sizes_are_an_error() -> None:
         {"rank": 0, "kind": "collective", "collective": "all_reduce", "comm_bytes": 8, "group": "g"},
         {"rank": 1, "kind": "collective", "collective": "all_gather", "comm_bytes": 16, "group": "g"},
     ]
-    with pytest.raises(SimulationError, match="mismatched collective.*all_reduce of 8 B.*"
-                                              "all_gather of 16 B"):
+    with pytest.raises(CollectiveMismatchError, match="mismatched collective.*all_reduce of 8 "
+                                                      "B.*all_gather of 16 B") as err:
         replay(workload(rows, {"g": [0, 1]}), star(2))
+    assert (err.value.group, err.value.seq) == ("g", 0)
+    assert err.value.ops == ("rank 0 op 0 'op0'", "rank 1 op 0 'op0'")
 
 
 def test_copy_without_host_memory_is_a_topology_error() -> None:
