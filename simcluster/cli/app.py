@@ -20,17 +20,16 @@ from simcluster.analysis.training import (
     TrainingInfo,
 )
 from simcluster.cli import render
-from simcluster.errors import SimclusterError, WorkloadError
+from simcluster.errors import SimclusterError
 from simcluster.export import load_run
 from simcluster.placement import STRATEGIES
 from simcluster.scenario import Scenario, WhatIf
-from simcluster.sim.collectives import ALL_ALGORITHMS
-from simcluster.sim.protocols import PROTOCOLS
 from simcluster.topology import json_schema, load_cluster
 from simcluster.workload import load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
-from simcluster.workload.generate.presets import PRESETS, model_from
-from simcluster.workload.generate.transformer import TransformerConfig, transformer
+from simcluster.workload.generate.presets import PRESETS
+from simcluster.workload.generate.registry import transformer_config
+from simcluster.workload.generate.transformer import transformer
 
 app = typer.Typer(
     help="Simulate ML training clusters: replay workloads on a model of accelerators and links.",
@@ -231,10 +230,6 @@ def collectives_cmd(
     """nccl-tests on the simulator: time, algbw and busbw per size, and the algorithm used."""
     from simcluster import collective_perf as cp
 
-    if algo not in ("auto", *ALL_ALGORITHMS):
-        raise SimclusterError(f"--algo {algo!r}: use auto or one of {', '.join(ALL_ALGORITHMS)}.")
-    if proto not in ("auto", *PROTOCOLS):
-        raise SimclusterError(f"--proto {proto!r}: use auto or one of {', '.join(PROTOCOLS)}.")
     cluster = load_cluster(topology)
     n = ranks or len(cluster.accelerators)
     rows = cp.run(cluster, op, cp.sizes(cp.parse_size(min_size), cp.parse_size(max_size), factor),
@@ -291,17 +286,15 @@ def generate_transformer(
     name: Annotated[str, typer.Option()] = "",
 ) -> None:
     """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute)."""
-    model = model_from(preset, {"layers": layers, "hidden": hidden, "heads": heads,
-                                 "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab,
-                                 "seq_len": seq_len})
-    z = zero.strip().lower()
-    if z not in ("0", "1", "2", "3", "fsdp"):
-        raise WorkloadError(f"--zero {zero!r}: use 0, 1, 2, 3 or fsdp.")
-    cfg = TransformerConfig(
-        model=model, tp=tp, pp=pp, dp=dp, micro_batch=micro_batch, global_batch=global_batch,
-        sequence_parallel=sequence_parallel, schedule=schedule, zero=3 if z == "fsdp" else int(z),
-        recompute=recompute, dtype=dtype, flash_attention=flash_attention, dp_overlap=dp_overlap,
-        tp_overlap=tp_overlap, bucket_params=bucket_params, fold=fold, steps=steps, name=name)
+    cfg = transformer_config({
+        "preset": preset, "layers": layers, "hidden": hidden, "heads": heads,
+        "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab, "seq_len": seq_len, "tp": tp, "pp": pp,
+        "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
+        "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
+        "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
+        "dp_overlap": dp_overlap, "tp_overlap": tp_overlap, "bucket_params": bucket_params,
+        "fold": fold, "steps": steps, "name": name})
+    model = cfg.model
     wl = transformer(cfg)
     write_workload(wl, output)
     console = _console()

@@ -28,29 +28,23 @@ from heapq import heappush
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import simpy
 from simpy.events import NORMAL
 
 from simcluster.errors import (
     CollectiveMismatchError,
     DeadlockError,
-    SimulationError,
     TopologyError,
 )
 from simcluster.placement import Bound
 from simcluster.sim.comm import CommModel, Schedule
-from simcluster.sim.compute import resolve_durations
+from simcluster.sim.compile import _COPY_FLOW, _P2P, _TIMED, compile_program
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork, FlowTag
 from simcluster.sim.options import SimOptions
 from simcluster.sim.result import Records, Run, assemble_run
 from simcluster.topology.routing import Route, Router
 
-# Op execution classes.
-_TIMED, _COPY_FLOW, _COLLECTIVE, _P2P = 0, 1, 2, 3
 
 
 class _Environment(simpy.Environment):
@@ -83,10 +77,6 @@ class _Rendezvous:
     started: float = 0.0
 
 
-def _col(table: pa.Table, name: str, fill: Any) -> np.ndarray:
-    return table.column(name).fill_null(fill).to_numpy(zero_copy_only=False)
-
-
 class Engine:
     """Compiles a Bound workload into flat per-op arrays, then runs it on SimPy."""
 
@@ -101,193 +91,24 @@ class Engine:
         self.groups = bound.workload.groups
         self.comm = CommModel(self.cluster, self.router, self.devices, self.groups)
         self._rv: dict[Any, _Rendezvous] = {}
-        self._compile()
-
-    # -- compile ------------------------------------------------------------------------------
-
-    def _compile(self) -> None:
-        t = self.bound.workload.ops
-        self.n = n = t.num_rows
-        rank = _col(t, "rank", 0).astype(np.int64)
-        kind = _col(t, "kind", "")
-        self.rank = rank.tolist()
-        self.names = t.column("name")
-        self.op_ids = t.column("op_id")
-        cls, dur = self._classify(t, rank, kind)
-        sid, order, bounds = self._streams(t, rank)
-        deps, notify = self._deps(t, rank, sid, order, bounds)
-        self._deps_of = deps
-        self._comm_keys(t, rank, kind, cls)
-
-        alloc = _col(t, "alloc_bytes", 0).astype(np.int64)
-        free = _col(t, "free_bytes", 0).astype(np.int64)
-        self.streams = self._items(order, bounds, sid, rank, cls, dur, alloc, free, notify, deps,
-                                   self.options.fuse_timed_ops)
-        self.order = order
+        prog = compile_program(bound, self.options)
+        self.n, self.rank, self.names, self.op_ids = prog.n, prog.rank, prog.names, prog.op_ids
+        self.streams, self.order, self.stream_names = prog.streams, prog.order, prog.stream_names
+        self._deps_of, self.comm_bytes, self.copy_dir = prog.deps, prog.comm_bytes, prog.copy_dir
+        self.key, self.key_size = prog.key, prog.key_size
+        self.collective, self.root = prog.collective, prog.root
+        n = self.n
         self.done_at: list[float | None] = [None] * n
         self.waiters: dict[int, simpy.Event] = {}
         self.wait = [0.0] * n
         self.algorithm: list[str | None] = [None] * n
         self.starts: list[list[float]] = [[] for _ in self.streams]
         self.ends: list[list[float]] = [[] for _ in self.streams]
-
         devices, specs = self.devices, self.cluster.specs
         self.ledger = MemoryLedger(
             [specs[d].hbm_bytes for d in devices],
             [f"rank {r} (device {d}, {specs[d].model})" for r, d in enumerate(devices)],
         )
-
-    def _classify(self, t: pa.Table, rank: np.ndarray, kind: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Execution class and duration (us; 0 for flows) of every op."""
-        specs: list[Any] = []
-        slot: dict[int, int] = {}
-        rank_spec = np.empty(len(self.devices), dtype=np.int64)
-        for r, dev in enumerate(self.devices):
-            spec = self.cluster.specs[dev]
-            rank_spec[r] = slot.setdefault(id(spec), len(specs))
-            if rank_spec[r] == len(specs):
-                specs.append(spec)
-        recorded = t.column("duration_us").to_numpy(zero_copy_only=False).astype(np.float64)
-        comm_bytes = _col(t, "comm_bytes", 0).astype(np.int64)
-        copy_kind = _col(t, "copy_kind", "")
-        dtype = t.column("dtype").fill_null("").dictionary_encode().combine_chunks()
-        dur = resolve_durations(
-            kind=kind, recorded=recorded, flops=_col(t, "flops", 0.0).astype(np.float64),
-            nbytes=_col(t, "bytes_accessed", 0).astype(np.float64),
-            comm_bytes=comm_bytes.astype(np.float64), copy_kind=copy_kind,
-            dtype_code=dtype.indices.to_numpy(zero_copy_only=False).astype(np.int64),
-            dtype_names=dtype.dictionary.to_pylist(), spec_index=rank_spec[rank], specs=specs,
-            model=self.options.compute,
-        )
-        cls = np.full(len(kind), _TIMED, dtype=np.int64)
-        flow_copy = (kind == "memcpy") & (copy_kind != "D2D") & (comm_bytes > 0)
-        cls[flow_copy] = _COPY_FLOW
-        cls[kind == "collective"] = _COLLECTIVE
-        cls[(kind == "send") | (kind == "recv")] = _P2P
-        # A memcpy without a size replays its recorded duration.
-        timed_copy = (kind == "memcpy") & ~flow_copy & np.isnan(dur)
-        dur[timed_copy] = np.nan_to_num(recorded[timed_copy])
-        # fixed_duration: the recorded duration, whatever the kind (e.g. a collective whose
-        # peers are not in the workload); it runs as a timed op, with no rendezvous or flow.
-        fixed = _col(t, "fixed_duration", False).astype(bool)
-        cls[fixed] = _TIMED
-        dur[fixed] = recorded[fixed]
-        for r, factor in self.options.slowdown.items():
-            if not (0 <= r < len(self.devices)) or not factor > 0:
-                raise SimulationError(
-                    f"--slow-rank {r}={factor}: need a rank in 0..{len(self.devices) - 1} and "
-                    "a positive factor.")
-            dur[(rank == r) & ((kind == "compute") | (kind == "host"))] *= factor
-        self.comm_bytes = comm_bytes.tolist()
-        self.copy_dir = copy_kind.tolist()
-        return cls, np.nan_to_num(dur)
-
-    @staticmethod
-    def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndarray,
-               cls: np.ndarray, dur: np.ndarray, alloc: np.ndarray, free: np.ndarray,
-               notify: np.ndarray, deps: list[tuple[int, ...]], fuse: bool = True
-               ) -> list[list[tuple[Any, ...]]]:
-        """Per stream, its items in order: ``(index, class, alloc, free, notify, deps,
-        batch)``, one per op that starts a batch.
-
-        For a timed op, ``batch`` holds ``(index, duration, alloc, free, notify)`` of the op
-        itself and of the timed ops fused after it: those that no one else can observe
-        starting (no deps of their own, and memory effects ordered the same whenever they
-        apply, because the rank touches memory from this stream only). The engine runs a
-        batch with one wake-up, not one per op. Other items have an empty batch.
-        """
-        o = order
-        c, d, a, f, nt = cls[o], dur[o], alloc[o], free[o], notify[o]
-        s = sid[o]
-        no_deps = np.fromiter((not deps[i] for i in o.tolist()), dtype=bool, count=len(o))
-        # Ranks whose memory ops all sit on one stream.
-        mem = (alloc > 0) | (free > 0)
-        mem_streams = np.zeros(int(rank.max()) + 1 if len(rank) else 0, dtype=np.int64)
-        pairs = np.unique(np.stack([rank[mem], sid[mem]]), axis=1) if mem.any() else (
-            np.zeros((2, 0), dtype=np.int64))
-        np.add.at(mem_streams, pairs[0], 1)
-        quiet = ~mem[o] | (mem_streams[rank[o]] <= 1)
-        timed = c == _TIMED
-        joins = np.zeros(len(o), dtype=bool)
-        joins[1:] = (timed[1:] & timed[:-1] & no_deps[1:] & quiet[1:] & quiet[:-1]
-                     & (s[1:] == s[:-1]) & fuse)
-        ol = o.tolist()
-        heads = np.flatnonzero(~joins)
-        cl = c.tolist()
-        rows = list(zip(ol, cl, a.tolist(), f.tolist(), nt.tolist(), [deps[i] for i in ol]))
-        tails = list(zip(ol, d.tolist(), a.tolist(), f.tolist(), nt.tolist()))
-        hl = heads.tolist()
-        items = [(*rows[h], tuple(tails[h:nh]) if cl[h] == _TIMED else ())
-                 for h, nh in zip(hl, hl[1:] + [len(o)])]
-        # Heads per stream: a stream's first op is always a head.
-        cuts = np.searchsorted(heads, bounds).tolist()
-        return [items[cuts[k]:cuts[k + 1]] for k in range(len(cuts) - 1)]
-
-    def _streams(self, t: pa.Table, rank: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Stream id per op, ops sorted by stream (op_id order within), stream bounds."""
-        stream = t.column("stream").dictionary_encode().combine_chunks()
-        scode = stream.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        uniq, sid = np.unique(rank * (len(stream.dictionary) + 1) + scode, return_inverse=True)
-        order = np.argsort(sid, kind="stable")
-        bounds = np.searchsorted(sid[order], np.arange(len(uniq) + 1))
-        first = order[bounds[:-1]]
-        names = stream.dictionary.to_pylist()
-        self.stream_names = list(zip(rank[first].tolist(), [names[c] for c in scode[first]]))
-        return sid, order, bounds
-
-    def _deps(self, t: pa.Table, rank: np.ndarray, sid: np.ndarray, order: np.ndarray,
-              bounds: np.ndarray) -> tuple[list[tuple[int, ...]], np.ndarray]:
-        """Per op, the deps that stream order does not already guarantee (global indices),
-        and whether other ops wait on it."""
-        n = len(rank)
-        deps: list[tuple[int, ...]] = [()] * n
-        notify = np.zeros(n, dtype=bool)
-        col = t.column("deps").combine_chunks()
-        lengths = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
-        if not lengths.sum():
-            return deps, notify
-        pos = np.empty(n, dtype=np.int64)
-        pos[order] = np.arange(n) - bounds[sid[order]]
-        flat = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.int64)
-        owner = np.repeat(np.arange(n), lengths)
-        keys = rank * (1 << 40) + _col(t, "op_id", 0).astype(np.int64)
-        target = np.searchsorted(keys, rank[owner] * (1 << 40) + flat)
-        cross = (sid[target] != sid[owner]) | (pos[target] > pos[owner])
-        owner, target = owner[cross], target[cross]
-        notify[target] = True
-        if owner.size:
-            cut = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-            targets = target.tolist()
-            for o, a, b in zip(owner[cut].tolist(), cut.tolist(),
-                               np.r_[cut[1:], owner.size].tolist()):
-                deps[o] = tuple(targets[a:b])
-        return deps, notify
-
-    def _comm_keys(self, t: pa.Table, rank: np.ndarray, kind: np.ndarray,
-                   cls: np.ndarray) -> None:
-        """Matching key, rendezvous size, collective name and root of communication ops."""
-        n = len(rank)
-        group = _col(t, "group", "")
-        seq = _col(t, "seq", -1).astype(np.int64)
-        peer = _col(t, "peer", -1).astype(np.int64)
-        coll = _col(t, "collective", "")
-        self.root = _col(t, "root", -1).astype(np.int64).tolist()
-        self.key: list[Any] = [None] * n
-        self.key_size = [0] * n
-        self.collective: list[str] = [""] * n
-        sizes = {g: len(r) for g, r in self.groups.items()}
-        for i in np.flatnonzero(cls == _COLLECTIVE).tolist():
-            self.key[i] = (group[i], int(seq[i]))
-            self.key_size[i] = sizes[group[i]]
-            self.collective[i] = coll[i]
-        for i in np.flatnonzero(cls == _P2P).tolist():
-            send = kind[i] == "send"
-            src, dst = (rank[i], peer[i]) if send else (peer[i], rank[i])
-            self.key[i] = ("p2p", int(src), int(dst), int(seq[i]))
-            self.key_size[i] = 2
-            self.collective[i] = str(kind[i])
 
     # -- communication ------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow.compute as pc
+import pytest
 
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
 
@@ -28,3 +29,17 @@ def test_ops_buckets_and_dependencies() -> None:
     assert fwd["alloc_bytes"] == 34 * 16 * 2 * 64
     assert r0[1]["name"] == "fwd.embed" and r0[1]["alloc_bytes"] == 16 * dims.params
     assert wl.groups == {"dp": (0, 1, 2)} and wl.meta.extra["params"] == dims.params
+
+
+def test_fsdp_is_zero_3_for_the_cli_and_sweeps_alike(tmp_path) -> None:
+    from simcluster.errors import WorkloadError
+    from simcluster.workload.generate.registry import generate, transformer_config
+
+    base = {"preset": "llama2-7b", "layers": 2, "dp": 2}
+    assert transformer_config({**base, "zero": "fsdp"}).zero == 3
+    assert transformer_config({**base, "zero": "FSDP "}) == transformer_config({**base, "zero": 3})
+    a = generate("transformer", {**base, "zero": "fsdp"})
+    b = generate("transformer", {**base, "zero": 3})
+    assert a.ops.equals(b.ops)
+    with pytest.raises(WorkloadError, match="zero 'four': use 0, 1, 2, 3 or fsdp"):
+        transformer_config({**base, "zero": "four"})

@@ -37,14 +37,38 @@ _MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name not in ("name"
 _CONFIG_FIELDS = tuple(f.name for f in fields(TransformerConfig) if f.name != "model")
 
 
-def transformer_config(p: dict[str, Any]) -> TransformerConfig:
-    """``preset`` (or the dimensions), overridden dimensions, and the training settings.
+def zero_stage(value: int | str) -> int:
+    """A ZeRO stage from ``0``-``3`` (int or text) or ``fsdp`` (ZeRO-3, as PyTorch's fully
+    sharded data parallelism shards weights, grads and optimizer states).
 
     Raises:
-        WorkloadError: unknown preset, or dimensions missing without one.
+        WorkloadError: anything else.
+
+    Example:
+        >>> zero_stage("fsdp"), zero_stage(" 1"), zero_stage(2)
+        (3, 1, 2)
+    """
+    text = str(value).strip().lower()
+    if text == "fsdp":
+        return 3
+    if text not in ("0", "1", "2", "3"):
+        raise WorkloadError(f"zero {value!r}: use 0, 1, 2, 3 or fsdp.")
+    return int(text)
+
+
+def transformer_config(p: dict[str, Any]) -> TransformerConfig:
+    """``preset`` (or the dimensions), overridden dimensions (None: the preset's), and the
+    training settings; ``zero`` may be ``fsdp``. The CLI's ``generate transformer``, sweeps
+    and search all build their configurations here.
+
+    Raises:
+        WorkloadError: unknown preset, dimensions missing without one, a bad ZeRO stage.
     """
     model = model_from(p.get("preset"), {k: p[k] for k in _MODEL_FIELDS if k in p})
-    return TransformerConfig(model=model, **{k: p[k] for k in _CONFIG_FIELDS if k in p})
+    settings = {k: p[k] for k in _CONFIG_FIELDS if k in p}
+    if "zero" in settings:
+        settings["zero"] = zero_stage(settings["zero"])
+    return TransformerConfig(model=model, **settings)
 
 
 GENERATORS: dict[str, Generator] = {
