@@ -1,0 +1,212 @@
+"""Commands about inputs: ``topology`` (check, show, schema), ``trace`` (info, import) and
+``generate`` (data-parallel, transformer)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from simcluster.analysis.training import TrainingInfo
+from simcluster.cli import render, render_run
+from simcluster.cli.apps import (
+    ALIGN_HELP,
+    COPIES_HELP,
+    ET_HELP,
+    STEP_HELP,
+    TRACE_HELP,
+    align_option,
+    generate_app,
+    step_option,
+    terminal,
+    topology_app,
+    trace_app,
+    trace_import_app,
+)
+from simcluster.topology import json_schema, load_cluster
+from simcluster.workload import load_workload, write_workload
+from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
+from simcluster.workload.generate.presets import PRESETS
+from simcluster.workload.generate.registry import transformer_config
+from simcluster.workload.generate.transformer import transformer
+
+# -- topology -------------------------------------------------------------------------------------
+
+@topology_app.command("check")
+def topology_check(
+    path: Annotated[Path, typer.Argument(metavar="TOPOLOGY", help="topology YAML file")],
+) -> None:
+    """Validate a topology file and print a one-line summary."""
+    cluster = load_cluster(path)
+    c = cluster.counts()
+    terminal().print(
+        f"ok: {path}: {cluster.name}: {c.get('accelerator', 0)} accelerators, {c['hosts']} "
+        f"host(s), {c.get('switch', 0)} switches, {c.get('nic', 0)} NICs, {c['links']} links"
+    )
+
+
+@topology_app.command("show")
+def topology_show(
+    path: Annotated[Path, typer.Argument(metavar="TOPOLOGY", help="topology YAML file")],
+    full: Annotated[bool, typer.Option(help="show every host, not one per kind")] = False,
+) -> None:
+    """Show a topology as a tree: hosts, accelerators, switches, NICs, links, bandwidths."""
+    terminal().print(render.topology_tree(load_cluster(path), full=full))
+
+
+@topology_app.command("schema")
+def topology_schema(
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                   help="write here instead of stdout")] = None,
+) -> None:
+    """Print the JSON Schema of topology files (for editor completion and checks)."""
+    text = json_schema()
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from simcluster.atomic import atomic_path
+
+    with atomic_path(output) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+# -- trace ----------------------------------------------------------------------------------------
+
+@trace_app.command("info")
+def trace_info(
+    path: Annotated[Path, typer.Argument(metavar="TRACE", help=TRACE_HELP)],
+) -> None:
+    """Summarise a workload: ranks, ops by kind, collectives, groups, bytes."""
+    terminal().print(render.workload_info(load_workload(path), str(path)))
+
+
+@trace_import_app.command("kineto")
+def trace_import_kineto(
+    path: Annotated[Path, typer.Argument(metavar="DIR", help="folder of per-rank PyTorch "
+                                         "profiler traces (.json, .json.gz), or one file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+    et: Annotated[Optional[Path], typer.Option("--et", help=ET_HELP)] = None,
+    step: Annotated[str, typer.Option(help=STEP_HELP)] = "all",
+    model_copies: Annotated[bool, typer.Option("--model-copies", help=COPIES_HELP)] = False,
+    align: Annotated[str, typer.Option(help=ALIGN_HELP)] = "clock",
+) -> None:
+    """Import PyTorch profiler (Kineto) traces; print what was used, skipped and assumed."""
+    from simcluster.workload.kineto import KinetoOptions, import_kineto
+
+    wl = import_kineto(path, KinetoOptions(step=step_option(step), et=et, model_copies=model_copies,
+                                           align=align_option(align)))
+    write_workload(wl, output)
+    terminal().print(render.import_summary(wl, output), soft_wrap=True)
+
+
+@trace_import_app.command("chakra")
+def trace_import_chakra(
+    path: Annotated[Path, typer.Argument(metavar="DIR", help="folder of Chakra traces "
+                                         "(<prefix>.<rank>.et), or one file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+) -> None:
+    """Import Chakra execution traces; print what was used, skipped and assumed."""
+    from simcluster.workload.chakra import import_chakra
+
+    wl = import_chakra(path)
+    write_workload(wl, output)
+    terminal().print(render.import_summary(wl, output), soft_wrap=True)
+
+
+# -- generate -------------------------------------------------------------------------------------
+
+@generate_app.command("data-parallel")
+def generate_data_parallel(
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+    ranks: Annotated[int, typer.Option(min=1, help="data-parallel ranks")] = 16,
+    layers: Annotated[int, typer.Option(min=1)] = 12,
+    hidden: Annotated[int, typer.Option(min=1)] = 1024,
+    seq_len: Annotated[int, typer.Option(min=1)] = 2048,
+    vocab: Annotated[int, typer.Option(min=1)] = 50304,
+    micro_batch: Annotated[int, typer.Option(min=1, help="sequences per rank")] = 4,
+    dtype: Annotated[str, typer.Option()] = "bf16",
+    bucket_mb: Annotated[float, typer.Option(min=0.001, help="gradient bucket, MB")] = 25.0,
+    steps: Annotated[int, typer.Option(min=1)] = 1,
+    name: Annotated[str, typer.Option()] = "dp-transformer",
+) -> None:
+    """Generate data-parallel training steps of a decoder-only transformer."""
+    cfg = DataParallelConfig(
+        ranks=ranks, micro_batch=micro_batch, dtype=dtype, bucket_mb=bucket_mb, steps=steps,
+        name=name, dims=TransformerDims(layers=layers, hidden=hidden, seq_len=seq_len,
+                                        vocab=vocab),
+    )
+    wl = data_parallel(cfg)
+    write_workload(wl, output)
+    terminal().print(f"wrote {output}: {wl.num_ranks} ranks, {wl.num_ops:,} ops, "
+                     f"{cfg.dims.params / 1e6:.1f} M parameters")
+
+
+@generate_app.command("transformer")
+def generate_transformer(
+    output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
+    preset: Annotated[Optional[str], typer.Option(
+        help=f"model: {', '.join(PRESETS)}")] = None,
+    layers: Annotated[Optional[int], typer.Option(min=1, help="override: layers")] = None,
+    hidden: Annotated[Optional[int], typer.Option(min=1, help="override: hidden size")] = None,
+    heads: Annotated[Optional[int], typer.Option(min=1, help="override: attention heads")] = None,
+    kv_heads: Annotated[Optional[int], typer.Option(min=1, help="override: KV heads")] = None,
+    ffn: Annotated[Optional[int], typer.Option(min=1, help="override: FFN width")] = None,
+    vocab: Annotated[Optional[int], typer.Option(min=0, help="override: vocabulary")] = None,
+    seq_len: Annotated[Optional[int], typer.Option(min=1, help="override: sequence")] = None,
+    tp: Annotated[int, typer.Option(min=1, help="tensor-parallel size")] = 1,
+    pp: Annotated[int, typer.Option(min=1, help="pipeline stages")] = 1,
+    dp: Annotated[int, typer.Option(min=1, help="data-parallel replicas")] = 1,
+    micro_batch: Annotated[int, typer.Option(min=1, help="sequences per micro-batch")] = 1,
+    global_batch: Annotated[Optional[int], typer.Option(
+        min=1, help="sequences per step (default micro-batch x dp)")] = None,
+    schedule: Annotated[str, typer.Option(
+        help="1f1b, gpipe or 1f1b-interleaved:V")] = "1f1b",
+    recompute: Annotated[str, typer.Option(help="none, selective or full")] = "none",
+    sequence_parallel: Annotated[bool, typer.Option(
+        "--sequence-parallel/--no-sequence-parallel")] = False,
+    zero: Annotated[str, typer.Option(help="ZeRO stage 0, 1, 2, 3, or fsdp")] = "0",
+    dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp8")] = "bf16",
+    flash_attention: Annotated[bool, typer.Option("--flash-attention/--no-flash-attention")
+                               ] = True,
+    dp_overlap: Annotated[bool, typer.Option(
+        "--dp-overlap/--no-dp-overlap", help="overlap gradient reduction with backward")] = True,
+    tp_overlap: Annotated[bool, typer.Option(
+        "--tp-overlap/--no-tp-overlap",
+        help="overlap backward TP reductions with weight-gradient GEMMs")] = True,
+    bucket_params: Annotated[int, typer.Option(min=1, help="parameters per gradient bucket")
+                             ] = 40_000_000,
+    fold: Annotated[bool, typer.Option(
+        "--fold/--no-fold", help="store one data-parallel replica (same answer, faster)")
+                    ] = True,
+    steps: Annotated[int, typer.Option(min=1)] = 1,
+    name: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute)."""
+    cfg = transformer_config({
+        "preset": preset, "layers": layers, "hidden": hidden, "heads": heads,
+        "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab, "seq_len": seq_len, "tp": tp, "pp": pp,
+        "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
+        "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
+        "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
+        "dp_overlap": dp_overlap, "tp_overlap": tp_overlap, "bucket_params": bucket_params,
+        "fold": fold, "steps": steps, "name": name})
+    model = cfg.model
+    wl = transformer(cfg)
+    write_workload(wl, output)
+    console = terminal()
+    info = TrainingInfo.of(wl)
+    assert info is not None
+    extra = wl.meta.extra
+    fold_note = (f" (folded: replica 0 in full, {cfg.dp - 1} mirror replica(s))"
+                 if extra["fold"] else "")
+    console.print(f"wrote {output}: {model.name}, {model.params / 1e9:.2f} B parameters, "
+                  f"{wl.num_ranks} ranks, {wl.num_ops:,} ops{fold_note}")
+    pipe = extra["pipeline"]
+    console.print(f"{cfg.batch} sequences x {model.seq_len} tokens per step, "
+                  f"{pipe['micro_batches']} micro-batch(es) per replica, schedule "
+                  f"{pipe['schedule']} (ideal bubble {100 * pipe['ideal_bubble']:.1f}%)")
+    console.print(render_run.memory_table(info))
+
+

@@ -1,0 +1,64 @@
+"""Rich renderings of sweeps and searches: their result tables and what a search found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from simcluster.cli.render import fmt_time
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+def sweep_table(rows: list[dict[str, Any]], results: pa.Table, title: str) -> Table:
+    """Sweep rows: their axis values, then step time, throughput, cost and bottleneck."""
+    from simcluster.analysis.sweep import axis_columns
+    from simcluster.export.sweep_report import display_row
+
+    axes = axis_columns(results)
+    table = Table(title=title, title_justify="left")
+    for col in [*axes, *display_row({"step_time_us": 0.0})]:
+        table.add_column(col, justify="left" if col == "bottleneck" else "right")
+    for r in rows:
+        table.add_row(*[str(r.get(a)) for a in axes], *display_row(r).values())
+    return table
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+def search_summary(report: Any, fixed: dict[str, Any]) -> Group:
+    """What a search looked at, and its top configurations with why each wins."""
+    from simcluster.export.sweep_report import display_row
+
+    share = report.simulated / max(report.feasible, 1)
+    head = Text.assemble(
+        (f"{fixed.get('preset')}", "bold"), f", global batch {fixed.get('global_batch')}: ",
+        f"{report.configurations} configurations, {report.feasible} fit in memory (estimated "
+        f"all); simulated {report.simulated} ({100 * share:.0f}%) in {report.simulations} "
+        "simulations")
+    table = Table(title=f"best by {report.objective}", title_justify="left")
+    for col in ("#", "tp", "pp", "dp", "mb", "schedule", "recompute", "zero", "step",
+                "tokens/s", "MFU", "$/1M tok", "why: limited by, bubble, exposed comm, memory"):
+        table.add_column(col, justify="left" if col in ("schedule", "recompute") or
+                         col.startswith("why") else "right")
+    best = report.best[0].full if report.best else None
+    for i, t in enumerate(report.best, start=1):
+        r, p = t.full, t.params
+        d = display_row(r)
+        gap = "" if i == 1 or best is None else (
+            f" (+{100 * (r['step_time_us'] / best['step_time_us'] - 1):.1f}% time)")
+        bubble = "-" if r.get("bubble") is None else f"{100 * r['bubble']:.0f}%"
+        why = (f"{r.get('bottleneck') or '-'}, bubble {bubble}, exposed comm "
+               f"{100 * (r.get('exposed_comm_fraction') or 0):.1f}%, {d['peak mem']} of "
+               f"HBM{gap}")
+        table.add_row(str(i), str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["micro_batch"]),
+                      p["schedule"], p["recompute"], str(p["zero"]),
+                      fmt_time(r["step_time_us"]), d["tokens/s"], d["MFU"], d["$/1M tokens"],
+                      why)
+    if not report.best:
+        return Group(head, Text("no simulated configuration ran; see candidates.parquet"))
+    return Group(head, table)

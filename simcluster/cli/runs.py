@@ -1,0 +1,184 @@
+"""Commands that simulate and look at runs: ``collectives``, ``replay``, and ``report``,
+``export`` and ``diff`` of run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simcluster.cli import render, render_run
+from simcluster.cli.apps import (
+    ALIGN_HELP,
+    COPIES_HELP,
+    ET_HELP,
+    PROGRESS_MIN_OPS,
+    STEP_HELP,
+    TRACE_HELP,
+    align_option,
+    app,
+    pairs,
+    step_option,
+    terminal,
+)
+from simcluster.errors import SimclusterError
+from simcluster.export import load_run
+from simcluster.placement import STRATEGIES
+from simcluster.scenario import Scenario, WhatIf
+from simcluster.topology import load_cluster
+from simcluster.workload import load_workload
+
+# -- collectives ----------------------------------------------------------------------------------
+
+@app.command("collectives")
+def collectives_cmd(
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")],
+    op: Annotated[str, typer.Option(help="all_reduce, all_gather, reduce_scatter, all_to_all, "
+                                         "broadcast, reduce, sendrecv")] = "all_reduce",
+    ranks: Annotated[Optional[int], typer.Option(
+        min=1, help="ranks (default: every accelerator), placed packed")] = None,
+    min_size: Annotated[str, typer.Option("--min", help="smallest size, e.g. 1K")] = "8",
+    max_size: Annotated[str, typer.Option("--max", help="largest size, e.g. 8G")] = "128M",
+    factor: Annotated[int, typer.Option("--factor", "-f", min=2, help="size step")] = 2,
+    algo: Annotated[str, typer.Option(help="force an algorithm: ring, tree, hierarchical, "
+                                           "nvls, chain, direct, pairwise; auto picks")] = "auto",
+    proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
+    dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
+    csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,
+) -> None:
+    """nccl-tests on the simulator: time, algbw and busbw per size, and the algorithm used."""
+    from simcluster import collective_perf as cp
+
+    cluster = load_cluster(topology)
+    n = ranks or len(cluster.accelerators)
+    rows = cp.run(cluster, op, cp.sizes(cp.parse_size(min_size), cp.parse_size(max_size), factor),
+                  ranks=n, algorithm=algo, protocol=proto, dtype=dtype)
+    console = terminal()
+    console.print(f"# {op} on {n} ranks of {cluster.name} (simulated; busbw as nccl-tests)")
+    console.print(render.perf_table(rows, dtype))
+    if csv is not None:
+        from simcluster.atomic import atomic_path
+
+        with atomic_path(csv) as tmp:
+            tmp.write_text(render.perf_csv(rows, op, n), encoding="utf-8")
+        console.print(f"wrote {csv}")
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+@app.command("replay")
+def replay(
+    trace: Annotated[Path, typer.Argument(metavar="TRACE", help=TRACE_HELP)],
+    topology: Annotated[Optional[Path], typer.Option(
+        "--topology", "-t", help="topology YAML file; default: one server of the recorded "
+        "accelerator, one per rank")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="accelerator model: with --topology, every accelerator becomes it (what-if); "
+        "without, a one-server cluster of it (default: the recorded one)")] = None,
+    step: Annotated[str, typer.Option(help=STEP_HELP)] = "all",
+    et: Annotated[Optional[Path], typer.Option("--et", help=ET_HELP)] = None,
+    model_copies: Annotated[bool, typer.Option("--model-copies", help=COPIES_HELP)] = False,
+    align: Annotated[str, typer.Option(help=ALIGN_HELP)] = "clock",
+    placement: Annotated[Optional[str], typer.Option(
+        help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="folder for timeline.parquet, links.parquet, ranks.parquet, summary.json")] = None,
+    top: Annotated[int, typer.Option(min=1, help="links to list")] = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the step time")] = False,
+    scale_link: Annotated[Optional[list[str]], typer.Option(
+        help="what-if: KIND=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5)")] = None,
+    slow_rank: Annotated[Optional[list[str]], typer.Option(
+        help="what-if: RANK=FACTOR makes a rank's compute and host ops slower (3=1.3)")] = None,
+    price: Annotated[Optional[float], typer.Option(
+        min=0.0, help="USD per accelerator-hour (default: topology, then built-in)")] = None,
+    token_budget: Annotated[Optional[float], typer.Option(
+        min=1.0, help="tokens to train on: print the run's time and cost")] = None,
+) -> None:
+    """Replay a workload or recorded traces on a cluster; print step time, breakdown and
+    busiest links (and, for profiler traces, simulated vs recorded step times)."""
+    console = terminal()
+    workload = load_workload(trace, step=step_option(step), et=et, model_copies=model_copies,
+                             align=align_option(align))
+    cluster = None if topology is None else load_cluster(topology)
+    whatif = WhatIf(device=device, price=price, token_budget=token_budget,
+                    scale_links={k: float(v) for k, v in pairs("--scale-link", scale_link or [])},
+                    slow_ranks={int(k): float(v) for k, v in pairs("--slow-rank",
+                                                                     slow_rank or [])})
+    scenario = Scenario(workload, cluster, placement, whatif, top_links=top)
+    if not quiet and workload.num_ops >= PROGRESS_MIN_OPS and Console(stderr=True).is_terminal:
+        with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("sim", total=workload.num_ops)
+            result = scenario.run(
+                progress=lambda done, total: bar.update(task, completed=done))
+    else:
+        result = scenario.run()
+    if out is not None:
+        result.write(out)
+    if quiet:
+        console.print(f"{result.step_time_us:.3f}")
+        return
+    for renderable, soft_wrap in render_run.replay_view(result, trace.name):
+        console.print(renderable, soft_wrap=soft_wrap)
+    if out is not None:
+        files = result.output_files
+        console.print(f"wrote {len(files)} files to {out}/: {', '.join(files)}")
+
+
+# -- outputs of a run folder -----------------------------------------------------------------------
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="a replay's --out folder")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                   help="default: RUN/report.html")] = None,
+) -> None:
+    """Write one self-contained HTML page with plots: timeline, link heatmap, breakdown,
+    bottlenecks, critical path (needs the report extra: matplotlib)."""
+    from simcluster.export.report import write_report
+
+    folder = load_run(run_dir)
+    out = write_report(folder.run, folder.summary, folder.ranks, folder.critical_path,
+                       output or run_dir / "report.html", fidelity=folder.fidelity,
+                       import_report=folder.import_report)
+    terminal().print(f"wrote {out}")
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="a replay's --out folder")],
+    format: Annotated[str, typer.Option("--format", help="perfetto (Chrome trace JSON)")] = (
+        "perfetto"),
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                   help="default: RUN/trace.json")] = None,
+    max_ranks: Annotated[int, typer.Option(min=1, help="ranks to include")] = 64,
+    max_links: Annotated[int, typer.Option(min=0, help="link counter tracks")] = 16,
+) -> None:
+    """Export a run for other tools: ui.perfetto.dev / chrome://tracing."""
+    from simcluster.export.perfetto import write_perfetto
+
+    if format != "perfetto":
+        raise SimclusterError(f"--format {format!r}: the supported format is perfetto.")
+    folder = load_run(run_dir)
+    out = write_perfetto(folder.run, output or run_dir / "trace.json", max_ranks, max_links)
+    terminal().print(f"wrote {out} (open it in https://ui.perfetto.dev)")
+
+
+@app.command("diff")
+def diff_cmd(
+    run_a: Annotated[Path, typer.Argument(metavar="RUN_A", help="the baseline run folder")],
+    run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="the what-if run folder")],
+    top: Annotated[int, typer.Option(min=1, help="links and ops to list")] = 10,
+) -> None:
+    """What changed from RUN_A to RUN_B: step time, breakdown, limits, links, ops."""
+    from simcluster.analysis.diff import diff_runs
+
+    a, b = load_run(run_a), load_run(run_b)
+    d = diff_runs(a.run, a.summary, b.run, b.summary, top)
+    for renderable in render_run.diff_view(d, str(run_a), str(run_b)):
+        terminal().print(renderable)
+
+

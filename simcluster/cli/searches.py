@@ -1,0 +1,156 @@
+"""Commands that simulate many configurations: ``sweep``, ``sweep-report`` and ``search``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simcluster.cli import render_search
+from simcluster.cli.apps import (
+    app,
+    int_list,
+    terminal,
+)
+from simcluster.errors import SimclusterError
+from simcluster.placement import STRATEGIES
+from simcluster.topology import load_cluster
+from simcluster.workload.generate.presets import PRESETS
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+@app.command("sweep")
+def sweep_cmd(
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="sweep spec YAML file")],
+    out: Annotated[Path, typer.Option(help="results folder (resumable: rerun to finish)")],
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="address of a running Dask scheduler (tcp://host:8786); default: a local "
+        "cluster sized to this machine")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="local cluster: worker processes (default: one per core)")] = None,
+    top: Annotated[int, typer.Option(min=1, help="configurations to list")] = 5,
+) -> None:
+    """Simulate every point of a sweep spec on Dask; one Parquet row per point in
+    OUT/results.parquet (needs the sweep extra: dask[distributed])."""
+    from rich.progress import TimeRemainingColumn
+
+    from simcluster.analysis.sweep import feasible
+    from simcluster.analysis.sweep import top as best
+    from simcluster.sweep import load_sweep, run_sweep
+    from simcluster.sweep.runner import copy_spec
+
+    sweep = load_sweep(spec, gpus_of=lambda p: len(load_cluster(p).accelerators))
+    copy_spec(spec, out)
+    console = terminal()
+    console.print(f"sweep {sweep.spec.name}: {len(sweep.points)} points")
+    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sweep", total=None)
+        result = run_sweep(sweep, out, scheduler=scheduler, workers=workers,
+                           progress=lambda done, total: bar.update(task, completed=done,
+                                                                   total=total))
+    console.print(f"{result.computed} computed, {result.skipped} already done; "
+                  f"{result.failed} of {result.total} failed or out of memory; wrote "
+                  f"{result.results}")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(result.results)
+    console.print(render_search.sweep_table(best(feasible(table), "time", top), table,
+                                     f"fastest {top}"))
+
+
+@app.command("sweep-report")
+def sweep_report_cmd(
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="a sweep's --out folder")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output",
+                                                   help="default: DIR/report.html")] = None,
+    top: Annotated[int, typer.Option(min=1, help="configurations per table")] = 10,
+) -> None:
+    """Plot the Pareto front (step time vs cost) and list the top configurations (needs the
+    report extra: matplotlib)."""
+    from simcluster.analysis.sweep import cost_column, feasible, pareto_front
+    from simcluster.export.sweep_report import write_sweep_report
+    from simcluster.sweep.runner import read_results
+
+    table, name = read_results(out)
+    rows = feasible(table)
+    cost = cost_column(rows)
+    terminal().print(render_search.sweep_table(pareto_front(rows, "step_time_us", cost), table,
+                                        "Pareto front (step time vs cost)"))
+    path = write_sweep_report(table, name, output or out / "report.html", top)
+    terminal().print(f"wrote {path}")
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+@app.command("search")
+def search_cmd(
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="topology YAML file")],
+    out: Annotated[Path, typer.Option(help="results folder (resumable)")],
+    preset: Annotated[str, typer.Option(help=f"model: {', '.join(PRESETS)}")],
+    gpus: Annotated[Optional[int], typer.Option(
+        min=1, help="GPU budget (default: every accelerator of the topology)")] = None,
+    objective: Annotated[str, typer.Option(help="time (step time) or cost ($ per 1M tokens)")
+                         ] = "time",
+    global_batch: Annotated[Optional[int], typer.Option(
+        min=1, help="sequences per step (default: one per GPU)")] = None,
+    seq_len: Annotated[Optional[int], typer.Option(min=1, help="override: sequence")] = None,
+    layers: Annotated[Optional[int], typer.Option(min=1, help="override: layers")] = None,
+    dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp8")] = "bf16",
+    tp: Annotated[str, typer.Option(help="tensor-parallel sizes to try")] = "1,2,4,8",
+    pp: Annotated[str, typer.Option(help="pipeline sizes to try")] = "1,2,4,8,16,32",
+    micro_batch: Annotated[str, typer.Option(help="micro-batch sizes to try")] = "1,2,4,8",
+    fewer_gpus: Annotated[Optional[bool], typer.Option(
+        "--fewer-gpus/--all-gpus", help="also try 1/2 and 1/4 of the budget (default: "
+        "with --objective cost)")] = None,
+    budget: Annotated[Optional[int], typer.Option(
+        min=1, help="configurations to simulate (default: a quarter of those that fit)")
+                      ] = None,
+    top: Annotated[int, typer.Option(min=1, help="configurations to report")] = 5,
+    placement: Annotated[str, typer.Option(help=f"strategy: {', '.join(STRATEGIES)}")
+                         ] = "packed",
+    price: Annotated[Optional[float], typer.Option(
+        min=0.0, help="USD per accelerator-hour (default: topology, then built-in)")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="address of a running Dask scheduler; default: a local cluster")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="local cluster: workers")
+                       ] = None,
+) -> None:
+    """Find the fastest or cheapest parallel configuration that fits in memory: prune and
+    estimate every configuration analytically, then simulate the best quarter at low fidelity
+    and the best of those in full (successive halving, on Dask)."""
+    from rich.progress import TimeRemainingColumn
+
+    from simcluster.search import SearchOptions, SearchSpace, search
+
+    if placement not in STRATEGIES:
+        raise SimclusterError(f"--placement {placement!r}: use one of {', '.join(STRATEGIES)}.")
+    n = gpus or len(load_cluster(topology).accelerators)
+    fixed = {"preset": preset, "global_batch": global_batch or n, "dtype": dtype}
+    fixed.update({k: v for k, v in (("seq_len", seq_len), ("layers", layers)) if v})
+    space = SearchSpace(tp=int_list("--tp", tp), pp=int_list("--pp", pp),
+                        micro_batch=int_list("--micro-batch", micro_batch),
+                        fewer_gpus=objective == "cost" if fewer_gpus is None else fewer_gpus)
+    options = SearchOptions(objective=objective, budget=budget, top=top, placement=placement,
+                            price=price, space=space)
+    console = terminal()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(rung: str, done: int, total: int) -> None:
+            if rung not in tasks:
+                tasks[rung] = bar.add_task(f"simulating, {rung}", total=total)
+            bar.update(tasks[rung], completed=done, total=total)
+
+        report = search(fixed, topology, n, out, options, scheduler=scheduler, workers=workers,
+                        progress=progress)
+    console.print(render_search.search_summary(report, fixed))
+    console.print(f"wrote {out / 'search.json'}, {out / 'candidates.parquet'}")
+
+
