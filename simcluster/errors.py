@@ -24,6 +24,11 @@ class PlacementError(SimclusterError):
     """Ranks cannot be placed onto the cluster's accelerators as asked."""
 
 
+class OutputError(SimclusterError):
+    """An output cannot be written where asked: a file where a folder is needed, or a folder
+    that another process is writing."""
+
+
 class SimulationError(SimclusterError):
     """The simulation cannot complete: out of memory, deadlock, mismatched collectives."""
 
