@@ -230,10 +230,6 @@ class FlowNetwork:
         self._epoch = 0
         self._t_last = 0.0
 
-    @property
-    def active_flows(self) -> int:
-        return len(self._routes) + sum(len(new[0]) for new in self._new)
-
     def transfer(
         self,
         routes: Sequence[np.ndarray],
