@@ -6,7 +6,7 @@ The cluster is 128 DGX-A100-like servers (8 A100-SXM4-80GB on NVSwitch, 8 x 200 
 NICs), 16 servers per leaf switch and 8 spines (non-blocking), built in code.
 
 The workload is folded (one data-parallel replica in full, mirrors for the other 15: see
-``simcluster/workload/generate/transformer.py``); ``--no-fold`` replays all 1,024 ranks in
+``simcluster/workload/generate/transformer/``); ``--no-fold`` replays all 1,024 ranks in
 full (about 16x the ops; minutes, and GBs of memory).
 
     python bench/bench_gpt3.py [--repeat 3] [--no-fold]

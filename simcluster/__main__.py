@@ -2,4 +2,5 @@
 
 from simcluster.cli import main
 
-main()
+if __name__ == "__main__":  # not when imported (by a doctest collector, say)
+    main()

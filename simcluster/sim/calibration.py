@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -113,9 +112,3 @@ def fit_device(page: BenchmarkPage, spec: AcceleratorSpec, dtype: str, in_bytes:
     pred = kernel_us(flops, nbytes, peak, spec.hbm_GBps * 1e3, cal)
     return cal, pred / np.exp(measured) - 1.0
 
-
-def fit_file(path: Path, spec: AcceleratorSpec, dtype: str, in_bytes: int
-             ) -> tuple[DeviceCalibration, np.ndarray]:
-    """:func:`fit_device` on a benchmark page file."""
-    return fit_device(parse_benchmark_page(path.read_text(encoding="utf-8")), spec, dtype,
-                      in_bytes, source=path.name)

@@ -2,10 +2,11 @@
 
 A flow moves a number of bytes along a route (link ids). While flows are active, each gets the
 max-min fair rate given link capacities, computed by progressive filling over numpy arrays of
-(flow, link) pairs. Rates change only when a flow starts or finishes; all starts at one
-timestamp are batched into one recomputation. The next completion is a single SimPy timeout;
-an epoch counter makes wake-ups that a later change made stale do nothing. Links are not
-``simpy.Resource`` objects, so the cost is O(pairs) per change, not O(events per byte).
+(flow, link) pairs (:mod:`simcluster.sim.maxmin`). Rates change only when a flow starts or
+finishes; all starts at one timestamp are batched into one recomputation. The next completion
+is a single SimPy timeout; an epoch counter makes wake-ups that a later change made stale do
+nothing. Links are not ``simpy.Resource`` objects, so the cost is O(pairs) per change, not
+O(events per byte).
 
 Times are microseconds, sizes bytes, capacities bytes per microsecond.
 """
@@ -19,6 +20,14 @@ from itertools import compress
 import numpy as np
 import simpy
 
+from simcluster.sim.flow_records import BatchRecords, FlowTag
+from simcluster.sim.maxmin import _SAT_EPS, maxmin, maxmin_compact, maxmin_rates
+
+# Re-exported: the max-min solver and the flow tags were defined here before they had
+# modules of their own (``sim/maxmin.py``, ``sim/flow_records.py``).
+__all__ = ["BatchRecords", "FlowNetwork", "FlowTag", "maxmin", "maxmin_compact",
+           "maxmin_rates"]
+
 # A flow is finished when what remains would take less than this long at its rate (us), or is
 # below this fraction of its size: the float error of advancing rate * dt.
 _TIME_EPS_US = 1e-9
@@ -26,140 +35,6 @@ _REL_EPS = 1e-12
 # ... or less than this fraction of the current time: a wake-up that close to ``now`` lands on
 # ``now`` itself (float64 has ~16 digits), and the flow would never advance.
 _CLOCK_EPS = 1e-14
-# A link is saturated when its allocated rate is within this fraction of capacity.
-_SAT_EPS = 1e-9
-
-
-def maxmin(
-    pair_flow: np.ndarray,
-    pair_link: np.ndarray,
-    num_flows: int,
-    capacity: np.ndarray,
-    coupling: np.ndarray | None = None,
-    weight: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Max-min fair rates by progressive filling, and the link that limits each flow.
-
-    Every unfrozen flow's rate grows at the same pace until some link is full; flows that
-    cross a full link freeze at their rate, and so do all flows coupled with them; repeat
-    until all are frozen. Coupled flows (the neighbour transfers of one pipelined ring, which
-    advances at the pace of its slowest hop) thus share one rate. A flow of weight ``w``
-    stands for ``w`` identical flows on the same route and grows ``w`` times as fast.
-
-    Parameters:
-        pair_flow, pair_link: one entry per (flow, link) incidence; every flow has >= 1 link.
-        num_flows: number of flows.
-        capacity: bytes/us per link id.
-        coupling: per flow, a coupling-group id in 0 .. num_flows-1; None = all independent.
-        weight: per flow, how many identical flows it stands for; None = all 1.
-
-    Returns:
-        Rate per flow in bytes/us (the total of the flows it stands for), and per flow the
-        link id that froze it (for a coupled flow, the link that froze its group).
-    """
-    links, local = np.unique(pair_link, return_inverse=True)
-    rate, bottleneck = maxmin_compact(pair_flow, local, num_flows, capacity[links], coupling,
-                                      weight)
-    return rate, links[bottleneck]
-
-
-def maxmin_compact(
-    pair_flow: np.ndarray,
-    local: np.ndarray,
-    num_flows: int,
-    capacity: np.ndarray,
-    coupling: np.ndarray | None = None,
-    weight: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`maxmin` on links numbered 0..len(capacity)-1, every one of them used (the
-    caller has compacted the link ids, keeping their order); returns compact link ids."""
-    links = np.arange(len(capacity))
-    cap_left = np.asarray(capacity, dtype=np.float64).copy()
-    cap_full = cap_left.copy()
-    w = np.ones(num_flows) if weight is None else np.asarray(weight, dtype=np.float64)
-    pair_w = w[pair_flow]
-    rate = np.zeros(num_flows)
-    bottleneck = np.full(num_flows, -1, dtype=np.int64)
-    active = np.ones(num_flows, dtype=bool)
-    group_link = np.full(num_flows, -1, dtype=np.int64)
-    pair_active = np.ones(len(pair_flow), dtype=bool)
-    while pair_active.any():
-        users = np.bincount(local[pair_active], weights=pair_w[pair_active],
-                            minlength=len(links))
-        used = users > 0
-        inc = np.min(cap_left[used] / users[used])
-        rate[active] += inc * w[active]
-        cap_left -= inc * users
-        full = used & (cap_left <= _SAT_EPS * cap_full)
-        hit = np.flatnonzero(pair_active & full[local])
-        # A flow that fills two links at once is charged to the lower link id: order the
-        # pairs so that it is assigned last.
-        hit = hit[np.argsort(-links[local[hit]], kind="stable")]
-        hit_flow, hit_link = pair_flow[hit], links[local[hit]]
-        if coupling is None:
-            bottleneck[hit_flow] = hit_link
-            active[hit_flow] = False
-        else:
-            group_link[coupling[hit_flow]] = hit_link
-            newly = active & (group_link[coupling] >= 0)
-            bottleneck[newly] = group_link[coupling[newly]]
-            bottleneck[hit_flow] = hit_link  # a flow on a full link is limited by it
-            active &= ~newly
-        pair_active = active[pair_flow]
-    return rate, bottleneck
-
-
-def maxmin_rates(
-    pair_flow: np.ndarray,
-    pair_link: np.ndarray,
-    num_flows: int,
-    capacity: np.ndarray,
-    coupling: np.ndarray | None = None,
-    weight: np.ndarray | None = None,
-) -> np.ndarray:
-    """The rates of :func:`maxmin` alone.
-
-    Example:
-        Two flows share link 0 (100 B/us); the second also crosses link 1 (30 B/us):
-
-        >>> r = maxmin_rates(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, np.array([100., 30.]))
-        >>> r.tolist()
-        [70.0, 30.0]
-
-        Coupled, both run at the slower one's pace:
-
-        >>> maxmin_rates(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, np.array([100., 30.]),
-        ...              coupling=np.array([0, 0])).tolist()
-        [30.0, 30.0]
-    """
-    return maxmin(pair_flow, pair_link, num_flows, capacity, coupling, weight)[0]
-
-
-@dataclass(frozen=True)
-class FlowTag:
-    """What a batch of flows belongs to, for attribution and the flows table.
-
-    ``kind`` is ``collective``, ``send`` or ``memcpy``; ``name`` the collective (``all_reduce``)
-    or copy direction; ``group`` the communication group (``"0->3"`` for a send/recv pair);
-    ``seq`` the match number; ``algorithm`` e.g. ``ring/Simple``; ``phase`` the phase index.
-    """
-
-    kind: str
-    name: str
-    group: str | None = None
-    seq: int | None = None
-    algorithm: str | None = None
-    phase: int = 0
-
-    @property
-    def label(self) -> str:
-        """What attribution reports: the collective and its group (``all_reduce dp``), or
-        ``send``, or ``H2D copies``."""
-        if self.kind == "memcpy":
-            return f"{self.name} copies"
-        if self.kind == "send":
-            return "send/recv"
-        return f"{self.name} {self.group}" if self.group else self.name
 
 
 @dataclass
@@ -229,10 +104,6 @@ class FlowNetwork:
         self._flush_scheduled = False
         self._epoch = 0
         self._t_last = 0.0
-
-    @property
-    def active_flows(self) -> int:
-        return len(self._routes) + sum(len(new[0]) for new in self._new)
 
     def transfer(
         self,
@@ -482,28 +353,3 @@ class FlowNetwork:
         wait = float(np.min(self._left / self._rate))
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)
         wake.callbacks.append(self._on_wake)
-
-
-class BatchRecords:
-    """One row per batch of flows (a collective phase, a send/recv, a copy), column-wise."""
-
-    COLUMNS = ("kind", "name", "group", "seq", "algorithm", "phase", "start_us", "end_us",
-               "flows", "bytes")
-
-    def __init__(self) -> None:
-        self.cols: dict[str, list[object]] = {c: [] for c in self.COLUMNS}
-
-    def __len__(self) -> int:
-        return len(self.cols["kind"])
-
-    def open(self, tag: FlowTag | None, now: float, flows: float, nbytes: float) -> int:
-        tag = tag or FlowTag(kind="other", name="other")
-        for col, value in (("kind", tag.kind), ("name", tag.name), ("group", tag.group),
-                           ("seq", tag.seq), ("algorithm", tag.algorithm),
-                           ("phase", tag.phase), ("start_us", now), ("end_us", float("nan")),
-                           ("flows", flows), ("bytes", nbytes)):
-            self.cols[col].append(value)
-        return len(self) - 1
-
-    def close(self, row: int, now: float) -> None:
-        self.cols["end_us"][row] = now

@@ -283,9 +283,3 @@ def finish(table: pa.Table, groups: dict[str, tuple[int, ...]], meta: WorkloadMe
                         recorded_topology=meta.recorded_topology, extra=extra)
     return make_workload(table, groups, meta, source)
 
-
-def kind_counts(table: pa.Table) -> dict[str, int]:
-    """Ops per kind, for reports."""
-    kinds, counts = np.unique(table.column("kind").to_numpy(zero_copy_only=False),
-                              return_counts=True)
-    return {str(k): int(c) for k, c in zip(kinds, counts)}

@@ -2,7 +2,7 @@
 
 Protobuf messages are sequences of ``(field number, wire type, value)`` records
 (https://protobuf.dev/programming-guides/encoding/). This module decodes those records; the
-meaning of each field is the caller's business (see ``workload/chakra.py``). No generated
+meaning of each field is the caller's business (see ``workload/chakra/``). No generated
 code and no protobuf dependency: Chakra's schema is small and stable.
 
 Wire types: 0 varint, 1 fixed 64-bit, 2 length-delimited (strings, bytes, sub-messages,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import simpy
 
-from simcluster.sim.network import FlowNetwork, maxmin_rates
+from simcluster.sim.maxmin import maxmin_rates
+from simcluster.sim.network import FlowNetwork
 
 GB = 1e9
 

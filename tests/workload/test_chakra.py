@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from simcluster.errors import WorkloadError
-from simcluster.workload.chakra import (
+from simcluster.workload.chakra import import_chakra
+from simcluster.workload.chakra.etfile import (
     COMM_COLL_NODE,
     COMM_RECV_NODE,
     COMM_SEND_NODE,
     COMP_NODE,
     decode_node,
-    import_chakra,
 )
 from tests.conftest import ends, replay, star, workload
 from tests.workload.etwriter import et_file, node

@@ -16,7 +16,8 @@ from simcluster.topology.catalog import lookup
 from simcluster.topology.recorded import recorded_cluster
 from simcluster.topology.transform import with_device
 from simcluster.workload.kineto import KinetoOptions, import_kineto
-from simcluster.workload.kineto.work import Work, describe, innermost
+from simcluster.workload.kineto.aten_work import Work, describe
+from simcluster.workload.kineto.work import innermost
 from simcluster.workload.model import Workload
 from tests.workload.kinetotrace import KTrace
 

@@ -36,8 +36,9 @@ import pyarrow as pa
 from simcluster.errors import WorkloadError
 from simcluster.topology.catalog import identify
 from simcluster.workload.importing import ImportReport, finish, rank_from_name
+from simcluster.workload.kineto.context import BuildStats, RankContext, Window
 from simcluster.workload.kineto.events import RankTrace, read_rank_trace
-from simcluster.workload.kineto.graph import BuildStats, RankContext, Window, build_rank
+from simcluster.workload.kineto.graph import build_rank
 from simcluster.workload.kineto.pyet import read_execution_traces
 from simcluster.workload.kineto.work import summary
 from simcluster.workload.model import Workload, WorkloadMeta

@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from simcluster.errors import WorkloadError
+from simcluster.workload.kineto.aten_work import conv_node_dims, is_conv_node
+from simcluster.workload.kineto.conv_work import ConvContext
+from simcluster.workload.kineto.cpuops import CpuOps
 from simcluster.workload.kineto.jsonstream import EVENTS, TraceJSONError, iter_trace
-from simcluster.workload.kineto.work import ConvContext, CpuOps, conv_node_dims, is_conv_node
 
 KERNEL, MEMCPY, MEMSET = 0, 1, 2
 _GPU_CATS = {"kernel": KERNEL, "gpu_memcpy": MEMCPY, "memcpy": MEMCPY, "gpu_memset": MEMSET,

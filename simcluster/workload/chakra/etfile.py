@@ -1,0 +1,183 @@
+"""Chakra ET files decoded: one ``<prefix>.<rank>.et`` file -> its metadata and ``Node``s.
+
+A file is a stream of varint-length-prefixed protobuf messages (``et_def.proto``): one
+``GlobalMetadata``, then ``Node`` messages. They are decoded with
+:mod:`simcluster.workload.protowire` (no protobuf dependency). What the nodes mean as ops is
+:mod:`.ops`'s business.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simcluster.errors import WorkloadError
+from simcluster.workload.importing import rank_from_name
+from simcluster.workload.protowire import (
+    LENGTH,
+    WireError,
+    fixed,
+    iter_delimited,
+    iter_fields,
+    packed_varints,
+    signed32,
+    signed64,
+    zigzag,
+)
+
+# NodeType and CollectiveCommType of et_def.proto.
+INVALID_NODE, METADATA_NODE, MEM_LOAD_NODE, MEM_STORE_NODE = 0, 1, 2, 3
+COMP_NODE, COMM_SEND_NODE, COMM_RECV_NODE, COMM_COLL_NODE = 4, 5, 6, 7
+COMM_TYPES = {
+    0: "all_reduce", 1: "reduce", 2: "all_gather", 3: "gather", 4: "scatter", 5: "broadcast",
+    6: "all_to_all", 7: "reduce_scatter", 8: "reduce_scatter", 9: "barrier",
+}
+
+# AttributeProto value fields: number -> decoder of one scalar.
+_SCALARS: dict[int, Any] = {
+    3: lambda v: fixed(v, "<d"), 5: lambda v: fixed(v, "<f"), 7: signed32, 9: signed64,
+    11: lambda v: v & 0xFFFFFFFF, 13: lambda v: v, 15: zigzag, 17: zigzag,
+    19: lambda v: fixed(v, "<I"), 21: lambda v: fixed(v, "<Q"), 23: lambda v: fixed(v, "<i"),
+    25: lambda v: fixed(v, "<q"), 27: bool, 29: lambda v: v.decode("utf-8", "replace"),
+    31: bytes,
+}
+_LIST_WIDTH = {4: "<d", 6: "<f", 20: "<I", 22: "<Q", 24: "<i", 26: "<q"}
+
+
+@dataclass(frozen=True)
+class EtNode:
+    """One decoded ``Node`` (times in us)."""
+
+    id: int
+    name: str
+    type: int
+    data_deps: tuple[int, ...]
+    ctrl_deps: tuple[int, ...]
+    start_us: float | None
+    duration_us: float | None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EtFile:
+    """One rank's decoded trace."""
+
+    path: Path
+    rank: int
+    version: str
+    metadata: dict[str, Any]
+    nodes: list[EtNode]
+
+
+def decode_attr(buf: bytes) -> tuple[str, Any]:
+    """Decode an ``AttributeProto`` into (name, value); lists become Python lists."""
+    name, value = "", None
+    for number, wire, raw in iter_fields(buf):
+        if number == 1:
+            name = bytes(raw).decode("utf-8", "replace")  # type: ignore[arg-type]
+        elif number == 2:
+            continue
+        elif number in _SCALARS:
+            value = _SCALARS[number](raw)
+        elif number % 2 == 0 and 4 <= number <= 32:
+            value = _decode_list(number, bytes(raw))  # type: ignore[arg-type]
+    return name, value
+
+
+def _decode_list(number: int, buf: bytes) -> list[Any]:
+    """A ``*List`` message: its field 1, packed or not."""
+    scalar = _SCALARS[number - 1]
+    out: list[Any] = []
+    for _, wire, raw in iter_fields(buf):
+        if wire == LENGTH and number in _LIST_WIDTH:  # packed fixed-width
+            fmt = _LIST_WIDTH[number]
+            if len(raw) % struct.calcsize(fmt):
+                raise WireError(f"packed list of {fmt} values has {len(raw)} bytes")
+            out += [x[0] for x in struct.iter_unpack(fmt, raw)]
+        elif wire == LENGTH and number not in (30, 32):  # packed varints
+            out += [scalar(v) for v in packed_varints(raw)]  # type: ignore[arg-type]
+        else:
+            out.append(scalar(raw))
+    return out
+
+
+def decode_node(buf: bytes) -> EtNode:
+    """Decode one ``Node`` message."""
+    node_id = 0
+    name = ""
+    ntype = INVALID_NODE
+    deps: dict[int, list[int]] = {4: [], 5: []}
+    start = dur = None
+    attrs: dict[str, Any] = {}
+    for number, wire, raw in iter_fields(buf):
+        if number == 1:
+            node_id = int(raw)  # type: ignore[arg-type]
+        elif number == 2:
+            name = bytes(raw).decode("utf-8", "replace")  # type: ignore[arg-type]
+        elif number == 3:
+            ntype = int(raw)  # type: ignore[arg-type]
+        elif number in (4, 5):
+            deps[number] += packed_varints(raw) if wire == LENGTH else [int(raw)]  # type: ignore
+        elif number == 6:
+            start = float(raw)  # type: ignore[arg-type]
+        elif number == 7:
+            dur = float(raw)  # type: ignore[arg-type]
+        elif number == 10:
+            key, value = decode_attr(raw)  # type: ignore[arg-type]
+            attrs[key] = value
+    return EtNode(node_id, name, ntype, tuple(deps[5]), tuple(deps[4]), start, dur, attrs)
+
+
+def read_et(path: Path, rank: int) -> EtFile:
+    """Read one ``.et`` file.
+
+    Raises:
+        WorkloadError: unreadable, truncated or not a Chakra trace.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot read ({exc.strerror}).") from None
+    messages = iter_delimited(data)
+    try:
+        head = next(messages, None)
+        if head is None:
+            raise WorkloadError(f"{path}: empty file; a Chakra trace starts with its metadata.")
+        version, meta = "", {}
+        for number, _, raw in iter_fields(head):
+            if number == 1:
+                version = bytes(raw).decode("utf-8", "replace")  # type: ignore[arg-type]
+            elif number == 2:
+                key, value = decode_attr(raw)  # type: ignore[arg-type]
+                meta[key] = value
+        nodes = [decode_node(m) for m in messages]
+    except (WireError, UnicodeDecodeError, struct.error) as exc:
+        raise WorkloadError(
+            f"{path}: not a readable Chakra ET ({exc}); it may be truncated, or another "
+            "format. Chakra files are varint-length-prefixed protobuf messages."
+        ) from None
+    return EtFile(path=path, rank=rank, version=version, metadata=meta, nodes=nodes)
+
+
+def find_et_files(directory: Path) -> list[tuple[int, Path]]:
+    """The ``<prefix>.<rank>.et`` files of a directory, sorted by rank.
+
+    Raises:
+        WorkloadError: no ``.et`` files, a file without a rank, or two files for one rank.
+    """
+    files = sorted(directory.glob("*.et"))
+    if not files:
+        raise WorkloadError(f"{directory}: no .et files; Chakra traces are named "
+                            "<prefix>.<rank>.et.")
+    by_rank: dict[int, Path] = {}
+    for f in files:
+        r = rank_from_name(f)
+        if r is None:
+            raise WorkloadError(f"{f}: no rank in the file name; name it <prefix>.<rank>.et.")
+        if r in by_rank:
+            raise WorkloadError(f"{directory}: {by_rank[r].name} and {f.name} are both rank {r}; "
+                                "keep one trace per rank.")
+        by_rank[r] = f
+    return sorted(by_rank.items())

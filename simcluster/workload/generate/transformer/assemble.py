@@ -1,0 +1,107 @@
+"""The workload of a configuration: every stage's template stamped onto its ranks, with their
+groups and peers; with the fold, the other replicas get only their data-parallel collectives
+(the package docstring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from simcluster.workload.generate.transformer.config import TransformerConfig
+from simcluster.workload.generate.transformer.metrics import training_meta
+from simcluster.workload.generate.transformer.stage import _StageBuilder
+from simcluster.workload.generate.transformer.template import _DP
+from simcluster.workload.model import OPS_SCHEMA, Workload, WorkloadMeta
+from simcluster.workload.validate import make_workload
+
+
+def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int, ...]]]:
+    """All group names (dictionary order) and their ranks."""
+    T, P, D = cfg.tp, cfg.pp, cfg.dp
+    groups: dict[str, tuple[int, ...]] = {}
+    rank = lambda t, p, d: t + T * (p + P * d)  # noqa: E731
+    replicas = 1 if cfg.fold else D
+    if T > 1:
+        for d in range(replicas):
+            for p in range(P):
+                groups[f"tp.d{d}.p{p}"] = tuple(rank(t, p, d) for t in range(T))
+    if D > 1:
+        for p in range(P):
+            for t in range(T):
+                groups[f"dp.p{p}.t{t}"] = tuple(rank(t, p, d) for d in range(D))
+    m = cfg.model
+    if m.vocab and m.tied_embeddings and P > 1:
+        for d in range(replicas):
+            for t in range(T):
+                groups[f"emb.d{d}.t{t}"] = (rank(t, 0, d), rank(t, P - 1, d))
+    return list(groups), groups
+
+
+def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int,
+           index: dict[str, int], dictionary: pa.Array) -> pa.Table:
+    """The template's rows as rank (t, p, d): rank, groups and peers filled in."""
+    T, P = cfg.tp, cfg.pp
+    n = len(tpl["gkind"])
+    rank = t + T * (p + P * d)
+    lut = np.array([-1, index.get(f"tp.d{d}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
+                    index.get(f"emb.d{d}.t{t}", -1)], dtype=np.int32)
+    gi = lut[tpl["gkind"]]
+    groups = pa.DictionaryArray.from_arrays(pa.array(gi, mask=gi < 0), dictionary)
+    peer_stage = tpl["peer"]
+    peer = pa.array((t + T * (peer_stage + P * d)).astype(np.int32), mask=peer_stage < 0)
+    cols = dict(tpl["cols"])
+    cols["rank"] = pa.array(np.full(n, rank, dtype=np.int32))
+    cols["group"] = groups
+    cols["peer"] = peer
+    return pa.table(cols)
+
+
+def transformer(cfg: TransformerConfig) -> Workload:
+    """Generate the workload of ``cfg`` (see the module docstring).
+
+    Raises:
+        WorkloadError: an inconsistent configuration.
+
+    Example:
+        >>> from simcluster.workload.generate.presets import ModelSpec
+        >>> m = ModelSpec("toy", layers=2, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=128,
+        ...               seq_len=32)
+        >>> wl = transformer(TransformerConfig(model=m, tp=2, pp=2, dp=2, global_batch=8))
+        >>> wl.num_ranks, sorted(wl.groups)[:2]
+        (8, ['dp.p0.t0', 'dp.p0.t1'])
+    """
+    cfg = cfg.padded()
+    cfg.check()
+    names, groups = _group_names(cfg)
+    index = {g: i for i, g in enumerate(names)}
+    dictionary = pa.array(names or [""], pa.string())
+    full = [_StageBuilder(cfg, p).build() for p in range(cfg.pp)]
+    tpls = [r.table() for r in full]
+    ghosts = []
+    if cfg.fold and cfg.dp > 1:
+        for r in full:
+            ids = np.flatnonzero(np.asarray(r.gkind) == _DP)
+            g = r.table(ids)
+            g["cols"]["alloc_bytes"] = pa.array(np.zeros(len(ids), np.int64))
+            g["cols"]["free_bytes"] = pa.array(np.zeros(len(ids), np.int64))
+            g["cols"]["stream"] = pa.array(["dp"] * len(ids), pa.string())
+            ghosts.append(g)
+    parts = []
+    for d in range(cfg.dp):
+        for p in range(cfg.pp):
+            tpl = tpls[p] if d == 0 or not cfg.fold else ghosts[p]
+            for t in range(cfg.tp):
+                parts.append(_stamp(tpl, cfg, t, p, d, index, dictionary))
+    table = pa.concat_tables(parts)
+    table = table.set_column(table.schema.get_field_index("group"), "group",
+                             table.column("group").cast(pa.string()))
+    table = table.select([f.name for f in OPS_SCHEMA if f.name in table.column_names])
+    meta = WorkloadMeta(
+        name=cfg.name or f"{cfg.model.name}-tp{cfg.tp}-pp{cfg.pp}-dp{cfg.dp}",
+        source="simcluster generate transformer",
+        world_size=cfg.world,
+        extra=training_meta(cfg),
+    )
+    return make_workload(table, groups, meta, source="generate transformer")

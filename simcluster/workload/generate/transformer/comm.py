@@ -1,0 +1,89 @@
+"""A stage's pipeline and data-parallel communication: activations and gradients sent
+between (virtual) stages, gradient buckets reduced over data parallelism, and the ZeRO
+parameter gathers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from simcluster.workload.generate.transformer.layers import _LayerOps
+from simcluster.workload.generate.transformer.memory import _layer_param_bytes, stage_params
+from simcluster.workload.generate.transformer.template import _DP, _TP
+
+if TYPE_CHECKING:
+    from simcluster.workload.generate.transformer.stage import _StepState
+
+
+class _CommOps(_LayerOps):
+    """Pipeline and data-parallel ops of :class:`~.stage._StageBuilder`."""
+
+    # -- pipeline ------------------------------------------------------------------------------
+
+    def _p2p_bytes(self) -> float:
+        return self.e_th / self.cfg.tp if (self.cfg.sp or (self.tp and self.cfg.scatter_gather)) \
+            else self.e_th
+
+    def _recv(self, name: str, peer: int, stream: str) -> int:
+        op = self.r.p2p("recv", name, self._p2p_bytes(), peer, stream, grad="bwd" in stream)
+        if self.tp and not self.cfg.sp and self.cfg.scatter_gather:
+            op = self.r.coll(f"{name}.gather", "all_gather", self.e_th, _TP, "tp", deps=[op])
+        return op
+
+    def _send(self, name: str, peer: int, stream: str, dep: int) -> int:
+        return self.r.p2p("send", name, self._p2p_bytes(), peer, stream, grad="bwd" in stream,
+                          deps=[dep])
+
+    # -- data parallel -------------------------------------------------------------------------
+
+    def _dp_reduce(self, name: str, params: int, dep: int) -> int:
+        coll = "all_reduce" if self.cfg.zero == 0 else "reduce_scatter"
+        return self.r.coll(name, coll, self.cfg.gbytes * params, _DP, "dp", deps=[dep])
+
+    def _buckets(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Group (params, ready op) in backward order into buckets of ``bucket_params``;
+        returns (params, op after which the bucket is complete)."""
+        out, acc = [], 0
+        for params, op in ready:
+            acc += params
+            if acc >= self.cfg.bucket_params:
+                out.append((acc, op))
+                acc = 0
+        if acc:
+            out.append((acc, ready[-1][1]))
+        return out
+
+    def _param_gathers(self, st: _StepState) -> None:
+        """ZeRO-1/2: the updated parameters all-gathered per bucket in forward order (the
+        steady state: they overlap this step's first forward). ZeRO-3: the embedding and
+        head gathered once for the step."""
+        cfg, r = self.cfg, self.r
+        sp = stage_params(cfg, self.stage)
+        if cfg.dp > 1 and cfg.zero in (1, 2):
+            order: list[tuple[int, int]] = []  # (params, layer; -1 embedding, -2 head)
+            for c in range(cfg.chunks):
+                vs = c * cfg.pp + self.stage
+                if vs == 0:
+                    order.append((sp.embedding, -1))
+                order.extend((self._layer_params, layer) for layer in cfg.layers_of(vs))
+                if vs == self.nv - 1:
+                    order.append((sp.head, -2))
+            acc, members = 0, []
+            for k, (params, layer) in enumerate(order):
+                acc += params
+                members.append(layer)
+                if acc >= cfg.bucket_params or k == len(order) - 1:
+                    op = r.coll(f"dp.param_ag{len(set(st.gather.values()))}", "all_gather",
+                                2 * acc, _DP, "dp", alloc=st.take_alloc())
+                    st.gather.update(dict.fromkeys(members, op))
+                    acc, members = 0, []
+        if cfg.dp > 1 and cfg.zero >= 3 and (sp.embedding or sp.head):
+            st.z3_persist = 2 * (sp.embedding + sp.head)
+            op = r.coll("dp.z3_ag_embed_head", "all_gather", st.z3_persist, _DP, "dp",
+                        alloc=st.take_alloc() + st.z3_persist)
+            st.gather[-1] = st.gather[-2] = op
+
+    def _z3_gather(self, name: str, after: int | None) -> int:
+        """ZeRO-3: gather one layer's parameters (prefetch: once ``after`` has started)."""
+        size = _layer_param_bytes(self.cfg)
+        return self.r.coll(name, "all_gather", size, _DP, "dp",
+                           deps=[after] if after is not None else None, alloc=size)

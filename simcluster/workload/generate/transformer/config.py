@@ -1,0 +1,167 @@
+"""One training configuration of a transformer (:class:`TransformerConfig`): the model, the
+parallelism, the schedule and the options; its derived sizes, and its validation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from simcluster.errors import WorkloadError
+from simcluster.workload.generate.costs import Shape
+from simcluster.workload.generate.presets import ModelSpec
+from simcluster.workload.generate.schedules import parse_schedule
+
+RECOMPUTE = ("none", "selective", "full")
+DTYPES = ("bf16", "fp16", "fp8")
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """One training configuration.
+
+    Attributes:
+        model: the transformer (see ``presets.py``).
+        tp, pp, dp: tensor-, pipeline- and data-parallel sizes.
+        micro_batch: sequences per micro-batch.
+        global_batch: sequences per step over all replicas (default ``micro_batch * dp``);
+            gradient accumulation runs ``global_batch / (micro_batch * dp)`` micro-batches.
+        sequence_parallel: Megatron sequence parallelism (needs tp > 1 to matter).
+        schedule: ``1f1b``, ``gpipe`` or ``1f1b-interleaved:V`` (V model chunks per stage).
+        zero: data-parallel sharding: 0 (replicated, DDP), 1 (optimizer states, Megatron's
+            distributed optimizer), 2 (+ gradients), 3 (+ parameters, FSDP).
+        recompute: activation recompute ``none``, ``selective`` or ``full``.
+        dtype: ``bf16``, ``fp16`` or ``fp8`` (fp8 GEMMs, bf16 elsewhere).
+        flash_attention: fused attention core; off for the 2020-2021 Megatron runs.
+        dp_overlap: overlap gradient communication with the backward pass.
+        tp_overlap: overlap the TP reduction of an input gradient with the weight-gradient
+            GEMM (Megatron-LM's asynchronous TP communication, from late 2021); off, the
+            backward waits for each reduction.
+        bucket_params: parameters per gradient bucket (Megatron's default 40M).
+        grad_bytes: bytes per gradient element; default 4 (fp32 main grads) for bf16/fp8,
+            2 for fp16.
+        scatter_gather: the pipeline scatter/gather optimisation (when tp > 1, no SP).
+        fold: emit the folded workload (module docstring).
+        steps: training steps.
+        name: workload name.
+        vocab_multiple: the vocabulary is padded to a multiple of this times tp.
+    """
+
+    model: ModelSpec
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    micro_batch: int = 1
+    global_batch: int | None = None
+    sequence_parallel: bool = False
+    schedule: str = "1f1b"
+    zero: int = 0
+    recompute: str = "none"
+    dtype: str = "bf16"
+    flash_attention: bool = True
+    dp_overlap: bool = True
+    tp_overlap: bool = True
+    bucket_params: int = 40_000_000
+    grad_bytes: int | None = None
+    scatter_gather: bool = True
+    fold: bool = True
+    steps: int = 1
+    name: str = ""
+    vocab_multiple: int = 128
+
+    def padded(self) -> TransformerConfig:
+        """This configuration with the vocabulary padded to a multiple of
+        ``vocab_multiple * tp`` (Megatron-LM's ``--make-vocab-size-divisible-by``)."""
+        q = max(self.vocab_multiple, 1) * self.tp
+        v = -(-self.model.vocab // q) * q
+        return self if v == self.model.vocab else replace(self, model=replace(self.model, vocab=v))
+
+    @property
+    def batch(self) -> int:
+        return self.global_batch if self.global_batch is not None else self.micro_batch * self.dp
+
+    @property
+    def micro_batches(self) -> int:
+        """Micro-batches per replica per step (gradient accumulation steps)."""
+        return self.batch // (self.micro_batch * self.dp)
+
+    @property
+    def schedule_name(self) -> str:
+        return parse_schedule(self.schedule)[0]
+
+    @property
+    def chunks(self) -> int:
+        return parse_schedule(self.schedule)[1]
+
+    @property
+    def sp(self) -> bool:
+        return self.sequence_parallel and self.tp > 1
+
+    @property
+    def world(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def gbytes(self) -> int:
+        if self.grad_bytes is not None:
+            return self.grad_bytes
+        return 2 if self.dtype == "fp16" else 4
+
+    def shape(self) -> Shape:
+        return Shape(model=self.model, micro_batch=self.micro_batch, tp=self.tp, sp=self.sp,
+                     act_bytes=2, gemm_bytes=1 if self.dtype == "fp8" else 2,
+                     grad_bytes=self.gbytes, flash=self.flash_attention)
+
+    def check(self) -> None:
+        """Raise WorkloadError naming the first inconsistent setting."""
+        problems = list(self.model.validate())
+        for name in ("tp", "pp", "dp", "micro_batch", "steps", "bucket_params"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        try:
+            name, v = parse_schedule(self.schedule)
+        except ValueError as exc:
+            problems.append(str(exc))
+            name, v = "1f1b", 1
+        m = self.model
+        if self.batch % (self.micro_batch * max(self.dp, 1)):
+            problems.append(f"global batch {self.batch} is not a multiple of micro_batch x dp "
+                            f"= {self.micro_batch * self.dp}")
+        if self.recompute not in RECOMPUTE:
+            problems.append(f"recompute {self.recompute!r} is not one of {', '.join(RECOMPUTE)}")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.zero not in (0, 1, 2, 3):
+            problems.append(f"zero stage {self.zero} is not 0, 1, 2 or 3")
+        if self.zero >= 2 and self.pp > 1:
+            problems.append("ZeRO-2/3 (FSDP) shard per micro-batch and are not combined with "
+                            "pipeline parallelism (as in DeepSpeed); use zero 0 or 1 with pp > 1")
+        if m.heads % self.tp or m.kv_heads % self.tp and self.tp % m.kv_heads:
+            problems.append(f"heads {m.heads} / kv_heads {m.kv_heads} do not split over tp "
+                            f"{self.tp}")
+        if m.ffn % self.tp or (m.vocab and m.vocab % self.tp):
+            problems.append(f"ffn {m.ffn} and vocab {m.vocab} must be multiples of tp {self.tp}")
+        if self.sp and m.seq_len * self.micro_batch % self.tp:
+            problems.append("sequence parallelism needs micro_batch x seq_len divisible by tp")
+        if m.layers < self.pp * v:
+            problems.append(f"{m.layers} layers cannot fill {self.pp} stages x {v} chunks")
+        if name == "interleaved" and self.batch % (self.micro_batch * max(self.dp, 1)) == 0 \
+                and self.micro_batches % self.pp:
+            problems.append(f"the interleaved schedule needs the micro-batches per replica "
+                            f"({self.micro_batches}) to be a multiple of pp ({self.pp})")
+        if problems:
+            raise WorkloadError("transformer configuration: " + "; ".join(problems) + ".")
+
+    def layers_of(self, virtual_stage: int) -> range:
+        """Layers of virtual stage ``c P + p`` (an uneven remainder goes to the first ones)."""
+        nv = self.pp * self.chunks
+        base, extra = divmod(self.model.layers, nv)
+        start = virtual_stage * base + min(virtual_stage, extra)
+        return range(start, start + base + (1 if virtual_stage < extra else 0))
+
+    def describe(self) -> dict[str, Any]:
+        """The settings, JSON-ready."""
+        out = {k: v for k, v in asdict(self).items() if k != "model"}
+        out["global_batch"] = self.batch
+        out["micro_batches"] = self.micro_batches
+        out["grad_bytes"] = self.gbytes
+        return out

@@ -1,0 +1,153 @@
+"""The compute ops of a stage and their TP communication: one layer's forward, backward and
+recomputation, the embedding, and the LM head with the loss (what each op is: the package
+docstring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simcluster.workload.generate.costs import Cost
+from simcluster.workload.generate.transformer.config import TransformerConfig
+from simcluster.workload.generate.transformer.template import _TP, _Rank
+
+
+class _LayerOps:
+    """The ops of one TP rank of one pipeline stage: the per-rank state and the layer,
+    embedding and head ops (the base of :class:`~.stage._StageBuilder`)."""
+
+    def __init__(self, cfg: TransformerConfig, stage: int) -> None:
+        self.cfg = cfg
+        self.stage = stage
+        self.s = cfg.shape()
+        self.r = _Rank()
+        m = cfg.model
+        self.e_th = 2.0 * self.s.tokens * m.hidden  # bytes of one full activation [T x h]
+        self.gemm_dtype = cfg.dtype
+        self.act_dtype = "fp16" if cfg.dtype == "fp16" else "bf16"
+        self.keep = self.s.layer_activation_bytes(cfg.recompute)
+        self.keep_full = self.s.layer_activation_bytes("none")
+        self.nv = cfg.pp * cfg.chunks
+        self.tp = cfg.tp > 1
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _c(self, name: str, cost: Cost, gemm: bool = False, **kw: Any) -> int:
+        return self.r.compute(name, cost, self.gemm_dtype if gemm else self.act_dtype, **kw)
+
+    def _tp_out(self, name: str, dep: int) -> int:
+        """The TP reduction after a row-parallel GEMM: reduce-scatter (SP) or all-reduce."""
+        coll = "reduce_scatter" if self.cfg.sp else "all_reduce"
+        return self.r.coll(name, coll, self.e_th, _TP, "tp", deps=[dep])
+
+    def _tp_in(self, name: str, deps: list[int]) -> int:
+        """The SP all-gather before a column-parallel GEMM."""
+        return self.r.coll(name, "all_gather", self.e_th, _TP, "tp", deps=deps)
+
+    # -- one layer ---------------------------------------------------------------------------
+
+    def layer_fwd(self, layer: int, tag: str, deps: list[int], alloc: int) -> tuple[int, int]:
+        """Forward (``tag`` fwd) or recomputed forward (rcp) of ``layer``; returns the
+        (first, last) op ids."""
+        s, c = self.s, self._c
+        g = s.layer_gemms()
+        p = f"L{layer}.{tag}"
+        first = c(f"{p}.ln1", s.norm(), deps=deps, alloc=alloc)
+        dep = [first]
+        if self.cfg.sp:
+            dep = [self._tp_in(f"{p}.ag_qkv", dep)]
+        c(f"{p}.qkv", s.gemm(*g["qkv"]), gemm=True, deps=dep)
+        c(f"{p}.attn", s.attention())
+        last = c(f"{p}.proj", s.gemm(*g["proj"]), gemm=True)
+        dep = [self._tp_out(f"{p}.tp_attn", last)] if self.tp else None
+        last = c(f"{p}.res_ln2", s.residual() + s.norm(), deps=dep)
+        dep = [self._tp_in(f"{p}.ag_fc1", [last])] if self.cfg.sp else None
+        c(f"{p}.fc1", s.gemm(*g["fc1"]), gemm=True, deps=dep)
+        c(f"{p}.act", s.activation_fn())
+        last = c(f"{p}.fc2", s.gemm(*g["fc2"]), gemm=True)
+        dep = [self._tp_out(f"{p}.tp_mlp", last)] if self.tp else None
+        last = c(f"{p}.res", s.residual(), deps=dep)
+        return first, last
+
+    def _block_bwd(self, p: str, out_gemm: str, in_gemm: str,
+                   middle: list[tuple[str, Cost, int, int]]) -> int:
+        """Backward of one block: [SP: gather the output grad], output GEMM (dgrad+wgrad),
+        the middle ops ``(name, cost, alloc, free)``, input GEMM dgrad, then the TP reduction
+        of the input grad overlapping the input GEMM's wgrad ([SP: the input re-gathered
+        meanwhile]); returns the reduction (the wgrad without TP)."""
+        s, c, r = self.s, self._c, self.r
+        g = s.layer_gemms()
+        deps = [self._tp_in(f"{p}.ag_grad_{out_gemm}", [len(r.name) - 1])] if self.cfg.sp \
+            else None
+        mo = g[out_gemm]
+        last = c(f"{p}.{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True, deps=deps)
+        for name, cost, alloc, free in middle:
+            last = c(f"{p}.{name}", cost, alloc=alloc, free=free)
+        gather = self._tp_in(f"{p}.ag_in_{in_gemm}", [last]) if self.cfg.sp else None
+        mi = g[in_gemm]
+        dgrad = c(f"{p}.{in_gemm}.dgrad", s.gemm_dgrad(*mi), gemm=True)
+        red = self._tp_out(f"{p}.tp_{in_gemm}", dgrad) if self.tp else None
+        wdeps = [x for x in (gather, None if self.cfg.tp_overlap else red) if x is not None]
+        wgrad = c(f"{p}.{in_gemm}.wgrad", s.gemm_wgrad(*mi), gemm=True, deps=wdeps or None)
+        return red if red is not None else wgrad
+
+    def layer_bwd(self, layer: int, deps: list[int] | None, free_extra: int = 0
+                  ) -> tuple[int, int]:
+        """Backward of ``layer`` (with its recomputation); returns (first, last) op ids.
+        The last op frees the layer's activations (and ``free_extra``)."""
+        s, c, cfg = self.s, self._c, self.cfg
+        p = f"L{layer}.bwd"
+        first = None
+        free = self.keep + free_extra
+        if cfg.recompute == "full":
+            first, _ = self.layer_fwd(layer, "rcp", deps or [], alloc=self.keep_full)
+            deps = None
+            free += self.keep_full
+        start = c(f"{p}.res", s.residual(backward=True), deps=deps)
+        first = start if first is None else first
+        red = self._block_bwd(p, "fc2", "fc1",
+                              [("act", s.activation_fn(backward=True), 0, 0)])
+        c(f"{p}.res_ln2", s.residual(backward=True) + s.norm(backward=True), deps=[red])
+        middle: list[tuple[str, Cost, int, int]] = []
+        tmp = 0
+        if cfg.recompute == "selective" and not cfg.flash_attention:
+            tmp = int(2 * s.score_elems + (s.score_elems if cfg.model.dropout else 0))
+            middle.append(("attn_rcp", s.attention(), tmp, 0))
+        middle.append(("attn", s.attention(backward=True), 0, tmp))
+        red = self._block_bwd(p, "proj", "qkv", middle)
+        last = c(f"{p}.ln1", s.norm(backward=True), deps=[red], free=free)
+        return first, last
+
+    # -- embedding and head --------------------------------------------------------------------
+
+    def embed_fwd(self, deps: list[int], alloc: int) -> int:
+        last = self._c("embed", self.s.embedding(), deps=deps, alloc=alloc)
+        if self.tp:  # vocab-parallel embedding: sum (or reduce-scatter) the partial lookups
+            last = self._tp_out("tp_embed", last)
+        return last
+
+    def embed_bwd(self, deps: list[int] | None) -> int:
+        return self._c("embed.bwd", self.s.embedding(backward=True), deps=deps)
+
+    def head_fwd(self, deps: list[int]) -> int:
+        s, c = self.s, self._c
+        c("final_norm", s.norm(), deps=deps)
+        dep = [self._tp_in("ag_head", [len(self.r.name) - 1])] if self.cfg.sp else None
+        c("logits", s.gemm(*s.head_gemm()), gemm=True, deps=dep, alloc=s.logits_bytes())
+        last = c("loss", s.loss())
+        if self.tp:  # max, sum of exp and target logit over the vocab shards: 3 fp32 per token
+            last = self.r.coll("tp_loss", "all_reduce", 12 * s.tokens, _TP, "tp", deps=[last])
+        return last
+
+    def head_bwd(self, deps: list[int] | None) -> int:
+        s, c = self.s, self._c
+        c("loss.bwd", s.loss(backward=True), deps=deps)
+        m = s.head_gemm()
+        last = c("logits.dgrad", s.gemm_dgrad(*m), gemm=True)
+        red = self._tp_out("tp_head", last) if self.tp else None
+        c("logits.wgrad", s.gemm_wgrad(*m), gemm=True, free=s.logits_bytes())
+        return c("final_norm.bwd", s.norm(backward=True), deps=[red] if red is not None else None)
+
+    @property
+    def _layer_params(self) -> int:
+        m = self.cfg.model
+        return m.layer_matmul_params // self.cfg.tp + (m.layer_params - m.layer_matmul_params)
