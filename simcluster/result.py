@@ -6,7 +6,7 @@ only the data-parallel collectives of the others) is handled here, once: the bre
 stragglers, memory and training metrics cover the ranks that stand for all replicas
 (``real_ranks``), while the critical path, links and step time use the whole run. Tables are
 pyarrow Tables (``.to_pandas()`` where pandas is installed); in Jupyter the result shows
-itself as a short HTML summary, and :meth:`Result.plot` draws inline.
+itself as a short HTML summary, and :meth:`Result.plot` gives interactive figures.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from simcluster.sim.result import Run
 from simcluster.topology.catalog import AcceleratorSpec
 
 if TYPE_CHECKING:
-    from simcluster.export.plots import Plot
     from simcluster.scenario import Scenario
 
 
@@ -177,19 +176,25 @@ class Result:
                          import_report=self.import_report)
 
     def write_report(self, out: str | Path) -> Path:
-        """Write the one-page HTML report (needs matplotlib) to ``out``."""
+        """Write the one-page interactive HTML report (needs plotly) to ``out``."""
         from simcluster.export.report import write_report
 
         return write_report(self.run, self.summary, self.breakdown, self.critical_path, out,
                             fidelity=self.fidelity, import_report=self.import_report)
 
-    def plot(self, what: str = "timeline") -> Plot:
-        """A plot that Jupyter draws inline (``timeline``, ``links``, ``breakdown`` or
-        ``limits``); ``.figure`` is the matplotlib Figure, ``.save(path)`` writes a PNG.
-        Needs matplotlib; the pyplot backend is left as it is."""
+    def plot(self, what: str = "timeline") -> Any:
+        """An interactive Plotly figure that Jupyter draws inline: ``timeline``, ``links``,
+        ``breakdown`` or ``limits`` (``fig.write_html(path)`` saves it). Needs plotly."""
         from simcluster.export.plots import plot
 
-        return plot(what, self.run, self.breakdown, self.limits)
+        return plot(what, self.run, self.breakdown, self.limits, self.rank_classes)
+
+    @cached_property
+    def rank_classes(self) -> list[list[int]]:
+        """The (real) ranks grouped by how their time splits (alike ranks together)."""
+        from simcluster.analysis.breakdown import rank_classes
+
+        return rank_classes(self.breakdown)
 
     def _repr_html_(self) -> str:
         """Step time, what limits the step and the busiest links, for Jupyter."""

@@ -1,7 +1,7 @@
 """The README's Python example, run as a Jupyter notebook would run it: one cell per
-statement on a real kernel, with a DataFrame and an inline plot among the outputs, and the
-pyplot backend left as the notebook set it. Skipped when nbclient, ipykernel, pandas or
-matplotlib is not installed (all come with the test extra)."""
+statement on a real kernel, with a DataFrame and an interactive plot among the outputs.
+Skipped when nbclient, ipykernel, pandas or plotly is not installed (all come with the test
+extra)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 pytest.importorskip("pandas")
-pytest.importorskip("matplotlib")
+pytest.importorskip("plotly")
 
 
 def readme_example() -> str:
@@ -41,7 +41,7 @@ def outputs(nb: Any) -> list[dict[str, Any]]:
 def test_readme_example_runs_in_a_notebook(tmp_path: Path) -> None:
     for folder in ("traces", "topologies"):
         (tmp_path / folder).symlink_to(ROOT / folder)
-    code = [*cells(readme_example()), "import matplotlib\nmatplotlib.get_backend()"]
+    code = cells(readme_example())
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in code])
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
@@ -52,7 +52,7 @@ def test_readme_example_runs_in_a_notebook(tmp_path: Path) -> None:
     assert re.search(r"step time \d+\.\d{3} ms, limited by compute", text)
     html = [o["data"]["text/html"] for o in outs if "text/html" in o.get("data", {})]
     assert any("<table" in h and "compute_us" in h for h in html), "no DataFrame shown"
-    assert any("image/png" in o.get("data", {}) for o in outs), "no inline plot"
-    backend = outs[-1]["data"]["text/plain"]
-    assert "inline" in backend and "agg" not in backend.lower()
+    plots = [o["data"]["application/vnd.plotly.v1+json"] for o in outs
+             if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(plots) == 1 and len(plots[0]["data"]) == 6, "no inline breakdown plot"
     assert (tmp_path / "run" / "summary.json").is_file()

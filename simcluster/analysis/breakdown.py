@@ -243,3 +243,26 @@ def breakdown_stats(ranks: pa.Table, columns: tuple[str, ...]) -> dict[str, dict
     """
     return {label: {c: float(fn(ranks.column(c).to_numpy())) for c in columns}
             for label, fn in (("mean", np.mean), ("min", np.min), ("max", np.max))}
+
+
+def rank_classes(ranks: pa.Table, tolerance: float = 0.005) -> list[list[int]]:
+    """Ranks grouped by how their time splits: two ranks are alike when each category of the
+    partition differs by at most ``tolerance`` of the window (rounded to that grid). Each
+    class lists its ranks in order; classes are in the order of their first rank. Symmetric
+    ranks (the 8 ranks of a tensor-parallel group, a pipeline stage's replicas) form one
+    class, so a plot can draw one representative of each.
+
+    Example:
+        >>> t = pa.table({"rank": [0, 1, 2], "window_us": [100.0] * 3,
+        ...               **{c: [50.0, 50.1, 10.0] if c == "compute_us" else [0.0] * 3
+        ...                  for c in PARTITION}})
+        >>> rank_classes(t)
+        [[0, 1], [2]]
+    """
+    window = np.maximum(ranks.column("window_us").to_numpy(), 1e-12)
+    keys = np.stack([np.rint(ranks.column(c).to_numpy() / window / tolerance)
+                     for c in PARTITION], axis=1)
+    classes: dict[tuple[float, ...], list[int]] = {}
+    for r, key in zip(ranks.column("rank").to_pylist(), map(tuple, keys.tolist())):
+        classes.setdefault(key, []).append(int(r))
+    return list(classes.values())

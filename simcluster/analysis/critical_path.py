@@ -18,6 +18,8 @@ step.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 import numpy as np
@@ -214,3 +216,52 @@ def dominant_limit(lim: dict[str, float]) -> str | None:
         return None
     top = max(lim.items(), key=lambda kv: (kv[1], kv[0]))[0]
     return top.split(":", 1)[1] if top.startswith("comm:") else top
+
+
+# A layer index in a generated op name: ``L19.fwd.ln1`` (transformer) or ``bwd.layer3``
+# (data-parallel), as a dotted component.
+_LAYER = re.compile(r"(?:^|(?<=\.))(L|layer)(\d+)(?=\.|$)")
+
+
+def path_by_class(path: pa.Table) -> pa.Table:
+    """The critical path grouped by category and op class: ``category, op_class, segments,
+    duration_us, share``, largest share first. The op class is the op name with a generated
+    layer index starred (``L19.fwd.ln1`` -> ``L*.fwd.ln1``), so that 80 layers' identical
+    ops are one row, not 80 rows of 1 %; ``bwd.layer3`` -> ``bwd.layer*``.
+
+    Example:
+        >>> p = pa.table({"category": ["compute"] * 3, "name": ["L0.fwd", "L1.fwd", "head"],
+        ...               "duration_us": [2.0, 2.0, 1.0], "share": [0.4, 0.4, 0.2]})
+        >>> path_by_class(p).to_pylist()[0]
+        {'category': 'compute', 'op_class': 'L*.fwd', 'segments': 2, 'duration_us': 4.0, 'share': 0.8}
+    """
+    names = path.column("name").to_pylist()
+    t = pa.table({"category": path.column("category"),
+                  "op_class": pa.array([_LAYER.sub(r"\1*", n or "") for n in names],
+                                       pa.string()),
+                  "duration_us": path.column("duration_us"), "share": path.column("share")})
+    agg = t.group_by(["category", "op_class"]).aggregate(
+        [("duration_us", "count"), ("duration_us", "sum"), ("share", "sum")])
+    out = pa.table({"category": agg.column("category"), "op_class": agg.column("op_class"),
+                    "segments": agg.column("duration_us_count"),
+                    "duration_us": agg.column("duration_us_sum"),
+                    "share": agg.column("share_sum")})
+    return out.sort_by([("share", "descending"), ("category", "ascending"),
+                        ("op_class", "ascending")])
+
+
+def path_by_layer(path: pa.Table) -> dict[int, float]:
+    """Share of the critical path per generated layer (ops named ``L<n>.`` or ``.layer<n>``),
+    by layer.
+
+    Example:
+        >>> p = pa.table({"name": ["L1.fwd", "bwd.layer1", "head"], "share": [0.2, 0.3, 0.5]})
+        >>> path_by_layer(p)
+        {1: 0.5}
+    """
+    out: dict[int, float] = {}
+    for name, share in zip(path.column("name").to_pylist(), path.column("share").to_pylist()):
+        m = _LAYER.search(name or "")
+        if m:
+            out[int(m.group(2))] = out.get(int(m.group(2)), 0.0) + float(share)
+    return dict(sorted(out.items()))

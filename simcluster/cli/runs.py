@@ -137,7 +137,7 @@ def report_cmd(
                                                    help="default: RUN/report.html")] = None,
 ) -> None:
     """Write one self-contained HTML page with plots: timeline, link heatmap, breakdown,
-    bottlenecks, critical path (needs the report extra: matplotlib)."""
+    bottlenecks, critical path (needs the report extra: plotly)."""
     from simcluster.export.report import write_report
 
     folder = load_run(run_dir)

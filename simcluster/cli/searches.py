@@ -71,7 +71,7 @@ def sweep_report_cmd(
     top: Annotated[int, typer.Option(min=1, help="configurations per table")] = 10,
 ) -> None:
     """Plot the Pareto front (step time vs cost) and list the top configurations (needs the
-    report extra: matplotlib)."""
+    report extra: plotly)."""
     from simcluster.analysis.sweep import cost_column, feasible, pareto_front
     from simcluster.export.sweep_report import write_sweep_report
     from simcluster.sweep.runner import read_results

@@ -1,153 +1,166 @@
-"""Plots of a run as matplotlib Figures, for the HTML report and for notebooks.
+"""Interactive plots of a run (Plotly figures), for the HTML report and for notebooks.
 
-Figures are built outside pyplot (``export.html.figure``), so nothing here changes the
-caller's backend. :class:`Plot` wraps one for Jupyter, which draws it inline through
-``_repr_png_`` whatever the backend, and without drawing it twice.
+Every figure is built from aggregated data, so its size does not grow with the number of
+ops: the timeline draws merged segments (``analysis.timeline``) of one representative rank
+per class of alike ranks (``analysis.breakdown.rank_classes``), the link heatmap a fixed grid
+of time bins (``analysis.links.utilization_grid``). In Jupyter a figure shows itself,
+zoomable, with hovers; ``fig.write_html(path)`` saves it. Needs the ``report`` extra
+(``pip install 'simcluster[report]'``: plotly).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from simcluster.analysis.breakdown import PARTITION
-from simcluster.analysis.links import busiest_links, load_over_time
-from simcluster.atomic import atomic_path
+from simcluster.analysis.links import busiest_links, utilization_grid
+from simcluster.analysis.timeline import timeline_segments
 from simcluster.errors import SimclusterError
-from simcluster.export.html import figure, png_bytes
 from simcluster.sim.result import Run
 
 KIND_COLORS = {"compute": "#4C72B0", "collective": "#DD8452", "send": "#C44E52",
                "recv": "#C44E52", "memcpy": "#55A868", "host": "#8172B3"}
 PART_COLORS = {"compute_us": "#4C72B0", "exposed_comm_us": "#DD8452", "copies_us": "#55A868",
                "host_us": "#8172B3", "sync_wait_us": "#CCB974", "idle_us": "#DDDDDD"}
+LIMIT_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3",
+                "#8C8C8C", "#CCB974", "#64B5CD")
+PLOTS = ("timeline", "links", "breakdown", "limits")
+TIMELINE_BINS = 2000  # segments closer than makespan / TIMELINE_BINS merge
+MAX_CLASSES = 16      # classes of alike ranks drawn in the timeline
 
 
-def gantt_figure(run: Run, max_ranks: int = 32) -> Any:
-    """Ranks x streams, one bar per op colored by kind; waiting inside collectives hatched."""
-    t = run.timeline.filter(pc.less(run.timeline.column("rank"), max_ranks))
-    rows = sorted(set(zip(t.column("rank").to_pylist(), t.column("stream").to_pylist())))
-    y = {k: i for i, k in enumerate(rows)}
-    fig, ax = figure(12, max(2.5, 0.22 * len(rows) + 1))
-    ranks, streams = t.column("rank").to_pylist(), t.column("stream").to_pylist()
-    kind = t.column("kind").to_pylist()
-    start, end = t.column("start_us").to_numpy() / 1e3, t.column("end_us").to_numpy() / 1e3
-    wait = t.column("wait_us").to_numpy() / 1e3
-    for k in sorted(set(kind)):
-        sel = [i for i, kk in enumerate(kind) if kk == k]
-        yy = [y[(ranks[i], streams[i])] for i in sel]
-        ax.barh(yy, end[sel] - start[sel], left=start[sel], height=0.8,
-                color=KIND_COLORS.get(k, "#999999"), label=k, edgecolor="white", linewidth=0.3)
-    waited = [i for i in range(len(kind)) if wait[i] > 0]
-    if waited:
-        ax.barh([y[(ranks[i], streams[i])] for i in waited], wait[waited], left=start[waited],
-                height=0.8, color="white", alpha=0.6, hatch="///", linewidth=0,
-                label="waiting for peers")
-    ax.set_yticks(range(len(rows)), [f"r{r} {s}" for r, s in rows], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("time (ms)")
-    ax.set_title(f"ranks and streams (first {min(max_ranks, run.memory.num_rows)} ranks)")
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
+def go() -> Any:
+    """``plotly.graph_objects``, or a clear error if plotly is missing."""
+    try:
+        import plotly.graph_objects as graph_objects
+    except ImportError:
+        raise SimclusterError("plots and HTML reports need plotly: pip install "
+                              "'simcluster[report]'.") from None
+    return graph_objects
+
+
+def _layout(fig: Any, title: str, height: float) -> Any:
+    fig.update_layout(title=title, height=int(height), template="plotly_white",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.15})
     return fig
+
+
+def representatives(classes: list[list[int]], max_classes: int = MAX_CLASSES
+                    ) -> list[tuple[int, str]]:
+    """(rank, label) of the first rank of each class, at most ``max_classes`` of them.
+
+    Example:
+        >>> representatives([[0, 1, 2], [3]])
+        [(0, 'r0 (x3)'), (3, 'r3')]
+    """
+    return [(c[0], f"r{c[0]} (x{len(c)})" if len(c) > 1 else f"r{c[0]}")
+            for c in classes[:max_classes]]
+
+
+def timeline_figure(run: Run, reps: list[tuple[int, str]], note: str = "") -> Any:
+    """Gantt chart of the representatives' streams: one bar per merged segment, colored by
+    kind; hover for the ops it holds, its longest op and the time waited for peers."""
+    g = go()
+    labels = dict(reps)
+    seg = timeline_segments(run, list(labels), max(run.makespan_us, 1e-9) / TIMELINE_BINS)
+    rows = sorted(set(zip(seg.column("rank").to_pylist(), seg.column("stream").to_pylist())),
+                  key=lambda rs: ([r for r, _ in reps].index(rs[0]), rs[1]))
+    ylabel = {rs: f"{labels[rs[0]]} {rs[1]}" for rs in rows}
+    fig = g.Figure()
+    kinds = seg.column("kind").to_pylist()
+    start = seg.column("start_us").to_numpy() / 1e3
+    length = seg.column("end_us").to_numpy() / 1e3 - start
+    y = [ylabel[rs] for rs in zip(seg.column("rank").to_pylist(), seg.column("stream").to_pylist())]
+    hover = [f"{n} ({o:,} ops, busy {b / 1e3:.3f} ms, waited {w / 1e3:.3f} ms)"
+             for n, o, b, w in zip(seg.column("name").to_pylist(), seg.column("ops").to_pylist(),
+                                   seg.column("busy_us").to_pylist(),
+                                   seg.column("wait_us").to_pylist())]
+    for kind in sorted(set(kinds)):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        fig.add_trace(g.Bar(
+            orientation="h", name=kind, base=np.round(start[idx], 4).tolist(),
+            x=np.round(length[idx], 4).tolist(), y=[y[i] for i in idx],
+            marker_color=KIND_COLORS.get(kind, "#999999"), customdata=[hover[i] for i in idx],
+            hovertemplate="%{customdata}<br>%{base:.3f} to %{x:.3f} ms later<extra>"
+                          "%{fullData.name}</extra>"))
+    fig.update_yaxes(categoryorder="array", categoryarray=[ylabel[rs] for rs in rows][::-1])
+    fig.update_xaxes(title="time (ms)")
+    fig.update_layout(barmode="overlay", bargap=0.15)
+    title = "ranks and streams: one rank per class of alike ranks" + (f"; {note}" if note else "")
+    return _layout(fig, title, 120 + 22 * max(len(rows), 1))
 
 
 def heatmap_figure(run: Run, max_links: int = 32, bins: int = 200) -> Any:
     """The busiest links' utilization over time (time-weighted mean per bin)."""
+    g = go()
     links = busiest_links(run, max_links, by="bytes")
-    span = max(run.makespan_us, 1e-9)
-    edges = np.linspace(0.0, span, bins + 1)
-    grid = np.zeros((links.num_rows, bins))
-    load = load_over_time(run, links.column("link_id").to_pylist())
-    for row, link in enumerate(links.to_pylist()):
-        s, e, rate = load[link["link_id"]]
-        util = rate / link["capacity_GBps"]
-        for a, b, u in zip(s, e, util):
-            lo, hi = np.searchsorted(edges, a, "right") - 1, np.searchsorted(edges, b, "left")
-            for k in range(max(lo, 0), min(hi, bins)):
-                overlap = min(b, edges[k + 1]) - max(a, edges[k])
-                if overlap > 0:
-                    grid[row, k] += u * overlap / (edges[k + 1] - edges[k])
-    fig, ax = figure(12, max(2.5, 0.25 * links.num_rows + 1))
-    im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="magma", vmin=0, vmax=1,
-                   extent=(0, span / 1e3, links.num_rows - 0.5, -0.5))
-    ax.set_yticks(range(links.num_rows),
-                  [f"{r['src']} -> {r['dst']}" for r in links.to_pylist()], fontsize=6)
-    ax.set_xlabel("time (ms)")
-    ax.set_title(f"link utilization over time ({links.num_rows} busiest links)")
-    fig.colorbar(im, ax=ax, label="utilization")
-    return fig
+    ids = links.column("link_id").to_pylist()
+    grid = utilization_grid(run, ids, bins)
+    width = max(run.makespan_us, 1e-9) / bins / 1e3
+    names = [f"{r['src']} -> {r['dst']}" for r in links.to_pylist()]
+    fig = g.Figure(g.Heatmap(
+        z=np.round(grid, 4).tolist(), x=np.round((np.arange(bins) + 0.5) * width, 4).tolist(),
+        y=names, zmin=0, zmax=1, colorscale="Magma", colorbar={"title": "utilization"},
+        hovertemplate="%{y}<br>%{x:.3f} ms: %{z:.1%}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title="time (ms)")
+    return _layout(fig, f"link utilization over time ({len(ids)} busiest links by bytes)",
+                   140 + 18 * max(len(ids), 1))
 
 
-def breakdown_figure(ranks: pa.Table, max_ranks: int = 64) -> Any:
-    """Stacked bars of the per-rank partition (ms)."""
-    t = ranks.slice(0, max_ranks)
-    fig, ax = figure(12, 3.5)
-    bottom = np.zeros(t.num_rows)
-    x = t.column("rank").to_numpy()
+def breakdown_figure(ranks: pa.Table, reps: list[tuple[int, str]] | None = None) -> Any:
+    """Stacked bars of the per-rank partition (ms): every rank, or one per class."""
+    g = go()
+    rows = ranks.to_pylist()
+    if reps is not None:
+        by_rank = {r["rank"]: r for r in rows}
+        rows = [by_rank[r] for r, _ in reps]
+        labels = [label for _, label in reps]
+    else:
+        labels = [f"r{r['rank']}" for r in rows]
+    fig = g.Figure()
     for col in PARTITION:
-        v = t.column(col).to_numpy() / 1e3
-        ax.bar(x, v, bottom=bottom, color=PART_COLORS[col], label=col.removesuffix("_us"),
-               width=0.85)
-        bottom += v
-    ax.set_xlabel("rank")
-    ax.set_ylabel("ms")
-    ax.set_title("per-rank breakdown (adds up to the step)")
-    ax.legend(fontsize=7, ncol=6, loc="lower right")
-    return fig
+        fig.add_trace(g.Bar(x=labels, y=[round(r[col] / 1e3, 4) for r in rows],
+                            name=col.removesuffix("_us").replace("_", " "),
+                            marker_color=PART_COLORS[col],
+                            hovertemplate="%{x}: %{y:.3f} ms<extra>%{fullData.name}</extra>"))
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(title="ms")
+    return _layout(fig, "per-rank breakdown (adds up to the step)", 380)
 
 
 def limits_figure(limits: dict[str, float]) -> Any:
     """What limits this step: the critical path's shares as one horizontal bar."""
-    from matplotlib import colormaps
-
-    fig, ax = figure(12, 1.4)
-    left = 0.0
-    cmap = colormaps["tab10"]
+    g = go()
+    fig = g.Figure()
     for k, (name, share) in enumerate(limits.items()):
-        ax.barh([0], [share * 100], left=left, color=cmap(k % 10), label=f"{name} {share:.0%}")
-        left += share * 100
-    ax.set_xlim(0, 100)
-    ax.set_yticks([])
-    ax.set_xlabel("% of the step on the critical path")
-    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.6))
-    return fig
+        fig.add_trace(g.Bar(orientation="h", x=[round(100 * share, 3)], y=["critical path"],
+                            name=f"{name} {share:.0%}",
+                            marker_color=LIMIT_COLORS[k % len(LIMIT_COLORS)],
+                            hovertemplate=f"{name}: %{{x:.1f}}%<extra></extra>"))
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(range=[0, 100], title="% of the step on the critical path")
+    return _layout(fig, "what limits this step", 200)
 
 
-
-class Plot:
-    """A figure that Jupyter shows inline; ``.figure`` is the matplotlib Figure."""
-
-    def __init__(self, fig: Any) -> None:
-        self.figure = fig
-
-    def _repr_png_(self) -> bytes:
-        return png_bytes(self.figure)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the plot as a PNG file (atomically)."""
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(png_bytes(self.figure))
-        return path
-
-
-PLOTS = ("timeline", "links", "breakdown", "limits")
-
-
-def plot(what: str, run: Run, ranks: pa.Table, limits: dict[str, float]) -> Plot:
-    """One of :data:`PLOTS`: the Gantt timeline, link utilization over time, the per-rank
-    breakdown, or what limits the step.
+def plot(what: str, run: Run, ranks: pa.Table, limits: dict[str, float],
+         classes: list[list[int]]) -> Any:
+    """One of :data:`PLOTS` as a Plotly figure: the timeline, link utilization over time,
+    the per-rank breakdown, or what limits the step.
 
     Raises:
-        SimclusterError: an unknown plot, or matplotlib missing.
+        SimclusterError: an unknown plot, or plotly missing.
     """
-    makers = {"timeline": lambda: gantt_figure(run), "links": lambda: heatmap_figure(run),
-              "breakdown": lambda: breakdown_figure(ranks),
+    reps = representatives(classes)
+    makers = {"timeline": lambda: timeline_figure(run, reps),
+              "links": lambda: heatmap_figure(run),
+              "breakdown": lambda: breakdown_figure(
+                  ranks, reps if ranks.num_rows > 64 else None),
               "limits": lambda: limits_figure(limits)}
     if what not in makers:
         raise SimclusterError(f"plot {what!r}: use one of {', '.join(PLOTS)}.")
-    return Plot(makers[what]())
+    return makers[what]()

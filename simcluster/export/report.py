@@ -1,11 +1,13 @@
-"""Run -> one self-contained HTML page with embedded PNG plots (needs matplotlib).
+"""Run -> one self-contained, interactive HTML page (needs plotly).
 
-The page shows the step time and what limits it, a Gantt chart of ranks and streams, a
-link-utilization heatmap over time, the per-rank breakdown as stacked bars, the bottleneck
-links with their attribution, and the critical path. Plots are rendered with matplotlib's Agg
-backend (outside pyplot: the caller's backend is left alone), without timestamps in the PNG
-metadata, so the same run gives the same page. For an imported trace it also shows the
-simulated vs recorded ProfilerStep durations and the import report.
+The page shows the step time and what limits it, the bottleneck links with their
+attribution, the critical path grouped by op class and by layer, and three zoomable plots: a
+Gantt chart of one rank per class of alike ranks (consecutive ops merged at the resolution a
+screen shows), a link-utilization heatmap over time, and the per-rank breakdown. Its size and
+the time to write it do not grow with the number of ops beyond those aggregates. A folded
+workload's mirror ranks are named, not drawn. For an imported trace it also shows the
+simulated vs recorded ProfilerStep durations and the import report. plotly.js is inlined
+once: the page opens without network access, and the same run gives the same bytes.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ import pyarrow as pa
 
 from simcluster.analysis.fidelity import fidelity_errors
 from simcluster.atomic import atomic_path
-from simcluster.export.html import img, page, png, table
-from simcluster.export.plots import breakdown_figure, gantt_figure, heatmap_figure, limits_figure
+from simcluster.analysis.breakdown import rank_classes
+from simcluster.analysis.critical_path import path_by_class, path_by_layer
+from simcluster.export.html import figure_html, page, table
+from simcluster.export.plots import (
+    breakdown_figure,
+    heatmap_figure,
+    limits_figure,
+    representatives,
+    timeline_figure,
+)
 from simcluster.sim.result import Run
 
 def fidelity_html(fidelity: pa.Table | None, limit: int = 24) -> str:
@@ -57,9 +67,21 @@ def import_html(report: dict[str, Any] | None) -> str:
 def render_html(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Table,
                 fidelity: pa.Table | None = None,
                 import_report: dict[str, Any] | None = None) -> str:
-    """The whole page."""
-    pngs = {"limits": png(limits_figure(summary["limits"])), "gantt": png(gantt_figure(run)),
-            "heatmap": png(heatmap_figure(run)), "breakdown": png(breakdown_figure(ranks))}
+    """The whole page. ``ranks`` holds the ranks that stand for all (a folded workload's
+    replica); the others are named, not drawn."""
+    classes = rank_classes(ranks)
+    reps = representatives(classes)
+    mirrors = int(summary.get("ranks") or ranks.num_rows) - ranks.num_rows
+    note = (f"{mirrors} mirror ranks of the folded workload are not drawn: replica 0 stands "
+            "for every replica" if mirrors > 0 else "")
+    shown = f"{len(reps)} of {len(classes)} classes" if len(classes) > len(reps) else ""
+    figs = {
+        "limits": limits_figure(summary["limits"]),
+        "timeline": timeline_figure(run, reps, shown),
+        "links": heatmap_figure(run),
+        "breakdown": breakdown_figure(ranks, reps if ranks.num_rows > 64 else None),
+    }
+    div = {k: figure_html(f, k) for k, f in figs.items()}
     bottlenecks = table(
         ["link", "role", "GB/s", "utilization", "limiting (ms)", "limited"],
         [[f"{r['src']} -> {r['dst']}", r["role"], f"{r['capacity_GBps']:g}",
@@ -67,26 +89,29 @@ def render_html(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Tab
           ", ".join(f"{a['label']} {100 * a['share']:.0f}%" for a in r.get("limited", []))]
          for r in summary["bottleneck_links"]])
     crit = table(
-        ["rank", "op", "category", "start (ms)", "duration (ms)", "share", "link"],
-        [[r["rank"], r["name"], r["category"], f"{r['start_us'] / 1e3:.3f}",
-          f"{r['duration_us'] / 1e3:.3f}", f"{100 * r['share']:.1f}%", r["link"] or ""]
-         for r in path.sort_by([("duration_us", "descending")]).slice(0, 25).to_pylist()])
+        ["category", "op class", "segments", "total (ms)", "share"],
+        [[r["category"], r["op_class"], r["segments"], f"{r['duration_us'] / 1e3:.3f}",
+          f"{100 * r['share']:.1f}%"] for r in path_by_class(path).slice(0, 25).to_pylist()])
+    layers = path_by_layer(path)
+    by_layer = ("<p>by layer: " + html.escape(", ".join(
+        f"L{k} {100 * v:.1f}%" for k, v in sorted(layers.items(), key=lambda kv: -kv[1])[:12]))
+        + "</p>" if layers else "")
     limits = ", ".join(f"{k} {100 * v:.1f}%" for k, v in summary["limits"].items())
     title = f"{summary.get('workload')} on {summary.get('cluster')}"
-    figs = "".join(f"<h2>{html.escape(h)}</h2>{img(n, pngs[n])}"
-                   for n, h in (("gantt", "Timeline"), ("heatmap", "Link utilization"),
-                                ("breakdown", "Per-rank breakdown")))
     strag = ", ".join(map(str, summary.get("stragglers", []))) or "none"
     return page(f"simcluster: {title}", f"""<h1>simcluster report: {html.escape(title)}</h1>
 <p><span class="big">step time {summary['step_time_us'] / 1e3:.3f} ms</span>
 ({summary.get('ranks')} ranks, {summary.get('ops')} ops, makespan
 {summary['makespan_us'] / 1e3:.3f} ms, placement {html.escape(str(summary.get('placement')))})</p>
-<h2>What limits this step</h2><p>{html.escape(limits)}</p>
-{img("limits", pngs["limits"])}
+{f'<p class="note">{html.escape(note)}</p>' if note else ''}
+<h2>What limits this step</h2><p>{html.escape(limits)}</p>{div["limits"]}
 <p>stragglers: {html.escape(strag)}</p>
 <h2>Bottleneck links</h2>{bottlenecks}
-<h2>Critical path (longest 25 segments)</h2>{crit}
-{fidelity_html(fidelity)}{import_html(import_report)}{figs}""")
+<h2>Critical path by op class</h2>{crit}{by_layer}
+{fidelity_html(fidelity)}{import_html(import_report)}
+<h2>Timeline</h2>{div["timeline"]}
+<h2>Link utilization</h2>{div["links"]}
+<h2>Per-rank breakdown</h2>{div["breakdown"]}""")
 
 
 def write_report(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Table,

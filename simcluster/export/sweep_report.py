@@ -1,5 +1,5 @@
-"""Sweep folder -> one HTML page: step time vs cost with the Pareto front, and the top
-configurations by time and by cost (needs matplotlib)."""
+"""Sweep folder -> one HTML page: step time vs cost with the Pareto front (interactive), and
+the top configurations by time and by cost (needs plotly)."""
 
 from __future__ import annotations
 
@@ -18,22 +18,30 @@ from simcluster.analysis.sweep import (
     top,
 )
 from simcluster.atomic import atomic_path
-from simcluster.export.html import figure, img, page, png, table
+from simcluster.export.html import figure_html, page, table
+from simcluster.export.plots import go
 
 
-def pareto_png(rows: list[dict[str, Any]], front: list[dict[str, Any]], cost: str) -> str:
+def pareto_figure(rows: list[dict[str, Any]], front: list[dict[str, Any]], cost: str) -> Any:
     """Every feasible point (grey) and the front (line), step time vs cost."""
-    fig, ax = figure(8, 5)
+    g = go()
     pts = [r for r in rows if r.get(cost) is not None]
-    ax.scatter([r["step_time_us"] / 1e3 for r in pts], [r[cost] for r in pts], s=12,
-               color="#999999", label=f"feasible points ({len(pts)})")
-    ax.plot([r["step_time_us"] / 1e3 for r in front], [r[cost] for r in front], "o-",
-            color="#C44E52", label=f"Pareto front ({len(front)})")
-    ax.set_xlabel("step time (ms)")
-    ax.set_ylabel({"usd_per_1m_tokens": "USD per 1M tokens", "usd_per_step": "USD per step"}[cost])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return png(fig)
+    label = {"usd_per_1m_tokens": "USD per 1M tokens", "usd_per_step": "USD per step"}[cost]
+    fig = g.Figure()
+    fig.add_trace(g.Scatter(x=[r["step_time_us"] / 1e3 for r in pts], y=[r[cost] for r in pts],
+                            mode="markers", marker={"color": "#999999", "size": 6},
+                            name=f"feasible points ({len(pts)})",
+                            text=[r.get("point_id") for r in pts],
+                            hovertemplate="%{text}: %{x:.3f} ms, %{y:.4g}<extra></extra>"))
+    fig.add_trace(g.Scatter(x=[r["step_time_us"] / 1e3 for r in front],
+                            y=[r[cost] for r in front], mode="lines+markers",
+                            marker={"color": "#C44E52"}, name=f"Pareto front ({len(front)})",
+                            text=[r.get("point_id") for r in front],
+                            hovertemplate="%{text}: %{x:.3f} ms, %{y:.4g}<extra></extra>"))
+    fig.update_xaxes(title="step time (ms)")
+    fig.update_yaxes(title=label)
+    fig.update_layout(template="plotly_white", height=450, margin={"t": 20})
+    return fig
 
 
 def _num(v: Any, pattern: str, scale: float = 1.0) -> str:
@@ -67,7 +75,7 @@ def render_sweep_html(results: pa.Table, name: str, k: int = 10) -> str:
     front = pareto_front(rows, "step_time_us", cost)
     status = [r.get("status") for r in results.to_pylist()]
     counts = ", ".join(f"{s} {status.count(s)}" for s in sorted(set(status), key=str))
-    plot = (img("pareto", pareto_png(rows, front, cost))
+    plot = (figure_html(pareto_figure(rows, front, cost), "pareto")
             if front else "<p>no point has both a step time and a cost: give a price "
                           "(topology cost:, or price: in the spec) to plot the front.</p>")
     by_cost = [o for o, c in OBJECTIVES.items() if c == cost][0]
@@ -76,7 +84,7 @@ def render_sweep_html(results: pa.Table, name: str, k: int = 10) -> str:
 <h2>Step time vs cost</h2>{plot}
 <h2>Pareto front</h2>{_rows_table(front, axes)}
 <h2>Fastest {k}</h2>{_rows_table(top(rows, "time", k), axes)}
-<h2>Cheapest {k}</h2>{_rows_table(top(rows, by_cost, k), axes)}""")
+<h2>Cheapest {k}</h2>{_rows_table(top(rows, by_cost, k), axes)}""", scripts=bool(front))
 
 
 def write_sweep_report(results: pa.Table, name: str, out: str | Path, k: int = 10) -> Path:

@@ -175,7 +175,7 @@ def test_collectives_forced_algorithm_and_bad_arguments(capsys) -> None:
 
 
 def test_report_export_and_diff_from_run_folders(capsys, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("plotly")
     a, b = tmp_path / "a", tmp_path / "b"
     assert _run(capsys, "replay", TRACE, "-t", TOPO, "-q", "--out", str(a))[0] == 0
     slow = tmp_path / "slow.yaml"

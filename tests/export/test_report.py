@@ -1,9 +1,10 @@
-"""The HTML report, looked at the way a person sees it: in headless Chromium."""
+"""The HTML report: interactive, self-contained, aggregated so that its size does not grow
+with the ops, and looked at the way a person sees it: in headless Chromium."""
 
 from __future__ import annotations
 
-import base64
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -12,43 +13,73 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import simcluster as sc
 from tests.conftest import ROOT
 
-pytest.importorskip("matplotlib")
+pytest.importorskip("plotly")
+
+SAMPLE = ROOT / "traces" / "dp-transformer-16.parquet"
+TOPO = ROOT / "topologies" / "h100-2node.yaml"
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    import simcluster as sc
-
-    result = sc.replay(ROOT / "traces" / "dp-transformer-16.parquet",
-                       ROOT / "topologies" / "h100-2node.yaml")
-    return result.write_report(tmp_path_factory.mktemp("report") / "report.html")
+    return sc.replay(SAMPLE, TOPO).write_report(tmp_path_factory.mktemp("report") / "report.html")
 
 
 def _image(data: bytes) -> np.ndarray:
-    import matplotlib.image as mpimg
+    mpimg = pytest.importorskip("matplotlib.image")
 
     return mpimg.imread(io.BytesIO(data), format="png")
 
 
-def test_page_is_self_contained_with_four_non_blank_plots(report: Path) -> None:
+def _figures(html: str) -> dict[str, dict]:
+    """div id -> the figure's data traces, as Plotly.newPlot receives them."""
+    out = {}
+    for div, data in re.findall(r'Plotly\.newPlot\(\s*"(\w+)",\s*(\[.*?\]),\s*\{', html, re.S):
+        out[div] = json.loads(data)
+    return out
+
+
+def test_page_is_self_contained_with_four_interactive_plots(report: Path) -> None:
     html = report.read_text()
-    assert "http://" not in html and "https://" not in html  # nothing fetched from outside
-    pngs = re.findall(r'alt="(\w+)" src="data:image/png;base64,([^"]+)"', html)
-    assert [name for name, _ in pngs] == ["limits", "gantt", "heatmap", "breakdown"]
-    for name, data in pngs:
-        img = _image(base64.b64decode(data))
-        assert img.shape[0] > 80 and img.shape[1] > 400, name
-        assert float(img[..., :3].std()) > 0.05, f"{name} looks blank"
-    assert "step time 21." in html and "Bottleneck links" in html and "Critical path" in html
+    assert "<script src=" not in html  # plotly.js is inlined: nothing fetched from outside
+    figs = _figures(html)
+    assert list(figs) == ["limits", "timeline", "links", "breakdown"]
+    timeline = {t["name"]: t for t in figs["timeline"]}
+    assert set(timeline) == {"collective", "compute", "memcpy"}
+    # 16 alike data-parallel ranks: one representative, its three streams.
+    assert set(timeline["compute"]["y"]) == {"r0 (x16) compute"}
+    assert sum(len(t["x"]) for t in figs["breakdown"]) == 6 * 16  # six categories x 16 ranks
+    heat = figs["links"][0]
+    assert len(heat["y"]) == 32 and len(heat["z"][0]) == 200
+    assert max(max(row) for row in heat["z"]) > 0.5
+    assert "step time 21." in html and "Bottleneck links" in html
+    assert "Critical path by op class" in html and "bwd.layer*" in html
+
+
+def test_same_run_same_page(report: Path, tmp_path: Path) -> None:
+    again = sc.replay(SAMPLE, TOPO).write_report(tmp_path / "again.html")
+    assert again.read_bytes() == report.read_bytes()
+
+
+def test_a_folded_run_draws_its_replica_and_names_the_mirrors(tmp_path: Path) -> None:
+    wl = sc.generate("transformer", preset="llama2-7b", layers=4, tp=2, pp=2, dp=4,
+                     global_batch=16)
+    html = sc.replay(wl, TOPO).write_report(tmp_path / "r.html").read_text()
+    figs = _figures(html)
+    ranks = {y.split(" ")[0] for t in figs["timeline"] for y in t["y"]}
+    assert ranks <= {"r0", "r1", "r2", "r3"}  # replica 0: tp 2 x pp 2
+    assert "12 mirror ranks of the folded workload are not drawn" in html
+    assert "L*.fwd.fc1" in html and "by layer: L" in html
 
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_chromium_screenshot_shows_the_plots(report: Path, tmp_path: Path) -> None:
+def _screenshot(page: Path, tmp_path: Path) -> np.ndarray:
+    """The page as headless Chromium draws it (1300 x 2600 px, RGB in 0..1)."""
     browser = _chromium()
     if browser is None:
         pytest.skip("no Chromium installed (Debian package: chromium)")
@@ -56,11 +87,16 @@ def test_chromium_screenshot_shows_the_plots(report: Path, tmp_path: Path) -> No
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-           "--window-size=1300,2600", f"--screenshot={shot}", report.as_uri()]
+           "--window-size=1300,2600", f"--screenshot={shot}", page.as_uri()]
     subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     assert shot.is_file(), "Chromium wrote no screenshot"
     img = _image(shot.read_bytes())[..., :3]
     assert img.shape[:2] == (2600, 1300)
+    return img
+
+
+def test_chromium_screenshot_shows_the_plots(report: Path, tmp_path: Path) -> None:
+    img = _screenshot(report, tmp_path)
     # The page is mostly white; plots add large coloured areas (the Gantt's blue bars, the
     # limits bar's green). Count clearly coloured pixels.
     saturation = img.max(axis=2) - img.min(axis=2)
@@ -69,27 +105,31 @@ def test_chromium_screenshot_shows_the_plots(report: Path, tmp_path: Path) -> No
     assert blue.mean() > 0.01
 
 
-def test_plots_and_reports_leave_the_pyplot_backend_alone(tmp_path: Path) -> None:
-    import matplotlib
+@pytest.mark.parametrize("case", ["folded-llm", "kineto"])
+def test_chromium_draws_the_llm_and_the_recorded_trace_reports(case: str, tmp_path: Path,
+                                                              request) -> None:
+    if case == "kineto":
+        data = request.getfixturevalue("shared_data")
+        result = sc.replay(data / "kineto" / "dlrm-v100-8rank")
+    else:
+        result = sc.replay(sc.generate("transformer", preset="llama2-7b", layers=4, tp=2, pp=2,
+                                       dp=4, global_batch=16), TOPO)
+    img = _screenshot(result.write_report(tmp_path / "r.html"), tmp_path)
+    saturation = img.max(axis=2) - img.min(axis=2)
+    assert (saturation > 0.3).mean() > 0.03, f"{case}: the plots look blank"
 
-    import simcluster as sc
+
+def test_result_plots_are_plotly_figures(tmp_path: Path) -> None:
     from simcluster.errors import SimclusterError
 
-    before = matplotlib.get_backend()
-    matplotlib.use("pdf")
-    try:
-        result = sc.replay(ROOT / "traces" / "dp-transformer-16.parquet",
-                           ROOT / "topologies" / "h100-2node.yaml")
-        result.write_report(tmp_path / "r.html")
-        for what in ("timeline", "links", "breakdown", "limits"):
-            png = result.plot(what)._repr_png_()
-            assert png.startswith(b"\x89PNG") and _image(png).shape[1] > 400, what
-        assert result.plot("limits").save(tmp_path / "l.png").read_bytes().startswith(b"\x89PNG")
-        assert matplotlib.get_backend() == "pdf"
-        with pytest.raises(SimclusterError, match="plot 'gantt': use one of timeline"):
-            result.plot("gantt")
-    finally:
-        matplotlib.use(before)
+    result = sc.replay(SAMPLE, TOPO)
+    for what, traces in (("timeline", 3), ("links", 1), ("breakdown", 6), ("limits", 4)):
+        fig = result.plot(what)
+        assert len(fig.data) == traces, what
+    fig.write_html(tmp_path / "limits.html", include_plotlyjs=False)
+    assert "Plotly.newPlot" in (tmp_path / "limits.html").read_text()
+    with pytest.raises(SimclusterError, match="plot 'gantt': use one of timeline"):
+        result.plot("gantt")
 
 
 def test_report_of_a_recorded_trace_shows_fidelity_and_the_import_report(
