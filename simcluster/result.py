@@ -156,6 +156,13 @@ class Result:
             out["cost"]["training_run"] = self.training_run
         return out
 
+    def document(self) -> dict[str, Any]:
+        """Everything a script wants in one JSON-ready dict: ``summary``, ``fidelity`` (rows;
+        empty unless recorded), ``import_report`` (or None) and ``cluster_note``
+        (``simcluster replay --json`` prints it)."""
+        return {"summary": self.summary, "fidelity": self.fidelity.to_pylist(),
+                "import_report": self.import_report, "cluster_note": self.cluster_note}
+
     # -- outputs ----------------------------------------------------------------------------
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,6 +37,16 @@ class WorkloadStats:
     communication: pa.Table
     group_sizes: dict[int, int]
     comm_bytes: int
+
+    def as_dict(self, workload: Workload) -> dict[str, Any]:
+        """The statistics and the workload's identity as a JSON-ready dict."""
+        meta = workload.meta
+        return {"name": meta.name, "source": meta.source, "ranks": workload.num_ranks,
+                "ops": workload.num_ops, "streams": self.streams, "steps": self.steps,
+                "recorded_device": meta.recorded_device, "by_kind": self.by_kind.to_pylist(),
+                "communication": self.communication.to_pylist(),
+                "groups": {str(k): v for k, v in self.group_sizes.items()},
+                "comm_bytes": self.comm_bytes}
 
 
 def workload_stats(workload: Workload) -> WorkloadStats:

@@ -5,7 +5,10 @@ folder) and ``searches.py`` (sweeps and search); ``app.py`` puts them together."
 
 from __future__ import annotations
 
+import json
+import math
 import sys
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +31,42 @@ generate_app = typer.Typer(help="Generate synthetic workloads.", no_args_is_help
 app.add_typer(topology_app, name="topology")
 app.add_typer(trace_app, name="trace")
 app.add_typer(generate_app, name="generate")
+
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from simcluster import __version__
+
+        sys.stdout.write(f"simcluster {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="print the version and exit")] = False) -> None:
+    """Simulate ML training clusters: replay workloads on a model of accelerators and links."""
+
+
+JSON_HELP = "print one JSON document on stdout (no tables; see docs/formats.md#json-output)"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NaN and infinities as null, so that the document is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as one JSON document (sorted keys; NaN as null) on stdout."""
+    sys.stdout.write(json.dumps(_plain(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
 
 # Progress bars appear only on runs with at least this many ops (and on a terminal).
 PROGRESS_MIN_OPS = 100_000

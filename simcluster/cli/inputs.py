@@ -11,7 +11,10 @@ import typer
 
 from simcluster.analysis.training import TrainingInfo
 from simcluster.cli import render, render_run
+from simcluster.analysis.workload import workload_stats
 from simcluster.cli.apps import (
+    JSON_HELP,
+    print_json,
     ALIGN_HELP,
     COPIES_HELP,
     ET_HELP,
@@ -37,10 +40,16 @@ from simcluster.workload.generate.transformer import transformer
 @topology_app.command("check")
 def topology_check(
     path: Annotated[Path, typer.Argument(metavar="TOPOLOGY", help="topology YAML file")],
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Validate a topology file and print a one-line summary."""
     cluster = load_cluster(path)
     c = cluster.counts()
+    if as_json:
+        print_json({"path": str(path), "name": cluster.name, "accelerators": c.get(
+            "accelerator", 0), "hosts": c["hosts"], "switches": c.get("switch", 0),
+            "nics": c.get("nic", 0), "links": c["links"]})
+        return
     terminal().print(
         f"ok: {path}: {cluster.name}: {c.get('accelerator', 0)} accelerators, {c['hosts']} "
         f"host(s), {c.get('switch', 0)} switches, {c.get('nic', 0)} NICs, {c['links']} links"
@@ -77,9 +86,14 @@ def topology_schema(
 @trace_app.command("info")
 def trace_info(
     path: Annotated[Path, typer.Argument(metavar="TRACE", help=TRACE_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Summarise a workload: ranks, ops by kind, collectives, groups, bytes."""
-    terminal().print(render.workload_info(load_workload(path), str(path)))
+    workload = load_workload(path)
+    if as_json:
+        print_json({"path": str(path), **workload_stats(workload).as_dict(workload)})
+        return
+    terminal().print(render.workload_info(workload, str(path)))
 
 
 @trace_import_app.command("kineto")

@@ -12,6 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simcluster.cli import render, render_run
 from simcluster.cli.apps import (
+    JSON_HELP,
+    print_json,
     ALIGN_HELP,
     COPIES_HELP,
     ET_HELP,
@@ -48,15 +50,23 @@ def collectives_cmd(
     proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
     dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
     csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """nccl-tests on the simulator: time, algbw and busbw per size, and the algorithm used."""
+    from dataclasses import asdict
+
     from simcluster import collective_perf as cp
 
     cluster = load_cluster(topology)
     n = ranks or len(cluster.accelerators)
     rows = cp.run(cluster, op, cp.sizes(cp.parse_size(min_size), cp.parse_size(max_size), factor),
                   ranks=n, algorithm=algo, protocol=proto, dtype=dtype)
-    console = terminal()
+    if as_json:
+        print_json({"op": op, "ranks": n, "cluster": cluster.name, "dtype": dtype,
+                    "rows": [asdict(r) for r in rows]})
+    console = terminal() if not as_json else Console(stderr=True, highlight=False)
+    if as_json and csv is None:
+        return
     console.print(f"# {op} on {n} ranks of {cluster.name} (simulated; busbw as nccl-tests)")
     console.print(render.perf_table(rows, dtype))
     if csv is not None:
@@ -87,7 +97,9 @@ def replay(
     out: Annotated[Optional[Path], typer.Option(
         help="folder for timeline.parquet, links.parquet, ranks.parquet, summary.json")] = None,
     top: Annotated[int, typer.Option(min=1, help="links to list")] = 10,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the step time")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="print only the mean step time, in microseconds (us)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     scale_link: Annotated[Optional[list[str]], typer.Option(
         help="what-if: KIND=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5)")] = None,
     slow_rank: Annotated[Optional[list[str]], typer.Option(
@@ -108,7 +120,8 @@ def replay(
                     slow_ranks={int(k): float(v) for k, v in pairs("--slow-rank",
                                                                      slow_rank or [])})
     scenario = Scenario(workload, cluster, placement, whatif, top_links=top)
-    if not quiet and workload.num_ops >= PROGRESS_MIN_OPS and Console(stderr=True).is_terminal:
+    if (not quiet and not as_json and workload.num_ops >= PROGRESS_MIN_OPS
+            and Console(stderr=True).is_terminal):
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sim", total=workload.num_ops)
@@ -120,6 +133,10 @@ def replay(
         result.write(out)
     if quiet:
         console.print(f"{result.step_time_us:.3f}")
+        return
+    if as_json:
+        print_json({**result.document(), "output_files": list(result.output_files)
+                    if out is not None else []})
         return
     for renderable, soft_wrap in render_run.replay_view(result, trace.name):
         console.print(renderable, soft_wrap=soft_wrap)

@@ -21,7 +21,7 @@ from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Run:
     """The result of :func:`simcluster.simulate`.
 
@@ -54,6 +54,13 @@ class Run:
     link_load: pa.Table = field(default_factory=lambda: pa.table({}))
     info: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+
+    def __repr__(self) -> str:
+        """One line: what ran and the size of each table (not their schemas)."""
+        tables = ", ".join(f"{name} {getattr(self, name).num_rows:,}" for name in (
+            "timeline", "links", "flows", "memory", "attribution", "link_load"))
+        return (f"<Run {self.info.get('workload')!r} on {self.info.get('cluster')!r}: makespan "
+                f"{self.makespan_us:,.3f} us; rows: {tables}>")
 
 
 @dataclass(frozen=True)

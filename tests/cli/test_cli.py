@@ -266,3 +266,33 @@ def test_replay_retargets_durations_recorded_on_another_device(capsys, tmp_path:
     ratio = (model.roofline_us([flops], [nbytes], "bf16", h100)
              / model.roofline_us([flops], [nbytes], "bf16", a100))[0]
     assert code == 0 and float(out) == pytest.approx(5000.0 * ratio, rel=1e-3)
+
+
+def test_version_and_json_documents(capsys) -> None:
+    import simcluster
+
+    code, out, _ = _run(capsys, "--version")
+    assert code == 0 and out.strip() == f"simcluster {simcluster.__version__}"
+    code, out, _ = _run(capsys, "topology", "check", TOPO, "--json")
+    assert code == 0 and json.loads(out)["accelerators"] == 16
+    code, out, _ = _run(capsys, "trace", "info", TRACE, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ranks"] == 16 and doc["ops"] == 688
+    assert sum(r["ops"] for r in doc["by_kind"]) == 688 and doc["groups"] == {"16": 1}
+    code, out, _ = _run(capsys, "replay", TRACE, "-t", TOPO, "--json")
+    doc = json.loads(out)
+    code_q, quiet, _ = _run(capsys, "replay", TRACE, "-t", TOPO, "-q")
+    assert code == 0 and doc["fidelity"] == [] and doc["import_report"] is None
+    assert f"{doc['summary']['step_time_us']:.3f}" == quiet.strip()
+    code, out, _ = _run(capsys, "collectives", "-t", str(ROOT / "topologies" / "dgx-h100.yaml"),
+                        "--min", "1M", "--max", "4M", "--json")
+    doc = json.loads(out)
+    assert code == 0 and [r["size"] for r in doc["rows"]] == [2**20, 2**21, 2**22]
+    assert all(r["busbw_GBps"] == pytest.approx(r["algbw_GBps"] * 2 * 7 / 8) for r in doc["rows"])
+
+
+def test_a_run_prints_in_one_line() -> None:
+    import simcluster as sc
+
+    text = repr(sc.replay(TRACE, TOPO).run)
+    assert "\n" not in text and "timeline 688" in text and len(text) < 300
