@@ -85,12 +85,12 @@ class Result:
     @cached_property
     def breakdown(self) -> pa.Table:
         """Per-rank partition of the run (``analysis.rank_breakdown``), real ranks only."""
-        return rank_breakdown(self.run).slice(0, self.real_ranks)
+        return rank_breakdown(self.run, real=self.real_ranks).slice(0, self.real_ranks)
 
     @cached_property
     def steps(self) -> pa.Table:
         """The partition per (step, rank), real ranks only."""
-        t = step_breakdown(self.run)
+        t = step_breakdown(self.run, self.real_ranks)
         return t.filter(pc.less(t.column("rank"), self.real_ranks))
 
     @cached_property
@@ -102,6 +102,14 @@ class Result:
     def limits(self) -> dict[str, float]:
         """Share of the critical path per category, largest first."""
         return limits(self.critical_path)
+
+    @cached_property
+    def bottleneck_classes(self) -> list[dict[str, Any]]:
+        """Bottleneck links with symmetric links folded into one row each (``alike``: how
+        many others the row stands for)."""
+        from simcluster.analysis.links import bottleneck_classes
+
+        return bottleneck_classes(self.run, self.scenario.top_links)
 
     @property
     def bottleneck(self) -> str | None:

@@ -81,6 +81,8 @@ def test_a_folded_workload_reports_its_replica_only(tmp_path: Path) -> None:
     cols = ["compute_us", "exposed_comm_us", "sync_wait_us", "idle_us"]
     assert folded.breakdown.select(cols).equals(full.breakdown.slice(0, 2).select(cols))
     assert folded.summary["training"]["folded"] and not full.summary["training"]["folded"]
+    # The mirrors' idle time does not make the replica's alike ranks "stragglers".
+    assert folded.summary["stragglers"] == full.summary["stragglers"] == []
     assert folded.training["mfu"] == pytest.approx(full.training["mfu"], rel=1e-12)
 
 

@@ -19,7 +19,9 @@ Stragglers: at each collective, the rank that arrived last made the others wait.
 ``last_arrivals`` counts the collectives where it arrived last while another rank waited
 more than 1 us, and ``caused_wait_us`` sums the mean wait of the others there. A rank is
 flagged as a straggler when it caused more than 5 % of the window in waiting and its busy
-time exceeds the median rank's.
+time exceeds the median rank's by more than 2 % (ranks that are alike, such as the stages of
+a uniform pipeline, are not stragglers of one another). In a folded workload the median is
+taken over the ranks that carry full op lists.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from simcluster.sim.result import Run
 COMM_KINDS = ("collective", "send", "recv")
 PARTITION = ("compute_us", "exposed_comm_us", "copies_us", "host_us", "sync_wait_us", "idle_us")
 _STRAGGLER_SHARE = 0.05
+_STRAGGLER_MARGIN = 1.02
 _WAIT_NOISE_US = 1.0
 
 
@@ -147,12 +150,14 @@ def last_arrivals(run: Run) -> tuple[np.ndarray, np.ndarray]:
     return counts, caused
 
 
-def rank_breakdown(run: Run, step: int | None = None) -> pa.Table:
+def rank_breakdown(run: Run, step: int | None = None, real: int | None = None) -> pa.Table:
     """One row per rank: the partition of the step (or the whole run) and its extras.
 
     Columns: rank, device, the PARTITION columns (which add up to window_us),
     communication_us, overlapped_comm_us, busy_us, window_us, last_arrivals,
-    caused_wait_us, straggler, peak_memory_bytes, memory_capacity_bytes.
+    caused_wait_us, straggler, peak_memory_bytes, memory_capacity_bytes. ``real``: ranks
+    ``0 .. real-1`` carry full op lists (a folded workload); the straggler test compares
+    against their median (default: all ranks).
     """
     n = run.memory.num_rows
     if step is None:
@@ -162,7 +167,8 @@ def rank_breakdown(run: Run, step: int | None = None) -> pa.Table:
     part = _partition(_intervals(run), n, lo, hi)
     counts, caused = last_arrivals(run)
     busy = part["busy_us"]
-    straggler = (caused > _STRAGGLER_SHARE * (hi - lo)) & (busy > np.median(busy))
+    median = float(np.median(busy[: real or n])) if n else 0.0
+    straggler = (caused > _STRAGGLER_SHARE * (hi - lo)) & (busy > _STRAGGLER_MARGIN * median)
     cols = {
         "rank": pa.array(np.arange(n, dtype=np.int32)),
         "device": run.memory.column("device"),
@@ -180,12 +186,12 @@ def rank_breakdown(run: Run, step: int | None = None) -> pa.Table:
     return pa.table(cols)
 
 
-def step_breakdown(run: Run) -> pa.Table:
+def step_breakdown(run: Run, real: int | None = None) -> pa.Table:
     """The partition per (step, rank): ``rank_breakdown`` of every step, stacked, with a
     ``step`` column first."""
     tables = []
     for s, _, _ in step_windows(run):
-        t = rank_breakdown(run, s)
+        t = rank_breakdown(run, s, real)
         tables.append(t.add_column(0, "step", pa.array(np.full(t.num_rows, s, dtype=np.int32))))
     return pa.concat_tables(tables) if tables else rank_breakdown(run).add_column(
         0, "step", pa.array([], pa.int32()))

@@ -109,6 +109,32 @@ def bottleneck_links(run: Run, top: int = 10, labels: int = 3) -> list[dict[str,
     return rows
 
 
+def bottleneck_classes(run: Run, top: int = 10, labels: int = 3) -> list[dict[str, Any]]:
+    """Bottleneck links with symmetric links folded together: links of one role and capacity
+    whose utilization and limiting time agree within 0.1 % (of 1, and of the largest limiting
+    time) form a class. Per class, the ``top`` classes by limiting time: the first link's row
+    (as :func:`bottleneck_links`, with what it limited) and ``alike``, the number of other
+    links in the class. Eight GPUs' identical NVLink ports are one row, not eight."""
+    links = run.links.filter(pc.greater(run.links.column("limiting_us"), 0))
+    if links.num_rows == 0:
+        return []
+    lim = links.column("limiting_us").to_numpy()
+    scale = float(lim.max())
+    keys = zip(links.column("role").to_pylist(), links.column("capacity_GBps").to_pylist(),
+               np.rint(links.column("utilization").to_numpy() * 1e3).tolist(),
+               np.rint(lim / scale * 1e3).tolist())
+    classes: dict[tuple[Any, ...], list[int]] = {}
+    order = np.lexsort((links.column("link_id").to_numpy(), -lim))
+    key_list = list(keys)
+    for i in order.tolist():
+        classes.setdefault(key_list[i], []).append(i)
+    heads = sorted(classes.values(), key=lambda c: (-lim[c[0]], c[0]))[:top]
+    reps = {int(links.column("link_id")[c[0]].as_py()): len(c) - 1 for c in heads}
+    rows = {r["link_id"]: r for r in bottleneck_links(run, run.links.num_rows, labels)
+            if r["link_id"] in reps}
+    return [{**rows[k], "alike": n} for k, n in reps.items()]
+
+
 def dominant_role(run: Run) -> str | None:
     """The link role with the most limiting flow-time, or None if no flow was limited."""
     roles = by_role(run)

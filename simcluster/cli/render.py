@@ -36,7 +36,9 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_count(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    """A count in decimal units: ``1.2k``, ``198.9T``, ``3.4E`` (FLOPs, ops, tokens)."""
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
+                        ("k", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f}{unit}"
     return f"{int(n)}"
@@ -215,9 +217,10 @@ def workload_info(workload: Workload, path: str) -> RenderableType:
     if comm.num_rows > 20:
         colls.add_row(f"... {comm.num_rows - 20} more", "", "", "", "", "")
     groups = Text(
-        f"groups: {len(workload.groups)} "
-        f"({', '.join(f'{n} of {s} ranks' for s, n in stats.group_sizes.items())})"
-        if workload.groups else "groups: none"
+        "communicator groups: " + ", ".join(
+            f"{n} group{'s' if n != 1 else ''} of {s} rank{'s' if s != 1 else ''}"
+            for s, n in stats.group_sizes.items())
+        if workload.groups else "communicator groups: none"
     )
     total = Text(f"total communication: {fmt_bytes(float(stats.comm_bytes))}")
     return Group(head, Text(""), kinds, colls if comm.num_rows else Text("no communication"),

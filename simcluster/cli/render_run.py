@@ -84,7 +84,8 @@ def bottlenecks_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify="left" if col in ("link", "role", "limited") else "right")
     for r in rows:
         limited = ", ".join(f"{a['label']} {100 * a['share']:.0f}%" for a in r.get("limited", []))
-        table.add_row(f"{r['src']} -> {r['dst']}", r["role"], f"{r['capacity_GBps']:g}",
+        alike = f" (+{r['alike']} alike)" if r.get("alike") else ""
+        table.add_row(f"{r['src']} -> {r['dst']}{alike}", r["role"], f"{r['capacity_GBps']:g}",
                       f"{100 * r['utilization']:.1f}%", fmt_time(r["limiting_us"]), limited)
     return table
 
@@ -239,8 +240,9 @@ def replay_view(result: Any, fallback_name: str) -> list[tuple[RenderableType, b
     if summary["stragglers"]:
         out.append((f"stragglers (others waited for them): ranks "
                     f"{', '.join(map(str, summary['stragglers'][:16]))}", False))
-    for key, draw in (("bottleneck_links", bottlenecks_table), ("links_by_role", roles_table),
-                      ("busiest_links", links_table)):
+    if result.bottleneck_classes:
+        out.append((bottlenecks_table(result.bottleneck_classes), False))
+    for key, draw in (("links_by_role", roles_table), ("busiest_links", links_table)):
         if summary[key]:
             out.append((draw(summary[key]), False))
     out += [(line, False) for line in cost_lines(summary["cost"], result.training_run)]
@@ -248,7 +250,9 @@ def replay_view(result: Any, fallback_name: str) -> list[tuple[RenderableType, b
         out.append((fidelity_table(result.fidelity), False))
     mem = summary["memory"]
     out.append((f"peak memory {mem['peak_bytes_max'] / GIB:.2f} GiB on rank {mem['peak_rank']} "
-                f"({100 * mem['peak_fraction_of_capacity']:.1f}% of its capacity)", False))
+                f"({100 * mem['peak_fraction_of_capacity']:.1f}% of its capacity)"
+                if mem["peak_bytes_max"] > 0 else
+                "peak memory: not modelled (the workload allocates no memory)", False))
     if result.training is not None:
         out.append((training_lines(result.training), False))
     return out

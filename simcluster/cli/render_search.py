@@ -51,12 +51,13 @@ def search_summary(report: Any, fixed: dict[str, Any]) -> Group:
         d = display_row(r)
         gap = "" if i == 1 or best is None else (
             f" (+{100 * (r['step_time_us'] / best['step_time_us'] - 1):.1f}% time)")
-        bubble = "-" if r.get("bubble") is None else f"{100 * r['bubble']:.0f}%"
-        why = (f"{r.get('bottleneck') or '-'}, bubble {bubble}, exposed comm "
+        bubble = ("no pipeline" if p["pp"] == 1 or r.get("bubble") is None
+                  else f"bubble {100 * r['bubble']:.0f}%")
+        why = (f"{r.get('bottleneck') or '-'}, {bubble}, exposed comm "
                f"{100 * (r.get('exposed_comm_fraction') or 0):.1f}%, {d['peak mem']} of "
                f"HBM{gap}")
         table.add_row(str(i), str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["micro_batch"]),
-                      p["schedule"], p["recompute"], str(p["zero"]),
+                      p["schedule"] if p["pp"] > 1 else "-", p["recompute"], str(p["zero"]),
                       fmt_time(r["step_time_us"]), d["tokens/s"], d["MFU"], d["$/1M tokens"],
                       why)
     if not report.best:

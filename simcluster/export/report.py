@@ -22,6 +22,7 @@ from simcluster.analysis.fidelity import fidelity_errors
 from simcluster.atomic import atomic_path
 from simcluster.analysis.breakdown import rank_classes
 from simcluster.analysis.critical_path import path_by_class, path_by_layer
+from simcluster.analysis.links import bottleneck_classes
 from simcluster.export.html import figure_html, page, table
 from simcluster.export.plots import (
     breakdown_figure,
@@ -83,11 +84,11 @@ def render_html(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Tab
     }
     div = {k: figure_html(f, k) for k, f in figs.items()}
     bottlenecks = table(
-        ["link", "role", "GB/s", "utilization", "limiting (ms)", "limited"],
-        [[f"{r['src']} -> {r['dst']}", r["role"], f"{r['capacity_GBps']:g}",
+        ["link", "alike", "role", "GB/s", "utilization", "limiting (ms)", "limited"],
+        [[f"{r['src']} -> {r['dst']}", r["alike"], r["role"], f"{r['capacity_GBps']:g}",
           f"{100 * r['utilization']:.1f}%", f"{r['limiting_us'] / 1e3:.3f}",
           ", ".join(f"{a['label']} {100 * a['share']:.0f}%" for a in r.get("limited", []))]
-         for r in summary["bottleneck_links"]])
+         for r in bottleneck_classes(run)])
     crit = table(
         ["category", "op class", "segments", "total (ms)", "share"],
         [[r["category"], r["op_class"], r["segments"], f"{r['duration_us'] / 1e3:.3f}",

@@ -120,3 +120,18 @@ def test_busiest_by_bytes_and_load_over_time(run) -> None:
     assert start.tolist() == pytest.approx([300.0]) and end.tolist() == pytest.approx([10_300.0])
     assert rate.tolist() == pytest.approx([100.0])
     assert [len(a) for a in load[10**6]] == [0, 0, 0]  # a link that carried nothing
+
+
+def test_symmetric_bottleneck_links_are_one_class() -> None:
+    from simcluster.analysis.links import bottleneck_classes, bottleneck_links
+
+    rows = [{"rank": r, "kind": "collective", "collective": "all_reduce", "comm_bytes": 10**9,
+             "group": "g"} for r in range(4)]
+    run = replay(workload(rows, {"g": [0, 1, 2, 3]}), star(4))
+    links = bottleneck_links(run, 100)
+    classes = bottleneck_classes(run)
+    # A ring on a star: every link that limited did so alike (same capacity, utilization,
+    # limiting time), so one row stands for all of them.
+    assert len(links) == 4 and len({r["limiting_us"] for r in links}) == 1
+    assert len(classes) == 1 and classes[0]["alike"] == 3
+    assert classes[0]["link_id"] == links[0]["link_id"]
