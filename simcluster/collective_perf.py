@@ -109,3 +109,18 @@ def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = N
                             busbw_GBps=algbw * bus_factor(op, n),
                             algorithm=algo[0].as_py() if len(algo) else "-"))
     return rows
+
+
+NCCL_TYPES = {"fp32": "float", "fp16": "half", "bf16": "bfloat16", "fp8": "fp8_e4m3",
+              "int8": "int8", "fp64": "double"}
+
+
+def average_busbw(rows: list[PerfRow]) -> float:
+    """nccl-tests' ``Avg bus bandwidth`` line: the mean busbw over the sizes (GB/s)."""
+    return sum(r.busbw_GBps for r in rows) / len(rows) if rows else 0.0
+
+
+def redop_root(op: str) -> tuple[str, int]:
+    """nccl-tests' ``redop`` and ``root`` columns for ``op``."""
+    redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
+    return redop, (0 if op in ("broadcast", "reduce") else -1)

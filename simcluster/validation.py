@@ -9,12 +9,14 @@ absolute percentage error (MAPE) per size band.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from simcluster import collective_perf
+from simcluster.errors import SimclusterError
 from simcluster.topology.cluster import Cluster
 
 # Measured system -> bundled topology file.
@@ -84,10 +86,16 @@ class Comparison:
         """Signed relative error of predicted busbw: (pred - meas) / meas."""
         return (self.predicted - self.measured) / self.measured
 
-    def mape(self, lo: int, hi: int) -> float:
+    def mape(self, lo: int = 0, hi: int = 2**62) -> float:
         """Mean absolute percentage error (%) over sizes in [lo, hi]."""
         sel = (self.sizes >= lo) & (self.sizes <= hi)
         return float(np.mean(np.abs(self.error[sel])) * 100) if sel.any() else float("nan")
+
+    def mean_signed(self, lo: int = 0, hi: int = 2**62) -> float:
+        """Mean signed error (%) over sizes in [lo, hi]: negative when the simulator's busbw
+        is too low (its time too long)."""
+        sel = (self.sizes >= lo) & (self.sizes <= hi)
+        return float(np.mean(self.error[sel]) * 100) if sel.any() else float("nan")
 
 
 def compare(system: str, cluster: Cluster, points: list[Measured],
@@ -101,3 +109,67 @@ def compare(system: str, cluster: Cluster, points: list[Measured],
         predicted=np.array([r.busbw_GBps for r in rows]),
         algorithms=[r.algorithm for r in rows],
     )
+
+
+# A data row of nccl-tests: size count type redop root, then out-of-place time algbw busbw
+# #wrong (then the in-place ones).
+_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+([\d.]+)\s+([\d.]+)\s+"
+                  r"([\d.]+)\s+(\S+)")
+_RANK = re.compile(r"^#\s+Rank\s+(\d+)\s")
+MAX_LOG_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class NcclLog:
+    """What an nccl-tests log measured: its ranks (from the ``#  Rank N`` lines; None if the
+    log does not list them) and per size the out-of-place time and busbw."""
+
+    path: Path
+    ranks: int | None
+    points: list[Measured]
+
+
+def read_nccl_log(path: str | Path) -> NcclLog:
+    """Read an nccl-tests ``*_perf`` output (plain, or inside a Markdown page): every data row,
+    and the rank count. A busbw printed as 0.00 (below the log's resolution) is derived from
+    the time, as :func:`read_nccl_csv` does.
+
+    Raises:
+        SimclusterError: no such file, too large, or no nccl-tests data row in it.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_LOG_BYTES:
+            raise SimclusterError(f"{path}: larger than {MAX_LOG_BYTES // 2**20} MiB; an "
+                                  "nccl-tests log is a few KiB: give the *_perf output.")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SimclusterError(f"{path}: cannot read it ({exc.strerror}); give an nccl-tests "
+                              "log.") from None
+    ranks: set[int] = set()
+    points: dict[int, Measured] = {}
+    for line in text.splitlines():
+        if m := _RANK.match(line):
+            ranks.add(int(m.group(1)))
+        elif m := _ROW.match(line):
+            size, t, bus = int(m.group(1)), float(m.group(6)), float(m.group(8))
+            points.setdefault(size, Measured(size, t, bus if bus > 0 else float("nan")))
+    if not points:
+        raise SimclusterError(f"{path}: no nccl-tests data row (size count type redop root "
+                              "time algbw busbw ...); give the output of an *_perf run.")
+    return NcclLog(path, len(ranks) or None, [points[k] for k in sorted(points)])
+
+
+def compare_log(log: NcclLog, cluster: Cluster, collective: str, ranks: int,
+                **options: str | None) -> Comparison:
+    """Simulate every size of ``log`` on ``ranks`` accelerators of ``cluster`` and compare
+    busbw (a busbw below the log's resolution is derived from its time)."""
+    points = [m if m.busbw_GBps > 0 else Measured(
+        m.size, m.time_us, m.size / m.time_us / 1e3 * collective_perf.bus_factor(collective, ranks))
+        for m in log.points]
+    rows = collective_perf.run(cluster, collective, [m.size for m in points], ranks=ranks,
+                               **options)  # type: ignore[arg-type]
+    return Comparison(system=str(log.path), sizes=np.array([m.size for m in points]),
+                      measured=np.array([m.busbw_GBps for m in points]),
+                      predicted=np.array([r.busbw_GBps for r in rows]),
+                      algorithms=[r.algorithm for r in rows])

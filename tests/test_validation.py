@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from simcluster import collective_perf
@@ -40,3 +43,42 @@ def test_all_gather_on_8_h100_near_nvidias_stated_370_GBps() -> None:
     rows = collective_perf.run(load_cluster(ROOT / "topologies" / "dgx-h100.yaml"), "all_gather",
                                [4 * 2**30])
     assert rows[0].busbw_GBps == pytest.approx(370.0, rel=0.10)
+
+
+def test_compare_on_the_dgx_log_reproduces_the_validation_table(shared_data: Path,
+                                                               capsys) -> None:
+    """`simcluster collectives --compare LOG` on the raw DGX H100 log gives, size by size, the
+    errors that docs/validation.md lists (computed there from the CSV of the same log)."""
+    from simcluster.cli import main
+    from simcluster.topology import load_cluster
+    from simcluster.validation import compare, compare_log, read_nccl_csv, read_nccl_log
+
+    cal = shared_data / "calibration"
+    log = read_nccl_log(cal / "dgx-h100-nccl-allreduce.md")
+    assert log.ranks == 8 and log.points[0].size == 8 and log.points[-1].size == 2**34
+    cluster = load_cluster(ROOT / "topologies" / "dgx-h100.yaml")
+    from_log = compare_log(log, cluster, "all_reduce", 8)
+    from_csv = compare("dgx-h100-8gpu", cluster,
+                       read_nccl_csv(cal / "nccl_allreduce_single_node.csv")["dgx-h100-8gpu"])
+    common = np.intersect1d(from_log.sizes, from_csv.sizes)
+    assert len(common) >= 30
+    e_log = dict(zip(from_log.sizes.tolist(), from_log.error.tolist()))
+    e_csv = dict(zip(from_csv.sizes.tolist(), from_csv.error.tolist()))
+    assert all(e_log[s] == pytest.approx(e_csv[s], abs=1e-9) for s in common.tolist())
+    assert from_log.mape(2**20, 2**34) == pytest.approx(from_csv.mape(2**20, 2**34))
+    with pytest.raises(SystemExit) as exit_:
+        main(["collectives", "-t", str(ROOT / "topologies" / "dgx-h100.yaml"), "--compare",
+              str(cal / "dgx-h100-nccl-allreduce.md")])
+    assert exit_.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert f"from 1 MiB: MAPE {from_csv.mape(2**20, 2**34):.1f}%" in out.replace("\n", " ")
+
+
+def test_a_file_without_nccl_rows_is_a_clear_error(tmp_path: Path) -> None:
+    from simcluster.errors import SimclusterError
+    from simcluster.validation import read_nccl_log
+
+    bad = tmp_path / "not-a-log.txt"
+    bad.write_text("# nThread 1 nGpus 8\nhello\n")
+    with pytest.raises(SimclusterError, match="no nccl-tests data row"):
+        read_nccl_log(bad)

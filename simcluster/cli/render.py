@@ -259,15 +259,42 @@ def import_summary(workload: Workload, path: object) -> Group:
 
 # -- collectives ----------------------------------------------------------------------------------
 
-def perf_table(rows: list[Any], dtype: str) -> Table:
-    """An nccl-tests-style table of ``collective_perf.PerfRow``."""
-    table = Table(box=None, header_style="bold")
-    for col in ("size (B)", "count", "type", "time (us)", "algbw (GB/s)", "busbw (GB/s)",
-                "algorithm"):
-        table.add_column(col, justify="left" if col in ("type", "algorithm") else "right")
+def perf_text(rows: list[Any], op: str, dtype: str) -> str:
+    """The table in nccl-tests' own layout (out-of-place and in-place columns, ``#wrong`` as
+    N/A, the ``Avg bus bandwidth`` line), so it can be diffed against a ``*_perf`` log; the
+    algorithm the model chose follows each row as a comment."""
+    from simcluster.collective_perf import NCCL_TYPES, average_busbw, redop_root
+
+    redop, root = redop_root(op)
+    kind = NCCL_TYPES.get(dtype, dtype)
+    lines = [
+        "#" + " " * 62 + "out-of-place" + " " * 23 + "in-place",
+        "#       size         count      type   redop    root     time   algbw   busbw #wrong"
+        "     time   algbw   busbw #wrong",
+        "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)       "
+        "     (us)  (GB/s)  (GB/s)",
+    ]
     for r in rows:
-        table.add_row(f"{r.size}", f"{r.count}", dtype, f"{r.time_us:.2f}", f"{r.algbw_GBps:.2f}",
-                      f"{r.busbw_GBps:.2f}", r.algorithm)
+        half = f"{r.time_us:9.2f} {r.algbw_GBps:7.2f} {r.busbw_GBps:7.2f} {'N/A':>6}"
+        lines.append(f"{r.size:12d}  {r.count:12d}  {kind:>8}  {redop:>6}  {root:6d}"
+                     f"{half}{half}  # {r.algorithm}")
+    lines += ["# Out of bounds values : 0 OK (simulated: no data is checked)",
+              f"# Avg bus bandwidth    : {average_busbw(rows):g}", "#"]
+    return "\n".join(lines)
+
+
+def compare_table(cmp_: Any) -> Table:
+    """Measured vs simulated busbw per size (``validation.Comparison``), with MAPE and mean
+    signed error in the caption."""
+    table = Table(title=f"measured ({cmp_.system}) vs simulated", title_justify="left")
+    for col in ("size (B)", "measured busbw", "simulated busbw", "error", "algorithm"):
+        table.add_column(col, justify="left" if col == "algorithm" else "right")
+    for size, m, p, e, a in zip(cmp_.sizes.tolist(), cmp_.measured.tolist(),
+                                cmp_.predicted.tolist(), cmp_.error.tolist(), cmp_.algorithms):
+        table.add_row(f"{size:,}", f"{m:.2f}", f"{p:.2f}", f"{100 * e:+.1f}%", a)
+    table.caption = (f"{len(cmp_.sizes)} sizes: MAPE {cmp_.mape():.1f}%, mean signed error "
+                     f"{cmp_.mean_signed():+.1f}% (busbw; negative: simulated too slow); from 1 "
+                     f"MiB: MAPE {cmp_.mape(2**20):.1f}%")
     return table
 
 

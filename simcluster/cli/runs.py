@@ -50,25 +50,47 @@ def collectives_cmd(
     proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
     dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
     csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,
+    compare: Annotated[Optional[Path], typer.Option(
+        help="an nccl-tests *_perf log: simulate its sizes (and rank count) and print "
+             "measured, simulated and the error per size")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """nccl-tests on the simulator: time, algbw and busbw per size, and the algorithm used."""
+    """nccl-tests on the simulator: time, algbw and busbw per size in nccl-tests' layout, and
+    the algorithm used; with --compare, against your own log."""
     from dataclasses import asdict
 
     from simcluster import collective_perf as cp
+    from simcluster.validation import compare_log, read_nccl_log
 
     cluster = load_cluster(topology)
+    if compare is not None:
+        log = read_nccl_log(compare)
+        n = ranks or log.ranks or len(cluster.accelerators)
+        cmp_ = compare_log(log, cluster, op, n, algorithm=algo, protocol=proto)
+        if as_json:
+            print_json({"op": op, "ranks": n, "cluster": cluster.name, "log": str(compare),
+                        "mape_pct": cmp_.mape(), "mean_signed_pct": cmp_.mean_signed(),
+                        "rows": [{"size": s, "measured_busbw_GBps": m, "busbw_GBps": p,
+                                  "error": e, "algorithm": a} for s, m, p, e, a in zip(
+                                      cmp_.sizes.tolist(), cmp_.measured.tolist(),
+                                      cmp_.predicted.tolist(), cmp_.error.tolist(),
+                                      cmp_.algorithms)]})
+            return
+        terminal().print(f"# {op} on {n} ranks of {cluster.name} (simulated) against {compare}")
+        terminal().print(render.compare_table(cmp_))
+        return
     n = ranks or len(cluster.accelerators)
     rows = cp.run(cluster, op, cp.sizes(cp.parse_size(min_size), cp.parse_size(max_size), factor),
                   ranks=n, algorithm=algo, protocol=proto, dtype=dtype)
     if as_json:
         print_json({"op": op, "ranks": n, "cluster": cluster.name, "dtype": dtype,
+                    "avg_busbw_GBps": cp.average_busbw(rows),
                     "rows": [asdict(r) for r in rows]})
     console = terminal() if not as_json else Console(stderr=True, highlight=False)
-    if as_json and csv is None:
-        return
-    console.print(f"# {op} on {n} ranks of {cluster.name} (simulated; busbw as nccl-tests)")
-    console.print(render.perf_table(rows, dtype))
+    if not as_json:
+        console.print(f"# {op} on {n} ranks of {cluster.name} (simulated; busbw as "
+                      "nccl-tests)", soft_wrap=True, markup=False)
+        console.print(render.perf_text(rows, op, dtype), soft_wrap=True, markup=False)
     if csv is not None:
         from simcluster.atomic import atomic_path
 

@@ -155,7 +155,15 @@ def test_collectives_table_and_csv(capsys, tmp_path: Path) -> None:
     out_csv = tmp_path / "ar.csv"
     code, out, _ = _run(capsys, "collectives", "-t", str(ROOT / "topologies" / "dgx-h100.yaml"),
                         "--min", "1K", "--max", "1G", "-f", "1024", "--csv", str(out_csv))
-    assert code == 0 and "busbw (GB/s)" in out and "nvls/Simple" in out
+    assert code == 0 and "out-of-place" in out and "nvls/Simple" in out
+    rows = [line.split() for line in out.splitlines() if line and not line.startswith("#")]
+    # nccl-tests' 13 columns (out-of-place and in-place, #wrong N/A), then the algorithm.
+    assert [r[0] for r in rows] == ["1024", "1048576", "1073741824"]
+    assert all(len(r) == 15 and r[2] == "float" and r[3] == "sum" and r[8] == "N/A"
+               and r[5:8] == r[9:12] for r in rows)
+    avg = [line for line in out.splitlines() if line.startswith("# Avg bus bandwidth")]
+    assert float(avg[0].split(":")[1]) == pytest.approx(sum(float(r[7]) for r in rows) / 3,
+                                                        abs=0.01)
     lines = out_csv.read_text().splitlines()
     assert lines[0].startswith("collective,ranks,size_bytes") and len(lines) == 1 + 3
     assert [int(line.split(",")[2]) for line in lines[1:]] == [1024, 2**20, 2**30]
