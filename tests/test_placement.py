@@ -146,3 +146,22 @@ def test_placement_keeps_the_workload(h100) -> None:
     for run in runs.values():
         assert run.timeline.select(cols).sort_by([("rank", "ascending"),
                                                   ("op_id", "ascending")]).equals(base)
+
+
+def test_a_misspelt_strategy_is_named_with_a_suggestion(capsys) -> None:
+    from simcluster.cli import main
+    from tests.conftest import ROOT
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", str(ROOT / "traces" / "dp-transformer-16.parquet"), "-t",
+              str(ROOT / "topologies" / "h100-2node.yaml"), "--placement", "spred"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "did you mean 'spread'?" in err
+    assert "file not found" not in err and "tp-packed" in err
+
+
+def test_strategy_names_match_forgivingly() -> None:
+    from simcluster.names import match
+
+    assert match("TP_Packed", ["packed", "tp-packed"]) == "tp-packed"
+    assert match("nope", ["packed"]) is None

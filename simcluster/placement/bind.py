@@ -23,10 +23,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from simcluster.errors import PlacementError
+from simcluster.names import match, suggestion
 from simcluster.placement.strategies import STRATEGIES, Placement, strategy_placement, too_many
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.model import Workload
 from simcluster.yamlfile import read_yaml, validate
+
 
 @dataclass(frozen=True)
 class Bound:
@@ -111,6 +113,12 @@ def _check_mapping(doc, mapping: dict[int, str], cluster: Cluster, num_ranks: in
     return tuple(mapping[r] for r in range(num_ranks))
 
 
+def _looks_like_a_file(text: str) -> bool:
+    """A path that exists, or one with a folder or a YAML suffix in it."""
+    p = Path(text)
+    return p.exists() or p.suffix.lower() in (".yaml", ".yml") or len(p.parts) > 1
+
+
 def bind(
     workload: Workload,
     cluster: Cluster,
@@ -128,8 +136,14 @@ def bind(
     n = workload.num_ranks
     if placement is None:
         placement = strategy_placement(cluster, n)
-    elif isinstance(placement, str) and placement in STRATEGIES:
-        placement = strategy_placement(cluster, n, placement, workload.groups)
+    elif isinstance(placement, str) and match(placement, STRATEGIES):
+        placement = strategy_placement(cluster, n, match(placement, STRATEGIES),
+                                       workload.groups)
+    elif isinstance(placement, str) and not _looks_like_a_file(placement):
+        raise PlacementError(
+            f"placement {placement!r}: neither a strategy nor a placement file; "
+            f"{suggestion(placement, STRATEGIES)}use one of {', '.join(STRATEGIES)}, or a "
+            "placement YAML file (docs/formats.md).")
     elif isinstance(placement, (str, Path)):
         placement = load_placement(placement, cluster, n, workload.groups)
     if len(placement.devices) != n:

@@ -43,3 +43,12 @@ def test_fsdp_is_zero_3_for_the_cli_and_sweeps_alike(tmp_path) -> None:
     assert a.ops.equals(b.ops)
     with pytest.raises(WorkloadError, match="zero 'four': use 0, 1, 2, 3 or fsdp"):
         transformer_config({**base, "zero": "four"})
+
+
+def test_presets_match_case_and_punctuation_and_suggest() -> None:
+    from simcluster.errors import WorkloadError
+    from simcluster.workload.generate.presets import model_from
+
+    assert model_from("LLaMA3_8B", {}).name == "llama3-8b"
+    with pytest.raises(WorkloadError, match="did you mean 'llama3-8b'"):
+        model_from("lama3-8b", {})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from simcluster.errors import WorkloadError
+from simcluster.names import match, suggestion
 
 
 @dataclass(frozen=True)
@@ -185,11 +186,12 @@ def model_from(preset: str | None, overrides: dict[str, Any]) -> ModelSpec:
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     if preset is not None:
-        base = PRESETS.get(preset)
-        if base is None:
-            raise WorkloadError(f"unknown preset {preset!r}; use one of "
-                                f"{', '.join(sorted(PRESETS))}, or give the dimensions "
+        key = match(preset, PRESETS)
+        if key is None:
+            raise WorkloadError(f"unknown preset {preset!r}; {suggestion(preset, PRESETS)}use "
+                                f"one of {', '.join(sorted(PRESETS))}, or give the dimensions "
                                 "(layers, hidden, heads, ...) without a preset.")
+        base = PRESETS[key]
         if "heads" in given and "kv_heads" not in given and base.kv_heads == base.heads:
             given["kv_heads"] = given["heads"]
         if "hidden" in given and "ffn" not in given and base.ffn == 4 * base.hidden:
