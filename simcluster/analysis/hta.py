@@ -1,0 +1,267 @@
+"""The GPU-side analyses of HolisticTraceAnalysis (HTA), with HTA's definitions, on a
+timeline: temporal breakdown, kernel-type overlap, kernel breakdown, idle-time breakdown and
+communication/computation overlap.
+
+HTA classifies GPU kernels as COMMUNICATION (NCCL), MEMORY (memcpy, memset) or COMPUTATION
+(everything else); here a ``collective``, ``send`` or ``recv`` op is COMMUNICATION, a
+``memcpy`` MEMORY, a ``compute`` op COMPUTATION, and ``host`` ops (CPU time) are not kernels.
+A communication op lasts from its rank's arrival to the collective's end, as an NCCL kernel
+does, so waiting for peers counts as communication, as in HTA. Per rank (HTA's
+``get_temporal_breakdown``):
+
+- ``kernel_us`` = end of the last kernel - start of the first;
+- ``idle_us`` = ``kernel_us`` - the union of all kernels;
+- ``compute_us`` = the union of computation kernels;
+- ``non_compute_us`` = ``kernel_us - compute_us - idle_us``.
+
+simcluster's own breakdown (``analysis.breakdown``) splits the same time further: what HTA
+calls idle is ``host_us + idle_us`` there (plus copies and waits before the first kernel).
+All times are in microseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from simcluster.sim.result import Run
+
+TYPES = ("COMPUTATION", "COMMUNICATION", "MEMORY")
+_TYPE_OF_KIND = {"compute": 0, "collective": 1, "send": 1, "recv": 1, "memcpy": 2}
+IDLE_CATEGORIES = ("host_wait", "kernel_wait", "other")
+
+
+def _kernels(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pa.Table]:
+    """The device ops sorted by rank: rank, type code (index into TYPES), start, end, and
+    the rows."""
+    t = run.timeline
+    t = t.filter(pc.is_in(t.column("kind"), pa.array(list(_TYPE_OF_KIND))))
+    t = t.take(pa.array(np.argsort(t.column("rank").to_numpy(), kind="stable")))
+    kinds = t.column("kind").to_pylist()
+    code = np.fromiter((_TYPE_OF_KIND[k] for k in kinds), dtype=np.int64, count=len(kinds))
+    return (t.column("rank").to_numpy().astype(np.int64), code, t.column("start_us").to_numpy(),
+            t.column("end_us").to_numpy(), t)
+
+
+def _rank_slices(rank: np.ndarray, n: int) -> list[slice]:
+    """For rank-sorted ``rank``, the slice of each rank 0 .. n-1."""
+    bounds = np.searchsorted(rank, np.arange(n + 1)).tolist()
+    return [slice(bounds[r], bounds[r + 1]) for r in range(n)]
+
+
+def _union(start: np.ndarray, end: np.ndarray) -> float:
+    """Length of the union of the intervals [start, end)."""
+    keep = end > start
+    if not keep.any():
+        return 0.0
+    order = np.argsort(start[keep], kind="stable")
+    s, e = start[keep][order], end[keep][order]
+    reach = np.maximum.accumulate(e)
+    prev = np.r_[-np.inf, reach[:-1]]
+    return float(np.sum(np.maximum(e - np.maximum(s, prev), 0.0) * (e > prev)))
+
+
+def temporal_breakdown(run: Run, ranks: int | None = None) -> pa.Table:
+    """HTA's temporal breakdown per rank (module docstring): ``rank, idle_us, compute_us,
+    non_compute_us, kernel_us`` and the three as percentages of ``kernel_us``; ranks
+    ``0 .. ranks-1`` (default: all).
+
+    Example:
+        >>> t = pa.table({"rank": [0, 0, 0], "kind": ["compute", "collective", "host"],
+        ...               "start_us": [0.0, 5.0, 0.0], "end_us": [4.0, 10.0, 10.0]})
+        >>> temporal_breakdown(Run(t, pa.table({}), pa.table({}), 10.0)).to_pylist()[0]
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'rank': 0, 'idle_us': 1.0, 'compute_us': 4.0, 'non_compute_us': 5.0,
+         'kernel_us': 10.0, 'idle_pct': 10.0, 'compute_pct': 40.0, 'non_compute_pct': 50.0}
+    """
+    rank, code, start, end, _ = _kernels(run)
+    n = ranks if ranks is not None else run.memory.num_rows or int(rank.max(initial=-1)) + 1
+    rows: dict[str, list[float]] = {k: [] for k in ("idle_us", "compute_us", "non_compute_us",
+                                                    "kernel_us")}
+    for sl in _rank_slices(rank, n):
+        s_, e_, c_ = start[sl], end[sl], code[sl]
+        if len(s_) == 0:
+            span = busy = compute = 0.0
+        else:
+            span = float(e_.max() - s_.min())
+            busy = _union(s_, e_)
+            compute = _union(s_[c_ == 0], e_[c_ == 0])
+        rows["idle_us"].append(span - busy)
+        rows["compute_us"].append(compute)
+        rows["non_compute_us"].append(busy - compute)
+        rows["kernel_us"].append(span)
+    kernel = np.asarray(rows["kernel_us"])
+    pct = {f"{k[:-3]}_pct": np.round(100 * np.divide(np.asarray(v), kernel, out=np.zeros(n),
+                                                      where=kernel > 0), 2)
+           for k, v in rows.items() if k != "kernel_us"}
+    return pa.table({"rank": pa.array(np.arange(n, dtype=np.int32)),
+                     **{k: pa.array(v, pa.float64()) for k, v in rows.items()},
+                     **{k: pa.array(v) for k, v in pct.items()}})
+
+
+def kernel_type_overlap(run: Run, ranks: int | None = None) -> pa.Table:
+    """Time in each combination of kernel types running at once, summed over ranks
+    (HTA's kernel-type table): ``kernel_type`` (``COMPUTATION``, ``COMPUTATION overlapping
+    COMMUNICATION``, ...), ``time_us``, ``pct`` (of the kernels' busy time), largest first.
+
+    Example:
+        >>> t = pa.table({"rank": [0, 0], "kind": ["compute", "collective"],
+        ...               "start_us": [0.0, 2.0], "end_us": [4.0, 6.0]})
+        >>> kernel_type_overlap(Run(t, pa.table({}), pa.table({}), 6.0)).to_pydict()
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'kernel_type': ['COMMUNICATION', 'COMPUTATION', 'COMPUTATION overlapping COMMUNICATION'],
+         'time_us': [2.0, 2.0, 2.0], 'pct': [33.3, 33.3, 33.3]}
+    """
+    rank, code, start, end, _ = _kernels(run)
+    if ranks is not None:
+        keep = rank < ranks
+        rank, code, start, end = rank[keep], code[keep], start[keep], end[keep]
+    totals = np.zeros(8)
+    for sl in _rank_slices(rank, int(rank.max(initial=-1)) + 1):
+        if sl.start == sl.stop:
+            continue
+        s_, e_, c_ = start[sl], end[sl], code[sl]
+        # Sweep: +bit at a start, -bit at an end, per kernel type's merged intervals.
+        times, deltas = [], []
+        for k in range(3):
+            s, e = _merged(s_[c_ == k], e_[c_ == k])
+            times += [s, e]
+            deltas += [np.full(len(s), 1 << k), np.full(len(e), -(1 << k))]
+        t_all, d_all = np.concatenate(times), np.concatenate(deltas)
+        order = np.lexsort((d_all, t_all))  # at one instant, ends before starts
+        t_all, running = t_all[order], np.cumsum(d_all[order])
+        np.add.at(totals, running[:-1], np.diff(t_all))
+    busy = totals[1:].sum()
+    names = [" overlapping ".join(TYPES[k] for k in range(3) if m & (1 << k))
+             for m in range(8)]
+    rows = sorted(((names[m], float(totals[m])) for m in range(1, 8) if totals[m] > 0),
+                  key=lambda kv: (-kv[1], kv[0]))
+    return pa.table({"kernel_type": pa.array([k for k, _ in rows], pa.string()),
+                     "time_us": pa.array([v for _, v in rows], pa.float64()),
+                     "pct": pa.array([round(100 * v / busy, 1) if busy else 0.0
+                                      for _, v in rows], pa.float64())})
+
+
+def _merged(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of the intervals as disjoint sorted intervals."""
+    if len(start) == 0:
+        return start, end
+    order = np.argsort(start, kind="stable")
+    s, e = start[order], end[order]
+    reach = np.maximum.accumulate(e)
+    new = np.r_[True, s[1:] > reach[:-1]]
+    heads = np.flatnonzero(new)
+    return s[heads], np.maximum.reduceat(e, heads)
+
+
+def kernel_breakdown(run: Run, ranks: int | None = None, top: int = 10,
+                     share: float = 0.8) -> pa.Table:
+    """Time by kernel, per kernel type, over ranks ``0 .. ranks-1`` (HTA's
+    ``get_gpu_kernel_breakdown``): ``kernel_type, name, count, sum_us, mean_us, min_us,
+    max_us, std_us, pct`` (of the type's time). Per type, the kernels that make up the first
+    ``share`` of its time, at most ``top`` of them; the rest are one row named ``others``."""
+    rank, code, start, end, t = _kernels(run)
+    keep = rank < ranks if ranks is not None else np.ones(len(rank), dtype=bool)
+    names = np.asarray(t.column("name").to_pylist(), dtype=object)[keep]
+    dur, code = (end - start)[keep], code[keep]
+    out: dict[str, list] = {k: [] for k in ("kernel_type", "name", "count", "sum_us", "mean_us",
+                                            "min_us", "max_us", "std_us", "pct")}
+    for k, kind in enumerate(TYPES):
+        sel = code == k
+        if not sel.any():
+            continue
+        uniq, inv = np.unique(names[sel], return_inverse=True)
+        d = dur[sel]
+        sums = np.bincount(inv, weights=d)
+        order = np.lexsort((uniq, -sums))
+        total = float(sums.sum())
+        cum = np.cumsum(sums[order])
+        shown = [i for j, i in enumerate(order.tolist())
+                 if j < top and (j == 0 or cum[j - 1] < share * total)]
+        groups = [(str(uniq[i]), inv == i) for i in shown]
+        rest = ~np.isin(inv, shown)
+        if rest.any():
+            groups.append(("others", rest))
+        for name, mask in groups:
+            v = d[mask]
+            for col, val in (("kernel_type", kind), ("name", name), ("count", int(mask.sum())),
+                             ("sum_us", float(v.sum())), ("mean_us", float(v.mean())),
+                             ("min_us", float(v.min())), ("max_us", float(v.max())),
+                             ("std_us", float(v.std())),
+                             ("pct", round(100 * float(v.sum()) / total, 1) if total else 0.0)):
+                out[col].append(val)
+    return pa.table({k: pa.array(v) for k, v in out.items()}) if out["name"] else pa.table(
+        {k: pa.array([], pa.string() if k in ("kernel_type", "name") else pa.float64())
+         for k in out})
+
+
+def idle_time_breakdown(run: Run, ranks: int | None = None,
+                        kernel_wait_us: float = 5.0) -> pa.Table:
+    """Why each stream's kernels waited (HTA's ``get_idle_time_breakdown``): per (rank,
+    stream) and category, ``idle_us`` and ``ratio`` (of the stream's idle time). The gap
+    before a kernel (from the previous kernel's end on its stream to its start; none before
+    the first) is ``host_wait`` when a host op it depends on ended only then (the CPU had not
+    launched it yet), else ``kernel_wait`` when shorter than ``kernel_wait_us`` (back-to-back
+    launch latency), else ``other`` (waiting for another stream, a peer or a transfer)."""
+    t = run.timeline
+    n = t.num_rows
+    rank_all = t.column("rank").to_numpy().astype(np.int64)
+    kind = t.column("kind").to_pylist()
+    start, end = t.column("start_us").to_numpy(), t.column("end_us").to_numpy()
+    # The latest end among each op's host deps (deps are op_ids of the same rank).
+    row_of = {(int(r), int(o)): i for i, (r, o) in enumerate(zip(
+        rank_all.tolist(), t.column("op_id").to_pylist()))}
+    host_ready = np.full(n, -np.inf)
+    for i, deps in enumerate(t.column("deps").to_pylist()):
+        if deps and kind[i] in _TYPE_OF_KIND:
+            ends = [end[j] for d in deps if (j := row_of.get((int(rank_all[i]), int(d))))
+                    is not None and kind[j] == "host"]
+            if ends:
+                host_ready[i] = max(ends)
+    device = np.fromiter((k in _TYPE_OF_KIND for k in kind), dtype=bool, count=n)
+    if ranks is not None:
+        device &= rank_all < ranks
+    idx = np.flatnonzero(device)
+    stream = np.asarray(t.column("stream").to_pylist(), dtype=object)[idx]
+    order = sorted(range(len(idx)), key=lambda j: (rank_all[idx[j]], stream[j], start[idx[j]]))
+    acc: dict[tuple[int, str, str], float] = {}
+    prev: tuple[int, str] | None = None
+    prev_end = 0.0
+    for j in order:
+        i = idx[j]
+        key = (int(rank_all[i]), str(stream[j]))
+        if key == prev and start[i] > prev_end:
+            gap = float(start[i] - prev_end)
+            cat = ("host_wait" if host_ready[i] >= start[i] - 1e-9 and host_ready[i] > prev_end
+                   else "kernel_wait" if gap < kernel_wait_us else "other")
+            acc[(*key, cat)] = acc.get((*key, cat), 0.0) + gap
+        prev, prev_end = key, float(end[i]) if key != prev else max(prev_end, float(end[i]))
+    rows = sorted(acc.items())
+    per_stream: dict[tuple[int, str], float] = {}
+    for (r, s, _), v in rows:
+        per_stream[(r, s)] = per_stream.get((r, s), 0.0) + v
+    return pa.table({
+        "rank": pa.array([k[0] for k, _ in rows], pa.int32()),
+        "stream": pa.array([k[1] for k, _ in rows], pa.string()),
+        "idle_category": pa.array([k[2] for k, _ in rows], pa.string()),
+        "idle_us": pa.array([v for _, v in rows], pa.float64()),
+        "ratio": pa.array([v / per_stream[k[:2]] for k, v in rows], pa.float64()),
+    })
+
+
+def comm_comp_overlap(run: Run, ranks: int | None = None) -> pa.Table:
+    """Per rank, the share of communication time that computation overlaps (HTA's
+    ``get_comm_comp_overlap``): ``rank, comm_us, overlapped_us, overlap_pct``."""
+    rank, code, start, end, _ = _kernels(run)
+    n = ranks if ranks is not None else run.memory.num_rows or int(rank.max(initial=-1)) + 1
+    comm, both = np.zeros(n), np.zeros(n)
+    for r, sl in enumerate(_rank_slices(rank, n)):
+        s_, e_, c_ = start[sl], end[sl], code[sl]
+        c, k = c_ == 1, c_ == 0
+        comm[r] = _union(s_[c], e_[c])
+        # |comm and compute| = |comm| + |compute| - |comm or compute|
+        both[r] = comm[r] + _union(s_[k], e_[k]) - _union(s_[c | k], e_[c | k])
+    pct = np.round(100 * np.divide(both, comm, out=np.zeros(n), where=comm > 0), 2)
+    return pa.table({"rank": pa.array(np.arange(n, dtype=np.int32)), "comm_us": pa.array(comm),
+                     "overlapped_us": pa.array(both), "overlap_pct": pa.array(pct)})
