@@ -66,7 +66,7 @@ def run_case(name: str, fixed: dict[str, Any], objective: str, client: Any,
             "price": None}
     t0 = time.perf_counter()
     rows = run_points([Point(point_id(t.varied(), base), t.varied()) for t in feasible],
-                      base, TOPOLOGY.parent, out, client)
+                      base, TOPOLOGY.parent, out, client).rows
     sweep_s = time.perf_counter() - t0
     col = "step_time_us" if objective == "time" else "usd_per_1m_tokens"
     ok = [(t, r) for t, r in zip(feasible, rows) if r["status"] == "ok"]

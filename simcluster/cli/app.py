@@ -6,8 +6,10 @@ Bad input ends with a one-paragraph message on stderr and exit code 2, never a t
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
+from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,18 +21,33 @@ from simcluster.errors import SimclusterError
 
 __all__ = ["app", "main"]
 
+INTERRUPTED_EXIT = 130  # 128 + SIGINT
+
 
 # -- entry point ----------------------------------------------------------------------------------
 
+def _interrupted(err: Console) -> NoReturn:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second ^C while we leave changes nothing
+    err.print("interrupted")
+    sys.exit(INTERRUPTED_EXIT)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map errors to exit codes (2: bad input, 1: internal error, 130: ^C)."""
+    """Run the CLI; map errors to exit codes (2: bad input, 1: internal error, 130: ^C).
+
+    The console script starts in ``simcluster_entry``, which also catches a ^C during the
+    imports that precede this function.
+    """
     err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
     try:
         # Standalone mode: Typer itself reports usage errors (exit 2) and exits.
         app(args=argv, prog_name="simcluster")
     except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+        _interrupted(err)
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED_EXIT:  # Typer ends a command interrupted by ^C with 130
+            _interrupted(err)
+        raise
     except SimclusterError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(2)

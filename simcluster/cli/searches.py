@@ -17,6 +17,7 @@ from simcluster.cli.apps import (
 )
 from simcluster.errors import SimclusterError
 from simcluster.placement import STRATEGIES
+from simcluster.sweep.spec import MAX_POINTS
 from simcluster.topology import load_cluster
 from simcluster.workload.generate.presets import PRESETS
 
@@ -32,9 +33,13 @@ def sweep_cmd(
     workers: Annotated[Optional[int], typer.Option(
         min=1, help="local cluster: worker processes (default: one per core)")] = None,
     top: Annotated[int, typer.Option(min=1, help="configurations to list")] = 5,
+    max_points: Annotated[int, typer.Option(
+        min=1, help="refuse specs with more points than this (before constraints)")
+                          ] = MAX_POINTS,
 ) -> None:
     """Simulate every point of a sweep spec on Dask; one Parquet row per point in
-    OUT/results.parquet (needs the sweep extra: dask[distributed])."""
+    OUT/results.parquet (needs the sweep extra: dask[distributed]). The spec, its values and
+    the files it names are checked before any work."""
     from rich.progress import TimeRemainingColumn
 
     from simcluster.analysis.sweep import feasible
@@ -42,7 +47,7 @@ def sweep_cmd(
     from simcluster.sweep import load_sweep, run_sweep
     from simcluster.sweep.runner import copy_spec
 
-    sweep = load_sweep(spec, gpus_of=lambda p: len(load_cluster(p).accelerators))
+    sweep = load_sweep(spec, max_points=max_points)
     copy_spec(spec, out)
     console = terminal()
     console.print(f"sweep {sweep.spec.name}: {len(sweep.points)} points")
@@ -53,6 +58,7 @@ def sweep_cmd(
         result = run_sweep(sweep, out, scheduler=scheduler, workers=workers,
                            progress=lambda done, total: bar.update(task, completed=done,
                                                                    total=total))
+    warn_recomputed(result.recomputed)
     console.print(f"{result.computed} computed, {result.skipped} already done; "
                   f"{result.failed} of {result.total} failed or out of memory; wrote "
                   f"{result.results}")
@@ -61,6 +67,15 @@ def sweep_cmd(
     table = pq.read_table(result.results)
     console.print(render_search.sweep_table(best(feasible(table), "time", top), table,
                                      f"fastest {top}"))
+
+
+def warn_recomputed(files: tuple[Path, ...]) -> None:
+    """Say on stderr which unreadable point files were computed again."""
+    if files:
+        shown = ", ".join(str(f) for f in files[:5]) + (", ..." if len(files) > 5 else "")
+        Console(stderr=True, highlight=False).print(
+            f"warning: {len(files)} point file(s) could not be read (truncated or corrupt) "
+            f"and were computed again: {shown}", soft_wrap=True)
 
 
 @app.command("sweep-report")
@@ -150,6 +165,7 @@ def search_cmd(
 
         report = search(fixed, topology, n, out, options, scheduler=scheduler, workers=workers,
                         progress=progress)
+    warn_recomputed(report.recomputed)
     console.print(render_search.search_summary(report, fixed))
     console.print(f"wrote {out / 'search.json'}, {out / 'candidates.parquet'}")
 

@@ -89,7 +89,8 @@ class Trial:
 
 @dataclass(frozen=True)
 class SearchReport:
-    """What a search found and what it cost."""
+    """What a search found and what it cost; ``recomputed``: point files that could not be
+    read (truncated or corrupt) and were computed again."""
 
     objective: str
     trials: list[Trial]
@@ -99,6 +100,7 @@ class SearchReport:
     simulated: int
     simulations: int
     folder: Path
+    recomputed: tuple[Path, ...] = ()
 
 
 def _objective(objective: str, step_us: float, usd_per_hour: float | None,
@@ -216,13 +218,15 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     report = SearchReport(objective=options.objective, trials=trials,
                           best=best[:options.top], configurations=len(trials),
                           feasible=len(feasible), simulated=budget,
-                          simulations=run.requested, folder=Path(out))
+                          simulations=run.requested, folder=Path(out),
+                          recomputed=tuple(run.recomputed))
     write_report(report, options)
     return report
 
 
 class _Runner:
-    """Runs rung points on one Dask client (made on first use) and counts them."""
+    """Runs rung points on one Dask client (made on first use) and counts them, and the
+    unreadable point files it computed again."""
 
     def __init__(self, base: dict[str, Any], folder: Path, out: Path, client: Any,
                  scheduler: str | None, workers: int | None,
@@ -231,6 +235,7 @@ class _Runner:
         self.client, self.own = client, client is None
         self.scheduler, self.workers, self.progress = scheduler, workers, progress
         self.requested = 0
+        self.recomputed: list[Path] = []
 
     def points(self, rung: str, values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         pts = [Point(id=point_id(v, self.base), values=v) for v in values]
@@ -240,8 +245,9 @@ class _Runner:
         if self.client is None:
             self.client = make_client(self.scheduler, self.workers)
         cb = (lambda done, total: self.progress(rung, done, total)) if self.progress else None
-        rows = run_points(pts, self.base, self.folder, self.out, self.client, progress=cb)
-        return {r["point_id"]: r for r in rows}
+        done = run_points(pts, self.base, self.folder, self.out, self.client, progress=cb)
+        self.recomputed += done.recomputed
+        return {r["point_id"]: r for r in done.rows}
 
     def close(self) -> None:
         if self.own and self.client is not None:

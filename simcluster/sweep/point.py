@@ -5,7 +5,8 @@ result row is published (whole, and only once) next to the others before it retu
 whose row already exists is not computed again (a retried task after a worker died, or a
 rerun). ``evaluations.log`` gets a ``start`` line per computation and a ``finish`` line (with
 the wall time, s) per published row; the rows themselves hold only results, so the same spec
-gives the same ``results.parquet``.
+gives the same ``results.parquet``. A point file that cannot be read back (truncated or
+corrupt) counts as absent: the point is computed again (``read_row``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,30 @@ def result_path(out: Path, pid: str) -> Path:
     return out / "points" / f"{pid}.parquet"
 
 
+def read_point(path: Path, pid: str) -> pa.Table | None:
+    """The one-row table of point ``pid`` published at ``path``; None if the file is missing
+    or is not that row (truncated, corrupt, or another file's content).
+
+    Example:
+        >>> read_point(Path("no-such-file.parquet"), "0123456789abcdef") is None
+        True
+    """
+    try:
+        table = pq.read_table(path)
+        if (table.num_rows != 1 or not set(RESULT_COLUMNS) <= set(table.column_names)
+                or table.column("point_id")[0].as_py() != pid):
+            return None
+    except (pa.ArrowException, OSError):
+        return None
+    return table
+
+
+def read_row(path: Path, pid: str) -> dict[str, Any] | None:
+    """The row of point ``pid`` at ``path`` as a dict, or None (see :func:`read_point`)."""
+    table = read_point(path, pid)
+    return None if table is None else table.to_pylist()[0]
+
+
 def _log(out: Path, pid: str, event: str, **extra: Any) -> None:
     """Append a line to the evaluation log (one write: atomic for small lines)."""
     line = json.dumps({"point_id": pid, "event": event, "pid": os.getpid(), **extra}) + "\n"
@@ -48,11 +73,17 @@ def _log(out: Path, pid: str, event: str, **extra: Any) -> None:
 
 def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folder: str,
                    out: str) -> dict[str, Any]:
-    """Evaluate (or read back) one point; returns its row."""
+    """Evaluate (or read back) one point; returns its row.
+
+    The row is published once (``write_once``): if a readable row is there already, it is
+    returned; if an unreadable file holds the place (the driver removes those before it
+    dispatches), the row computed here is returned and the file is left to the driver.
+    """
     outdir = Path(out)
     target = result_path(outdir, pid)
-    if target.is_file():
-        return pq.read_table(target).to_pylist()[0]
+    existing = read_row(target, pid)
+    if existing is not None:
+        return existing
     _log(outdir, pid, "start")
     t0 = time.perf_counter()
     row: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
@@ -66,7 +97,8 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
                       **{k: pa.array([row[k]], _TYPES[k]) for k in RESULT_COLUMNS}})
     if write_once(target, lambda tmp: pq.write_table(table, tmp)):
         _log(outdir, pid, "finish", wall_s=round(time.perf_counter() - t0, 3))
-    return pq.read_table(target).to_pylist()[0]
+    published = read_row(target, pid)
+    return published if published is not None else table.to_pylist()[0]
 
 
 _TYPES = {"point_id": pa.string(), "status": pa.string(), "error": pa.string(),

@@ -4,7 +4,8 @@ Every point's row is written by the worker that computed it (``points/<id>.parqu
 atomically, before the task returns. A rerun skips points whose row exists, and a worker that
 dies mid-sweep loses only the point it was computing, which Dask reschedules elsewhere. The
 merged dataset ``results.parquet`` (rows sorted by point id) is rewritten at the end of each
-run.
+run. A point file that cannot be read (truncated, corrupt) is removed before dispatch and its
+point computed again; the result lists those files so that callers can warn.
 """
 
 from __future__ import annotations
@@ -20,19 +21,36 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simcluster.atomic import atomic_path
-from simcluster.sweep.point import evaluate_point, result_path
+from simcluster.sweep.point import evaluate_point, read_point, read_row, result_path
 from simcluster.sweep.spec import Point, Sweep, SweepError
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    """What a run did: points in the spec, computed now, already there, failed."""
+    """What a run did: points in the spec, computed now, already there, failed, and the
+    unreadable point files that were removed and computed again (counted in ``computed``)."""
 
     total: int
     computed: int
     skipped: int
     failed: int
     results: Path
+    recomputed: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class PointRows:
+    """Rows of points, one per point in the given order, and how they were obtained.
+
+    Attributes:
+        rows: the rows.
+        skipped: points (with repeats) whose readable row was there already.
+        recomputed: unreadable point files that were removed and computed again.
+    """
+
+    rows: list[dict[str, Any]]
+    skipped: int
+    recomputed: tuple[Path, ...]
 
 
 def make_client(scheduler: str | None, workers: int | None) -> Any:
@@ -53,9 +71,28 @@ def make_client(scheduler: str | None, workers: int | None) -> Any:
     return Client(cluster)
 
 
+def published_rows(points: list[Point], out: Path) -> tuple[dict[str, dict[str, Any]],
+                                                           list[Path]]:
+    """Rows of ``points`` already in ``out`` by point id, and the point files that cannot be
+    read (truncated or corrupt), which are removed so that their points run again."""
+    rows: dict[str, dict[str, Any]] = {}
+    corrupt: list[Path] = []
+    for p in points:
+        path = result_path(out, p.id)
+        if p.id in rows or path in corrupt or not path.is_file():
+            continue
+        row = read_row(path, p.id)
+        if row is None:
+            corrupt.append(path)
+            path.unlink(missing_ok=True)
+        else:
+            rows[p.id] = row
+    return rows, corrupt
+
+
 def run_points(points: list[Point], base: dict[str, Any], folder: str | Path, out: str | Path,
                client: Any = None, scheduler: str | None = None, workers: int | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+               progress: Callable[[int, int], None] | None = None) -> PointRows:
     """Rows of ``points`` (evaluated on Dask where not yet in ``out``), in the given order.
 
     ``client``: a ``distributed.Client`` to use; otherwise one is made (``scheduler``, or a
@@ -63,14 +100,9 @@ def run_points(points: list[Point], base: dict[str, Any], folder: str | Path, ou
     """
     out = Path(out).resolve()
     (out / "points").mkdir(parents=True, exist_ok=True)
-    rows: dict[str, dict[str, Any]] = {}
-    todo = []
-    for p in points:
-        path = result_path(out, p.id)
-        if path.is_file():
-            rows[p.id] = pq.read_table(path).to_pylist()[0]
-        elif p.id not in {t.id for t in todo}:
-            todo.append(p)
+    rows, corrupt = published_rows(points, out)
+    skipped = sum(p.id in rows for p in points)
+    todo = list({p.id: p for p in points if p.id not in rows}.values())
     if todo:
         own = client is None
         client = client or make_client(scheduler, workers)
@@ -88,22 +120,24 @@ def run_points(points: list[Point], base: dict[str, Any], folder: str | Path, ou
         finally:
             if own:
                 close_client(client)
-    return [rows[p.id] for p in points]
+    return PointRows(rows=[rows[p.id] for p in points], skipped=skipped,
+                     recomputed=tuple(corrupt))
 
 
 def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
               workers: int | None = None,
               progress: Callable[[int, int], None] | None = None,
               client: Any = None) -> SweepResult:
-    """Compute every point not yet in ``out`` and write ``out/results.parquet``."""
+    """Compute every point not yet in ``out`` (or whose file cannot be read) and write
+    ``out/results.parquet``."""
     out = Path(out).resolve()
-    skipped = sum(result_path(out, p.id).is_file() for p in sweep.points)
-    rows = run_points(sweep.points, sweep.spec.base.model_dump(), sweep.folder, out, client,
+    done = run_points(sweep.points, sweep.spec.base.model_dump(), sweep.folder, out, client,
                       scheduler, workers, progress)
-    failed = sum(r["status"] != "ok" for r in rows)
+    failed = sum(r["status"] != "ok" for r in done.rows)
     merged = merge(out, [p.id for p in sweep.points])
-    return SweepResult(total=len(sweep.points), computed=len(sweep.points) - skipped,
-                       skipped=skipped, failed=failed, results=merged)
+    return SweepResult(total=len(sweep.points), computed=len(sweep.points) - done.skipped,
+                       skipped=done.skipped, failed=failed, results=merged,
+                       recomputed=done.recomputed)
 
 
 def close_client(client: Any) -> None:
@@ -115,9 +149,21 @@ def close_client(client: Any) -> None:
 
 def merge(out: Path, ids: list[str]) -> Path:
     """Concatenate the rows of points ``ids`` that exist into ``results.parquet`` (sorted by
-    point id; rows of other specs in the same folder are left out)."""
-    parts = [result_path(out, i) for i in sorted(ids)]
-    tables = [pq.read_table(p) for p in parts if p.is_file()]
+    point id; rows of other specs in the same folder are left out).
+
+    Raises:
+        SweepError: a point file that cannot be read (rerun the sweep to recompute it).
+    """
+    tables = []
+    for i in sorted(set(ids)):
+        part = result_path(out, i)
+        if not part.is_file():
+            continue
+        table = read_point(part, i)
+        if table is None:
+            raise SweepError(f"{part}: cannot read this point's row (truncated or corrupt); "
+                             "rerun the sweep to compute it again.")
+        tables.append(table)
     table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
     if table.num_rows:
         table = table.sort_by("point_id")

@@ -19,31 +19,51 @@
 
 Plain axis names are generator parameters. ``mode: points`` takes ``points:``, a list of
 mappings, instead of axes. Constraints are arithmetic and comparisons only (``+ - * / // %
-** == != < <= > >= and or not``); nothing in the spec is evaluated as Python.
+** == != < <= > >= and or not``, bounded: ``constraints.py``); nothing in the spec is
+evaluated as Python.
+
+Everything is checked before any work (``load_sweep``): the spec's schema; the number of
+points (at most ``max_points``, :data:`MAX_POINTS` by default, counted before anything is
+expanded); every value's type against its parameter and every referenced file
+(``check.py``); the constraints of every point (at most :data:`MAX_CONSTRAINT_STEPS` steps in
+all).
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import itertools
 import json
-import operator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
-from simcluster.errors import SimclusterError
-from simcluster.yamlfile import read_yaml, validate
+from simcluster.sweep.check import (
+    WHATIF_AXES,
+    FileRef,
+    check_files,
+    check_value,
+    link_names,
+    resolve,
+)
+from simcluster.sweep.constraints import Constraint, compile_constraint
+from simcluster.sweep.errors import SweepError
+from simcluster.topology.cluster import Cluster
+from simcluster.yamlfile import Loc, YamlDocument, read_yaml, validate
 
-WHATIF_AXES = ("topology", "placement", "device", "price")
+__all__ = ["MAX_CONSTRAINT_STEPS", "MAX_POINTS", "Point", "Sweep", "SweepError", "SweepSpec",
+           "compile_constraint", "load_sweep", "point_id"]
+
 Value = int | float | str | bool
 
-
-class SweepError(SimclusterError):
-    """A sweep spec that cannot run."""
+#: Most points a sweep may have, counted before constraints (``--max-points`` raises it).
+MAX_POINTS = 100_000
+#: Most constraint evaluation steps (points x AST nodes of all constraints) a spec may need.
+MAX_CONSTRAINT_STEPS = 20_000_000
 
 
 class _Strict(BaseModel):
@@ -51,15 +71,15 @@ class _Strict(BaseModel):
 
 
 class RangeAxis(_Strict):
-    range: tuple[float, float]
-    step: float = Field(1, gt=0)
+    range: tuple[FiniteFloat, FiniteFloat]
+    step: FiniteFloat = Field(1, gt=0)
 
 
 class BaseSpec(_Strict):
     topology: str
     workload: dict[str, Any]
     placement: str = "packed"
-    price: float | None = Field(None, gt=0)
+    price: FiniteFloat | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseSpec:
@@ -100,76 +120,66 @@ def point_id(values: dict[str, Value], base: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _expand(axis: list[Value] | RangeAxis) -> list[Value]:
-    if isinstance(axis, RangeAxis):
-        lo, hi = axis.range
-        out, k = [], 0
-        while lo + k * axis.step <= hi + 1e-9:
-            v = lo + k * axis.step
-            out.append(int(v) if float(v).is_integer() else v)
-            k += 1
-        return out
-    return list(axis)
+def _too_many(what: str, limit: int, fix: str) -> str:
+    return (f"{what}, over the limit of {limit:,} points per sweep; {fix}, or raise the limit "
+            "with --max-points N (load_sweep(..., max_points=N)).")
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-        ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-        ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos,
-        ast.Not: operator.not_, ast.Eq: operator.eq, ast.NotEq: operator.ne,
-        ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
-
-
-def compile_constraint(text: str, names: set[str]) -> ast.Expression:
-    """Parse a constraint and check it uses only arithmetic, comparisons and known names.
+def expand_range(doc: YamlDocument, name: str, axis: RangeAxis, limit: int) -> list[Value]:
+    """The values of a range axis, both ends included (whole numbers as ints).
 
     Raises:
-        SweepError: a syntax error, an unknown name, or anything but arithmetic.
+        SweepError: more than ``limit`` values (found before they are listed).
     """
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        raise SweepError(f"constraint {text!r}: not an expression ({exc.msg}).") from None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in names:
-            raise SweepError(f"constraint {text!r}: unknown name {node.id!r}; known: "
-                             f"{', '.join(sorted(names))}.")
-        allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Name,
-                   ast.Load, ast.Constant, ast.And, ast.Or, *_OPS)
-        if not isinstance(node, allowed) or (isinstance(node, ast.Constant) and not isinstance(
-                node.value, (int, float, bool))):
-            raise SweepError(f"constraint {text!r}: only arithmetic, comparisons and names "
-                             "are allowed.")
-    return tree
+    lo, hi = axis.range
+    steps = (hi - lo) / axis.step  # a float: inf for a huge span over a tiny step
+    count = math.floor(steps + 1e-9) + 1 if math.isfinite(steps) else None
+    if count is None or count > limit:
+        shown = f"{count:,}" if count is not None else "more than 1e308"
+        raise SweepError(doc.at(("axes", name, "range")) + _too_many(
+            f"the range has {shown} values", limit, "narrow it or use a larger step"))
+    out, k = [], 0
+    while lo + k * axis.step <= hi + 1e-9 and k <= limit:
+        v = lo + k * axis.step
+        out.append(int(v) if float(v).is_integer() else v)
+        k += 1
+    return out
 
 
-def evaluate(tree: ast.Expression, env: dict[str, Value]) -> Any:
-    """Evaluate a checked constraint."""
+def _combinations(doc: YamlDocument, spec: SweepSpec, limit: int) -> list[dict[str, Value]]:
+    """Every point's values, in spec order; their number is checked before they are made.
 
-    def ev(n: ast.AST) -> Any:
-        if isinstance(n, ast.Expression):
-            return ev(n.body)
-        if isinstance(n, ast.Constant):
-            return n.value
-        if isinstance(n, ast.Name):
-            return env[n.id]
-        if isinstance(n, ast.UnaryOp):
-            return _OPS[type(n.op)](ev(n.operand))
-        if isinstance(n, ast.BinOp):
-            return _OPS[type(n.op)](ev(n.left), ev(n.right))
-        if isinstance(n, ast.BoolOp):
-            vals = [ev(v) for v in n.values]
-            return all(vals) if isinstance(n.op, ast.And) else any(vals)
-        if isinstance(n, ast.Compare):
-            left = ev(n.left)
-            for op, right in zip(n.ops, n.comparators):
-                r = ev(right)
-                if not _OPS[type(op)](left, r):
-                    return False
-                left = r
-            return True
-        raise SweepError("unsupported expression")  # compile_constraint rules this out
-
-    return ev(tree)
+    Raises:
+        SweepError: an empty axis, unequal axes under zip, more than ``limit`` points.
+    """
+    if spec.mode == "points":
+        if len(spec.points) > limit:
+            raise SweepError(doc.at(("points",)) + _too_many(
+                f"{len(spec.points):,} points are listed", limit,
+                "split the list over several specs"))
+        return [dict(p) for p in spec.points]
+    axes = {k: expand_range(doc, k, v, limit) if isinstance(v, RangeAxis) else list(v)
+            for k, v in spec.axes.items()}
+    empty = [k for k, v in axes.items() if not v]
+    if empty:
+        raise SweepError(f"{doc.at(('axes', empty[0]))}the axis has no values.")
+    keys = list(axes)
+    if spec.mode == "zip":
+        lengths = {len(v) for v in axes.values()}
+        if len(lengths) != 1:
+            raise SweepError(f"{doc.path}: mode zip needs axes of equal length; got "
+                             f"{', '.join(f'{k}: {len(v)}' for k, v in axes.items())}.")
+        if len(axes[keys[0]]) > limit:
+            raise SweepError(doc.at(("axes",)) + _too_many(
+                f"the zipped axes make {len(axes[keys[0]]):,} points", limit, "shorten them"))
+        return [dict(zip(keys, vals)) for vals in zip(*axes.values())]
+    total = math.prod(len(v) for v in axes.values())
+    if total > limit:
+        sizes = " x ".join(f"{len(v):,} ({k})" for k, v in axes.items())
+        raise SweepError(doc.at(("axes",)) + _too_many(
+            f"the product of the axes, {sizes}, has {total:,} points", limit,
+            "use fewer values, or mode: zip or points:"))
+    return [dict(zip(keys, vals)) for vals in itertools.product(*axes.values())]
 
 
 @dataclass(frozen=True)
@@ -181,87 +191,239 @@ class Sweep:
     points: list[Point]
 
     def path(self, relative: str) -> Path:
-        p = Path(relative)
-        return p if p.is_absolute() else (self.folder / p)
+        return resolve(self.folder, relative)
 
 
 def _names(spec: SweepSpec) -> list[str]:
     return sorted({k for p in spec.points for k in p} if spec.mode == "points" else spec.axes)
 
 
-def load_sweep(path: str | Path, gpus_of: Any = None) -> Sweep:
-    """Read, validate and expand a sweep spec; check every constraint before any work.
+def _value_loc(spec: SweepSpec, index: int, name: str) -> Loc:
+    """Where point ``index``'s value of ``name`` is written (an axis, or a points: entry)."""
+    if spec.mode == "points":
+        return ("points", index, name)
+    axis = spec.axes[name]
+    return ("axes", name, "range") if isinstance(axis, RangeAxis) else ("axes", name)
 
-    ``gpus_of(topology_path) -> int`` gives the accelerators of a topology for the ``gpus``
-    name in constraints.
+
+def _located(spec: SweepSpec, combos: list[dict[str, Value]]) -> Iterator[tuple[Loc, str, Any]]:
+    """Every distinct value of the spec with the place it is written: (loc, name, value)."""
+    seen: set[tuple[str, type, Any]] = set()
+    for k, v in spec.base.workload.items():
+        if k not in ("generate", "trace"):
+            yield ("base", "workload", k), k, v
+    yield ("base", "placement"), "placement", spec.base.placement
+    if spec.base.price is not None:
+        yield ("base", "price"), "price", spec.base.price
+    if spec.mode != "points":
+        for name, axis in spec.axes.items():
+            if isinstance(axis, list):
+                for i, v in enumerate(axis):
+                    seen.add((name, type(v), v))
+                    yield ("axes", name, i), name, v
+    for i, values in enumerate(combos):
+        for name, v in values.items():
+            key = (name, type(v), v)
+            if key not in seen:
+                seen.add(key)
+                yield _value_loc(spec, i, name), name, v
+
+
+def _file_refs(spec: SweepSpec, combos: list[dict[str, Value]]) -> Iterator[FileRef]:
+    """Every file the spec names (topologies, placements that may be files, the trace),
+    with where it is named."""
+    yield FileRef("topology", spec.base.topology, ("base", "topology"))
+    yield FileRef("placement", spec.base.placement, ("base", "placement"))
+    if "trace" in spec.base.workload:
+        yield FileRef("trace", str(spec.base.workload["trace"]), ("base", "workload", "trace"))
+    for kind in ("topology", "placement"):
+        axis = spec.axes.get(kind)
+        if spec.mode == "points":
+            for i, values in enumerate(combos):
+                if kind in values:
+                    yield FileRef(kind, str(values[kind]), ("points", i, kind))
+        elif isinstance(axis, list):
+            for i, value in enumerate(axis):
+                yield FileRef(kind, str(value), ("axes", kind, i))
+
+
+def _check_names(doc: YamlDocument, spec: SweepSpec, gen: str | None) -> None:
+    """Axis names and the base's workload keys are parameters the generator takes.
 
     Raises:
-        SweepError: a bad spec, an unknown axis, an empty product, an impossible constraint.
+        SweepError: an unknown generator, axis or base parameter.
     """
     from simcluster.workload.generate.registry import GENERATORS
 
+    allowed = set(WHATIF_AXES)
+    params: set[str] = set()
+    if gen is not None:
+        if gen not in GENERATORS:
+            raise SweepError(f"{doc.at(('base', 'workload', 'generate'))}unknown generator "
+                             f"{gen!r}; use one of {', '.join(GENERATORS)}.")
+        params = set(GENERATORS[gen].params)
+        allowed |= params
+    for k in spec.base.workload:
+        if k not in params | {"generate", "trace"} or (gen is None and k != "trace"):
+            raise SweepError(
+                f"{doc.at(('base', 'workload', k))}unknown parameter; "
+                + (f"generator {gen} takes {', '.join(sorted(params))}." if gen else
+                   "a trace base takes only trace: <file> (vary what-ifs on axes)."))
+    for name in _names(spec):
+        if name not in allowed and not name.startswith("scale_link."):
+            loc = ("axes", name) if spec.mode != "points" else next(
+                ("points", i, name) for i, p in enumerate(spec.points) if name in p)
+            raise SweepError(
+                f"{doc.at(loc)}unknown axis; use generator parameters "
+                f"({', '.join(sorted(allowed - set(WHATIF_AXES))) or 'none: the base is a trace'})"
+                f", {', '.join(WHATIF_AXES)} or scale_link.<kind>."
+            )
+
+
+def _check_scale_links(doc: YamlDocument, spec: SweepSpec, combos: list[dict[str, Value]],
+                       clusters: dict[str, Cluster]) -> None:
+    """Each ``scale_link.<name>`` is a link kind or role of the topology of every point
+    that uses it.
+
+    Raises:
+        SweepError: a name some point's topology lacks.
+    """
+    seen: set[tuple[str, str]] = set()
+    for i, values in enumerate(combos):
+        topo = str(values.get("topology", spec.base.topology))
+        for key in values:
+            if not key.startswith("scale_link.") or (topo, key) in seen:
+                continue
+            seen.add((topo, key))
+            known = link_names(clusters[topo])
+            if key.split(".", 1)[1] not in known:
+                raise SweepError(
+                    f"{doc.at(_value_loc(spec, i, key)[:2])}no link of kind or role "
+                    f"{key.split('.', 1)[1]!r} in topology {topo}; use one of "
+                    f"{', '.join(sorted(known))}.")
+
+
+def _check_transformer(doc: YamlDocument, spec: SweepSpec,
+                       combos: list[dict[str, Value]]) -> None:
+    """Every point makes a transformer configuration (a preset, or the dimensions it needs).
+
+    Raises:
+        SweepError: a point that does not (the generator's message).
+    """
+    from simcluster.errors import WorkloadError
+    from simcluster.workload.generate.registry import transformer_config
+
+    base = {k: v for k, v in spec.base.workload.items() if k != "generate"}
+    tried: set[frozenset[str]] = set()
+    for i, values in enumerate(combos):
+        params = {**base, **{k: v for k, v in values.items()
+                             if k not in WHATIF_AXES and not k.startswith("scale_link.")}}
+        given = frozenset(k for k, v in params.items() if v is not None)
+        if given in tried:  # values are checked already: only which ones are given matters
+            continue
+        tried.add(given)
+        try:
+            transformer_config(params)
+        except WorkloadError as exc:
+            loc = ("points", i) if spec.mode == "points" else ("base", "workload")
+            raise SweepError(f"{doc.at(loc)}{exc}") from None
+
+
+def _holds(doc: YamlDocument, index: int, constraint: Constraint, env: dict[str, Any],
+           values: dict[str, Value]) -> bool:
+    """Whether constraint ``index`` holds for a point.
+
+    Raises:
+        SweepError: it cannot be evaluated for this point (named with its values).
+    """
+    try:
+        return constraint(env)
+    except SweepError as exc:
+        raise SweepError(f"{doc.at(('constraints', index))}cannot evaluate for the point "
+                         f"{values}: {exc}") from None
+
+
+def _select(doc: YamlDocument, spec: SweepSpec, combos: list[dict[str, Value]],
+            gpus: Callable[[str], int]) -> list[dict[str, Value]]:
+    """The combinations that satisfy every constraint.
+
+    Raises:
+        SweepError: a constraint outside the language, too much work to evaluate, a point
+            it cannot be evaluated for, or no point left.
+    """
+    if not spec.constraints:
+        return combos
+    base_params = {k: v for k, v in spec.base.workload.items()
+                   if isinstance(v, (int, float)) and k not in ("generate", "trace")}
+    names = {n.replace(".", "_") for n in _names(spec)} | {"gpus"} | set(base_params)
+    checked: list[Constraint] = []
+    for i, text in enumerate(spec.constraints):
+        try:
+            checked.append(compile_constraint(text, names))
+        except SweepError as exc:
+            raise SweepError(f"{doc.at(('constraints', i))}{exc}") from None
+    steps = len(combos) * sum(c.nodes for c in checked)
+    if steps > MAX_CONSTRAINT_STEPS:
+        raise SweepError(
+            f"{doc.at(('constraints',))}{len(combos):,} points x "
+            f"{sum(c.nodes for c in checked)} expression nodes is {steps:,} evaluation steps, over "
+            f"the limit of {MAX_CONSTRAINT_STEPS:,}; use fewer points or shorter constraints.")
+    kept = []
+    for values in combos:
+        env: dict[str, Any] = {**base_params, **{k.replace(".", "_"): v
+                                                 for k, v in values.items()}}
+        env["gpus"] = gpus(str(values.get("topology", spec.base.topology)))
+        if all(_holds(doc, i, c, env, values) for i, c in enumerate(checked)):
+            kept.append(values)
+    if not kept:
+        raise SweepError(
+            f"{doc.path}: no point satisfies the constraints ({len(combos)} combinations tried: "
+            f"{'; '.join(spec.constraints)}); relax them or widen the axes."
+        )
+    return kept
+
+
+def load_sweep(path: str | Path, gpus_of: Callable[[str], int] | None = None,
+               max_points: int = MAX_POINTS) -> Sweep:
+    """Read, validate and expand a sweep spec, and check everything before any work: the
+    number of points, every value against its parameter, every referenced file, every
+    constraint.
+
+    Parameters:
+        path: the spec (YAML).
+        gpus_of: ``gpus_of(topology_path) -> int``, the accelerators of a topology for the
+            ``gpus`` name in constraints; default: the loaded topology's.
+        max_points: the most points (before constraints) the sweep may have.
+
+    Raises:
+        SweepError: a bad spec, unknown axis or parameter, a value of the wrong type, a
+            missing or invalid file, too many points, an empty product, a constraint that is
+            not arithmetic or cannot be evaluated, or no point left. The message names the
+            file, line and YAML path.
+    """
     doc = read_yaml(path, SweepError)
     spec = validate(doc, SweepSpec, SweepError)
     assert isinstance(spec, SweepSpec)
     folder = Path(path).resolve().parent
     gen = spec.base.workload.get("generate")
-    allowed = set(WHATIF_AXES)
-    if gen is not None:
-        if gen not in GENERATORS:
-            raise SweepError(f"{path}: base.workload.generate: unknown generator {gen!r}; use "
-                             f"one of {', '.join(GENERATORS)}.")
-        allowed |= set(GENERATORS[gen].params)
-    for name in _names(spec):
-        if name not in allowed and not name.startswith("scale_link."):
-            raise SweepError(
-                f"{path}: axes.{name}: unknown axis; use generator parameters "
-                f"({', '.join(sorted(allowed - set(WHATIF_AXES))) or 'none: the base is a trace'})"
-                f", {', '.join(WHATIF_AXES)} or scale_link.<kind>."
-            )
-    if spec.mode == "points":
-        combos = [dict(p) for p in spec.points]
-    else:
-        axes = {k: _expand(v) for k, v in spec.axes.items()}
-        empty = [k for k, v in axes.items() if not v]
-        if empty:
-            raise SweepError(f"{path}: axes.{empty[0]}: the axis has no values.")
-        keys = list(axes)
-        if spec.mode == "zip":
-            lengths = {len(v) for v in axes.values()}
-            if len(lengths) != 1:
-                raise SweepError(f"{path}: mode zip needs axes of equal length; got "
-                                 f"{', '.join(f'{k}: {len(v)}' for k, v in axes.items())}.")
-            combos = [dict(zip(keys, vals)) for vals in zip(*axes.values())]
-        else:
-            combos = [dict(zip(keys, vals)) for vals in itertools.product(*axes.values())]
+    _check_names(doc, spec, gen)
+    combos = _combinations(doc, spec, max_points)
+    for loc, name, value in _located(spec, combos):
+        check_value(doc, gen, loc, name, value)
+    clusters = check_files(doc, folder, _file_refs(spec, combos))
+    _check_scale_links(doc, spec, combos, clusters)
+    if gen == "transformer":
+        _check_transformer(doc, spec, combos)
+
+    counts: dict[str, int] = {}
+
+    def gpus(topology: str) -> int:
+        if topology not in counts:
+            counts[topology] = (gpus_of(str(resolve(folder, topology))) if gpus_of is not None
+                                else len(clusters[topology].accelerators))
+        return counts[topology]
+
+    kept = _select(doc, spec, combos, gpus)
     base_doc = spec.base.model_dump()
-    names = {n.replace(".", "_") for n in _names(spec)} | {"gpus"}
-    base_params = {k: v for k, v in spec.base.workload.items() if k not in ("generate", "trace")}
-    names |= {k for k, v in base_params.items() if isinstance(v, (int, float))}
-    trees = [(c, compile_constraint(c, names)) for c in spec.constraints]
-    points = []
-    gpus_cache: dict[str, int] = {}
-    for values in combos:
-        env: dict[str, Value] = {**{k: v for k, v in base_params.items()
-                                    if isinstance(v, (int, float))},
-                                 **{k.replace(".", "_"): v for k, v in values.items()}}
-        if trees and gpus_of is not None:
-            topo = str(values.get("topology", spec.base.topology))
-            if topo not in gpus_cache:
-                gpus_cache[topo] = gpus_of(str((folder / topo) if not Path(topo).is_absolute()
-                                               else topo))
-            env["gpus"] = gpus_cache[topo]
-        else:
-            env.setdefault("gpus", 0)
-        try:
-            ok = all(evaluate(t, env) for _, t in trees)
-        except (ZeroDivisionError, TypeError) as exc:
-            raise SweepError(f"{path}: constraints: cannot evaluate for {values} ({exc}).") from None
-        if ok:
-            points.append(Point(id=point_id(values, base_doc), values=values))
-    if not points:
-        raise SweepError(
-            f"{path}: no point satisfies the constraints ({len(combos)} combinations tried: "
-            f"{'; '.join(spec.constraints) or 'none'}); relax them or widen the axes."
-        )
-    return Sweep(spec=spec, folder=folder, points=points)
+    return Sweep(spec=spec, folder=folder,
+                 points=[Point(id=point_id(v, base_doc), values=v) for v in kept])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -72,3 +74,67 @@ def test_search_prints_the_best_and_fails_cleanly(capsys, tmp_path: Path) -> Non
     code, _, err = _run(capsys, "search", "-t", dgx, "--preset", "llama3-405b", "--out",
                         str(tmp_path / "big"))
     assert code == 2 and "fits in memory" in err and not (tmp_path / "big").exists()
+
+
+@pytest.mark.parametrize(("axes", "where", "problem"), [
+    ({"layers": [2, "four"]}, "axes.layers[1]", "'four' is not a whole number"),
+    ({"topology": [TOPO, "gone.yaml"]}, "axes.topology[1]", "gone.yaml: file not found"),
+    ({"placement": ["nowhere.yaml"]}, "axes.placement[0]", "not a placement strategy"),
+])
+def test_values_and_files_are_checked_before_any_work(capsys, tmp_path: Path, axes: dict,
+                                                      where: str, problem: str) -> None:
+    spec = _write(tmp_path, {"base": BASE, "axes": axes})
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "sweep", str(spec), "--out", str(out))
+    assert code == 2 and "Traceback" not in err
+    assert f"{spec}:" in err and f": {where}: " in err and problem in err
+    assert not out.exists()
+
+
+def test_a_missing_topology_is_refused_not_a_sweep_of_errors(capsys, tmp_path: Path) -> None:
+    spec = _write(tmp_path, {"base": {**BASE, "topology": "missing.yaml"},
+                             "axes": {"layers": [1, 2]}})
+    code, _, err = _run(capsys, "sweep", str(spec), "--out", str(tmp_path / "out"))
+    assert code == 2 and f"{spec}:2: base.topology: " in err and "file not found" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("axes", "constraints", "message"), [
+    ({"layers": [1, 2]}, ["9 ** 9 ** 9 > 0"], "9 ** 387420489 exceeds 1e+100"),
+    ({"micro_batch": {"range": [1, 1_000_000_000]}}, [],
+     ("axes.micro_batch.range: the range has 1,000,000,000 values, over the limit of 100,000 "
+      "points per sweep")),
+    ({"micro_batch": {"range": [1, 1000]}, "layers": {"range": [1, 1000]}}, [],
+     "has 1,000,000 points, over the limit of 100,000 points per sweep"),
+])
+def test_hostile_specs_end_with_exit_2_within_10_s(tmp_path: Path, axes: dict,
+                                                   constraints: list[str], message: str) -> None:
+    spec = _write(tmp_path, {"base": BASE, "axes": axes, "constraints": constraints})
+    done = subprocess.run([sys.executable, "-m", "simcluster", "sweep", str(spec), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=10,
+                          check=False)
+    err = " ".join(done.stderr.split())  # rich wraps long lines
+    assert done.returncode == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_max_points_option(capsys, tmp_path: Path) -> None:
+    spec = _write(tmp_path, {"base": BASE, "axes": {"layers": [1, 2, 3]}})
+    code, _, err = _run(capsys, "sweep", str(spec), "--out", str(tmp_path / "o"),
+                        "--max-points", "2")
+    assert code == 2 and "over the limit of 2 points" in err and "--max-points N" in err
+
+
+def test_an_unreadable_point_is_recomputed_with_a_warning(capsys, tmp_path: Path) -> None:
+    spec = _write(tmp_path, {"base": BASE, "axes": {"layers": [1, 2]}})
+    out = tmp_path / "out"
+    code, _, _ = _run(capsys, "sweep", str(spec), "--out", str(out), "--workers", "1")
+    assert code == 0
+    results = (out / "results.parquet").read_bytes()
+    victim = min((out / "points").glob("*.parquet"))
+    victim.write_bytes(victim.read_bytes()[:64])
+    code, stdout, err = _run(capsys, "sweep", str(spec), "--out", str(out), "--workers", "1")
+    assert code == 0 and "1 computed, 1 already done" in stdout
+    assert "warning: 1 point file(s) could not be read" in " ".join(err.split())
+    assert victim.name in err.replace("\n", "")
+    assert (out / "results.parquet").read_bytes() == results

@@ -87,3 +87,16 @@ def test_search_errors(tmp_path: Path) -> None:
     with pytest.raises(SearchError, match="needs a price"):
         search(MODEL, unpriced, 8, tmp_path, SearchOptions(objective="cost", space=SPACE))
     assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_rerun_recomputes_an_unreadable_point(tmp_path: Path, dask_client) -> None:
+    opts = SearchOptions(space=SPACE, budget=3)
+    first = search(MODEL, TOPO, 8, tmp_path / "s", opts, client=dask_client)
+    assert first.recomputed == ()
+    summary = (tmp_path / "s" / "search.json").read_text()
+    victim = min((tmp_path / "s" / "points").glob("*.parquet"))
+    victim.write_bytes(victim.read_bytes()[:50])  # truncated
+    again = search(MODEL, TOPO, 8, tmp_path / "s", opts, client=dask_client)
+    assert again.recomputed == (victim,)
+    assert again.best[0].full == first.best[0].full
+    assert (tmp_path / "s" / "search.json").read_text() == summary

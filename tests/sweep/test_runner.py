@@ -151,3 +151,36 @@ def test_transformer_points_derive_dp_and_prune_oom_analytically(tmp_path: Path,
     # Pipelining halves what each GPU holds: pp 2 has a lower peak than pp 1 at equal tp.
     by = {(r["tp"], r["pp"]): r for r in small}
     assert by[(2, 2)]["peak_memory_bytes"] < by[(2, 1)]["peak_memory_bytes"]
+
+
+def test_unreadable_point_files_are_recomputed_on_resume(tmp_path: Path, dask_client) -> None:
+    sweep = _sweep(tmp_path, {"layers": [2, 3, 4, 5]})
+    out = tmp_path / "out"
+    run_sweep(sweep, out, client=dask_client)
+    results = (out / "results.parquet").read_bytes()
+    files = [result_path(out, p.id) for p in sweep.points]
+    truncated, garbage, foreign, fine = files
+    truncated.write_bytes(truncated.read_bytes()[:100])  # a write cut short
+    garbage.write_bytes(b"PAR1" + bytes(64) + b"PAR1")     # not Parquet inside
+    foreign.write_bytes(fine.read_bytes())                 # another point's row
+    again = run_sweep(sweep, out, client=dask_client)
+    assert set(again.recomputed) == {truncated, garbage, foreign}
+    assert (again.total, again.computed, again.skipped, again.failed) == (4, 3, 1, 0)
+    assert (out / "results.parquet").read_bytes() == results  # the same rows again
+    finishes = Counter(e["point_id"] for e in _log(out) if e["event"] == "finish")
+    assert finishes == {p.id: 2 if i < 3 else 1 for i, p in enumerate(sweep.points)}
+    third = run_sweep(sweep, out, client=dask_client)
+    assert (third.computed, third.recomputed) == (0, ())
+
+
+def test_a_worker_meeting_an_unreadable_file_still_returns_the_row(tmp_path: Path) -> None:
+    sweep = _sweep(tmp_path, {"layers": [2]})
+    p, base = sweep.points[0], sweep.spec.base.model_dump()
+    good = evaluate_point(p.id, p.values, base, str(sweep.folder), str(tmp_path))
+    result_path(tmp_path, p.id).write_bytes(b"truncated")
+    assert evaluate_point(p.id, p.values, base, str(sweep.folder), str(tmp_path)) == good
+    # Merging refuses the unreadable file instead of dropping the row silently.
+    from simcluster.sweep import SweepError, merge
+
+    with pytest.raises(SweepError, match="cannot read this point's row"):
+        merge(tmp_path, [p.id])
