@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simcluster.analysis import critical_path, limits, rank_breakdown, step_breakdown, summarize
+from simcluster.analysis import (
+    critical_path,
+    hta,
+    limits,
+    rank_breakdown,
+    step_breakdown,
+    summarize,
+)
 from simcluster.analysis.breakdown import mean_step_time_us
 from simcluster.analysis.critical_path import dominant_limit
 from simcluster.analysis.fidelity import step_fidelity
@@ -116,6 +123,39 @@ class Result:
         """The largest share of :attr:`limits` (``compute``, ``host``, a link role...)."""
         return dominant_limit(self.limits)
 
+    # -- HolisticTraceAnalysis's view (analysis/hta.py), over the real ranks ----------------
+
+    @cached_property
+    def temporal_breakdown(self) -> pa.Table:
+        """Per rank: idle, compute and non-compute GPU time as HTA defines them."""
+        return hta.temporal_breakdown(self.run, self.real_ranks)
+
+    @cached_property
+    def kernel_type_overlap(self) -> pa.Table:
+        """Time per combination of kernel types running at once (HTA's kernel-type table)."""
+        return hta.kernel_type_overlap(self.run, self.real_ranks)
+
+    @cached_property
+    def kernel_breakdown(self) -> pa.Table:
+        """Time by kernel name per kernel type, top kernels and ``others`` (HTA's)."""
+        return hta.kernel_breakdown(self.run, self.real_ranks)
+
+    @cached_property
+    def idle_time_breakdown(self) -> pa.Table:
+        """Per rank and stream, idle time by cause: host wait, kernel wait, other (HTA's)."""
+        return hta.idle_time_breakdown(self.run, self.real_ranks)
+
+    @cached_property
+    def comm_comp_overlap(self) -> pa.Table:
+        """Per rank, the share of communication time overlapped by computation (HTA's)."""
+        return hta.comm_comp_overlap(self.run, self.real_ranks)
+
+    @cached_property
+    def gpu_time(self) -> dict[str, float]:
+        """Over the real ranks, HTA's idle, compute and non-compute shares of the kernel span
+        and the share of communication that computation overlaps (percent)."""
+        return hta.overall(self.temporal_breakdown, self.comm_comp_overlap)
+
     @cached_property
     def training(self) -> dict[str, Any] | None:
         """MFU, tokens/s, memory and bubble of a generated transformer; None for others."""
@@ -166,10 +206,11 @@ class Result:
 
     def document(self) -> dict[str, Any]:
         """Everything a script wants in one JSON-ready dict: ``summary``, ``fidelity`` (rows;
-        empty unless recorded), ``import_report`` (or None) and ``cluster_note``
-        (``simcluster replay --json`` prints it)."""
+        empty unless recorded), ``import_report`` (or None), ``cluster_note`` and
+        ``gpu_time`` (HTA's shares; ``simcluster replay --json`` prints it)."""
         return {"summary": self.summary, "fidelity": self.fidelity.to_pylist(),
-                "import_report": self.import_report, "cluster_note": self.cluster_note}
+                "import_report": self.import_report, "cluster_note": self.cluster_note,
+                "gpu_time": self.gpu_time}
 
     # -- outputs ----------------------------------------------------------------------------
 

@@ -265,3 +265,24 @@ def comm_comp_overlap(run: Run, ranks: int | None = None) -> pa.Table:
     pct = np.round(100 * np.divide(both, comm, out=np.zeros(n), where=comm > 0), 2)
     return pa.table({"rank": pa.array(np.arange(n, dtype=np.int32)), "comm_us": pa.array(comm),
                      "overlapped_us": pa.array(both), "overlap_pct": pa.array(pct)})
+
+
+def overall(temporal: pa.Table, overlap: pa.Table) -> dict[str, float]:
+    """Over all ranks: idle, compute and non-compute time as percentages of the summed kernel
+    spans, and the percentage of communication time that computation overlaps.
+
+    Example:
+        >>> t = pa.table({"idle_us": [1.0, 3.0], "compute_us": [4.0, 4.0],
+        ...               "non_compute_us": [5.0, 3.0], "kernel_us": [10.0, 10.0]})
+        >>> o = pa.table({"comm_us": [5.0, 3.0], "overlapped_us": [1.0, 1.0]})
+        >>> overall(t, o)
+        {'idle_pct': 20.0, 'compute_pct': 40.0, 'non_compute_pct': 40.0, 'comm_overlap_pct': 25.0}
+    """
+    span = float(pc.sum(temporal.column("kernel_us")).as_py() or 0.0)
+    comm = float(pc.sum(overlap.column("comm_us")).as_py() or 0.0)
+    out = {f"{k}_pct": round(100 * float(pc.sum(temporal.column(f"{k}_us")).as_py() or 0.0)
+                             / span, 2) if span else 0.0
+           for k in ("idle", "compute", "non_compute")}
+    out["comm_overlap_pct"] = (round(100 * float(pc.sum(overlap.column("overlapped_us")).as_py())
+                                     / comm, 2) if comm else 0.0)
+    return out

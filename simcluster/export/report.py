@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from simcluster.analysis.fidelity import fidelity_errors
 from simcluster.atomic import atomic_path
+from simcluster.analysis import hta
 from simcluster.analysis.breakdown import rank_classes
 from simcluster.analysis.critical_path import path_by_class, path_by_layer
 from simcluster.analysis.links import bottleneck_classes
@@ -63,6 +64,29 @@ def import_html(report: dict[str, Any] | None) -> str:
               for w in report.get("warnings", [])]
     items += [f"<li>{html.escape(str(n))}</li>" for n in report.get("notes", [])]
     return "<h2>Import report</h2><ul>" + "".join(items) + "</ul>"
+
+
+def hta_html(run: Run, ranks: int) -> str:
+    """HolisticTraceAnalysis's view: GPU time, kernel-type overlap, top kernels per type,
+    idle time by cause (all ranks summed)."""
+    g = hta.overall(hta.temporal_breakdown(run, ranks), hta.comm_comp_overlap(run, ranks))
+    types = table(["kernel type", "time (ms)", "share"],
+                  [[r["kernel_type"], f"{r['time_us'] / 1e3:.3f}", f"{r['pct']:.1f}%"]
+                   for r in hta.kernel_type_overlap(run, ranks).to_pylist()])
+    kernels = table(["type", "kernel", "count", "total (ms)", "mean (us)", "share of type"],
+                    [[r["kernel_type"], r["name"][:120], r["count"], f"{r['sum_us'] / 1e3:.3f}",
+                      f"{r['mean_us']:.2f}", f"{r['pct']:.1f}%"]
+                     for r in hta.kernel_breakdown(run, ranks).to_pylist()])
+    idle = hta.idle_time_breakdown(run, ranks).group_by("idle_category").aggregate(
+        [("idle_us", "sum")]).sort_by([("idle_us_sum", "descending")]).to_pylist()
+    total_idle = sum(r["idle_us_sum"] for r in idle) or 1.0
+    idle_line = ", ".join(f"{r['idle_category']} {100 * r['idle_us_sum'] / total_idle:.1f}%"
+                          for r in idle) or "none"
+    return (f"<h2>GPU time as HolisticTraceAnalysis counts it</h2><p>compute "
+            f"{g['compute_pct']:.1f}%, non-compute {g['non_compute_pct']:.1f}%, idle "
+            f"{g['idle_pct']:.1f}% of the kernel span (summed over {ranks} ranks); computation "
+            f"overlaps {g['comm_overlap_pct']:.1f}% of communication. Idle gaps between kernels "
+            f"by cause: {html.escape(idle_line)}.</p>{types}<h3>Kernels</h3>{kernels}")
 
 
 def render_html(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Table,
@@ -109,6 +133,7 @@ def render_html(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Tab
 <p>stragglers: {html.escape(strag)}</p>
 <h2>Bottleneck links</h2>{bottlenecks}
 <h2>Critical path by op class</h2>{crit}{by_layer}
+{hta_html(run, ranks.num_rows)}
 {fidelity_html(fidelity)}{import_html(import_report)}
 <h2>Timeline</h2>{div["timeline"]}
 <h2>Link utilization</h2>{div["links"]}
