@@ -30,7 +30,7 @@ from simcluster.errors import SimclusterError, SimulationError, TopologyError, W
 from simcluster.export import OUTPUT_FILES, load_run, write_run
 from simcluster.placement import STRATEGIES, bind
 from simcluster.sim import SimOptions, simulate
-from simcluster.sim.collectives import ALL_ALGORITHMS
+from simcluster.sim.algorithms import algorithm_names
 from simcluster.sim.protocols import PROTOCOLS
 from simcluster.topology import Cluster, json_schema, load_cluster
 from simcluster.topology.recorded import recorded_cluster
@@ -230,8 +230,8 @@ def collectives_cmd(
     min_size: Annotated[str, typer.Option("--min", help="smallest size, e.g. 1K")] = "8",
     max_size: Annotated[str, typer.Option("--max", help="largest size, e.g. 8G")] = "128M",
     factor: Annotated[int, typer.Option("--factor", "-f", min=2, help="size step")] = 2,
-    algo: Annotated[str, typer.Option(help="force an algorithm: ring, tree, hierarchical, "
-                                           "nvls, chain, direct, pairwise; auto picks")] = "auto",
+    algo: Annotated[str, typer.Option(
+        help=f"force an algorithm: {', '.join(algorithm_names())}; auto picks")] = "auto",
     proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
     dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
     csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,
@@ -239,8 +239,9 @@ def collectives_cmd(
     """nccl-tests on the simulator: time, algbw and busbw per size, and the algorithm used."""
     from simcluster import collective_perf as cp
 
-    if algo not in ("auto", *ALL_ALGORITHMS):
-        raise SimclusterError(f"--algo {algo!r}: use auto or one of {', '.join(ALL_ALGORITHMS)}.")
+    names = algorithm_names()
+    if algo not in ("auto", *names):
+        raise SimclusterError(f"--algo {algo!r}: use auto or one of {', '.join(names)}.")
     if proto not in ("auto", *PROTOCOLS):
         raise SimclusterError(f"--proto {proto!r}: use auto or one of {', '.join(PROTOCOLS)}.")
     cluster = load_cluster(topology)
