@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from simcluster.errors import SimclusterError
 from simcluster.placement import Placement, strategy_placement
 from simcluster.scenario import Scenario
-from simcluster.sim.collectives import ALL_ALGORITHMS
+from simcluster.sim.algorithms import algorithm_names
 from simcluster.sim.protocols import PROTOCOLS
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.generate.collective import OPS, single_collective
@@ -83,9 +83,9 @@ def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = N
     """
     if op not in OPS:
         raise SimclusterError(f"unknown collective {op!r}; use one of {', '.join(OPS)}.")
-    if algorithm not in (None, "auto", *ALL_ALGORITHMS):
+    if algorithm not in (None, "auto", *algorithm_names()):
         raise SimclusterError(f"--algo {algorithm!r}: use auto or one of "
-                              f"{', '.join(ALL_ALGORITHMS)}.")
+                              f"{', '.join(algorithm_names())}.")
     if protocol not in (None, "auto", *PROTOCOLS):
         raise SimclusterError(f"--proto {protocol!r}: use auto or one of {', '.join(PROTOCOLS)}.")
     n = ranks or len(cluster.accelerators)

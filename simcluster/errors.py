@@ -12,6 +12,11 @@ class SimclusterError(Exception):
     """Base class: bad input or a simulation that cannot complete."""
 
 
+class RegistryError(SimclusterError):
+    """An extension registry was asked to add a name it already holds, or to remove one it
+    does not hold (a programming error in an extension, not bad input)."""
+
+
 class TopologyError(SimclusterError):
     """The cluster description is malformed or inconsistent."""
 

@@ -27,6 +27,7 @@ from simcluster.cli.apps import (
     terminal,
 )
 from simcluster.errors import SimclusterError
+from simcluster.sim.algorithms import algorithm_names
 from simcluster.export import load_run
 from simcluster.placement import STRATEGIES
 from simcluster.scenario import Scenario, WhatIf
@@ -45,8 +46,8 @@ def collectives_cmd(
     min_size: Annotated[str, typer.Option("--min", help="smallest size, e.g. 1K")] = "8",
     max_size: Annotated[str, typer.Option("--max", help="largest size, e.g. 8G")] = "128M",
     factor: Annotated[int, typer.Option("--factor", "-f", min=2, help="size step")] = 2,
-    algo: Annotated[str, typer.Option(help="force an algorithm: ring, tree, hierarchical, "
-                                           "nvls, chain, direct, pairwise; auto picks")] = "auto",
+    algo: Annotated[str, typer.Option(help="force an algorithm: " + ", ".join(
+        algorithm_names()) + "; auto picks")] = "auto",
     proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
     dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
     csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,

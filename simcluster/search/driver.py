@@ -32,7 +32,7 @@ from simcluster.atomic import atomic_path
 from simcluster.cost import price_per_hour
 from simcluster.errors import SimclusterError
 from simcluster.search.estimate import Estimator
-from simcluster.search.space import Candidate, SearchSpace, candidates
+from simcluster.search.space import SearchSpace, candidates
 from simcluster.sweep.runner import close_client, make_client, run_points
 from simcluster.sweep.spec import Point, point_id
 from simcluster.topology import load_cluster

@@ -1,5 +1,8 @@
 """Collective algorithms as phases of concurrent flows (no SimPy here).
 
+This module holds the plan functions; which algorithm runs which collective, where it
+applies and how it is tuned is its record in ``sim/algorithms.py`` (the registry).
+
 A plan is a list of phases. A phase is a set of flows that run at once. Each flow has its
 waypoints (the route is the concatenation of the routes between consecutive waypoints) and a
 *share*: the flow's bytes per byte of the collective's size ``S``. Each phase also has a
@@ -43,20 +46,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
-# Which algorithms can run which collective (first = default preference for ties).
-ALGORITHMS: dict[str, tuple[str, ...]] = {
-    "all_reduce": ("ring", "tree", "hierarchical", "nvls"),
-    "all_gather": ("ring",),
-    "reduce_scatter": ("ring",),
-    "broadcast": ("chain",),
-    "reduce": ("chain",),
-    "all_to_all": ("direct", "pairwise"),
-    "barrier": ("ring",),
-}
-ALL_ALGORITHMS: tuple[str, ...] = ("ring", "tree", "hierarchical", "nvls", "chain", "direct",
-                                   "pairwise")
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -430,38 +419,3 @@ def plan_all_to_all(layout: Layout, pairwise: bool) -> list[Phase]:
         rounds = [[hop for r in rounds for hop in r]]
     return [Phase(tuple(r), np.full(len(r), 1.0 / p), 1 - cross, cross, coupled=False)
             for r in rounds]
-
-
-def applicable(algorithm: str, collective: str, layout: Layout) -> bool:
-    """Whether ``algorithm`` can run ``collective`` on ``layout``."""
-    if algorithm not in ALGORITHMS.get(collective, ()):
-        return False
-    if algorithm in ("tree", "hierarchical"):
-        return layout.n_hosts >= 2 and (algorithm == "tree" or layout.uniform)
-    if algorithm == "nvls":
-        return layout.n_hosts == 1 and layout.nvls_switch[0] is not None and layout.p > 1
-    return True
-
-
-def plan(algorithm: str, collective: str, layout: Layout, *, root: int = 0, pxn: bool = True,
-         nvls_efficiency: float = 1.0) -> list[Phase]:
-    """The phases of ``collective`` with ``algorithm`` on ``layout``.
-
-    Raises:
-        ValueError: the algorithm does not apply (see :func:`applicable`).
-    """
-    if not applicable(algorithm, collective, layout):
-        raise ValueError(f"{algorithm} cannot run {collective} on this group")
-    if layout.p <= 1:
-        return []
-    if algorithm == "ring":
-        return plan_ring(layout, collective, pxn)
-    if algorithm == "chain":
-        return plan_chain(layout, root, pxn, to_root=collective == "reduce")
-    if algorithm == "tree":
-        return plan_tree(layout)
-    if algorithm == "hierarchical":
-        return plan_hierarchical(layout, pxn)
-    if algorithm == "nvls":
-        return plan_nvls(layout, nvls_efficiency)
-    return plan_all_to_all(layout, pairwise=algorithm == "pairwise")

@@ -11,8 +11,10 @@ isolation,
              + sum over phases of unit_time x S / (bandwidth_factor[a][q] x efficiency)
 
 and the model picks the (algorithm, protocol) with the least cost, as NCCL's tuner does, unless
-the topology or the caller forces them. The engine then runs the chosen :class:`Schedule` on
-the flow network, where contention with other traffic can make it slower than the estimate.
+the topology or the caller forces them. The candidates, their plans and their table rows
+(``a``'s ``Tuning``) come from the algorithm registry, ``sim/algorithms.py``. The engine then
+runs the chosen :class:`Schedule` on the flow network, where contention with other traffic can
+make it slower than the estimate.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from simcluster.errors import SimulationError
+from simcluster.sim import algorithms as algs
 from simcluster.sim import collectives as coll
 from simcluster.sim import protocols as proto
 from simcluster.sim.network import maxmin_rates
@@ -188,7 +191,7 @@ class CommModel:
         hit = self._resolved.get(key)
         if hit is not None:
             return hit
-        phases = coll.plan(algorithm, collective, layout, root=root, pxn=self.params.pxn,
+        phases = algs.plan(algorithm, collective, layout, root=root, pxn=self.params.pxn,
                            nvls_efficiency=self.params.nvls_efficiency)
         out = []
         for ph in phases:
@@ -218,8 +221,9 @@ class CommModel:
 
     # -- costing and scheduling ---------------------------------------------------------------
 
-    def _protocols(self, algorithm: str, phases: list[_ResolvedPhase]) -> tuple[str, ...]:
-        allowed = proto.ALGORITHM_PROTOCOLS[algorithm]
+    def _protocols(self, tuning: proto.Tuning, phases: list[_ResolvedPhase]
+                   ) -> tuple[str, ...]:
+        allowed = tuning.protocols
         # LL128 runs only where the steps inside servers are NVLink (NCCL enables it there).
         if any(ph.intra_steps and ph.intra_hw != "nvlink" for ph in phases):
             allowed = tuple(q for q in allowed if q != "LL128")
@@ -228,41 +232,47 @@ class CommModel:
             return (forced,) if forced in allowed else allowed[-1:]
         return allowed
 
-    def _latency(self, algorithm: str, protocol: str, ph: _ResolvedPhase) -> float:
+    def _latency(self, tuning: proto.Tuning, protocol: str, ph: _ResolvedPhase) -> float:
         s = self.params.latency_scale * self.params.step_latency_scale.get(protocol, 1.0)
-        lat = ph.intra_steps * proto.step_latency_us(algorithm, ph.intra_hw, protocol)
-        lat += ph.inter_steps * proto.step_latency_us(algorithm, "net", protocol)
+        lat = ph.intra_steps * proto.step_latency_us(tuning.table, ph.intra_hw, protocol)
+        lat += ph.inter_steps * proto.step_latency_us(tuning.table, "net", protocol)
         return s * lat
 
-    def _base(self, algorithm: str, protocol: str) -> float:
+    def _base(self, tuning: proto.Tuning, protocol: str) -> float:
         """Fixed cost of a call: the system's overhead plus the algorithm's base latency."""
-        base = (self.params.nvls_base_latency_us if algorithm == "nvls"
-                else proto.base_latency_us(algorithm, protocol)
+        base = (tuning.base_latency(self.params, protocol) if tuning.base_latency is not None
+                else proto.base_latency_us(tuning.table, protocol)
                 + self.params.protocol_overhead_us.get(protocol, 0.0))
         return self.params.collective_overhead_us + self.params.latency_scale * base
 
-    def estimate_us(self, algorithm: str, protocol: str, phases: list[_ResolvedPhase],
+    def estimate_us(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
                     collective: str, size: float, multi_node: bool) -> float:
-        """Isolated cost of a plan with ``protocol`` for ``size`` bytes (us)."""
-        bw = proto.bandwidth_factor(algorithm, protocol, collective, multi_node)
-        t = self._base(algorithm, protocol)
+        """Isolated cost of a plan with ``protocol`` for ``size`` bytes (us), with an
+        algorithm's ``tuning``."""
+        bw = proto.bandwidth_factor(tuning.table, protocol, collective, multi_node)
+        t = self._base(tuning, protocol)
         for ph in phases:
-            t += self._latency(algorithm, protocol, ph)
+            t += self._latency(tuning, protocol, ph)
             t += ph.unit_us * size / (bw * ph.efficiency)
         return t
 
     def _candidates(self, collective: str, layout: coll.Layout, forced: str | None
                     ) -> list[str]:
         if forced and forced != "auto":
-            if not coll.applicable(forced, collective, layout):
+            if not algs.applicable(forced, collective, layout):
                 raise SimulationError(
                     f"algorithm {forced!r} cannot run {collective} on {layout.p} ranks over "
                     f"{layout.n_hosts} server(s); use one of "
-                    f"{', '.join(a for a in coll.ALGORITHMS[collective] if coll.applicable(a, collective, layout))}"
-                    " or auto."
+                    f"{', '.join(self._applicable(collective, layout))} or auto."
                 )
             return [forced]
-        return [a for a in coll.ALGORITHMS[collective] if coll.applicable(a, collective, layout)]
+        return self._applicable(collective, layout)
+
+    @staticmethod
+    def _applicable(collective: str, layout: coll.Layout) -> list[str]:
+        """The registered algorithms that can run ``collective`` on ``layout``, in order."""
+        return [a for a in algs.algorithms_for(collective)
+                if algs.applicable(a, collective, layout)]
 
     def collective(self, group: str, collective: str, size: int, root_rank: int = -1,
                    algorithm: str | None = None) -> Schedule:
@@ -279,30 +289,31 @@ class CommModel:
 
     def _topology_algorithm(self, collective: str) -> str | None:
         forced = self.params.algorithm
-        return forced if forced in coll.ALGORITHMS.get(collective, ()) else None
+        return forced if forced in algs.algorithms_for(collective) else None
 
     def schedule_on(self, layout: coll.Layout, key: tuple[Any, ...], collective: str, size: int,
                     root: int = 0, algorithm: str | None = None) -> Schedule:
         """Schedule a collective on a layout; ``key`` names the layout for caching."""
-        best: tuple[float, str, str, list[_ResolvedPhase]] | None = None
+        best: tuple[float, str, proto.Tuning, str, list[_ResolvedPhase]] | None = None
         multi = layout.n_hosts > 1
         for algo in self._candidates(collective, layout, algorithm):
+            tuning = algs.get_algorithm(algo).tuning
             phases = self.resolved((*key, algo, collective, root), layout, algo, collective, root)
-            for q in self._protocols(algo, phases):
-                t = self.estimate_us(algo, q, phases, collective, size, multi)
+            for q in self._protocols(tuning, phases):
+                t = self.estimate_us(tuning, q, phases, collective, size, multi)
                 if best is None or t < best[0]:
-                    best = (t, algo, q, phases)
+                    best = (t, algo, tuning, q, phases)
         assert best is not None
-        t, algo, q, phases = best
-        bw = proto.bandwidth_factor(algo, q, collective, multi)
+        t, algo, tuning, q, phases = best
+        bw = proto.bandwidth_factor(tuning.table, q, collective, multi)
         scheduled = [
             ScheduledPhase(routes=ph.routes,
                            nbytes=ph.share * ph.weight * (size / (bw * ph.efficiency)),
-                           latency_us=self._latency(algo, q, ph), coupled=ph.coupled,
+                           latency_us=self._latency(tuning, q, ph), coupled=ph.coupled,
                            weights=ph.weight)
             for ph in phases
         ]
-        return Schedule(algorithm=algo, protocol=q, fixed_us=self._base(algo, q),
+        return Schedule(algorithm=algo, protocol=q, fixed_us=self._base(tuning, q),
                         phases=scheduled, estimate_us=t)
 
     def p2p(self, src: str, dst: str, size: int) -> Schedule:
@@ -317,16 +328,16 @@ class CommModel:
             unit_us=self._unit_time([route.links], one, False, one),
         )
         best: tuple[float, str] | None = None
-        for q in self._protocols("p2p", [ph]):
-            t = self.estimate_us("p2p", q, [ph], "send", size, cross)
+        for q in self._protocols(proto.P2P, [ph]):
+            t = self.estimate_us(proto.P2P, q, [ph], "send", size, cross)
             if best is None or t < best[0]:
                 best = (t, q)
         assert best is not None
         t, q = best
-        bw = proto.bandwidth_factor("p2p", q, "send", cross)
+        bw = proto.bandwidth_factor(proto.P2P.table, q, "send", cross)
         return Schedule(
-            algorithm="p2p", protocol=q, fixed_us=self._base("p2p", q),
+            algorithm="p2p", protocol=q, fixed_us=self._base(proto.P2P, q),
             phases=[ScheduledPhase([route.links], np.array([size / bw]),
-                                   self._latency("p2p", q, ph), False)],
+                                   self._latency(proto.P2P, q, ph), False)],
             estimate_us=t,
         )

@@ -13,10 +13,20 @@ latency per step per (algorithm, protocol, hardware class), and bandwidth factor
 that file, rewritten here. The calibration against nccl-tests keeps their structure and fits
 only a global latency scale (``NetworkParams.latency_scale``); see ``docs/network.md``.
 
+Which rows an algorithm uses and which protocols it runs are part of its record
+(:class:`Tuning`, in ``sim/algorithms.py``), not tables here.
+
 Units: microseconds; factors are dimensionless fractions of link bandwidth.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simcluster.topology.schema import NetworkParams
 
 PROTOCOLS: tuple[str, ...] = ("LL", "LL128", "Simple")
 
@@ -56,38 +66,42 @@ BANDWIDTH_FACTOR: dict[str, dict[str, float]] = {
     "nvls": {"LL": 1.0, "LL128": 1.0, "Simple": 1.0},
 }
 
-# Protocols each algorithm supports (NVLS runs Simple only).
-ALGORITHM_PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "ring": PROTOCOLS,
-    "tree": PROTOCOLS,
-    "hierarchical": PROTOCOLS,
-    "nvls": ("Simple",),
-    "direct": PROTOCOLS,
-    "pairwise": PROTOCOLS,
-    "chain": PROTOCOLS,
-    "p2p": PROTOCOLS,
-}
 
-# Which latency/bandwidth table an algorithm uses.
-TABLE_OF: dict[str, str] = {
-    "ring": "ring", "hierarchical": "ring", "direct": "ring", "pairwise": "ring",
-    "chain": "ring", "p2p": "ring", "tree": "tree", "nvls": "nvls",
-}
+@dataclass(frozen=True)
+class Tuning:
+    """How an algorithm's cost is looked up in NCCL's tuning tables (one per algorithm record).
 
+    Attributes:
+        table: which rows of the tables above it uses: ``ring``, ``tree`` or ``nvls``
+            (step latencies: the ``tree`` rows for ``tree``, the ``ring`` rows otherwise).
+        protocols: the protocols it can run, a subset of :data:`PROTOCOLS` in that order.
+        base_latency: overrides the base latency of a call (us, before ``latency_scale``),
+            given the topology's network parameters and the protocol; None: the table's
+            base latency plus the protocol's overhead.
+    """
 
-def step_latency_us(algorithm: str, hw: str, protocol: str) -> float:
-    """Latency of one step of ``algorithm`` over hardware class ``hw`` with ``protocol``."""
-    table = STEP_LATENCY_US["tree" if TABLE_OF[algorithm] == "tree" else "ring"]
-    return table[hw][protocol]
+    table: str = "ring"
+    protocols: tuple[str, ...] = PROTOCOLS
+    base_latency: Callable[[NetworkParams, str], float] | None = None
 
 
-def base_latency_us(algorithm: str, protocol: str) -> float:
-    return BASE_LATENCY_US[TABLE_OF[algorithm]][protocol]
+# Point-to-point send/recv: ring rows, every protocol (NCCL tunes p2p like ring steps).
+P2P = Tuning()
 
 
-def bandwidth_factor(algorithm: str, protocol: str, collective: str, multi_node: bool) -> float:
-    """Fraction of link bandwidth that ``algorithm``/``protocol`` delivers for ``collective``."""
-    table = TABLE_OF[algorithm]
+def step_latency_us(table: str, hw: str, protocol: str) -> float:
+    """Latency of one step with the ``table`` rows over hardware class ``hw``."""
+    return STEP_LATENCY_US["tree" if table == "tree" else "ring"][hw][protocol]
+
+
+def base_latency_us(table: str, protocol: str) -> float:
+    """Base latency of one call with the ``table`` rows and ``protocol`` (us)."""
+    return BASE_LATENCY_US[table][protocol]
+
+
+def bandwidth_factor(table: str, protocol: str, collective: str, multi_node: bool) -> float:
+    """Fraction of link bandwidth that ``protocol`` delivers for ``collective`` with the
+    ``table`` rows."""
     factor = BANDWIDTH_FACTOR[table][protocol]
     if table == "ring" and protocol == "LL" and not multi_node and collective not in (
             "all_reduce", "reduce"):

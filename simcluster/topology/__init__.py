@@ -7,11 +7,20 @@ from pathlib import Path
 from simcluster.errors import TopologyError
 from simcluster.topology.build import build
 from simcluster.topology.cluster import Cluster
+from simcluster.topology.fabrics import (
+    Fabric,
+    FabricContext,
+    register_fabric,
+    registered_fabric,
+    unregister_fabric,
+)
 from simcluster.topology.routing import Route, Router
 from simcluster.topology.schema import TopologySpec, json_schema
 from simcluster.yamlfile import read_yaml, validate
 
-__all__ = ["Cluster", "Route", "Router", "TopologySpec", "build", "json_schema", "load_cluster"]
+__all__ = ["Cluster", "Fabric", "FabricContext", "Route", "Router", "TopologySpec", "build",
+           "json_schema", "load_cluster", "register_fabric", "registered_fabric",
+           "unregister_fabric"]
 
 
 def load_cluster(path: str | Path) -> Cluster:

@@ -36,7 +36,7 @@ class Cluster:
         link_src, link_dst, link_kind: per link id, its endpoints and kind.
         bandwidth_Bpus: per link id, bytes per microsecond.
         latency_us: per link id, one-way latency in microseconds.
-        route_cost: per link id, the integer routing cost (see ``build._route_cost``).
+        route_cost: per link id, the integer routing cost (see ``builder.route_cost``).
         capacity_Bpus: per link id, the bandwidth the network model runs it at: line rate x
             the link kind's efficiency (``catalog.LINK_EFFICIENCY``, overridable under
             ``network.link_efficiency``), bytes per microsecond.

@@ -1,7 +1,7 @@
 """Routes between graph nodes, computed once per (src, dst) and cached as link-id arrays.
 
 A route minimises the summed integer cost of its hops (1 per hop plus 1e4/bandwidth_GBps, see
-``build._route_cost``), so traffic prefers NVLink over PCIe and short paths over long ones.
+``builder.route_cost``), so traffic prefers NVLink over PCIe and short paths over long ones.
 Accelerators and memories never forward traffic: only switches, NICs and CPUs (PCIe root
 complexes) appear inside a route.
 

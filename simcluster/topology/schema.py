@@ -17,10 +17,12 @@ Bandwidths are GB/s (1e9 B/s) per direction, latencies ns, capacities GiB. See
 from __future__ import annotations
 
 import json
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simcluster.topology import fabrics
 from simcluster.topology.catalog import (
     SERVER_PRESETS,
     DEFAULT_COLLECTIVE_OVERHEAD_US,
@@ -33,6 +35,41 @@ from simcluster.topology.catalog import (
 )
 
 LinkKind = Literal[LINK_KINDS]  # type: ignore[valid-type]
+
+
+def _one_of(value: object, names: Sequence[str]) -> str:
+    """``value`` if it is one of ``names`` (a registry's, read when validating, so that
+    records registered after import count); else the error a ``Literal`` would give."""
+    if isinstance(value, str) and value in names:
+        return value
+    listed = ", ".join(repr(n) for n in names[:-1])
+    raise ValueError(f"input should be {listed + ' or ' if listed else ''}{names[-1]!r}")
+
+
+def _algorithm_names() -> tuple[str, ...]:
+    """``auto`` and the registered collective algorithms (``sim/algorithms.py``; imported
+    when needed: the registry belongs to the simulator, downstream of topologies)."""
+    from simcluster.sim.algorithms import algorithm_names
+
+    return ("auto", *algorithm_names())
+
+
+def _algorithm_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(_algorithm_names())
+
+
+def _fabric_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(fabrics.fabric_names())
+
+
+_FABRIC_NOTE = """\
+``oversubscription`` divides a leaf's (or edge/aggregation switch's) uplink bandwidth:
+with 2.0, the uplinks carry half what the downlinks can."""
+
+
+def _describe_fabrics(schema: dict[str, Any], cls: type) -> None:
+    """The fabric section's description, listing the registered templates."""
+    schema["description"] = f"How servers connect.\n\n{fabrics.fabric_list()}\n\n{_FABRIC_NOTE}"
 
 
 class _Strict(BaseModel):
@@ -108,24 +145,16 @@ class NodeTemplate(_Strict):
 
 
 class FabricSpec(_Strict):
-    """How servers connect.
-
-    - ``single-switch``: every NIC to one switch;
-    - ``leaf-spine``: the NICs of ``nodes_per_leaf`` servers to a leaf, every leaf to every
-      spine;
-    - ``rail-optimized`` (NVIDIA SuperPOD style): per scalable unit of ``nodes_per_leaf``
-      servers, one leaf per rail (NIC i of every server of the unit on leaf i), every leaf to
-      every spine;
-    - ``fat-tree``: a k-ary fat-tree (``k`` pods of k/2 edge and k/2 aggregation switches,
-      (k/2)^2 core switches), NICs filling edge switches in order;
-    - ``torus``: accelerators (not NICs) on a ``dims`` torus of ICI links, each chip with a
-      router.
+    """How servers connect: ``topology`` names a fabric template of the registry
+    (``topology/fabrics.py``, which describes each); the other keys shape it.
 
     ``oversubscription`` divides a leaf's (or edge/aggregation switch's) uplink bandwidth:
     with 2.0, the uplinks carry half what the downlinks can.
     """
 
-    topology: Literal["single-switch", "leaf-spine", "rail-optimized", "fat-tree", "torus"]
+    model_config = ConfigDict(json_schema_extra=_describe_fabrics)
+
+    topology: str = Field(..., json_schema_extra=_fabric_enum)
     kind: Literal["ib", "ethernet"] | None = Field(None, description="default: the NICs' kind")
     link: LinkParams = LinkParams()
     nodes_per_leaf: int | None = Field(
@@ -138,15 +167,16 @@ class FabricSpec(_Strict):
     dims: list[int] | None = Field(None, min_length=1, max_length=3,
                                    description="torus dimensions, e.g. [4, 4, 4]")
 
+    @field_validator("topology", mode="before")
+    @classmethod
+    def _known_fabric(cls, value: object) -> str:
+        return _one_of(value, fabrics.fabric_names())
+
     @model_validator(mode="after")
     def _shape_given(self) -> FabricSpec:
-        if self.topology in ("leaf-spine", "rail-optimized") and self.nodes_per_leaf is None:
-            raise ValueError(f"a {self.topology} fabric needs nodes_per_leaf (servers per "
-                             f"{'leaf' if self.topology == 'leaf-spine' else 'scalable unit'})")
-        if self.topology == "fat-tree" and (self.k is None or self.k % 2):
-            raise ValueError("a fat-tree fabric needs an even k (switch ports), e.g. k: 8")
-        if self.topology == "torus" and not self.dims:
-            raise ValueError("a torus fabric needs dims, e.g. dims: [4, 4, 4]")
+        problem = fabrics.get_fabric(self.topology).check(self)
+        if problem:
+            raise ValueError(problem)
         if self.dims and any(d < 2 for d in self.dims):
             raise ValueError("torus dims must be at least 2 each")
         return self
@@ -220,9 +250,9 @@ class NetworkParams(_Strict):
         description="host cost to launch one collective; back-to-back calls (nccl-tests) "
         "take at least this long each, us",
     )
-    algorithm: Literal["auto", "ring", "tree", "hierarchical", "nvls", "chain", "direct",
-                       "pairwise"] = Field(
-        "auto", description="force an algorithm where it applies; auto chooses per size")
+    algorithm: str = Field(
+        "auto", description="force an algorithm where it applies; auto chooses per size",
+        json_schema_extra=_algorithm_enum)
     protocol: Literal["auto", "LL", "LL128", "Simple"] = "auto"
     pxn: bool = Field(True, description="rings leave a server on their own rail (NCCL PXN)")
     nvls: bool = Field(True, description="use in-switch reduction where the hardware has it")
@@ -244,6 +274,11 @@ class NetworkParams(_Strict):
     link_efficiency: dict[LinkKind, float] = Field(  # type: ignore[valid-type]
         default_factory=dict,
         description="achievable fraction of line rate per link kind (overrides defaults)")
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _known_algorithm(cls, value: object) -> str:
+        return _one_of(value, _algorithm_names())
 
     @model_validator(mode="after")
     def _efficiencies_in_range(self) -> NetworkParams:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simcluster.errors import WorkloadError
-
 from simcluster.workload.model import (
     COLLECTIVES,
     COPY_KINDS,
@@ -14,6 +12,13 @@ from simcluster.workload.model import (
     OpsBuilder,
     Workload,
     WorkloadMeta,
+)
+from simcluster.workload.formats import (
+    TraceFormat,
+    open_workload,
+    register_trace_format,
+    registered_trace_format,
+    unregister_trace_format,
 )
 from simcluster.workload.native import read_workload, write_workload
 from simcluster.workload.validate import make_workload
@@ -24,44 +29,37 @@ __all__ = [
     "KINDS",
     "OPS_SCHEMA",
     "OpsBuilder",
+    "TraceFormat",
     "Workload",
     "WorkloadMeta",
     "load_workload",
     "make_workload",
     "read_workload",
+    "register_trace_format",
+    "registered_trace_format",
+    "unregister_trace_format",
     "write_workload",
 ]
 
 
 def load_workload(path: str | Path, *, step: str | int = "all", et: str | Path | None = None,
-                  model_copies: bool = False, align: str = "clock") -> Workload:
+                  model_copies: bool = False, align: str = "clock",
+                  format: str | None = None) -> Workload:
     """Load a workload: a native Parquet file, or recorded traces, detected by content.
 
-    - a ``.parquet`` file: the native format;
+    The formats are the records of :mod:`.formats`, tried in order; built in:
+
     - a folder of ``*.et`` files, or one: Chakra execution traces (:mod:`.chakra`);
     - a folder of ``*.json``/``*.json.gz`` files, or one: PyTorch profiler (Kineto) traces,
       one per rank (:mod:`.kineto`); ``step``, ``et``, ``model_copies`` and ``align`` apply to
-      these (see :class:`~simcluster.workload.kineto.KinetoOptions`).
+      these (see :class:`~simcluster.workload.kineto.KinetoOptions`);
+    - a ``.parquet`` file (or any file no format recognises): the native format.
+
+    ``format`` names the format instead of detecting it.
 
     Raises:
         WorkloadError: no such path, nothing recognisable in it, or unreadable, truncated,
             foreign or inconsistent input.
     """
-    from simcluster.workload.chakra import import_chakra, is_chakra_dir
-    from simcluster.workload.kineto import KinetoOptions, import_kineto, is_kineto_path
-
-    p = Path(path)
-    if not p.exists():
-        raise WorkloadError(f"{p}: file not found; check the path.")
-    if is_chakra_dir(p):
-        return import_chakra(p)
-    if is_kineto_path(p):
-        return import_kineto(p, KinetoOptions(step=step, et=et, model_copies=model_copies,
-                                              align=align))
-    if p.is_dir():
-        raise WorkloadError(
-            f"{p}: a folder without traces; simcluster reads PyTorch profiler traces "
-            "(*.json, *.json.gz, one per rank), Chakra traces (<prefix>.<rank>.et) and "
-            "native workloads (*.parquet)."
-        )
-    return read_workload(p)
+    return open_workload(path, format, step=step, et=et, model_copies=model_copies,
+                         align=align)

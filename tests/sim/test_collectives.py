@@ -15,7 +15,8 @@ import pytest
 from simcluster.errors import SimulationError
 from simcluster.placement import bind
 from simcluster.sim import simulate
-from simcluster.sim.collectives import Layout, plan, ring_hops
+from simcluster.sim.algorithms import plan
+from simcluster.sim.collectives import Layout, ring_hops
 from simcluster.sim.comm import CommModel
 from simcluster.sim.protocols import BASE_LATENCY_US, STEP_LATENCY_US
 from simcluster.topology import Router

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from simcluster.sim.collectives import Layout, mesh_rings, plan, ring_hops
+from simcluster.sim.algorithms import plan
+from simcluster.sim.collectives import Layout, mesh_rings, ring_hops
 from simcluster.sim.comm import CommModel
 from simcluster.topology import Router, load_cluster
 from simcluster.topology.cluster import Cluster

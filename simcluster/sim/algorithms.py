@@ -1,0 +1,216 @@
+"""The collective algorithm registry: one record per algorithm.
+
+An :class:`Algorithm` says which collectives it runs, on which group layouts it applies, how
+it plans a collective as phases of flows (the plan functions live in ``collectives.py``) and
+how NCCL's tuning tables cost it (:class:`~simcluster.sim.protocols.Tuning`). Everything that
+lists algorithms reads this table: the candidates :class:`~simcluster.sim.comm.CommModel`
+considers per collective (in registration order, which breaks ties in the cost), the names
+``network.algorithm`` accepts in a topology, the JSON Schema and the CLI's ``--algo``.
+
+Adding an algorithm is one call::
+
+    register_algorithm(Algorithm(name="mine", collectives=("all_reduce",), plan=my_plan))
+
+where ``my_plan(layout, collective, options)`` returns the phases. Tests use
+:func:`registered_algorithm`, which takes it out again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from simcluster.errors import SimulationError
+from simcluster.registry import Registry
+from simcluster.sim import collectives as coll
+from simcluster.sim.collectives import Layout, Phase
+from simcluster.sim.protocols import Tuning
+
+if TYPE_CHECKING:
+    from simcluster.topology.schema import NetworkParams
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What a plan may depend on besides the layout and the collective.
+
+    Attributes:
+        root: position of the root in the layout (broadcast, reduce).
+        pxn: rings leave a server through the rank on their rail (``network.pxn``).
+        nvls_efficiency: bandwidth factor of in-switch reduction (``network.nvls_efficiency``).
+    """
+
+    root: int = 0
+    pxn: bool = True
+    nvls_efficiency: float = 1.0
+
+
+PlanFn = Callable[[Layout, str, PlanOptions], list[Phase]]
+
+
+def everywhere(layout: Layout) -> bool:
+    """An algorithm that applies to every layout."""
+    return True
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One collective algorithm.
+
+    Attributes:
+        name: what ``network.algorithm`` and ``--algo`` call it.
+        collectives: the collectives it can run.
+        plan: ``plan(layout, collective, options)``: the phases of flows of one collective
+            on a group of at least two ranks; independent of the size (shares scale it).
+        applies: whether it can run on a layout (e.g. only across servers).
+        tuning: its rows in NCCL's tuning tables and its protocols.
+        description: one line, for help texts.
+    """
+
+    name: str
+    collectives: tuple[str, ...]
+    plan: PlanFn
+    applies: Callable[[Layout], bool] = everywhere
+    tuning: Tuning = field(default_factory=Tuning)
+    description: str = ""
+
+
+REGISTRY: Registry[Algorithm] = Registry("collective algorithm", SimulationError)
+
+
+def register_algorithm(algorithm: Algorithm, *, replace: bool = False) -> Algorithm:
+    """Add ``algorithm`` to the registry (after those already there); returns it.
+
+    Raises:
+        RegistryError: the name is taken and ``replace`` is false.
+    """
+    return REGISTRY.register(algorithm, replace=replace)
+
+
+def unregister_algorithm(name: str) -> Algorithm:
+    """Remove the algorithm ``name``; returns its record.
+
+    Raises:
+        RegistryError: no such algorithm.
+    """
+    return REGISTRY.unregister(name)
+
+
+def registered_algorithm(algorithm: Algorithm, *, replace: bool = False
+                         ) -> AbstractContextManager[Algorithm]:
+    """``with registered_algorithm(a): ...``: ``a`` is registered inside the block only."""
+    return REGISTRY.registered(algorithm, replace=replace)
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The record of ``name``.
+
+    Raises:
+        SimulationError: no such algorithm; the message lists the known ones.
+    """
+    return REGISTRY.get(name)
+
+
+def algorithm_names() -> tuple[str, ...]:
+    """Every registered algorithm, in registration order."""
+    return REGISTRY.names()
+
+
+def algorithms_for(collective: str) -> tuple[str, ...]:
+    """The algorithms that can run ``collective``, in registration order (the first wins a
+    tie in cost)."""
+    return tuple(a.name for a in REGISTRY.records() if collective in a.collectives)
+
+
+def applicable(name: str, collective: str, layout: Layout) -> bool:
+    """Whether algorithm ``name`` can run ``collective`` on ``layout`` (False for an unknown
+    name)."""
+    if name not in REGISTRY:
+        return False
+    algorithm = REGISTRY.get(name)
+    return collective in algorithm.collectives and algorithm.applies(layout)
+
+
+def plan(name: str, collective: str, layout: Layout, *, root: int = 0, pxn: bool = True,
+         nvls_efficiency: float = 1.0) -> list[Phase]:
+    """The phases of ``collective`` with algorithm ``name`` on ``layout`` (none for one rank).
+
+    Raises:
+        ValueError: the algorithm does not apply (see :func:`applicable`).
+    """
+    if not applicable(name, collective, layout):
+        raise ValueError(f"{name} cannot run {collective} on this group")
+    if layout.p <= 1:
+        return []
+    options = PlanOptions(root=root, pxn=pxn, nvls_efficiency=nvls_efficiency)
+    return REGISTRY.get(name).plan(layout, collective, options)
+
+
+# -- the built-in algorithms (registration order is tie-break order) ---------------------------
+
+def _across_servers(layout: Layout) -> bool:
+    return layout.n_hosts >= 2
+
+
+def _across_uniform_servers(layout: Layout) -> bool:
+    return layout.n_hosts >= 2 and layout.uniform
+
+
+def _one_nvswitch(layout: Layout) -> bool:
+    return layout.n_hosts == 1 and layout.nvls_switch[0] is not None and layout.p > 1
+
+
+def _nvls_base_latency(network: NetworkParams, protocol: str) -> float:
+    """NVLS is not in NCCL's base-latency table: a fitted topology parameter instead."""
+    return network.nvls_base_latency_us
+
+
+def _ring(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_ring(layout, collective, options.pxn)
+
+
+def _tree(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_tree(layout)
+
+
+def _hierarchical(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_hierarchical(layout, options.pxn)
+
+
+def _nvls(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_nvls(layout, options.nvls_efficiency)
+
+
+def _chain(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_chain(layout, options.root, options.pxn, to_root=collective == "reduce")
+
+
+def _direct(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_all_to_all(layout, pairwise=False)
+
+
+def _pairwise(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_all_to_all(layout, pairwise=True)
+
+
+for _algorithm in (
+    Algorithm("ring", ("all_reduce", "all_gather", "reduce_scatter", "barrier"), _ring,
+              description="NCCL-style rings, rail-aligned across servers"),
+    Algorithm("tree", ("all_reduce",), _tree, applies=_across_servers,
+              tuning=Tuning(table="tree"),
+              description="double binary tree across servers, chains inside"),
+    Algorithm("hierarchical", ("all_reduce",), _hierarchical, applies=_across_uniform_servers,
+              description="reduce-scatter inside servers, all-reduce across, all-gather"),
+    Algorithm("nvls", ("all_reduce",), _nvls, applies=_one_nvswitch,
+              tuning=Tuning(table="nvls", protocols=("Simple",),
+                            base_latency=_nvls_base_latency),
+              description="in-switch reduction on one server's NVSwitch"),
+    Algorithm("chain", ("broadcast", "reduce"), _chain,
+              description="pipelined chain along the ring from (or to) the root"),
+    Algorithm("direct", ("all_to_all",), _direct, description="all pairs at once"),
+    Algorithm("pairwise", ("all_to_all",), _pairwise, description="p-1 rounds of i -> i+k"),
+):
+    register_algorithm(_algorithm)
+del _algorithm
