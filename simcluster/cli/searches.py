@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simcluster.cli import render_search
 from simcluster.cli.apps import (
@@ -15,6 +16,7 @@ from simcluster.cli.apps import (
     int_list,
     terminal,
 )
+from simcluster.cli.progress import tracker
 from simcluster.errors import SimclusterError
 from simcluster.placement import STRATEGIES
 from simcluster.sweep.spec import MAX_POINTS
@@ -40,8 +42,6 @@ def sweep_cmd(
     """Simulate every point of a sweep spec on Dask; one Parquet row per point in
     OUT/results.parquet (needs the sweep extra: dask[distributed]). The spec, its values and
     the files it names are checked before any work."""
-    from rich.progress import TimeRemainingColumn
-
     from simcluster.analysis.sweep import feasible
     from simcluster.analysis.sweep import top as best
     from simcluster.sweep import load_sweep, run_sweep
@@ -51,13 +51,9 @@ def sweep_cmd(
     copy_spec(spec, out)
     console = terminal()
     console.print(f"sweep {sweep.spec.name}: {len(sweep.points)} points")
-    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("sweep", total=None)
-        result = run_sweep(sweep, out, scheduler=scheduler, workers=workers,
-                           progress=lambda done, total: bar.update(task, completed=done,
-                                                                   total=total))
+    with dask_client(scheduler, workers) as client, tracker("simulating") as update:
+        result = run_sweep(sweep, out, client=client,
+                           progress=lambda done, total: update("", done, total))
     warn_recomputed(result.recomputed)
     console.print(f"{result.computed} computed, {result.skipped} already done; "
                   f"{result.failed} of {result.total} failed or out of memory; wrote "
@@ -67,6 +63,23 @@ def sweep_cmd(
     table = pq.read_table(result.results)
     console.print(render_search.sweep_table(best(feasible(table), "time", top), table,
                                      f"fastest {top}"))
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A Dask client (a running scheduler's, or a local cluster's), its dashboard address
+    on stderr when it has one, closed at the end."""
+    from simcluster.sweep.runner import close_client, dashboard_link, make_client
+
+    client = make_client(scheduler, workers)
+    try:
+        link = dashboard_link(client)
+        Console(stderr=True, highlight=False).print(
+            f"Dask dashboard: {link}" if link else "Dask: no dashboard (pip install bokeh "
+            "to watch the workers)", soft_wrap=True, markup=False)
+        yield client
+    finally:
+        close_client(client)
 
 
 def warn_recomputed(files: tuple[Path, ...]) -> None:
@@ -138,8 +151,6 @@ def search_cmd(
     """Find the fastest or cheapest parallel configuration that fits in memory: prune and
     estimate every configuration analytically, then simulate the best quarter at low fidelity
     and the best of those in full (successive halving, on Dask)."""
-    from rich.progress import TimeRemainingColumn
-
     from simcluster.search import SearchOptions, SearchSpace, search
 
     if placement not in STRATEGIES:
@@ -153,18 +164,8 @@ def search_cmd(
     options = SearchOptions(objective=objective, budget=budget, top=top, placement=placement,
                             price=price, space=space)
     console = terminal()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(rung: str, done: int, total: int) -> None:
-            if rung not in tasks:
-                tasks[rung] = bar.add_task(f"simulating, {rung}", total=total)
-            bar.update(tasks[rung], completed=done, total=total)
-
-        report = search(fixed, topology, n, out, options, scheduler=scheduler, workers=workers,
-                        progress=progress)
+    with dask_client(scheduler, workers) as client, tracker("simulating, ") as update:
+        report = search(fixed, topology, n, out, options, client=client, progress=update)
     warn_recomputed(report.recomputed)
     console.print(render_search.search_summary(report, fixed))
     console.print(f"wrote {out / 'search.json'}, {out / 'candidates.parquet'}")

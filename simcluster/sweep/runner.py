@@ -66,9 +66,21 @@ def make_client(scheduler: str | None, workers: int | None) -> Any:
         except OSError as exc:
             raise SweepError(f"--scheduler {scheduler}: cannot connect ({exc}).") from None
     n = workers or max(1, os.cpu_count() or 1)
+    # ":0": a free port, so that a second sweep (or anything on 8787) causes no warning.
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=":0", worker_dashboard_address=None)
     return Client(cluster)
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The address of Dask's dashboard for ``client``, or None when it cannot show one
+    (the dashboard needs the ``bokeh`` package)."""
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return None
+    link = getattr(client, "dashboard_link", None)
+    return str(link) if link else None
 
 
 def published_rows(points: list[Point], out: Path) -> tuple[dict[str, dict[str, Any]],
