@@ -112,6 +112,17 @@ class HostParams(_Strict):
     socket_GBps: float = Field(60.0, gt=0, description="inter-socket link per direction")
 
 
+def _accelerator_or_preset(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, a server needs ``accelerator`` or a ``preset`` (which names one),
+    as the model accepts."""
+    required = [r for r in schema.get("required", []) if r != "accelerator"]
+    if required:
+        schema["required"] = required
+    else:
+        schema.pop("required", None)
+    schema["anyOf"] = [{"required": ["accelerator"]}, {"required": ["preset"]}]
+
+
 class NodeTemplate(_Strict):
     """A server type, instantiated ``count`` times as ``<name>0``, ``<name>1``, ...
 
@@ -119,6 +130,9 @@ class NodeTemplate(_Strict):
     fixes: accelerator, count, NVSwitch, PCIe switches, NICs, host. Keys given explicitly
     override the preset's.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_extra=_accelerator_or_preset)
 
     name: str = Field("node", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     count: int = Field(1, ge=1)

@@ -168,3 +168,23 @@ def test_any_yaml_mapping_loads_or_fails_cleanly(tmp_path: Path, data: dict) -> 
         load_cluster(p)
     except TopologyError as exc:
         assert str(exc).startswith(str(p))
+
+
+def test_json_schema_accepts_every_bundled_topology_and_rejects_a_bad_one() -> None:
+    """An editor pointed at `simcluster topology schema` must not underline good files."""
+    import json
+
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from simcluster.topology import json_schema
+    from tests.conftest import ROOT
+
+    validator = jsonschema.Draft202012Validator(json.loads(json_schema()))
+    files = sorted((ROOT / "topologies").glob("*.yaml"))
+    assert len(files) >= 10
+    for path in files:
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+        assert errors == [], f"{path.name}: {errors}"
+    bad = {"name": "x", "nodes": [{"count": 2}]}  # neither accelerator nor preset
+    assert list(validator.iter_errors(bad))
