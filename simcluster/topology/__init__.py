@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simcluster.errors import TopologyError
+from simcluster.filekinds import hint, identify
 from simcluster.topology.build import build
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.fabrics import (
@@ -42,6 +43,8 @@ def load_cluster(path: str | Path) -> Cluster:
         >>> len(c.accelerators)  # doctest: +SKIP
         16
     """
+    if Path(path).exists() and identify(path) not in (None, "topology"):
+        raise TopologyError(hint(path, "a topology file"))
     doc = read_yaml(path, TopologyError)
     spec = validate(doc, TopologySpec, TopologyError)
     assert isinstance(spec, TopologySpec)

@@ -27,6 +27,7 @@ from typing import Any
 from simcluster.errors import WorkloadError
 from simcluster.registry import Registry
 from simcluster.workload.model import Workload
+from simcluster.filekinds import hint, identify
 from simcluster.workload.native import read_workload
 
 NATIVE = "native"  # the format a file goes to when no format recognises it
@@ -106,8 +107,13 @@ def open_workload(path: str | Path, format: str | None = None, **options: Any) -
     p = Path(path)
     if not p.exists():
         raise WorkloadError(f"{p}: file not found; check the path.")
+    if format is None and p.is_dir() and identify(p) == "run-folder":
+        raise WorkloadError(hint(p, "a workload or trace"))
     fmt = get_trace_format(format) if format is not None else detect(p)
     if fmt is None:
+        other = hint(p, "a workload or trace")
+        if other:
+            raise WorkloadError(other)
         if p.is_dir():
             raise WorkloadError(
                 f"{p}: a folder without traces; simcluster reads {_readable()}.")

@@ -1,0 +1,87 @@
+"""Which kind of simcluster input a file is, so that a file given in the wrong place gets a
+message that says what it is and where it goes (a topology given as the trace, a workload
+given as the topology, a sweep spec, an nccl-tests log...).
+
+Only the first 64 KiB are read; YAML is parsed with the safe loader, and only when the head
+parses on its own, so this never costs more than a glance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+_HEAD = 64 * 1024
+# kind -> (what it is, where it goes)
+KINDS: dict[str, tuple[str, str]] = {
+    "workload": ("a native workload (Parquet)",
+                 "give it as the TRACE of `simcluster replay` or `simcluster trace info`"),
+    "topology": ("a topology file", "give it with --topology (-t)"),
+    "placement": ("a placement file", "give it with --placement"),
+    "sweep": ("a sweep spec", "run it with `simcluster sweep FILE --out DIR`"),
+    "kineto": ("a PyTorch profiler (Kineto) trace",
+               "give it (or its folder) as the TRACE of `simcluster replay`; name it *.json "
+               "or *.json.gz"),
+    "nccl-log": ("an nccl-tests log",
+                 "compare against it with `simcluster collectives -t TOPOLOGY --compare FILE`"),
+    "run-folder": ("a run folder", "give it to `simcluster report`, `export` or `diff`"),
+}
+_TOPOLOGY_KEYS = {"nodes", "fabric", "devices", "links", "accelerator_models"}
+
+
+def identify(path: str | Path) -> str | None:
+    """The kind (a key of :data:`KINDS`) of the file or folder at ``path``, or None.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     p = os.path.join(d, "t.yaml")
+        ...     _ = open(p, "w").write("name: x\\nnodes: []\\n")
+        ...     identify(p)
+        'topology'
+    """
+    p = Path(path)
+    if p.is_dir():
+        return ("run-folder" if (p / "summary.json").is_file()
+                and (p / "timeline.parquet").is_file() else None)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(_HEAD)
+    except OSError:
+        return None
+    if head.startswith(b"PAR1"):
+        return "workload"
+    text = head.decode("utf-8", errors="replace")
+    if "traceEvents" in text[:4096]:
+        return "kineto"
+    if "# nThread" in text or "out-of-place" in text and "busbw" in text:
+        return "nccl-log"
+    return _yaml_kind(text)
+
+
+def _yaml_kind(text: str) -> str | None:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    keys = set(map(str, doc))
+    if keys & _TOPOLOGY_KEYS:
+        return "topology"
+    if {"axes", "base"} <= keys or "axes" in keys and "points" in keys:
+        return "sweep"
+    if keys <= {"strategy", "ranks"} and keys:
+        return "placement"
+    return None
+
+
+def hint(path: str | Path, expected: str) -> str:
+    """``PATH is a topology file, not EXPECTED; give it with --topology (-t).`` when the file
+    is recognisably another kind of input, else the empty string."""
+    kind = identify(path)
+    if kind is None:
+        return ""
+    what, where = KINDS[kind]
+    return f"{path} is {what}, not {expected}; {where}."
