@@ -12,6 +12,8 @@ from rich.console import Console
 
 from simcluster.cli import render_search
 from simcluster.cli.apps import (
+    JSON_HELP,
+    print_json,
     app,
     int_list,
     terminal,
@@ -38,6 +40,7 @@ def sweep_cmd(
     max_points: Annotated[int, typer.Option(
         min=1, help="refuse specs with more points than this (before constraints)")
                           ] = MAX_POINTS,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Simulate every point of a sweep spec on Dask; one Parquet row per point in
     OUT/results.parquet (needs the sweep extra: dask[distributed]). The spec, its values and
@@ -49,7 +52,7 @@ def sweep_cmd(
 
     sweep = load_sweep(spec, max_points=max_points)
     copy_spec(spec, out)
-    console = terminal()
+    console = terminal() if not as_json else Console(stderr=True, highlight=False)
     console.print(f"sweep {sweep.spec.name}: {len(sweep.points)} points")
     with dask_client(scheduler, workers) as client, tracker("simulating") as update:
         result = run_sweep(sweep, out, client=client,
@@ -61,8 +64,14 @@ def sweep_cmd(
     import pyarrow.parquet as pq
 
     table = pq.read_table(result.results)
-    console.print(render_search.sweep_table(best(feasible(table), "time", top), table,
-                                     f"fastest {top}"))
+    fastest = best(feasible(table), "time", top)
+    if as_json:
+        print_json({"name": sweep.spec.name, "points": result.total, "computed": result.computed,
+                    "skipped": result.skipped, "failed": result.failed,
+                    "results": str(result.results),
+                    "recomputed": [str(f) for f in result.recomputed], "fastest": fastest})
+        return
+    console.print(render_search.sweep_table(fastest, table, f"fastest {top}"))
 
 
 @contextlib.contextmanager
@@ -147,6 +156,7 @@ def search_cmd(
         help="address of a running Dask scheduler; default: a local cluster")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="local cluster: workers")
                        ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Find the fastest or cheapest parallel configuration that fits in memory: prune and
     estimate every configuration analytically, then simulate the best quarter at low fidelity
@@ -167,6 +177,11 @@ def search_cmd(
     with dask_client(scheduler, workers) as client, tracker("simulating, ") as update:
         report = search(fixed, topology, n, out, options, client=client, progress=update)
     warn_recomputed(report.recomputed)
+    if as_json:
+        import json
+
+        print_json(json.loads((out / "search.json").read_text(encoding="utf-8")))
+        return
     console.print(render_search.search_summary(report, fixed))
     console.print(f"wrote {out / 'search.json'}, {out / 'candidates.parquet'}")
 

@@ -305,3 +305,9 @@ def test_a_run_prints_in_one_line() -> None:
 
     text = repr(sc.replay(TRACE, TOPO).run)
     assert "\n" not in text and "timeline 688" in text and len(text) < 300
+
+
+def test_brackets_in_messages_are_printed_as_written(capsys, tmp_path: Path) -> None:
+    # rich would eat "[report]" as markup; the message must show it (install hints have it).
+    code, _, err = _run(capsys, "replay", str(tmp_path / "run[report].parquet"))
+    assert code == 2 and "run[report].parquet" in err.replace("\n", "")

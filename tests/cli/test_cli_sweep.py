@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +51,15 @@ def test_sweep_then_report(capsys, tmp_path: Path) -> None:
     assert code == 0 and "4 computed, 0 already done" in stdout and "fastest" in stdout
     assert pq.read_table(out / "results.parquet").num_rows == 4
     assert (out / "spec.yaml").read_text() == spec.read_text()
+    code, stdout, _ = _run(capsys, "sweep", str(spec), "--out", str(out), "--workers", "1",
+                           "--json")
+    doc = json.loads(stdout)
+    assert code == 0 and (doc["computed"], doc["skipped"], doc["points"]) == (0, 4, 4)
+    assert len(doc["fastest"]) == 4 and doc["fastest"][0]["step_time_us"] > 0
     code, stdout, _ = _run(capsys, "sweep-report", str(out))
     assert code == 0 and "Pareto front" in stdout
     page = (out / "report.html").read_text()
-    assert "simcluster sweep: demo" in page and "data:image/png;base64," in page
+    assert "simcluster sweep: demo" in page and '"pareto"' in page and "Pareto front (" in page
     code, _, err = _run(capsys, "sweep-report", str(tmp_path))
     assert code == 2 and "no results.parquet" in err
 
@@ -66,6 +73,10 @@ def test_search_prints_the_best_and_fails_cleanly(capsys, tmp_path: Path) -> Non
     code, stdout, _ = _run(capsys, *args)
     assert code == 0 and "best by time" in stdout and "fit in memory" in stdout
     assert (out / "search.json").is_file() and (out / "candidates.parquet").is_file()
+    code, stdout, _ = _run(capsys, *args, "--json")  # a rerun: nothing new is simulated
+    doc = json.loads(stdout)
+    assert code == 0 and doc == json.loads((out / "search.json").read_text())
+    assert len(doc["best"]) == 2 and doc["objective"] == "time"
     for bad, message in ((["--tp", "two"], "--tp 'two'"),
                          (["--objective", "speed"], "use time or cost"),
                          (["--placement", "random"], "--placement 'random'")):
