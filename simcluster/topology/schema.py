@@ -17,6 +17,8 @@ Bandwidths are GB/s (1e9 B/s) per direction, latencies ns, capacities GiB. See
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -72,14 +74,32 @@ def _describe_fabrics(schema: dict[str, Any], cls: type) -> None:
     schema["description"] = f"How servers connect.\n\n{fabrics.fabric_list()}\n\n{_FABRIC_NOTE}"
 
 
+# Size limits, checked before anything is built (a topology of a billion GPUs must fail
+# fast, not exhaust memory). The accelerator total can be raised with the environment
+# variable below; the per-field bounds are far beyond any real system.
+MAX_ACCELERATORS = 131_072
+ENV_MAX_ACCELERATORS = "SIMCLUSTER_MAX_ACCELERATORS"
+_MAX_PER_SERVER = 4_096
+_MAX_SWITCHES = 65_536
+_MAX_GBPS = 1e6  # 1 PB/s per link direction
+
+
+def max_accelerators() -> int:
+    """The accelerator limit: ``SIMCLUSTER_MAX_ACCELERATORS`` where set (a whole number),
+    else :data:`MAX_ACCELERATORS`."""
+    text = os.environ.get(ENV_MAX_ACCELERATORS, "")
+    return int(text) if text.strip().isdigit() else MAX_ACCELERATORS
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: infinite bandwidths, capacities or latencies are refused like NaN.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LinkParams(_Strict):
     """Bandwidth and latency of a templated link; absent values take the template default."""
 
-    bandwidth_GBps: float | None = Field(None, gt=0, description="GB/s per direction")
+    bandwidth_GBps: float | None = Field(None, gt=0, le=_MAX_GBPS, description="GB/s per direction")
     latency_ns: float | None = Field(None, ge=0, description="one-way latency per hop, ns")
 
 
@@ -89,7 +109,8 @@ class PcieParams(_Strict):
     generation: Literal[3, 4, 5] | None = Field(
         None, description="PCIe generation (x16); default: the accelerator's"
     )
-    bandwidth_GBps: float | None = Field(None, gt=0, description="override, GB/s per direction")
+    bandwidth_GBps: float | None = Field(None, gt=0, le=_MAX_GBPS,
+                                         description="override, GB/s per direction")
     latency_ns: float | None = Field(None, ge=0)
     accelerators_per_switch: int = Field(2, ge=1)
 
@@ -98,7 +119,8 @@ class NicParams(_Strict):
     """The server's network interfaces; NIC i serves accelerators i*A/N .. (i+1)*A/N - 1."""
 
     count: int = Field(0, ge=0)
-    bandwidth_GBps: float = Field(50.0, gt=0, description="line rate, GB/s (400 Gb/s = 50)")
+    bandwidth_GBps: float = Field(50.0, gt=0, le=_MAX_GBPS,
+                                  description="line rate, GB/s (400 Gb/s = 50)")
     latency_ns: float | None = Field(None, ge=0)
     kind: Literal["ib", "ethernet"] = "ib"
 
@@ -131,14 +153,14 @@ class NodeTemplate(_Strict):
     override the preset's.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True,
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
                               json_schema_extra=_accelerator_or_preset)
 
     name: str = Field("node", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=MAX_ACCELERATORS)
     preset: Literal["dgx-a100", "dgx-h100", "dgx-h200"] | None = None
     accelerator: str = Field(..., description="accelerator model (catalog name or alias)")
-    accelerators: int = Field(8, ge=1, description="accelerators per server")
+    accelerators: int = Field(8, ge=1, le=_MAX_PER_SERVER, description="accelerators per server")
     fabric: Literal["nvswitch", "nvlink-mesh", "pcie"] = "nvswitch"
     nvlink: LinkParams = LinkParams()
     pcie: PcieParams = PcieParams()
@@ -148,7 +170,8 @@ class NodeTemplate(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: object) -> object:
-        if not (isinstance(data, dict) and data.get("preset") in SERVER_PRESETS):
+        if not (isinstance(data, dict) and isinstance(data.get("preset"), str)
+                and data["preset"] in SERVER_PRESETS):
             return data
         out = dict(SERVER_PRESETS[data["preset"]])
         for key, value in data.items():  # given keys win; nested mappings merge
@@ -172,12 +195,12 @@ class FabricSpec(_Strict):
     kind: Literal["ib", "ethernet"] | None = Field(None, description="default: the NICs' kind")
     link: LinkParams = LinkParams()
     nodes_per_leaf: int | None = Field(
-        None, ge=1, description="servers per leaf (leaf-spine) or per scalable unit "
-        "(rail-optimized)")
-    spines: int = Field(2, ge=1)
+        None, ge=1, le=MAX_ACCELERATORS,
+        description="servers per leaf (leaf-spine) or per scalable unit (rail-optimized)")
+    spines: int = Field(2, ge=1, le=_MAX_SWITCHES)
     spine_link: LinkParams = LinkParams()
     oversubscription: float = Field(1.0, ge=1.0, description="downlink : uplink bandwidth")
-    k: int | None = Field(None, ge=2, description="fat-tree arity (even)")
+    k: int | None = Field(None, ge=2, le=256, description="fat-tree arity (even)")
     dims: list[int] | None = Field(None, min_length=1, max_length=3,
                                    description="torus dimensions, e.g. [4, 4, 4]")
 
@@ -220,7 +243,7 @@ class ExplicitLink(_Strict):
 
     src: str
     dst: str
-    bandwidth_GBps: float = Field(..., gt=0, description="GB/s per direction")
+    bandwidth_GBps: float = Field(..., gt=0, le=_MAX_GBPS, description="GB/s per direction")
     latency_ns: float | None = Field(None, ge=0, description="default: by kind")
     kind: LinkKind = "custom"  # type: ignore[valid-type]
     duplex: bool = True
@@ -342,6 +365,16 @@ class TopologySpec(_Strict):
                 "the topology has no accelerators; add a nodes: template or a device of "
                 "kind: accelerator"
             )
+        total = (sum(n.count * n.accelerators for n in self.nodes)
+                 + sum(d.kind == "accelerator" for d in self.devices))
+        if self.fabric is not None and self.fabric.dims:
+            total = max(total, math.prod(self.fabric.dims))
+        limit = max_accelerators()
+        if total > limit:
+            raise ValueError(
+                f"{total:,} accelerators is more than the limit of {limit:,} (set the "
+                f"environment variable {ENV_MAX_ACCELERATORS} to raise it, if this machine "
+                "has the memory)")
         return self
 
 

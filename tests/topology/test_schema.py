@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,42 @@ def test_json_schema_accepts_every_bundled_topology_and_rejects_a_bad_one() -> N
         assert errors == [], f"{path.name}: {errors}"
     bad = {"name": "x", "nodes": [{"count": 2}]}  # neither accelerator nor preset
     assert list(validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("nodes:\n  - {accelerator: H100, count: 1000000000}", "nodes[0].count: input should be less"),
+    ("nodes:\n  - {accelerator: H100, accelerators: 10000000}", "nodes[0].accelerators"),
+    ("nodes:\n  - {accelerator: H100, count: 2}\nfabric: {topology: leaf-spine, spines: "
+     "100000000, nodes_per_leaf: 1}", "fabric.spines"),
+    ("nodes:\n  - {preset: {}}", "nodes[0].preset: input should be 'dgx-a100'"),
+    ("nodes:\n  - {accelerator: H100, nvlink: {bandwidth_GBps: .inf}}", "finite number"),
+    ("nodes:\n  - {accelerator: H100, nvlink: {bandwidth_GBps: 1e308}}", "less than or equal"),
+    ("nodes:\n  - {accelerator: H100, count: 20000}\nfabric: {topology: single-switch}",
+     "160,000 accelerators is more than the limit of 131,072"),
+])
+def test_oversized_and_non_finite_topologies_are_refused_before_building(
+        tmp_path, text: str, expected: str) -> None:
+    import time
+
+    from simcluster.topology import load_cluster
+
+    path = tmp_path / "t.yaml"
+    path.write_text("name: x\n" + text + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(TopologyError, match=re.escape(expected)):
+        load_cluster(path)
+    assert time.perf_counter() - t0 < 10.0
+
+
+def test_the_accelerator_limit_can_be_raised(tmp_path, monkeypatch) -> None:
+    from simcluster.topology.schema import ENV_MAX_ACCELERATORS, max_accelerators
+
+    monkeypatch.setenv(ENV_MAX_ACCELERATORS, "8")
+    assert max_accelerators() == 8
+    from simcluster.topology import load_cluster
+
+    path = tmp_path / "t.yaml"
+    path.write_text("name: x\nnodes:\n  - {accelerator: H100, count: 2}\n"
+                    "fabric: {topology: single-switch}\n")
+    with pytest.raises(TopologyError, match="16 accelerators is more than the limit of 8"):
+        load_cluster(path)
