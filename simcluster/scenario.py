@@ -86,6 +86,9 @@ class Scenario:
             YAML path, or None (``packed``).
         whatif: :class:`WhatIf`.
         top_links: links the summary lists (busiest and bottleneck).
+        predict_kernels: predict every compute op that carries FLOPs or bytes with the
+            compute model, even where a duration was recorded (checks the model against
+            real kernels; ``docs/compute.md``).
     """
 
     workload: Workload
@@ -93,6 +96,7 @@ class Scenario:
     placement: Placement | str | Path | None = None
     whatif: WhatIf = field(default_factory=WhatIf)
     top_links: int = 10
+    predict_kernels: bool = False
 
     def target(self) -> tuple[Cluster, str | None]:
         """The cluster to simulate on, what-ifs applied, and a sentence when it was built from
@@ -138,7 +142,8 @@ class Scenario:
 
         cluster, note = self.target()
         bound = bind(self.workload, cluster, self.placement)
-        options = SimOptions.for_workload(self.workload, slowdown=dict(self.whatif.slow_ranks),
+        options = SimOptions.for_workload(self.workload, predict=self.predict_kernels,
+                                          slowdown=dict(self.whatif.slow_ranks),
                                           progress=progress, freeze_gc=freeze_gc)
         try:
             run = simulate(bound, options)
@@ -154,14 +159,15 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
            slow_ranks: Mapping[int, float] | None = None,
            price: float | dict[str, float] | None = None, token_budget: float | None = None,
            top_links: int = 10, step: str | int = "all", et: str | Path | None = None,
-           model_copies: bool = False, align: str = "clock",
+           model_copies: bool = False, align: str = "clock", predict_kernels: bool = False,
            progress: Progress | None = None) -> Result:
     """Load (where given paths) and run a :class:`Scenario`: what ``simcluster replay`` does.
 
     ``workload`` is a Workload or a path :func:`~simcluster.workload.load_workload` reads
     (``step``, ``et``, ``model_copies`` and ``align`` apply to recorded traces);
     ``topology`` a Cluster, a topology YAML path, or None for the recorded accelerator. The
-    other arguments are the :class:`WhatIf` fields, the placement and ``top_links``.
+    other arguments are the :class:`WhatIf` fields, the placement, ``top_links`` and
+    ``predict_kernels``.
     """
     wl = workload if isinstance(workload, Workload) else load_workload(
         workload, step=step, et=et, model_copies=model_copies, align=align)
@@ -169,4 +175,5 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
         topology)
     whatif = WhatIf(device=device, scale_links=dict(scale_links or {}),
                     slow_ranks=dict(slow_ranks or {}), price=price, token_budget=token_budget)
-    return Scenario(wl, cluster, placement, whatif, top_links).run(progress=progress)
+    return Scenario(wl, cluster, placement, whatif, top_links, predict_kernels).run(
+        progress=progress)

@@ -123,6 +123,9 @@ def replay(
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="print only the mean step time, in microseconds (us)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    predict_kernels: Annotated[bool, typer.Option(
+        "--predict-kernels", help="predict every compute op that carries FLOPs or bytes with "
+        "the compute model, even where the trace recorded its duration")] = False,
     scale_link: Annotated[Optional[list[str]], typer.Option(
         help="what-if: KIND=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5)")] = None,
     slow_rank: Annotated[Optional[list[str]], typer.Option(
@@ -142,7 +145,8 @@ def replay(
                     scale_links={k: float(v) for k, v in pairs("--scale-link", scale_link or [])},
                     slow_ranks={int(k): float(v) for k, v in pairs("--slow-rank",
                                                                      slow_rank or [])})
-    scenario = Scenario(workload, cluster, placement, whatif, top_links=top)
+    scenario = Scenario(workload, cluster, placement, whatif, top_links=top,
+                        predict_kernels=predict_kernels)
     if (not quiet and not as_json and workload.num_ops >= PROGRESS_MIN_OPS
             and Console(stderr=True).is_terminal):
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),

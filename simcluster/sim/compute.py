@@ -115,6 +115,9 @@ class ComputeModel:
         recorded_spec: the device recorded durations come from; when set, a recorded
             duration on another device is retargeted (module docstring). None: recorded
             durations are used as they are.
+        predict: ignore recorded compute durations wherever the op carries FLOPs or bytes,
+            and predict them with the roofline instead (ops without work keep theirs): how
+            the compute model is checked against real kernels (``replay --predict-kernels``).
     """
 
     calibrations: dict[str, DeviceCalibration] = field(
@@ -122,6 +125,7 @@ class ComputeModel:
     chip_of: dict[str, str] = field(default_factory=lambda: dict(CHIP_OF))
     default: DeviceCalibration = UNCALIBRATED
     recorded_spec: AcceleratorSpec | None = None
+    predict: bool = False
 
     def calibration(self, spec: AcceleratorSpec) -> DeviceCalibration:
         """The calibration that ``spec`` uses."""
@@ -178,10 +182,13 @@ def resolve_durations(
     Parameters are per-op arrays; ``recorded`` is NaN where no duration was recorded; op i
     has dtype ``dtype_names[dtype_code[i]]`` ("" for none) and runs on
     ``specs[spec_index[i]]``. Recorded compute durations are retargeted when
-    ``model.recorded_spec`` is set and differs from the op's device.
+    ``model.recorded_spec`` is set and differs from the op's device, and predicted instead
+    when ``model.predict`` is set and the op has FLOPs or bytes.
     """
     out = np.full(len(kind), np.nan)
     has = ~np.isnan(recorded)
+    if model.predict:  # forget recorded compute durations that the model can predict
+        has &= ~((kind == "compute") & ((flops > 0) | (nbytes > 0)))
     timed = (kind == "compute") | (kind == "host")
     d2d = (kind == "memcpy") & (copy_kind == "D2D")
     use = (timed | d2d) & has

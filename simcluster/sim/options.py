@@ -38,9 +38,11 @@ class SimOptions:
     freeze_gc: bool = True
 
     @classmethod
-    def for_workload(cls, workload: Workload, **kwargs: Any) -> SimOptions:
+    def for_workload(cls, workload: Workload, predict: bool = False,
+                     **kwargs: Any) -> SimOptions:
         """Options whose compute model retargets recorded durations from the device the
-        workload names as its recording device (``docs/compute.md``)."""
+        workload names as its recording device (``docs/compute.md``), or, with ``predict``,
+        predicts every compute op that carries FLOPs or bytes instead."""
         rec = workload.meta.recorded_device
         spec = lookup(rec) if rec else None
-        return cls(compute=ComputeModel(recorded_spec=spec), **kwargs)
+        return cls(compute=ComputeModel(recorded_spec=spec, predict=predict), **kwargs)

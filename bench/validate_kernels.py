@@ -1,0 +1,89 @@
+"""The compute model against real kernels: predicted vs recorded duration per kernel class.
+
+For every recorded PyTorch-profiler trace in ../shared/data/kineto whose kernels carry FLOPs
+or bytes (the importer derives them from the shapes of their aten ops), every such compute op
+is predicted by the calibrated compute model on the recording device and compared with its
+recorded duration. Per trace and class: kernels, recorded and predicted time (sums), the error
+of the sums (what a GPU-bound step would see) and the per-kernel MAPE and mean signed error.
+No parameter is fitted here: the traces are held out from the compute calibration (which used
+the Azure cuBLASLt and STREAM tables).
+
+    python bench/validate_kernels.py [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+from pathlib import Path
+
+import pyarrow as pa
+
+import simcluster as sc
+from simcluster.analysis.kernels import error_by_class, predicted_vs_recorded
+from simcluster.errors import SimclusterError
+from simcluster.topology.catalog import lookup
+
+ROOT = Path(__file__).resolve().parents[1]
+KINETO = ROOT.parent / "shared" / "data" / "kineto"
+
+
+def traces() -> list[Path]:
+    """The Kineto traces (single files and the multi-rank DLRM folder)."""
+    return [*sorted((KINETO / "single-rank").glob("*.json.gz")), KINETO / "dlrm-v100-8rank"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    print(f"# {datetime.date.today()}  {platform.machine()}  Python "
+          f"{platform.python_version()}  load {os.getloadavg()[0]:.2f}")
+    every = []
+    for path in traces():
+        try:
+            wl = sc.load_workload(path)
+        except SimclusterError as exc:
+            print(f"\n{path.name}: not imported ({exc})")
+            continue
+        spec = lookup(wl.meta.recorded_device) if wl.meta.recorded_device else None
+        if spec is None:
+            print(f"\n{path.name}: recorded device {wl.meta.recorded_device!r} not in the "
+                  "catalog; skipped")
+            continue
+        pairs = predicted_vs_recorded(wl, spec)
+        if pairs.num_rows == 0:
+            print(f"\n{path.name} ({spec.model}): no kernel with FLOPs or bytes; skipped")
+            continue
+        every.append(pairs)
+        show(f"{path.name} ({spec.model})", error_by_class(pairs), args.markdown)
+    if every:
+        show("all traces", error_by_class(pa.concat_tables(every)), args.markdown)
+
+
+def show(title: str, table: pa.Table, markdown: bool) -> None:
+    """One trace's per-class table."""
+    rows = table.to_pylist()
+    if markdown:
+        print(f"\n**{title}**\n")
+        print("| class | kernels | recorded (ms) | predicted (ms) | time error | MAPE | "
+              "mean signed |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['class']} | {r['kernels']:,} | {r['recorded_us'] / 1e3:.2f} | "
+                  f"{r['predicted_us'] / 1e3:.2f} | {100 * r['time_error']:+.1f} % | "
+                  f"{100 * r['mape']:.0f} % | {100 * r['mean_signed']:+.0f} % |")
+        return
+    print(f"\n{title}")
+    print(f"{'class':<12} {'kernels':>8} {'rec ms':>9} {'pred ms':>9} {'time err':>9} "
+          f"{'MAPE':>7} {'signed':>7}")
+    for r in rows:
+        print(f"{r['class']:<12} {r['kernels']:>8,} {r['recorded_us'] / 1e3:>9.2f} "
+              f"{r['predicted_us'] / 1e3:>9.2f} {100 * r['time_error']:>+8.1f}% "
+              f"{100 * r['mape']:>6.0f}% {100 * r['mean_signed']:>+6.0f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The compute model against recorded kernels: classes, predictions, the predict mode."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import simcluster as sc
+from simcluster.analysis.kernels import error_by_class, kernel_class, predicted_vs_recorded
+from simcluster.sim.compute import ComputeModel, kernel_us
+from simcluster.topology.catalog import lookup
+from tests.conftest import workload
+
+H100 = lookup("H100")
+
+
+def _recorded(rows: list[dict]) -> sc.Workload:
+    wl = workload(rows)
+    return dataclasses.replace(wl, meta=dataclasses.replace(wl.meta, recorded_device=H100.model))
+
+
+ROWS = [
+    {"rank": 0, "kind": "compute", "name": "sm90_xmma_gemm_bf16", "duration_us": 100.0,
+     "flops": 1e12, "bytes_accessed": 10**8, "dtype": "bf16"},
+    {"rank": 0, "kind": "compute", "name": "vectorized_elementwise_kernel", "duration_us": 5.0,
+     "bytes_accessed": 10**6, "dtype": "bf16"},
+    {"rank": 0, "kind": "compute", "name": "no work", "duration_us": 7.0},
+]
+
+
+def _model_us(flops: float, nbytes: float) -> float:
+    cal = ComputeModel().calibration(H100)
+    return float(kernel_us([flops], [nbytes], H100.peak_flops_per_us("bf16"),
+                           H100.hbm_GBps * 1e3, cal)[0])
+
+
+def test_classes_follow_the_names() -> None:
+    assert [kernel_class(n) for n in ("Cijk_Alik_Bljk_SB", "cudnn::bn_fw_tr_1C11",
+                                      "reduce_kernel<512>", "some_custom_op")] == [
+        "gemm", "norm", "reduction", "other"]
+
+
+def test_predicted_vs_recorded_uses_the_model_on_the_recording_device() -> None:
+    pairs = predicted_vs_recorded(_recorded(ROWS), H100).to_pylist()
+    assert [p["class"] for p in pairs] == ["gemm", "elementwise"]  # "no work" left out
+    assert pairs[0]["predicted_us"] == pytest.approx(_model_us(1e12, 1e8))
+    assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6))
+    assert pairs[1]["error"] == pytest.approx((pairs[1]["predicted_us"] - 5.0) / 5.0)
+    table = error_by_class(predicted_vs_recorded(_recorded(ROWS), H100)).to_pylist()
+    assert table[-1]["class"] == "all" and table[-1]["kernels"] == 2
+    assert table[-1]["recorded_us"] == 105.0
+
+
+def test_predict_kernels_replaces_recorded_durations_that_the_model_can_predict() -> None:
+    wl = _recorded(ROWS)
+    cluster = sc.Scenario(wl).target()[0]
+    as_recorded = sc.Scenario(wl, cluster).run()
+    predicted = sc.Scenario(wl, cluster, predict_kernels=True).run()
+    assert as_recorded.step_time_us == pytest.approx(112.0)
+    assert predicted.step_time_us == pytest.approx(_model_us(1e12, 1e8) + _model_us(0, 1e6)
+                                                   + 7.0)
