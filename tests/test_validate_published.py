@@ -1,0 +1,139 @@
+"""bench/validate_published.py: the published data parses, rows map to the configurations
+a reader of the source would write down, and skipped rows say why. No timing or accuracy is
+checked here (docs/validation.md has the measured figures)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections import Counter
+
+import pytest
+
+import simcluster as sc
+from tests.conftest import ROOT
+
+DATA = ROOT / "bench" / "data" / "published"
+
+
+@pytest.fixture(scope="module")
+def vp():
+    """The bench script as a module."""
+    spec = importlib.util.spec_from_file_location("validate_published",
+                                                  ROOT / "bench" / "validate_published.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["validate_published"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def rows(vp):
+    return {r["row_id"]: r for r in vp.read_csv(DATA / "training_steps.csv")}
+
+
+def test_csv_parses_with_sources_splits_and_step_times(vp, rows) -> None:
+    assert len(rows) == 425
+    assert all(r["source_id"] and r["source_ref"] for r in rows.values())
+    splits = Counter(vp.split_of(r) for r in rows.values())
+    # 179 calibrate rows plus S7's 11 marked "calibrate (low confidence) or exclude"
+    assert splits == {"validate": 235, "calibrate": 190}
+    for r in rows.values():
+        if r["derived_step_time_s"]:
+            assert float(r["derived_step_time_s"]) > 0
+    assert (DATA / "SOURCES.md").is_file()
+    assert sorted(p.name for p in (DATA / "nccl").glob("*.txt")) == [
+        "coreweave_gb200_nvl72_1rack_72gpu_allreduce.txt",
+        "coreweave_gb200_nvl72_20racks_1440gpu_allreduce.txt",
+        "coreweave_gb200_nvl72_2racks_144gpu_allreduce.txt",
+        "coreweave_h100_64gpu_sharp_allreduce.txt",
+        "gcp_a3mega_h100_2node_16gpu_allreduce.txt",
+    ]
+
+
+def test_nemo_gpt3_175b_row_maps_to_its_published_configuration(vp, rows) -> None:
+    # dgxc-benchmarking GPT-3 175B BF16, 128 GPUs: TP 4, PP 8, VP 12, MBS 1, GBS 256.
+    m = vp.map_row(rows["61"])
+    assert (m.gpu, m.gpus, m.tp, m.pp, m.dp) == ("H100-SXM5-80GB", 128, 4, 8, 4)
+    q = m.params
+    assert (q["micro_batch"], q["global_batch"], m.micro_batches) == (1, 256, 64)
+    assert q["schedule"] == "1f1b-interleaved:12"
+    assert (q["sequence_parallel"], q["recompute"], q["zero"], q["dtype"]) == (
+        True, "none", 1, "bf16")
+    assert (q["layers"], q["hidden"], q["heads"], q["vocab"], q["seq_len"]) == (
+        96, 12288, 96, 50257, 2048)
+    assert m.measured_s == pytest.approx(8.309)
+    assert m.split == "validate"
+
+
+def test_llm_foundry_rows_map_to_fsdp_data_parallel(vp, rows) -> None:
+    # MPT-7b on 512 H100: FSDP FULL_SHARD, micro-batch 6, GBS 3072, no accumulation.
+    m = vp.map_row(rows["116"])
+    assert (m.gpu, m.gpus, m.tp, m.pp, m.dp) == ("H100-SXM5-80GB", 512, 1, 1, 512)
+    assert (m.params["micro_batch"], m.global_batch, m.micro_batches) == (6, 3072, 1)
+    assert (m.params["zero"], m.params["recompute"], m.params["dtype"]) == (3, "none", "bf16")
+    assert m.nics is None
+    # MPT-70b on 128 A100-40GB: full recompute, FSDP PURE (bf16 gradients), RoCE servers.
+    m = vp.map_row(rows["245"])
+    assert (m.gpu, m.gpus, m.dp, m.global_batch, m.params["micro_batch"]) == (
+        "A100-SXM4-40GB", 128, 128, 512, 4)
+    assert (m.params["recompute"], m.params["zero"], m.params["grad_bytes"]) == ("full", 3, 2)
+    assert m.nics == {"count": 8, "bandwidth_GBps": 25.0, "kind": "ethernet"}
+    # SHARD_GRAD_OP is ZeRO-2.
+    assert vp.map_row(rows["119"]).params["zero"] == 2
+
+
+def test_unpublished_settings_are_assumed_and_said(vp, rows) -> None:
+    m = vp.map_row(rows["355"])  # Megatron-Core weak scaling, 1.7B on 48 H100
+    assert (m.tp, m.pp, m.dp, m.global_batch, m.params["micro_batch"]) == (1, 1, 48, 192, 1)
+    assert "micro-batch 1 (not published)" in m.assumptions
+    assert m.params["zero"] == 1 and m.params["dtype"] == "bf16"
+    assert m.params["tied_embeddings"] is False  # the source's stated assumption
+
+
+@pytest.mark.parametrize("row_id, reason", [
+    ("1", "context parallelism"),          # Llama 3.1 8B, CP 2
+    ("81", "MoE"),                          # Grok-1
+    ("99", "GPU not in the catalog: GB200"),
+    ("323", "GPU not in the catalog: H100 96GB"),
+    ("365", "model dimensions not published"),
+    ("415", "no measured step time"),
+])
+def test_skipped_rows_say_why(vp, rows, row_id: str, reason: str) -> None:
+    s = vp.map_row(rows[row_id])
+    assert isinstance(s, vp.Skip) and reason in s.reason
+
+
+def test_every_row_maps_or_is_skipped_with_a_reason(vp, rows) -> None:
+    mapped, skipped = vp.map_rows(rows.values())
+    assert len(mapped) + len(skipped) == len(rows)
+    assert all(s.reason for s in skipped)
+    for m in mapped:  # every mapped row is a valid generator configuration
+        assert m.tp * m.pp * m.dp == m.gpus
+        assert m.global_batch % (m.params["micro_batch"] * m.dp) == 0
+
+
+def test_mapped_row_generates_and_its_cluster_has_its_gpus(vp, rows) -> None:
+    m = vp.map_row(rows["35"])  # Nemotron-4 15B, TP 4 x DP 4 on 16 H100
+    spec = vp.cluster_spec(m.gpu, m.gpus, m.nics)
+    assert spec["nodes"][0]["count"] == 2 and spec["fabric"]["topology"] == "rail-optimized"
+    assert len(vp.cluster_for(m.gpu, m.gpus).accelerators) == 16
+    wl = sc.generate("transformer", **{**m.params, "layers": 2, "global_batch": 16})
+    assert wl.num_ranks == 16
+
+
+def test_report_lists_skip_reasons_with_counts(vp, tmp_path, capsys) -> None:
+    saved = tmp_path / "none.json"
+    saved.write_text(json.dumps([]))
+    vp.main(["--split", "all", "--source", "S6", "--load", str(saved)])
+    out = capsys.readouterr().out
+    assert "| calibrate | MoE model (not modelled by the transformer generator) | 17 |" in out
+    assert "| calibrate | GPU not in the catalog: GB200 | 7 |" in out
+    assert "| calibrate | not run (no saved prediction) | 2 |" in out  # the H100 rows
+
+
+def test_spearman_is_rank_correlation_with_ties(vp) -> None:
+    assert vp.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert vp.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert vp.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)
