@@ -42,17 +42,20 @@ from simcluster.workload import Workload, load_workload, write_workload
 __version__ = "0.1.0"
 
 
-def generate(name: str, **params: Any) -> Workload:
+def generate(name: str, /, **params: Any) -> Workload:
     """A synthetic workload from generator ``name`` (``data-parallel``, ``transformer``) and
     its parameters, as ``simcluster generate NAME`` and sweeps take them.
 
     Raises:
         WorkloadError: unknown generator or parameter, or a configuration that cannot work.
 
+    ``name`` is positional-only, so that a generator's own ``name`` parameter (the
+    workload's name) can be given too.
+
     Example:
-        >>> wl = generate("transformer", preset="llama2-7b", layers=2, tp=2, dp=2)
-        >>> wl.num_ranks
-        4
+        >>> wl = generate("transformer", preset="llama2-7b", layers=2, tp=2, dp=2, name="x")
+        >>> wl.num_ranks, wl.meta.name
+        (4, 'x')
     """
     from simcluster.workload.generate.registry import generate as run_generator
 
