@@ -18,6 +18,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "workload": ("a native workload (Parquet)",
                  "give it as the TRACE of `simcluster replay` or `simcluster trace info`"),
     "topology": ("a topology file", "give it with --topology (-t)"),
+    "accelerators": ("an accelerator file (user-defined accelerator_models)",
+                     "give it with `simcluster replay --device-file FILE`, or list it under "
+                     "accelerator_files: in a topology"),
     "placement": ("a placement file", "give it with --placement"),
     "sweep": ("a sweep spec", "run it with `simcluster sweep FILE --out DIR`"),
     "kineto": ("a PyTorch profiler (Kineto) trace",
@@ -27,7 +30,8 @@ KINDS: dict[str, tuple[str, str]] = {
                  "compare against it with `simcluster collectives -t TOPOLOGY --compare FILE`"),
     "run-folder": ("a run folder", "give it to `simcluster report`, `export` or `diff`"),
 }
-_TOPOLOGY_KEYS = {"nodes", "fabric", "devices", "links", "accelerator_models"}
+_TOPOLOGY_KEYS = {"nodes", "fabric", "devices", "links", "accelerator_models",
+                  "accelerator_files"}
 
 
 def identify(path: str | Path) -> str | None:
@@ -68,6 +72,9 @@ def _yaml_kind(text: str) -> str | None:
     if not isinstance(doc, dict):
         return None
     keys = set(map(str, doc))
+    if "accelerator_models" in keys and not keys & (_TOPOLOGY_KEYS - {"accelerator_models"}
+                                                      | {"name"}):
+        return "accelerators"
     if keys & _TOPOLOGY_KEYS:
         return "topology"
     if {"axes", "base"} <= keys or "axes" in keys and "points" in keys:

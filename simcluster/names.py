@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 def normalize(name: str) -> str:
@@ -32,3 +32,32 @@ def suggestion(name: str, known: Iterable[str]) -> str:
     pool = {normalize(k): k for k in known}
     close = difflib.get_close_matches(normalize(name), list(pool), n=1, cutoff=0.6)
     return f"did you mean {pool[close[0]]!r}? " if close else ""
+
+
+def loose(name: str) -> str:
+    """Lower case with every character that is not a letter or a digit removed: the key
+    under which device names match (``NVIDIA A100-SXM4-80GB`` -> ``nvidiaa100sxm480gb``)."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def closest(name: str, labels: Mapping[str, Iterable[str]], n: int = 1,
+            cutoff: float = 0.6) -> list[str]:
+    """The labels whose names are most similar to ``name``, best first.
+
+    Each label (a model) has several names (its aliases); a label scores the best similarity
+    (``difflib`` ratio of the :func:`loose` names, whole name against whole name) of any of
+    its names. Labels below ``cutoff`` are left out.
+
+    Example:
+        >>> closest("H100-PCIe-96GB", {"H100-PCIe-80GB": ["H100 PCIe"],
+        ...                            "V100-SXM2-16GB": ["Tesla V100-SXM2-16GB"]})
+        ['H100-PCIe-80GB']
+    """
+    want = loose(name)
+    scored = []
+    for label, aliases in labels.items():
+        keys = {loose(label), *map(loose, aliases)} - {""}
+        score = max((difflib.SequenceMatcher(None, want, k).ratio() for k in keys), default=0.0)
+        if score >= cutoff:
+            scored.append((-score, label))
+    return [label for _, label in sorted(scored)[:n]]

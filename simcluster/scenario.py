@@ -32,7 +32,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +41,8 @@ from simcluster.analysis.training import explain_oom
 from simcluster.errors import OutOfMemoryError, TopologyError
 from simcluster.placement import Placement, bind
 from simcluster.sim import SimOptions, simulate
-from simcluster.topology import Cluster, load_cluster
+from simcluster.topology import Cluster, load_cluster, resolve_device
+from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.topology.recorded import recorded_cluster
 from simcluster.topology.transform import scale_links, with_device
 from simcluster.workload import Workload, load_workload
@@ -59,7 +60,8 @@ class WhatIf:
     Attributes:
         device: accelerator model every accelerator of the cluster becomes (with a
             cluster); without one, the model of the one-server cluster to replay on
-            (default: the recorded accelerator).
+            (default: the recorded accelerator). A catalog name or alias, or a spec (a
+            user-defined part, :func:`~simcluster.topology.resolve_device`).
         scale_links: link kind or role -> factor on its bandwidth (``{"ib": 2.0}``).
         slow_ranks: rank -> factor on its compute and host ops' durations (1.3: 30 % slower).
         price: USD per accelerator-hour, one for all or per model (default: the topology's,
@@ -67,7 +69,7 @@ class WhatIf:
         token_budget: tokens to train on; the result then prices the whole training run.
     """
 
-    device: str | None = None
+    device: str | AcceleratorSpec | None = None
     scale_links: Mapping[str, float] = field(default_factory=dict)
     slow_ranks: Mapping[int, float] = field(default_factory=dict)
     price: float | dict[str, float] | None = None
@@ -154,7 +156,9 @@ class Scenario:
 
 
 def replay(workload: Workload | str | Path, topology: Cluster | str | Path | None = None, *,
-           placement: Placement | str | Path | None = None, device: str | None = None,
+           placement: Placement | str | Path | None = None,
+           device: str | AcceleratorSpec | None = None,
+           device_files: Sequence[str | Path] = (),
            scale_links: Mapping[str, float] | None = None,
            slow_ranks: Mapping[int, float] | None = None,
            price: float | dict[str, float] | None = None, token_budget: float | None = None,
@@ -167,13 +171,18 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
     (``step``, ``et``, ``model_copies`` and ``align`` apply to recorded traces);
     ``topology`` a Cluster, a topology YAML path, or None for the recorded accelerator. The
     other arguments are the :class:`WhatIf` fields, the placement, ``top_links`` and
-    ``predict_kernels``.
+    ``predict_kernels``; ``device`` may name a model of the accelerator files
+    ``device_files``, or be the path of an accelerator file
+    (:func:`~simcluster.topology.resolve_device`).
     """
     wl = workload if isinstance(workload, Workload) else load_workload(
         workload, step=step, et=et, model_copies=model_copies, align=align)
     cluster = topology if topology is None or isinstance(topology, Cluster) else load_cluster(
         topology)
-    whatif = WhatIf(device=device, scale_links=dict(scale_links or {}),
+    chosen = device
+    if device_files or (isinstance(device, str) and device.lower().endswith((".yaml", ".yml"))):
+        chosen = resolve_device(device, device_files)
+    whatif = WhatIf(device=chosen, scale_links=dict(scale_links or {}),
                     slow_ranks=dict(slow_ranks or {}), price=price, token_budget=token_budget)
     return Scenario(wl, cluster, placement, whatif, top_links, predict_kernels).run(
         progress=progress)

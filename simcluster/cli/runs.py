@@ -31,7 +31,8 @@ from simcluster.sim.algorithms import algorithm_names
 from simcluster.export import load_run
 from simcluster.placement import STRATEGIES
 from simcluster.scenario import Scenario, WhatIf
-from simcluster.topology import load_cluster
+from simcluster.topology import load_cluster, resolve_device
+from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.workload import load_workload
 
 # -- collectives ----------------------------------------------------------------------------------
@@ -110,7 +111,11 @@ def replay(
         "accelerator, one per rank")] = None,
     device: Annotated[Optional[str], typer.Option(
         help="accelerator model: with --topology, every accelerator becomes it (what-if); "
-        "without, a one-server cluster of it (default: the recorded one)")] = None,
+        "without, a one-server cluster of it (default: the recorded one). A catalog name or "
+        "alias, a model of --device-file, or an accelerator file of one model")] = None,
+    device_file: Annotated[Optional[list[Path]], typer.Option(
+        "--device-file", help="accelerator file (user-defined accelerator_models, "
+        "docs/formats.md) whose models --device may name; one model: it is the device")] = None,
     step: Annotated[str, typer.Option(help=STEP_HELP)] = "all",
     et: Annotated[Optional[Path], typer.Option("--et", help=ET_HELP)] = None,
     model_copies: Annotated[bool, typer.Option("--model-copies", help=COPIES_HELP)] = False,
@@ -141,7 +146,10 @@ def replay(
     workload = load_workload(trace, step=step_option(step), et=et, model_copies=model_copies,
                              align=align_option(align))
     cluster = None if topology is None else load_cluster(topology)
-    whatif = WhatIf(device=device, price=price, token_budget=token_budget,
+    chosen: str | AcceleratorSpec | None = device
+    if device_file or (device or "").lower().endswith((".yaml", ".yml")):
+        chosen = resolve_device(device, device_file or [])
+    whatif = WhatIf(device=chosen, price=price, token_budget=token_budget,
                     scale_links={k: float(v) for k, v in pairs("--scale-link", scale_link or [])},
                     slow_ranks={int(k): float(v) for k, v in pairs("--slow-rank",
                                                                      slow_rank or [])})

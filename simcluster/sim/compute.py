@@ -95,11 +95,14 @@ CALIBRATIONS: dict[str, DeviceCalibration] = {"A100": A100_CALIBRATION,
 
 # Which calibrated chip each catalog model uses. Same chip, other memory: A100-40GB uses the
 # A100 fit, H200 the H100 fit. V100 has no measurements here: it borrows the A100 fractions
-# (an assumption, see docs/compute.md).
+# (an assumption, see docs/compute.md). H800 is the H100 SXM5 chip at the same clocks and
+# HBM (only NVLink and FP64 differ); the A100 PCIe cards are the A100 chip at a lower power
+# limit (an assumption). Other catalog parts are datasheet-only (``UNCALIBRATED``).
 CHIP_OF: dict[str, str] = {
     "A100-SXM4-80GB": "A100", "A100-SXM4-40GB": "A100",
     "H100-SXM5-80GB": "H100", "H200": "H100",
     "V100-SXM2-32GB": "A100", "V100-SXM2-16GB": "A100", "V100-SXM3-32GB": "A100",
+    "H800-SXM5-80GB": "H100", "A100-PCIe-80GB": "A100", "A100-PCIe-40GB": "A100",
 }
 
 

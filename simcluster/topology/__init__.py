@@ -6,6 +6,11 @@ from pathlib import Path
 
 from simcluster.errors import TopologyError
 from simcluster.filekinds import hint, identify
+from simcluster.topology.accelerator_file import (
+    load_accelerator_file,
+    load_listed,
+    resolve_device,
+)
 from simcluster.topology.build import build
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.fabrics import (
@@ -20,8 +25,8 @@ from simcluster.topology.schema import TopologySpec, json_schema
 from simcluster.yamlfile import read_yaml, validate
 
 __all__ = ["Cluster", "Fabric", "FabricContext", "Route", "Router", "TopologySpec", "build",
-           "json_schema", "load_cluster", "register_fabric", "registered_fabric",
-           "unregister_fabric"]
+           "json_schema", "load_accelerator_file", "load_cluster", "register_fabric",
+           "registered_fabric", "resolve_device", "unregister_fabric"]
 
 
 def load_cluster(path: str | Path) -> Cluster:
@@ -33,9 +38,13 @@ def load_cluster(path: str | Path) -> Cluster:
     Returns:
         The built Cluster.
 
+    The accelerator files the topology lists (``accelerator_files:``) are read too, relative
+    to the topology file.
+
     Raises:
-        TopologyError: the file is missing, not YAML, breaks the schema, or describes an
-            inconsistent graph; the message names the line, the YAML path and the fix.
+        TopologyError: the file (or an accelerator file it lists) is missing, not YAML,
+            breaks the schema, or describes an inconsistent graph; the message names the
+            line, the YAML path and the fix.
 
     Example:
         >>> from simcluster.topology import load_cluster
@@ -48,4 +57,6 @@ def load_cluster(path: str | Path) -> Cluster:
     doc = read_yaml(path, TopologyError)
     spec = validate(doc, TopologySpec, TopologyError)
     assert isinstance(spec, TopologySpec)
-    return build(spec, source=path, doc=doc)
+    models = load_listed(spec.accelerator_files, Path(path).parent, doc,
+                         inline=spec.accelerator_models)
+    return build(spec, source=path, doc=doc, models=models)

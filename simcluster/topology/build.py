@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import networkx as nx
@@ -18,34 +19,31 @@ import numpy as np
 from simcluster.errors import TopologyError
 from simcluster.topology import catalog
 from simcluster.topology.builder import GraphBuilder, link_latency, route_cost
+from simcluster.topology.accelerator_file import to_spec
 from simcluster.topology.catalog import AcceleratorSpec
+from simcluster.topology.identification import unknown_message
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.fabrics import FabricContext, NicProps, build_fabric, get_fabric
 from simcluster.yamlfile import YamlDocument
-from simcluster.topology.schema import CustomAccelerator, NodeTemplate, TopologySpec
+from simcluster.topology.schema import NodeTemplate, TopologySpec
 
 
 def _efficiency(spec: TopologySpec, kind: str) -> float:
     return spec.network.link_efficiency.get(kind, catalog.LINK_EFFICIENCY[kind])
 
 
-def _custom_specs(spec: TopologySpec) -> dict[str, AcceleratorSpec]:
-    return {name: _to_spec(name, m) for name, m in spec.accelerator_models.items()}
-
-
-def _to_spec(name: str, m: CustomAccelerator) -> AcceleratorSpec:
-    return AcceleratorSpec(
-        model=name,
-        peak_tflops=dict(m.peak_tflops),
-        hbm_GiB=m.hbm_GiB,
-        hbm_GBps=m.hbm_GBps,
-        nvlink_GBps=m.nvlink_GBps,
-        pcie_gen=m.pcie_gen,
-        launch_overhead_us=m.launch_overhead_us,
-        source=m.source,
-        vendor="custom",
-        nvls=m.nvls,
-    )
+def _custom_specs(spec: TopologySpec, models: Mapping[str, AcceleratorSpec] | None,
+                  b: GraphBuilder) -> dict[str, AcceleratorSpec]:
+    """The user-defined models: inline ``accelerator_models`` and those of the topology's
+    accelerator files (``models``, read by ``load_cluster``)."""
+    if spec.accelerator_files and models is None:
+        raise TopologyError(f"{b.at('accelerator_files')}accelerator files are read by "
+                            "load_cluster (or pass their models to build(models=...)).")
+    inline = {name: to_spec(name, m) for name, m in spec.accelerator_models.items()}
+    for name in inline.keys() & set(models or {}):
+        raise TopologyError(f"{b.at(f'accelerator_models.{name}')}accelerator model {name!r} "
+                            "is also defined in an accelerator file; keep one definition.")
+    return {**(models or {}), **inline}
 
 
 def _resolve_model(
@@ -53,13 +51,7 @@ def _resolve_model(
 ) -> AcceleratorSpec:
     spec = catalog.lookup(model, custom)
     if spec is None:
-        known = sorted(set(catalog.known_models()) | set(custom))
-        close = difflib.get_close_matches(model, known, n=1, cutoff=0.4)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise TopologyError(
-            f"{b.at(loc)}unknown accelerator model {model!r}; {hint}known models: "
-            f"{', '.join(known)}. Define others under accelerator_models:."
-        )
+        raise TopologyError(f"{b.at(loc)}{unknown_message(model, extra=custom)}")
     return spec
 
 
@@ -155,7 +147,8 @@ def _check_connected(b: GraphBuilder) -> None:
 
 
 def build(
-    spec: TopologySpec, source: str | Path = "<topology>", doc: YamlDocument | None = None
+    spec: TopologySpec, source: str | Path = "<topology>", doc: YamlDocument | None = None,
+    models: Mapping[str, AcceleratorSpec] | None = None,
 ) -> Cluster:
     """Build the cluster graph described by ``spec``.
 
@@ -163,6 +156,8 @@ def build(
         spec: a validated topology.
         source: file name used in error messages.
         doc: the parsed YAML, if any, so that errors can name lines.
+        models: user-defined accelerators from outside the topology (its accelerator files,
+            or a ``--device`` part), by name.
 
     Returns:
         The Cluster.
@@ -173,7 +168,7 @@ def build(
     """
     source = str(source)
     b = GraphBuilder(source=source, doc=doc)
-    custom = _custom_specs(spec)
+    custom = _custom_specs(spec, models, b)
     specs: dict[str, AcceleratorSpec] = {}
     accelerators: list[str] = []
     hosts: list[str] = []

@@ -8,6 +8,7 @@ A topology names a cluster and describes it with any mix of:
 - ``devices`` and ``links``: explicit graph nodes and links, which may also attach to the
   template-made ones by name (``node0/nic1``);
 - ``accelerator_models``: accelerators that are not in the catalog;
+- ``accelerator_files``: YAML files that define more of them (``AcceleratorFileSpec``);
 - ``network``: parameters of the collective model.
 
 Bandwidths are GB/s (1e9 B/s) per direction, latencies ns, capacities GiB. See
@@ -34,6 +35,7 @@ from simcluster.topology.catalog import (
     DEFAULT_NVLS_EFFICIENCY,
     DEFAULT_PROTOCOL_OVERHEAD_US,
     LINK_KINDS,
+    SCALE_UP_KINDS,
 )
 
 LinkKind = Literal[LINK_KINDS]  # type: ignore[valid-type]
@@ -255,17 +257,29 @@ class ExplicitLink(_Strict):
         return self
 
 
+# The dtypes a peak can be given for (the ops' ``dtype`` values that select a peak).
+DTYPES: tuple[str, ...] = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "fp6", "fp4", "int8")
+ScaleUp = Literal[SCALE_UP_KINDS]  # type: ignore[valid-type]
+
+
 class CustomAccelerator(_Strict):
-    """An accelerator model defined in the topology file."""
+    """An accelerator model defined in a topology file or an accelerator file."""
 
     peak_tflops: dict[str, float] = Field(..., min_length=1, description="dense TFLOP/s by dtype")
     hbm_GiB: float = Field(..., gt=0)
     hbm_GBps: float = Field(..., gt=0)
-    nvlink_GBps: float = Field(0.0, ge=0)
+    nvlink_GBps: float = Field(0.0, ge=0, description="scale-up bandwidth per direction, GB/s")
     pcie_gen: Literal[3, 4, 5] = 4
     launch_overhead_us: float = Field(2.0, ge=0)
     nvls: bool = Field(False, description="NVSwitch in-switch reduction (NVLink SHARP)")
     source: str = "defined in the topology file"
+    vendor: str = Field("custom", min_length=1)
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="other names of the part, e.g. the name a trace or nvidia-smi prints")
+    scale_up: ScaleUp | None = Field(  # type: ignore[valid-type]
+        None, description="how its scale-up links join a server; default: nvswitch if "
+        "nvlink_GBps > 0, else none")
 
     @model_validator(mode="after")
     def _positive_peaks(self) -> CustomAccelerator:
@@ -273,6 +287,15 @@ class CustomAccelerator(_Strict):
         if bad:
             raise ValueError(f"peak_tflops for {', '.join(bad)} must be positive")
         return self
+
+    @field_validator("peak_tflops")
+    @classmethod
+    def _known_dtypes(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = [k for k in value if k not in DTYPES]
+        if unknown:
+            raise ValueError(f"unknown dtype {', '.join(map(repr, unknown))}; use "
+                             f"{', '.join(DTYPES)}")
+        return value
 
 
 class NetworkParams(_Strict):
@@ -351,6 +374,10 @@ class TopologySpec(_Strict):
     name: str = Field(..., min_length=1)
     description: str = ""
     accelerator_models: dict[str, CustomAccelerator] = {}
+    accelerator_files: list[str] = Field(
+        default_factory=list,
+        description="accelerator files (paths relative to this file) whose "
+        "accelerator_models this topology may use")
     nodes: list[NodeTemplate] = []
     fabric: FabricSpec | None = None
     devices: list[DeviceSpec] = []
@@ -376,6 +403,14 @@ class TopologySpec(_Strict):
                 f"environment variable {ENV_MAX_ACCELERATORS} to raise it, if this machine "
                 "has the memory)")
         return self
+
+
+class AcceleratorFileSpec(_Strict):
+    """A file of user-defined accelerators: ``--device-file`` on replay, or listed under a
+    topology's ``accelerator_files:``."""
+
+    description: str = ""
+    accelerator_models: dict[str, CustomAccelerator] = Field(..., min_length=1)
 
 
 def json_schema() -> str:

@@ -42,18 +42,17 @@ def scale_links(cluster: Cluster, factors: dict[str, float]) -> Cluster:
                    name=f"{cluster.name} ({_describe(factors)})")
 
 
-def with_device(cluster: Cluster, model: str) -> Cluster:
-    """Every accelerator becomes ``model`` (catalog name or alias); links stay as they were.
+def with_device(cluster: Cluster, model: str | AcceleratorSpec) -> Cluster:
+    """Every accelerator becomes ``model`` (catalog name or alias, or a spec such as a
+    user-defined part); links stay as they were.
 
     Raises:
-        TopologyError: unknown model (the message lists the known ones).
+        TopologyError: unknown model (the message suggests the closest, lists the known ones
+            and says how to define one).
     """
-    spec = catalog.lookup(model)
+    spec = model if isinstance(model, AcceleratorSpec) else catalog.lookup(model)
     if spec is None:
-        raise TopologyError(
-            f"--device {model!r}: unknown accelerator model; known models: "
-            f"{', '.join(catalog.known_models())}."
-        )
+        raise TopologyError(f"--device {model!r}: {catalog.unknown_message(str(model))}")
     specs: dict[str, AcceleratorSpec] = {a: spec for a in cluster.specs}
     graph = cluster.graph.copy()
     for a in cluster.specs:

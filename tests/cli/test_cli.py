@@ -85,7 +85,7 @@ BAD_TOPOLOGIES = {
         "name: t\nnodes:\n  - {accelerator: H100, count: 2, accelerators: 8}\n",
         "unconnected parts"),
     "unknown accelerator": ("name: t\nnodes:\n  - {accelerator: TPUv9}\n",
-                            "known models: A100-SXM4-40GB"),
+                            "known models: A100-PCIe-40GB, A100-PCIe-80GB, A100-SXM4-40GB"),
 }
 
 

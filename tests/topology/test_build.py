@@ -62,7 +62,7 @@ def test_accelerator_without_nvlink_on_nvswitch_is_an_error() -> None:
 def test_catalog_lookup_by_alias_and_sources() -> None:
     assert catalog.lookup("nvidia h100 80gb hbm3").model == "H100-SXM5-80GB"
     assert catalog.lookup("a100").model == "A100-SXM4-80GB"
-    assert catalog.lookup("B200") is None
+    assert catalog.lookup("B900") is None
     for spec in catalog.ACCELERATORS.values():
         assert spec.source, spec.model
         assert spec.peak_flops_per_us("bf16") > 0
