@@ -28,6 +28,7 @@ import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,19 @@ from simcluster.errors import WorkloadError
 from simcluster.topology.catalog import identify
 from simcluster.workload.importing import ImportReport, finish, rank_from_name
 from simcluster.workload.kineto.context import BuildStats, RankContext, Window
-from simcluster.workload.kineto.events import RankTrace, read_rank_trace
+from simcluster.workload.kineto.events import (
+    NEGATIVE_DURATION,
+    KinetoLimits,
+    RankTrace,
+    read_rank_trace,
+)
 from simcluster.workload.kineto.graph import build_rank
 from simcluster.workload.kineto.pyet import read_execution_traces
 from simcluster.workload.kineto.work import summary
 from simcluster.workload.model import Workload, WorkloadMeta
 
-__all__ = ["KinetoOptions", "find_trace_files", "import_kineto", "is_kineto_path"]
+__all__ = ["KinetoLimits", "KinetoOptions", "find_trace_files", "import_kineto",
+           "is_kineto_path"]
 
 _SUFFIXES = (".json", ".json.gz")
 # Parse files in parallel processes only when there is enough to parse.
@@ -63,6 +70,7 @@ class KinetoOptions:
         align: ``"clock"``: ranks keep their recorded start times on the shared clock (one
             host, or synchronised clocks); ``"start"``: every rank starts at 0 (for traces
             from hosts whose clocks disagree).
+        limits: bounds on reading each file (default: :meth:`KinetoLimits.from_env`).
     """
 
     step: str | int = "all"
@@ -70,6 +78,7 @@ class KinetoOptions:
     model_copies: bool = False
     workers: int = 0
     align: str = "clock"
+    limits: KinetoLimits | None = None
 
 
 def is_kineto_path(path: Path) -> bool:
@@ -96,13 +105,14 @@ def find_trace_files(path: Path) -> list[Path]:
     return files
 
 
-def _read_all(files: list[Path], workers: int) -> list[RankTrace]:
+def _read_all(files: list[Path], workers: int, limits: KinetoLimits) -> list[RankTrace]:
     size = sum(f.stat().st_size for f in files)
     n = workers or min(os.cpu_count() or 1, 8)
+    read = partial(read_rank_trace, limits=limits)
     if len(files) < 2 or n < 2 or size < _PARALLEL_MIN_BYTES:
-        return [read_rank_trace(f) for f in files]
+        return [read(f) for f in files]
     with ProcessPoolExecutor(max_workers=min(n, len(files))) as pool:
-        return list(pool.map(read_rank_trace, files))
+        return list(pool.map(read, files))
 
 
 @dataclass(frozen=True)
@@ -245,7 +255,8 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
     path = Path(path)
     files = find_trace_files(path)
     report = ImportReport(source=str(path), files=[str(f) for f in files])
-    ranks = _ranks(_read_all(files, opts.workers), str(path))
+    limits = opts.limits or KinetoLimits.from_env()
+    ranks = _ranks(_read_all(files, opts.workers, limits), str(path))
     world = ranks[0].world or max(f.rank for f in ranks) + 1
     et = read_execution_traces(opts.et) if opts.et is not None else None
     windows = [_window(f.trace, opts.step) for f in ranks]
@@ -278,6 +289,11 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
         report.skipped.update(f.trace.skipped)
         report.unknown.update(f.trace.unknown)
     _report_stats(stats, report, len(ranks), world)
+    if report.skipped[NEGATIVE_DURATION]:
+        report.warnings.append(
+            f"{report.skipped[NEGATIVE_DURATION]:,} event(s) have a negative duration and were "
+            "skipped: the trace is corrupt (an edited or badly merged file?); what they "
+            "covered is missing from the replay.")
     device = _device(ranks, report)
     groups = {g: tuple(sorted(r)) for g, r in stats.groups.items()}
     groups.setdefault("world", tuple(range(len(ranks))))
