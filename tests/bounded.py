@@ -10,16 +10,19 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-# The child runs the CLI's main() and reports its own peak RSS (KiB, Linux) on stderr.
+# The child runs the CLI's main() and reports its own peak RSS (KiB) on stderr: VmHWM of its
+# own address space (ru_maxrss would include the parent's size before exec).
 _CHILD = """\
-import resource, sys
+import sys
 from simcluster.cli import main
 code = 0
 try:
     main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 1
-sys.stderr.write(f"\\nPEAK_KIB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+with open("/proc/self/status") as fh:
+    peak = next((line.split()[1] for line in fh if line.startswith("VmHWM:")), "0")
+sys.stderr.write(f"\\nPEAK_KIB {peak}\\n")
 sys.exit(code)
 """
 
