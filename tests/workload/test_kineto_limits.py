@@ -268,3 +268,29 @@ def test_mutated_text_reads_or_is_a_trace_error(pos: int, cut: int, insert: str,
         assert exc.limit in ("chars", "value", "depth", "digits")
     except TraceJSONError:
         pass
+
+
+# -- execution traces (--et) -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name,data,says", [
+    ("et_0.json", b"[" * 100_000, "not valid JSON"),
+    ("et_0.json.gz", b"\x1f\x8bnot gzip", "cannot decompress"),
+    ("et_0.json.gz", gzip.compress(b" " * (80 << 20)), "expands to more than 67,108,864 bytes"),
+])
+def test_bad_execution_traces(tmp_path: Path, name: str, data: bytes, says: str) -> None:
+    from simcluster.workload.kineto.pyet import read_execution_traces
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(WorkloadError) as exc:
+        read_execution_traces(tmp_path)
+    assert str(tmp_path / name) in str(exc.value) and says in str(exc.value)
+
+
+def test_execution_trace_nodes_of_any_type(tmp_path: Path) -> None:
+    from simcluster.workload.kineto.pyet import read_execution_traces
+    nodes = [1, "x", None, {"id": "a", "name": "record_param_comms", "inputs": ["allreduce"]},
+             {"id": 2**70}, {"id": 3, "name": "record_param_comms",
+                             "inputs": ["allreduce", [1, 2, 3, 4, 4, "cuda:0"]]}]
+    (tmp_path / "et_0.json").write_text(json.dumps({"nodes": nodes}))
+    got = read_execution_traces(tmp_path)[0]
+    assert [(c.collective, c.nbytes, c.node_id) for c in got] == [
+        ("all_reduce", None, 0), ("all_reduce", 16, 3)]
