@@ -29,6 +29,7 @@ over memory, the largest peak RSS and the slowest input.
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import io
 import json
@@ -119,12 +120,13 @@ def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
 
 
 def mutate_doc(doc: Any, rng: random.Random) -> Any:
-    """``doc`` (a deep copy) with one to three values replaced, deleted or duplicated."""
-    doc = json.loads(json.dumps(doc))
+    """``doc`` (a deep copy) with one to three values replaced, deleted or duplicated. Every
+    value put in is a copy, so the document stays a tree and ``VALUES`` is never changed."""
+    doc = copy.deepcopy(doc)
     for _ in range(rng.randint(1, 3)):
         paths = [p for p in _paths(doc) if p]
         if not paths:
-            return rng.choice(VALUES)
+            return copy.deepcopy(rng.choice(VALUES))
         path = rng.choice(paths)
         parent = doc
         for k in path[:-1]:
@@ -132,7 +134,7 @@ def mutate_doc(doc: Any, rng: random.Random) -> Any:
         last = path[-1]
         op = rng.randrange(4)
         if op == 0 or op == 3:
-            parent[last] = rng.choice(VALUES)
+            parent[last] = copy.deepcopy(rng.choice(VALUES))
         elif op == 1:
             if isinstance(parent, dict):
                 parent.pop(last, None)
@@ -141,9 +143,9 @@ def mutate_doc(doc: Any, rng: random.Random) -> Any:
         else:
             value = parent[last]
             if isinstance(parent, list):
-                parent.extend([value] * rng.choice((1, 10)))
+                parent.extend(copy.deepcopy(value) for _ in range(rng.choice((1, 10))))
             else:
-                parent[f"{last}_x" if rng.random() < 0.5 else last] = value
+                parent[f"{last}_x" if rng.random() < 0.5 else last] = copy.deepcopy(value)
     return doc
 
 
@@ -453,6 +455,7 @@ class Tally:
     counts: Counter = field(default_factory=Counter)
     peak_kib: int = 0
     slowest: float = 0.0
+    slowest_input: int = -1
     crashes: Counter = field(default_factory=Counter)
 
 
@@ -465,7 +468,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mem-gb", type=float, default=1.0, help="GiB before over memory")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()) / "simcluster-fuzz")
+    ap.add_argument("--write", type=int, metavar="I", help="only write input I of each parser "
+                    "to --keep (to reproduce one) and exit")
     args = ap.parse_args(argv)
+    if args.write is not None:
+        for parser in args.parsers.split(","):
+            seeds = load_seeds(parser, args.keep)
+            if seeds is not None:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(args.keep / f"{parser}-{args.write}", ignore_errors=True)
+                print(make_input(seeds, args.write, args.seed, args.keep))
+        return 0
     mem_kib = int(args.mem_gb * (1 << 20))
     tmp = Path(tempfile.mkdtemp(prefix="simcluster-fuzz-"))
     print(f"fuzz: n={args.n} per parser, seed {args.seed}, {args.workers} worker(s), timeout "
@@ -492,7 +505,14 @@ def main(argv: list[str] | None = None) -> int:
                         i = jobs.get_nowait()
                     except queue.Empty:
                         return
-                    path = make_input(seeds, i, args.seed, tmp)
+                    try:
+                        path = make_input(seeds, i, args.seed, tmp)
+                    except Exception as exc:  # noqa: BLE001 - a harness bug, not the parser's
+                        with lock:
+                            tally.counts["harness error"] += 1
+                            tally.crashes[f"harness: {type(exc).__name__}: {exc}"[:160]] += 1
+                        shutil.rmtree(tmp / f"{parser}-{i}", ignore_errors=True)
+                        continue
                     outcome, detail, peak, secs = runner.run(parser, path, args.timeout,
                                                              mem_kib)
                     if peak > mem_kib and outcome in ("accepted", "refused"):
@@ -500,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
                     with lock:
                         tally.counts[outcome] += 1
                         tally.peak_kib = max(tally.peak_kib, peak)
-                        tally.slowest = max(tally.slowest, secs)
+                        if secs > tally.slowest:
+                            tally.slowest, tally.slowest_input = secs, i
                         if outcome in ("crash", "hang", "memory"):
                             last = detail.strip().splitlines()[-1] if detail.strip() else outcome
                             tally.crashes[last[:160]] += 1
@@ -522,8 +543,11 @@ def main(argv: list[str] | None = None) -> int:
             c = tally.counts
             print(f"{parser:9s} inputs {sum(c.values()):6,}  accepted {c['accepted']:6,}  "
                   f"refused {c['refused']:6,}  crashes {c['crash']:3}  hangs {c['hang']:3}  "
-                  f"over memory {c['memory']:3}  peak RSS {tally.peak_kib / 1024:6.0f} MiB  "
-                  f"slowest {tally.slowest:5.2f} s  ({time.perf_counter() - t_parser:.0f} s)",
+                  f"over memory {c['memory']:3}  "
+                  + (f"harness errors {c['harness error']}  " if c["harness error"] else "")
+                  + f"peak RSS {tally.peak_kib / 1024:6.0f} MiB  "
+                  f"slowest {tally.slowest:5.2f} s (input {tally.slowest_input})  "
+                  f"({time.perf_counter() - t_parser:.0f} s)",
                   flush=True)
             for line, count in tally.crashes.most_common(8):
                 print(f"    {count:4} x {line}")

@@ -70,6 +70,7 @@ def read_workload(path: str | Path) -> Workload:
     try:
         pf = pq.ParquetFile(path)
         table = pf.read()
+        table.validate(full=True)  # string data that is not UTF-8, offsets out of range
     except UnicodeDecodeError as exc:
         raise WorkloadError(
             f"{path}: a column name or other text of the Parquet schema is not valid UTF-8 "

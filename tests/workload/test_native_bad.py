@@ -149,3 +149,21 @@ def test_mutated_bytes_read_or_are_a_workload_error(data: st.DataObject) -> None
             read_workload(p)
         except WorkloadError as exc:
             assert str(p) in str(exc)
+
+
+def test_string_data_not_utf8(table: pa.Table, tmp_path: Path) -> None:
+    """An op name whose bytes are not UTF-8 (the file is otherwise intact)."""
+    names = table.column("name").to_pylist()
+    names[3] = "ZZMARKZZ"
+    good = tmp_path / "good.parquet"
+    pq.write_table(table.set_column(table.column_names.index("name"), "name",
+                                    pa.array(names, pa.string())), good, compression="none",
+                   write_statistics=False)
+    data = good.read_bytes()
+    assert data.count(b"ZZMARKZZ") == 1
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(data.replace(b"ZZMARKZZ", b"ZZ\xff\xfeRKZZ"))
+    with pytest.raises(WorkloadError) as exc:
+        read_workload(bad)
+    assert str(exc.value).startswith(f"{bad}: not a readable Parquet file (")
+    assert "Invalid UTF8" in str(exc.value)
