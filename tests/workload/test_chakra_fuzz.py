@@ -213,3 +213,19 @@ def test_real_traces_import_unchanged_by_the_checks(shared_data: Path) -> None:
 
 def test_attr_helper_round_trip() -> None:
     assert decode_attr(attr("comm_size", 5)) == ("comm_size", 5)
+
+
+def test_chained_skipped_nodes_are_bounded(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many ops depending on a long chain of skipped nodes: a bounded walk, then an error."""
+    import simcluster.workload.chakra.ops as ops
+    from simcluster.workload.chakra.etfile import METADATA_NODE
+    chain = [node(0, "c0", METADATA_NODE)] + [
+        node(i, f"c{i}", METADATA_NODE, data_deps=(i - 1,)) for i in range(1, 50)]
+    leaves = [node(100 + i, f"op{i}", COMP_NODE, data_deps=(49,), duration=1) for i in range(50)]
+    et_file(tmp_path / "k.0.et", chain + leaves)
+    assert import_chakra(tmp_path).num_ops == 50
+    monkeypatch.setattr(ops, "SKIPPED_WALK_MAX", 1000)
+    with pytest.raises(WorkloadError, match=r"k\.0\.et: node \d+: dependencies passing through "
+                                            r"skipped .* more than 1,000 steps"):
+        import_chakra(tmp_path)

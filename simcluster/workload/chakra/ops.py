@@ -189,9 +189,16 @@ def _op_values(node: EtNode, ctx: _RankContext, report: ImportReport
     return None
 
 
+# Steps spent following dependencies through skipped nodes, per rank. Real traces spend none
+# (converted PyTorch traces skip no node that others depend on); a crafted file of chained
+# skipped nodes with many dependents would otherwise cost time quadratic in its size.
+SKIPPED_WALK_MAX = 10_000_000
+
+
 def _add_rank(b: OpsBuilder, et: EtFile, ctx: _RankContext, report: ImportReport) -> None:
     order, deps = _topological(et.nodes, et.path, report)
     op_of: dict[int, int] = {}
+    budget = [SKIPPED_WALK_MAX]
     for node in order:
         for key in node.attrs:
             if key not in _USED_ATTRS and key not in _KNOWN_ATTRS:
@@ -203,14 +210,19 @@ def _add_rank(b: OpsBuilder, et: EtFile, ctx: _RankContext, report: ImportReport
             continue
         stream, values = made
         own = sorted({op_of[d] for d in deps[node.id] if op_of.get(d, -1) >= 0}
-                     | _through_skipped(node.id, deps, op_of))
+                     | _through_skipped(node.id, deps, op_of, budget, et.path))
         op_of[node.id] = b.add(ctx.rank, node.name or f"node{node.id}", values.pop("kind"),
                                stream, deps=own or None, **values)
 
 
-def _through_skipped(node_id: int, deps: dict[int, list[int]], op_of: dict[int, int]
-                     ) -> set[int]:
-    """Ops reached through skipped nodes among the deps of ``node_id``."""
+def _through_skipped(node_id: int, deps: dict[int, list[int]], op_of: dict[int, int],
+                     budget: list[int], path: Path) -> set[int]:
+    """Ops reached through skipped nodes among the deps of ``node_id``.
+
+    Raises:
+        WorkloadError: the rank's walks through skipped nodes took more than
+            ``SKIPPED_WALK_MAX`` steps (``budget`` holds what is left).
+    """
     out: set[int] = set()
     stack = [d for d in deps[node_id] if op_of.get(d) == -1]
     seen: set[int] = set()
@@ -219,6 +231,12 @@ def _through_skipped(node_id: int, deps: dict[int, list[int]], op_of: dict[int, 
         if x in seen:
             continue
         seen.add(x)
+        budget[0] -= len(deps[x]) + 1
+        if budget[0] < 0:
+            raise WorkloadError(
+                f"{path}: node {node_id}: dependencies passing through skipped (metadata or "
+                f"invalid) nodes take more than {SKIPPED_WALK_MAX:,} steps to resolve; real "
+                "traces need none. The trace is corrupt or crafted.")
         for d in deps[x]:
             if op_of.get(d, -1) >= 0:
                 out.add(op_of[d])
