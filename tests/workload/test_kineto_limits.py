@@ -151,8 +151,7 @@ def test_whitespace_small_limits(tmp_path: Path) -> None:
 
 
 def test_long_string_is_refused_early(tmp_path: Path) -> None:
-    """One string of 64 MiB (2 GB behaves the same: it is refused once the buffer holds the
-    limit's worth of it)."""
+    """One string of 64 MiB with a 1 MiB value limit."""
     p = _gzip_members(tmp_path / "s.json.gz", b'{"traceEvents": [{"name": "', b"a", 64 << 20,
                       b'"}]}')
     with pytest.raises(WorkloadError) as exc:
@@ -160,6 +159,18 @@ def test_long_string_is_refused_early(tmp_path: Path) -> None:
     assert str(p) in str(exc.value)
     assert "single value (an event or a top-level value) is longer than the limit of " \
            "1,048,576 characters" in str(exc.value)
+
+
+def test_two_gb_string_default_limit_cli(tmp_path: Path) -> None:
+    """One 2 GiB string (2 MB on disk): refused by the default value limit once 8 MiB of it
+    are buffered; exit 2, bounded memory (the child is killed after 10 s)."""
+    p = _gzip_members(tmp_path / "s.json.gz", b'{"traceEvents": [{"name": "', b"a", 2 << 30,
+                      b'"}]}')
+    m = run_cli("trace", "import", "kineto", str(p), "-o", str(tmp_path / "w.parquet"),
+                timeout_s=10)
+    assert m.code == 2 and m.stderr.startswith(f"error: {p}: refused at character 17: ")
+    assert "longer than the limit of 8,388,608 characters" in m.stderr
+    assert m.peak_bytes < 500e6 and "Traceback" not in m.stderr
 
 
 def test_long_value_costs_linear_time() -> None:
