@@ -97,6 +97,20 @@ class YamlDocument:
         return where(file_part, format_loc(loc))
 
 
+def _int_key(node: yaml.ScalarNode, loc: Loc, path: Path) -> int:
+    """An integer key as YAML reads it (``0x1f``, ``1_000``, ``1:30`` = 90).
+
+    Raises:
+        SimclusterError: a number of more than 4,300 digits.
+    """
+    try:
+        return yaml.SafeLoader("").construct_yaml_int(node)
+    except ValueError:
+        raise SimclusterError(f"{path}:{node.start_mark.line + 1}: {format_loc(loc)}: the key "
+                              f"{node.value[:20]!r}... is a number of more than 4,300 digits; "
+                              "use a shorter key.") from None
+
+
 def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path) -> None:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -104,7 +118,7 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path) -> None:
         for key_node, value_node in node.value:
             key = key_node.value
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag.endswith(":int"):
-                key = int(key)
+                key = _int_key(key_node, loc, path)
             if key in seen:
                 raise SimclusterError(
                     f"{path}:{key_node.start_mark.line + 1}: {format_loc(loc + (key,))}: "
@@ -240,6 +254,10 @@ def read_yaml(path: str | Path, error: type[SimclusterError],
         data = yaml.SafeLoader("").construct_document(root)
     except yaml.YAMLError as exc:
         raise _syntax_error(path, exc, error) from None
+    except (ValueError, OverflowError) as exc:  # a 5,000-digit int, a date like 2024-13-45
+        problem = ("a number has more than 4,300 digits" if "digits" in str(exc)
+                   else f"a value cannot be read ({exc})")
+        raise error(f"{path}: {problem}; check the numbers and dates in the file.") from None
     if data is None:
         raise error(f"{path}: the file is empty; see docs/formats.md for what it must contain.")
     return YamlDocument(path=path, data=data, lines=lines)

@@ -134,3 +134,25 @@ def test_any_text_reads_or_is_the_callers_error(text: str) -> None:
             assert str(p) in str(exc)
             return
         assert doc.data == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("text,says", [
+    ("ranks:\n  0: " + "1" * 5000 + "\n", "a number has more than 4,300 digits"),
+    ("when: 2024-13-45\n", "a value cannot be read (month must be in 1..12)"),
+])
+def test_values_python_cannot_build(tmp_path: Path, text: str, says: str) -> None:
+    p = tmp_path / "v.yaml"
+    p.write_text(text)
+    with pytest.raises(PlacementError) as exc:
+        read_yaml(p, PlacementError)
+    assert str(exc.value).startswith(f"{p}: ") and says in str(exc.value)
+
+
+def test_integer_keys_read_as_yaml_reads_them(tmp_path: Path) -> None:
+    """``1:5`` is a base-60 integer in YAML 1.1 (65), ``0x1f`` hexadecimal: the line map uses
+    the same keys as the data (it crashed on them before)."""
+    p = tmp_path / "k.yaml"
+    p.write_text("ranks:\n  1:5: a\n  0x1f: b\n  1_000: c\n")
+    doc = read_yaml(p, PlacementError)
+    assert doc.data == {"ranks": {65: "a", 31: "b", 1000: "c"}}
+    assert doc.lines[("ranks", 65)] == 2 and doc.lines[("ranks", 1000)] == 4
