@@ -116,6 +116,10 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SimclusterError(
+                    f"{path}:{key_node.start_mark.line + 1}: {format_loc(loc)}: a key is a "
+                    "mapping or a list; keys must be names or numbers.")
             key = key_node.value
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag.endswith(":int"):
                 key = _int_key(key_node, loc, path)
@@ -254,9 +258,11 @@ def read_yaml(path: str | Path, error: type[SimclusterError],
         data = yaml.SafeLoader("").construct_document(root)
     except yaml.YAMLError as exc:
         raise _syntax_error(path, exc, error) from None
-    except (ValueError, OverflowError) as exc:  # a 5,000-digit int, a date like 2024-13-45
+    except (ValueError, OverflowError, LookupError, AttributeError, TypeError) as exc:
+        # PyYAML's constructors on values they cannot build: a 5,000-digit int, a date like
+        # 2024-13-45, explicit tags on the wrong text (``!!bool x``, ``!!timestamp x``).
         problem = ("a number has more than 4,300 digits" if "digits" in str(exc)
-                   else f"a value cannot be read ({exc})")
+                   else f"a value cannot be read ({type(exc).__name__}: {exc})")
         raise error(f"{path}: {problem}; check the numbers and dates in the file.") from None
     if data is None:
         raise error(f"{path}: the file is empty; see docs/formats.md for what it must contain.")
