@@ -311,9 +311,11 @@ def mutate_parquet(data: bytes, rng: random.Random) -> bytes:
         table = table.drop_columns([rng.choice(table.column_names)])
     elif op == 3:  # a column replaced by strings or nulls
         name = rng.choice(table.column_names)
-        col = pa.array([rng.choice(["x", None, "-1"]) for _ in range(table.num_rows)],
-                       pa.string()) if rng.random() < 0.5 else pa.nulls(table.num_rows,
-                                                                         table.schema.field(name).type)
+        if rng.random() < 0.5:
+            col = pa.array([rng.choice(["x", None, "-1"]) for _ in range(table.num_rows)],
+                           pa.string())
+        else:
+            col = pa.nulls(table.num_rows, table.schema.field(name).type)
         table = table.set_column(table.column_names.index(name), name, col)
     else:  # numbers in a numeric column replaced by extremes
         numeric = [f.name for f in table.schema if pa.types.is_integer(f.type)

@@ -99,7 +99,8 @@ def test_foreign_parquet_cli(tmp_path: Path) -> None:
     pq.write_table(pa.table({"x": [1, 2], "y": ["a", "b"]}), p)
     m = run_cli("trace", "info", str(p), timeout_s=60)
     assert m.code == 2 and "Traceback" not in m.stderr
-    assert "a Parquet file but not a simcluster workload" in m.stderr and "columns: x, y" in m.stderr
+    assert "a Parquet file but not a simcluster workload" in m.stderr
+    assert "columns: x, y" in m.stderr
 
 
 def test_null_meta_cli(table: pa.Table, tmp_path: Path) -> None:

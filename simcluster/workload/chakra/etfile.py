@@ -120,9 +120,10 @@ def _decode_list(number: int, buf: bytes) -> list[Any]:
         expect_wire(1, wire, (wire_one, LENGTH) if packable else (LENGTH,), "list values")
         if wire == LENGTH and number in _LIST_WIDTH:  # packed fixed-width
             fmt = _LIST_WIDTH[number]
-            if len(raw) % struct.calcsize(fmt):  # type: ignore[arg-type]
-                raise WireError(f"packed list of {fmt} values has {len(raw)} bytes")  # type: ignore[arg-type]
-            out += [x[0] for x in struct.iter_unpack(fmt, raw)]  # type: ignore[arg-type]
+            data = bytes(raw)  # type: ignore[arg-type]
+            if len(data) % struct.calcsize(fmt):
+                raise WireError(f"packed list of {fmt} values has {len(data)} bytes")
+            out += [x[0] for x in struct.iter_unpack(fmt, data)]
         elif wire == LENGTH and packable:  # packed varints
             out += [scalar(v) for v in packed_varints(raw)]  # type: ignore[arg-type]
         else:

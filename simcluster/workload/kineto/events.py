@@ -87,7 +87,8 @@ _COMM_ARGS = (
 
 _I64 = 1 << 63
 NEGATIVE_DURATION = "complete events with a negative duration"
-BAD_NUMBER = "event fields holding a number that is not finite or not a 64-bit integer (read as absent)"
+BAD_NUMBER = ("event fields holding a number that is not finite or not a 64-bit integer "
+              "(read as absent)")
 _ENV_MAX_BYTES = "SIMCLUSTER_KINETO_MAX_BYTES"
 _ENV_MAX_RATIO = "SIMCLUSTER_KINETO_MAX_GZIP_RATIO"
 
