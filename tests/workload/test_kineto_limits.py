@@ -219,12 +219,13 @@ def test_real_traces_are_within_the_limits(shared_data: Path) -> None:
 
 EXTREMES = [math.nan, math.inf, -math.inf, 2**63, 2**64, -(2**63) - 1, 10**40, -1, 0, 1e308,
             -1e308, "", "x", "1e999", "0x7fffffffffffffffff", None, True, [], {}, [[1, 2]],
-            [[2**62, 2**62, 2**62]], ["9" * 100], [[-1]], {"a": [1]}]
+            [[2**62, 2**62, 2**62]], ["9" * 100], [[-1]], {"a": [1]}, "Float", 10**9, 2**62]
 extreme = st.sampled_from(EXTREMES)
 ARG_KEYS = ["stream", "correlation", "bytes", "device", "Sequence number", "flops",
             "Input Dims", "Input type", "Concrete Inputs", "In msg nelems", "Out msg nelems",
             "Group size", "dtype", "Process Group Ranks", "Collective name", "wait_on_stream",
-            "wait_on_cuda_event_record_corr_id", "External id", "Record function id"]
+            "wait_on_cuda_event_record_corr_id", "External id", "Record function id",
+            "Global rank start", "Global rank stride", "Process Group Name"]
 NAMES = ["aten::mm", "aten::addmm", "aten::conv2d", "aten::convolution", "aten::add",
          "aten::matmul", "aten::linear", "ConvolutionBackward0", "record_param_comms",
          "nccl:all_reduce", "ncclKernel_AllReduce_RING_LL_Sum_float", "cudaLaunchKernel",
@@ -305,3 +306,61 @@ def test_execution_trace_nodes_of_any_type(tmp_path: Path) -> None:
     got = read_execution_traces(tmp_path)[0]
     assert [(c.collective, c.nbytes, c.node_id) for c in got] == [
         ("all_reduce", None, 0), ("all_reduce", 16, 3)]
+
+
+# -- numbers that would amplify: world sizes, group sizes, message sizes ---------------------
+
+NCCL = {"ph": "X", "cat": "kernel", "name": "ncclKernel_AllReduce_RING_LL_Sum_float",
+        "ts": 100, "dur": 10, "pid": 0, "tid": 7,
+        "args": {"stream": 7, "correlation": 1, "device": 0}}
+COMM = {"ph": "X", "cat": "cpu_op", "name": "record_param_comms", "ts": 94, "dur": 5, "pid": 0,
+        "tid": 1, "args": {"Collective name": "allreduce", "dtype": "Float",
+                           "In msg nelems": 1024, "Out msg nelems": 1024}}
+
+
+@pytest.mark.parametrize("world", [2**64, 10**9, (1 << 20) + 1])
+def test_world_size_over_the_limit(tmp_path: Path, world: int) -> None:
+    p = _write(tmp_path, json.dumps({"distributedInfo": {"rank": 0, "world_size": world},
+                                     "traceEvents": [STEP, COMM, LAUNCH, NCCL]}))
+    with pytest.raises(WorkloadError) as exc:
+        import_kineto(p, KinetoOptions(workers=1))
+    assert f"a world size of {world:,} ranks" in str(exc.value)
+    assert "over the limit of 1,048,576" in str(exc.value)
+
+
+def test_large_world_costs_nothing_per_op(tmp_path: Path) -> None:
+    """Rank 0 of a 1,048,576-rank job: each collective looks at the ranks imported, not at
+    every rank of the job."""
+    p = _write(tmp_path, json.dumps({"distributedInfo": {"rank": 0, "world_size": 1 << 20},
+                                     "traceEvents": [STEP, COMM, LAUNCH, NCCL]}))
+    wl = import_kineto(p, KinetoOptions(workers=1))
+    assert wl.meta.extra["kineto"]["recorded_world_size"] == 1 << 20
+    coll = [r for r in wl.ops.to_pylist() if r["kind"] == "collective"]
+    assert len(coll) == 1 and coll[0]["comm_bytes"] == 4096 and coll[0]["fixed_duration"]
+
+
+@pytest.mark.parametrize("args", [
+    {"Group size": 10**9, "Global rank start": 0, "Global rank stride": 1},
+    {"Group size": 2**64, "Global rank start": 0, "Global rank stride": 1},
+    {"Process Group Ranks": [0, -1]}, {"Process Group Ranks": "[0, 99999999999]"},
+    {"In msg nelems": 2**62, "Out msg nelems": 2**62},
+    {"In msg nelems": -5, "Out msg nelems": -5},
+])
+def test_group_and_message_sizes_that_cannot_be(tmp_path: Path, args: dict) -> None:
+    """Sizes no job has are not believed: the group is the world, the size unknown."""
+    comm = {**COMM, "args": {**COMM["args"], **args}}
+    p = _write(tmp_path, json.dumps({"distributedInfo": {"rank": 0, "world_size": 2},
+                                     "traceEvents": [STEP, comm, LAUNCH, NCCL]}))
+    wl = import_kineto(p, KinetoOptions(workers=1))
+    coll = [r for r in wl.ops.to_pylist() if r["kind"] == "collective"]
+    assert len(coll) == 1 and coll[0]["group"] == "world"
+    sized = "In msg nelems" not in args
+    assert coll[0]["comm_bytes"] == (4096 if sized else None)
+
+
+def test_device_properties_of_any_type(tmp_path: Path) -> None:
+    props = [{"id": 0, "name": "NVIDIA A100-SXM4-80GB", "totalGlobalMem": [1],
+              "numSms": {"a": 1}}]
+    p = _write(tmp_path, json.dumps({"deviceProperties": props,
+                                     "traceEvents": [STEP, LAUNCH, KERNEL]}))
+    assert import_kineto(p, KinetoOptions(workers=1)).meta.recorded_device is not None

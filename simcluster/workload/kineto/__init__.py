@@ -55,6 +55,9 @@ __all__ = ["KinetoLimits", "KinetoOptions", "find_trace_files", "import_kineto",
 _SUFFIXES = (".json", ".json.gz")
 # Parse files in parallel processes only when there is enough to parse.
 _PARALLEL_MIN_BYTES = 32 << 20
+# The largest world size (ranks of the recorded job) believed: the largest jobs run on about
+# 10^5 GPUs; a larger number is a corrupt trace or file name.
+MAX_RANKS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,12 @@ def _ranks(traces: list[RankTrace], source: str) -> list[_RankFile]:
             )
         seen[f.rank] = f.trace.path
     world = worlds.pop() if worlds else max(f.rank for f in out) + 1
+    if world > MAX_RANKS:
+        raise WorkloadError(
+            f"{source}: a world size of {world:,} ranks (from distributedInfo or the file "
+            f"names) is over the limit of {MAX_RANKS:,}; the trace is corrupt, or name the "
+            "files rank-<N>.json with the ranks of the job."
+        )
     bad = [f for f in out if f.rank >= world or f.rank < 0]
     if bad:
         raise WorkloadError(f"{bad[0].trace.path}: rank {bad[0].rank} is outside the world "
@@ -208,7 +217,8 @@ def _device(traces: list[_RankFile], report: ImportReport) -> str | None:
             entry = next((p for p in props if isinstance(p, dict) and p.get("id") == used),
                          props[0])
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                ident = identify(entry["name"], entry.get("totalGlobalMem"), entry.get("numSms"))
+                ident = identify(entry["name"], _count(entry.get("totalGlobalMem")),
+                                 _count(entry.get("numSms")))
                 if ident is not None:
                     found[ident.spec.model] = ident.how
                 else:
@@ -232,6 +242,11 @@ def _device(traces: list[_RankFile], report: ImportReport) -> str | None:
     model = sorted(found)[0]
     report.notes.append(f"recorded GPU: {model} ({found[model]}).")
     return model
+
+
+def _count(x: object) -> int | None:
+    """A whole number >= 0 from deviceProperties (memory bytes, SM count); None otherwise."""
+    return x if isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 1 << 63 else None
 
 
 def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Workload:
