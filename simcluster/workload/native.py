@@ -11,12 +11,17 @@ holds:
 - ``simcluster.meta``: JSON object of :class:`WorkloadMeta`.
 
 Writes are atomic (temporary file, then rename) and deterministic (same workload, same bytes).
+
+Reading trusts nothing in the file: a truncated or foreign file, a column name that is not
+UTF-8, metadata that is not the JSON object it should be (``null``, a list, a number, a
+``world_size`` that is not a whole number) are each a WorkloadError that says what is wrong.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,7 +70,16 @@ def read_workload(path: str | Path) -> Workload:
     try:
         pf = pq.ParquetFile(path)
         table = pf.read()
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        table.validate(full=True)  # string data that is not UTF-8, offsets out of range
+    except UnicodeDecodeError as exc:
+        raise WorkloadError(
+            f"{path}: a column name or other text of the Parquet schema is not valid UTF-8 "
+            f"(byte {exc.object[exc.start:exc.start + 1]!r} at {exc.start} of "
+            f"{bytes(exc.object[:40])!r}); the file is corrupt or was not written by simcluster."
+        ) from None
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        # ArrowInvalid/ArrowIOError: truncated or not Parquet; ArrowNotImplementedError:
+        # types this Arrow cannot read.
         raise WorkloadError(
             f"{path}: not a readable Parquet file ({_first_line(exc)}); it may be truncated or "
             "of another format. Write workloads with simcluster (generate, trace import)."
@@ -87,16 +101,73 @@ def read_workload(path: str | Path) -> Workload:
             f" but this simcluster reads versions {', '.join(map(str, _VERSIONS))}; "
             + ("upgrade simcluster." if version > VERSION else "re-export the workload.")
         )
-    try:
-        groups = json.loads(kv.get(_K_GROUPS, b"{}"))
-        meta = WorkloadMeta.from_json(json.loads(kv.get(_K_META, b"{}")))
-        if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
-            raise ValueError("groups must map names to lists of ranks")
-    except (ValueError, TypeError) as exc:
-        raise WorkloadError(
-            f"{path}: metadata simcluster.groups/meta is not valid ({exc}); re-export the file."
-        ) from None
+    groups = _groups_from_json(_json_value(kv, _K_GROUPS, path), path)
+    meta = _meta_from_json(_json_value(kv, _K_META, path), path)
     return make_workload(table.replace_schema_metadata(None), groups, meta, source=str(path))
+
+
+def _json_value(kv: dict[bytes, bytes], key: bytes, path: Path) -> Any:
+    """The JSON value of metadata ``key`` (``{}`` when absent).
+
+    Raises:
+        WorkloadError: not UTF-8, not JSON, or nested past the interpreter's recursion.
+    """
+    try:
+        return json.loads(kv.get(key, b"{}"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise WorkloadError(
+            f"{path}: metadata {key.decode()} is not valid JSON ({_first_line(exc)}); "
+            "re-export the file."
+        ) from None
+
+
+def _bad_meta(path: Path, key: str, value: Any, want: str) -> WorkloadError:
+    shown = json.dumps(value, default=repr)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return WorkloadError(f"{path}: metadata {key} is {shown}; it must be {want}. The file was "
+                         "not written by simcluster or was edited; re-export the workload.")
+
+
+def _groups_from_json(data: Any, path: Path) -> dict[str, list[int]]:
+    """``simcluster.groups``: an object of group name -> list of whole-number ranks.
+
+    Raises:
+        WorkloadError: anything else.
+    """
+    if not isinstance(data, dict):
+        raise _bad_meta(path, "simcluster.groups", data, "an object of group -> ranks")
+    for name, ranks in data.items():
+        if not isinstance(ranks, list) or not all(
+                isinstance(r, int) and not isinstance(r, bool) and 0 <= r < 2**31 for r in ranks):
+            raise _bad_meta(path, f"simcluster.groups.{name}", ranks,
+                            "a list of ranks (whole numbers from 0)")
+    return data
+
+
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "source": (str,), "recorded_device": (str, type(None)),
+    "recorded_topology": (str, type(None)), "extra": (dict, type(None))}
+
+
+def _meta_from_json(data: Any, path: Path) -> WorkloadMeta:
+    """``simcluster.meta``: a :class:`WorkloadMeta` as a JSON object.
+
+    Raises:
+        WorkloadError: not an object, a field of the wrong type, or a world size that is not a
+            whole number from 0 to 2**31-1.
+    """
+    if not isinstance(data, dict):
+        raise _bad_meta(path, "simcluster.meta", data, "a JSON object (the workload's "
+                        "name, source, world_size, ...)")
+    for key, types in _META_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            want = " or ".join("null" if t is type(None) else {"str": "a string", "dict":
+                               "an object"}[t.__name__] for t in types)
+            raise _bad_meta(path, f"simcluster.meta.{key}", data[key], want)
+    ws = data.get("world_size", 0)
+    if isinstance(ws, bool) or not isinstance(ws, int) or not 0 <= ws < 2**31:
+        raise _bad_meta(path, "simcluster.meta.world_size", ws, "a whole number of ranks")
+    return WorkloadMeta.from_json(data)
 
 
 def _version_needed(workload: Workload) -> int:

@@ -7,6 +7,10 @@ code and no protobuf dependency: Chakra's schema is small and stable.
 
 Wire types: 0 varint, 1 fixed 64-bit, 2 length-delimited (strings, bytes, sub-messages,
 packed repeated scalars), 5 fixed 32-bit. Groups (3, 4) are obsolete and rejected.
+
+Any byte string either decodes or raises :class:`WireError` (a truncated varint, a length past
+the end, a field number 0, a group, a field of the wrong wire type for what the caller
+expects: :func:`expect_wire`); the tests feed it random and mutated bytes.
 """
 
 from __future__ import annotations
@@ -83,14 +87,49 @@ def iter_delimited(data: bytes) -> Iterator[bytes]:
     Raises:
         WireError: a length runs past the end of the data.
     """
+    for _, message in iter_delimited_at(data):
+        yield message
+
+
+def iter_delimited_at(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """:func:`iter_delimited`, with the byte offset of each message's first byte (after its
+    length prefix) in ``data``.
+
+    Raises:
+        WireError: a length runs past the end of the data.
+    """
     pos, end = 0, len(data)
     while pos < end:
         size, pos = read_varint(data, pos)
         if pos + size > end:
             raise WireError(f"message at byte {pos} declares {size} bytes but {end - pos} "
                             "are left (truncated file?)")
-        yield data[pos:pos + size]
+        yield pos, data[pos:pos + size]
         pos += size
+
+
+WIRE_NAMES = {VARINT: "varint", FIXED64: "fixed 64-bit", LENGTH: "length-delimited",
+              FIXED32: "fixed 32-bit"}
+
+
+def expect_wire(number: int, wire: int, allowed: tuple[int, ...], what: str) -> None:
+    """Check that field ``number`` (``what``, for the message) came with one of the
+    ``allowed`` wire types.
+
+    Raises:
+        WireError: it did not (a corrupt file, or a field of another schema).
+
+    Example:
+        >>> expect_wire(1, VARINT, (VARINT,), "id")
+        >>> expect_wire(1, LENGTH, (VARINT,), "id")
+        Traceback (most recent call last):
+        ...
+        simcluster.workload.protowire.WireError: field 1 (id) is length-delimited, expected varint
+    """
+    if wire not in allowed:
+        expected = " or ".join(WIRE_NAMES[w] for w in allowed)
+        raise WireError(f"field {number} ({what}) is {WIRE_NAMES.get(wire, wire)}, "
+                        f"expected {expected}")
 
 
 def packed_varints(buf: bytes) -> list[int]:

@@ -122,7 +122,7 @@ def import_chakra(path: str | Path) -> Workload:
     b = OpsBuilder()
     present = {f.rank for f in files}
     for f in files:
-        _add_rank(b, f, _RankContext(f.rank, modelled, groups, present), report)
+        _add_rank(b, f, _RankContext(f.rank, modelled, groups, present, f.path), report)
     table = b.table()
     if table.num_rows == 0:
         raise WorkloadError(f"{path}: the trace has no nodes that replay ({report.lines()}).")

@@ -28,6 +28,7 @@ import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +38,26 @@ from simcluster.errors import WorkloadError
 from simcluster.topology.catalog import identify
 from simcluster.workload.importing import ImportReport, finish, rank_from_name
 from simcluster.workload.kineto.context import BuildStats, RankContext, Window
-from simcluster.workload.kineto.events import RankTrace, read_rank_trace
+from simcluster.workload.kineto.events import (
+    NEGATIVE_DURATION,
+    KinetoLimits,
+    RankTrace,
+    read_rank_trace,
+)
 from simcluster.workload.kineto.graph import build_rank
 from simcluster.workload.kineto.pyet import read_execution_traces
 from simcluster.workload.kineto.work import summary
 from simcluster.workload.model import Workload, WorkloadMeta
 
-__all__ = ["KinetoOptions", "find_trace_files", "import_kineto", "is_kineto_path"]
+__all__ = ["KinetoLimits", "KinetoOptions", "find_trace_files", "import_kineto",
+           "is_kineto_path"]
 
 _SUFFIXES = (".json", ".json.gz")
 # Parse files in parallel processes only when there is enough to parse.
 _PARALLEL_MIN_BYTES = 32 << 20
+# The largest world size (ranks of the recorded job) believed: the largest jobs run on about
+# 10^5 GPUs; a larger number is a corrupt trace or file name.
+MAX_RANKS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class KinetoOptions:
         align: ``"clock"``: ranks keep their recorded start times on the shared clock (one
             host, or synchronised clocks); ``"start"``: every rank starts at 0 (for traces
             from hosts whose clocks disagree).
+        limits: bounds on reading each file (default: :meth:`KinetoLimits.from_env`).
     """
 
     step: str | int = "all"
@@ -70,6 +81,7 @@ class KinetoOptions:
     model_copies: bool = False
     workers: int = 0
     align: str = "clock"
+    limits: KinetoLimits | None = None
 
 
 def is_kineto_path(path: Path) -> bool:
@@ -96,13 +108,14 @@ def find_trace_files(path: Path) -> list[Path]:
     return files
 
 
-def _read_all(files: list[Path], workers: int) -> list[RankTrace]:
+def _read_all(files: list[Path], workers: int, limits: KinetoLimits) -> list[RankTrace]:
     size = sum(f.stat().st_size for f in files)
     n = workers or min(os.cpu_count() or 1, 8)
+    read = partial(read_rank_trace, limits=limits)
     if len(files) < 2 or n < 2 or size < _PARALLEL_MIN_BYTES:
-        return [read_rank_trace(f) for f in files]
+        return [read(f) for f in files]
     with ProcessPoolExecutor(max_workers=min(n, len(files))) as pool:
-        return list(pool.map(read_rank_trace, files))
+        return list(pool.map(read, files))
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,12 @@ def _ranks(traces: list[RankTrace], source: str) -> list[_RankFile]:
             )
         seen[f.rank] = f.trace.path
     world = worlds.pop() if worlds else max(f.rank for f in out) + 1
+    if world > MAX_RANKS:
+        raise WorkloadError(
+            f"{source}: a world size of {world:,} ranks (from distributedInfo or the file "
+            f"names) is over the limit of {MAX_RANKS:,}; the trace is corrupt, or name the "
+            "files rank-<N>.json with the ranks of the job."
+        )
     bad = [f for f in out if f.rank >= world or f.rank < 0]
     if bad:
         raise WorkloadError(f"{bad[0].trace.path}: rank {bad[0].rank} is outside the world "
@@ -198,7 +217,8 @@ def _device(traces: list[_RankFile], report: ImportReport) -> str | None:
             entry = next((p for p in props if isinstance(p, dict) and p.get("id") == used),
                          props[0])
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                ident = identify(entry["name"], entry.get("totalGlobalMem"), entry.get("numSms"))
+                ident = identify(entry["name"], _count(entry.get("totalGlobalMem")),
+                                 _count(entry.get("numSms")))
                 if ident is not None:
                     found[ident.spec.model] = ident.how
                 else:
@@ -224,6 +244,11 @@ def _device(traces: list[_RankFile], report: ImportReport) -> str | None:
     return model
 
 
+def _count(x: object) -> int | None:
+    """A whole number >= 0 from deviceProperties (memory bytes, SM count); None otherwise."""
+    return x if isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 1 << 63 else None
+
+
 def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Workload:
     """Import PyTorch profiler traces: a folder of per-rank files, or one file.
 
@@ -245,7 +270,8 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
     path = Path(path)
     files = find_trace_files(path)
     report = ImportReport(source=str(path), files=[str(f) for f in files])
-    ranks = _ranks(_read_all(files, opts.workers), str(path))
+    limits = opts.limits or KinetoLimits.from_env()
+    ranks = _ranks(_read_all(files, opts.workers, limits), str(path))
     world = ranks[0].world or max(f.rank for f in ranks) + 1
     et = read_execution_traces(opts.et) if opts.et is not None else None
     windows = [_window(f.trace, opts.step) for f in ranks]
@@ -278,6 +304,11 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
         report.skipped.update(f.trace.skipped)
         report.unknown.update(f.trace.unknown)
     _report_stats(stats, report, len(ranks), world)
+    if report.skipped[NEGATIVE_DURATION]:
+        report.warnings.append(
+            f"{report.skipped[NEGATIVE_DURATION]:,} event(s) have a negative duration and were "
+            "skipped: the trace is corrupt (an edited or badly merged file?); what they "
+            "covered is missing from the replay.")
     device = _device(ranks, report)
     groups = {g: tuple(sorted(r)) for g, r in stats.groups.items()}
     groups.setdefault("world", tuple(range(len(ranks))))

@@ -96,10 +96,14 @@ class ConvArgs(NamedTuple):
     concrete: tuple[Any, ...] | None
 
 
+_MAX_NUMEL = 1 << 63  # no tensor has as many elements: a larger shape is corrupt
+
+
 def _flat(d: Any) -> tuple[int, ...] | None:
-    """Dims of one tensor (a list of ints), else None."""
-    if isinstance(d, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
-                                   for x in d):
+    """Dims of one tensor (a list of ints whose product is under 2**63), else None."""
+    if isinstance(d, list) and all(isinstance(x, int) and not isinstance(x, bool)
+                                   and 0 <= x < _MAX_NUMEL for x in d) \
+            and math.prod(d) < _MAX_NUMEL:
         return tuple(d)
     return None
 

@@ -79,14 +79,19 @@ class _CommOps(_RankState):
         if coll in (None, "sendrecv"):
             coll = "all_to_all"
             stats.counts["SendRecv kernels without annotations (taken as all-to-all)"] += 1
-        members = info.ranks or tuple(range(ctx.world_size))
-        gname = info.group or ("world" if info.ranks is None else
-                               "ranks" + "_".join(map(str, members)))
-        present = tuple(ctx.present[m] for m in members if m in ctx.present)
+        if info.ranks:
+            members = len(info.ranks)
+            gname = info.group or "ranks" + "_".join(map(str, info.ranks))
+            present = tuple(ctx.present[m] for m in info.ranks if m in ctx.present)
+        else:  # the whole world: O(ranks imported), not O(world size), per op
+            members = ctx.world_size
+            gname = info.group or "world"
+            present = tuple(ctx.present[m] for m in sorted(ctx.present)
+                            if 0 <= m < ctx.world_size)
         if ctx.rank not in present:
             present = tuple(sorted({*present, ctx.rank}))
         modelled = (info.nbytes is not None and coll not in UNSUPPORTED
-                    and len(present) == len(members) and len(members) > 1
+                    and len(present) == members and members > 1
                     and coll not in ("send", "recv"))
         if info.nbytes is None:
             stats.unsized[coll] += 1

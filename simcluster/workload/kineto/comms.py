@@ -115,18 +115,34 @@ def dtype_bytes(name: Any) -> int | None:
     return DTYPE_BYTES.get(name.strip().lower())
 
 
+_MAX_RANK = 1 << 20  # ranks of a group: the largest jobs have about 10^5
+_MAX_BYTES = 1 << 63  # a message size must fit the int64 column
+
+
+def _rank(r: Any) -> bool:
+    return isinstance(r, int) and not isinstance(r, bool) and 0 <= r < _MAX_RANK
+
+
+def _bytes(n: int | None) -> int | None:
+    """A message size in bytes, None when it cannot be one (negative, >= 2**63: corrupt)."""
+    return n if n is not None and 0 <= n < _MAX_BYTES else None
+
+
 def _ranks(args: dict[str, Any]) -> tuple[int, ...] | None:
+    """The group's ranks: ``Process Group Ranks``, else start/stride/size; None when absent
+    or not ranks (negative, 2**20 or more, a group larger than that)."""
     raw = args.get("Process Group Ranks")
-    if isinstance(raw, str):
+    if isinstance(raw, str) and len(raw) < 1 << 24:
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raw = None
-    if isinstance(raw, list) and raw and all(isinstance(r, int) for r in raw):
+    if isinstance(raw, list) and raw and all(_rank(r) for r in raw):
         return tuple(raw)
     start, stride, size = (args.get(k) for k in ("Global rank start", "Global rank stride",
                                                    "Group size"))
-    if all(isinstance(x, int) for x in (start, stride, size)) and size > 0 and stride > 0:
+    if (_rank(start) and _rank(stride) and _rank(size) and size > 0 and stride > 0
+            and start + (size - 1) * stride < _MAX_RANK):
         return tuple(range(start, start + size * stride, stride))
     return None
 
@@ -137,10 +153,10 @@ def _size_from_nelems(coll: str | None, args: dict[str, Any]) -> int | None:
     if es is None or not isinstance(n_in, int) or not isinstance(n_out, int):
         return None
     if coll == "all_gather":
-        return n_out * es
+        return _bytes(n_out * es)
     if coll in ("send", "recv"):
-        return max(n_in, n_out) * es
-    return n_in * es
+        return _bytes(max(n_in, n_out) * es)
+    return _bytes(n_in * es)
 
 
 def from_args(args: dict[str, Any], source: str) -> CommInfo:
@@ -166,9 +182,9 @@ def first_tensor_bytes(args: dict[str, Any]) -> int | None:
     es = dtype_bytes(tname)
     if es is None or not isinstance(shape, list) or not shape:
         return None
-    if not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not all(isinstance(d, int) and d >= 0 for d in shape) or len(shape) > 64:
         return None
-    return math.prod(shape) * es
+    return _bytes(math.prod(shape) * es)
 
 
 def from_annotation(name: str, args: dict[str, Any], group_size: int) -> CommInfo:
@@ -181,12 +197,12 @@ def from_annotation(name: str, args: dict[str, Any], group_size: int) -> CommInf
         if info.nbytes is None:
             size = first_tensor_bytes(args)
             if size is not None and info.collective == "all_gather":
-                size *= len(info.ranks) if info.ranks else group_size
+                size = _bytes(size * (len(info.ranks) if info.ranks else group_size))
             info = replace(info, nbytes=size)
         return info
     coll = normalize_collective(name)
     size = first_tensor_bytes(args) if name.startswith("nccl:") else None
     if size is not None and coll == "all_gather":
-        size *= group_size
+        size = _bytes(size * group_size)
     return CommInfo(collective=coll, nbytes=size,
                     source="nccl annotation" if name.startswith("nccl:") else "c10d op")

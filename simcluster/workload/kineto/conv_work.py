@@ -22,11 +22,18 @@ from simcluster.workload.kineto.aten_work import (
 )
 
 
-def _ints(v: Any, n: int) -> tuple[int, ...] | None:
-    if isinstance(v, int) and not isinstance(v, bool):
+_MAX_PARAM = 1 << 31  # strides, paddings and dilations are int32 in PyTorch
+
+
+def _ints(v: Any, n: int, low: int = 0) -> tuple[int, ...] | None:
+    """``n`` conv parameters from one int or a tuple, each from ``low`` to 2**31-1; None
+    otherwise (a stride of 0 or a corrupt huge one gives no spatial size)."""
+    def ok(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and low <= x < _MAX_PARAM
+
+    if ok(v):
         return (v,) * n
-    if isinstance(v, tuple) and v and all(isinstance(x, int) and not isinstance(x, bool)
-                                          for x in v):
+    if isinstance(v, tuple) and v and all(ok(x) for x in v):
         return v if len(v) == n else (v * n if len(v) == 1 else None)
     return None
 
@@ -39,8 +46,8 @@ def _out_spatial(c: ConvArgs, x: tuple[int, ...], w: tuple[int, ...]) -> tuple[i
     """Output spatial size from stride, padding and dilation in Concrete Inputs."""
     si, pi, di, _ = _CONV_FWD[c.name]  # signatures of PyTorch >= 2.1 (Concrete Inputs)
     n = len(x) - 2
-    stride = _ints(_at(c.concrete, si), n)
-    dilation = _ints(_at(c.concrete, di), n)
+    stride = _ints(_at(c.concrete, si), n, low=1)
+    dilation = _ints(_at(c.concrete, di), n, low=1)
     pad_v = _at(c.concrete, pi)
     if stride is None or dilation is None:
         return None

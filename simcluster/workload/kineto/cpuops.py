@@ -12,6 +12,7 @@ from typing import Any
 from simcluster.workload.kineto.aten_work import ConvArgs, Work, describe
 
 _MEMO_MAX = 1 << 16
+_I64 = 1 << 63
 
 
 @dataclass
@@ -52,7 +53,8 @@ class CpuOps:
             fv = math.nan
         self.flops.append(fv if math.isfinite(fv) and fv >= 0 else math.nan)
         s = args.get("Sequence number")
-        self.seq.append(s if isinstance(s, int) and not isinstance(s, bool) else -1)
+        ok = isinstance(s, int) and not isinstance(s, bool) and -_I64 <= s < _I64
+        self.seq.append(s if ok else -1)
         d = self._describe(name, args) if name.startswith("aten::") else None
         if isinstance(d, ConvArgs):
             self.conv[i] = d

@@ -8,6 +8,14 @@ straddles the end of the buffer, the next chunk is appended and the element deco
 
 Top-level values other than ``traceEvents`` (``distributedInfo``, ``deviceProperties``, ...)
 are small and returned whole, in file order, wherever they appear.
+
+Bounds (:class:`JsonLimits`): the text read in all, the size of one value (an event or a
+top-level value) and its nesting depth. A value that straddles the buffer's end is read on
+with a doubling read size, so a long value costs linear time, and one past the size limit is
+refused as soon as the buffer holds that much of it: memory stays within a few times the
+limit whatever the file holds. Numbers of more than 4,300 digits (Python's limit on
+converting them) and nesting deeper than the interpreter's recursion are refused as malformed
+values rather than escaping as other exceptions.
 """
 
 from __future__ import annotations
@@ -24,12 +32,37 @@ _DECODER = json.JSONDecoder()
 CHUNK_CHARS = 1 << 20
 
 
+@dataclass(frozen=True)
+class JsonLimits:
+    """Bounds on one JSON text (characters: one per byte for the ASCII of real traces).
+
+    Attributes:
+        max_chars: all the text read (16 GiB; real traces are at most a few GiB).
+        max_value_chars: one event or top-level value (8 MiB; real events are under 100 KB).
+        max_depth: nesting of arrays and objects within one value (64; events nest 4 deep).
+    """
+
+    max_chars: int = 16 << 30
+    max_value_chars: int = 8 << 20
+    max_depth: int = 64
+
+
 class TraceJSONError(ValueError):
     """Malformed or truncated JSON; ``offset`` is the character offset in the file."""
 
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.offset = offset
+
+
+class TraceLimitError(TraceJSONError):
+    """Well-formed so far, but over a limit; the message names it, ``limit`` says which:
+    ``"chars"``, ``"value"``, ``"depth"``, ``"digits"`` (a number of more than 4,300 digits)
+    or, from the caller's stream, ``"gzip_ratio"``."""
+
+    def __init__(self, message: str, offset: int, limit: str) -> None:
+        super().__init__(message, offset)
+        self.limit = limit
 
 
 EVENTS = "<traceEvents follow>"  # the value of the Item that announces the events
@@ -48,23 +81,32 @@ class Item:
 class _Reader:
     """A growing window over a text stream: ``buf[pos:]`` is what is not consumed yet."""
 
-    def __init__(self, stream: IO[str], chunk: int) -> None:
+    def __init__(self, stream: IO[str], chunk: int, limits: JsonLimits) -> None:
         self.stream = stream
         self.chunk = chunk
+        self.limits = limits
         self.buf = ""
         self.pos = 0
         self.consumed = 0  # characters dropped from the front of buf
         self.eof = False
 
-    def fill(self) -> None:
-        """Drop the consumed prefix and append the next chunk."""
+    def fill(self, want: int = 0) -> None:
+        """Drop the consumed prefix and append the next ``max(chunk, want)`` characters.
+
+        Raises:
+            TraceLimitError: the text read in all would pass ``limits.max_chars``.
+        """
         if self.pos:
             self.consumed += self.pos
             self.buf = self.buf[self.pos:]
             self.pos = 0
-        data = self.stream.read(self.chunk)
+        data = self.stream.read(max(self.chunk, want))
         if data:
             self.buf += data
+            if self.consumed + len(self.buf) > self.limits.max_chars:
+                raise TraceLimitError(
+                    f"the text is longer than the limit of {self.limits.max_chars:,} characters",
+                    self.limits.max_chars, "chars")
         else:
             self.eof = True
 
@@ -89,35 +131,94 @@ class _Reader:
         self.pos += 1
         return c
 
+    def _more(self) -> None:
+        """Read on into a value that straddles the buffer's end: as much again as is pending
+        (so a long value is rescanned O(log n) times), refusing one over the size limit."""
+        pending = len(self.buf) - self.pos
+        if pending > self.limits.max_value_chars:
+            raise TraceLimitError(
+                f"a single value (an event or a top-level value) is longer than the limit of "
+                f"{self.limits.max_value_chars:,} characters", self.offset(), "value")
+        self.fill(pending)
+
     def value(self) -> Any:
-        """Decode the JSON value at the cursor, reading more input as needed."""
+        """Decode the JSON value at the cursor, reading more input as needed.
+
+        Raises:
+            TraceJSONError: malformed or truncated; TraceLimitError: over a limit.
+        """
         self.peek()
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                if self.eof:
+                if self.eof or not _may_continue(exc, len(self.buf)):
                     where = exc.pos + self.consumed
-                    tail = " (the file ends inside it: truncated?)" if exc.pos >= len(
-                        self.buf) - 1 else ""
+                    cut = self.eof and exc.pos >= len(self.buf) - 1
+                    tail = " (the file ends inside it: truncated?)" if cut else ""
                     raise TraceJSONError(f"{exc.msg}{tail}", where) from None
-                self.fill()
+                self._more()
                 continue
+            except RecursionError:
+                raise TraceLimitError(f"a value nests deeper than the limit of "
+                                      f"{self.limits.max_depth} levels", self.offset(),
+                                      "depth") from None
+            except ValueError:  # an integer of more than 4,300 digits
+                raise TraceLimitError("a number has more than 4,300 digits",
+                                      self.offset(), "digits") from None
             if (not isinstance(value, (dict, list, str)) and not self.eof
                     and (end == len(self.buf) or self.buf[end] not in _DELIMITERS)):
-                self.fill()  # a number ("0." + "5") may continue in the next chunk
+                self._more()  # a number ("0." + "5") may continue in the next chunk
                 continue
+            if end - self.pos > self.limits.max_value_chars:
+                raise TraceLimitError(
+                    f"a single value (an event or a top-level value) is longer than the limit "
+                    f"of {self.limits.max_value_chars:,} characters", self.offset(), "value")
+            if isinstance(value, (dict, list)) and _deeper_than(
+                    value, self.buf, self.pos, end, self.limits.max_depth):
+                raise TraceLimitError(f"a value nests deeper than the limit of "
+                                      f"{self.limits.max_depth} levels", self.offset(), "depth")
             self.pos = end
             return value
 
 
-def iter_trace(stream: IO[str], chunk: int = CHUNK_CHARS) -> Iterator[Item]:
+def _may_continue(exc: json.JSONDecodeError, buffered: int) -> bool:
+    """Whether more text could make the value valid: the error is an unterminated string or
+    lies within the last few characters (a token cut by the buffer's end, such as ``tr`` or
+    a ``\\u`` escape). Any other error is final, and is raised without reading on."""
+    return exc.msg.startswith("Unterminated string") or exc.pos >= buffered - 16
+
+
+def _deeper_than(value: Any, text: str, start: int, end: int, limit: int) -> bool:
+    """Whether ``value`` (decoded from ``text[start:end]``) nests more than ``limit`` arrays
+    and objects deep. Counting brackets in the text settles almost every value at C speed
+    (fewer brackets than the limit, no deeper nesting); the rest are walked."""
+    if text.count("[", start, end) + text.count("{", start, end) <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            return True
+        children = v.values() if isinstance(v, dict) else v
+        stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def iter_trace(stream: IO[str], chunk: int = CHUNK_CHARS,
+               limits: JsonLimits | None = None) -> Iterator[Item]:
     """Yield every ``traceEvents`` element and every other top-level key's value.
+
+    Parameters:
+        stream: the text.
+        chunk: characters read at a time.
+        limits: the bounds (default :class:`JsonLimits`).
 
     Raises:
         TraceJSONError: the text is not a JSON object, is malformed, or ends early.
+        TraceLimitError: the text, a value or its nesting is over a limit.
     """
-    r = _Reader(stream, chunk)
+    r = _Reader(stream, chunk, limits or JsonLimits())
     r.expect("{", "a JSON object ('{')")
     if r.peek() == "}":
         r.pos += 1

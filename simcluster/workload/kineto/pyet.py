@@ -20,8 +20,10 @@ last number of the file name (``dlrm_eg_3.json`` -> 3).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,10 +59,17 @@ def _nbytes(values: list[Any]) -> int | None:
     return sum(int(t[3]) * int(t[4]) for t in tensors)
 
 
-def collectives_of(nodes: list[dict[str, Any]]) -> list[EtCollective]:
-    """The collectives of one execution trace, in node-id (issue) order."""
+def _node_id(n: dict[str, Any]) -> int:
+    """A node's id; 0 when it is missing or not a whole number (a corrupt trace)."""
+    i = n.get("id", 0)
+    return i if isinstance(i, int) and not isinstance(i, bool) else 0
+
+
+def collectives_of(nodes: list[Any]) -> list[EtCollective]:
+    """The collectives of one execution trace, in node-id (issue) order; entries that are
+    not objects are ignored."""
     out = []
-    for n in sorted(nodes, key=lambda n: n.get("id", 0)):
+    for n in sorted((n for n in nodes if isinstance(n, dict)), key=_node_id):
         if n.get("name") != "record_param_comms":
             continue
         inputs = n.get("inputs") or []
@@ -69,16 +78,40 @@ def collectives_of(nodes: list[dict[str, Any]]) -> list[EtCollective]:
         if coll is None or coll == "barrier":
             continue  # "wait" and barriers move no data
         size = _nbytes(n.get("outputs") or []) if coll == "all_gather" else _nbytes(inputs)
-        out.append(EtCollective(coll, size, int(n.get("id", 0))))
+        out.append(EtCollective(coll, size, _node_id(n)))
     return out
 
 
-def _load(name: str, raw: bytes) -> list[dict[str, Any]]:
+_MAX_GZIP_RATIO = 200  # as for Kineto traces: real JSON expands 10-30 times
+
+
+def _gunzip(name: str, raw: bytes) -> bytes:
+    """Decompress a ``.json.gz``, refusing one that expands more than 200 times (64 MiB at
+    least): a compression bomb would otherwise fill memory.
+
+    Raises:
+        WorkloadError: corrupt gzip, or over the expansion limit.
+    """
+    cap = max(64 << 20, _MAX_GZIP_RATIO * len(raw))
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            out = gz.read(cap + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise WorkloadError(f"{name}: cannot decompress ({exc}); the file may be truncated or "
+                            "not gzip.") from None
+    if len(out) > cap:
+        raise WorkloadError(f"{name}: expands to more than {cap:,} bytes ({_MAX_GZIP_RATIO} "
+                            "times its size); real execution traces expand 10-30 times, so "
+                            "the file is corrupt or a compression bomb.")
+    return out
+
+
+def _load(name: str, raw: bytes) -> list[Any]:
     if name.endswith(".gz"):
-        raw = gzip.decompress(raw)
+        raw = _gunzip(name, raw)
     try:
         doc = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise WorkloadError(f"{name}: not valid JSON ({exc}); not an execution trace.") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
         raise WorkloadError(f"{name}: no 'nodes' list, so not a PyTorch execution trace.")
@@ -112,7 +145,7 @@ def read_execution_traces(path: str | Path) -> dict[int, list[EtCollective]]:
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise WorkloadError(f"{path}: cannot read the archive ({exc}).") from None
     elif path.is_dir():
-        for f in sorted(path.glob("*.json*")):
+        for f in sorted(p for p in path.glob("*.json*") if p.is_file()):
             add(str(f), f.read_bytes())
     elif path.is_file():
         add(str(path), path.read_bytes())
