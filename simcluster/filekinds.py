@@ -2,8 +2,9 @@
 message that says what it is and where it goes (a topology given as the trace, a workload
 given as the topology, a sweep spec, an nccl-tests log...).
 
-Only the first 64 KiB are read; YAML is parsed with the safe loader, and only when the head
-parses on its own, so this never costs more than a glance.
+Only the first 64 KiB are read, and YAML is only composed (its top-level keys read from the
+node graph, aliases never expanded), so this never costs more than a glance, whatever the
+file holds.
 """
 
 from __future__ import annotations
@@ -65,13 +66,15 @@ def identify(path: str | Path) -> str | None:
 
 
 def _yaml_kind(text: str) -> str | None:
+    """The kind of a YAML document from its top-level keys. Only composed (a node graph:
+    aliases are not expanded, so an alias bomb costs nothing), never constructed."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError, ValueError):
         return None
-    if not isinstance(doc, dict):
+    if not isinstance(node, yaml.MappingNode):
         return None
-    keys = set(map(str, doc))
+    keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     if "accelerator_models" in keys and not keys & (_TOPOLOGY_KEYS - {"accelerator_models"}
                                                       | {"name"}):
         return "accelerators"
