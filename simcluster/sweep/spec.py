@@ -258,7 +258,7 @@ def _check_names(doc: YamlDocument, spec: SweepSpec, gen: str | None) -> None:
     allowed = set(WHATIF_AXES)
     params: set[str] = set()
     if gen is not None:
-        if gen not in GENERATORS:
+        if not isinstance(gen, str) or gen not in GENERATORS:
             raise SweepError(f"{doc.at(('base', 'workload', 'generate'))}unknown generator "
                              f"{gen!r}; use one of {', '.join(GENERATORS)}.")
         params = set(GENERATORS[gen].params)

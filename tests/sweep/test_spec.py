@@ -318,3 +318,18 @@ def test_any_constraint_gives_a_bool_or_a_sweep_error(text: str, a: float, b: fl
     except SweepError:
         pass
     assert MAX_MAGNITUDE == 1e100
+
+
+@pytest.mark.parametrize("generate", [[], {}, {"a": {"b": [1]}}, 3])
+def test_a_generator_that_is_not_a_name_is_named_as_the_error(tmp_path, generate) -> None:
+    import yaml as _yaml
+
+    from simcluster.sweep import load_sweep
+    from simcluster.sweep.errors import SweepError
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(_yaml.safe_dump({"base": {"topology": "t.yaml",
+                                              "workload": {"generate": generate}},
+                                     "axes": {"ranks": [2]}}))
+    with pytest.raises(SweepError, match="base.workload.generate: unknown generator"):
+        load_sweep(spec)
