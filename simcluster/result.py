@@ -29,7 +29,7 @@ from simcluster.analysis import (
 )
 from simcluster.analysis.breakdown import mean_step_time_us
 from simcluster.analysis.critical_path import dominant_limit
-from simcluster.analysis.fidelity import step_fidelity
+from simcluster.analysis.fidelity import recorded_run, step_fidelity
 from simcluster.analysis.training import TrainingInfo, flops_utilization, training_summary
 from simcluster.cost import Costs, costs, price_per_hour
 from simcluster.placement import Bound
@@ -157,6 +157,16 @@ class Result:
         return hta.overall(self.temporal_breakdown, self.comm_comp_overlap)
 
     @cached_property
+    def recorded_gpu_time(self) -> dict[str, float] | None:
+        """:attr:`gpu_time` computed on the recording of an imported trace (None for others),
+        to set beside the simulated one."""
+        rec = recorded_run(self.workload)
+        if rec is None:
+            return None
+        return hta.overall(hta.temporal_breakdown(rec, self.real_ranks),
+                           hta.comm_comp_overlap(rec, self.real_ranks))
+
+    @cached_property
     def training(self) -> dict[str, Any] | None:
         """MFU, tokens/s, memory and bubble of a generated transformer; None for others."""
         return training_summary(self.run, self.workload, self.breakdown, self.specs)
@@ -210,7 +220,7 @@ class Result:
         ``gpu_time`` (HTA's shares; ``simcluster replay --json`` prints it)."""
         return {"summary": self.summary, "fidelity": self.fidelity.to_pylist(),
                 "import_report": self.import_report, "cluster_note": self.cluster_note,
-                "gpu_time": self.gpu_time}
+                "gpu_time": self.gpu_time, "recorded_gpu_time": self.recorded_gpu_time}
 
     # -- outputs ----------------------------------------------------------------------------
 

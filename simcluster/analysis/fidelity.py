@@ -8,6 +8,11 @@ span started and ended (without them, from the start of the step's first op to t
 its last op).
 
     error = (simulated - recorded) / recorded
+
+The host span says little about the GPU side when the host is the bottleneck, so each row
+also compares the GPU-inclusive step: from the first to the last device op of the step
+(kernels, collectives, copies) on the rank, in the recorded timeline (the ops' recorded start
+times, ``recorded_start_us``) and in the simulated one (``gpu_error``).
 """
 
 from __future__ import annotations
@@ -52,13 +57,63 @@ def step_fidelity(run: Run, workload: Workload) -> pa.Table:
             rows["recorded_us"].append(float(recorded))
             rows["simulated_us"].append(sim)
             rows["error"].append((sim - recorded) / recorded if recorded > 0 else np.nan)
+    gpu_sim, gpu_rec = _gpu_spans(run), _gpu_spans(recorded_run(workload))
+    keys = list(zip(rows["rank"], rows["step"]))
+    sim_g = np.array([gpu_sim.get(k, np.nan) for k in keys], dtype=float)
+    rec_g = np.array([gpu_rec.get(k, np.nan) for k in keys], dtype=float)
     return pa.table({
         "rank": pa.array(rows["rank"], pa.int32()),
         "step": pa.array(rows["step"], pa.int32()),
         "recorded_us": pa.array(rows["recorded_us"], pa.float64()),
         "simulated_us": pa.array(rows["simulated_us"], pa.float64()),
         "error": pa.array(rows["error"], pa.float64()),
+        "recorded_gpu_us": pa.array(rec_g),
+        "simulated_gpu_us": pa.array(sim_g),
+        "gpu_error": pa.array(np.divide(sim_g - rec_g, rec_g, out=np.full(len(keys), np.nan),
+                                        where=rec_g > 0)),
     })
+
+
+_DEVICE_KINDS = ("compute", "collective", "send", "recv", "memcpy")
+
+
+def _gpu_spans(run: Run | None) -> dict[tuple[int, int], float]:
+    """(rank, step) -> first device op start to last device op end (us)."""
+    if run is None or run.timeline.num_rows == 0:
+        return {}
+    t = run.timeline
+    t = t.filter(pc.is_in(t.column("kind"), pa.array(_DEVICE_KINDS)))
+    t = t.filter(pc.is_valid(t.column("step")))
+    agg = t.group_by(["rank", "step"]).aggregate([("start_us", "min"), ("end_us", "max")])
+    return {(int(r), int(s)): float(e - b) for r, s, b, e in zip(
+        agg.column("rank").to_pylist(), agg.column("step").to_pylist(),
+        agg.column("start_us_min").to_pylist(), agg.column("end_us_max").to_pylist())}
+
+
+def recorded_run(workload: Workload) -> Run | None:
+    """The recording as a Run (timeline only): each op from its ``recorded_start_us`` for its
+    recorded ``duration_us``, so that timeline analyses (HTA's, the GPU span) can be computed
+    on what was measured, the same way as on the simulation. None when the workload carries
+    no recorded start times (generated, or imported before they were kept)."""
+    t = workload.ops
+    start = t.column("recorded_start_us")
+    if start.null_count == t.num_rows:
+        return None
+    s = start.to_numpy(zero_copy_only=False).astype(float)
+    d = np.nan_to_num(t.column("duration_us").to_numpy(zero_copy_only=False).astype(float))
+    keep = ~np.isnan(s)
+    sub = t.filter(pa.array(keep))
+    s, d = s[keep], d[keep]
+    timeline = pa.table({
+        "rank": sub.column("rank"), "stream": sub.column("stream"),
+        "op_id": sub.column("op_id"), "name": sub.column("name"), "kind": sub.column("kind"),
+        "step": sub.column("step"), "start_us": pa.array(s), "end_us": pa.array(s + d),
+        "wait_us": pa.array(np.zeros(len(s))), "deps": sub.column("deps"),
+    })
+    memory = pa.table({"rank": pa.array(np.arange(workload.num_ranks, dtype=np.int32))})
+    span = float((s + d).max() - s.min()) if len(s) else 0.0
+    return Run(timeline=timeline, links=pa.table({}), memory=memory, makespan_us=span,
+               info={"workload": workload.meta.name, "cluster": "recorded"})
 
 
 def fidelity_errors(fidelity: pa.Table) -> dict[str, float]:

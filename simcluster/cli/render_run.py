@@ -237,11 +237,14 @@ def replay_view(result: Any, fallback_name: str) -> list[tuple[RenderableType, b
         f"in {run.wall_s:.2f} s ({fmt_count(rate)} ops/s)", False))
     out.append((breakdown_table(result.breakdown), False))
     out.append((limits_line(summary["limits"]), False))
-    g = result.gpu_time
-    out.append((f"GPU time as HolisticTraceAnalysis counts it: compute {g['compute_pct']:.1f}%, "
-                f"non-compute {g['non_compute_pct']:.1f}%, idle {g['idle_pct']:.1f}% of the "
-                f"kernel span; computation overlaps {g['comm_overlap_pct']:.1f}% of "
-                "communication", True))
+    for label, g in (("simulated", result.gpu_time), ("recorded", result.recorded_gpu_time)):
+        if g is None:
+            continue
+        who = f" ({label})" if result.recorded_gpu_time is not None else ""
+        out.append((f"GPU time as HolisticTraceAnalysis counts it{who}: compute "
+                    f"{g['compute_pct']:.1f}%, non-compute {g['non_compute_pct']:.1f}%, idle "
+                    f"{g['idle_pct']:.1f}% of the kernel span; computation overlaps "
+                    f"{g['comm_overlap_pct']:.1f}% of communication", True))
     if summary["stragglers"]:
         out.append((f"stragglers (others waited for them): ranks "
                     f"{', '.join(map(str, summary['stragglers'][:16]))}", False))

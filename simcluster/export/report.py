@@ -35,19 +35,25 @@ from simcluster.export.plots import (
 from simcluster.sim.result import Run
 
 def fidelity_html(fidelity: pa.Table | None, limit: int = 24) -> str:
-    """Simulated vs recorded ProfilerStep durations, or nothing when there are none."""
+    """Simulated vs recorded ProfilerStep durations (host span and GPU-inclusive span), or
+    nothing when there are none."""
     if fidelity is None or fidelity.num_rows == 0:
         return ""
     err = fidelity_errors(fidelity)
+    gpu = "gpu_error" in fidelity.column_names
     rows = [[r["rank"], r["step"], f"{r['recorded_us'] / 1e3:.3f}",
-             f"{r['simulated_us'] / 1e3:.3f}", f"{100 * r['error']:+.2f}%"]
+             f"{r['simulated_us'] / 1e3:.3f}", f"{100 * r['error']:+.2f}%",
+             *([f"{r['recorded_gpu_us'] / 1e3:.3f}", f"{r['simulated_gpu_us'] / 1e3:.3f}",
+                f"{100 * r['gpu_error']:+.2f}%"] if gpu else [])]
             for r in fidelity.slice(0, limit).to_pylist()]
     more = (f"<p>... and {fidelity.num_rows - limit} more rows in fidelity.parquet</p>"
             if fidelity.num_rows > limit else "")
-    return (f"<h2>Simulated vs recorded ProfilerStep</h2><p>mean error "
-            f"{100 * err['mean']:+.2f}%, mean |error| {100 * err['mean_abs']:.2f}%, max |error| "
-            f"{100 * err['max_abs']:.2f}%</p>"
-            + table(["rank", "step", "recorded (ms)", "simulated (ms)", "error"], rows) + more)
+    heads = ["rank", "step", "recorded (ms)", "simulated (ms)", "error",
+             *(["recorded GPU (ms)", "simulated GPU (ms)", "GPU error"] if gpu else [])]
+    return (f"<h2>Simulated vs recorded ProfilerStep</h2><p>host span (the ProfilerStep "
+            f"range): mean error {100 * err['mean']:+.2f}%, mean |error| "
+            f"{100 * err['mean_abs']:.2f}%, max |error| {100 * err['max_abs']:.2f}%; GPU: from "
+            "the step's first to its last device op</p>" + table(heads, rows) + more)
 
 
 def import_html(report: dict[str, Any] | None) -> str:

@@ -71,6 +71,10 @@ OPS_SCHEMA = pa.schema(
         pa.field("free_bytes", pa.int64()),
         pa.field("root", pa.int32()),
         pa.field("fixed_duration", pa.bool_()),
+        # Where the recording placed the op (us, on the trace's clock); informational: the
+        # replay never uses it, the recorded-vs-simulated analyses do. Readers that do not
+        # know it drop it, so files that carry it need no new format version.
+        pa.field("recorded_start_us", pa.float64()),
     ]
 )
 

@@ -90,3 +90,31 @@ def test_idle_time_breakdown_names_the_cause() -> None:
            for r in hta.idle_time_breakdown(_run(rows), kernel_wait_us=5.0).to_pylist()}
     assert out == {"kernel_wait": (2.0, round(2 / 27, 4)), "host_wait": (10.0, round(10 / 27, 4)),
                    "other": (15.0, round(15 / 27, 4))}
+
+
+def test_the_recording_as_a_run_gives_htas_numbers_on_what_was_measured() -> None:
+    """A workload with recorded start times: the recorded timeline's temporal breakdown is
+    computed from them (the same synthetic rank 0 as RUN above)."""
+    import dataclasses
+
+    from simcluster.analysis.fidelity import recorded_run
+    from tests.conftest import workload
+
+    rows = [
+        {"rank": 0, "kind": "compute", "duration_us": 4.0, "stream": "s"},
+        {"rank": 0, "kind": "collective", "collective": "all_reduce", "comm_bytes": 8,
+         "group": "g", "duration_us": 5.0, "stream": "comm"},
+        {"rank": 0, "kind": "memcpy", "copy_kind": "D2D", "duration_us": 2.0,
+         "stream": "copy"},
+        {"rank": 0, "kind": "host", "duration_us": 10.0, "stream": "cpu"},
+    ]
+    wl = workload(rows, {"g": [0]})
+    starts = pa.array([0.0, 2.0, 8.0, 0.0])
+    ops = wl.ops.set_column(wl.ops.schema.get_field_index("recorded_start_us"),
+                            "recorded_start_us", starts)
+    rec = recorded_run(dataclasses.replace(wl, ops=ops))
+    assert rec is not None and rec.makespan_us == 10.0
+    t = hta.temporal_breakdown(rec).to_pylist()[0]
+    assert (t["idle_us"], t["compute_us"], t["non_compute_us"], t["kernel_us"]) == (
+        1.0, 4.0, 5.0, 10.0)
+    assert recorded_run(wl) is None  # no recorded starts: nothing to analyse

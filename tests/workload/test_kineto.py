@@ -47,8 +47,13 @@ def test_launches_and_stream_order(tmp_path: Path) -> None:
     t_ = ends(run)
     # A kernel waits for its launch call to return (15), then for its stream (45).
     assert t_[(0, 4)] == (15.0, 45.0) and t_[(0, 7)] == (45.0, 55.0)
+    # GPU side: recorded kernels 16-56 (40 us), simulated 15-55 (40 us).
     assert step_fidelity(run, wl).to_pylist() == [
-        {"rank": 0, "step": 1, "recorded_us": 100.0, "simulated_us": 100.0, "error": 0.0}]
+        {"rank": 0, "step": 1, "recorded_us": 100.0, "simulated_us": 100.0, "error": 0.0,
+         "recorded_gpu_us": 40.0, "simulated_gpu_us": 40.0, "gpu_error": 0.0}]
+    starts = dict(zip(wl.ops.column("name").to_pylist(),
+                      wl.ops.column("recorded_start_us").to_pylist()))
+    assert starts["relu"] - starts["gemm"] == 30.0  # kept as recorded: 46 - 16
     assert wl.meta.recorded_device == "A100-SXM4-80GB"
 
 

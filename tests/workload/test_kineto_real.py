@@ -130,3 +130,18 @@ def test_resnet_on_an_a100_between_the_bandwidth_and_the_gemm_ratio(resnet: Work
     before = step_fidelity(on_v100, resnet).column("simulated_us").to_pylist()
     after = step_fidelity(on_a100, resnet).column("simulated_us").to_pylist()
     assert all(a <= b * (1 + 1e-9) for a, b in zip(after, before))
+
+
+def test_dlrm_gpu_side_and_hta_shares_match_the_recording(shared_data: Path) -> None:
+    """Replayed at its recorded kernel durations on its recorded GPUs, the DLRM step's
+    GPU-inclusive span and HTA's GPU-time shares match those computed on the recording
+    (the recorded start times kept by the importer)."""
+    import simcluster as sc
+
+    result = sc.replay(shared_data / "kineto" / "dlrm-v100-8rank")
+    gpu = result.fidelity.column("gpu_error").to_pylist()
+    assert len(gpu) == 8 and max(abs(e) for e in gpu) < 0.01
+    sim, rec = result.gpu_time, result.recorded_gpu_time
+    assert rec is not None
+    for key in ("compute_pct", "non_compute_pct", "idle_pct", "comm_overlap_pct"):
+        assert abs(sim[key] - rec[key]) < 1.0, key  # percentage points

@@ -147,6 +147,8 @@ def to_table(ops: OpColumns, rank: int) -> tuple[pa.Table, int]:
         "stream": pa.array([ops.stream[i] for i in order.tolist()], pa.string()),
         "duration_us": pa.array(np.frombuffer(ops.dur, dtype=np.float64)[order] if n
                                 else np.zeros(0)),
+        "recorded_start_us": pa.array(np.frombuffer(ops.key, dtype=np.float64)[order] if n
+                                      else np.zeros(0)),
         "deps": deps,
         "step": pa.array(step, pa.int32(), mask=step < 0),
     }
