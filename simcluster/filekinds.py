@@ -35,6 +35,23 @@ _TOPOLOGY_KEYS = {"nodes", "fabric", "devices", "links", "accelerator_models",
                   "accelerator_files"}
 
 
+def exists(path: str | Path) -> bool:
+    """Whether ``path`` exists; False (not an exception) for a name the system cannot even
+    look up (too long, a NUL byte, a component that is a file)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file; False for a name that cannot be looked up."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def identify(path: str | Path) -> str | None:
     """The kind (a key of :data:`KINDS`) of the file or folder at ``path``, or None.
 
@@ -47,6 +64,8 @@ def identify(path: str | Path) -> str | None:
         'topology'
     """
     p = Path(path)
+    if not exists(p):
+        return None
     if p.is_dir():
         return ("run-folder" if (p / "summary.json").is_file()
                 and (p / "timeline.parquet").is_file() else None)

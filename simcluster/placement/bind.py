@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from simcluster.errors import PlacementError
+from simcluster.filekinds import exists
 from simcluster.names import match, suggestion
 from simcluster.placement.strategies import STRATEGIES, Placement, strategy_placement, too_many
 from simcluster.topology.cluster import Cluster
@@ -116,7 +117,7 @@ def _check_mapping(doc, mapping: dict[int, str], cluster: Cluster, num_ranks: in
 def _looks_like_a_file(text: str) -> bool:
     """A path that exists, or one with a folder or a YAML suffix in it."""
     p = Path(text)
-    return p.exists() or p.suffix.lower() in (".yaml", ".yml") or len(p.parts) > 1
+    return exists(p) or p.suffix.lower() in (".yaml", ".yml") or len(p.parts) > 1
 
 
 def bind(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from simcluster.errors import PlacementError, TopologyError, WorkloadError
+from simcluster.filekinds import is_file
 from simcluster.placement import STRATEGIES
 from simcluster.sweep.errors import SweepError
 from simcluster.topology import load_cluster
@@ -220,7 +221,7 @@ def _check_placement_file(path: Path) -> None:
     from simcluster.placement.bind import _PlacementSpec  # the schema of placement files
     from simcluster.yamlfile import read_yaml, validate
 
-    if not path.is_file():
+    if not is_file(path):
         raise PlacementError(f"{path}: not a placement strategy ({', '.join(STRATEGIES)}) "
                              "and no such file; check the name or the path.")
     validate(read_yaml(path, PlacementError), _PlacementSpec, PlacementError)

@@ -52,7 +52,7 @@ def load_cluster(path: str | Path) -> Cluster:
         >>> len(c.accelerators)  # doctest: +SKIP
         16
     """
-    if Path(path).exists() and identify(path) not in (None, "topology"):
+    if identify(path) not in (None, "topology"):
         raise TopologyError(hint(path, "a topology file"))
     doc = read_yaml(path, TopologyError)
     spec = validate(doc, TopologySpec, TopologyError)

@@ -114,13 +114,13 @@ class PcieParams(_Strict):
     bandwidth_GBps: float | None = Field(None, gt=0, le=_MAX_GBPS,
                                          description="override, GB/s per direction")
     latency_ns: float | None = Field(None, ge=0)
-    accelerators_per_switch: int = Field(2, ge=1)
+    accelerators_per_switch: int = Field(2, ge=1, le=_MAX_PER_SERVER)
 
 
 class NicParams(_Strict):
     """The server's network interfaces; NIC i serves accelerators i*A/N .. (i+1)*A/N - 1."""
 
-    count: int = Field(0, ge=0)
+    count: int = Field(0, ge=0, le=_MAX_PER_SERVER)
     bandwidth_GBps: float = Field(50.0, gt=0, le=_MAX_GBPS,
                                   description="line rate, GB/s (400 Gb/s = 50)")
     latency_ns: float | None = Field(None, ge=0)
@@ -130,7 +130,7 @@ class NicParams(_Strict):
 class HostParams(_Strict):
     """Host CPUs (sockets, which act as PCIe root complexes) and their DRAM."""
 
-    cpus: int = Field(2, ge=1)
+    cpus: int = Field(2, ge=1, le=64)
     memory_GiB: float = Field(1024.0, gt=0, description="DRAM per socket")
     memory_GBps: float = Field(200.0, gt=0, description="DRAM bandwidth per socket")
     socket_GBps: float = Field(60.0, gt=0, description="inter-socket link per direction")

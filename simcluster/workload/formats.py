@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from simcluster.errors import WorkloadError
+from simcluster.filekinds import exists, hint, identify
 from simcluster.registry import Registry
 from simcluster.workload.model import Workload
-from simcluster.filekinds import hint, identify
 from simcluster.workload.native import read_workload
 
 NATIVE = "native"  # the format a file goes to when no format recognises it
@@ -105,7 +105,7 @@ def open_workload(path: str | Path, format: str | None = None, **options: Any) -
             or whatever the format's loader finds wrong.
     """
     p = Path(path)
-    if not p.exists():
+    if not exists(p):
         raise WorkloadError(f"{p}: file not found; check the path.")
     if format is None and p.is_dir() and identify(p) == "run-folder":
         raise WorkloadError(hint(p, "a workload or trace"))
