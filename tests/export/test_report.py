@@ -78,8 +78,9 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _screenshot(page: Path, tmp_path: Path) -> np.ndarray:
-    """The page as headless Chromium draws it (1300 x 2600 px, RGB in 0..1)."""
+def _screenshot(page: Path, tmp_path: Path, size: tuple[int, int] = (1300, 2600)
+                ) -> np.ndarray:
+    """The page as headless Chromium draws it (``size`` = width, height in px; RGB 0..1)."""
     browser = _chromium()
     if browser is None:
         pytest.skip("no Chromium installed (Debian package: chromium)")
@@ -87,16 +88,18 @@ def _screenshot(page: Path, tmp_path: Path) -> np.ndarray:
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-           "--window-size=1300,2600", f"--screenshot={shot}", page.as_uri()]
+           f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}", page.as_uri()]
     subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     assert shot.is_file(), "Chromium wrote no screenshot"
     img = _image(shot.read_bytes())[..., :3]
-    assert img.shape[:2] == (2600, 1300)
+    assert img.shape[:2] == (size[1], size[0])
     return img
 
 
-def test_chromium_screenshot_shows_the_plots(report: Path, tmp_path: Path) -> None:
-    img = _screenshot(report, tmp_path)
+@pytest.mark.parametrize("size", [(1300, 2600), (800, 3000)])
+def test_chromium_screenshot_shows_the_plots(report: Path, tmp_path: Path,
+                                             size: tuple[int, int]) -> None:
+    img = _screenshot(report, tmp_path, size)  # a desktop and a narrow window
     # The page is mostly white; plots add large coloured areas (the Gantt's blue bars, the
     # limits bar's green). Count clearly coloured pixels.
     saturation = img.max(axis=2) - img.min(axis=2)
