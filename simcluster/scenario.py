@@ -20,7 +20,8 @@ the run folder.
 
 Example:
     >>> import simcluster as sc
-    >>> from simcluster.topology.recorded import recorded_cluster
+    >>> from simcluster.topology.identification import unknown_message
+from simcluster.topology.recorded import recorded_cluster
     >>> wl = sc.generate("data-parallel", ranks=2, layers=1, hidden=64, seq_len=16, vocab=128)
     >>> cluster = recorded_cluster("H100", 2)           # one server of two H100s
     >>> result = sc.Scenario(wl, cluster).run()
@@ -43,6 +44,7 @@ from simcluster.placement import Placement, bind
 from simcluster.sim import SimOptions, simulate
 from simcluster.topology import Cluster, load_cluster, resolve_device
 from simcluster.topology.accelerator import AcceleratorSpec
+from simcluster.topology.identification import unknown_message
 from simcluster.topology.recorded import recorded_cluster
 from simcluster.topology.transform import scale_links, with_device
 from simcluster.workload import Workload, load_workload
@@ -114,6 +116,11 @@ class Scenario:
             cluster = self.cluster if w.device is None else with_device(self.cluster, w.device)
         else:
             model = w.device or self.workload.meta.recorded_device
+            named = ((self.workload.meta.extra or {}).get("import") or {}).get(
+                "unidentified_device")
+            if model is None and named:
+                raise TopologyError(f"the trace was recorded on {named!r}: "
+                                    + unknown_message(named, list_known=False))
             if model is None:
                 raise TopologyError(
                     "no --topology, and the workload does not say which accelerator it was "

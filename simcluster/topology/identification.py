@@ -221,7 +221,7 @@ def suggestions(name: str, extra: Mapping[str, AcceleratorSpec] | None = None,
     best first; ``H100-PCIe-96GB`` suggests ``H100-PCIe-80GB``, not a V100."""
     labels = {s.model: s.aliases for s in PARTS}
     labels.update({k: (*s.aliases, s.model) for k, s in (extra or {}).items()})
-    return closest(name, labels, n=n)
+    return closest(name, labels, n=n, cutoff=0.7)
 
 
 def known_names(extra: Mapping[str, AcceleratorSpec] | None = None) -> list[str]:

@@ -42,6 +42,8 @@ class ImportReport:
         unknown: unknown categories, fields or attributes -> count (never fatal).
         warnings: things a user should know (ops that cannot be retargeted, ...).
         notes: assumptions taken (device inferred, sizes reconciled, ...).
+        unidentified: the accelerator name the trace gave that no catalog model matched
+            (None when the device was identified, or the trace names none).
     """
 
     source: str
@@ -50,6 +52,7 @@ class ImportReport:
     unknown: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unidentified: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (stored in the workload's ``meta.extra['import']``)."""
@@ -60,6 +63,7 @@ class ImportReport:
             "unknown": dict(sorted(self.unknown.items())),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
+            **({"unidentified_device": self.unidentified} if self.unidentified else {}),
         }
 
     def lines(self, limit: int = 12) -> list[str]:

@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from simcluster.errors import WorkloadError
 from simcluster.topology.catalog import identify
+from simcluster.topology.identification import unknown_message
 from simcluster.workload.importing import ImportReport, finish, rank_from_name
 from simcluster.workload.kineto.context import BuildStats, RankContext, Window
 from simcluster.workload.kineto.events import (
@@ -209,6 +210,7 @@ def _device(traces: list[_RankFile], report: ImportReport) -> str | None:
     """The recorded accelerator model (catalog name), from deviceProperties or kernel
     names."""
     found: dict[str, str] = {}
+    unknown: list[str] = []
     for f in traces:
         tr = f.trace
         props = tr.meta.get("deviceProperties")
@@ -222,8 +224,9 @@ def _device(traces: list[_RankFile], report: ImportReport) -> str | None:
                 if ident is not None:
                     found[ident.spec.model] = ident.how
                 else:
-                    report.warnings.append(f"{tr.path.name}: GPU {entry['name']!r} is not in the "
-                                           "catalog; replay it with --topology.")
+                    unknown.append(entry["name"])
+                    report.warnings.append(f"{tr.path.name}: " + unknown_message(
+                        entry["name"], _count(entry.get("totalGlobalMem")), list_known=False))
     if not found:
         names = " ".join(traces[0].trace.names[:5000]).lower() if traces else ""
         for token, family in (("sm90", "H100"), ("hopper", "H100"), ("sm80", "A100"),
@@ -235,6 +238,8 @@ def _device(traces: list[_RankFile], report: ImportReport) -> str | None:
                         f"the trace does not name its GPU; kernel names ({token!r}) point to "
                         f"the {family} family: {ident.spec.model} is assumed.")
                     return ident.spec.model
+        if unknown:
+            report.unidentified = unknown[0]
         return None
     if len(found) > 1:
         report.warnings.append(f"ranks ran on different GPUs ({', '.join(sorted(found))}); "
