@@ -36,7 +36,12 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_count(n: float) -> str:
-    """A count in decimal units: ``1.2k``, ``198.9T``, ``3.4E`` (FLOPs, ops, tokens)."""
+    """A count in decimal units: ``1.2k``, ``198.9T``, ``3.4E`` (FLOPs, ops, tokens).
+
+    Example:
+        >>> fmt_count(198878.7e9), fmt_count(1234), fmt_count(7)
+        ('198.9T', '1.2k', '7')
+    """
     for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
                         ("k", 1e3)):
         if n >= scale:
