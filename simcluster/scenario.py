@@ -20,8 +20,7 @@ the run folder.
 
 Example:
     >>> import simcluster as sc
-    >>> from simcluster.topology.identification import unknown_message
-from simcluster.topology.recorded import recorded_cluster
+    >>> from simcluster.topology.recorded import recorded_cluster
     >>> wl = sc.generate("data-parallel", ranks=2, layers=1, hidden=64, seq_len=16, vocab=128)
     >>> cluster = recorded_cluster("H100", 2)           # one server of two H100s
     >>> result = sc.Scenario(wl, cluster).run()
