@@ -8,29 +8,29 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simcluster.cli import render, render_run
 from simcluster.cli.apps import (
-    JSON_HELP,
-    print_json,
     ALIGN_HELP,
     COPIES_HELP,
     ET_HELP,
+    JSON_HELP,
     PROGRESS_MIN_OPS,
     STEP_HELP,
     TRACE_HELP,
     align_option,
     app,
     pairs,
+    print_json,
     step_option,
     terminal,
 )
+from simcluster.cli.progress import tracker
 from simcluster.errors import SimclusterError
-from simcluster.sim.algorithms import algorithm_names
 from simcluster.export import load_run
 from simcluster.placement import STRATEGIES
 from simcluster.scenario import Scenario, WhatIf
+from simcluster.sim.algorithms import algorithm_names
 from simcluster.topology import load_cluster, resolve_device
 from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.workload import load_workload
@@ -155,13 +155,9 @@ def replay(
                                                                      slow_rank or [])})
     scenario = Scenario(workload, cluster, placement, whatif, top_links=top,
                         predict_kernels=predict_kernels)
-    if (not quiet and not as_json and workload.num_ops >= PROGRESS_MIN_OPS
-            and Console(stderr=True).is_terminal):
-        with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("sim", total=workload.num_ops)
-            result = scenario.run(
-                progress=lambda done, total: bar.update(task, completed=done))
+    if not quiet and not as_json and workload.num_ops >= PROGRESS_MIN_OPS:
+        with tracker("simulating") as update:
+            result = scenario.run(progress=lambda done, total: update("", done, total))
     else:
         result = scenario.run()
     if out is not None:
