@@ -18,7 +18,6 @@ where ``my_plan(layout, collective, options)`` returns the phases. Tests use
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -80,42 +79,15 @@ class Algorithm:
 REGISTRY: Registry[Algorithm] = Registry("collective algorithm", SimulationError)
 
 
-def register_algorithm(algorithm: Algorithm, *, replace: bool = False) -> Algorithm:
-    """Add ``algorithm`` to the registry (after those already there); returns it.
-
-    Raises:
-        RegistryError: the name is taken and ``replace`` is false.
-    """
-    return REGISTRY.register(algorithm, replace=replace)
-
-
-def unregister_algorithm(name: str) -> Algorithm:
-    """Remove the algorithm ``name``; returns its record.
-
-    Raises:
-        RegistryError: no such algorithm.
-    """
-    return REGISTRY.unregister(name)
-
-
-def registered_algorithm(algorithm: Algorithm, *, replace: bool = False
-                         ) -> AbstractContextManager[Algorithm]:
-    """``with registered_algorithm(a): ...``: ``a`` is registered inside the block only."""
-    return REGISTRY.registered(algorithm, replace=replace)
-
-
-def get_algorithm(name: str) -> Algorithm:
-    """The record of ``name``.
-
-    Raises:
-        SimulationError: no such algorithm; the message lists the known ones.
-    """
-    return REGISTRY.get(name)
-
-
-def algorithm_names() -> tuple[str, ...]:
-    """Every registered algorithm, in registration order."""
-    return REGISTRY.names()
+# The extension point's API is the registry's own (``registry.Registry``): register (after
+# those already there; ``replace=True`` to swap one), unregister, a ``with`` block that
+# registers for its duration, look-up by name (an unknown name lists the known ones),
+# and the names in registration order.
+register_algorithm = REGISTRY.register
+unregister_algorithm = REGISTRY.unregister
+registered_algorithm = REGISTRY.registered
+get_algorithm = REGISTRY.get
+algorithm_names = REGISTRY.names
 
 
 def algorithms_for(collective: str) -> tuple[str, ...]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -132,42 +131,15 @@ class Fabric:
 REGISTRY: Registry[Fabric] = Registry("fabric", TopologyError)
 
 
-def register_fabric(fabric: Fabric, *, replace: bool = False) -> Fabric:
-    """Add ``fabric`` to the registry; returns it.
-
-    Raises:
-        RegistryError: the name is taken and ``replace`` is false.
-    """
-    return REGISTRY.register(fabric, replace=replace)
-
-
-def unregister_fabric(name: str) -> Fabric:
-    """Remove the fabric ``name``; returns its record.
-
-    Raises:
-        RegistryError: no such fabric.
-    """
-    return REGISTRY.unregister(name)
-
-
-def registered_fabric(fabric: Fabric, *, replace: bool = False
-                      ) -> AbstractContextManager[Fabric]:
-    """``with registered_fabric(f): ...``: ``f`` is registered inside the block only."""
-    return REGISTRY.registered(fabric, replace=replace)
-
-
-def get_fabric(name: str) -> Fabric:
-    """The record of ``name``.
-
-    Raises:
-        TopologyError: no such fabric; the message lists the known ones.
-    """
-    return REGISTRY.get(name)
-
-
-def fabric_names() -> tuple[str, ...]:
-    """Every registered fabric, in registration order."""
-    return REGISTRY.names()
+# The extension point's API is the registry's own (``registry.Registry``): register (after
+# those already there; ``replace=True`` to swap one), unregister, a ``with`` block that
+# registers for its duration, look-up by name (an unknown name lists the known ones),
+# and the names in registration order.
+register_fabric = REGISTRY.register
+unregister_fabric = REGISTRY.unregister
+registered_fabric = REGISTRY.registered
+get_fabric = REGISTRY.get
+fabric_names = REGISTRY.names
 
 
 def fabric_list(width: int = 92) -> str:

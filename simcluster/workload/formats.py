@@ -19,7 +19,6 @@ Adding a format is one call::
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,42 +53,15 @@ class TraceFormat:
 REGISTRY: Registry[TraceFormat] = Registry("trace format", WorkloadError)
 
 
-def register_trace_format(fmt: TraceFormat, *, replace: bool = False) -> TraceFormat:
-    """Add ``fmt`` to the registry (tried after those already there); returns it.
-
-    Raises:
-        RegistryError: the name is taken and ``replace`` is false.
-    """
-    return REGISTRY.register(fmt, replace=replace)
-
-
-def unregister_trace_format(name: str) -> TraceFormat:
-    """Remove the format ``name``; returns its record.
-
-    Raises:
-        RegistryError: no such format.
-    """
-    return REGISTRY.unregister(name)
-
-
-def registered_trace_format(fmt: TraceFormat, *, replace: bool = False
-                            ) -> AbstractContextManager[TraceFormat]:
-    """``with registered_trace_format(f): ...``: ``f`` is registered inside the block only."""
-    return REGISTRY.registered(fmt, replace=replace)
-
-
-def get_trace_format(name: str) -> TraceFormat:
-    """The record of ``name``.
-
-    Raises:
-        WorkloadError: no such format; the message lists the known ones.
-    """
-    return REGISTRY.get(name)
-
-
-def trace_format_names() -> tuple[str, ...]:
-    """Every registered format, in the order they are tried."""
-    return REGISTRY.names()
+# The extension point's API is the registry's own (``registry.Registry``): register (after
+# those already there; ``replace=True`` to swap one), unregister, a ``with`` block that
+# registers for its duration, look-up by name (an unknown name lists the known ones),
+# and the names in registration order.
+register_trace_format = REGISTRY.register
+unregister_trace_format = REGISTRY.unregister
+registered_trace_format = REGISTRY.registered
+get_trace_format = REGISTRY.get
+trace_format_names = REGISTRY.names
 
 
 def detect(path: Path) -> TraceFormat | None:
