@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from simcluster.analysis.breakdown import union_by_group
 from simcluster.sim.result import Run
 
 TYPES = ("COMPUTATION", "COMMUNICATION", "MEMORY")
@@ -50,16 +51,13 @@ def _rank_slices(rank: np.ndarray, n: int) -> list[slice]:
     return [slice(bounds[r], bounds[r + 1]) for r in range(n)]
 
 
-def _union(start: np.ndarray, end: np.ndarray) -> float:
-    """Length of the union of the intervals [start, end)."""
-    keep = end > start
-    if not keep.any():
-        return 0.0
-    order = np.argsort(start[keep], kind="stable")
-    s, e = start[keep][order], end[keep][order]
-    reach = np.maximum.accumulate(e)
-    prev = np.r_[-np.inf, reach[:-1]]
-    return float(np.sum(np.maximum(e - np.maximum(s, prev), 0.0) * (e > prev)))
+def _per_rank(run: Run, ranks: int | None) -> tuple[int, np.ndarray, np.ndarray, np.ndarray,
+                                                     np.ndarray]:
+    """The device ops of ranks ``0 .. n-1`` and ``n``: n, rank, type code, start, end."""
+    rank, code, start, end, _ = _kernels(run)
+    n = ranks if ranks is not None else run.memory.num_rows or int(rank.max(initial=-1)) + 1
+    keep = rank < n
+    return n, rank[keep], code[keep], start[keep], end[keep]
 
 
 def temporal_breakdown(run: Run, ranks: int | None = None) -> pa.Table:
@@ -75,25 +73,18 @@ def temporal_breakdown(run: Run, ranks: int | None = None) -> pa.Table:
         {'rank': 0, 'idle_us': 1.0, 'compute_us': 4.0, 'non_compute_us': 5.0,
          'kernel_us': 10.0, 'idle_pct': 10.0, 'compute_pct': 40.0, 'non_compute_pct': 50.0}
     """
-    rank, code, start, end, _ = _kernels(run)
-    n = ranks if ranks is not None else run.memory.num_rows or int(rank.max(initial=-1)) + 1
-    rows: dict[str, list[float]] = {k: [] for k in ("idle_us", "compute_us", "non_compute_us",
-                                                    "kernel_us")}
-    for sl in _rank_slices(rank, n):
-        s_, e_, c_ = start[sl], end[sl], code[sl]
-        if len(s_) == 0:
-            span = busy = compute = 0.0
-        else:
-            span = float(e_.max() - s_.min())
-            busy = _union(s_, e_)
-            compute = _union(s_[c_ == 0], e_[c_ == 0])
-        rows["idle_us"].append(span - busy)
-        rows["compute_us"].append(compute)
-        rows["non_compute_us"].append(busy - compute)
-        rows["kernel_us"].append(span)
-    kernel = np.asarray(rows["kernel_us"])
-    pct = {f"{k[:-3]}_pct": np.round(100 * np.divide(np.asarray(v), kernel, out=np.zeros(n),
-                                                      where=kernel > 0), 2)
+    n, rank, code, start, end = _per_rank(run, ranks)
+    first, last = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(first, rank, start)
+    np.maximum.at(last, rank, end)
+    span = np.where(last > first, last - first, 0.0)
+    busy = union_by_group(rank, start, end, n)
+    comp = code == 0
+    compute = union_by_group(rank[comp], start[comp], end[comp], n)
+    rows = {"idle_us": span - busy, "compute_us": compute, "non_compute_us": busy - compute,
+            "kernel_us": span}
+    pct = {f"{k[:-3]}_pct": np.round(100 * np.divide(v, span, out=np.zeros(n),
+                                                      where=span > 0), 2)
            for k, v in rows.items() if k != "kernel_us"}
     return pa.table({"rank": pa.array(np.arange(n, dtype=np.int32)),
                      **{k: pa.array(v, pa.float64()) for k, v in rows.items()},
@@ -253,15 +244,12 @@ def idle_time_breakdown(run: Run, ranks: int | None = None,
 def comm_comp_overlap(run: Run, ranks: int | None = None) -> pa.Table:
     """Per rank, the share of communication time that computation overlaps (HTA's
     ``get_comm_comp_overlap``): ``rank, comm_us, overlapped_us, overlap_pct``."""
-    rank, code, start, end, _ = _kernels(run)
-    n = ranks if ranks is not None else run.memory.num_rows or int(rank.max(initial=-1)) + 1
-    comm, both = np.zeros(n), np.zeros(n)
-    for r, sl in enumerate(_rank_slices(rank, n)):
-        s_, e_, c_ = start[sl], end[sl], code[sl]
-        c, k = c_ == 1, c_ == 0
-        comm[r] = _union(s_[c], e_[c])
-        # |comm and compute| = |comm| + |compute| - |comm or compute|
-        both[r] = comm[r] + _union(s_[k], e_[k]) - _union(s_[c | k], e_[c | k])
+    n, rank, code, start, end = _per_rank(run, ranks)
+    c, k = code == 1, code == 0
+    comm = union_by_group(rank[c], start[c], end[c], n)
+    # |comm and compute| = |comm| + |compute| - |comm or compute|
+    both = (comm + union_by_group(rank[k], start[k], end[k], n)
+            - union_by_group(rank[c | k], start[c | k], end[c | k], n))
     pct = np.round(100 * np.divide(both, comm, out=np.zeros(n), where=comm > 0), 2)
     return pa.table({"rank": pa.array(np.arange(n, dtype=np.int32)), "comm_us": pa.array(comm),
                      "overlapped_us": pa.array(both), "overlap_pct": pa.array(pct)})
