@@ -157,10 +157,15 @@ class Result:
         return hta.overall(self.temporal_breakdown, self.comm_comp_overlap)
 
     @cached_property
+    def recorded(self) -> Run | None:
+        """The recording of an imported trace as a Run (timeline only; None for others)."""
+        return recorded_run(self.workload)
+
+    @cached_property
     def recorded_gpu_time(self) -> dict[str, float] | None:
         """:attr:`gpu_time` computed on the recording of an imported trace (None for others),
         to set beside the simulated one."""
-        rec = recorded_run(self.workload)
+        rec = self.recorded
         if rec is None:
             return None
         return hta.overall(hta.temporal_breakdown(rec, self.real_ranks),
@@ -198,7 +203,7 @@ class Result:
     def fidelity(self) -> pa.Table:
         """Simulated vs recorded ProfilerStep durations of an imported trace (empty for
         others)."""
-        return step_fidelity(self.run, self.workload)
+        return step_fidelity(self.run, self.workload, self.recorded)
 
     @property
     def import_report(self) -> dict[str, Any] | None:

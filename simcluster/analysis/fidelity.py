@@ -27,9 +27,11 @@ from simcluster.sim.result import Run
 from simcluster.workload.model import Workload
 
 
-def step_fidelity(run: Run, workload: Workload) -> pa.Table:
-    """One row per (rank, step): recorded_us, simulated_us, error (fraction).
+def step_fidelity(run: Run, workload: Workload, recording: Run | None = None) -> pa.Table:
+    """One row per (rank, step): recorded_us, simulated_us, error (fraction), and the
+    GPU-inclusive spans recorded_gpu_us, simulated_gpu_us, gpu_error.
 
+    ``recording``: :func:`recorded_run` of the workload, when the caller has it already.
     Returns an empty table when the workload carries no recorded steps.
     """
     info: dict[str, Any] = (workload.meta.extra.get("kineto") or {}).get("ranks") or {}
@@ -57,7 +59,11 @@ def step_fidelity(run: Run, workload: Workload) -> pa.Table:
             rows["recorded_us"].append(float(recorded))
             rows["simulated_us"].append(sim)
             rows["error"].append((sim - recorded) / recorded if recorded > 0 else np.nan)
-    gpu_sim, gpu_rec = _gpu_spans(run), _gpu_spans(recorded_run(workload))
+    if rows["rank"]:  # the spans cost a pass over the timeline: only when there are steps
+        gpu_sim = _gpu_spans(run)
+        gpu_rec = _gpu_spans(recording if recording is not None else recorded_run(workload))
+    else:
+        gpu_sim = gpu_rec = {}
     keys = list(zip(rows["rank"], rows["step"]))
     sim_g = np.array([gpu_sim.get(k, np.nan) for k in keys], dtype=float)
     rec_g = np.array([gpu_rec.get(k, np.nan) for k in keys], dtype=float)
