@@ -52,10 +52,14 @@ def load_cluster(path: str | Path) -> Cluster:
         >>> len(c.accelerators)  # doctest: +SKIP
         16
     """
-    if identify(path) not in (None, "topology"):
-        raise TopologyError(hint(path, "a topology file"))
-    doc = read_yaml(path, TopologyError)
-    spec = validate(doc, TopologySpec, TopologyError)
+    try:
+        doc = read_yaml(path, TopologyError)
+        spec = validate(doc, TopologySpec, TopologyError)
+    except TopologyError:
+        # Only on failure: is it another kind of input given in the wrong place?
+        if identify(path) not in (None, "topology"):
+            raise TopologyError(hint(path, "a topology file")) from None
+        raise
     assert isinstance(spec, TopologySpec)
     models = load_listed(spec.accelerator_files, Path(path).parent, doc,
                          inline=spec.accelerator_models)
