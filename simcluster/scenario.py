@@ -76,6 +76,17 @@ class WhatIf:
     price: float | dict[str, float] | None = None
     token_budget: float | None = None
 
+    def applied_to(self, cluster: Cluster, device: bool = True) -> Cluster:
+        """``cluster`` with this what-if's accelerator (unless ``device`` is false) and link
+        scaling.
+
+        Raises:
+            TopologyError: an unknown device or link kind.
+        """
+        if device and self.device is not None:
+            cluster = with_device(cluster, self.device)
+        return scale_links(cluster, dict(self.scale_links)) if self.scale_links else cluster
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -110,28 +121,24 @@ class Scenario:
                 or link kind.
         """
         w = self.whatif
-        note = None
         if self.cluster is not None:
-            cluster = self.cluster if w.device is None else with_device(self.cluster, w.device)
-        else:
-            model = w.device or self.workload.meta.recorded_device
-            named = ((self.workload.meta.extra or {}).get("import") or {}).get(
-                "unidentified_device")
-            if model is None and named:
-                raise TopologyError(f"the trace was recorded on {named!r}: "
-                                    + unknown_message(named, list_known=False))
-            if model is None:
-                raise TopologyError(
-                    "no --topology, and the workload does not say which accelerator it was "
-                    "recorded on; give --topology FILE, or --device MODEL (e.g. --device "
-                    "A100) to replay on one server of that accelerator.")
-            cluster = recorded_cluster(model, self.workload.num_ranks)
-            origin = "--device" if w.device else "the trace's metadata"
-            note = (f"no --topology: replaying on {cluster.name}, " + cluster.description
-                    .replace("the trace's metadata", origin))
-        if w.scale_links:
-            cluster = scale_links(cluster, dict(w.scale_links))
-        return cluster, note
+            return w.applied_to(self.cluster), None
+        model = w.device or self.workload.meta.recorded_device
+        named = ((self.workload.meta.extra or {}).get("import") or {}).get(
+            "unidentified_device")
+        if model is None and named:
+            raise TopologyError(f"the trace was recorded on {named!r}: "
+                                + unknown_message(named, list_known=False))
+        if model is None:
+            raise TopologyError(
+                "no --topology, and the workload does not say which accelerator it was "
+                "recorded on; give --topology FILE, or --device MODEL (e.g. --device "
+                "A100) to replay on one server of that accelerator.")
+        cluster = recorded_cluster(model, self.workload.num_ranks)
+        origin = "--device" if w.device else "the trace's metadata"
+        note = (f"no --topology: replaying on {cluster.name}, " + cluster.description
+                .replace("the trace's metadata", origin))
+        return w.applied_to(cluster, device=False), note
 
     def run(self, *, progress: Progress | None = None, freeze_gc: bool = True) -> Result:
         """Simulate the scenario.

@@ -24,7 +24,6 @@ from simcluster.atomic import write_once
 from simcluster.errors import OutOfMemoryError, SimclusterError
 from simcluster.scenario import Scenario, WhatIf
 from simcluster.topology import load_cluster
-from simcluster.topology.transform import with_device
 from simcluster.workload import load_workload
 from simcluster.workload.generate.registry import generate, transformer_config
 from simcluster.workload.generate.transformer import memory_fit
@@ -135,27 +134,28 @@ def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> S
             shows does not fit (nothing is simulated).
         SimclusterError: bad input.
     """
-    cluster = load_cluster(_resolve(folder, str(values.get("topology", base["topology"]))))
+    whatif = WhatIf(
+        device=str(values["device"]) if "device" in values else None,
+        scale_links={k.split(".", 1)[1]: float(v) for k, v in values.items()
+                     if k.startswith("scale_link.")},
+        price=values.get("price", base.get("price")))
+    # The what-ifs are applied here, once: the memory check needs the device's capacity.
+    cluster = whatif.applied_to(
+        load_cluster(_resolve(folder, str(values.get("topology", base["topology"])))))
     wl_spec = base["workload"]
     if "trace" in wl_spec:
         workload = load_workload(_resolve(folder, wl_spec["trace"]))
     else:
         params = generator_params(values, base, len(cluster.accelerators))
         if wl_spec["generate"] == "transformer":
-            device = values.get("device")
-            specs = with_device(cluster, str(device)).specs if device else cluster.specs
-            cap = min(specs[a].hbm_bytes for a in cluster.accelerators)
+            cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
             why = memory_fit(transformer_config(params), cap)
             if why is not None:
                 raise OutOfMemoryError(why, capacity_bytes=cap)
         workload = generate(wl_spec["generate"], params)
-    whatif = WhatIf(
-        device=str(values["device"]) if "device" in values else None,
-        scale_links={k.split(".", 1)[1]: float(v) for k, v in values.items()
-                     if k.startswith("scale_link.")},
-        price=values.get("price", base.get("price")))
     return Scenario(workload, cluster,
-                    str(values.get("placement", base.get("placement", "packed"))), whatif)
+                    str(values.get("placement", base.get("placement", "packed"))),
+                    WhatIf(price=whatif.price))
 
 
 def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dict[str, Any]:
