@@ -196,49 +196,74 @@ def idle_time_breakdown(run: Run, ranks: int | None = None,
     launched it yet), else ``kernel_wait`` when shorter than ``kernel_wait_us`` (back-to-back
     launch latency), else ``other`` (waiting for another stream, a peer or a transfer)."""
     t = run.timeline
-    n = t.num_rows
-    rank_all = t.column("rank").to_numpy().astype(np.int64)
-    kind = t.column("kind").to_pylist()
+    rank = t.column("rank").to_numpy().astype(np.int64)
+    kind = np.asarray(t.column("kind").to_pylist(), dtype=object)
     start, end = t.column("start_us").to_numpy(), t.column("end_us").to_numpy()
-    # The latest end among each op's host deps (deps are op_ids of the same rank).
-    row_of = {(int(r), int(o)): i for i, (r, o) in enumerate(zip(
-        rank_all.tolist(), t.column("op_id").to_pylist()))}
-    host_ready = np.full(n, -np.inf)
-    for i, deps in enumerate(t.column("deps").to_pylist()):
-        if deps and kind[i] in _TYPE_OF_KIND:
-            ends = [end[j] for d in deps if (j := row_of.get((int(rank_all[i]), int(d))))
-                    is not None and kind[j] == "host"]
-            if ends:
-                host_ready[i] = max(ends)
-    device = np.fromiter((k in _TYPE_OF_KIND for k in kind), dtype=bool, count=n)
+    device = np.isin(kind, list(_TYPE_OF_KIND))
+    host_ready = _host_ready(t, rank, kind == "host", device, end)
     if ranks is not None:
-        device &= rank_all < ranks
+        device &= rank < ranks
     idx = np.flatnonzero(device)
-    stream = np.asarray(t.column("stream").to_pylist(), dtype=object)[idx]
-    order = sorted(range(len(idx)), key=lambda j: (rank_all[idx[j]], stream[j], start[idx[j]]))
-    acc: dict[tuple[int, str, str], float] = {}
-    prev: tuple[int, str] | None = None
-    prev_end = 0.0
-    for j in order:
-        i = idx[j]
-        key = (int(rank_all[i]), str(stream[j]))
-        if key == prev and start[i] > prev_end:
-            gap = float(start[i] - prev_end)
-            cat = ("host_wait" if host_ready[i] >= start[i] - 1e-9 and host_ready[i] > prev_end
-                   else "kernel_wait" if gap < kernel_wait_us else "other")
-            acc[(*key, cat)] = acc.get((*key, cat), 0.0) + gap
-        prev, prev_end = key, float(end[i]) if key != prev else max(prev_end, float(end[i]))
-    rows = sorted(acc.items())
-    per_stream: dict[tuple[int, str], float] = {}
-    for (r, s, _), v in rows:
-        per_stream[(r, s)] = per_stream.get((r, s), 0.0) + v
-    return pa.table({
-        "rank": pa.array([k[0] for k, _ in rows], pa.int32()),
-        "stream": pa.array([k[1] for k, _ in rows], pa.string()),
-        "idle_category": pa.array([k[2] for k, _ in rows], pa.string()),
-        "idle_us": pa.array([v for _, v in rows], pa.float64()),
-        "ratio": pa.array([v / per_stream[k[:2]] for k, v in rows], pa.float64()),
-    })
+    if idx.size == 0:
+        return _idle_table([], [], [], [], [])
+    names, scode = np.unique(np.asarray(t.column("stream").to_pylist(), dtype=object)[idx],
+                             return_inverse=True)
+    order = np.lexsort((start[idx], scode, rank[idx]))  # per (rank, stream), in time order
+    i, sc = idx[order], scode[order]
+    r, s, e = rank[i], start[i], end[i]
+    same = np.r_[False, (r[1:] == r[:-1]) & (sc[1:] == sc[:-1])]
+    # The end of the stream's work so far: a running maximum that restarts on each stream.
+    gid = np.cumsum(~same) - 1
+    head = np.flatnonzero(~same)  # the first op of each stream, by group id
+    reach = np.empty_like(e)
+    for a, b in zip(head.tolist(), [*head[1:].tolist(), len(e)]):
+        reach[a:b] = np.maximum.accumulate(e[a:b])
+    prev_end = np.r_[0.0, reach[:-1]]
+    gap = s - prev_end
+    has_gap = same & (gap > 0)
+    hr = host_ready[i]
+    host = has_gap & (hr >= s - 1e-9) & (hr > prev_end)
+    kernel = has_gap & ~host & (gap < kernel_wait_us)
+    cat = np.where(host, 0, np.where(kernel, 1, 2))  # IDLE_CATEGORIES order (alphabetical)
+    sel = np.flatnonzero(has_gap)
+    key = (gid[sel] * 3 + cat[sel])
+    uniq, inv = np.unique(key, return_inverse=True)
+    idle = np.bincount(inv, weights=gap[sel])
+    g_of = uniq // 3
+    per_stream = np.bincount(g_of, weights=idle, minlength=len(head))
+    return _idle_table(r[head[g_of]].tolist(), names[sc[head[g_of]]].tolist(),
+                       [IDLE_CATEGORIES[c] for c in (uniq % 3).tolist()], idle.tolist(),
+                       (idle / per_stream[g_of]).tolist())
+
+
+def _host_ready(t: pa.Table, rank: np.ndarray, is_host: np.ndarray, device: np.ndarray,
+                end: np.ndarray) -> np.ndarray:
+    """Per op, the latest end among the host ops it depends on (-inf for none); deps are
+    op_ids of the same rank."""
+    n = t.num_rows
+    out = np.full(n, -np.inf)
+    deps = t.column("deps").combine_chunks()
+    lengths = pc.list_value_length(deps).fill_null(0).to_numpy(zero_copy_only=False)
+    if not lengths.sum():
+        return out
+    owner = np.repeat(np.arange(n), lengths)
+    flat = pc.list_flatten(deps).to_numpy(zero_copy_only=False).astype(np.int64)
+    keys = rank * (1 << 40) + t.column("op_id").to_numpy().astype(np.int64)
+    by_key = np.argsort(keys, kind="stable")
+    want = rank[owner] * (1 << 40) + flat
+    pos = np.minimum(np.searchsorted(keys[by_key], want), n - 1)
+    target = by_key[pos]
+    ok = (keys[target] == want) & is_host[target] & device[owner]
+    np.maximum.at(out, owner[ok], end[target[ok]])
+    return out
+
+
+def _idle_table(rank: list[int], stream: list[str], category: list[str], idle: list[float],
+                ratio: list[float]) -> pa.Table:
+    return pa.table({"rank": pa.array(rank, pa.int32()), "stream": pa.array(stream, pa.string()),
+                     "idle_category": pa.array(category, pa.string()),
+                     "idle_us": pa.array(idle, pa.float64()),
+                     "ratio": pa.array(ratio, pa.float64())})
 
 
 def comm_comp_overlap(run: Run, ranks: int | None = None) -> pa.Table:
