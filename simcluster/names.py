@@ -15,29 +15,23 @@ import re
 from collections.abc import Iterable, Mapping
 
 
-def normalize(name: str) -> str:
-    """Lower case, with spaces, dashes, underscores and dots removed."""
-    return re.sub(r"[\s\-_.]+", "", name.strip().lower())
-
-
-def match(name: str, known: Iterable[str]) -> str | None:
-    """The known name equal to ``name`` once both are normalized, or None."""
-    want = normalize(name)
-    return next((k for k in known if normalize(k) == want), None)
-
-
-def suggestion(name: str, known: Iterable[str]) -> str:
-    """``did you mean 'x'? `` for the known name most similar to ``name`` (similarity of the
-    whole normalized names, at least 0.6), else the empty string."""
-    pool = {normalize(k): k for k in known}
-    close = difflib.get_close_matches(normalize(name), list(pool), n=1, cutoff=0.6)
-    return f"did you mean {pool[close[0]]!r}? " if close else ""
-
-
 def loose(name: str) -> str:
     """Lower case with every character that is not a letter or a digit removed: the key
     under which device names match (``NVIDIA A100-SXM4-80GB`` -> ``nvidiaa100sxm480gb``)."""
     return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def match(name: str, known: Iterable[str]) -> str | None:
+    """The known name equal to ``name`` once both are :func:`loose`, or None."""
+    want = loose(name)
+    return next((k for k in known if loose(k) == want), None)
+
+
+def suggestion(name: str, known: Iterable[str]) -> str:
+    """``did you mean 'x'? `` for the known name most similar to ``name`` (:func:`closest`),
+    else the empty string."""
+    close = closest(name, {k: () for k in known})
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def closest(name: str, labels: Mapping[str, Iterable[str]], n: int = 1,
