@@ -57,11 +57,16 @@ def read_nccl_csv(path: str | Path, collective: str = "all_reduce") -> dict[str,
             if np.isnan(t) and not bus > 0:
                 continue
             if not bus > 0:  # published only as time: derive busbw as nccl-tests does
-                bus = size / t / 1e3 * collective_perf.bus_factor(collective, n)
+                bus = busbw_from_time(size, t, collective, n)
             out.setdefault(row["system"], []).append(Measured(size, t, bus))
     for points in out.values():
         points.sort(key=lambda m: m.size)
     return out
+
+
+def busbw_from_time(size: int, time_us: float, collective: str, n: int) -> float:
+    """nccl-tests' busbw (GB/s) of ``size`` bytes moved in ``time_us`` on ``n`` ranks."""
+    return size / time_us / 1e3 * collective_perf.bus_factor(collective, n)
 
 
 def measured_time_us(m: Measured, n: int, collective: str = "all_reduce") -> float:
@@ -165,7 +170,7 @@ def compare_log(log: NcclLog, cluster: Cluster, collective: str, ranks: int,
     """Simulate every size of ``log`` on ``ranks`` accelerators of ``cluster`` and compare
     busbw (a busbw below the log's resolution is derived from its time)."""
     points = [m if m.busbw_GBps > 0 else Measured(
-        m.size, m.time_us, m.size / m.time_us / 1e3 * collective_perf.bus_factor(collective, ranks))
+        m.size, m.time_us, busbw_from_time(m.size, m.time_us, collective, ranks))
         for m in log.points]
     rows = collective_perf.run(cluster, collective, [m.size for m in points], ranks=ranks,
                                **options)  # type: ignore[arg-type]
