@@ -1,54 +1,23 @@
-"""Kernel classes, and the compute model's predictions against recorded kernels.
-
-A kernel's class comes from its name (NVIDIA, AMD and cuDNN naming; first rule that matches):
-
-- ``gemm``: matrix multiplies and convolutions (cuBLAS/cuBLASLt/CUTLASS ``gemm``, ``xmma``,
-  ``sm80_``/``sm90_`` GEMM kernels, Tensile ``Cijk_`` on AMD, cuDNN ``conv``/``dgrad``/
-  ``wgrad``/``implicit_gemm``);
-- ``attention``: flash/fused attention (``flash``, ``fmha``, ``attention``);
-- ``norm``: normalisation (``norm``, cuDNN ``bn_``);
-- ``reduction``: reductions and softmax (``reduce``, ``softmax``, ``sum``);
-- ``memset``, ``copy``: memory kernels (``Memset``, ``Memcpy``, ``copy``);
-- ``elementwise``: pointwise kernels (``elementwise``);
-- ``other``: everything else.
+"""The compute model's predictions against recorded kernels, per kernel class.
 
 :func:`predicted_vs_recorded` compares, for every compute op of a recorded workload that
 carries FLOPs or bytes, its recorded duration with what the compute model predicts for it on
-the recording device.
+the recording device; :func:`error_by_class` sums them per class. Classes come from kernel
+names (:func:`~simcluster.sim.kernel_names.kernel_class`, re-exported here).
 """
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.sim.compute import ComputeModel
+from simcluster.sim.kernel_names import family_codes, kernel_class
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.workload.model import Workload
 
-CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("gemm", re.compile(r"gemm|xmma|cutlass|^Cijk_|sm\d\d_|matmul|conv|dgrad|wgrad", re.I)),
-    ("attention", re.compile(r"flash|fmha|attention", re.I)),
-    ("norm", re.compile(r"norm|bn_(fw|bw)", re.I)),
-    ("reduction", re.compile(r"reduce|softmax|\bsum\b", re.I)),
-    ("memset", re.compile(r"memset", re.I)),
-    ("copy", re.compile(r"memcpy|copy", re.I)),
-    ("elementwise", re.compile(r"elementwise", re.I)),
-)
-
-
-def kernel_class(name: str) -> str:
-    """The class of a kernel from its name (module docstring).
-
-    Example:
-        >>> [kernel_class(n) for n in ("volta_sgemm_128x32_nt", "Memset (Device)",
-        ...  "void at::native::vectorized_elementwise_kernel<4>", "flash_fwd_kernel")]
-        ['gemm', 'memset', 'elementwise', 'attention']
-    """
-    return next((c for c, pattern in CLASSES if pattern.search(name)), "other")
+__all__ = ["error_by_class", "kernel_class", "predicted_vs_recorded"]
 
 
 def predicted_vs_recorded(workload: Workload, spec: AcceleratorSpec,
@@ -64,13 +33,14 @@ def predicted_vs_recorded(workload: Workload, spec: AcceleratorSpec,
     keep = (pc.equal(t.column("kind"), "compute").to_numpy(zero_copy_only=False)
             & ((flops > 0) | (nbytes > 0)) & ~np.isnan(rec) & (rec > 0))
     idx = np.flatnonzero(keep)
-    dtypes = t.column("dtype").fill_null("").to_pylist()
-    pred = np.empty(len(idx))
-    for dt in sorted({dtypes[i] for i in idx.tolist()}):
-        sel = np.fromiter((dtypes[i] == dt for i in idx.tolist()), dtype=bool, count=len(idx))
-        rows = idx[sel]
-        pred[sel] = model.roofline_us(flops[rows], nbytes[rows], dt or None, spec)
     names = t.column("name").take(pa.array(idx))
+    dtypes = t.column("dtype").fill_null("").take(pa.array(idx)).to_pylist()
+    family, families = family_codes(names)
+    pred = np.empty(len(idx))
+    for dt, f in sorted(set(zip(dtypes, family.tolist()))):
+        sel = np.fromiter((d == dt for d in dtypes), dtype=bool, count=len(idx)) & (family == f)
+        rows = idx[sel]
+        pred[sel] = model.roofline_us(flops[rows], nbytes[rows], dt or None, spec, families[f])
     return pa.table({
         "rank": t.column("rank").take(pa.array(idx)),
         "name": names,

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from simcluster.errors import SimulationError
 from simcluster.placement import Bound
 from simcluster.sim.compute import resolve_durations
+from simcluster.sim.kernel_names import family_codes
 from simcluster.sim.options import SimOptions
 
 # Op execution classes.
@@ -108,13 +109,14 @@ def _classify(bound: Bound, options: SimOptions, t: pa.Table, rank: np.ndarray,
     comm_bytes = _col(t, "comm_bytes", 0).astype(np.int64)
     copy_kind = _col(t, "copy_kind", "")
     dtype = t.column("dtype").fill_null("").dictionary_encode().combine_chunks()
+    family, families = family_codes(t.column("name"))
     dur = resolve_durations(
         kind=kind, recorded=recorded, flops=_col(t, "flops", 0.0).astype(np.float64),
         nbytes=_col(t, "bytes_accessed", 0).astype(np.float64),
         comm_bytes=comm_bytes.astype(np.float64), copy_kind=copy_kind,
         dtype_code=dtype.indices.to_numpy(zero_copy_only=False).astype(np.int64),
         dtype_names=dtype.dictionary.to_pylist(), spec_index=rank_spec[rank], specs=specs,
-        model=options.compute,
+        model=options.compute, family_code=family, family_names=families,
     )
     cls = np.full(len(kind), _TIMED, dtype=np.int64)
     flow_copy = (kind == "memcpy") & (copy_kind != "D2D") & (comm_bytes > 0)

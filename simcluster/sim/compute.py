@@ -45,6 +45,10 @@ class DeviceCalibration:
         fixed_us: fixed time of one kernel (launch, ramp-up, tail), us.
         sharpness: exponent of the smooth maximum of compute and memory time (inf = max).
         source: the measurements it was fitted on.
+        families: per kernel family (:mod:`~simcluster.sim.kernel_names`), the parameters
+            it has of its own, as ``(family, parameter, value)``: FlashAttention 1 computes
+            at another ``gemm_efficiency``, small non-GEMM kernels have another
+            ``fixed_us``. A family not listed uses the parameters above.
     """
 
     gemm_efficiency: float
@@ -52,6 +56,12 @@ class DeviceCalibration:
     fixed_us: float
     sharpness: float
     source: str = ""
+    families: tuple[tuple[str, str, float], ...] = ()
+
+    def for_family(self, family: str) -> DeviceCalibration:
+        """This calibration with kernel ``family``'s own parameters."""
+        own = {name: value for f, name, value in self.families if f == family}
+        return replace(self, **own) if own else self
 
 
 def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_per_us: float,
@@ -73,13 +83,20 @@ def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_p
 
 # Fitted by ``python bench/calibrate_compute.py`` on ../shared/data/calibration (see
 # docs/compute.md for the residuals); tests/sim/test_compute.py re-fits and compares.
+# Kernel families (docs/compute.md): the FlashAttention 1 efficiency (of the nominal FLOPs)
+# is fitted on the published llm-foundry step times of the calibration split
+# (bench/fit_attention.py); the fixed time of small non-GEMM kernels on the A100 Kineto traces
+# (bench/fit_small_kernels.py), and H100 borrows it (no H100 trace).
+SMALL_KERNEL_FIXED_US = 3.75
 A100_CALIBRATION = DeviceCalibration(
     gemm_efficiency=0.805, memory_efficiency=0.79, fixed_us=9.0, sharpness=1.5,
     source="azure-nd-a100-v4.md: cuBLASLt FP16 GEMM (8 shapes), STREAM Copy 1.61 TB/s",
+    families=(("flash1", "gemm_efficiency", 0.52), ("small", "fixed_us", SMALL_KERNEL_FIXED_US)),
 )
 H100_CALIBRATION = DeviceCalibration(
     gemm_efficiency=0.685, memory_efficiency=0.866, fixed_us=6.25, sharpness=3.0,
     source="azure-nd-h100-v5.md: cuBLASLt FP8 GEMM (9 shapes), STREAM Copy 2.90 TB/s",
+    families=(("flash1", "gemm_efficiency", 0.27), ("small", "fixed_us", SMALL_KERNEL_FIXED_US)),
 )
 
 # Accelerators outside the catalog: the first-cut roofline (``fixed_us`` None: the spec's
@@ -130,20 +147,22 @@ class ComputeModel:
     recorded_spec: AcceleratorSpec | None = None
     predict: bool = False
 
-    def calibration(self, spec: AcceleratorSpec) -> DeviceCalibration:
-        """The calibration that ``spec`` uses."""
+    def calibration(self, spec: AcceleratorSpec, family: str = "") -> DeviceCalibration:
+        """The calibration that ``spec`` uses (for kernels of ``family``)."""
         chip = self.chip_of.get(spec.model)
         cal = self.calibrations[chip] if chip is not None else self.default
         if np.isnan(cal.fixed_us):
             cal = replace(cal, fixed_us=spec.launch_overhead_us)
-        return cal
+        return cal.for_family(family)
 
     def roofline_us(
-        self, flops: np.ndarray, nbytes: np.ndarray, dtype: str | None, spec: AcceleratorSpec
+        self, flops: np.ndarray, nbytes: np.ndarray, dtype: str | None, spec: AcceleratorSpec,
+        family: str = "",
     ) -> np.ndarray:
-        """Duration in us of ops with these FLOPs and bytes on ``spec``."""
+        """Duration in us of ops (of kernel ``family``) with these FLOPs and bytes on
+        ``spec``."""
         return kernel_us(flops, nbytes, spec.peak_flops_per_us(dtype), spec.hbm_GBps * 1e3,
-                         self.calibration(spec))
+                         self.calibration(spec, family))
 
     def copy_us(self, nbytes: np.ndarray, spec: AcceleratorSpec) -> np.ndarray:
         """Device-to-device copy inside one HBM: read and write every byte, at STREAM Copy."""
@@ -151,8 +170,8 @@ class ComputeModel:
         return 2.0 * np.asarray(nbytes, dtype=np.float64) / (spec.hbm_GBps * 1e3 * eff)
 
     def retarget_us(self, recorded: np.ndarray, flops: np.ndarray, nbytes: np.ndarray,
-                    dtype: str | None, src: AcceleratorSpec, dst: AcceleratorSpec
-                    ) -> np.ndarray:
+                    dtype: str | None, src: AcceleratorSpec, dst: AcceleratorSpec,
+                    family: str = "") -> np.ndarray:
         """Move durations recorded on ``src`` to ``dst`` by the model's ratio.
 
         Ops with neither FLOPs nor bytes keep their recorded duration (nothing says how they
@@ -161,8 +180,8 @@ class ComputeModel:
         recorded = np.asarray(recorded, dtype=np.float64)
         if src.model == dst.model:
             return recorded.copy()
-        a = self.roofline_us(flops, nbytes, dtype, src)
-        b = self.roofline_us(flops, nbytes, dtype, dst)
+        a = self.roofline_us(flops, nbytes, dtype, src, family)
+        b = self.roofline_us(flops, nbytes, dtype, dst, family)
         has_work = (np.asarray(flops) > 0) | (np.asarray(nbytes) > 0)
         return np.where(has_work, recorded * b / a, recorded)
 
@@ -179,14 +198,17 @@ def resolve_durations(
     spec_index: np.ndarray,
     specs: list[AcceleratorSpec],
     model: ComputeModel,
+    family_code: np.ndarray | None = None,
+    family_names: list[str] | None = None,
 ) -> np.ndarray:
     """Duration in us of every compute, host and on-device copy op (NaN for the others).
 
     Parameters are per-op arrays; ``recorded`` is NaN where no duration was recorded; op i
-    has dtype ``dtype_names[dtype_code[i]]`` ("" for none) and runs on
-    ``specs[spec_index[i]]``. Recorded compute durations are retargeted when
-    ``model.recorded_spec`` is set and differs from the op's device, and predicted instead
-    when ``model.predict`` is set and the op has FLOPs or bytes.
+    has dtype ``dtype_names[dtype_code[i]]`` ("" for none), kernel family
+    ``family_names[family_code[i]]`` (default: none) and runs on ``specs[spec_index[i]]``.
+    Recorded compute durations are retargeted when ``model.recorded_spec`` is set and
+    differs from the op's device, and predicted instead when ``model.predict`` is set and
+    the op has FLOPs or bytes.
     """
     out = np.full(len(kind), np.nan)
     has = ~np.isnan(recorded)
@@ -196,28 +218,32 @@ def resolve_durations(
     d2d = (kind == "memcpy") & (copy_kind == "D2D")
     use = (timed | d2d) & has
     out[use] = recorded[use]
-    nd = max(len(dtype_names), 1)
-    key_all = (spec_index * nd + dtype_code) * 2 + d2d
+    families = family_names or [""]
+    fam = family_code if family_code is not None else np.zeros(len(kind), dtype=np.int64)
+    nd, nf = max(len(dtype_names), 1), len(families)
+    key_all = ((spec_index * nd + dtype_code) * nf + fam) * 2 + d2d
+
+    def decode(k: int) -> tuple[AcceleratorSpec, str | None, str]:
+        group = k // 2
+        dt = dtype_names[group // nf % nd] if dtype_names else ""
+        return specs[group // nf // nd], dt or None, families[group % nf]
+
     src = model.recorded_spec
     if src is not None:
         move = np.flatnonzero((kind == "compute") & has)
         for k in np.unique(key_all[move]).tolist():
             rows = move[key_all[move] == k]
-            spec = specs[k // 2 // nd]
-            dt = dtype_names[k // 2 % nd] if dtype_names else ""
+            spec, dt, family = decode(k)
             out[rows] = model.retarget_us(recorded[rows], flops[rows], nbytes[rows],
-                                          dt or None, src, spec)
+                                          dt, src, spec, family)
     need = np.flatnonzero((timed | d2d) & ~has)
-    if need.size == 0:
-        return out
-    # One vectorised call per (device spec, dtype, copy or not).
+    # One vectorised call per (device spec, dtype, kernel family, copy or not).
     key = key_all[need]
     for k in np.unique(key).tolist():
         rows = need[key == k]
-        spec = specs[k // 2 // nd]
+        spec, dt, family = decode(k)
         if k % 2:
             out[rows] = model.copy_us(comm_bytes[rows], spec)
         else:
-            dt = dtype_names[k // 2 % nd] if dtype_names else ""
-            out[rows] = model.roofline_us(flops[rows], nbytes[rows], dt or None, spec)
+            out[rows] = model.roofline_us(flops[rows], nbytes[rows], dt, spec, family)
     return out

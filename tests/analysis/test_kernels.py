@@ -29,8 +29,8 @@ ROWS = [
 ]
 
 
-def _model_us(flops: float, nbytes: float) -> float:
-    cal = ComputeModel().calibration(H100)
+def _model_us(flops: float, nbytes: float, family: str = "") -> float:
+    cal = ComputeModel().calibration(H100, family)
     return float(kernel_us([flops], [nbytes], H100.peak_flops_per_us("bf16"),
                            H100.hbm_GBps * 1e3, cal)[0])
 
@@ -45,7 +45,9 @@ def test_predicted_vs_recorded_uses_the_model_on_the_recording_device() -> None:
     pairs = predicted_vs_recorded(_recorded(ROWS), H100).to_pylist()
     assert [p["class"] for p in pairs] == ["gemm", "elementwise"]  # "no work" left out
     assert pairs[0]["predicted_us"] == pytest.approx(_model_us(1e12, 1e8))
-    assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6))
+    # A small non-GEMM kernel: its own fixed time (3.75 us) instead of a GEMM's (6.25 us).
+    assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6, "small"))
+    assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6) - 2.5)
     assert pairs[1]["error"] == pytest.approx((pairs[1]["predicted_us"] - 5.0) / 5.0)
     table = error_by_class(predicted_vs_recorded(_recorded(ROWS), H100)).to_pylist()
     assert table[-1]["class"] == "all" and table[-1]["kernels"] == 2
@@ -58,5 +60,5 @@ def test_predict_kernels_replaces_recorded_durations_that_the_model_can_predict(
     as_recorded = sc.Scenario(wl, cluster).run()
     predicted = sc.Scenario(wl, cluster, predict_kernels=True).run()
     assert as_recorded.step_time_us == pytest.approx(112.0)
-    assert predicted.step_time_us == pytest.approx(_model_us(1e12, 1e8) + _model_us(0, 1e6)
-                                                   + 7.0)
+    assert predicted.step_time_us == pytest.approx(
+        _model_us(1e12, 1e8) + _model_us(0, 1e6, "small") + 7.0)

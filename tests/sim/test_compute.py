@@ -80,3 +80,30 @@ def test_resolve_durations_retargets_recorded_compute_only_when_asked() -> None:
     assert plain[0] == 100.0 and plain[2] == 4.0
     moved = resolve_durations(**args, model=ComputeModel(recorded_spec=A100))
     assert moved[0] < 100.0 and moved[1] == plain[1] and moved[2] == 4.0
+
+
+def test_flash1_attention_runs_at_its_own_efficiency() -> None:
+    """An op named as a FlashAttention-1 kernel computes at the chip's flash1 efficiency, any
+    other at the GEMM efficiency; a chip without one (V100 borrows A100's fit: it has it)."""
+    from simcluster.sim.kernel_names import family_codes, kernel_family
+    assert [kernel_family(n) for n in ("L0.bwd.attn.fa1", "fmha_fwd_loop_kernel",
+                                       "L0.fwd.attn", "flash_bwd_dq_dk_dv_loop_kernel")] == [
+        "flash1", "flash1", "", ""]
+    model = ComputeModel()
+    flops, nbytes = np.array([1e13]), np.array([0.0])
+    peak = A100.peak_tflops["bf16"] * 1e6
+    fa1 = model.roofline_us(flops, nbytes, "bf16", A100, "flash1")[0]
+    gemm = model.roofline_us(flops, nbytes, "bf16", A100)[0]
+    assert fa1 == pytest.approx(9.0 + 1e13 / (peak * 0.52))
+    assert gemm == pytest.approx(9.0 + 1e13 / (peak * 0.805))
+    # Through the simulator's path: per-op families from names.
+    import pyarrow as pa
+    fam, families = family_codes(pa.chunked_array([["L0.fwd.attn", "L0.fwd.attn.fa1"]]))
+    assert fam.tolist() == [0, 1] and families[:2] == ["", "flash1"]
+    out = resolve_durations(
+        kind=np.array(["compute", "compute"]), recorded=np.full(2, np.nan),
+        flops=np.full(2, 1e13), nbytes=np.zeros(2), comm_bytes=np.zeros(2),
+        copy_kind=np.array(["", ""]), dtype_code=np.zeros(2, dtype=np.int64),
+        dtype_names=["bf16"], spec_index=np.zeros(2, dtype=np.int64), specs=[A100],
+        model=model, family_code=fam, family_names=families)
+    assert out.tolist() == pytest.approx([gemm, fa1])
