@@ -215,6 +215,18 @@ def _megatron_like(row: dict[str, str]) -> bool:
     return "nemo" in fw or "megatron" in fw
 
 
+def framework_of(row: dict[str, str]) -> str:
+    """The generator's framework profile for a row's framework (``frameworks.py``)."""
+    fw = row.get("framework", "").lower()
+    if "llm-foundry" in fw or "composer" in fw:
+        return "llm-foundry-2023"
+    if "torchtitan" in fw:
+        return "torchtitan"
+    if "nemo" in fw:
+        return "nemo"
+    return "megatron-core" if "megatron" in fw else ""
+
+
 def map_row(row: dict[str, str]) -> Mapped | Skip:
     """The generator configuration and cluster of one CSV row, or why the row is skipped."""
     src, model, split = row["source_id"], row["model"], split_of(row)
@@ -319,7 +331,7 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         **dims, vocab=vocab, **FAMILIES[family_of(row)],
         tp=tp, pp=pp, dp=dp, micro_batch=mb, global_batch=gbs,
         schedule=schedule, sequence_parallel=sp, recompute=recompute, zero=zero, dtype=dtype,
-        flash_attention=True, fold=True)
+        flash_attention=True, fold=True, framework=framework_of(row))
     if "pure" in prec:
         params["grad_bytes"] = 2  # FSDP mixed_precision=PURE: bf16 gradient reduction
     nics = None

@@ -84,6 +84,18 @@ def test_llm_foundry_rows_map_to_fsdp_data_parallel(vp, rows) -> None:
     assert vp.map_row(rows["119"]).params["zero"] == 2
 
 
+def test_rows_take_their_framework_profile(vp, rows) -> None:
+    # llm-foundry's 2023 tables: FlashAttention 1 and PyTorch's eager loss; the row's own
+    # settings (FSDP SHARD_GRAD_OP) win over the profile's FULL_SHARD.
+    m = vp.map_row(rows["119"])
+    cfg = sc.generate("transformer", **{**m.params, "global_batch": m.dp * m.params[
+        "micro_batch"], "layers": 1}).meta.extra["config"]
+    assert (cfg["framework"], cfg["attention_kernel"], cfg["loss_kernel"], cfg["zero"]) == (
+        "llm-foundry-2023", "flash1", "eager", 2)
+    assert vp.map_row(rows["61"]).params["framework"] == "nemo"
+    assert vp.map_row(rows["355"]).params["framework"] == "megatron-core"
+
+
 def test_unpublished_settings_are_assumed_and_said(vp, rows) -> None:
     m = vp.map_row(rows["355"])  # Megatron-Core weak scaling, 1.7B on 48 H100
     assert (m.tp, m.pp, m.dp, m.global_batch, m.params["micro_batch"]) == (1, 1, 48, 192, 1)

@@ -31,9 +31,11 @@ from simcluster.cli.apps import (
 from simcluster.topology import json_schema, load_cluster
 from simcluster.workload import load_workload, write_workload
 from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
+from simcluster.workload.generate.frameworks import FRAMEWORKS
 from simcluster.workload.generate.presets import PRESETS
 from simcluster.workload.generate.registry import transformer_config
 from simcluster.workload.generate.transformer import transformer
+from simcluster.workload.generate.transformer.config import ATTENTION_KERNELS, LOSS_KERNELS
 
 # -- topology -------------------------------------------------------------------------------------
 
@@ -178,17 +180,27 @@ def generate_transformer(
     schedule: Annotated[str, typer.Option(
         help="1f1b, gpipe or 1f1b-interleaved:V")] = "1f1b",
     recompute: Annotated[str, typer.Option(help="none, selective or full")] = "none",
-    sequence_parallel: Annotated[bool, typer.Option(
-        "--sequence-parallel/--no-sequence-parallel")] = False,
-    zero: Annotated[str, typer.Option(help="ZeRO stage 0, 1, 2, 3, or fsdp")] = "0",
+    framework: Annotated[Optional[str], typer.Option(
+        help=f"fill the settings not given as this framework does: {', '.join(FRAMEWORKS)}")
+                         ] = None,
+    sequence_parallel: Annotated[Optional[bool], typer.Option(
+        "--sequence-parallel/--no-sequence-parallel", help="[default: off]")] = None,
+    zero: Annotated[Optional[str], typer.Option(
+        help="ZeRO stage 0, 1, 2, 3, or fsdp [default: 0]")] = None,
     dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp8")] = "bf16",
-    flash_attention: Annotated[bool, typer.Option("--flash-attention/--no-flash-attention")
-                               ] = True,
-    dp_overlap: Annotated[bool, typer.Option(
-        "--dp-overlap/--no-dp-overlap", help="overlap gradient reduction with backward")] = True,
-    tp_overlap: Annotated[bool, typer.Option(
+    flash_attention: Annotated[Optional[bool], typer.Option(
+        "--flash-attention/--no-flash-attention", help="[default: on]")] = None,
+    attention_kernel: Annotated[Optional[str], typer.Option(
+        help=f"{', '.join(ATTENTION_KERNELS)} [default: flash]")] = None,
+    loss_kernel: Annotated[Optional[str], typer.Option(
+        help=f"{', '.join(LOSS_KERNELS)} [default: fused]")] = None,
+    dp_overlap: Annotated[Optional[bool], typer.Option(
+        "--dp-overlap/--no-dp-overlap",
+        help="overlap gradient reduction with backward [default: on]")] = None,
+    tp_overlap: Annotated[Optional[bool], typer.Option(
         "--tp-overlap/--no-tp-overlap",
-        help="overlap backward TP reductions with weight-gradient GEMMs")] = True,
+        help="overlap backward TP reductions with weight-gradient GEMMs [default: on]")
+                          ] = None,
     bucket_params: Annotated[int, typer.Option(min=1, help="parameters per gradient bucket")
                              ] = 40_000_000,
     fold: Annotated[bool, typer.Option(
@@ -204,7 +216,8 @@ def generate_transformer(
         "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
         "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
-        "dp_overlap": dp_overlap, "tp_overlap": tp_overlap, "bucket_params": bucket_params,
+        "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
+        "framework": framework, "dp_overlap": dp_overlap, "tp_overlap": tp_overlap, "bucket_params": bucket_params,
         "fold": fold, "steps": steps, "name": name})
     model = cfg.model
     wl = transformer(cfg)
@@ -221,6 +234,10 @@ def generate_transformer(
     console.print(f"{cfg.batch} sequences x {model.seq_len} tokens per step, "
                   f"{pipe['micro_batches']} micro-batch(es) per replica, schedule "
                   f"{pipe['schedule']} (ideal bubble {100 * pipe['ideal_bubble']:.1f}%)")
+    if cfg.framework:
+        settings = FRAMEWORKS[cfg.framework].settings
+        console.print(f"framework {cfg.framework}: " + ", ".join(
+            f"{k} {getattr(cfg, k)}" for k in settings))
     console.print(render_run.memory_table(info))
 
 

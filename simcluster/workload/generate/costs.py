@@ -60,6 +60,7 @@ class Shape:
         gemm_bytes: bytes per GEMM operand element (w).
         grad_bytes: bytes per gradient element (g).
         flash: flash attention (fused core, no score matrix in HBM).
+        eager_loss: the cross-entropy runs as PyTorch's eager kernels (:meth:`loss`).
     """
 
     model: ModelSpec
@@ -70,6 +71,7 @@ class Shape:
     gemm_bytes: int = 2
     grad_bytes: int = 4
     flash: bool = True
+    eager_loss: bool = False
 
     @property
     def tokens(self) -> int:
@@ -181,11 +183,25 @@ class Shape:
         return Cost(n, 3 * e * n)
 
     def loss(self, backward: bool = False) -> Cost:
-        """Vocab-parallel cross-entropy on fp32 logits."""
+        """Vocab-parallel cross-entropy on fp32 logits.
+
+        Fused (Megatron): forward reads the logits and writes the fp32 softmax it keeps
+        (``e + 8`` bytes per logit); backward reads it and writes the logits' grad
+        (``4 + e``). Eager PyTorch (``F.cross_entropy(logits.float())``): forward, the cast
+        (``e + 4``) and a log-softmax that reads its input for the max, for the sum and for
+        the output it writes (``16``); backward, the NLL grad written in full (``4``), the
+        log-softmax backward (reads the grad for its sum, then grad and output, writes: ``16``)
+        and the cast back (``4 + e``).
+        """
         n = self.tokens * self.model.vocab / self.tp
+        e = self.act_bytes
+        if self.eager_loss:
+            if backward:
+                return Cost(4.0 * n, (24 + e) * n)
+            return Cost(6.0 * n, (e + 20) * n)
         if backward:  # read the saved softmax, write the logits' grad
-            return Cost(2.0 * n, (4 + self.act_bytes) * n)
-        return Cost(6.0 * n, (self.act_bytes + 4 + 4) * n)
+            return Cost(2.0 * n, (4 + e) * n)
+        return Cost(6.0 * n, (e + 4 + 4) * n)
 
     # -- activation memory ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from simcluster.workload.generate.data_parallel import (
     TransformerDims,
     data_parallel,
 )
+from simcluster.workload.generate.frameworks import settings_of
 from simcluster.workload.generate.presets import ModelSpec, model_from
 from simcluster.workload.generate.transformer import TransformerConfig, transformer
 from simcluster.workload.model import Workload
@@ -59,13 +60,15 @@ def zero_stage(value: int | str) -> int:
 def transformer_config(p: dict[str, Any]) -> TransformerConfig:
     """``preset`` (or the dimensions), overridden dimensions (None: the preset's), and the
     training settings; ``zero`` may be ``fsdp``. The CLI's ``generate transformer``, sweeps
-    and search all build their configurations here.
+    and search all build their configurations here. ``framework`` fills the settings not
+    given (None counts as not given) from that framework's profile (``frameworks.py``).
 
     Raises:
         WorkloadError: unknown preset, dimensions missing without one, a bad ZeRO stage.
     """
     model = model_from(p.get("preset"), {k: p[k] for k in _MODEL_FIELDS if k in p})
-    settings = {k: p[k] for k in _CONFIG_FIELDS if k in p}
+    settings = settings_of(p.get("framework"), {k: p[k] for k in _CONFIG_FIELDS
+                                                if p.get(k) is not None})
     if "zero" in settings:
         settings["zero"] = zero_stage(settings["zero"])
     return TransformerConfig(model=model, **settings)

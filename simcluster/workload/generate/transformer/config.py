@@ -13,6 +13,8 @@ from simcluster.workload.generate.schedules import parse_schedule
 
 RECOMPUTE = ("none", "selective", "full")
 DTYPES = ("bf16", "fp16", "fp8")
+ATTENTION_KERNELS = ("flash", "flash1")
+LOSS_KERNELS = ("fused", "eager")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,14 @@ class TransformerConfig:
         recompute: activation recompute ``none``, ``selective`` or ``full``.
         dtype: ``bf16``, ``fp16`` or ``fp8`` (fp8 GEMMs, bf16 elsewhere).
         flash_attention: fused attention core; off for the 2020-2021 Megatron runs.
+        attention_kernel: which fused attention kernel runs: ``flash`` (FlashAttention 2/3,
+            cuDNN: the op is named ``<layer>.<pass>.attn``) or ``flash1`` (FlashAttention
+            1.x, 2022-2023: ``...attn.fa1``, which the compute model runs at its own,
+            lower efficiency; ``docs/compute.md``).
+        loss_kernel: the cross-entropy: ``fused`` (one pass over the fp32 logits forward,
+            one backward: Megatron's fused vocab-parallel loss) or ``eager`` (PyTorch's
+            ``F.cross_entropy`` on upcast logits: a cast, a log-softmax that reads its input
+            three times, and a separate backward, ``costs.Shape.loss``).
         dp_overlap: overlap gradient communication with the backward pass.
         tp_overlap: overlap the TP reduction of an input gradient with the weight-gradient
             GEMM (Megatron-LM's asynchronous TP communication, from late 2021); off, the
@@ -44,6 +54,8 @@ class TransformerConfig:
         steps: training steps.
         name: workload name.
         vocab_multiple: the vocabulary is padded to a multiple of this times tp.
+        framework: the framework profile whose defaults the settings were completed from
+            (``frameworks.py``; recorded, it changes nothing by itself here).
     """
 
     model: ModelSpec
@@ -58,6 +70,8 @@ class TransformerConfig:
     recompute: str = "none"
     dtype: str = "bf16"
     flash_attention: bool = True
+    attention_kernel: str = "flash"
+    loss_kernel: str = "fused"
     dp_overlap: bool = True
     tp_overlap: bool = True
     bucket_params: int = 40_000_000
@@ -67,6 +81,7 @@ class TransformerConfig:
     steps: int = 1
     name: str = ""
     vocab_multiple: int = 128
+    framework: str = ""
 
     def padded(self) -> TransformerConfig:
         """This configuration with the vocabulary padded to a multiple of
@@ -109,7 +124,8 @@ class TransformerConfig:
     def shape(self) -> Shape:
         return Shape(model=self.model, micro_batch=self.micro_batch, tp=self.tp, sp=self.sp,
                      act_bytes=2, gemm_bytes=1 if self.dtype == "fp8" else 2,
-                     grad_bytes=self.gbytes, flash=self.flash_attention)
+                     grad_bytes=self.gbytes, flash=self.flash_attention,
+                     eager_loss=self.loss_kernel == "eager")
 
     def check(self) -> None:
         """Raise WorkloadError naming the first inconsistent setting."""
@@ -130,6 +146,11 @@ class TransformerConfig:
             problems.append(f"recompute {self.recompute!r} is not one of {', '.join(RECOMPUTE)}")
         if self.dtype not in DTYPES:
             problems.append(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        for option, value, allowed in (("attention_kernel", self.attention_kernel,
+                                        ATTENTION_KERNELS),
+                                       ("loss_kernel", self.loss_kernel, LOSS_KERNELS)):
+            if value not in allowed:
+                problems.append(f"{option} {value!r} is not one of {', '.join(allowed)}")
         if self.zero not in (0, 1, 2, 3):
             problems.append(f"zero stage {self.zero} is not 0, 1, 2 or 3")
         if self.zero >= 2 and self.pp > 1:

@@ -34,6 +34,27 @@ class _LayerOps:
     def _c(self, name: str, cost: Cost, gemm: bool = False, **kw: Any) -> int:
         return self.r.compute(name, cost, self.gemm_dtype if gemm else self.act_dtype, **kw)
 
+    @property
+    def fp8(self) -> bool:
+        return self.cfg.dtype == "fp8"
+
+    def _cast(self, name: str, elems: float, **kw: Any) -> None:
+        """With fp8 GEMMs, Transformer Engine's cast-transpose of a GEMM operand (an input
+        activation, or an output gradient): reads it in bf16, writes it in fp8 in both
+        layouts (``e + 2`` bytes per element), a separate kernel."""
+        if self.fp8:
+            self._c(name, Cost(2.0 * elems, (self.s.act_bytes + 2) * elems), **kw)
+
+    def _fp8_copies(self, elems: float) -> Cost:
+        """The fp8 copies (both layouts, 2 bytes per element) a norm writes besides its
+        output when Transformer Engine fuses the cast into it (LayerNormLinear)."""
+        return Cost(0.0, 2.0 * elems if self.fp8 else 0.0)
+
+    @property
+    def _attn(self) -> str:
+        """The attention op's name in a layer (``attention_kernel``)."""
+        return "attn.fa1" if self.cfg.attention_kernel == "flash1" else "attn"
+
     def _tp_out(self, name: str, dep: int) -> int:
         """The TP reduction after a row-parallel GEMM: reduce-scatter (SP) or all-reduce."""
         coll = "reduce_scatter" if self.cfg.sp else "all_reduce"
@@ -51,18 +72,22 @@ class _LayerOps:
         s, c = self.s, self._c
         g = s.layer_gemms()
         p = f"L{layer}.{tag}"
-        first = c(f"{p}.ln1", s.norm(), deps=deps, alloc=alloc)
+        first = c(f"{p}.ln1", s.norm() + self._fp8_copies(s.ln_tokens * s.model.hidden),
+                  deps=deps, alloc=alloc)
         dep = [first]
         if self.cfg.sp:
             dep = [self._tp_in(f"{p}.ag_qkv", dep)]
         c(f"{p}.qkv", s.gemm(*g["qkv"]), gemm=True, deps=dep)
-        c(f"{p}.attn", s.attention())
+        c(f"{p}.{self._attn}", s.attention())
+        self._cast(f"{p}.proj_cast", g["proj"][0] * g["proj"][1])
         last = c(f"{p}.proj", s.gemm(*g["proj"]), gemm=True)
         dep = [self._tp_out(f"{p}.tp_attn", last)] if self.tp else None
-        last = c(f"{p}.res_ln2", s.residual() + s.norm(), deps=dep)
+        last = c(f"{p}.res_ln2", s.residual() + s.norm()
+                 + self._fp8_copies(s.ln_tokens * s.model.hidden), deps=dep)
         dep = [self._tp_in(f"{p}.ag_fc1", [last])] if self.cfg.sp else None
         c(f"{p}.fc1", s.gemm(*g["fc1"]), gemm=True, deps=dep)
         c(f"{p}.act", s.activation_fn())
+        self._cast(f"{p}.fc2_cast", g["fc2"][0] * g["fc2"][1])
         last = c(f"{p}.fc2", s.gemm(*g["fc2"]), gemm=True)
         dep = [self._tp_out(f"{p}.tp_mlp", last)] if self.tp else None
         last = c(f"{p}.res", s.residual(), deps=dep)
@@ -79,11 +104,15 @@ class _LayerOps:
         deps = [self._tp_in(f"{p}.ag_grad_{out_gemm}", [len(r.name) - 1])] if self.cfg.sp \
             else None
         mo = g[out_gemm]
+        if self.fp8:  # the output gradient, cast before its GEMMs
+            self._cast(f"{p}.{out_gemm}_cast", mo[0] * mo[2], deps=deps)
+            deps = None
         last = c(f"{p}.{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True, deps=deps)
         for name, cost, alloc, free in middle:
             last = c(f"{p}.{name}", cost, alloc=alloc, free=free)
         gather = self._tp_in(f"{p}.ag_in_{in_gemm}", [last]) if self.cfg.sp else None
         mi = g[in_gemm]
+        self._cast(f"{p}.{in_gemm}_cast", mi[0] * mi[2])
         dgrad = c(f"{p}.{in_gemm}.dgrad", s.gemm_dgrad(*mi), gemm=True)
         red = self._tp_out(f"{p}.tp_{in_gemm}", dgrad) if self.tp else None
         wdeps = [x for x in (gather, None if self.cfg.tp_overlap else red) if x is not None]
@@ -112,7 +141,7 @@ class _LayerOps:
         if cfg.recompute == "selective" and not cfg.flash_attention:
             tmp = int(2 * s.score_elems + (s.score_elems if cfg.model.dropout else 0))
             middle.append(("attn_rcp", s.attention(), tmp, 0))
-        middle.append(("attn", s.attention(backward=True), 0, tmp))
+        middle.append((self._attn, s.attention(backward=True), 0, tmp))
         red = self._block_bwd(p, "proj", "qkv", middle)
         last = c(f"{p}.ln1", s.norm(backward=True), deps=[red], free=free)
         return first, last
@@ -132,7 +161,9 @@ class _LayerOps:
         s, c = self.s, self._c
         c("final_norm", s.norm(), deps=deps)
         dep = [self._tp_in("ag_head", [len(self.r.name) - 1])] if self.cfg.sp else None
-        c("logits", s.gemm(*s.head_gemm()), gemm=True, deps=dep, alloc=s.logits_bytes())
+        # The output layer is no Transformer Engine module: it stays in bf16 with fp8 runs.
+        c("logits", s.gemm(*s.head_gemm()), gemm=not self.fp8, deps=dep,
+          alloc=s.logits_bytes())
         last = c("loss", s.loss())
         if self.tp:  # max, sum of exp and target logit over the vocab shards: 3 fp32 per token
             last = self.r.coll("tp_loss", "all_reduce", 12 * s.tokens, _TP, "tp", deps=[last])
@@ -142,9 +173,9 @@ class _LayerOps:
         s, c = self.s, self._c
         c("loss.bwd", s.loss(backward=True), deps=deps)
         m = s.head_gemm()
-        last = c("logits.dgrad", s.gemm_dgrad(*m), gemm=True)
+        last = c("logits.dgrad", s.gemm_dgrad(*m), gemm=not self.fp8)
         red = self._tp_out("tp_head", last) if self.tp else None
-        c("logits.wgrad", s.gemm_wgrad(*m), gemm=True, free=s.logits_bytes())
+        c("logits.wgrad", s.gemm_wgrad(*m), gemm=not self.fp8, free=s.logits_bytes())
         return c("final_norm.bwd", s.norm(backward=True), deps=[red] if red is not None else None)
 
     @property

@@ -1,0 +1,90 @@
+"""Framework profiles: the settings a training framework uses unless told otherwise.
+
+Much of a prediction's error comes from settings a user does not know to set: which attention
+kernel runs, whether the loss is fused, whether TP communication overlaps, whether the
+optimizer is sharded. A profile sets them as the framework does at a named version; anything
+given explicitly wins. The settings are :class:`~.transformer.TransformerConfig` fields.
+
+Example:
+    >>> settings_of("llm-foundry-2023", {"zero": 2})["attention_kernel"]
+    'flash1'
+    >>> settings_of("LLM-Foundry-2023", {"zero": 2})["zero"]
+    2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from simcluster.errors import WorkloadError
+from simcluster.names import suggestion
+
+
+@dataclass(frozen=True)
+class Framework:
+    """A framework at a named version: its default settings and where they come from."""
+
+    name: str
+    description: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
+    Framework(
+        "megatron-2021", "Megatron-LM as in Narayanan et al. 2021 (SC'21)",
+        {"flash_attention": False, "loss_kernel": "fused", "dp_overlap": False,
+         "tp_overlap": False, "zero": 0},
+        "Narayanan et al. 2021, sections 3-5: no fused attention, the backward waits for its "
+        "TP all-reduces, gradients all-reduced after the backward, no optimizer sharding"),
+    Framework(
+        "megatron-core", "Megatron-Core (2024-2025) with Transformer Engine",
+        {"flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
+         "dp_overlap": True, "tp_overlap": True, "zero": 1, "sequence_parallel": True},
+        "Megatron-LM README and NeMo/Megatron-Bridge performance recipes: cuDNN fused "
+        "attention, fused vocab-parallel cross-entropy, --overlap-grad-reduce, "
+        "--use-distributed-optimizer, --sequence-parallel with TP"),
+    Framework(
+        "nemo", "NVIDIA NeMo 2.x (runs Megatron-Core)",
+        {"flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
+         "dp_overlap": True, "tp_overlap": True, "zero": 1, "sequence_parallel": True},
+        "NeMo performance recipes: Megatron-Core with the distributed optimizer, sequence "
+        "parallelism with TP, communication overlap"),
+    Framework(
+        "llm-foundry-2023", "MosaicML Composer + llm-foundry, 2023 (PyTorch FSDP)",
+        {"flash_attention": True, "attention_kernel": "flash1", "loss_kernel": "eager",
+         "zero": 3, "sequence_parallel": False, "tp_overlap": False},
+        "llm-foundry scripts/train/benchmarking/README.md (tables from 2023, before the "
+        "torch 2.0 Composer release): attn_impl flash (FlashAttention 1.x), "
+        "torch.nn.CrossEntropyLoss, FSDP FULL_SHARD"),
+    Framework(
+        "torchtitan", "torchtitan (PyTorch FSDP2, 2024-2025)",
+        {"flash_attention": True, "attention_kernel": "flash", "loss_kernel": "eager",
+         "zero": 3, "sequence_parallel": False},
+        "torchtitan: scaled_dot_product_attention, cross_entropy on logits.float(), FSDP2 "
+        "fully_shard"),
+)}
+
+
+def framework(name: str) -> Framework:
+    """The profile called ``name``.
+
+    Raises:
+        WorkloadError: no such profile (the message lists them).
+    """
+    found = FRAMEWORKS.get(name.strip().lower())
+    if found is None:
+        hint = suggestion(name, list(FRAMEWORKS))
+        raise WorkloadError(f"unknown framework {name!r}; {hint}use one of "
+                            f"{', '.join(FRAMEWORKS)}.")
+    return found
+
+
+def settings_of(name: str | None, explicit: dict[str, Any]) -> dict[str, Any]:
+    """``explicit`` settings over framework ``name``'s defaults, with ``framework`` set to
+    its canonical name (no name: ``explicit`` as is)."""
+    if not name:
+        return dict(explicit)
+    profile = framework(name)
+    return {**profile.settings, **explicit, "framework": profile.name}
