@@ -31,6 +31,11 @@ class Framework:
     source: str = ""
 
 
+# Megatron-Core's performance settings, which NeMo uses as they are.
+_MCORE: dict[str, Any] = {
+    "flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
+    "dp_overlap": True, "tp_overlap": True, "zero": 1, "sequence_parallel": True}
+
 FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
     Framework(
         "megatron-2021", "Megatron-LM as in Narayanan et al. 2021 (SC'21)",
@@ -39,16 +44,12 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
         "Narayanan et al. 2021, sections 3-5: no fused attention, the backward waits for its "
         "TP all-reduces, gradients all-reduced after the backward, no optimizer sharding"),
     Framework(
-        "megatron-core", "Megatron-Core (2024-2025) with Transformer Engine",
-        {"flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
-         "dp_overlap": True, "tp_overlap": True, "zero": 1, "sequence_parallel": True},
+        "megatron-core", "Megatron-Core (2024-2025) with Transformer Engine", _MCORE,
         "Megatron-LM README and NeMo/Megatron-Bridge performance recipes: cuDNN fused "
         "attention, fused vocab-parallel cross-entropy, --overlap-grad-reduce, "
         "--use-distributed-optimizer, --sequence-parallel with TP"),
     Framework(
-        "nemo", "NVIDIA NeMo 2.x (runs Megatron-Core)",
-        {"flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
-         "dp_overlap": True, "tp_overlap": True, "zero": 1, "sequence_parallel": True},
+        "nemo", "NVIDIA NeMo 2.x (runs Megatron-Core)", _MCORE,
         "NeMo performance recipes: Megatron-Core with the distributed optimizer, sequence "
         "parallelism with TP, communication overlap"),
     Framework(
