@@ -35,17 +35,22 @@ from simcluster.calibrate.model import Knob, knobs_for
 from simcluster.calibrate.optimise import Minimum, minimise
 from simcluster.calibrate.problem import Problem, Variable
 from simcluster.calibrate.quality import BANDS, Band, CurveFit, busbw
+from simcluster.calibrate.settle import intervals, settle
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.schema import NetworkParams
 
 FITTED, AT_BOUND, NOT_IDENTIFIABLE = "fitted", "at bound", "not identifiable"
+UNCONSTRAINED = ("every value in its range fits the logs as well (within 0.1 % of the "
+                 "objective); kept")
 
 
 @dataclass(frozen=True)
 class Fitted:
     """One parameter's outcome: its value before and after (equal if not fitted), ``status``
     (``fitted``, ``at bound`` or ``not identifiable``) and, unless plainly fitted, why;
-    ``shared`` if one value was fitted for several systems."""
+    ``shared`` if one value was fitted for several systems; for a fitted one, ``interval``:
+    the values that fit the logs as well (within 0.1 % of the objective, the others held;
+    ``calibrate.settle``)."""
 
     knob: Knob
     before: float
@@ -53,6 +58,7 @@ class Fitted:
     status: str
     reason: str = ""
     shared: bool = False
+    interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,13 +133,21 @@ def calibrate_systems(systems: Sequence[tuple[Cluster, Sequence[Curve]]], *,
     reasons = identify(problem)
     free = [v for v in problem.variables if not reasons[v]]
     best = _fit(problem, free)
-    values = {v: round(float(x), v.knob.decimals) for v, x in zip(free, best.x)} if best \
-        else {}
+    values: dict[Variable, float] = {}
+    spread: dict[Variable, tuple[float, float]] = {}
+    if best is not None:
+        values = settle(problem, {v: round(float(x), v.knob.decimals)
+                                  for v, x in zip(free, best.x)}, best.fun)
+        spread = intervals(problem, values, best.fun)
+        reasons.update({v: UNCONSTRAINED for v, (lo, hi) in spread.items()
+                        if lo <= v.knob.lo and hi >= v.knob.hi})
+        values = {v: x for v, x in values.items() if not reasons[v]}
     after = problem.networks(list(values), list(values.values()))
     out = []
     for k, (cluster, _) in enumerate(systems):
         mine = [v for v in problem.variables if problem.applies(v, k)]
-        params = tuple(_outcome(v, v.knob.value(cluster.network), values.get(v), reasons[v])
+        params = tuple(_outcome(v, v.knob.value(cluster.network), values.get(v), reasons[v],
+                                spread.get(v))
                        for v in sorted(mine, key=lambda v: _order(cluster, v.knob)))
         out.append(Calibration(
             cluster=cluster, network=after[k], params=params,
@@ -171,7 +185,8 @@ def _order(cluster: Cluster, knob: Knob) -> int:
     return [k.name for k in knobs_for(cluster)].index(knob.name)
 
 
-def _outcome(v: Variable, before: float, after: float | None, reason: str) -> Fitted:
+def _outcome(v: Variable, before: float, after: float | None, reason: str,
+             spread: tuple[float, float] | None) -> Fitted:
     shared = v.system is None
     if reason or after is None:
         return Fitted(v.knob, before, before, NOT_IDENTIFIABLE, reason, shared)
@@ -179,10 +194,12 @@ def _outcome(v: Variable, before: float, after: float | None, reason: str) -> Fi
     edge = 1e-3 * (knob.hi - knob.lo)
     if after <= knob.lo + edge or after >= knob.hi - edge:
         end = "lower" if after <= knob.lo + edge else "upper"
+        why = ("the data would push it further" if spread is None or spread[1] - spread[0]
+               <= edge else f"values from {spread[0]:g} to {spread[1]:g} fit as well")
         return Fitted(knob, before, after, AT_BOUND,
-                      f"at the {end} end of its range ({knob.lo:g}-{knob.hi:g}): the data "
-                      "would push it further", shared)
-    return Fitted(knob, before, after, FITTED, "", shared)
+                      f"at the {end} end of its range ({knob.lo:g}-{knob.hi:g}); {why}",
+                      shared, spread)
+    return Fitted(knob, before, after, FITTED, "", shared, spread)
 
 
 def _curve_fits(problem: Problem, k: int, network: NetworkParams) -> tuple[CurveFit, ...]:
