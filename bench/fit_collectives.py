@@ -9,6 +9,7 @@ one host launch cost per system. See ``simcluster/calibrate/`` for which paramet
 curves can identify and docs/network.md ("Fitted parameters") for the objective.
 
     python bench/fit_collectives.py [--data ../shared/data/calibration/nccl_allreduce_single_node.csv]
+                                    [--neutral]
 
 Prints, per parameter, the fitted value and the one the bundled topologies and
 ``topology/catalog.py`` hold (the values in docs/network.md), and the objective at each.
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import simcluster.calibrate as cal
+from simcluster.calibrate.model import with_values
 from simcluster.topology import load_cluster
 from simcluster.validation import SYSTEMS
 
@@ -31,9 +34,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "calibration"
                     / "nccl_allreduce_single_node.csv")
+    ap.add_argument("--neutral", action="store_true",
+                    help="start from the middle of each parameter's range instead of the "
+                    "current values (the fit must not depend on where it starts)")
     args = ap.parse_args()
     systems = [(load_cluster(ROOT / "topologies" / topo), cal.read_csv(args.data, name))
                for name, topo in SYSTEMS.items()]
+    if args.neutral:
+        systems = [(replace(c, network=with_values(c.network, {
+            k.name: (k.lo + k.hi) / 2 for k in cal.knobs_for(c)})), curves)
+            for c, curves in systems]
     start = time.perf_counter()
     results = cal.calibrate_systems(systems)
     took = time.perf_counter() - start
@@ -50,8 +60,9 @@ def main() -> None:
             shown.add(p.knob.name)
             who = "all systems" if p.shared else name
             change = 100 * (p.after - p.before) / p.before if p.before else float("nan")
-            print(f"  {p.knob.name:>28} ({who:>16}) = {p.after:9.4f}   current {p.before:9.4f}"
-                  f"  ({change:+.1f} %){'  ' + p.status if p.status != cal.FITTED else ''}")
+            fits = f"[{p.interval[0]:g}, {p.interval[1]:g}]" if p.interval else ""
+            print(f"  {p.knob.name:>28} ({who:>16}) = {p.after:9.4f}  {fits:>18}   start "
+                  f"{p.before:9.4f} ({change:+.1f} %){'  ' + p.status if p.status != cal.FITTED else ''}")
 
 
 if __name__ == "__main__":
