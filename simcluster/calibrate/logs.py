@@ -34,7 +34,7 @@ CALIBRATABLE: tuple[str, ...] = (
 # size count type redop root, then out-of-place time algbw busbw #wrong (then in-place).
 _ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+([\d.]+)\s+([\d.]+)\s+"
                   r"([\d.]+)\s+(\S+)")
-_ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z_]\w*\s")  # looks like a data row
+_ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z_]\w*(\s|$)")  # looks like a data row
 _RANK = re.compile(r"^#\s*Rank\s+(\d+)\s+Group\s+\d+\s+Pid\s+\d+\s+on\s+(\S+)")
 _HEADER = re.compile(r"nThread\s+(\d+)\s+nGpus\s+(\d+)")
 _BINARY = re.compile(r"\b(" + "|".join(PERF_BINARIES) + r")_perf\b")

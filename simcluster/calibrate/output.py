@@ -125,7 +125,9 @@ def summary(calibration: Calibration, bands: tuple[Band, ...] = BANDS) -> dict[s
         "fit_sizes": list(calibration.fit_sizes) if calibration.fit_sizes else None,
         "parameters": [{"name": p.knob.name, "unit": p.knob.unit, "before": p.before,
                         "after": p.after, "status": p.status, "reason": p.reason,
-                        "meaning": p.knob.meaning} for p in calibration.params],
+                        "fits_as_well": list(p.interval) if p.interval else None,
+                        "shared": p.shared, "meaning": p.knob.meaning}
+                       for p in calibration.params],
         "logs": [{
             "source": c.curve.source, "collective": c.curve.collective,
             "ranks": c.curve.ranks, "servers": calibration.servers[i],

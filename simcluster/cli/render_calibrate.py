@@ -6,7 +6,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from simcluster.calibrate import BANDS, Calibration, Fitted
+from simcluster.calibrate import BANDS, NOT_IDENTIFIABLE, Calibration, Fitted
 
 
 def calibration(result: Calibration) -> list[RenderableType]:
@@ -23,14 +23,16 @@ def _value(p: Fitted, v: float) -> str:
 
 def parameters(result: Calibration) -> Table:
     """One row per knob: before, after, and what became of it."""
-    table = Table(title="network parameters", title_justify="left")
-    for col in ("parameter", "before", "after", "status"):
-        table.add_column(col, justify="right" if col in ("before", "after") else "left")
+    table = Table(title="network parameters (fits as well: the values within 0.1 % of the "
+                  "best objective, the others held)", title_justify="left")
+    for col in ("parameter", "before", "after", "fits as well", "status"):
+        table.add_column(col, justify="left" if col in ("parameter", "status") else "right")
     for p in result.params:
         status = p.status + (f": {p.reason}" if p.reason else "")
-        table.add_row(p.knob.name, _value(p, p.before),
-                      _value(p, p.after) if p.after != p.before or p.status != "not "
-                      "identifiable" else "", status)
+        fitted = p.status != NOT_IDENTIFIABLE
+        spread = f"{p.interval[0]:g}-{p.interval[1]:g}" if p.interval else ""
+        table.add_row(p.knob.name, _value(p, p.before), _value(p, p.after) if fitted else "",
+                      spread, status)
     return table
 
 
