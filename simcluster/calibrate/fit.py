@@ -11,15 +11,18 @@ Which parameters the curves can identify depends on them:
   and a scale on NCCL's per-step network latencies;
 - any log whose small sizes are flat identifies the host launch cost.
 
-A parameter is fitted only if some curve of the right kind is given and moving it over its
-range changes a predicted time at a fitted size; the others keep their values and are
-reported as not identifiable, with the reason.
+A parameter is fitted only if some curve of the right kind is given, moving it over its
+range changes a predicted time at a fitted size, and its effect is not that of the others
+(``identify.py``); the others keep their values and are reported as not identifiable, with
+the reason.
 
-Objective (that of ``bench/fit_collectives.py``): per curve and size band, the mean
+Objective (``problem.py``, that of docs/network.md): per curve and size band, the mean
 ``|log(measured time / predicted time)|`` over the band's tolerance, summed. It is minimised
-by :func:`~simcluster.calibrate.optimise.minimise`; the fitted values are rounded (4
-decimals for fractions and factors, 0.01 us for times) before the final predictions, so that
-the reported quality is that of the values written.
+by :func:`~simcluster.calibrate.optimise.minimise` from the topology's values and from
+mid-range. The fitted values are rounded (4 decimals for fractions and factors, 0.01 us for
+times), moved back towards the topology's as far as the fit stays within 0.1 % of the best
+(``settle.py``), and the final predictions use them, so that the reported quality is that of
+the values written.
 """
 
 from __future__ import annotations

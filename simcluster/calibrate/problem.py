@@ -71,6 +71,7 @@ class Problem:
                                    "(1 KiB and up); give larger sizes or widen --fit-sizes.")
         self.fit_sizes = [[s[f] for s, f in zip(ss, ff)] for ss, ff in zip(self.sizes, self.fit)]
         self.fit_times = [[t[f] for t, f in zip(tt, ff)] for tt, ff in zip(self.times, self.fit)]
+        self._knobs = [{k.name for k in knobs_for(c)} for c in self.clusters]
         self.variables = self._variables()
 
     def _variables(self) -> list[Variable]:
@@ -94,7 +95,7 @@ class Problem:
         """Whether ``var`` sets a parameter of ``system``."""
         if var.system is not None:
             return var.system == system
-        return any(k.name == var.knob.name for k in knobs_for(self.clusters[system]))
+        return var.knob.name in self._knobs[system]
 
     def current(self, var: Variable) -> float:
         """The variable's value in the given topologies (the first that has it)."""
