@@ -51,7 +51,7 @@ def quality(result: Calibration) -> Table:
                 if s is None:
                     continue
                 table.add_row(name, band.name + ("" if band.tolerance else " (not fitted)"),
-                              "held out" if held else "fitted", str(s.points),
+                              "held out" if held else "in fit range", str(s.points),
                               f"{s.mape_before:.1f} -> {s.mape_after:.1f}",
                               f"{s.signed_before:+.1f} -> {s.signed_after:+.1f}")
                 name = ""

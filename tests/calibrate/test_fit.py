@@ -97,6 +97,21 @@ def test_a_hidden_host_launch_cost_keeps_its_value(tmp_path: Path) -> None:
     assert p.interval[0] <= 19.3 and p.interval[1] >= 25.0
 
 
+def test_an_all_gather_log_tells_nvlink_from_nvls(tmp_path: Path) -> None:
+    # all_gather runs rings on NVLink, all_reduce NVLS: together they identify both.
+    truth = {"link_efficiency": {"nvlink": 0.70}, "nvls_efficiency": 0.70,
+             "nvls_base_latency_us": 30.0, "host_launch_us": 25.0}
+    topo = truth_topology(TOPOLOGIES / "dgx-h100.yaml", truth, tmp_path / "truth.yaml")
+    logs = [simulated_log(topo, 8, 8, SIZES[7::2], tmp_path / f"{c}.log", collective=c)
+            for c in ("all_reduce", "all_gather")]
+    result = cal.calibrate(load_cluster(TOPOLOGIES / "dgx-h100.yaml"),
+                           [cal.read_log(log) for log in logs])
+    p = _params(result)
+    assert p["link_efficiency.nvlink"].after == pytest.approx(0.70, rel=2e-3)
+    assert p["nvls_efficiency"].after == pytest.approx(0.70, rel=2e-3)
+    assert [c.curve.collective for c in result.curves] == ["all_reduce", "all_gather"]
+
+
 def test_held_out_sizes_are_predicted_not_fitted(tmp_path: Path) -> None:
     truth = {"nvls_efficiency": 0.70, "nvls_base_latency_us": 30.0, "host_launch_us": 25.0}
     result = _recover(tmp_path, "dgx-h100.yaml", truth, 8, 8, fit_sizes=(1024, 2**28))
