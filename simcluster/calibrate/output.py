@@ -18,7 +18,7 @@ import yaml
 from simcluster.atomic import atomic_path
 from simcluster.calibrate.fit import NOT_IDENTIFIABLE, Calibration
 from simcluster.calibrate.quality import BANDS, Band
-from simcluster.errors import TopologyError
+from simcluster.errors import OutputError, TopologyError
 from simcluster.topology.schema import TopologySpec
 from simcluster.yamlfile import read_yaml
 
@@ -54,7 +54,14 @@ def calibrated_yaml(topology: str | Path, calibration: Calibration,
 
 
 def write_calibrated(path: str | Path, text: str) -> None:
-    """Write ``text`` at ``path`` atomically (whole, or not at all)."""
+    """Write ``text`` at ``path`` atomically (whole, or not at all).
+
+    Raises:
+        OutputError: ``path`` is a folder.
+    """
+    if Path(path).is_dir():
+        raise OutputError(f"{path}: a folder is there; give a file path for the calibrated "
+                          "topology (e.g. calibrated.yaml).")
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -68,7 +75,7 @@ def _relocated(entry: str, topology: Path, out: Path) -> str:
 
 
 def _header(calibration: Calibration) -> str:
-    logs = ", ".join(f"{Path(c.curve.source.split('[')[0]).name} ({c.curve.collective}, "
+    logs = ", ".join(f"{Path(c.curve.source).name} ({c.curve.collective}, "
                      f"{c.curve.ranks} ranks)" for c in calibration.curves)
     lines = [f"Calibrated by `simcluster calibrate` on {logs}."]
     fitted = [p for p in calibration.params if p.status != NOT_IDENTIFIABLE]

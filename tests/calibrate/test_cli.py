@@ -90,6 +90,12 @@ def test_accelerator_files_still_load_from_another_folder(tmp_path: Path, capsys
     assert load_cluster(out).specs["node0/gpu0"].model == "Lab"
 
 
+def test_a_folder_as_output_is_refused(dgx_log: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = _run(capsys, "calibrate", str(dgx_log), "-t", str(DGX), "-o", str(tmp_path))
+    assert code == 2 and "a folder is there" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 ROWS = [(1024, 20.0), (1048576, 100.0), (2**30, 5000.0)]
 
 
