@@ -23,6 +23,7 @@ from typing import Any
 
 from simcluster.analysis import rank_breakdown, step_times, summarize
 from simcluster.errors import (
+    CalibrationError,
     CollectiveMismatchError,
     DeadlockError,
     OutOfMemoryError,
@@ -64,6 +65,7 @@ def generate(name: str, /, **params: Any) -> Workload:
 
 __all__ = [
     "Bound",
+    "CalibrationError",
     "Cluster",
     "CollectiveMismatchError",
     "ComputeModel",

@@ -34,6 +34,11 @@ class OutputError(SimclusterError):
     that another process is writing."""
 
 
+class CalibrationError(SimclusterError):
+    """Measurements cannot calibrate the model: an nccl-tests log that cannot be read or has
+    no data rows, or a rank count or size that does not fit the topology."""
+
+
 class SimulationError(SimclusterError):
     """The simulation cannot complete: out of memory, deadlock, mismatched collectives."""
 

@@ -235,7 +235,8 @@ class CommModel:
     def _latency(self, tuning: proto.Tuning, protocol: str, ph: _ResolvedPhase) -> float:
         s = self.params.latency_scale * self.params.step_latency_scale.get(protocol, 1.0)
         lat = ph.intra_steps * proto.step_latency_us(tuning.table, ph.intra_hw, protocol)
-        lat += ph.inter_steps * proto.step_latency_us(tuning.table, "net", protocol)
+        lat += (ph.inter_steps * self.params.net_step_latency_scale
+                * proto.step_latency_us(tuning.table, "net", protocol))
         return s * lat
 
     def _base(self, tuning: proto.Tuning, protocol: str) -> float:

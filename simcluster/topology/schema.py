@@ -325,6 +325,10 @@ class NetworkParams(_Strict):
     step_latency_scale: dict[Literal["LL", "LL128", "Simple"], float] = Field(
         default_factory=dict,
         description="per protocol, multiplier on NCCL's per-step latencies (default 1)")
+    net_step_latency_scale: float = Field(
+        1.0, ge=0,
+        description="multiplier on NCCL's per-step latencies across the network (its NET "
+        "rows), on top of step_latency_scale; fitted on multi-server nccl-tests logs")
     protocol_overhead_us: dict[Literal["LL", "LL128", "Simple"], float] = Field(
         default_factory=lambda: dict(DEFAULT_PROTOCOL_OVERHEAD_US),
         description="per protocol, cost added once per call to the base latency, us")
