@@ -158,6 +158,7 @@ class Scenario:
         cluster, note = self.target()
         bound = bind(self.workload, cluster, self.placement)
         options = SimOptions.for_workload(self.workload, predict=self.predict_kernels,
+                                          compute=cluster.compute,
                                           slowdown=dict(self.whatif.slow_ranks),
                                           progress=progress, freeze_gc=freeze_gc)
         try:

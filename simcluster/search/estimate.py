@@ -32,7 +32,7 @@ import numpy as np
 
 from simcluster.placement import Placement, bind
 from simcluster.sim import simulate
-from simcluster.sim.compute import ComputeModel
+from simcluster.sim.compute import ComputeModel, overrides_for
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.generate.collective import single_collective
@@ -62,7 +62,7 @@ class Estimator:
 
     def __init__(self, cluster: Cluster, compute: ComputeModel | None = None) -> None:
         self.cluster = cluster
-        self.compute = compute or ComputeModel()
+        self.compute = compute or ComputeModel(overrides=overrides_for(cluster.compute))
         self.devices = cluster.accelerators
         self._coll = lru_cache(maxsize=None)(self._collective_us)
 

@@ -19,6 +19,9 @@ catalog's HBM bandwidth (``simcluster.sim.calibration``, figures in ``docs/compu
 Catalog chips without measurements borrow the closest calibrated chip's fractions (listed in
 ``CHIP_OF``). Accelerators defined in a topology file get the plain roofline
 ``launch_overhead_us + max(t_c, t_m)`` with efficiencies 0.70 and 0.87 (``UNCALIBRATED``).
+A topology's ``compute:`` block overrides any of them per accelerator model
+(:func:`with_params`, ``ComputeModel.overrides``): what ``simcluster calibrate`` fits on a
+profiler trace.
 
 **Retargeting.** A duration recorded on device A is moved to device B by the ratio of the
 model's predictions on the two devices for the op's FLOPs and bytes:
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from simcluster.topology.catalog import AcceleratorSpec
+from simcluster.topology.schema import ComputeParams
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,31 @@ CHIP_OF: dict[str, str] = {
 }
 
 
+def builtin_calibration(model: str) -> DeviceCalibration:
+    """The built-in calibration of accelerator ``model`` (a catalog model name): its chip's
+    fit, or :data:`UNCALIBRATED` (a NaN ``fixed_us``: the spec's launch overhead)."""
+    chip = CHIP_OF.get(model)
+    return CALIBRATIONS[chip] if chip is not None else UNCALIBRATED
+
+
+def with_params(base: DeviceCalibration, params: ComputeParams) -> DeviceCalibration:
+    """``base`` with the values a topology's ``compute:`` entry gives (the others kept;
+    family parameters merged one by one)."""
+    top = {k: float(v) for k in ("gemm_efficiency", "memory_efficiency", "fixed_us",
+                                 "sharpness") if (v := getattr(params, k)) is not None}
+    own = {(f, name): v for f, name, v in base.families}
+    own.update({(f, name): float(v) for f, values in params.families.items()
+                for name, v in values.items()})
+    families = tuple((f, name, v) for (f, name), v in own.items())
+    return replace(base, **top, families=families, source=params.source or base.source)
+
+
+def overrides_for(compute: dict[str, ComputeParams]) -> dict[str, DeviceCalibration]:
+    """Per accelerator model, the calibration a topology's ``compute:`` block (keyed by
+    model, as ``Cluster.compute``) gives it."""
+    return {model: with_params(builtin_calibration(model), p) for model, p in compute.items()}
+
+
 @dataclass(frozen=True)
 class ComputeModel:
     """The calibrated roofline (module docstring).
@@ -138,6 +167,8 @@ class ComputeModel:
         predict: ignore recorded compute durations wherever the op carries FLOPs or bytes,
             and predict them with the roofline instead (ops without work keep theirs): how
             the compute model is checked against real kernels (``replay --predict-kernels``).
+        overrides: per accelerator model, a calibration that replaces the chip's (a
+            topology's ``compute:`` block, :func:`overrides_for`).
     """
 
     calibrations: dict[str, DeviceCalibration] = field(
@@ -146,11 +177,13 @@ class ComputeModel:
     default: DeviceCalibration = UNCALIBRATED
     recorded_spec: AcceleratorSpec | None = None
     predict: bool = False
+    overrides: dict[str, DeviceCalibration] = field(default_factory=dict)
 
     def calibration(self, spec: AcceleratorSpec, family: str = "") -> DeviceCalibration:
         """The calibration that ``spec`` uses (for kernels of ``family``)."""
         chip = self.chip_of.get(spec.model)
         cal = self.calibrations[chip] if chip is not None else self.default
+        cal = self.overrides.get(spec.model, cal)
         if np.isnan(cal.fixed_us):
             cal = replace(cal, fixed_us=spec.launch_overhead_us)
         return cal.for_family(family)

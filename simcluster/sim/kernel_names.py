@@ -22,6 +22,10 @@ A kernel's **family** says which of the compute model's parameters it has of its
 - ``small``: recorded non-GEMM kernels (the classes norm, reduction, memset, copy,
   elementwise): back to back inside a framework, their fixed time is a few microseconds, not
   the ramp-up and tail of a large GEMM. The generator's coarse ops are not named so.
+- ``attention``: other recorded attention kernels (class ``attention``: FlashAttention 2/3,
+  cuDNN fused attention). The built-in calibrations give them no parameters of their own (they
+  run at the GEMM efficiency); a topology's ``compute:`` block may (``simcluster calibrate``
+  fits their efficiency on a trace that has them).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("elementwise", re.compile(r"elementwise", re.IGNORECASE)),
 )
 SMALL_CLASSES = frozenset({"norm", "reduction", "memset", "copy", "elementwise"})
-FAMILIES: tuple[str, ...] = ("", "flash1", "small")
+FAMILIES: tuple[str, ...] = ("", "flash1", "small", "attention")
 _FLASH1 = re.compile(r"\.attn\.fa1$|^fmha_\w*loop", re.IGNORECASE)
 
 
@@ -62,11 +66,14 @@ def kernel_family(name: str) -> str:
     Example:
         >>> [kernel_family(n) for n in ("L3.fwd.attn.fa1", "L3.fwd.attn", "flash_fwd_kernel",
         ...  "Memset (Device)", "L3.fwd.res_ln2")]
-        ['flash1', '', '', 'small', '']
+        ['flash1', '', 'attention', 'small', '']
     """
     if _FLASH1.search(name):
         return "flash1"
-    return "small" if kernel_class(name) in SMALL_CLASSES else ""
+    cls = kernel_class(name)
+    if cls == "attention":
+        return "attention"
+    return "small" if cls in SMALL_CLASSES else ""
 
 
 def family_codes(names: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simcluster.sim.compute import ComputeModel
+from simcluster.sim.compute import ComputeModel, overrides_for
 from simcluster.topology.catalog import lookup
+from simcluster.topology.schema import ComputeParams
 from simcluster.workload.model import Workload
 
 
@@ -39,10 +40,15 @@ class SimOptions:
 
     @classmethod
     def for_workload(cls, workload: Workload, predict: bool = False,
+                     compute: dict[str, ComputeParams] | None = None,
                      **kwargs: Any) -> SimOptions:
         """Options whose compute model retargets recorded durations from the device the
         workload names as its recording device (``docs/compute.md``), or, with ``predict``,
-        predicts every compute op that carries FLOPs or bytes instead."""
+        predicts every compute op that carries FLOPs or bytes instead; ``compute`` is the
+        cluster's calibration per accelerator model (``Cluster.compute``, a topology's
+        ``compute:`` block), applied over the built-in one."""
         rec = workload.meta.recorded_device
         spec = lookup(rec) if rec else None
-        return cls(compute=ComputeModel(recorded_spec=spec, predict=predict), **kwargs)
+        model = ComputeModel(recorded_spec=spec, predict=predict,
+                             overrides=overrides_for(compute or {}))
+        return cls(compute=model, **kwargs)

@@ -18,14 +18,14 @@ import numpy as np
 
 from simcluster.errors import TopologyError
 from simcluster.topology import catalog
-from simcluster.topology.builder import GraphBuilder, link_latency, route_cost
 from simcluster.topology.accelerator_file import to_spec
+from simcluster.topology.builder import GraphBuilder, link_latency, route_cost
 from simcluster.topology.catalog import AcceleratorSpec
-from simcluster.topology.identification import unknown_message
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.fabrics import FabricContext, NicProps, build_fabric, get_fabric
+from simcluster.topology.identification import unknown_message
+from simcluster.topology.schema import ComputeParams, NodeTemplate, TopologySpec
 from simcluster.yamlfile import YamlDocument
-from simcluster.topology.schema import NodeTemplate, TopologySpec
 
 
 def _efficiency(spec: TopologySpec, kind: str) -> float:
@@ -136,8 +136,8 @@ def _check_connected(b: GraphBuilder) -> None:
             f"{parts}. Add links (or a fabric: section) that join them."
         )
     if not nx.is_strongly_connected(g):
-        comps = sorted(nx.strongly_connected_components(g), key=lambda c: sorted(c)[0])
-        a, z = sorted(comps[0])[0], sorted(comps[1])[0]
+        comps = sorted(nx.strongly_connected_components(g), key=min)
+        a, z = min(comps[0]), min(comps[1])
         one_way = a if nx.has_path(g, a, z) else z
         other = z if one_way == a else a
         raise TopologyError(
@@ -257,4 +257,20 @@ def build(
         source=source,
         template_hosts=template_hosts,
         cost_usd_per_hour=spec.cost.usd_per_accelerator_hour if spec.cost else None,
+        compute=_compute_calibrations(spec, custom, b),
     )
+
+
+def _compute_calibrations(spec: TopologySpec, custom: dict[str, AcceleratorSpec],
+                          b: GraphBuilder) -> dict[str, ComputeParams]:
+    """The ``compute:`` block keyed by the model each key names (a catalog name or alias,
+    or a user-defined model)."""
+    out: dict[str, ComputeParams] = {}
+    named: dict[str, str] = {}
+    for key, params in spec.compute.items():
+        model = _resolve_model(key, custom, b, f"compute.{key}").model
+        if model in out:
+            raise TopologyError(f"{b.at(f'compute.{key}')}{key!r} and {named[model]!r} both "
+                                f"name {model}; give its calibration once.")
+        out[model], named[model] = params, key
+    return out

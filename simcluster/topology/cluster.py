@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from simcluster.topology.catalog import AcceleratorSpec
-from simcluster.topology.schema import NetworkParams
+from simcluster.topology.schema import ComputeParams, NetworkParams
 
 # Node kinds that may forward traffic between other nodes. Accelerators and memories are
 # endpoints only: a route never passes through a GPU or a DRAM.
@@ -43,6 +43,8 @@ class Cluster:
         network: collective-model parameters.
         source: the file it was loaded from, if any.
         cost_usd_per_hour: the topology's price per accelerator-hour (one, or per model).
+        compute: per accelerator model (the spec's ``model``), the topology's ``compute:``
+            calibration; the simulator's compute model applies it over the built-in one.
         template_hosts: host -> (template index, id of its first link) for hosts built from a
             template and untouched by explicit devices or links. Such a host's links are
             numbered like every other host of its template, shifted by its first link id,
@@ -66,6 +68,7 @@ class Cluster:
     accelerator_index: dict[str, int] = field(default_factory=dict)
     template_hosts: dict[str, tuple[int, int]] = field(default_factory=dict)
     cost_usd_per_hour: float | dict[str, float] | None = None
+    compute: dict[str, ComputeParams] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.capacity_Bpus) != len(self.bandwidth_Bpus):

@@ -9,7 +9,9 @@ A topology names a cluster and describes it with any mix of:
   template-made ones by name (``node0/nic1``);
 - ``accelerator_models``: accelerators that are not in the catalog;
 - ``accelerator_files``: YAML files that define more of them (``AcceleratorFileSpec``);
-- ``network``: parameters of the collective model.
+- ``network``: parameters of the collective model;
+- ``compute``: per accelerator model, the compute model's calibration (``ComputeParams``;
+  what ``simcluster calibrate`` fits on a profiler trace).
 
 Bandwidths are GB/s (1e9 B/s) per direction, latencies ns, capacities GiB. See
 ``docs/formats.md`` for examples.
@@ -27,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from simcluster.topology import fabrics
 from simcluster.topology.catalog import (
-    SERVER_PRESETS,
     DEFAULT_COLLECTIVE_OVERHEAD_US,
     DEFAULT_HOST_LAUNCH_US,
     DEFAULT_LATENCY_SCALE,
@@ -36,6 +37,7 @@ from simcluster.topology.catalog import (
     DEFAULT_PROTOCOL_OVERHEAD_US,
     LINK_KINDS,
     SCALE_UP_KINDS,
+    SERVER_PRESETS,
 )
 
 LinkKind = Literal[LINK_KINDS]  # type: ignore[valid-type]
@@ -356,6 +358,47 @@ class NetworkParams(_Strict):
         return self
 
 
+# Kernel families that have parameters of their own (``sim/kernel_names.py``), and which
+# parameters a family may set.
+COMPUTE_FAMILIES: tuple[str, ...] = ("small", "flash1", "attention")
+FamilyParam = Literal["gemm_efficiency", "memory_efficiency", "fixed_us"]
+
+
+class ComputeParams(_Strict):
+    """The compute model's calibration of one accelerator model (docs/compute.md). A value
+    left out keeps the built-in calibration of the part (a catalog part's fit, or the
+    uncalibrated roofline of a user-defined one); ``families`` merge per parameter."""
+
+    gemm_efficiency: float | None = Field(
+        None, gt=0, le=1, description="fraction of the dense peak (of the op's dtype) that "
+        "large GEMMs sustain")
+    memory_efficiency: float | None = Field(
+        None, gt=0, le=1, description="fraction of the HBM bandwidth memory-bound kernels reach")
+    fixed_us: float | None = Field(None, ge=0, le=1000,
+                                   description="fixed time of one kernel, us")
+    sharpness: float | None = Field(
+        None, ge=1, le=64, description="exponent of the smooth maximum of compute and memory "
+        "time")
+    families: dict[str, dict[FamilyParam, float]] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="per kernel family (small, flash1, attention), its own parameters, e.g. "
+        "{small: {fixed_us: 3.2}, attention: {gemm_efficiency: 0.6}}")
+    source: str = Field("", description="what it was fitted on")
+
+    @model_validator(mode="after")
+    def _family_values(self) -> ComputeParams:
+        for family, values in self.families.items():
+            if family not in COMPUTE_FAMILIES:
+                raise ValueError(f"families: unknown kernel family {family!r}; use "
+                                 f"{', '.join(COMPUTE_FAMILIES)}")
+            for name, v in values.items():
+                top = 1000.0 if name == "fixed_us" else 1.0
+                if not (0 <= v <= top if name == "fixed_us" else 0 < v <= top):
+                    raise ValueError(f"families.{family}.{name} = {v:g} is outside "
+                                     f"{'[0, 1000] us' if name == 'fixed_us' else '(0, 1]'}")
+        return self
+
+
 class CostSpec(_Strict):
     """What the accelerators cost to rent."""
 
@@ -387,6 +430,11 @@ class TopologySpec(_Strict):
     devices: list[DeviceSpec] = []
     links: list[ExplicitLink] = []
     network: NetworkParams = NetworkParams()
+    compute: dict[str, ComputeParams] = Field(
+        default_factory=dict,
+        description="per accelerator model (catalog name or alias, or a model of "
+        "accelerator_models), the compute model's calibration; written by `simcluster "
+        "calibrate` from a profiler trace")
     cost: CostSpec | None = None
 
     @model_validator(mode="after")

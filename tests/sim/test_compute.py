@@ -88,7 +88,7 @@ def test_flash1_attention_runs_at_its_own_efficiency() -> None:
     from simcluster.sim.kernel_names import family_codes, kernel_family
     assert [kernel_family(n) for n in ("L0.bwd.attn.fa1", "fmha_fwd_loop_kernel",
                                        "L0.fwd.attn", "flash_bwd_dq_dk_dv_loop_kernel")] == [
-        "flash1", "flash1", "", ""]
+        "flash1", "flash1", "", "attention"]
     model = ComputeModel()
     flops, nbytes = np.array([1e13]), np.array([0.0])
     peak = A100.peak_tflops["bf16"] * 1e6
