@@ -7,7 +7,7 @@ every trace with ``--predict-kernels`` on the bundled topology and on the calibr
 prints the simulated against the recorded step (ProfilerStep) and GPU compute time (HTA's
 compute time: the kernel time of compute kernels, summed over ranks and steps).
 
-    python bench/calibrate_trace.py [--markdown]
+    python bench/calibrate_trace.py
 
 Needs ../shared/data. Nothing is timed; the figures go into docs/validation.md.
 """
@@ -59,9 +59,7 @@ def replay_line(trace: Path, topology: Path) -> tuple[float, float, float, float
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--markdown", action="store_true")
-    args = ap.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     for name, topology, fit, held in CASES:
         cluster = load_cluster(topology)
         fits = calibrate_compute(cluster, read_traces(fit, held))

@@ -16,7 +16,8 @@ and is reported as not identifiable, with the reason:
 
 Objective: per group (gemm, small, attention), the mean squared error of log(predicted /
 recorded time) over its fitted kernels, summed (each group counts once, however many
-kernels it has). It is smooth, and minimised by
+kernels it has). A group none of whose own parameters passes checks 1 and 2 is left out of
+it (reported, not fitted): its held values would pull the shared ones. It is smooth, and minimised by
 :func:`~simcluster.calibrate.optimise.minimise` (numpy only, deterministic, bounded
 evaluations) from the starting values and from mid-range; the better wins. Values are
 rounded (3 decimals for fractions, 0.01 us) and the reported quality is that of the rounded
@@ -33,6 +34,7 @@ from simcluster.calibrate.kernel_data import Kernels
 from simcluster.calibrate.kernel_model import (
     GROUP_NAMES,
     KNOBS,
+    MEMORY,
     ComputeKnob,
     KernelPredictor,
     fit_groups,
@@ -108,6 +110,13 @@ class _Objective:
             sel = self.group == g
             self.weight[sel] = 1.0 / sel.sum()
         self.fit = fit
+
+    def restrict(self, groups: set[str]) -> None:
+        """Count only the kernels of ``groups`` in the objective: a group none of whose own
+        parameters is identifiable would pull the shared ones (fixed time, HBM efficiency)
+        with its own held, possibly wrong, values."""
+        keep = np.isin(self.group, [GROUP_NAMES.index(g) for g in groups])
+        self.weight = np.where(keep, self.weight, 0.0)
 
     def log_times(self, values: dict[ComputeKnob, float]) -> np.ndarray:
         return np.log(self.predict(with_values(self.base, values)))
@@ -192,7 +201,9 @@ def identify(objective: _Objective) -> dict[ComputeKnob, str]:
                              f"{_WHY_WEAK[knob.param]}")
             continue
         reasons[knob] = ""
-        columns[knob] = column * np.sqrt(objective.weight)
+        columns[knob] = column
+    objective.restrict({k.group for k in columns} - {MEMORY})
+    columns = {k: c * np.sqrt(objective.weight) for k, c in columns.items()}
     while len(columns) > 1:
         held = _confounded(columns)
         if held is None:
