@@ -72,10 +72,10 @@ def test_retarget_scales_by_the_model_ratio() -> None:
 def test_resolve_durations_retargets_recorded_compute_only_when_asked() -> None:
     kind = np.array(["compute", "compute", "host"])
     rec = np.array([100.0, np.nan, 4.0])
-    args = dict(kind=kind, recorded=rec, flops=np.array([1e9, 1e9, 0.0]),
-                nbytes=np.array([1e6, 1e6, 0.0]), comm_bytes=np.zeros(3),
-                copy_kind=np.array(["", "", ""]), dtype_code=np.zeros(3, dtype=np.int64),
-                dtype_names=["bf16"], spec_index=np.zeros(3, dtype=np.int64), specs=[H100])
+    args = {"kind": kind, "recorded": rec, "flops": np.array([1e9, 1e9, 0.0]),
+                "nbytes": np.array([1e6, 1e6, 0.0]), "comm_bytes": np.zeros(3),
+                "copy_kind": np.array(["", "", ""]), "dtype_code": np.zeros(3, dtype=np.int64),
+                "dtype_names": ["bf16"], "spec_index": np.zeros(3, dtype=np.int64), "specs": [H100]}
     plain = resolve_durations(**args, model=ComputeModel())
     assert plain[0] == 100.0 and plain[2] == 4.0
     moved = resolve_durations(**args, model=ComputeModel(recorded_spec=A100))
