@@ -18,12 +18,17 @@ Three checks, in order; a variable that fails one keeps its value:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
 import numpy as np
 
 from simcluster.calibrate.model import ANY, NETWORK, SERVER
 from simcluster.calibrate.problem import Problem, Variable
 
 EFFECT = 1e-3  # relative change of a predicted time below which a knob has no effect
+K = TypeVar("K")
+
 CONFOUNDED = 0.15  # left-over share of a column below which a variable is confounded
 _STEP = 0.01  # finite-difference step, as a fraction of the range
 
@@ -84,6 +89,15 @@ def _column(problem: Problem, v: Variable) -> np.ndarray:
 
 def _confounded(columns: dict[Variable, np.ndarray]) -> tuple[Variable, Variable] | None:
     """The variable to hold and the one it is most alike, or None if none is confounded."""
+    return confounded_pair(columns, lambda v: v.knob.keep)
+
+
+def confounded_pair(columns: Mapping[K, np.ndarray], keep: Callable[[K], int]
+                    ) -> tuple[K, K] | None:
+    """Of parameters whose effects (``columns``: d log time / d log value per measurement)
+    are nearly a combination of the others' (less than ``CONFOUNDED`` of the column left over
+    by a least-squares fit), the one to hold (lowest ``keep``, then first) and the parameter
+    its effect is most alike; None if none is confounded."""
     names = list(columns)
     matrix = np.array([columns[v] for v in names]).T
     confounded = []
@@ -95,7 +109,7 @@ def _confounded(columns: dict[Variable, np.ndarray]) -> tuple[Variable, Variable
             confounded.append(v)
     if not confounded:
         return None
-    held = min(confounded, key=lambda v: (v.knob.keep, names.index(v)))
+    held = min(confounded, key=lambda v: (keep(v), names.index(v)))
     unit = columns[held] / np.linalg.norm(columns[held])
     partner = max((v for v in names if v is not held),
                   key=lambda v: abs(unit @ columns[v]) / np.linalg.norm(columns[v]))

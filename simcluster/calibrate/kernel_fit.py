@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simcluster.calibrate.identify import confounded_pair
 from simcluster.calibrate.kernel_data import Kernels
 from simcluster.calibrate.kernel_model import (
     GROUP_NAMES,
@@ -48,7 +49,6 @@ FITTED, AT_BOUND, NOT_IDENTIFIABLE = "fitted", "at bound", "not identifiable"
 MIN_KERNELS = 10
 MIN_INFORMATIVE = 5
 SHARE = 0.3
-CONFOUNDED = 0.15
 _REL_STEP = 0.01
 
 
@@ -240,19 +240,4 @@ def _elasticity(objective: _Objective, knob: ComputeKnob) -> np.ndarray:
 def _confounded(columns: dict[ComputeKnob, np.ndarray]
                 ) -> tuple[ComputeKnob, ComputeKnob] | None:
     """The knob to hold and the one it is most alike, or None if none is confounded."""
-    names = list(columns)
-    matrix = np.array([columns[k] for k in names]).T
-    confounded = []
-    for i, knob in enumerate(names):
-        others = np.delete(matrix, i, axis=1)
-        coef, *_ = np.linalg.lstsq(others, matrix[:, i], rcond=None)
-        left = np.linalg.norm(matrix[:, i] - others @ coef) / np.linalg.norm(matrix[:, i])
-        if left < CONFOUNDED:
-            confounded.append(knob)
-    if not confounded:
-        return None
-    held = min(confounded, key=lambda k: (k.keep, names.index(k)))
-    unit = columns[held] / np.linalg.norm(columns[held])
-    partner = max((k for k in names if k is not held),
-                  key=lambda k: abs(unit @ columns[k]) / np.linalg.norm(columns[k]))
-    return held, partner
+    return confounded_pair(columns, lambda k: k.keep)
