@@ -44,14 +44,8 @@ def identify(problem: Problem) -> dict[Variable, str]:
                           "the fitted sizes")
     columns = {v: c for v in problem.variables if not reasons[v]
                if np.any(np.abs(c := _column(problem, v)) > 1e-9)}
-    while len(columns) > 1:
-        held = _confounded(columns)
-        if held is None:
-            break
-        v, partner = held
-        reasons[v] = (f"confounded with {partner.knob.name} on these logs (their effects on "
-                      "the predicted times are nearly proportional); held at its value")
-        del columns[v]
+    reasons.update(hold_confounded(columns, lambda v: v.knob.keep, lambda v: v.knob.name,
+                                   "these logs", ""))
     return reasons
 
 
@@ -87,9 +81,21 @@ def _column(problem: Problem, v: Variable) -> np.ndarray:
     return diff / ((b - a) / span) * problem.weights()
 
 
-def _confounded(columns: dict[Variable, np.ndarray]) -> tuple[Variable, Variable] | None:
-    """The variable to hold and the one it is most alike, or None if none is confounded."""
-    return confounded_pair(columns, lambda v: v.knob.keep)
+def hold_confounded(columns: dict[K, np.ndarray], keep: Callable[[K], int],
+                    name: Callable[[K], str], data: str, why: str) -> dict[K, str]:
+    """Hold parameters, one at a time, whose effects (``columns``) are nearly a combination
+    of the others' (:func:`confounded_pair`); returns why each held one was held (``data``
+    names the measurements, ``why`` adds a cause). ``columns`` loses the held ones."""
+    reasons: dict[K, str] = {}
+    while len(columns) > 1:
+        held = confounded_pair(columns, keep)
+        if held is None:
+            break
+        k, partner = held
+        reasons[k] = (f"confounded with {name(partner)} on {data} (their effects on the "
+                      f"predicted times are nearly proportional{why}); held at its value")
+        del columns[k]
+    return reasons
 
 
 def confounded_pair(columns: Mapping[K, np.ndarray], keep: Callable[[K], int]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simcluster.calibrate.identify import confounded_pair
+from simcluster.calibrate.identify import hold_confounded
 from simcluster.calibrate.kernel_data import Kernels
 from simcluster.calibrate.kernel_model import (
     GROUP_NAMES,
@@ -204,15 +204,8 @@ def identify(objective: _Objective) -> dict[ComputeKnob, str]:
         columns[knob] = column
     objective.restrict({k.group for k in columns} - {MEMORY})
     columns = {k: c * np.sqrt(objective.weight) for k, c in columns.items()}
-    while len(columns) > 1:
-        held = _confounded(columns)
-        if held is None:
-            break
-        knob, partner = held
-        reasons[knob] = (f"confounded with {partner.name} on these kernels (their effects on "
-                         "the predicted times are nearly proportional: too little spread of "
-                         "sizes); held at its value")
-        del columns[knob]
+    reasons.update(hold_confounded(columns, lambda k: k.keep, lambda k: k.name,
+                                   "these kernels", ": too little spread of sizes"))
     return reasons
 
 
@@ -237,7 +230,3 @@ def _elasticity(objective: _Objective, knob: ComputeKnob) -> np.ndarray:
     return (hi - lo) / np.log(b / a)
 
 
-def _confounded(columns: dict[ComputeKnob, np.ndarray]
-                ) -> tuple[ComputeKnob, ComputeKnob] | None:
-    """The knob to hold and the one it is most alike, or None if none is confounded."""
-    return confounded_pair(columns, lambda k: k.keep)
