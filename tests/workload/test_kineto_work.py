@@ -52,6 +52,21 @@ def test_mm_is_2mkn(tmp_path: Path) -> None:
                  "dtype": "fp32"}  # float matmuls: fp32 (PyTorch's default, no TF32)
 
 
+def test_a_float_matmul_on_tf32_tensor_cores_is_tf32(tmp_path: Path) -> None:
+    """The kernel that ran says what the shapes cannot: CUTLASS's m16n8k8 fp32-accumulate
+    GEMM is TF32; a SIMT sgemm stays fp32."""
+    dims, types = [[64, 128], [128, 256]], [F32, F32]
+    t = KTrace()
+    t.step(1, B, 100)
+    t.aten("aten::mm", B + 5, 20, dims, types)
+    t.launch(B + 10, 5, B + 20, 30,
+             name="void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x64_32x6_tn_align4>")
+    t.aten("aten::mm", B + 55, 20, dims, types)
+    t.launch(B + 60, 5, B + 70, 20, name="ampere_sgemm_128x64_nn")
+    kernels = _kernels(_wl(tmp_path, t))
+    assert [k["dtype"] for k in kernels.values()] == ["tf32", "fp32"]
+
+
 def test_addmm_counts_the_product_and_all_tensors(tmp_path: Path) -> None:
     m, k, n = 32, 64, 16
     w = _one_op(tmp_path, "aten::addmm", [[n], [m, k], [k, n], [], []],

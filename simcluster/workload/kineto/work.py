@@ -48,7 +48,7 @@ unknown type is not a tensor.
 ``double`` fp64, ``Float8_*`` fp8, ``signed char`` int8, ``float`` fp32, except that float
 convolutions are ``tf32`` (PyTorch's default ``torch.backends.cudnn.allow_tf32=True``; float
 matmuls stay fp32, ``torch.backends.cuda.matmul.allow_tf32`` being False by default since
-1.12). A GPU without TF32 (V100) runs tf32 at its fp32 peak (``AcceleratorSpec``).
+1.12, unless the kernel that ran says TF32: a ``tf32`` or ``tensorop_s1688`` GEMM). A GPU without TF32 (V100) runs tf32 at its fp32 peak (``AcceleratorSpec``).
 
 **Several kernels of one op** share its FLOPs and bytes in proportion to their recorded
 durations (all of them, in the whole trace, so a window cut keeps each kernel's share).
@@ -61,6 +61,7 @@ CPU ops they read in :mod:`.cpuops`.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,11 @@ __all__ = [
     "CpuOps", "KernelWork", "Work", "attribute", "conv_node_dims", "conv_work", "describe",
     "family", "innermost", "is_conv_node", "summary",
 ]
+
+_FP32, _TF32 = DTYPES.index("fp32"), DTYPES.index("tf32")
+# TF32 tensor-core GEMM kernels: cuBLAS/CUTLASS name the TF32 type, or the m16n8k8 MMA shape
+# with fp32 accumulation that only TF32 uses on Ampere and Hopper (``tensorop_s1688gemm``).
+_TF32_KERNEL = re.compile(r"tf32|tensorop_s1688", re.IGNORECASE)
 
 
 @dataclass
@@ -195,6 +201,10 @@ def attribute(tr: Any, launch_of: np.ndarray, kernels: np.ndarray) -> KernelWork
         out.flops[gs] = w.flops * share
         out.nbytes[gs] = w.nbytes * share
         out.dtype[gs] = w.dtype
+        if w.dtype == _FP32:  # float GEMMs that ran on TF32 tensor cores say so by name
+            for g in gs:
+                if _TF32_KERNEL.search(tr.names[tr.g_name[g]]):
+                    out.dtype[g] = _TF32
     return out
 
 
