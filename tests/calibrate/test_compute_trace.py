@@ -216,7 +216,11 @@ def test_real_a100_trace_fit_and_held_out_check(shared_data: Path, tmp_path: Pat
         [fit_on], [one / "sampled-128rank-rank0.json.gz"]))
     (fit,) = fits
     status = {p.knob.name: p.status for p in fit.params}
-    assert status["gemm_efficiency"] == status["families.small.fixed_us"] == "fitted"
+    # Its 20 GEMMs run on TF32 tensor cores and are short: their time is mostly fixed time,
+    # so the efficiency is not identifiable; the fixed time is (it ends at its bound).
+    assert status["families.small.fixed_us"] == "fitted"
+    assert status["fixed_us"] in ("fitted", "at bound")
+    assert status["gemm_efficiency"] == "not identifiable"
     assert status["families.attention.gemm_efficiency"] == "not identifiable"
     everything = {(s.label, s.held_out): s for s in by_class(fit)}
     fitted = everything[("all", False)]
