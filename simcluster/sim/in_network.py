@@ -4,7 +4,8 @@ NVSwitches with NVLink SHARP (NVLS) and InfiniBand switches with SHARP add the b
 pass through them, so a rank sends its data once and gets the result once, instead of the
 ``2(p-1)/p`` of a ring. The plans follow NCCL's algorithms of the same names (``p`` ranks
 on ``N`` servers, ``C`` channels = NIC rails common to every server, each handled by one
-*head* per server: its rank on that rail, :meth:`Layout.head`):
+*head* per server: its rank on that rail, :meth:`Layout.head`; at most NCCL's number of
+heads, :data:`MAX_NVLS_HEADS` and :data:`MAX_DIRECT_HEADS`):
 
 - ``nvls`` (NCCL ``NVLS``, one NVLink domain): every rank sends ``S`` up to the NVSwitch and
   gets ``S`` back, at the NVLS efficiency. A domain is a server of the topology, whatever its
@@ -34,6 +35,12 @@ from itertools import pairwise
 import numpy as np
 
 from simcluster.sim.collectives import Layout, Phase, layout_channels, rotated, tree_parents
+
+# Heads per server at most (NCCL src/include/device.h, 2.21 and later): NVLS and NVLS-tree
+# NCCL_MAX_NVLS_ARITY = 32 (a GB200 NVL72 rack uses 32 of its 72 NICs for NVLS-tree);
+# CollNet Direct NCCL_MAX_DIRECT_ARITY + 1 = 8.
+MAX_NVLS_HEADS = 32
+MAX_DIRECT_HEADS = 8
 
 
 def plan_nvls(layout: Layout, efficiency: float) -> list[Phase]:
@@ -65,7 +72,7 @@ def plan_nvls_tree(layout: Layout, efficiency: float, net_factor: float) -> list
     """
     d = layout.devices
     paths, shares = _nvls_flows(layout, efficiency)
-    rails = layout.channel_rails()
+    rails = layout.channel_rails()[:MAX_NVLS_HEADS]
     edge_share = 1.0 / (2 * len(rails) * net_factor)
     for rail in rails:
         heads = [d[layout.head(k, rail)] for k in range(layout.n_hosts)]
@@ -116,7 +123,7 @@ def plan_collnet_direct(layout: Layout, arity_latency_us: float) -> list[Phase]:
         arity_latency_us: latency per rank a head serves, each way (us).
     """
     d = layout.devices
-    rails = layout.channel_rails()
+    rails = layout.channel_rails()[:MAX_DIRECT_HEADS]
     paths: list[tuple[str, ...]] = []
     for c, rail in enumerate(rails):
         heads = [layout.head(k, rail) for k in range(layout.n_hosts)]

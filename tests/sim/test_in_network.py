@@ -191,3 +191,21 @@ def test_sharp_is_for_switches_between_nics() -> None:
                                          {"name": "sw", "kind": "switch", "sharp": True}],
                              "links": [{"src": "a", "dst": "sw", "bandwidth_GBps": 1.0}]})
     assert explicit.graph.nodes["sw"]["sharp"] is True
+
+
+def test_heads_per_server_are_capped_as_in_nccl() -> None:
+    # 10 rails per server: CollNet Direct uses 8 heads (NCCL_MAX_DIRECT_ARITY + 1), chain
+    # all 10 channels; each head's other 9 ranks send to it and get the result back.
+    from simcluster.sim.collectives import AggregationTree, Layout
+
+    g = 10
+    layout = Layout(devices=tuple(f"{h}{i}" for h in "ab" for i in range(g)),
+                    hosts=(tuple(range(g)), tuple(range(g, 2 * g))),
+                    rails=tuple(f"nic{i}" for _ in "ab" for i in range(g)),
+                    nvls_switch=("a/nvs", "b/nvs"),
+                    sharp=(AggregationTree(("sw", "sw")),) * g)
+    (direct,) = plan("collnet-direct", "all_reduce", layout)
+    assert len(direct.paths) == 8 * (2 * 2 * (g - 1) + 2 * 2)
+    assert direct.share.tolist() == [1 / 8] * len(direct.paths)
+    (chain,) = plan("collnet-chain", "all_reduce", layout)
+    assert len(chain.paths) == g * (2 * 2 * (g - 1) + 2 * 2)
