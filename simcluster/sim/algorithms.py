@@ -143,14 +143,23 @@ def _across_uniform_servers(layout: Layout) -> bool:
     return layout.n_hosts >= 2 and layout.uniform
 
 
+# NCCL turns NVLS off where a communicator has at most 2 GPUs in a node (src/transport/
+# nvls.cc, ncclNvlsInit: ``gpuCount <= 2``); NVLS-tree needs NVLS in every node.
+_NVLS_MIN_RANKS = 3
+
+
 def _one_nvls_domain(layout: Layout) -> bool:
-    """Every rank under one NVLS NVSwitch: one server (an NVLink domain of any size)."""
-    return layout.n_hosts == 1 and layout.nvls_switch[0] is not None and layout.p > 1
+    """At least 3 ranks, all under one NVLS NVSwitch: one server (an NVLink domain of any
+    size)."""
+    return (layout.n_hosts == 1 and layout.nvls_switch[0] is not None
+            and layout.p >= _NVLS_MIN_RANKS)
 
 
 def _nvls_domains(layout: Layout) -> bool:
-    """Several servers, each under its own NVLS NVSwitch."""
-    return layout.n_hosts >= 2 and all(s is not None for s in layout.nvls_switch)
+    """Several servers, each with at least 3 ranks under its own NVLS NVSwitch."""
+    return layout.n_hosts >= 2 and all(
+        s is not None and len(h) >= _NVLS_MIN_RANKS
+        for s, h in zip(layout.nvls_switch, layout.hosts))
 
 
 def _sharp_fabric(layout: Layout) -> bool:
@@ -220,12 +229,14 @@ for _algorithm in (
               tuning=Tuning(table="nvls", protocols=("Simple",),
                             base_latency=_nvls_base_latency),
               description="in-switch reduction in one NVLink domain's NVSwitch",
-              needs="one server whose NVSwitch reduces (nvls accelerators, network.nvls)"),
+              needs="3 or more ranks in one server whose NVSwitch reduces (nvls "
+              "accelerators, network.nvls)"),
     Algorithm("nvls-tree", ("all_reduce",), _nvls_tree, applies=_nvls_domains,
               tuning=Tuning(table="nvls_tree", protocols=("Simple",),
                             base_latency=_nvls_base_latency),
               description="NVLS in each NVLink domain, a tree of heads across them",
-              needs="servers whose NVSwitches reduce (nvls accelerators, network.nvls)"),
+              needs="3 or more ranks in each server, whose NVSwitches reduce (nvls "
+              "accelerators, network.nvls)"),
     Algorithm("collnet-direct", ("all_reduce",), _collnet_direct, applies=_sharp_fabric,
               tuning=Tuning(table="collnet_direct", protocols=("Simple",)),
               description="every rank to its server's heads, SHARP switches across servers",

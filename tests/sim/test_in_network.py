@@ -65,41 +65,45 @@ def test_nvls_runs_in_an_nvlink_domain_of_any_size(gpus: int, ranks: int) -> Non
     assert algo == "nvls/Simple" and t == pytest.approx(GB / (0.9 * 400e3))
 
 
-def test_nvls_does_not_span_two_domains() -> None:
-    with pytest.raises(SimulationError, match=r"'nvls' cannot run all_reduce on 4 ranks over 2 "
-                       r"server\(s\) \(it needs one server whose NVSwitch reduces"):
-        _run(_servers(algorithm="nvls"))
+def test_nvls_does_not_span_two_domains_nor_run_on_two_gpus() -> None:
+    with pytest.raises(SimulationError, match=r"'nvls' cannot run all_reduce on 8 ranks over 2 "
+                       r"server\(s\) \(it needs 3 or more ranks in one server whose NVSwitch"):
+        _run(_servers(gpus=4, algorithm="nvls"), 8)
+    # NCCL turns NVLS off for 2 GPUs in a node (and NVLS-tree with it).
+    assert _run(_servers(count=1, gpus=2, nvls_efficiency=1.0), 2)[1] == "ring/Simple"
+    with pytest.raises(SimulationError, match="'nvls-tree' cannot run"):
+        _run(_servers(algorithm="nvls-tree"))
 
 
 # -- NVLS-tree -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("nic", "expected"), [
-    # Two servers, a tree per rail and its mirror: each NIC direction carries both halves
-    # of its rail's S/2, at NCCL's 0.70 of the bandwidth: S / (2 x 25 GB/s x 0.7).
-    (25.0, GB / (2 * 25e3 * NVLS_TREE_NET_FACTOR)),
+    # Two servers of 4 GPUs, 4 rails: a tree per rail and its mirror, so each NIC direction
+    # carries both halves of its rail's S/4, at NCCL's 0.70: S / (4 x 25 GB/s x 0.7).
+    (25.0, GB / (4 * 25e3 * NVLS_TREE_NET_FACTOR)),
     # Fast NICs: each rank's NVLink carries S / nvls_efficiency each way: S / (0.5 x 400).
     (200.0, GB / (0.5 * 400e3)),
 ])
 def test_nvls_tree_pipelines_the_switch_and_the_tree(nic: float, expected: float) -> None:
-    cluster = _servers(nic=nic, pcie=400.0, nvls_efficiency=0.5, algorithm="nvls-tree")
-    t, algo = _run(cluster)
+    cluster = _servers(gpus=4, nic=nic, pcie=400.0, nvls_efficiency=0.5, algorithm="nvls-tree")
+    t, algo = _run(cluster, 8)
     assert algo == "nvls-tree/Simple" and t == pytest.approx(expected, rel=1e-9)
 
 
 def test_nvls_tree_latency_is_the_nvls_base_and_two_steps_per_tree_level() -> None:
     # NVLS base (a topology parameter) + 2 ceil(log2 N) network steps of NCCL's 19 us.
-    cluster = _servers(nic=200.0, pcie=400.0, nvls_efficiency=0.5, algorithm="nvls-tree",
+    cluster = _servers(gpus=4, nic=200.0, pcie=400.0, nvls_efficiency=0.5, algorithm="nvls-tree",
                        latency_scale=1.0, nvls_base_latency_us=10.0, **NCCL_ONLY)
     step = STEP_LATENCY_US["nvls_tree"]["net"]["Simple"]
-    assert _run(cluster)[0] == pytest.approx(10.0 + 2 * step + GB / (0.5 * 400e3))
+    assert _run(cluster, 8)[0] == pytest.approx(10.0 + 2 * step + GB / (0.5 * 400e3))
 
 
 def test_nvls_tree_estimate_equals_simulation() -> None:
-    # Its flows have different shares (NVLink S / 0.5, tree edges S / 2.8), yet move them at
+    # Its flows have different shares (NVLink S / 0.5, tree edges S / 5.6), yet move them at
     # one pace: the tuner's isolated estimate is what the flow network does.
-    cluster = _servers(nic=25.0, nvls_efficiency=0.5, latency_scale=1.0, algorithm="nvls-tree")
-    run = simulate(bind(_all_reduce(4), cluster))
-    model = CommModel(cluster, Router(cluster), cluster.accelerators, {"g": (0, 1, 2, 3)})
+    cluster = _servers(gpus=4, nvls_efficiency=0.5, latency_scale=1.0, algorithm="nvls-tree")
+    run = simulate(bind(_all_reduce(8), cluster))
+    model = CommModel(cluster, Router(cluster), cluster.accelerators, {"g": tuple(range(8))})
     assert run.makespan_us == pytest.approx(model.collective("g", "all_reduce", GB).estimate_us,
                                             rel=1e-9)
 
