@@ -1,11 +1,12 @@
 """The communication model: which algorithm and protocol a collective uses, and its flows.
 
 For a group, :class:`CommModel` builds the :class:`~simcluster.sim.collectives.Layout`
-(ranks by server, rails, NVLS switches, SHARP aggregation trees). Per (group, collective, algorithm) it builds the plan
-once and resolves its routes: PXN waypoints become concatenated routes. It then computes each
-phase's *isolated* time per byte, from the max-min rates its flows would get alone on the
-network. A collective of ``S`` bytes with algorithm ``a`` and protocol ``q`` then costs, in
-isolation,
+(ranks by server, rails, NVLS switches, SHARP aggregation trees). Per (group, collective,
+algorithm) it builds the plan once and resolves its routes: PXN waypoints become
+concatenated routes. It then computes each phase's *isolated* time per byte, from the
+max-min rates its flows would get alone on the network (the flows of a pipelined phase
+weighted by their shares, so that they move them at one pace). A collective of ``S`` bytes
+with algorithm ``a`` and protocol ``q`` then costs, in isolation,
 
     overhead + scale * (base[a][q] + sum over phases of steps x step[a][hw][q])
              + sum over phases of unit_time x S / (bandwidth_factor[a][q] x efficiency)
