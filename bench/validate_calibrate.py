@@ -6,7 +6,8 @@ well the fitted model predicts held-out sizes (fit on a size range, predict the 
 Single-server curves: ``../shared/data/calibration`` (the DGX H100 log, and the Azure curves of
 the CSV); two servers: ``bench/data/published/nccl/gcp_a3mega_h100_2node_16gpu_allreduce.txt``
 on ``h100-2node.yaml`` (400 Gb/s InfiniBand) and ``gcp-a3-mega-2node.yaml`` (the VM's 8 x
-200 Gb/s). The CoreWeave SHARP log is left out: in-network reduction is not modelled.
+200 Gb/s). The CoreWeave SHARP log is left out: CollNet's constants are NCCL's, with no
+knob to fit (docs/validation.md compares it).
 Prints the figures recorded in docs/network.md ("Calibrating from your own logs").
 """
 

@@ -126,8 +126,9 @@ MAX_LOG_BYTES = 64 * 2**20
 
 @dataclass(frozen=True)
 class NcclLog:
-    """What an nccl-tests log measured: its ranks (from the ``#  Rank N`` lines; None if the
-    log does not list them) and per size the out-of-place time and busbw."""
+    """What an nccl-tests log measured: its ranks (one more than the highest ``#  Rank N``
+    line: ranks are numbered from 0, and published excerpts often keep only the last line;
+    None if the log lists none) and per size the out-of-place time and busbw."""
 
     path: Path
     ranks: int | None
@@ -162,7 +163,7 @@ def read_nccl_log(path: str | Path) -> NcclLog:
     if not points:
         raise SimclusterError(f"{path}: no nccl-tests data row (size count type redop root "
                               "time algbw busbw ...); give the output of an *_perf run.")
-    return NcclLog(path, len(ranks) or None, [points[k] for k in sorted(points)])
+    return NcclLog(path, max(ranks) + 1 if ranks else None, [points[k] for k in sorted(points)])
 
 
 def compare_log(log: NcclLog, cluster: Cluster, collective: str, ranks: int,

@@ -102,17 +102,38 @@ def test_new_platforms_give_plausible_all_reduce_bandwidth(topology: str, ranks:
     assert 0.5 * scale_up_GBps < bus[2] <= limit, (topology, bus, rows[-1].algorithm)
 
 
-def test_gb200_nvl72_against_coreweave_is_reported_not_fitted() -> None:
-    """The published GB200 logs (bench/data/published/nccl) run through --compare: the model
-    is datasheet-only here, so this checks the comparison runs and records its sign, not an
-    accuracy target (docs/validation.md has the numbers)."""
+def test_gb200_nvl72_against_coreweave() -> None:
+    """The published GB200 logs (bench/data/published/nccl) run through --compare. The NVL72
+    NVLS efficiency was fitted on the single-rack plateau (in-sample: within 1 %); two racks
+    run NVLS-tree and are out of sample: their plateau is a few percent fast, and every size
+    is too fast on average (the logs' size-independent cost, which the model lacks).
+    docs/validation.md has the numbers."""
     from simcluster.validation import compare_log, read_nccl_log
 
     logs = ROOT / "bench" / "data" / "published" / "nccl"
     cluster = load_cluster(ROOT / "topologies" / "gb200-nvl72-x2.yaml")
-    one = compare_log(read_nccl_log(logs / "coreweave_gb200_nvl72_1rack_72gpu_allreduce.txt"),
-                      cluster, "all_reduce", 72)
-    two = compare_log(read_nccl_log(logs / "coreweave_gb200_nvl72_2racks_144gpu_allreduce.txt"),
-                      cluster, "all_reduce", 144)
+    one_log = read_nccl_log(logs / "coreweave_gb200_nvl72_1rack_72gpu_allreduce.txt")
+    two_log = read_nccl_log(logs / "coreweave_gb200_nvl72_2racks_144gpu_allreduce.txt")
+    assert (one_log.ranks, two_log.ranks) == (72, 144)  # from the last "#  Rank N" line
+    one = compare_log(one_log, cluster, "all_reduce", 72)
+    two = compare_log(two_log, cluster, "all_reduce", 144)
     assert len(one.sizes) == 5 and len(two.sizes) == 6
-    assert one.mean_signed() > 0 > two.mean_signed()  # one rack too fast, two racks too slow
+    assert set(one.algorithms) == {"nvls/Simple"} and set(two.algorithms) == {"nvls-tree/Simple"}
+    assert one.mape(lo=4 * 2**30) < 1.0
+    assert 0 < two.mean_signed(lo=4 * 2**30) < 15 and two.mean_signed() > 0
+
+
+def test_h100_sharp_collnet_chain_against_coreweave() -> None:
+    """CoreWeave's 64-H100 SHARP log ran NCCL_ALGO=COLLNETCHAIN: forced, the model's CollNet
+    chain (NCCL's constants, no parameter fitted on this log) is within 5 % at every size;
+    left to choose with CollNet off (network.collnet, NCCL's default) it runs rings."""
+    from simcluster.validation import compare_log, read_nccl_log
+
+    log = read_nccl_log(ROOT / "bench" / "data" / "published" / "nccl"
+                        / "coreweave_h100_64gpu_sharp_allreduce.txt")
+    cluster = load_cluster(ROOT / "topologies" / "dgx-h100-superpod.yaml")
+    chain = compare_log(log, cluster, "all_reduce", 64, algorithm="collnet-chain")
+    assert set(chain.algorithms) == {"collnet-chain/Simple"}
+    assert max(abs(chain.error)) < 0.05
+    auto = compare_log(log, cluster, "all_reduce", 64)
+    assert {a.split("/")[0] for a in auto.algorithms} == {"ring"}

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from simcluster.errors import SimulationError
 from simcluster.registry import Registry
 from simcluster.sim import collectives as coll
+from simcluster.sim import in_network
+from simcluster.sim import protocols as proto
 from simcluster.sim.collectives import Layout, Phase
 from simcluster.sim.protocols import Tuning
 
@@ -54,6 +56,11 @@ def everywhere(layout: Layout) -> bool:
     return True
 
 
+def always(network: NetworkParams) -> bool:
+    """An algorithm the tuner considers whatever the network parameters."""
+    return True
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """One collective algorithm.
@@ -66,6 +73,10 @@ class Algorithm:
         applies: whether it can run on a layout (e.g. only across servers).
         tuning: its rows in NCCL's tuning tables and its protocols.
         description: one line, for help texts.
+        automatic: whether the tuner considers it by itself under these network parameters
+            (CollNet: only with ``network.collnet``, as NCCL needs NCCL_COLLNET_ENABLE);
+            forced by name, it runs wherever it applies.
+        needs: what it needs where it does not apply, for the error of a forced choice.
     """
 
     name: str
@@ -74,6 +85,8 @@ class Algorithm:
     applies: Callable[[Layout], bool] = everywhere
     tuning: Tuning = field(default_factory=Tuning)
     description: str = ""
+    automatic: Callable[[NetworkParams], bool] = always
+    needs: str = ""
 
 
 REGISTRY: Registry[Algorithm] = Registry("collective algorithm", SimulationError)
@@ -130,12 +143,37 @@ def _across_uniform_servers(layout: Layout) -> bool:
     return layout.n_hosts >= 2 and layout.uniform
 
 
-def _one_nvswitch(layout: Layout) -> bool:
-    return layout.n_hosts == 1 and layout.nvls_switch[0] is not None and layout.p > 1
+# NCCL turns NVLS off where a communicator has at most 2 GPUs in a node (src/transport/
+# nvls.cc, ncclNvlsInit: ``gpuCount <= 2``); NVLS-tree needs NVLS in every node.
+_NVLS_MIN_RANKS = 3
+
+
+def _one_nvls_domain(layout: Layout) -> bool:
+    """At least 3 ranks, all under one NVLS NVSwitch: one server (an NVLink domain of any
+    size)."""
+    return (layout.n_hosts == 1 and layout.nvls_switch[0] is not None
+            and layout.p >= _NVLS_MIN_RANKS)
+
+
+def _nvls_domains(layout: Layout) -> bool:
+    """Several servers, each with at least 3 ranks under its own NVLS NVSwitch."""
+    return layout.n_hosts >= 2 and all(
+        s is not None and len(h) >= _NVLS_MIN_RANKS
+        for s, h in zip(layout.nvls_switch, layout.hosts))
+
+
+def _sharp_fabric(layout: Layout) -> bool:
+    """Several servers whose channels' NICs meet on SHARP switches."""
+    return layout.n_hosts >= 2 and bool(layout.sharp)
+
+
+def _collnet_enabled(network: NetworkParams) -> bool:
+    return network.collnet
 
 
 def _nvls_base_latency(network: NetworkParams, protocol: str) -> float:
-    """NVLS is not in NCCL's base-latency table: a fitted topology parameter instead."""
+    """NVLS is not in NCCL 2.18's tables as the other algorithms are (its base is 23 us, its
+    NVLink steps 0): a fitted topology parameter instead, also for NVLS-tree."""
     return network.nvls_base_latency_us
 
 
@@ -152,7 +190,19 @@ def _hierarchical(layout: Layout, collective: str, options: PlanOptions) -> list
 
 
 def _nvls(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
-    return coll.plan_nvls(layout, options.nvls_efficiency)
+    return in_network.plan_nvls(layout, options.nvls_efficiency)
+
+
+def _nvls_tree(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return in_network.plan_nvls_tree(layout, options.nvls_efficiency, proto.NVLS_TREE_NET_FACTOR)
+
+
+def _collnet_direct(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return in_network.plan_collnet_direct(layout, proto.COLLNET_ARITY_LATENCY_US)
+
+
+def _collnet_chain(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return in_network.plan_collnet_chain(layout)
 
 
 def _chain(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
@@ -175,10 +225,28 @@ for _algorithm in (
               description="double binary tree across servers, chains inside"),
     Algorithm("hierarchical", ("all_reduce",), _hierarchical, applies=_across_uniform_servers,
               description="reduce-scatter inside servers, all-reduce across, all-gather"),
-    Algorithm("nvls", ("all_reduce",), _nvls, applies=_one_nvswitch,
+    Algorithm("nvls", ("all_reduce",), _nvls, applies=_one_nvls_domain,
               tuning=Tuning(table="nvls", protocols=("Simple",),
                             base_latency=_nvls_base_latency),
-              description="in-switch reduction on one server's NVSwitch"),
+              description="in-switch reduction in one NVLink domain's NVSwitch",
+              needs="3 or more ranks in one server whose NVSwitch reduces (nvls "
+              "accelerators, network.nvls)"),
+    Algorithm("nvls-tree", ("all_reduce",), _nvls_tree, applies=_nvls_domains,
+              tuning=Tuning(table="nvls_tree", protocols=("Simple",),
+                            base_latency=_nvls_base_latency),
+              description="NVLS in each NVLink domain, a tree of heads across them",
+              needs="3 or more ranks in each server, whose NVSwitches reduce (nvls "
+              "accelerators, network.nvls)"),
+    Algorithm("collnet-direct", ("all_reduce",), _collnet_direct, applies=_sharp_fabric,
+              tuning=Tuning(table="collnet_direct", protocols=("Simple",)),
+              description="every rank to its server's heads, SHARP switches across servers",
+              automatic=_collnet_enabled,
+              needs="servers on a fabric with sharp: true"),
+    Algorithm("collnet-chain", ("all_reduce",), _collnet_chain, applies=_sharp_fabric,
+              tuning=Tuning(table="collnet_chain", protocols=("Simple",)),
+              description="a chain to the head in each server, SHARP switches across",
+              automatic=_collnet_enabled,
+              needs="servers on a fabric with sharp: true"),
     Algorithm("chain", ("broadcast", "reduce"), _chain,
               description="pipelined chain along the ring from (or to) the root"),
     Algorithm("direct", ("all_to_all",), _direct, description="all pairs at once"),

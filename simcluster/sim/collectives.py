@@ -30,8 +30,8 @@ Algorithms (``p`` ranks on ``N`` servers of ``g`` ranks, ``C`` channels):
   ``2(g-1)`` inside, ``2 ceil(log2 N)`` across.
 - ``hierarchical``: reduce-scatter inside each server (ring), all-reduce across servers among
   the ranks of one rail (``S/g`` each), all-gather inside each server.
-- ``nvls``: in-switch reduction on an NVSwitch (one server). Every rank sends ``S`` to the
-  switch and receives ``S`` back, at the NVLS efficiency. Steps: 2 inside.
+- ``nvls``, ``nvls-tree``, ``collnet-direct``, ``collnet-chain``: reduction inside switches
+  (NVSwitch, InfiniBand SHARP); their plans are in ``in_network.py``.
 - ``direct`` / ``pairwise``: all_to_all as ``p(p-1)`` independent flows of ``S/p``, at once
   or in ``p-1`` rounds of ``p``.
 - ``chain``: broadcast and reduce as a pipelined chain along the ring from/to the root:
@@ -48,6 +48,24 @@ from dataclasses import dataclass
 import numpy as np
 
 @dataclass(frozen=True)
+class AggregationTree:
+    """The fabric switches that reduce one channel's data in-network (InfiniBand SHARP).
+
+    Each server's head sends its data into ``leaves[k]``, the switch its NIC attaches to;
+    every switch reduces what its children send and passes one stream to its parent; the
+    root sends the result back down the same edges.
+
+    Attributes:
+        leaves: per server, the switch its head's NIC attaches to.
+        edges: (child, parent) switch pairs from the leaves up to the root, each once; empty
+            when every leaf is the same switch (it is the root).
+    """
+
+    leaves: tuple[str, ...]
+    edges: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Layout:
     """The ranks of a group as the algorithms see them.
 
@@ -57,12 +75,15 @@ class Layout:
         hosts: per server, its positions in order.
         rails: per position, the rail (host-local name of the NIC its traffic leaves
             through), or None.
-        nvls_switch: per server, the NVSwitch that can reduce in-switch for all its ranks,
-            or None.
+        nvls_switch: per server (an NVLink domain: a server of the topology, however many
+            accelerators it holds), the NVSwitch that can reduce in-switch for all its
+            ranks, or None.
         rings: per server, the rings over its direct accelerator links (each a cyclic order
             of its positions, see :func:`mesh_rings`), or None where its ranks meet on a
             switch or no ring closes over direct links: there, rings follow topology order.
             Empty: None for every server.
+        sharp: per channel rail (:meth:`channel_rails`), the SHARP aggregation tree of its
+            heads (:meth:`head`); empty where the fabric cannot reduce for this group.
     """
 
     devices: tuple[str, ...]
@@ -70,6 +91,7 @@ class Layout:
     rails: tuple[str | None, ...]
     nvls_switch: tuple[str | None, ...]
     rings: tuple[tuple[tuple[int, ...], ...] | None, ...] = ()
+    sharp: tuple[AggregationTree, ...] = ()
 
     @property
     def p(self) -> int:
@@ -89,6 +111,12 @@ class Layout:
         of rings), or in topology order where it has no mesh rings."""
         rings = self.rings[server] if self.rings else None
         return rings[ring % len(rings)] if rings else self.hosts[server]
+
+    def head(self, server: int, rail: str | None) -> int:
+        """The position that carries channel ``rail``'s traffic out of server ``server``: its
+        first rank on that rail, or its first rank."""
+        return next((i for i in self.hosts[server] if self.rails[i] == rail),
+                    self.hosts[server][0])
 
     @property
     def uniform(self) -> bool:
@@ -114,8 +142,11 @@ class Phase:
         paths: per flow, its waypoints (>= 2 node names).
         share: per flow, bytes per byte of the collective's size.
         intra_steps, inter_steps: sequential latency steps inside servers / across the network.
-        coupled: the flows are hops of one pipeline and advance at the pace of the slowest.
+        coupled: the flows are stages of one pipeline: each moves its share at the same pace,
+            set by the slowest (flows with a smaller share need proportionally less rate).
         efficiency: extra bandwidth factor of this phase (NVLS in-switch reduction).
+        latency_us: latency beyond the steps (us, before ``latency_scale``), e.g. CollNet
+            Direct's serialization over the ranks a head serves.
     """
 
     paths: tuple[tuple[str, ...], ...]
@@ -124,6 +155,7 @@ class Phase:
     inter_steps: int
     coupled: bool = True
     efficiency: float = 1.0
+    latency_us: float = 0.0
 
 
 # -- rings over direct links (servers without a switch) -----------------------------------------
@@ -273,7 +305,7 @@ def _pack(n: int, units: dict[tuple[int, int], int], bound: int, steps: int
 
 # -- ring orders ----------------------------------------------------------------------------------
 
-def _rotated(layout: Layout, order: tuple[int, ...], rail: str | None) -> list[int]:
+def rotated(layout: Layout, order: tuple[int, ...], rail: str | None) -> list[int]:
     """A server's positions in ``order`` (topology order or one of its rings), starting at
     the one on ``rail`` (or as they are)."""
     start = next((k for k, i in enumerate(order) if layout.rails[i] == rail), 0)
@@ -289,7 +321,7 @@ def ring_hops(layout: Layout, rail: str | None, pxn: bool = True, ring: int = 0
     d = layout.devices
     if layout.p == 1:
         return []
-    seqs = [_rotated(layout, layout.order(k, ring), rail) for k in range(layout.n_hosts)]
+    seqs = [rotated(layout, layout.order(k, ring), rail) for k in range(layout.n_hosts)]
     hops: list[tuple[str, ...]] = []
     for k, seq in enumerate(seqs):
         hops += [(d[a], d[b]) for a, b in zip(seq, seq[1:])]
@@ -304,7 +336,7 @@ def ring_hops(layout: Layout, rail: str | None, pxn: bool = True, ring: int = 0
     return hops
 
 
-def _channels(layout: Layout) -> list[tuple[str | None, int]]:
+def layout_channels(layout: Layout) -> list[tuple[str | None, int]]:
     """The (rail, ring) of each channel: every server ring on every rail."""
     return [(rail, k) for rail in layout.channel_rails() for k in range(layout.ring_count)]
 
@@ -321,7 +353,7 @@ def plan_ring(layout: Layout, collective: str, pxn: bool = True) -> list[Phase]:
     p = layout.p
     if p <= 1:
         return []
-    channels = _channels(layout)
+    channels = layout_channels(layout)
     laps = 2 if collective in ("all_reduce", "barrier") else 1
     per_hop = {"all_reduce": 2 * (p - 1) / p, "barrier": 0.0}.get(collective, (p - 1) / p)
     paths = [hop for rail, k in channels for hop in ring_hops(layout, rail, pxn, k)]
@@ -337,7 +369,7 @@ def plan_chain(layout: Layout, root: int, pxn: bool = True, to_root: bool = Fals
     p = layout.p
     if p <= 1:
         return []
-    channels = _channels(layout)
+    channels = layout_channels(layout)
     paths: list[tuple[str, ...]] = []
     root_dev = layout.devices[root]
     for rail, ring in channels:
@@ -349,7 +381,7 @@ def plan_chain(layout: Layout, root: int, pxn: bool = True, to_root: bool = Fals
     return [Phase(tuple(paths), np.full(len(paths), 1.0 / len(channels)), intra, inter)]
 
 
-def _tree_parents(n: int, mirrored: bool) -> list[int]:
+def tree_parents(n: int, mirrored: bool) -> list[int]:
     """Parent of each server in a heap-ordered binary tree (root -1); the mirrored tree
     numbers servers from the other end, so its leaves are the first tree's inner nodes."""
     order = list(range(n))[::-1] if mirrored else list(range(n))
@@ -363,15 +395,15 @@ def plan_tree(layout: Layout) -> list[Phase]:
     """Double binary tree across servers, chain inside each (all_reduce, N >= 2): along each
     channel's ring, from the rank on its rail."""
     d = layout.devices
-    channels = _channels(layout)
+    channels = layout_channels(layout)
     paths: list[tuple[str, ...]] = []
     for rail, ring in channels:
-        chains = [_rotated(layout, layout.order(k, ring), rail) for k in range(layout.n_hosts)]
+        chains = [rotated(layout, layout.order(k, ring), rail) for k in range(layout.n_hosts)]
         for mirrored in (False, True):
             for chain in chains:  # reduce towards the head, broadcast back
                 paths += [(d[b], d[a]) for a, b in zip(chain, chain[1:])]
                 paths += [(d[a], d[b]) for a, b in zip(chain, chain[1:])]
-            for child, parent in enumerate(_tree_parents(layout.n_hosts, mirrored)):
+            for child, parent in enumerate(tree_parents(layout.n_hosts, mirrored)):
                 if parent >= 0:
                     c, q = d[chains[child][0]], d[chains[parent][0]]
                     paths += [(c, q), (q, c)]
@@ -398,14 +430,6 @@ def plan_hierarchical(layout: Layout, pxn: bool = True) -> list[Phase]:
              for j in range(g) for k in range(n)]
     across = Phase(tuple(cross), np.full(len(cross), 2 * (n - 1) / n / g), 0, 2 * (n - 1))
     return [inner, across, inner] if g > 1 else [across]
-
-
-def plan_nvls(layout: Layout, efficiency: float) -> list[Phase]:
-    """In-switch reduction: each rank sends S to the switch and gets S back (one server)."""
-    switch = layout.nvls_switch[0]
-    assert switch is not None
-    paths = [(dev, switch) for dev in layout.devices] + [(switch, dev) for dev in layout.devices]
-    return [Phase(tuple(paths), np.ones(len(paths)), 2, 0, efficiency=efficiency)]
 
 
 def plan_all_to_all(layout: Layout, pairwise: bool) -> list[Phase]:

@@ -1,11 +1,12 @@
 """The communication model: which algorithm and protocol a collective uses, and its flows.
 
 For a group, :class:`CommModel` builds the :class:`~simcluster.sim.collectives.Layout`
-(ranks by server, rails, NVLS switches). Per (group, collective, algorithm) it builds the plan
-once and resolves its routes: PXN waypoints become concatenated routes. It then computes each
-phase's *isolated* time per byte, from the max-min rates its flows would get alone on the
-network. A collective of ``S`` bytes with algorithm ``a`` and protocol ``q`` then costs, in
-isolation,
+(ranks by server, rails, NVLS switches, SHARP aggregation trees). Per (group, collective,
+algorithm) it builds the plan once and resolves its routes: PXN waypoints become
+concatenated routes. It then computes each phase's *isolated* time per byte, from the
+max-min rates its flows would get alone on the network (the flows of a pipelined phase
+weighted by their shares, so that they move them at one pace). A collective of ``S`` bytes
+with algorithm ``a`` and protocol ``q`` then costs, in isolation,
 
     overhead + scale * (base[a][q] + sum over phases of steps x step[a][hw][q])
              + sum over phases of unit_time x S / (bandwidth_factor[a][q] x efficiency)
@@ -19,7 +20,7 @@ make it slower than the estimate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from simcluster.errors import SimulationError
 from simcluster.sim import algorithms as algs
 from simcluster.sim import collectives as coll
 from simcluster.sim import protocols as proto
+from simcluster.sim.aggregation import aggregation_trees
 from simcluster.sim.network import maxmin_rates
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.routing import Router
@@ -38,14 +40,17 @@ _PCIE_KINDS = frozenset({"pcie", "socket", "memory"})
 
 @dataclass(frozen=True)
 class ScheduledPhase:
-    """A phase ready to run: flows' routes, bytes and weights (how many identical flows each
-    stands for), then the latency to wait (us)."""
+    """A phase ready to run: flows' routes, bytes and weights (how much rate each gets under
+    max-min sharing: the identical flows it stands for, scaled in a coupled phase by its
+    share over the largest), then the latency to wait (us); ``counts``: the identical flows
+    each stands for, where they differ from the weights."""
 
     routes: list[np.ndarray]
     nbytes: np.ndarray
     latency_us: float
     coupled: bool
     weights: np.ndarray | None = None
+    counts: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,16 @@ class _ResolvedPhase:
     inter_steps: int
     intra_hw: str
     unit_us: float  # isolated time per byte of S at full protocol bandwidth
+    pace: np.ndarray  # max-min weight: ``weight``, times share / max share when coupled
+    latency_us: float = 0.0  # beyond the steps, before latency_scale
+
+
+def _pace(share: np.ndarray, weight: np.ndarray, coupled: bool) -> np.ndarray:
+    """Max-min weights under which the flows of a coupled phase move their shares at one
+    pace: a flow with half the largest share needs half the rate (equal shares: ``weight``)."""
+    if not coupled or not len(share) or share.min() == share.max():
+        return weight
+    return weight * share / share.max()
 
 
 def _merge(routes: list[np.ndarray], share: np.ndarray
@@ -110,6 +125,7 @@ class CommModel:
         self.capacity = cluster.capacity_Bpus
         self._layouts: dict[str, coll.Layout] = {}
         self._resolved: dict[tuple[Any, ...], list[_ResolvedPhase]] = {}
+        self._sharp = any(bool(a.get("sharp")) for _, a in cluster.graph.nodes(data=True))
 
     # -- layouts ------------------------------------------------------------------------------
 
@@ -137,9 +153,12 @@ class CommModel:
                          else nic)
         switches = tuple(self._nvls_switch([order[i] for i in h]) for h in hosts.values())
         rings = tuple(self._mesh_rings([order[i] for i in h], h) for h in hosts.values())
-        return coll.Layout(devices=tuple(order), hosts=tuple(tuple(h) for h in hosts.values()),
-                           rails=tuple(rails), nvls_switch=switches,
-                           rings=rings if any(rings) else ())
+        layout = coll.Layout(devices=tuple(order), hosts=tuple(tuple(h) for h in hosts.values()),
+                             rails=tuple(rails), nvls_switch=switches,
+                             rings=rings if any(rings) else ())
+        if self._sharp:
+            layout = replace(layout, sharp=aggregation_trees(c, self.router, layout))
+        return layout
 
     def _mesh_rings(self, devices: list[str], positions: list[int]
                     ) -> tuple[tuple[int, ...], ...] | None:
@@ -196,16 +215,18 @@ class CommModel:
         out = []
         for ph in phases:
             routes, share, weight = _merge([self._route(path) for path in ph.paths], ph.share)
+            pace = _pace(share, weight, ph.coupled)
             out.append(_ResolvedPhase(
                 routes=routes, share=share, weight=weight, coupled=ph.coupled,
                 efficiency=ph.efficiency, intra_steps=ph.intra_steps, inter_steps=ph.inter_steps,
-                intra_hw=self._hw(routes), unit_us=self._unit_time(routes, share, ph.coupled, weight),
+                intra_hw=self._hw(routes), pace=pace, latency_us=ph.latency_us,
+                unit_us=self._unit_time(routes, share, ph.coupled, weight, pace),
             ))
         self._resolved[key] = out
         return out
 
     def _unit_time(self, routes: list[np.ndarray], share: np.ndarray, coupled: bool,
-                   weight: np.ndarray) -> float:
+                   weight: np.ndarray, pace: np.ndarray) -> float:
         """Time (us) per byte of S for the phase's flows alone on the network."""
         keep = [k for k, r in enumerate(routes) if len(r) and share[k] > 0]
         if not keep:
@@ -215,9 +236,8 @@ class CommModel:
         pair_link = np.concatenate(rs).astype(np.int64)
         pair_flow = np.repeat(np.arange(len(rs)), lengths)
         coupling = np.zeros(len(rs), dtype=np.int64) if coupled else None
-        w = weight[keep]
-        rates = maxmin_rates(pair_flow, pair_link, len(rs), self.capacity, coupling, w)
-        return float(np.max(share[keep] * w / rates))
+        rates = maxmin_rates(pair_flow, pair_link, len(rs), self.capacity, coupling, pace[keep])
+        return float(np.max(share[keep] * weight[keep] / rates))
 
     # -- costing and scheduling ---------------------------------------------------------------
 
@@ -237,7 +257,7 @@ class CommModel:
         lat = ph.intra_steps * proto.step_latency_us(tuning.table, ph.intra_hw, protocol)
         lat += (ph.inter_steps * self.params.net_step_latency_scale
                 * proto.step_latency_us(tuning.table, "net", protocol))
-        return s * lat
+        return s * (lat + ph.latency_us)
 
     def _base(self, tuning: proto.Tuning, protocol: str) -> float:
         """Fixed cost of a call: the system's overhead plus the algorithm's base latency."""
@@ -261,13 +281,15 @@ class CommModel:
                     ) -> list[str]:
         if forced and forced != "auto":
             if not algs.applicable(forced, collective, layout):
+                needs = algs.get_algorithm(forced).needs
                 raise SimulationError(
                     f"algorithm {forced!r} cannot run {collective} on {layout.p} ranks over "
-                    f"{layout.n_hosts} server(s); use one of "
-                    f"{', '.join(self._applicable(collective, layout))} or auto."
+                    f"{layout.n_hosts} server(s){f' (it needs {needs})' if needs else ''}; "
+                    f"use one of {', '.join(self._applicable(collective, layout))} or auto."
                 )
             return [forced]
-        return self._applicable(collective, layout)
+        return [a for a in self._applicable(collective, layout)
+                if algs.get_algorithm(a).automatic(self.params)]
 
     @staticmethod
     def _applicable(collective: str, layout: coll.Layout) -> list[str]:
@@ -311,7 +333,7 @@ class CommModel:
             ScheduledPhase(routes=ph.routes,
                            nbytes=ph.share * ph.weight * (size / (bw * ph.efficiency)),
                            latency_us=self._latency(tuning, q, ph), coupled=ph.coupled,
-                           weights=ph.weight)
+                           weights=ph.pace, counts=None if ph.pace is ph.weight else ph.weight)
             for ph in phases
         ]
         return Schedule(algorithm=algo, protocol=q, fixed_us=self._base(tuning, q),
@@ -325,8 +347,8 @@ class CommModel:
         ph = _ResolvedPhase(
             routes=[route.links], share=one, weight=one, coupled=False, efficiency=1.0,
             intra_steps=0 if cross else 1, inter_steps=1 if cross else 0,
-            intra_hw=self._hw([route.links]),
-            unit_us=self._unit_time([route.links], one, False, one),
+            intra_hw=self._hw([route.links]), pace=one,
+            unit_us=self._unit_time([route.links], one, False, one, one),
         )
         best: tuple[float, str] | None = None
         for q in self._protocols(proto.P2P, [ph]):

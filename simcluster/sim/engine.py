@@ -124,7 +124,7 @@ class Engine:
             yield env.timeout(sched.fixed_us)
         for k, ph in enumerate(sched.phases):
             yield self.net.transfer(ph.routes, ph.nbytes, coupled=ph.coupled, weights=ph.weights,
-                                    tag=replace(tag, algorithm=label, phase=k))
+                                    tag=replace(tag, algorithm=label, phase=k), counts=ph.counts)
             if ph.latency_us > 0:
                 yield env.timeout(ph.latency_us)
         rv.done.succeed()

@@ -112,17 +112,21 @@ class FlowNetwork:
         tag: FlowTag | None = None,
         coupled: bool = False,
         weights: np.ndarray | None = None,
+        counts: np.ndarray | None = None,
     ) -> simpy.Event:
         """Start one flow per (route, size); the returned event fires when all have finished.
 
         ``coupled`` flows share one rate (see :func:`maxmin_rates`). ``weights`` says how many
-        identical flows each one stands for (its size is their total). Flows of zero bytes or
-        with an empty route (same node) finish at once.
+        identical flows each one stands for (its size is their total), and so how much rate it
+        gets; ``counts``, where given, says how many flows it is for the statistics (a coupled
+        phase weights its flows by share). Flows of zero bytes or with an empty route (same
+        node) finish at once.
         """
         event = self.env.event()
         if len(routes) == 1:  # fast path: copies and send/recv
             size = np.array([float(sizes[0])])
             weight = np.ones(1) if weights is None else np.asarray(weights, dtype=np.float64)
+            flows = weight if counts is None else np.asarray(counts, dtype=np.float64)
             count = int(size[0] > 0 and len(routes[0]) > 0)
         else:
             size = np.asarray(sizes, dtype=np.float64)
@@ -131,17 +135,19 @@ class FlowNetwork:
             hops = np.fromiter(map(len, routes), dtype=np.int64, count=len(routes))
             keep = (size > 0) & (hops > 0)
             count = int(keep.sum())
+            flows = weight if counts is None else np.asarray(counts, dtype=np.float64)
             if 0 < count < len(routes):
                 routes = [r for r, k in zip(routes, keep.tolist()) if k]
                 size = size[keep]
                 weight = weight[keep]
-        self.flows_started += int(weight.sum()) if count else 0
+                flows = flows[keep]
+        self.flows_started += round(float(flows.sum())) if count else 0
         if count == 0:
             event.succeed()
             return event
         bid = self._next_id
         self._next_id += 1
-        record = self.batches.open(tag, self.env.now, float(weight.sum()), float(size.sum()))
+        record = self.batches.open(tag, self.env.now, float(flows.sum()), float(size.sum()))
         self._record_label.append(self._label(tag))
         self._batches[bid] = _Batch(pending=count, event=event, tag=tag, record=record)
         self._new.append((list(routes), size, weight, bid, coupled))

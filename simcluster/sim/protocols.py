@@ -36,10 +36,18 @@ HW_CLASSES: tuple[str, ...] = ("nvlink", "pcie", "net")
 # Base latency of one collective call, per algorithm and protocol (us). NCCL tuning.cc
 # baseLat: Tree {6.8, 14.0, 0}, Ring {6.6, 14.0, 8.4}. NVLS is not in that table: its base
 # is taken as Ring/Simple's.
+#
+# The in-network reductions (NVLS_TREE, COLLNET_DIRECT, COLLNET_CHAIN) run Simple only, as in
+# NCCL; their rows are NCCL 2.18.3's (``v2.18.3-1``, src/graph/tuning.cc): baseLat CollNet
+# Direct and Chain {6.8, 14.0, 0}, NVLS and NVLS Tree {0, 0, 23}. NVLS and NVLS-tree use the
+# fitted ``network.nvls_base_latency_us`` instead (their algorithm records say so).
 BASE_LATENCY_US: dict[str, dict[str, float]] = {
     "ring": {"LL": 6.6, "LL128": 14.0, "Simple": 8.4},
     "tree": {"LL": 6.8, "LL128": 14.0, "Simple": 0.0},
     "nvls": {"LL": 8.4, "LL128": 8.4, "Simple": 8.4},
+    "nvls_tree": {"Simple": 23.0},
+    "collnet_direct": {"Simple": 0.0},
+    "collnet_chain": {"Simple": 0.0},
 }
 
 # Latency of one step (one hop of a ring or tree) per algorithm, hardware class and protocol
@@ -55,15 +63,39 @@ STEP_LATENCY_US: dict[str, dict[str, dict[str, float]]] = {
         "pcie": {"LL": 1.0, "LL128": 1.9, "Simple": 28.0},
         "net": {"LL": 5.0, "LL128": 8.5, "Simple": 50.0},
     },
+    # NCCL 2.18.3 hwLat, Simple only: NVLSTree {0, 0, 19}, CollNetDirect {8.0, 8.0, 10.7},
+    # CollNetChain {4.75, 8.0, 14} (NVLink, PCI, NET). NVLS keeps the ring rows (its two
+    # steps inside the switch are part of the fitted NVLS latency).
+    "nvls_tree": {"nvlink": {"Simple": 0.0}, "pcie": {"Simple": 0.0}, "net": {"Simple": 19.0}},
+    "collnet_direct": {"nvlink": {"Simple": 8.0}, "pcie": {"Simple": 8.0},
+                       "net": {"Simple": 10.7}},
+    "collnet_chain": {"nvlink": {"Simple": 4.75}, "pcie": {"Simple": 8.0},
+                      "net": {"Simple": 14.0}},
 }
+
+# CollNet Direct's arity serialization: a head serves the other ranks of its server one after
+# the other, 0.5 us each, on the way up and on the way down (NCCL 2.18.3 tuning.cc:
+# ``2 * (min(1, g-1) * intraLat + (g-1) * 0.5) + interLat``).
+COLLNET_ARITY_LATENCY_US = 0.5
+
+# NVLS-tree's network part runs at this fraction of the NIC bandwidth its tree edges get
+# (NCCL 2.18.3 tuning.cc: NVLS_TREE algBw = busBw x .70 x nNodes / (2 (nNodes-1)), where
+# the second factor is the bus-to-algorithm conversion that the flows model here).
+NVLS_TREE_NET_FACTOR = 0.70
 
 # Fraction of the link bandwidth a protocol delivers. NCCL tuning.cc: ring LL busBw x 1/4
 # (all-reduce, or any multi-node collective; 1/3 otherwise), ring LL128 x 0.92 (120/128),
 # tree busBw x 0.9 then LL x 1/3.8 and LL128 x 0.915.
+# CollNet Direct busBw x .85 (NCCL 2.18.3 applies it from compute capability 9.0, Hopper; the
+# model everywhere). CollNet Chain has no factor. NVLS and NVLS-tree carry theirs in their
+# plans (``network.nvls_efficiency`` on the NVLink flows, NVLS_TREE_NET_FACTOR on the tree).
 BANDWIDTH_FACTOR: dict[str, dict[str, float]] = {
     "ring": {"LL": 0.25, "LL128": 0.92, "Simple": 1.0},
     "tree": {"LL": 0.9 / 3.8, "LL128": 0.9 * 0.915, "Simple": 0.9},
     "nvls": {"LL": 1.0, "LL128": 1.0, "Simple": 1.0},
+    "nvls_tree": {"Simple": 1.0},
+    "collnet_direct": {"Simple": 0.85},
+    "collnet_chain": {"Simple": 1.0},
 }
 
 
@@ -72,8 +104,9 @@ class Tuning:
     """How an algorithm's cost is looked up in NCCL's tuning tables (one per algorithm record).
 
     Attributes:
-        table: which rows of the tables above it uses: ``ring``, ``tree`` or ``nvls``
-            (step latencies: the ``tree`` rows for ``tree``, the ``ring`` rows otherwise).
+        table: which rows of the tables above it uses: ``ring``, ``tree``, ``nvls``,
+            ``nvls_tree``, ``collnet_direct`` or ``collnet_chain`` (step latencies: the
+            table's own rows where it has them, the ``ring`` rows otherwise).
         protocols: the protocols it can run, a subset of :data:`PROTOCOLS` in that order.
         base_latency: overrides the base latency of a call (us, before ``latency_scale``),
             given the topology's network parameters and the protocol; None: the table's
@@ -91,7 +124,7 @@ P2P = Tuning()
 
 def step_latency_us(table: str, hw: str, protocol: str) -> float:
     """Latency of one step with the ``table`` rows over hardware class ``hw``."""
-    return STEP_LATENCY_US["tree" if table == "tree" else "ring"][hw][protocol]
+    return STEP_LATENCY_US[table if table in STEP_LATENCY_US else "ring"][hw][protocol]
 
 
 def base_latency_us(table: str, protocol: str) -> float:

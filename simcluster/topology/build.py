@@ -208,6 +208,8 @@ def build(
             attrs.update(model=model.model, nic=d.nic)
             specs[d.name] = model
             accelerators.append(d.name)
+        if d.kind == "switch":
+            attrs["sharp"] = d.sharp
         if d.kind == "memory":
             attrs["capacity_bytes"] = int((d.memory_GiB or catalog.DEFAULT_HOST_MEMORY_GIB)
                                           * catalog.GIB)

@@ -1,8 +1,9 @@
 """The Cluster: a directed graph of devices and links, plus flat arrays for the simulator.
 
 Graph nodes carry ``kind`` (``accelerator``, ``switch``, ``nic``, ``cpu``, ``memory``),
-``host`` (the server a node belongs to, ``None`` for fabric switches) and, for accelerators,
-``model`` and ``nic`` (the NIC its traffic leaves the host through). Edges carry ``id``, an
+``host`` (the server a node belongs to, ``None`` for fabric switches), for accelerators
+``model`` and ``nic`` (the NIC its traffic leaves the host through), and for fabric and
+explicit switches ``sharp`` (it reduces in-network, InfiniBand SHARP). Edges carry ``id``, an
 index into the link arrays. Link arrays hold bandwidth in bytes per microsecond (1 GB/s =
 1e3 B/us) and latency in microseconds, the units the simulator computes in.
 """

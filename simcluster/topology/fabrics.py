@@ -81,8 +81,10 @@ class FabricContext:
         return self.spec.kind or self.nic_props.kind[self.server_nics()[0]]
 
     def switch(self, name: str, role: str) -> str:
-        """Add the fabric switch ``fabric/<name>`` with ``role``; returns its node name."""
-        return self.builder.node(f"fabric/{name}", "fabric", kind="switch", host=None, role=role)
+        """Add the fabric switch ``fabric/<name>`` with ``role``; returns its node name. It
+        reduces in-network (``sharp``) when the fabric's ``sharp`` is on."""
+        return self.builder.node(f"fabric/{name}", "fabric", kind="switch", host=None, role=role,
+                                 sharp=self.spec.sharp)
 
     def attach(self, nic: str, switch: str) -> float:
         """Link a NIC to its first switch (``fabric.link``, default: the NIC's line rate and

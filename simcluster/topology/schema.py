@@ -207,6 +207,10 @@ class FabricSpec(_Strict):
     k: int | None = Field(None, ge=2, le=256, description="fat-tree arity (even)")
     dims: list[int] | None = Field(None, min_length=1, max_length=3,
                                    description="torus dimensions, e.g. [4, 4, 4]")
+    sharp: bool = Field(
+        False, description="every switch of the fabric reduces in-network (InfiniBand SHARP, "
+        "as on Quantum, Quantum-2 and Quantum-X800 switches); collectives use it through "
+        "CollNet where network.collnet is on or an algorithm forces it")
 
     @field_validator("topology", mode="before")
     @classmethod
@@ -220,6 +224,9 @@ class FabricSpec(_Strict):
             raise ValueError(problem)
         if self.dims and any(d < 2 for d in self.dims):
             raise ValueError("torus dims must be at least 2 each")
+        if self.sharp and not fabrics.get_fabric(self.topology).needs_nics:
+            raise ValueError(f"sharp applies to fabrics of switches between NICs, not to a "
+                             f"{self.topology}; remove sharp: true")
         return self
 
 
@@ -232,6 +239,7 @@ class DeviceSpec(_Strict):
     host: str | None = Field(None, description="the server it belongs to (routing domain)")
     nic: str | None = Field(None, description="accelerators: the NIC used to leave the host")
     memory_GiB: float | None = Field(None, gt=0, description="memory nodes: capacity")
+    sharp: bool = Field(False, description="switches: reduces in-network (InfiniBand SHARP)")
 
     @model_validator(mode="after")
     def _accelerator_needs_model(self) -> DeviceSpec:
@@ -239,6 +247,8 @@ class DeviceSpec(_Strict):
             raise ValueError("an accelerator needs a model, e.g. model: H100-SXM5-80GB")
         if self.kind != "accelerator" and self.model:
             raise ValueError(f"model applies to accelerators only, not to a {self.kind}")
+        if self.sharp and self.kind != "switch":
+            raise ValueError(f"sharp applies to switches only, not to a {self.kind}")
         return self
 
 
@@ -318,6 +328,10 @@ class NetworkParams(_Strict):
     protocol: Literal["auto", "LL", "LL128", "Simple"] = "auto"
     pxn: bool = Field(True, description="rings leave a server on their own rail (NCCL PXN)")
     nvls: bool = Field(True, description="use in-switch reduction where the hardware has it")
+    collnet: bool = Field(
+        False, description="let the tuner choose in-network reduction in SHARP switches "
+        "(NCCL's CollNet, NCCL_COLLNET_ENABLE=1); off by default, as in NCCL. A collnet "
+        "algorithm forced by name runs on a SHARP fabric either way")
     nvls_efficiency: float = Field(
         DEFAULT_NVLS_EFFICIENCY, gt=0, le=1,
         description="achieved fraction of NVLink bandwidth for NVLS all-reduce traffic")

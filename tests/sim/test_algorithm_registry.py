@@ -29,7 +29,8 @@ from tests.conftest import replay, star, workload
 from tests.toys import GATHER_SCATTER
 
 GB = 10**9
-BUILT_IN = ("ring", "tree", "hierarchical", "nvls", "chain", "direct", "pairwise")
+BUILT_IN = ("ring", "tree", "hierarchical", "nvls", "nvls-tree", "collnet-direct",
+            "collnet-chain", "chain", "direct", "pairwise")
 NCCL_ONLY = {"protocol_overhead_us": {}, "step_latency_scale": {}}
 
 
@@ -41,7 +42,8 @@ def _all_reduce(p: int, size: int) -> object:
 
 def test_built_in_algorithms_in_registration_order() -> None:
     assert algorithm_names() == BUILT_IN
-    assert algorithms_for("all_reduce") == ("ring", "tree", "hierarchical", "nvls")
+    assert algorithms_for("all_reduce") == ("ring", "tree", "hierarchical", "nvls", "nvls-tree",
+                                            "collnet-direct", "collnet-chain")
     assert algorithms_for("all_to_all") == ("direct", "pairwise")
     assert algorithms_for("broadcast") == algorithms_for("reduce") == ("chain",)
 
