@@ -9,14 +9,13 @@ absolute percentage error (MAPE) per size band.
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from simcluster import collective_perf
-from simcluster.errors import SimclusterError
+from simcluster.calibrate.logs import scan_log
 from simcluster.topology.cluster import Cluster
 
 # Measured system -> bundled topology file.
@@ -116,14 +115,6 @@ def compare(system: str, cluster: Cluster, points: list[Measured],
     )
 
 
-# A data row of nccl-tests: size count type redop root, then out-of-place time algbw busbw
-# #wrong (then the in-place ones).
-_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+([\d.]+)\s+([\d.]+)\s+"
-                  r"([\d.]+)\s+(\S+)")
-_RANK = re.compile(r"^#\s+Rank\s+(\d+)\s")
-MAX_LOG_BYTES = 64 * 2**20
-
-
 @dataclass(frozen=True)
 class NcclLog:
     """What an nccl-tests log measured: its ranks (one more than the highest ``#  Rank N``
@@ -137,33 +128,18 @@ class NcclLog:
 
 def read_nccl_log(path: str | Path) -> NcclLog:
     """Read an nccl-tests ``*_perf`` output (plain, or inside a Markdown page): every data row,
-    and the rank count. A busbw printed as 0.00 (below the log's resolution) is derived from
-    the time, as :func:`read_nccl_csv` does.
+    and the rank count (:func:`~simcluster.calibrate.logs.scan_log` reads it). A busbw printed
+    as 0.00 (below the log's resolution) is derived from the time, as :func:`read_nccl_csv`
+    does.
 
     Raises:
-        SimclusterError: no such file, too large, or no nccl-tests data row in it.
+        SimclusterError: no such file, too large, a malformed or repeated data row, or no
+            nccl-tests data row in it (naming the line).
     """
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_LOG_BYTES:
-            raise SimclusterError(f"{path}: larger than {MAX_LOG_BYTES // 2**20} MiB; an "
-                                  "nccl-tests log is a few KiB: give the *_perf output.")
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise SimclusterError(f"{path}: cannot read it ({exc.strerror}); give an nccl-tests "
-                              "log.") from None
-    ranks: set[int] = set()
-    points: dict[int, Measured] = {}
-    for line in text.splitlines():
-        if m := _RANK.match(line):
-            ranks.add(int(m.group(1)))
-        elif m := _ROW.match(line):
-            size, t, bus = int(m.group(1)), float(m.group(6)), float(m.group(8))
-            points.setdefault(size, Measured(size, t, bus if bus > 0 else float("nan")))
-    if not points:
-        raise SimclusterError(f"{path}: no nccl-tests data row (size count type redop root "
-                              "time algbw busbw ...); give the output of an *_perf run.")
-    return NcclLog(path, max(ranks) + 1 if ranks else None, [points[k] for k in sorted(points)])
+    points, ranks = scan_log(path)
+    return NcclLog(Path(path), ranks, [
+        Measured(p.size, p.time_us, p.busbw_GBps if p.busbw_GBps > 0 else float("nan"))
+        for p in points])
 
 
 def compare_log(log: NcclLog, cluster: Cluster, collective: str, ranks: int,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from simcluster.collective_perf import bus_factor
 from simcluster.errors import CalibrationError
-from simcluster.validation import MAX_LOG_BYTES
 
 # nccl-tests binaries -> the simulator's collective names.
 PERF_BINARIES: dict[str, str] = {
@@ -38,6 +37,7 @@ _ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z_]\w*(\s|$)")  # looks like a d
 _RANK = re.compile(r"^#\s*Rank\s+(\d+)\s+Group\s+\d+\s+Pid\s+\d+\s+on\s+(\S+)")
 _HEADER = re.compile(r"nThread\s+(\d+)\s+nGpus\s+(\d+)")
 _BINARY = re.compile(r"\b(" + "|".join(PERF_BINARIES) + r")_perf\b")
+MAX_LOG_BYTES = 64 * 2**20  # an nccl-tests log is a few KiB
 _LAUNCHERS = ("mpirun", "mpiexec", "srun", "orterun")
 _NP_FLAGS = ("-np", "-n", "--np", "--n", "--ntasks")
 
@@ -120,6 +120,23 @@ def read_log(path: str | Path, collective: str | None = None,
         points.append(Point(size, p.time_us,
                             size / p.time_us / 1e3 * bus_factor(name, count), p.line))
     return Curve(str(path), name, count, tuple(points), _hosts(scan, count), line)
+
+
+def scan_log(path: str | Path) -> tuple[list[Point], int | None]:
+    """The data rows of an nccl-tests log (sorted by size) and its rank count as far as its
+    ``#  Rank N`` lines state it (one more than the highest; None: none), without requiring
+    what :func:`read_log` needs to calibrate (the collective, a stated rank count).
+
+    Raises:
+        CalibrationError: unreadable, no data row, a malformed or repeated row.
+    """
+    path = Path(path)
+    scan = _scan(path, _read_text(path))
+    if not scan.rows:
+        raise CalibrationError(f"{path}: no nccl-tests data row (size count type redop root "
+                               "time algbw busbw #wrong ...); give the output of an *_perf run.")
+    return [scan.rows[k] for k in sorted(scan.rows)], (max(scan.ranks) + 1 if scan.ranks
+                                                         else None)
 
 
 def _read_text(path: Path) -> str:
