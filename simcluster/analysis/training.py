@@ -69,7 +69,7 @@ class TrainingInfo:
         """Ranks with the full op list (all, or the first replica when folded)."""
         fold = self.extra.get("fold")
         if fold:
-            return int(fold["ranks_per_replica"])
+            return int(fold.get("full_ranks", fold["ranks_per_replica"]))
         return int(self.extra["config"]["tp"]) * self.pp * int(self.extra["config"]["dp"])
 
     @property
@@ -78,8 +78,10 @@ class TrainingInfo:
         return int(c["tp"]) * int(c["pp"]) * int(c["dp"])
 
     def stage_of(self, rank: int) -> int:
-        """Pipeline stage of ``rank`` (rank = t + T (p + P d))."""
-        return (rank // self.tp) % self.pp
+        """Pipeline stage of ``rank`` (rank = t + T (i + S (p + P j)), replica d = j S + i,
+        S the replicas an expert-parallel group spans, 1 without MoE)."""
+        span = int(self.extra["config"].get("ep_span", 1))
+        return (rank // (self.tp * span)) % self.pp
 
     def memory(self, stage: int) -> dict[str, int]:
         return {k: int(v) for k, v in self.extra["memory"][str(stage)].items()}
