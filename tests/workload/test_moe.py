@@ -264,3 +264,8 @@ def test_deepseek_v3_like_step_replays_on_a_superpod() -> None:
     assert 0.0 < result.mfu < 1.0
     a2a = result.run.timeline.filter(pc.equal(result.run.timeline["collective"], "all_to_all"))
     assert a2a.num_rows == 8 * 2 * 4 * 2  # 8 ranks x 2 MoE layers x 4 per micro-batch x 2
+    comm = result.training["communication"]
+    assert set(comm) == {"dp", "edp", "ep"}  # edp: the 2 DGXs holding the same experts
+    # the dispatch and combine block the compute that follows them: all of it exposed
+    assert comm["ep"]["exposed_us"] == pytest.approx(comm["ep"]["time_us"], rel=1e-9)
+    assert result.training["active_params"] == cfg.model.active_params
