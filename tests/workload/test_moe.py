@@ -269,3 +269,12 @@ def test_deepseek_v3_like_step_replays_on_a_superpod() -> None:
     # the dispatch and combine block the compute that follows them: all of it exposed
     assert comm["ep"]["exposed_us"] == pytest.approx(comm["ep"]["time_us"], rel=1e-9)
     assert result.training["active_params"] == cfg.model.active_params
+
+
+def test_search_says_moe_is_not_searched_yet(tmp_path) -> None:
+    from simcluster.search.driver import SearchError, search
+
+    with pytest.raises(SearchError, match="mixture of experts: search does not explore"):
+        search({"preset": "mixtral-8x7b", "global_batch": 64},
+               ROOT / "topologies" / "dgx-h100.yaml", 8, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
