@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simcluster.analysis.breakdown import mean_step_time_us, union_by_group
+from simcluster.analysis.breakdown import COMM_KINDS, mean_step_time_us, union_by_group
 from simcluster.errors import OutOfMemoryError
 from simcluster.sim.result import Run
 from simcluster.topology.catalog import AcceleratorSpec
@@ -69,7 +69,7 @@ class TrainingInfo:
         """Ranks with the full op list (all, or the first replica when folded)."""
         fold = self.extra.get("fold")
         if fold:
-            return int(fold["ranks_per_replica"])
+            return int(fold.get("full_ranks", fold["ranks_per_replica"]))
         return int(self.extra["config"]["tp"]) * self.pp * int(self.extra["config"]["dp"])
 
     @property
@@ -78,8 +78,10 @@ class TrainingInfo:
         return int(c["tp"]) * int(c["pp"]) * int(c["dp"])
 
     def stage_of(self, rank: int) -> int:
-        """Pipeline stage of ``rank`` (rank = t + T (p + P d))."""
-        return (rank // self.tp) % self.pp
+        """Pipeline stage of ``rank`` (rank = t + T (i + S (p + P j)), replica d = j S + i,
+        S the replicas an expert-parallel group spans, 1 without MoE)."""
+        span = int(self.extra["config"].get("ep_span", 1))
+        return (rank // (self.tp * span)) % self.pp
 
     def memory(self, stage: int) -> dict[str, int]:
         return {k: int(v) for k, v in self.extra["memory"][str(stage)].items()}
@@ -117,6 +119,35 @@ def _pipeline_busy(run: Run, real: int) -> tuple[np.ndarray, float]:
     rank = f["rank"].to_numpy().astype(np.int64)
     start, end = f["start_us"].to_numpy(), f["end_us"].to_numpy()
     return union_by_group(rank, start, end, real), float(end.max())
+
+
+def comm_by_parallelism(run: Run, real: int, steps: int = 1) -> dict[str, dict[str, float]]:
+    """Communication per kind of parallelism: the first part of the group name (``tp``,
+    ``dp``, ``ep`` expert dispatch and combine, ``edp`` expert gradients, ``emb``; ``pp``
+    for send/recv). For each, ``time_us``: time the ranks ``0 .. real-1`` spend moving its
+    data (from the moment all peers arrived), and ``exposed_us``: the part of it that no
+    compute op overlaps; per step, mean over those ranks."""
+    t = run.timeline
+    rank = t.column("rank").to_numpy().astype(np.int64)
+    kind = t.column("kind").to_numpy(zero_copy_only=False)
+    start, end = t.column("start_us").to_numpy(), t.column("end_us").to_numpy()
+    active = start + t.column("wait_us").to_numpy()
+    mine = rank < real
+    comm = np.isin(kind, COMM_KINDS) & mine
+    comp = (kind == "compute") & mine
+    group = pc.fill_null(t.column("group").cast(pa.string()), "pp")
+    prefix = pc.list_element(pc.split_pattern(group, ".", max_splits=1), 0)
+    prefix = prefix.to_numpy(zero_copy_only=False)
+    busy = union_by_group(rank[comp], start[comp], end[comp], real)
+    out = {}
+    for name in sorted(set(prefix[comm])):
+        m = comm & (prefix == name)
+        moving = union_by_group(rank[m], active[m], end[m], real)
+        both = union_by_group(np.r_[rank[m], rank[comp]], np.r_[active[m], start[comp]],
+                              np.r_[end[m], end[comp]], real)
+        out[str(name)] = {"time_us": float(moving.mean()) / steps,
+                          "exposed_us": float((both - busy).mean()) / steps}
+    return out
 
 
 def training_summary(run: Run, workload: Workload, ranks: pa.Table,
@@ -175,6 +206,8 @@ def training_summary(run: Run, workload: Workload, ranks: pa.Table,
         "pipeline": {**extra["pipeline"], "bubble_by_stage": bubble,
                      "bubble": float(np.mean(bubble))},
         "folded": bool(extra.get("fold")),
+        "active_params": int(extra.get("active_params", extra["params"])),
+        "communication": comm_by_parallelism(run, real, steps),
     }
 
 

@@ -171,9 +171,28 @@ def generate_transformer(
     ffn: Annotated[Optional[int], typer.Option(min=1, help="override: FFN width")] = None,
     vocab: Annotated[Optional[int], typer.Option(min=0, help="override: vocabulary")] = None,
     seq_len: Annotated[Optional[int], typer.Option(min=1, help="override: sequence")] = None,
+    experts: Annotated[int | None, typer.Option(
+        min=0, help="override: routed experts per MoE layer (0: dense)")] = None,
+    top_k: Annotated[int | None, typer.Option(
+        min=1, help="override: routed experts per token")] = None,
+    shared_experts: Annotated[int | None, typer.Option(
+        min=0, help="override: shared experts")] = None,
+    moe_ffn: Annotated[int | None, typer.Option(
+        min=1, help="override: width of one expert's MLP")] = None,
+    dense_layers: Annotated[int | None, typer.Option(
+        min=0, help="override: first layers with a dense MLP")] = None,
     tp: Annotated[int, typer.Option(min=1, help="tensor-parallel size")] = 1,
     pp: Annotated[int, typer.Option(min=1, help="pipeline stages")] = 1,
     dp: Annotated[int, typer.Option(min=1, help="data-parallel replicas")] = 1,
+    ep: Annotated[int, typer.Option(
+        min=1, help="expert-parallel size, carved out of the data-parallel ranks")] = 1,
+    expert_tp: Annotated[int, typer.Option(min=1, help="experts' tensor parallelism: 1 or tp")
+                         ] = 1,
+    capacity_factor: Annotated[float | None, typer.Option(
+        help="expert capacity over the mean share [default: dropless]")] = None,
+    moe_skew: Annotated[float, typer.Option(
+        help="tokens of the busiest EP rank over the mean (1 to ep)")] = 1.0,
+    moe_dispatcher: Annotated[str, typer.Option(help="alltoall or allgather")] = "alltoall",
     micro_batch: Annotated[int, typer.Option(min=1, help="sequences per micro-batch")] = 1,
     global_batch: Annotated[Optional[int], typer.Option(
         min=1, help="sequences per step (default micro-batch x dp)")] = None,
@@ -209,11 +228,15 @@ def generate_transformer(
     steps: Annotated[int, typer.Option(min=1)] = 1,
     name: Annotated[str, typer.Option()] = "",
 ) -> None:
-    """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute)."""
+    """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute,
+    mixture-of-experts layers with expert parallelism)."""
     cfg = transformer_config({
         "preset": preset, "layers": layers, "hidden": hidden, "heads": heads,
         "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab, "seq_len": seq_len, "tp": tp, "pp": pp,
-        "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
+        "experts": experts, "top_k": top_k, "shared_experts": shared_experts,
+        "moe_ffn": moe_ffn, "dense_layers": dense_layers, "ep": ep, "expert_tp": expert_tp,
+        "capacity_factor": capacity_factor, "moe_skew": moe_skew,
+        "moe_dispatcher": moe_dispatcher, "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
         "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
         "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
@@ -226,9 +249,12 @@ def generate_transformer(
     info = TrainingInfo.of(wl)
     assert info is not None
     extra = wl.meta.extra
-    fold_note = (f" (folded: replica 0 in full, {cfg.dp - 1} mirror replica(s))"
-                 if extra["fold"] else "")
-    console.print(f"wrote {output}: {model.name}, {model.params / 1e9:.2f} B parameters, "
+    full = cfg.ep_span
+    fold_note = (f" (folded: {'replica 0' if full == 1 else f'replicas 0-{full - 1}'} in full, "
+                 f"{cfg.dp - full} mirror replica(s))" if extra["fold"] else "")
+    active = (f" ({model.active_params / 1e9:.2f} B active, {model.experts} experts top-"
+              f"{model.top_k}, ep {cfg.ep})" if model.moe else "")
+    console.print(f"wrote {output}: {model.name}, {model.params / 1e9:.2f} B parameters{active}, "
                   f"{wl.num_ranks} ranks, {wl.num_ops:,} ops{fold_note}")
     pipe = extra["pipeline"]
     console.print(f"{cfg.batch} sequences x {model.seq_len} tokens per step, "

@@ -143,6 +143,9 @@ def memory_table(info: Any, capacity_bytes: int | None = None) -> Table:
     return table
 
 
+_COMM_NAMES = {"ep": "expert all-to-all (ep)", "edp": "expert gradients (edp)"}
+
+
 def training_lines(training: dict[str, Any]) -> RenderableType:
     """MFU, tokens/s, memory against capacity (OOM flagged) and the pipeline bubble."""
     mem = training["memory"]
@@ -157,6 +160,11 @@ def training_lines(training: dict[str, Any]) -> RenderableType:
              f"{100 * pipe['ideal_bubble']:.1f}% for {pipe['schedule']}, p={pipe['stages']}, "
              f"m={pipe['micro_batches']}, v={pipe['chunks']})"),
     ]
+    comm = training.get("communication") or {}
+    if comm:
+        lines.append(Text("communication per step by parallelism (moving / exposed): " + ", ".join(
+            f"{_COMM_NAMES.get(k, k)} {v['time_us'] / 1e3:.1f} / {v['exposed_us'] / 1e3:.1f} ms"
+            for k, v in comm.items())))
     table = Table(title="memory per GPU by pipeline stage (GiB)", title_justify="left")
     for col in ("stage", "weights", "grads", "optimizer", "activations", "buffers",
                 "model total", "replay peak", "capacity", ""):

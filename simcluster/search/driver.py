@@ -140,10 +140,16 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     overrides, ``global_batch``, dtype...) on ``gpus`` accelerators of ``topology``.
 
     Raises:
-        SearchError: bad options, a budget larger than the cluster, nothing that fits.
+        SearchError: bad options, a mixture-of-experts model (not searched yet), a budget
+            larger than the cluster, nothing that fits.
     """
     if options.objective not in OBJECTIVES:
         raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+    if transformer_config(fixed).model.moe:
+        raise SearchError("the model is a mixture of experts: search does not explore expert "
+                          "parallelism yet (its closed-form estimate has no expert layers); "
+                          "generate and replay configurations with --ep, or sweep ep with "
+                          "'simcluster sweep'.")
     topology = Path(topology).resolve()
     cluster = load_cluster(topology)
     if not 1 <= gpus <= len(cluster.accelerators):

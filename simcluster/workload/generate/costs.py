@@ -11,6 +11,12 @@ all ``T``.
 ``2 m k n``; per layer the GEMMs give ``2 T (h (h + 2k) + h^2 + M h f) / t`` (``M`` = 2 or 3
 matrices) and the attention core ``4 b s^2 h / t`` (QK^T and AV over all heads; causal
 masking is not discounted, as in Narayanan et al. 2021, eq. 3); the LM head ``2 T h V / t``.
+With head sizes that do not multiply to ``h`` (``q_dim = a d``, ``v_dim = a d_v``) the core is
+``2 b s^2 (q_dim + v_dim) / t``. Multi-head latent attention (MLA) is approximated: its
+down and up projections are one GEMM ``T x h x (N_in / h t)`` with their exact weights
+``N_in`` (so exact FLOPs, approximate bytes), and its core and stored Q, K, V are those of
+multi-head attention with MLA's head sizes (``d`` = 192, ``d_v`` = 128 for DeepSeek-V3); the
+compressed latents it stores besides are not counted.
 Summed, a training step is ``6 N_matmul T + 12 L b s^2 h`` per micro-batch, plus the
 recomputed forward work (all of it for full recompute, the attention core for selective).
 Elementwise ops get nominal FLOPs (a few per element); they are memory-bound, so their time
@@ -91,6 +97,12 @@ class Shape:
         return max(m.kv_heads / self.tp, 1.0) * m.head_dim
 
     @property
+    def v_width(self) -> float:
+        """Width of V on this rank (as :attr:`kv_width`, with the V head size)."""
+        m = self.model
+        return max(m.kv_heads / self.tp, 1.0) * m.v_head_dim
+
+    @property
     def score_elems(self) -> float:
         """Elements of the attention score matrix on this rank: b (a/t) s^2."""
         m = self.model
@@ -117,9 +129,11 @@ class Shape:
         """(m, k, n) of the layer's GEMMs on this rank."""
         mdl, t, T = self.model, self.tp, float(self.tokens)
         h, f = mdl.hidden, mdl.ffn
+        qkv = mdl.attention_in_params / (h * t) if mdl.mla \
+            else mdl.q_dim / t + self.kv_width + self.v_width
         return {
-            "qkv": (T, h, h / t + 2 * self.kv_width),
-            "proj": (T, h / t, h),
+            "qkv": (T, h, qkv),
+            "proj": (T, mdl.v_dim / t, h),
             "fc1": (T, h, (mdl.mlp_matrices - 1) * f / t),
             "fc2": (T, f / t, h),
         }
@@ -134,12 +148,12 @@ class Shape:
         """Core attention (QK^T, softmax, dropout, AV) of one layer."""
         mdl, t, e = self.model, self.tp, self.act_bytes
         T = float(self.tokens)
-        flops = 4.0 * self.micro_batch * mdl.seq_len**2 * mdl.hidden / t
-        qkvo = e * T * (2 * mdl.hidden / t + 2 * self.kv_width)
+        flops = 2.0 * self.micro_batch * mdl.seq_len**2 * (mdl.q_dim + mdl.v_dim) / t
+        qkvo = e * T * ((mdl.q_dim + mdl.v_dim) / t + self.kv_width + self.v_width)
         if self.flash:
             stats = 4.0 * self.micro_batch * (mdl.heads / t) * mdl.seq_len
             if backward:  # reads Q, K, V, O, dO; writes dQ, dK, dV
-                return Cost(2 * flops, 2 * qkvo + e * T * mdl.hidden / t + stats)
+                return Cost(2 * flops, 2 * qkvo + e * T * mdl.v_dim / t + stats)
             return Cost(flops, qkvo + stats)
         drop = 1 if mdl.dropout else 0
         if backward:  # AV bwd 2e, dropout bwd 2e+1, softmax bwd 3e, QK^T bwd e
@@ -166,10 +180,10 @@ class Shape:
             return Cost(2.0 * n, (2 * e + mask) * n)
         return Cost(3.0 * n, (3 * e + mask) * n)
 
-    def activation_fn(self, backward: bool = False) -> Cost:
-        """GELU, or SwiGLU (gate * silu(up)), on the FFN width."""
+    def activation_fn(self, backward: bool = False, elems: float | None = None) -> Cost:
+        """GELU, or SwiGLU (gate * silu(up)), on the FFN width (or on ``elems`` outputs)."""
         mdl, e = self.model, self.act_bytes
-        n = self.tokens * mdl.ffn / self.tp
+        n = self.tokens * mdl.ffn / self.tp if elems is None else elems
         if mdl.gated_mlp:
             return Cost(12.0 * n, (5 if backward else 3) * e * n)
         return Cost(10.0 * n, (3 if backward else 2) * e * n)
@@ -221,9 +235,9 @@ class Shape:
         drop = 1 if mdl.dropout else 0
         total = (
             2 * e * ln * h                                   # LN1 input, QKV input
-            + e * T * (h / t + kw)                           # Q, K
-            + e * T * kw                                     # V
-            + e * T * h / t                                  # projection input
+            + e * T * (mdl.q_dim / t + kw)                   # Q, K
+            + e * T * self.v_width                           # V
+            + e * T * mdl.v_dim / t                          # projection input
             + drop * ln * h                                  # attention dropout mask
             + 2 * e * ln * h                                 # LN2 input, FC1 input
             + e * T * f * (mdl.mlp_matrices - 1) / t         # activation-function input
@@ -236,6 +250,15 @@ class Shape:
             # softmax output, dropout mask, dropout output
             total += (e + drop + (e if mdl.dropout else 0)) * self.score_elems
         return int(total)
+
+    def mlp_activation_bytes(self) -> float:
+        """The MLP block's share of :meth:`layer_activation_bytes` (no full recompute):
+        LN2 and FC1 inputs, activation-function and FC2 inputs, the dropout mask."""
+        mdl, t, e = self.model, self.tp, self.act_bytes
+        T, ln, f = float(self.tokens), self.ln_tokens, mdl.ffn
+        drop = 1 if mdl.dropout else 0
+        return (2 * e * ln * mdl.hidden + e * T * f * (mdl.mlp_matrices - 1) / t
+                + e * T * f / t + drop * ln * mdl.hidden)
 
     def logits_bytes(self) -> int:
         """The LM head's output and the fp32 softmax the loss keeps: (e + 4) T V / t."""

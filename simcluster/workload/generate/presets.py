@@ -9,6 +9,19 @@ Parameter counts (per layer, ``h`` hidden, ``f`` FFN, ``a`` heads, ``g`` KV head
   LayerNorm (weight and bias) or ``h`` per RMSNorm, two per layer;
 - embeddings: ``V h`` tokens, plus ``S h`` learned positions (GPT), plus ``V h`` for an untied
   LM head (Llama), plus the final norm.
+
+With an explicit ``head_size`` ``d`` (Qwen3: ``a d != h``) Q is ``a d`` wide and the output
+projection ``a d_v h``. Multi-head latent attention (MLA, DeepSeek-V2/V3; ``kv_lora_rank > 0``)
+has ``h q' + q' a d`` (Q through a rank-``q'`` down/up projection; ``h a d`` without one),
+``h (c + r) + c a (d - r + d_v)`` (the compressed K/V of rank ``c`` and the shared rotary key
+of width ``r``), ``a d_v h`` out, and the ``q' + c`` weights of the two latent norms.
+
+**Mixture of experts** (``experts > 0``): a MoE layer replaces the MLP by a router (``h E``
+weights, plus ``E`` score biases with the ``sigmoid`` router of DeepSeek-V3), ``E`` routed
+experts and ``shared_experts`` shared ones, each an MLP of width ``moe_ffn`` (``M h
+moe_ffn``, no biases). The first ``dense_layers`` layers keep the dense MLP of width ``ffn``,
+and after them every ``moe_every``-th layer is MoE. Active parameters count ``top_k`` routed
+experts per MoE layer.
 """
 
 from __future__ import annotations
@@ -40,6 +53,18 @@ class ModelSpec:
         tied_embeddings: the LM head reuses the token embedding (GPT).
         dropout: dropout after attention and MLP (GPT training recipes; Llama uses none).
         source: where the dimensions are published.
+        head_size: per-head Q/K width (0: ``hidden / heads``); with MLA, the no-rope part
+            plus ``rope_dim``.
+        v_head_size: per-head V width (0: ``head_size``).
+        q_lora_rank, kv_lora_rank, rope_dim: MLA (``kv_lora_rank > 0``; module docstring).
+        experts: routed experts per MoE layer (0: a dense model).
+        top_k: routed experts per token.
+        shared_experts: experts every token goes through (DeepSeek-V3: 1).
+        moe_ffn: width of one expert's MLP (0: ``ffn``).
+        dense_layers: the first layers that keep a dense MLP (DeepSeek-V3: 3).
+        moe_every: after them, every ``moe_every``-th layer is MoE (1: all of them).
+        router: the router's score function, ``softmax`` or ``sigmoid`` (with per-expert
+            score biases, DeepSeek-V3's auxiliary-loss-free balancing).
     """
 
     name: str
@@ -57,20 +82,71 @@ class ModelSpec:
     tied_embeddings: bool = True
     dropout: bool = True
     source: str = ""
+    head_size: int = 0
+    v_head_size: int = 0
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    rope_dim: int = 0
+    experts: int = 0
+    top_k: int = 0
+    shared_experts: int = 0
+    moe_ffn: int = 0
+    dense_layers: int = 0
+    moe_every: int = 1
+    router: str = "softmax"
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        """Per-head Q/K width."""
+        return self.head_size or self.hidden // self.heads
+
+    @property
+    def v_head_dim(self) -> int:
+        """Per-head V width."""
+        return self.v_head_size or self.head_dim
+
+    @property
+    def q_dim(self) -> int:
+        """Width of Q over all heads (``hidden`` unless ``head_size`` says otherwise)."""
+        return self.heads * self.head_dim
+
+    @property
+    def v_dim(self) -> int:
+        """Width of the attention output over all heads (the projection's input)."""
+        return self.heads * self.v_head_dim
 
     @property
     def kv_dim(self) -> int:
-        """Width of K (and of V): kv_heads x head_dim."""
+        """Width of K: kv_heads x head_dim."""
         return self.kv_heads * self.head_dim
 
     @property
+    def mla(self) -> bool:
+        """Multi-head latent attention."""
+        return self.kv_lora_rank > 0
+
+    @property
     def qkv_out(self) -> int:
-        """Output width of the fused QKV projection."""
-        return self.hidden + 2 * self.kv_dim
+        """Output width of the fused QKV projection (with MLA: of the equivalent one,
+        ``attention_in_params / hidden``, rounded down)."""
+        if self.mla:
+            return self.attention_in_params // self.hidden
+        return self.q_dim + self.kv_dim + self.kv_heads * self.v_head_dim
+
+    @property
+    def attention_in_params(self) -> int:
+        """Weights of the Q, K and V projections (with MLA: the down and up projections)."""
+        h, a, d = self.hidden, self.heads, self.head_dim
+        if not self.mla:
+            return h * (self.q_dim + self.kv_dim + self.kv_heads * self.v_head_dim)
+        q = h * self.q_lora_rank + self.q_lora_rank * a * d if self.q_lora_rank else h * a * d
+        c, r = self.kv_lora_rank, self.rope_dim
+        return q + h * (c + r) + c * a * (d - r + self.v_head_dim)
+
+    @property
+    def attention_matmul_params(self) -> int:
+        """Weights of the attention's matrix multiplications (projections in and out)."""
+        return self.attention_in_params + self.v_dim * self.hidden
 
     @property
     def mlp_matrices(self) -> int:
@@ -78,19 +154,79 @@ class ModelSpec:
 
     @property
     def layer_matmul_params(self) -> int:
-        """Weights of the layer's matrix multiplications."""
-        h = self.hidden
-        return h * self.qkv_out + h * h + self.mlp_matrices * h * self.ffn
+        """Weights of a dense layer's matrix multiplications."""
+        return self.attention_matmul_params + self.mlp_matrices * self.hidden * self.ffn
+
+    @property
+    def _norm_params(self) -> int:
+        """The layer's two norms, and MLA's latent norms."""
+        norm = 2 * self.hidden if self.norm == "layernorm" else self.hidden
+        return 2 * norm + (self.q_lora_rank + self.kv_lora_rank if self.mla else 0)
 
     @property
     def layer_params(self) -> int:
-        """All parameters of one layer (matrices, biases, norms)."""
+        """All parameters of one dense layer (matrices, biases, norms)."""
         h = self.hidden
         extra = 0
         if self.biases:
             extra += self.qkv_out + h + self.ffn * (self.mlp_matrices - 1) + h
-        norm = 2 * h if self.norm == "layernorm" else h
-        return self.layer_matmul_params + extra + 2 * norm
+        return self.layer_matmul_params + extra + self._norm_params
+
+    # -- mixture of experts ------------------------------------------------------------------
+
+    @property
+    def moe(self) -> bool:
+        """A mixture-of-experts model."""
+        return self.experts > 0
+
+    def is_moe_layer(self, layer: int) -> bool:
+        """Whether ``layer`` (0-based) has routed experts instead of the dense MLP."""
+        return self.moe and layer >= self.dense_layers \
+            and (layer - self.dense_layers) % max(self.moe_every, 1) == 0
+
+    @property
+    def moe_layers(self) -> int:
+        """MoE layers in the model."""
+        return sum(self.is_moe_layer(layer) for layer in range(self.layers))
+
+    @property
+    def expert_ffn(self) -> int:
+        """Width of one expert's MLP."""
+        return self.moe_ffn or self.ffn
+
+    @property
+    def expert_params(self) -> int:
+        """Weights of one expert (routed or shared)."""
+        return self.mlp_matrices * self.hidden * self.expert_ffn
+
+    @property
+    def router_params(self) -> int:
+        """The router's weights (``h E``) and, for ``sigmoid``, its score biases."""
+        return self.hidden * self.experts + (self.experts if self.router == "sigmoid" else 0)
+
+    @property
+    def moe_dense_params(self) -> int:
+        """Parameters of a MoE layer outside its routed experts: attention, norms, router,
+        shared experts (data-parallel like a dense layer's)."""
+        bias = (self.qkv_out + self.hidden) if self.biases else 0
+        return (self.attention_matmul_params + bias + self._norm_params + self.router_params
+                + self.shared_experts * self.expert_params)
+
+    def layer_params_of(self, layer: int, routed: int | None = None) -> int:
+        """All parameters of ``layer``, counting ``routed`` routed experts (default all)."""
+        if not self.is_moe_layer(layer):
+            return self.layer_params
+        n = self.experts if routed is None else routed
+        return self.moe_dense_params + n * self.expert_params
+
+    def layer_matmul_params_of(self, layer: int, routed: int | None = None) -> int:
+        """Matrix weights ``layer`` multiplies each token by: a dense layer's, or the
+        attention, router, shared and ``routed`` (default ``top_k``) routed experts."""
+        if not self.is_moe_layer(layer):
+            return self.layer_matmul_params
+        n = self.top_k if routed is None else routed
+        return (self.attention_matmul_params + self.hidden * self.experts
+                + (self.shared_experts + n) * self.expert_params)
 
     @property
     def embedding_params(self) -> int:
@@ -111,7 +247,15 @@ class ModelSpec:
     @property
     def params(self) -> int:
         """Total parameters."""
-        return self.layers * self.layer_params + self.embedding_params + self.head_params
+        return (sum(self.layer_params_of(layer) for layer in range(self.layers))
+                + self.embedding_params + self.head_params)
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token goes through: ``top_k`` of the routed experts (``params``
+        for a dense model)."""
+        return (sum(self.layer_params_of(layer, self.top_k) for layer in range(self.layers))
+                + self.embedding_params + self.head_params)
 
     def validate(self) -> list[str]:
         """Problems with the dimensions, as messages (empty when fine)."""
@@ -127,6 +271,26 @@ class ModelSpec:
             out.append(f"heads {self.heads} is not divisible by kv_heads {self.kv_heads}")
         if self.norm not in ("layernorm", "rmsnorm"):
             out.append(f"norm {self.norm!r} is not layernorm or rmsnorm")
+        if self.mla and not 0 <= self.rope_dim < self.head_dim:
+            out.append(f"rope_dim {self.rope_dim} must be below head_size {self.head_dim}")
+        return out + self._validate_moe()
+
+    def _validate_moe(self) -> list[str]:
+        if not self.moe:
+            given = [k for k in ("top_k", "shared_experts", "moe_ffn", "dense_layers")
+                     if getattr(self, k)]
+            msg = f"{', '.join(given)} set on a dense model (experts 0); set experts, or drop them"
+            return [msg] if given else []
+        out = []
+        if not 1 <= self.top_k <= self.experts:
+            out.append(f"top_k {self.top_k} must be between 1 and experts {self.experts}")
+        if self.moe_every < 1 or not 0 <= self.dense_layers < self.layers:
+            out.append(f"dense_layers {self.dense_layers} must be below layers {self.layers}, "
+                       f"and moe_every {self.moe_every} at least 1")
+        if self.router not in ("softmax", "sigmoid"):
+            out.append(f"router {self.router!r} is not softmax or sigmoid")
+        if min(self.shared_experts, self.moe_ffn) < 0:
+            out.append("shared_experts and moe_ffn must be >= 0")
         return out
 
 
@@ -142,6 +306,12 @@ def _llama(name: str, layers: int, hidden: int, heads: int, kv: int, ffn: int, v
                      ffn=ffn, vocab=vocab, seq_len=seq, gated_mlp=True, norm="rmsnorm",
                      biases=False, learned_positions=False, tied_embeddings=False,
                      dropout=False, source=source)
+
+
+def _moe(name: str, layers: int, hidden: int, heads: int, kv: int, ffn: int, vocab: int,
+         seq: int, source: str, **moe: Any) -> ModelSpec:
+    """A Llama-style (RMSNorm, SwiGLU, RoPE, untied, no biases) mixture of experts."""
+    return replace(_llama(name, layers, hidden, heads, kv, ffn, vocab, seq, source), **moe)
 
 
 PRESETS: dict[str, ModelSpec] = {
@@ -169,6 +339,42 @@ PRESETS: dict[str, ModelSpec] = {
         _llama("llama3-405b", 126, 16384, 128, 8, 53248, 128256, 8192,
                "Llama Team 2024, 'The Llama 3 Herd of Models', Table 3 (126 layers, 16384 "
                "model dim, FFN 53248, 128 heads, 8 KV heads, vocab 128256, context 8192)"),
+        _moe("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000, 4096,
+             "Jiang et al. 2024, 'Mixtral of Experts' (arXiv 2401.04088), Table 1, and "
+             "mistralai/Mixtral-8x7B-v0.1 config.json (32 layers, hidden 4096, 32 heads, 8 KV "
+             "heads, expert FFN 14336, 8 experts, top-2, every layer MoE, vocab 32000; 46.7B "
+             "total, 12.9B active); sequence 4096 as in NeMo's pre-training recipe (context "
+             "32768)",
+             experts=8, top_k=2, moe_ffn=14336),
+        _moe("mixtral-8x22b", 56, 6144, 48, 8, 16384, 32768, 4096,
+             "mistralai/Mixtral-8x22B-v0.1 config.json (56 layers, hidden 6144, 48 heads, 8 KV "
+             "heads, expert FFN 16384, 8 experts, top-2, vocab 32768) and Mistral AI's "
+             "announcement 'Cheaper, Better, Faster, Stronger' (2024-04-17: 141B total, 39B "
+             "active); sequence 4096 (context 65536)",
+             experts=8, top_k=2, moe_ffn=16384),
+        _moe("deepseek-v3", 61, 7168, 128, 128, 18432, 129280, 4096,
+             "DeepSeek-AI 2024, 'DeepSeek-V3 Technical Report' (arXiv 2412.19437), section "
+             "4.2, and deepseek-ai/DeepSeek-V3 config.json: 61 layers, hidden 7168, 128 heads, "
+             "MLA (q_lora_rank 1536, kv_lora_rank 512, qk head 128 + rope 64, v head 128), "
+             "first 3 layers dense (FFN 18432), then 256 routed experts (width 2048) top-8 + "
+             "1 shared, sigmoid router, vocab 129280; 671B total, 37B active (without the "
+             "14B multi-token-prediction module, which is not modelled); sequence 4096",
+             head_size=192, v_head_size=128, q_lora_rank=1536, kv_lora_rank=512, rope_dim=64,
+             experts=256, top_k=8, shared_experts=1, moe_ffn=2048, dense_layers=3,
+             router="sigmoid"),
+        _moe("qwen3-30b-a3b", 48, 2048, 32, 4, 6144, 151936, 4096,
+             "Qwen Team 2025, 'Qwen3 Technical Report' (arXiv 2505.09388), Table 2, and "
+             "Qwen/Qwen3-30B-A3B config.json (48 layers, hidden 2048, 32 heads, 4 KV heads, "
+             "head_dim 128, 128 experts of width 768, top-8, every layer MoE, vocab 151936, "
+             "untied; 30.5B total, 3.3B active); sequence 4096 (the pre-training stages' "
+             "length)",
+             head_size=128, experts=128, top_k=8, moe_ffn=768),
+        _moe("qwen3-235b-a22b", 94, 4096, 64, 4, 12288, 151936, 4096,
+             "Qwen Team 2025, 'Qwen3 Technical Report' (arXiv 2505.09388), Table 2, and "
+             "Qwen/Qwen3-235B-A22B config.json (94 layers, hidden 4096, 64 heads, 4 KV heads, "
+             "head_dim 128, 128 experts of width 1536, top-8, every layer MoE, vocab 151936, "
+             "untied; 235B total, 22B active); sequence 4096",
+             head_size=128, experts=128, top_k=8, moe_ffn=1536),
     )
 }
 

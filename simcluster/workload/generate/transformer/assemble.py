@@ -11,8 +11,9 @@ import pyarrow as pa
 
 from simcluster.workload.generate.transformer.config import TransformerConfig
 from simcluster.workload.generate.transformer.metrics import training_meta
+from simcluster.workload.generate.transformer.moe import expert_group_names, expert_groups
 from simcluster.workload.generate.transformer.stage import _StageBuilder
-from simcluster.workload.generate.transformer.template import _DP
+from simcluster.workload.generate.transformer.template import _DP, _EDP
 from simcluster.workload.model import OPS_SCHEMA, Workload, WorkloadMeta
 from simcluster.workload.validate import make_workload
 
@@ -21,8 +22,8 @@ def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int
     """All group names (dictionary order) and their ranks."""
     T, P, D = cfg.tp, cfg.pp, cfg.dp
     groups: dict[str, tuple[int, ...]] = {}
-    rank = lambda t, p, d: t + T * (p + P * d)  # noqa: E731
-    replicas = 1 if cfg.fold else D
+    rank = cfg.rank
+    replicas = cfg.ep_span if cfg.fold else D
     if T > 1:
         for d in range(replicas):
             for p in range(P):
@@ -36,21 +37,26 @@ def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int
         for d in range(replicas):
             for t in range(T):
                 groups[f"emb.d{d}.t{t}"] = (rank(t, 0, d), rank(t, P - 1, d))
+    if m.moe:
+        groups.update(expert_groups(cfg, 1 if cfg.fold else D // cfg.ep_span))
     return list(groups), groups
 
 
 def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int,
            index: dict[str, int], dictionary: pa.Array) -> pa.Table:
     """The template's rows as rank (t, p, d): rank, groups and peers filled in."""
-    T, P = cfg.tp, cfg.pp
+    T, P, S = cfg.tp, cfg.pp, cfg.ep_span
     n = len(tpl["gkind"])
-    rank = t + T * (p + P * d)
+    rank = cfg.rank(t, p, d)
+    ep, edp = expert_group_names(cfg, t, p, d) if cfg.model.moe else ("", "")
     lut = np.array([-1, index.get(f"tp.d{d}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
-                    index.get(f"emb.d{d}.t{t}", -1)], dtype=np.int32)
+                    index.get(f"emb.d{d}.t{t}", -1), index.get(ep, -1), index.get(edp, -1)],
+                   dtype=np.int32)
     gi = lut[tpl["gkind"]]
     groups = pa.DictionaryArray.from_arrays(pa.array(gi, mask=gi < 0), dictionary)
     peer_stage = tpl["peer"]
-    peer = pa.array((t + T * (peer_stage + P * d)).astype(np.int32), mask=peer_stage < 0)
+    peer_rank = t + T * (d % S + S * (peer_stage + P * (d // S)))
+    peer = pa.array(peer_rank.astype(np.int32), mask=peer_stage < 0)
     cols = dict(tpl["cols"])
     cols["rank"] = pa.array(np.full(n, rank, dtype=np.int32))
     cols["group"] = groups
@@ -82,7 +88,7 @@ def transformer(cfg: TransformerConfig) -> Workload:
     ghosts = []
     if cfg.fold and cfg.dp > 1:
         for r in full:
-            ids = np.flatnonzero(np.asarray(r.gkind) == _DP)
+            ids = np.flatnonzero(np.isin(np.asarray(r.gkind), (_DP, _EDP)))
             g = r.table(ids)
             g["cols"]["alloc_bytes"] = pa.array(np.zeros(len(ids), np.int64))
             g["cols"]["free_bytes"] = pa.array(np.zeros(len(ids), np.int64))
@@ -91,9 +97,10 @@ def transformer(cfg: TransformerConfig) -> Workload:
     parts = []
     for d in range(cfg.dp):
         for p in range(cfg.pp):
-            tpl = tpls[p] if d == 0 or not cfg.fold else ghosts[p]
+            tpl = tpls[p] if d < cfg.ep_span or not cfg.fold else ghosts[p]
             for t in range(cfg.tp):
-                parts.append(_stamp(tpl, cfg, t, p, d, index, dictionary))
+                parts.append((cfg.rank(t, p, d), _stamp(tpl, cfg, t, p, d, index, dictionary)))
+    parts = [part for _, part in sorted(parts, key=lambda x: x[0])]
     table = pa.concat_tables(parts)
     table = table.set_column(table.schema.get_field_index("group"), "group",
                              table.column("group").cast(pa.string()))

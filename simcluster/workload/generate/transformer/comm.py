@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simcluster.workload.generate.transformer.layers import _LayerOps
 from simcluster.workload.generate.transformer.memory import _layer_param_bytes, stage_params
-from simcluster.workload.generate.transformer.template import _DP, _TP
+from simcluster.workload.generate.transformer.moe import expert_layout, separate_expert_dp
+from simcluster.workload.generate.transformer.moe_ops import _MoeOps
+from simcluster.workload.generate.transformer.template import _DP, _EDP, _TP
 
 if TYPE_CHECKING:
     from simcluster.workload.generate.transformer.stage import _StepState
 
 
-class _CommOps(_LayerOps):
+class _CommOps(_MoeOps):
     """Pipeline and data-parallel ops of :class:`~.stage._StageBuilder`."""
 
     # -- pipeline ------------------------------------------------------------------------------
@@ -35,9 +36,24 @@ class _CommOps(_LayerOps):
 
     # -- data parallel -------------------------------------------------------------------------
 
-    def _dp_reduce(self, name: str, params: int, dep: int) -> int:
+    def _dp_reduce(self, name: str, params: int, dep: int, gkind: int = _DP) -> int:
+        """Reduce a gradient bucket over the data-parallel group (``_EDP``: the
+        expert-data-parallel one)."""
         coll = "all_reduce" if self.cfg.zero == 0 else "reduce_scatter"
-        return self.r.coll(name, coll, self.cfg.gbytes * params, _DP, "dp", deps=[dep])
+        return self.r.coll(name, coll, self.cfg.gbytes * params, gkind, "dp", deps=[dep])
+
+    @property
+    def _expert_dp(self) -> int:
+        """Size of the group expert gradients are reduced over when it is their own (0:
+        they go with the dense ones; 1: nothing to reduce)."""
+        if not separate_expert_dp(self.cfg):
+            return 0
+        return expert_layout(self.cfg).edp
+
+    def _split(self, layer: int) -> tuple[int, int]:
+        """(params reduced over DP, params reduced over the expert DP group) of a layer."""
+        dense, experts = self._layer_params(layer), self._expert_params(layer)
+        return (dense + experts, 0) if self._expert_dp == 0 else (dense, experts)
 
     def _buckets(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Group (params, ready op) in backward order into buckets of ``bucket_params``;
@@ -60,27 +76,38 @@ class _CommOps(_LayerOps):
         sp = stage_params(cfg, self.stage)
         if cfg.dp > 1 and cfg.zero in (1, 2):
             order: list[tuple[int, int]] = []  # (params, layer; -1 embedding, -2 head)
+            experts: list[tuple[int, int]] = []
             for c in range(cfg.chunks):
                 vs = c * cfg.pp + self.stage
                 if vs == 0:
                     order.append((sp.embedding, -1))
-                order.extend((self._layer_params, layer) for layer in cfg.layers_of(vs))
+                order.extend((self._split(layer)[0], layer) for layer in cfg.layers_of(vs))
+                experts.extend((self._split(layer)[1], layer) for layer in cfg.layers_of(vs))
                 if vs == self.nv - 1:
                     order.append((sp.head, -2))
-            acc, members = 0, []
-            for k, (params, layer) in enumerate(order):
-                acc += params
-                members.append(layer)
-                if acc >= cfg.bucket_params or k == len(order) - 1:
-                    op = r.coll(f"dp.param_ag{len(set(st.gather.values()))}", "all_gather",
-                                2 * acc, _DP, "dp", alloc=st.take_alloc())
-                    st.gather.update(dict.fromkeys(members, op))
-                    acc, members = 0, []
+            self._gathers(st, order, _DP, "dp.param_ag", st.gather)
+            if self._expert_dp > 1:
+                self._gathers(st, [x for x in experts if x[0]], _EDP, "edp.param_ag",
+                              st.egather)
         if cfg.dp > 1 and cfg.zero >= 3 and (sp.embedding or sp.head):
             st.z3_persist = 2 * (sp.embedding + sp.head)
             op = r.coll("dp.z3_ag_embed_head", "all_gather", st.z3_persist, _DP, "dp",
                         alloc=st.take_alloc() + st.z3_persist)
             st.gather[-1] = st.gather[-2] = op
+
+    def _gathers(self, st: _StepState, order: list[tuple[int, int]], gkind: int,
+                 prefix: str, into: dict[int, int]) -> None:
+        """All-gather ``(params, layer)`` in buckets of ``bucket_params``, in order; record
+        each layer's gather op in ``into``."""
+        acc, members = 0, []
+        for k, (params, layer) in enumerate(order):
+            acc += params
+            members.append(layer)
+            if acc >= self.cfg.bucket_params or k == len(order) - 1:
+                op = self.r.coll(f"{prefix}{len(set(into.values()))}", "all_gather", 2 * acc,
+                                 gkind, "dp", alloc=st.take_alloc())
+                into.update(dict.fromkeys(members, op))
+                acc, members = 0, []
 
     def _z3_gather(self, name: str, after: int | None) -> int:
         """ZeRO-3: gather one layer's parameters (prefetch: once ``after`` has started)."""

@@ -10,6 +10,7 @@ from simcluster.errors import WorkloadError
 from simcluster.workload.generate.costs import Shape
 from simcluster.workload.generate.presets import ModelSpec
 from simcluster.workload.generate.schedules import parse_schedule
+from simcluster.workload.generate.transformer.moe import check_moe, ep_span
 
 RECOMPUTE = ("none", "selective", "full")
 DTYPES = ("bf16", "fp16", "fp8")
@@ -56,6 +57,17 @@ class TransformerConfig:
         vocab_multiple: the vocabulary is padded to a multiple of this times tp.
         framework: the framework profile whose defaults the settings were completed from
             (``frameworks.py``; recorded, it changes nothing by itself here).
+        ep: expert-parallel size (MoE): the routed experts are split over ``ep`` ranks that
+            hold different experts, carved out of the data-parallel ranks as Megatron-Core
+            does (``moe.py``); must divide the experts.
+        expert_tp: tensor-parallel size of the experts: 1 (each expert whole on one rank;
+            with ``tp > 1`` the EP groups then span TP ranks) or ``tp``.
+        capacity_factor: tokens an expert takes at most, as a multiple of its mean share
+            (tokens beyond it are dropped); None: dropless.
+        moe_skew: tokens the busiest EP rank receives over the mean (1: balanced, at most
+            ``ep``); every rank is modelled as that one, so the slowest sets the pace.
+        moe_dispatcher: token dispatch: ``alltoall`` (all-to-all over the EP group) or
+            ``allgather`` (all-gather the tokens, reduce-scatter the outputs).
     """
 
     model: ModelSpec
@@ -82,6 +94,11 @@ class TransformerConfig:
     name: str = ""
     vocab_multiple: int = 128
     framework: str = ""
+    ep: int = 1
+    expert_tp: int = 1
+    capacity_factor: float | None = None
+    moe_skew: float = 1.0
+    moe_dispatcher: str = "alltoall"
 
     def padded(self) -> TransformerConfig:
         """This configuration with the vocabulary padded to a multiple of
@@ -169,8 +186,24 @@ class TransformerConfig:
                 and self.micro_batches % self.pp:
             problems.append(f"the interleaved schedule needs the micro-batches per replica "
                             f"({self.micro_batches}) to be a multiple of pp ({self.pp})")
+        problems.extend(self._check_moe())
         if problems:
             raise WorkloadError("transformer configuration: " + "; ".join(problems) + ".")
+
+    def _check_moe(self) -> list[str]:
+        """What is inconsistent in the MoE settings (``moe.py``)."""
+        return check_moe(self)
+
+    @property
+    def ep_span(self) -> int:
+        """Data-parallel replicas one EP group spans (1 for a dense model; ``moe.py``)."""
+        return ep_span(self)
+
+    def rank(self, t: int, p: int, d: int) -> int:
+        """The rank of TP rank ``t``, stage ``p``, replica ``d``: ``t + T (i + S (p + P j))``
+        for ``d = j S + i``, ``S`` = :attr:`ep_span` (``t + T (p + P d)`` when dense)."""
+        s = self.ep_span
+        return t + self.tp * (d % s + s * (p + self.pp * (d // s)))
 
     def layers_of(self, virtual_stage: int) -> range:
         """Layers of virtual stage ``c P + p`` (an uneven remainder goes to the first ones)."""
@@ -185,4 +218,5 @@ class TransformerConfig:
         out["global_batch"] = self.batch
         out["micro_batches"] = self.micro_batches
         out["grad_bytes"] = self.gbytes
+        out["ep_span"] = self.ep_span
         return out

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from simcluster.workload.generate.costs import Cost
+from simcluster.workload.generate.costs import Cost, Shape
 from simcluster.workload.generate.transformer.config import TransformerConfig
+from simcluster.workload.generate.transformer.moe import layer_keep, layer_rank_params
 from simcluster.workload.generate.transformer.template import _TP, _Rank
 
 
@@ -24,8 +25,8 @@ class _LayerOps:
         self.e_th = 2.0 * self.s.tokens * m.hidden  # bytes of one full activation [T x h]
         self.gemm_dtype = cfg.dtype
         self.act_dtype = "fp16" if cfg.dtype == "fp16" else "bf16"
-        self.keep = self.s.layer_activation_bytes(cfg.recompute)
-        self.keep_full = self.s.layer_activation_bytes("none")
+        self.keep = {layer: layer_keep(cfg, layer, cfg.recompute) for layer in range(m.layers)}
+        self.keep_full = {layer: layer_keep(cfg, layer, "none") for layer in range(m.layers)}
         self.nv = cfg.pp * cfg.chunks
         self.tp = cfg.tp > 1
 
@@ -84,39 +85,54 @@ class _LayerOps:
         dep = [self._tp_out(f"{p}.tp_attn", last)] if self.tp else None
         last = c(f"{p}.res_ln2", s.residual() + s.norm()
                  + self._fp8_copies(s.ln_tokens * s.model.hidden), deps=dep)
-        dep = [self._tp_in(f"{p}.ag_fc1", [last])] if self.cfg.sp else None
-        c(f"{p}.fc1", s.gemm(*g["fc1"]), gemm=True, deps=dep)
-        c(f"{p}.act", s.activation_fn())
-        self._cast(f"{p}.fc2_cast", g["fc2"][0] * g["fc2"][1])
-        last = c(f"{p}.fc2", s.gemm(*g["fc2"]), gemm=True)
-        dep = [self._tp_out(f"{p}.tp_mlp", last)] if self.tp else None
+        dep = self._mlp_fwd(layer, p, last)
         last = c(f"{p}.res", s.residual(), deps=dep)
         return first, last
 
+    def _mlp_fwd(self, layer: int, p: str, last: int) -> list[int] | None:
+        """The MLP block after ``last`` (the second norm); returns the deps of the residual
+        (None: the stream order). MoE layers: :class:`~.moe_ops._MoeOps`."""
+        return self._dense_mlp_fwd(p, last, self.s, "")
+
+    def _dense_mlp_fwd(self, p: str, last: int, s: Shape, pre: str) -> list[int] | None:
+        """A TP-sharded MLP of ``s``'s width (ops named ``<p>.<pre>fc1`` ...)."""
+        c, g = self._c, s.layer_gemms()
+        dep = [self._tp_in(f"{p}.{pre}ag_fc1", [last])] if self.cfg.sp else None
+        c(f"{p}.{pre}fc1", s.gemm(*g["fc1"]), gemm=True, deps=dep)
+        c(f"{p}.{pre}act", s.activation_fn())
+        self._cast(f"{p}.{pre}fc2_cast", g["fc2"][0] * g["fc2"][1])
+        last = c(f"{p}.{pre}fc2", s.gemm(*g["fc2"]), gemm=True)
+        return [self._tp_out(f"{p}.{pre}tp_mlp", last)] if self.tp else None
+
     def _block_bwd(self, p: str, out_gemm: str, in_gemm: str,
-                   middle: list[tuple[str, Cost, int, int]]) -> int:
-        """Backward of one block: [SP: gather the output grad], output GEMM (dgrad+wgrad),
-        the middle ops ``(name, cost, alloc, free)``, input GEMM dgrad, then the TP reduction
-        of the input grad overlapping the input GEMM's wgrad ([SP: the input re-gathered
-        meanwhile]); returns the reduction (the wgrad without TP)."""
-        s, c, r = self.s, self._c, self.r
+                   middle: list[tuple[str, Cost, int, int]], s: Shape | None = None,
+                   pre: str = "") -> int:
+        """Backward of one block (of ``s``, default the layer's; ops named ``<p>.<pre>...``):
+        [SP: gather the output grad], output GEMM (dgrad+wgrad), the middle ops ``(name,
+        cost, alloc, free)``, input GEMM dgrad, then the TP reduction of the input grad
+        overlapping the input GEMM's wgrad ([SP: the input re-gathered meanwhile]); returns
+        the reduction (the wgrad without TP)."""
+        c, r = self._c, self.r
+        s = s or self.s
         g = s.layer_gemms()
-        deps = [self._tp_in(f"{p}.ag_grad_{out_gemm}", [len(r.name) - 1])] if self.cfg.sp \
+        p = f"{p}.{pre}" if pre else p
+        q = p if pre else f"{p}."
+        deps = [self._tp_in(f"{q}ag_grad_{out_gemm}", [len(r.name) - 1])] if self.cfg.sp \
             else None
         mo = g[out_gemm]
         if self.fp8:  # the output gradient, cast before its GEMMs
-            self._cast(f"{p}.{out_gemm}_cast", mo[0] * mo[2], deps=deps)
+            self._cast(f"{q}{out_gemm}_cast", mo[0] * mo[2], deps=deps)
             deps = None
-        last = c(f"{p}.{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True, deps=deps)
+        last = c(f"{q}{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True, deps=deps)
         for name, cost, alloc, free in middle:
-            last = c(f"{p}.{name}", cost, alloc=alloc, free=free)
-        gather = self._tp_in(f"{p}.ag_in_{in_gemm}", [last]) if self.cfg.sp else None
+            last = c(f"{q}{name}", cost, alloc=alloc, free=free)
+        gather = self._tp_in(f"{q}ag_in_{in_gemm}", [last]) if self.cfg.sp else None
         mi = g[in_gemm]
-        self._cast(f"{p}.{in_gemm}_cast", mi[0] * mi[2])
-        dgrad = c(f"{p}.{in_gemm}.dgrad", s.gemm_dgrad(*mi), gemm=True)
-        red = self._tp_out(f"{p}.tp_{in_gemm}", dgrad) if self.tp else None
+        self._cast(f"{q}{in_gemm}_cast", mi[0] * mi[2])
+        dgrad = c(f"{q}{in_gemm}.dgrad", s.gemm_dgrad(*mi), gemm=True)
+        red = self._tp_out(f"{q}tp_{in_gemm}", dgrad) if self.tp else None
         wdeps = [x for x in (gather, None if self.cfg.tp_overlap else red) if x is not None]
-        wgrad = c(f"{p}.{in_gemm}.wgrad", s.gemm_wgrad(*mi), gemm=True, deps=wdeps or None)
+        wgrad = c(f"{q}{in_gemm}.wgrad", s.gemm_wgrad(*mi), gemm=True, deps=wdeps or None)
         return red if red is not None else wgrad
 
     def layer_bwd(self, layer: int, deps: list[int] | None, free_extra: int = 0
@@ -126,16 +142,15 @@ class _LayerOps:
         s, c, cfg = self.s, self._c, self.cfg
         p = f"L{layer}.bwd"
         first = None
-        free = self.keep + free_extra
+        free = self.keep[layer] + free_extra
         if cfg.recompute == "full":
-            first, _ = self.layer_fwd(layer, "rcp", deps or [], alloc=self.keep_full)
+            first, _ = self.layer_fwd(layer, "rcp", deps or [], alloc=self.keep_full[layer])
             deps = None
-            free += self.keep_full
+            free += self.keep_full[layer]
         start = c(f"{p}.res", s.residual(backward=True), deps=deps)
         first = start if first is None else first
-        red = self._block_bwd(p, "fc2", "fc1",
-                              [("act", s.activation_fn(backward=True), 0, 0)])
-        c(f"{p}.res_ln2", s.residual(backward=True) + s.norm(backward=True), deps=[red])
+        red = self._mlp_bwd(layer, p)
+        c(f"{p}.res_ln2", s.residual(backward=True) + s.norm(backward=True), deps=red)
         middle: list[tuple[str, Cost, int, int]] = []
         tmp = 0
         if cfg.recompute == "selective" and not cfg.flash_attention:
@@ -145,6 +160,11 @@ class _LayerOps:
         red = self._block_bwd(p, "proj", "qkv", middle)
         last = c(f"{p}.ln1", s.norm(backward=True), deps=[red], free=free)
         return first, last
+
+    def _mlp_bwd(self, layer: int, p: str) -> list[int]:
+        """The MLP block's backward; returns the deps of the second norm's backward."""
+        return [self._block_bwd(p, "fc2", "fc1",
+                                [("act", self.s.activation_fn(backward=True), 0, 0)])]
 
     # -- embedding and head --------------------------------------------------------------------
 
@@ -178,7 +198,10 @@ class _LayerOps:
         c("logits.wgrad", s.gemm_wgrad(*m), gemm=not self.fp8, free=s.logits_bytes())
         return c("final_norm.bwd", s.norm(backward=True), deps=[red] if red is not None else None)
 
-    @property
-    def _layer_params(self) -> int:
-        m = self.cfg.model
-        return m.layer_matmul_params // self.cfg.tp + (m.layer_params - m.layer_matmul_params)
+    def _layer_params(self, layer: int) -> int:
+        """Data-parallel (non-expert) parameters of ``layer`` on this rank."""
+        return layer_rank_params(self.cfg, layer)[0]
+
+    def _expert_params(self, layer: int) -> int:
+        """Routed-expert parameters of ``layer`` on this rank."""
+        return layer_rank_params(self.cfg, layer)[1]

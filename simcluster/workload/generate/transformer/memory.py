@@ -8,27 +8,43 @@ from dataclasses import dataclass
 
 from simcluster.workload.generate.schedules import stage_units
 from simcluster.workload.generate.transformer.config import TransformerConfig
+from simcluster.workload.generate.transformer.moe import (
+    expert_layout,
+    layer_keep,
+    layer_rank_params,
+)
 
 
 @dataclass(frozen=True)
 class StageParams:
-    """Parameters held by one rank of a stage (TP-sharded, before DP sharding)."""
+    """Parameters held by one rank of a stage (TP-sharded, before DP sharding): ``layers``
+    the layers' data-parallel ones, ``experts`` their routed experts (split over EP and
+    expert TP, sharded over the expert-data-parallel group)."""
 
     layers: int
     embedding: int
     head: int
+    experts: int = 0
+
+    @property
+    def dense(self) -> int:
+        """Parameters reduced over the full data-parallel group."""
+        return self.layers + self.embedding + self.head
 
     @property
     def total(self) -> int:
-        return self.layers + self.embedding + self.head
+        return self.layers + self.embedding + self.head + self.experts
 
 
 def stage_params(cfg: TransformerConfig, stage: int) -> StageParams:
     """Parameters on one TP rank of ``stage``: matrices split over TP, biases and norms
     counted whole (an upper bound of a few hidden-sized vectors)."""
     m, t = cfg.model, cfg.tp
-    nlayers = sum(len(cfg.layers_of(c * cfg.pp + stage)) for c in range(cfg.chunks))
-    per_layer = m.layer_matmul_params // t + (m.layer_params - m.layer_matmul_params)
+    dense = experts = 0
+    for c in range(cfg.chunks):
+        for layer in cfg.layers_of(c * cfg.pp + stage):
+            d, e = layer_rank_params(cfg, layer)
+            dense, experts = dense + d, experts + e
     emb = head = 0
     if m.vocab:
         if stage == 0:
@@ -37,7 +53,7 @@ def stage_params(cfg: TransformerConfig, stage: int) -> StageParams:
             head = m.head_params - (0 if m.tied_embeddings else m.vocab * m.hidden)
             if not m.tied_embeddings or cfg.pp > 1:  # untied head, or the tied copy
                 head += m.vocab * m.hidden // t
-    return StageParams(layers=nlayers * per_layer, embedding=emb, head=head)
+    return StageParams(layers=dense, embedding=emb, head=head, experts=experts)
 
 
 def _layer_param_bytes(cfg: TransformerConfig) -> int:
@@ -48,14 +64,36 @@ def _layer_param_bytes(cfg: TransformerConfig) -> int:
 
 def static_memory(cfg: TransformerConfig, stage: int) -> dict[str, int]:
     """Weights (bf16), gradients and Adam states (fp32 master, m, v) of one rank, bytes,
-    sharded over DP per the ZeRO stage."""
-    p = stage_params(cfg, stage).total
-    d = cfg.dp
+    sharded per the ZeRO stage over DP (routed experts: over the expert-data-parallel
+    group)."""
+    sp = stage_params(cfg, stage)
+    groups = [(sp.dense, cfg.dp)]
+    if sp.experts:
+        groups.append((sp.experts, expert_layout(cfg).edp))
     return {
-        "weights": 2 * p // (d if cfg.zero >= 3 else 1),
-        "grads": cfg.gbytes * p // (d if cfg.zero >= 2 else 1),
-        "optimizer": 12 * p // (d if cfg.zero >= 1 else 1),
+        "weights": sum(2 * p // (d if cfg.zero >= 3 else 1) for p, d in groups),
+        "grads": sum(cfg.gbytes * p // (d if cfg.zero >= 2 else 1) for p, d in groups),
+        "optimizer": sum(12 * p // (d if cfg.zero >= 1 else 1) for p, d in groups),
     }
+
+
+def _backward_bump(cfg: TransformerConfig, layers: range, logits: int) -> int:
+    """The most a chunk's backward adds to the memory live at its start: the head's
+    backward frees the logits first; then, layer by layer from the last, the transient of
+    recomputing the layer (all of its activations with full recompute, the score matrix
+    with selective recompute and no flash attention) while the layers after it are freed."""
+    shape = cfg.shape()
+    freed, bump = logits, 0
+    for layer in reversed(layers):
+        transient = 0
+        if cfg.recompute == "full":
+            transient = layer_keep(cfg, layer, "none")
+        elif cfg.recompute == "selective" and not cfg.flash_attention:
+            transient = int(2 * shape.score_elems
+                            + (shape.score_elems if cfg.model.dropout else 0))
+        bump = max(bump, transient - freed)
+        freed += layer_keep(cfg, layer, cfg.recompute)
+    return bump
 
 
 def memory_breakdown(cfg: TransformerConfig, stage: int) -> dict[str, int]:
@@ -69,28 +107,22 @@ def memory_breakdown(cfg: TransformerConfig, stage: int) -> dict[str, int]:
     own stream).
     """
     shape = cfg.shape()
-    keep = shape.layer_activation_bytes(cfg.recompute)
-    transient = 0
-    if cfg.recompute == "full":
-        transient = shape.layer_activation_bytes("none")
-    elif cfg.recompute == "selective" and not cfg.flash_attention:
-        transient = int(2 * shape.score_elems + (shape.score_elems if cfg.model.dropout else 0))
     last_vs = cfg.pp * cfg.chunks - 1
     logits = shape.logits_bytes() if cfg.model.vocab else 0
-    per_vs = {}
+    per_vs, bump = {}, {}
     for c in range(cfg.chunks):
         vs = c * cfg.pp + stage
-        per_vs[c] = len(cfg.layers_of(vs)) * keep + (logits if vs == last_vs else 0)
+        layers = cfg.layers_of(vs)
+        per_vs[c] = sum(layer_keep(cfg, layer, cfg.recompute) for layer in layers) \
+            + (logits if vs == last_vs else 0)
+        bump[c] = _backward_bump(cfg, layers, logits if vs == last_vs else 0)
     live = peak = 0
     for u in stage_units(cfg.schedule_name, stage, cfg.pp, cfg.micro_batches, cfg.chunks):
         if u.forward:
             live += per_vs[u.chunk]
             peak = max(peak, live)
             continue
-        if u.chunk * cfg.pp + stage == last_vs:  # the head's backward frees the logits first
-            peak = max(peak, live, live - logits + transient)
-        else:
-            peak = max(peak, live + transient)
+        peak = max(peak, live + bump[u.chunk])
         live -= per_vs[u.chunk]
     out = static_memory(cfg, stage)
     out["activations"] = int(peak)

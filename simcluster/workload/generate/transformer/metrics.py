@@ -9,26 +9,49 @@ from typing import Any
 
 from simcluster.workload.generate.transformer.config import TransformerConfig
 from simcluster.workload.generate.transformer.memory import memory_breakdown
+from simcluster.workload.generate.transformer.moe import expert_layout
+
+
+def _matmul_params(cfg: TransformerConfig, routed_scale: float = 1.0) -> float:
+    """Matrix weights each token is multiplied by, summed over the layers (MoE layers:
+    attention, router, shared and ``top_k`` routed experts, the routed ones times
+    ``routed_scale``), plus the LM head."""
+    m = cfg.model
+    total = float(m.vocab * m.hidden)
+    for layer in range(m.layers):
+        total += m.layer_matmul_params_of(layer)
+        if m.is_moe_layer(layer):
+            total += (routed_scale - 1.0) * m.top_k * m.expert_params
+    return total
+
+
+def _attention_flops(cfg: TransformerConfig) -> float:
+    """Forward attention-core FLOPs of a step: ``2 L B s^2 (q_dim + v_dim)`` (``4 L B s^2 h``
+    for standard heads)."""
+    m = cfg.model
+    return 2.0 * m.layers * cfg.batch * m.seq_len**2 * (m.q_dim + m.v_dim)
 
 
 def model_flops_per_step(cfg: TransformerConfig) -> float:
     """Model FLOPs of one step (no recompute): ``6 N_matmul tokens + 12 L b s^2 h`` per
-    micro-batch, N_matmul including the LM head; the MFU numerator."""
-    m = cfg.model
-    tokens = cfg.batch * m.seq_len
-    n_matmul = m.layers * m.layer_matmul_params + m.vocab * m.hidden
-    return 6.0 * n_matmul * tokens + 12.0 * m.layers * cfg.batch * m.seq_len**2 * m.hidden
+    micro-batch, N_matmul the active matrix weights (``top_k`` routed experts, the shared
+    ones and the router in MoE layers) including the LM head; the MFU numerator."""
+    tokens = cfg.batch * cfg.model.seq_len
+    return 6.0 * _matmul_params(cfg) * tokens + 3.0 * _attention_flops(cfg)
 
 
 def hardware_flops_per_step(cfg: TransformerConfig) -> float:
-    """FLOPs actually executed: the model FLOPs plus recomputation."""
+    """FLOPs the workload executes: the model FLOPs plus recomputation, with the routed
+    experts' work times the busiest rank's load factor (every EP rank is modelled as the
+    busiest: ``moe.py``)."""
     m = cfg.model
     tokens = cfg.batch * m.seq_len
-    attn = 4.0 * m.layers * cfg.batch * m.seq_len**2 * m.hidden
-    layer_fwd = 2.0 * m.layers * m.layer_matmul_params * tokens + attn
+    scale = expert_layout(cfg).factor if m.moe else 1.0
+    attn = _attention_flops(cfg)
+    layer_fwd = 2.0 * (_matmul_params(cfg, scale) - m.vocab * m.hidden) * tokens + attn
     extra = {"none": 0.0, "full": layer_fwd,
              "selective": 0.0 if cfg.flash_attention else attn}[cfg.recompute]
-    return model_flops_per_step(cfg) + extra
+    return 6.0 * _matmul_params(cfg, scale) * tokens + 3.0 * attn + extra
 
 
 def optimizer_bytes_per_param(grad_bytes: int) -> int:
@@ -48,6 +71,8 @@ def training_meta(cfg: TransformerConfig) -> dict[str, Any]:
         "generator": "transformer",
         "model": asdict(m),
         "params": m.params,
+        "active_params": m.active_params,
+        "moe": _moe_meta(cfg),
         "config": cfg.describe(),
         "tokens_per_step": cfg.batch * m.seq_len,
         "model_flops_per_step": model_flops_per_step(cfg),
@@ -59,6 +84,21 @@ def training_meta(cfg: TransformerConfig) -> dict[str, Any]:
                      "ideal_bubble": (p - 1) / (v * mb + p - 1) if cfg.schedule_name != "gpipe"
                      else (p - 1) / (mb + p - 1)},
         "memory": mem,
-        "fold": {"replicas": cfg.dp, "ranks_per_replica": cfg.tp * cfg.pp}
-        if cfg.fold and cfg.dp > 1 else None,
+        "fold": {"replicas": cfg.dp, "ranks_per_replica": cfg.tp * cfg.pp,
+                 "full_replicas": cfg.ep_span,
+                 "full_ranks": cfg.tp * cfg.pp * cfg.ep_span}
+        if cfg.fold and cfg.dp > cfg.ep_span else None,
     }
+
+
+def _moe_meta(cfg: TransformerConfig) -> dict[str, Any] | None:
+    """The MoE layout (None for a dense model)."""
+    m = cfg.model
+    if not m.moe:
+        return None
+    lay = expert_layout(cfg)
+    return {"experts": m.experts, "top_k": m.top_k, "shared_experts": m.shared_experts,
+            "moe_layers": m.moe_layers, "ep": cfg.ep, "expert_tp": cfg.expert_tp,
+            "expert_dp": lay.edp, "local_experts": lay.local_experts,
+            "load_factor": lay.factor, "dispatcher": cfg.moe_dispatcher,
+            "ep_span": cfg.ep_span}

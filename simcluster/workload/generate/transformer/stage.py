@@ -14,7 +14,8 @@ from simcluster.workload.generate.transformer.memory import (
     static_memory,
 )
 from simcluster.workload.generate.transformer.metrics import optimizer_bytes_per_param
-from simcluster.workload.generate.transformer.template import _DP, _EMB, _Rank
+from simcluster.workload.generate.transformer.moe import expert_layout
+from simcluster.workload.generate.transformer.template import _DP, _EDP, _EMB, _Rank
 
 
 class _StageBuilder(_CommOps):
@@ -59,11 +60,12 @@ class _StageBuilder(_CommOps):
                                "pp_fwd_recv")]
         prev_first = None
         for layer in cfg.layers_of(vs):
-            if first_of_chunk and layer in st.gather:
-                deps = deps + [st.gather[layer]]
+            if first_of_chunk:
+                deps = deps + [g[layer] for g in (st.gather, st.egather) if layer in g]
             if z3:
                 deps = deps + [self._z3_gather(f"L{layer}.z3_ag_fwd", prev_first)]
-            prev_first, last = self.layer_fwd(layer, "fwd", deps, self.keep + st.take_alloc())
+            prev_first, last = self.layer_fwd(layer, "fwd", deps,
+                                              self.keep[layer] + st.take_alloc())
             if z3:
                 self.r.add_free(last, _layer_param_bytes(cfg))
             deps = [last]
@@ -82,6 +84,7 @@ class _StageBuilder(_CommOps):
         sp = stage_params(cfg, stage)
         z3 = cfg.dp > 1 and cfg.zero >= 3
         ready: list[tuple[int, int]] = []  # (params, op after which their grads are done)
+        eready: list[tuple[int, int]] = []  # the same for the routed experts
         deps: list[int] | None = None
         if vs == self.nv - 1:
             if cfg.model.vocab:
@@ -99,9 +102,12 @@ class _StageBuilder(_CommOps):
                 extra = _layer_param_bytes(cfg)
             prev_first, last = self.layer_bwd(layer, deps, free_extra=extra)
             deps = [last]
-            ready.append((self._layer_params, last))
+            dense, experts = self._split(layer)
+            ready.append((dense, last))
+            if experts:
+                eready.append((experts, last))
             if z3:
-                r.coll(f"L{layer}.z3_rs", "reduce_scatter", cfg.gbytes * self._layer_params, _DP,
+                r.coll(f"L{layer}.z3_rs", "reduce_scatter", cfg.gbytes * dense, _DP,
                        "dp", deps=[last])
         assert deps is not None
         if vs == 0:
@@ -120,15 +126,23 @@ class _StageBuilder(_CommOps):
             if cfg.dp_overlap:
                 self._dp_reduce(name, params, op)
             else:
-                st.deferred.append((name, params))
+                st.deferred.append((name, params, _DP))
+        if self._expert_dp <= 1 or not eready:
+            return
+        for k, (params, op) in enumerate(self._buckets(eready)):
+            name = f"edp.grad.c{u.chunk}.b{k}"
+            if cfg.dp_overlap:
+                self._dp_reduce(name, params, op, _EDP)
+            else:
+                st.deferred.append((name, params, _EDP))
 
     def _finish(self, st: _StepState) -> None:
         """Deferred gradient reduction, ZeRO-3 head/embedding reduction, tied-embedding
         all-reduce, then the optimizer after all of it."""
         cfg, r, m = self.cfg, self.r, self.cfg.model
         sp = stage_params(cfg, self.stage)
-        for name, params in st.deferred:
-            self._dp_reduce(name, params, st.last_compute)
+        for name, params, gkind in st.deferred:
+            self._dp_reduce(name, params, st.last_compute, gkind)
         if st.z3_persist:
             r.coll("dp.z3_rs_embed_head", "reduce_scatter",
                    cfg.gbytes * (sp.embedding + sp.head), _DP, "dp", deps=[st.last_compute])
@@ -139,7 +153,9 @@ class _StageBuilder(_CommOps):
                                deps=[st.emb_ready if st.emb_ready >= 0 else st.last_compute]))
         dp_ops = [k for k, s in enumerate(r.stream) if s == "dp" and r.step[k] == r.cur_step]
         deps.extend(dp_ops[-1:])
-        n = sp.total // (cfg.dp if cfg.zero >= 1 else 1)
+        n = sp.dense // (cfg.dp if cfg.zero >= 1 else 1)
+        if sp.experts:
+            n += sp.experts // (expert_layout(cfg).edp if cfg.zero >= 1 else 1)
         r.compute("optimizer", Cost(15.0 * n, optimizer_bytes_per_param(cfg.gbytes) * n), "fp32",
                   deps=deps, free=st.z3_persist)
 
@@ -150,8 +166,9 @@ class _StepState:
 
     pending_alloc: int = 0  # static memory, taken by the step's first op
     gather: dict[int, int] = field(default_factory=dict)  # layer -> its parameter gather op
+    egather: dict[int, int] = field(default_factory=dict)  # the same for its experts
     z3_persist: int = 0  # ZeRO-3: gathered embedding and head bytes
-    deferred: list[tuple[str, int]] = field(default_factory=list)
+    deferred: list[tuple[str, int, int]] = field(default_factory=list)  # name, params, gkind
     last_compute: int = -1
     emb_ready: int = -1
 

@@ -1,0 +1,280 @@
+"""Mixture-of-experts layers with expert parallelism: parameters, FLOPs, bytes, all-to-all
+volumes, groups, memory, the fold, presets, and impossible configurations."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pyarrow.compute as pc
+import pytest
+
+import simcluster as sc
+from simcluster.cli import main
+from simcluster.errors import WorkloadError
+from simcluster.placement import bind
+from simcluster.sim import simulate
+from simcluster.workload.generate.presets import PRESETS, ModelSpec
+from simcluster.workload.generate.registry import transformer_config
+from simcluster.workload.generate.transformer import (
+    TransformerConfig,
+    memory_breakdown,
+    transformer,
+)
+from tests.conftest import ROOT, cluster_from, servers
+
+# h 64, 4 heads, 2 KV heads (16 wide), SwiGLU; layer 0 dense (FFN 192), layer 1 MoE: 4
+# experts of width 32, top-2, one shared expert.
+MOE = ModelSpec("toy-moe", layers=2, hidden=64, heads=4, kv_heads=2, ffn=192, vocab=256,
+                seq_len=32, gated_mlp=True, norm="rmsnorm", biases=False,
+                learned_positions=False, tied_embeddings=False, dropout=False,
+                experts=4, top_k=2, shared_experts=1, moe_ffn=32, dense_layers=1)
+ATTN = 64 * (64 + 32 + 32) + 64 * 64  # QKV + projection = 12288
+EXPERT = 3 * 64 * 32                    # one expert = 6144
+MATMUL = {"qkv", "proj", "fc1", "fc2", "attn", "logits", "router"}
+
+
+def _rows(wl, rank: int = 0, **eq) -> list[dict]:
+    t = wl.ops.filter(pc.equal(wl.ops["rank"], rank))
+    for k, v in eq.items():
+        t = t.filter(pc.equal(t[k], v))
+    return t.to_pylist()
+
+
+def _op(wl, name: str, rank: int = 0) -> dict:
+    rows = _rows(wl, rank, name=name)
+    assert rows, name
+    return rows[0]
+
+
+def test_parameters_of_a_moe_layer() -> None:
+    assert MOE.expert_params == EXPERT
+    assert MOE.layer_params_of(0) == ATTN + 3 * 64 * 192 + 2 * 64       # dense: 49280
+    assert MOE.layer_params_of(1) == ATTN + 2 * 64 + 64 * 4 + 5 * EXPERT  # 43392
+    assert MOE.layer_params_of(1, routed=2) == ATTN + 2 * 64 + 64 * 4 + 3 * EXPERT
+    embed, head = 256 * 64, 64 + 256 * 64
+    assert MOE.params == 49280 + 43392 + embed + head
+    assert MOE.active_params == 49280 + 43392 - 2 * EXPERT + embed + head
+
+
+@pytest.mark.parametrize("zero", [0, 1])
+def test_parameter_memory_splits_experts_over_ep_and_their_dp_group(zero: int) -> None:
+    """dp 4, ep 2: each rank holds 2 of the 4 experts; their optimizer states are sharded
+    over the 2 ranks holding the same experts, the rest over all 4."""
+    mem = memory_breakdown(TransformerConfig(model=MOE, dp=4, ep=2, zero=zero), 0)
+    dense = 49280 + (ATTN + 2 * 64 + 64 * 4 + EXPERT) + 256 * 64 + (64 + 256 * 64)
+    experts = 2 * EXPERT
+    assert mem["weights"] == 2 * (dense + experts)
+    assert mem["grads"] == 4 * (dense + experts)
+    assert mem["optimizer"] == (12 * (dense + experts) if zero == 0
+                                else 12 * dense // 4 + 12 * experts // 2)
+
+
+def test_expert_gemm_flops_and_bytes_on_the_busiest_rank() -> None:
+    """T = 2 x 32 tokens, top-2: 128 copies per rank; skew 1.5 -> the busiest rank computes
+    192 rows over its 2 local experts (h 64, expert width 32: FC1 64 -> 2 x 32 gated)."""
+    cfg = TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2, moe_skew=1.5, fold=False)
+    wl = transformer(cfg)
+    fc1, fc2 = _op(wl, "L1.fwd.experts.fc1"), _op(wl, "L1.fwd.experts.fc2")
+    assert fc1["flops"] == 2 * 192 * 64 * 64
+    assert fc1["bytes_accessed"] == 2 * (192 * 64 + 2 * 64 * 64) + 2 * 192 * 64
+    assert fc2["flops"] == 2 * 192 * 32 * 64
+    assert fc2["bytes_accessed"] == 2 * (192 * 32 + 2 * 32 * 64) + 2 * 192 * 64
+    bwd = _op(wl, "L1.bwd.experts.fc1")  # dgrad + wgrad (fp32 gradients read and written)
+    assert bwd["flops"] == 2 * fc1["flops"]
+    assert bwd["bytes_accessed"] == (2 * (192 * 64 + 2 * 64 * 64) + 2 * 192 * 64
+                                     + 2 * (192 * 64 + 192 * 64) + 2 * 4 * 2 * 64 * 64)
+    router = _op(wl, "L1.fwd.router")
+    assert router["flops"] == 2 * 64 * 64 * 4
+    act = _op(wl, "L1.fwd.experts.act")
+    assert act["bytes_accessed"] == 3 * 2 * 192 * 32  # SwiGLU: read 2, write 1 per output
+
+
+@pytest.mark.parametrize("skew,capacity,rows", [
+    (1.0, None, 128),     # balanced: the 2 x 32 tokens x top-2
+    (1.5, None, 192),     # the busiest rank gets 1.5 x the mean
+    (1.5, 1.25, 160),     # capped at the capacity: the rest is dropped
+    (1.0, 0.5, 64),       # a capacity below the mean drops tokens even when balanced
+])
+def test_all_to_all_volume_per_rank(skew: float, capacity: float | None, rows: int) -> None:
+    cfg = TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2, moe_skew=skew,
+                            capacity_factor=capacity, fold=False)
+    wl = transformer(cfg)
+    a2a = _rows(wl, 0, collective="all_to_all")
+    assert {r["name"] for r in a2a} == {"L1.fwd.ep_dispatch", "L1.fwd.ep_combine",
+                                        "L1.bwd.ep_combine", "L1.bwd.ep_dispatch"}
+    assert {r["comm_bytes"] for r in a2a} == {rows * 64 * 2}  # rows x h x bf16
+    assert {r["group"] for r in a2a} == {"ep.p0.b0.t0"} and wl.groups["ep.p0.b0.t0"] == (0, 1)
+    assert _op(wl, "L1.fwd.experts.fc1")["flops"] == 2 * rows * 64 * 64
+
+
+def test_allgather_dispatcher_and_expert_tensor_parallelism() -> None:
+    cfg = TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2,
+                            moe_dispatcher="allgather", fold=False)
+    wl = transformer(cfg)
+    assert [(r["name"], r["collective"], r["comm_bytes"]) for r in
+            _rows(wl, 0, group="ep.p0.b0.t0")][:2] == [
+        ("L1.fwd.ep_dispatch", "all_gather", 2 * 64 * 64 * 2),   # every token of the group
+        ("L1.fwd.ep_combine", "reduce_scatter", 2 * 64 * 64 * 2)]
+    # expert TP 2 with SP: each TP rank routes 32 tokens -> 64 copies, gathers the other
+    # TP rank's after the dispatch (128 rows), computes half of each expert's width.
+    cfg = TransformerConfig(model=MOE, micro_batch=1, tp=2, dp=2, ep=2, expert_tp=2,
+                            sequence_parallel=True, fold=False)
+    wl = transformer(cfg)
+    assert _op(wl, "L1.fwd.ep_dispatch")["comm_bytes"] == 16 * 2 * 64 * 2
+    assert _op(wl, "L1.fwd.etp_ag")["comm_bytes"] == 2 * 16 * 2 * 64 * 2
+    assert _op(wl, "L1.fwd.experts.fc1")["flops"] == 2 * 64 * 64 * 32
+    # ranks t + T (i + S (p + P j)): the EP group of TP rank 0 is replicas 0 and 1
+    assert wl.groups["ep.p0.b0.t0"] == (0, 2) and wl.groups["tp.d1.p0"] == (2, 3)
+
+
+@pytest.mark.parametrize("kw", [
+    {"tp": 2, "pp": 2, "dp": 2, "ep": 2, "sequence_parallel": True, "recompute": "full", "moe_skew": 1.5},
+    {"tp": 1, "pp": 2, "dp": 4, "ep": 4, "zero": 1, "moe_dispatcher": "allgather"},
+    {"tp": 2, "pp": 1, "dp": 2, "ep": 2, "expert_tp": 2, "sequence_parallel": True},
+])
+def test_flops_match_the_closed_form(kw: dict) -> None:
+    model = replace(MOE, layers=4)
+    cfg = TransformerConfig(model=model, micro_batch=2, global_batch=16, fold=False, **kw)
+    wl = transformer(cfg)
+    total = 0.0
+    for r in wl.ops.select(["name", "flops", "kind"]).to_pylist():
+        if r["kind"] == "compute" and MATMUL & set(r["name"].split(".")):
+            total += r["flops"]
+    assert total == pytest.approx(wl.meta.extra["hardware_flops_per_step"], rel=1e-12)
+    tokens, B, s, h = 16 * 32, 16, 32, 64
+    per_layer = [ATTN + 3 * 64 * 192] + [ATTN + 64 * 4 + 3 * EXPERT] * 3
+    model_flops = 6 * (sum(per_layer) + 256 * 64) * tokens + 12 * 4 * B * s * s * h
+    assert wl.meta.extra["model_flops_per_step"] == pytest.approx(model_flops, rel=1e-12)
+    assert wl.meta.extra["active_params"] == model.active_params
+
+
+@pytest.mark.parametrize("kw", [
+    {"tp": 1, "pp": 2, "dp": 4, "ep": 2, "global_batch": 8, "zero": 1},
+    {"tp": 2, "pp": 1, "dp": 2, "ep": 2, "global_batch": 8, "sequence_parallel": True, "recompute": "full"},
+    {"tp": 1, "pp": 1, "dp": 4, "ep": 4, "global_batch": 8, "recompute": "selective",
+         "flash_attention": False, "moe_skew": 2.0},
+])
+def test_replay_peak_memory_equals_the_memory_model(kw: dict) -> None:
+    cfg = TransformerConfig(model=replace(MOE, layers=4, dense_layers=1), micro_batch=1, **kw)
+    wl = transformer(cfg)
+    run = simulate(bind(wl, servers(1, 8)))
+    peak = run.memory.column("peak_bytes").to_pylist()
+    fold = wl.meta.extra["fold"]
+    real = fold["full_ranks"] if fold else cfg.world
+    span = cfg.ep_span
+    for rank in range(real):
+        stage = (rank // (cfg.tp * span)) % cfg.pp
+        assert peak[rank] == memory_breakdown(cfg.padded(), stage)["total"], rank
+
+
+def _timeline(wl, cluster) -> tuple[float, dict]:
+    run = simulate(bind(wl, cluster))
+    t = run.timeline
+    return run.makespan_us, {(r, o): (s, e) for r, o, s, e in zip(
+        t["rank"].to_pylist(), t["op_id"].to_pylist(), t["start_us"].to_pylist(),
+        t["end_us"].to_pylist())}
+
+
+@pytest.mark.parametrize("kw", [
+    {"tp": 1, "pp": 1, "dp": 8, "ep": 2, "global_batch": 16, "zero": 1},
+    {"tp": 2, "pp": 1, "dp": 4, "ep": 2, "global_batch": 8, "sequence_parallel": True, "moe_skew": 1.5},
+    {"tp": 2, "pp": 2, "dp": 4, "ep": 2, "expert_tp": 2, "global_batch": 8, "sequence_parallel": True},
+    {"tp": 1, "pp": 2, "dp": 4, "ep": 2, "global_batch": 8, "moe_dispatcher": "allgather",
+         "dp_overlap": False},
+])
+def test_fold_agrees_with_the_full_simulation(kw: dict) -> None:
+    """With EP carved out of DP, the fold keeps the first EP group's replicas in full (the
+    all-to-alls run between them) and mirrors the others' DP and expert-DP collectives;
+    those ranks' timelines are identical to the full run's (4 servers of 4 GPUs, one NIC
+    each, one switch)."""
+    cluster = cluster_from({
+        "name": "s", "accelerator_models": {"T": {"peak_tflops": {"bf16": 100.0},
+                                                  "hbm_GiB": 80.0, "hbm_GBps": 1000.0}},
+        "nodes": [{"name": "n", "count": 4, "accelerator": "T", "accelerators": 4,
+                   "nvlink": {"bandwidth_GBps": 200.0},
+                   "nics": {"count": 4, "bandwidth_GBps": 25.0}}],
+        "fabric": {"topology": "single-switch"}})
+    full = transformer(TransformerConfig(model=MOE, fold=False, **kw))
+    folded = transformer(TransformerConfig(model=MOE, fold=True, **kw))
+    assert folded.num_ops < full.num_ops
+    fold = folded.meta.extra["fold"]
+    assert fold["full_ranks"] == kw["tp"] * kw["pp"] * fold["full_replicas"]
+    span_full, t_full = _timeline(full, cluster)
+    span_fold, t_fold = _timeline(folded, cluster)
+    for (rank, op), times in t_fold.items():
+        if rank < fold["full_ranks"]:
+            assert times == t_full[(rank, op)], (rank, op)
+    assert span_fold == pytest.approx(span_full, rel=1e-12)
+
+
+def test_impossible_configurations_fail_before_any_work(capsys, tmp_path) -> None:
+    with pytest.raises(WorkloadError, match=r"ep 3 must divide the experts \(4\) .* one of 1, 2"):
+        transformer(TransformerConfig(model=MOE, dp=6, ep=3))
+    with pytest.raises(WorkloadError, match=r"ep 4 must divide .* dp ranks \(2\)"):
+        transformer(TransformerConfig(model=MOE, dp=2, ep=4))
+    with pytest.raises(WorkloadError, match="top_k 5 must be between 1 and experts 4"):
+        transformer(TransformerConfig(model=replace(MOE, top_k=5)))
+    with pytest.raises(WorkloadError, match="ep, moe_skew set, but model 'llama3-8b' is dense"):
+        transformer(transformer_config({"preset": "llama3-8b", "dp": 2, "ep": 2,
+                                        "moe_skew": 1.5}))
+    with pytest.raises(WorkloadError, match="top_k set on a dense model"):
+        transformer(transformer_config({"preset": "llama3-8b", "top_k": 2}))
+    with pytest.raises(WorkloadError, match="need sequence_parallel"):
+        transformer(TransformerConfig(model=MOE, tp=2, dp=2, ep=2))
+    with pytest.raises(WorkloadError, match="moe_skew 3.0 must be between 1"):
+        transformer(TransformerConfig(model=MOE, dp=2, ep=2, moe_skew=3.0))
+    for args, message in ((["--preset", "llama3-8b", "--dp", "2", "--ep", "2"], "is dense"),
+                          (["--preset", "mixtral-8x7b", "--top-k", "9"], "top_k 9"),
+                          (["--preset", "mixtral-8x7b", "--dp", "4", "--ep", "3"], "ep 3")):
+        out = tmp_path / "x.parquet"
+        with pytest.raises(SystemExit) as exit_:
+            main(["generate", "transformer", *args, "-o", str(out)])
+        assert exit_.value.code == 2 and not out.exists()
+        assert message in capsys.readouterr().err
+
+
+def test_moe_presets_have_their_published_sizes() -> None:
+    """Total and active parameters against the published figures (active ones are
+    published rounded: 3.3B, 22B, 37B)."""
+    published = {"mixtral-8x7b": (46.7, 12.9), "mixtral-8x22b": (141, 39),
+                 "deepseek-v3": (671, 37), "qwen3-30b-a3b": (30.5, 3.3),
+                 "qwen3-235b-a22b": (235, 22)}
+    for name, (total, active) in published.items():
+        spec = PRESETS[name]
+        assert spec.params / 1e9 == pytest.approx(total, rel=0.01), name
+        assert spec.active_params / 1e9 == pytest.approx(active, rel=0.02), name
+        assert spec.source and not spec.validate()
+    dsv3 = PRESETS["deepseek-v3"]
+    assert dsv3.moe_layers == 58 and not dsv3.is_moe_layer(2) and dsv3.is_moe_layer(3)
+    # MLA: Q down 7168 x 1536, up 1536 x 128 x 192; KV down 7168 x (512 + 64), up
+    # 512 x 128 x (128 + 128); output 128 x 128 x 7168.
+    assert dsv3.attention_matmul_params == (7168 * 1536 + 1536 * 128 * 192 + 7168 * 576
+                                            + 512 * 128 * 256 + 128 * 128 * 7168)
+
+
+def test_deepseek_v3_like_step_replays_on_a_superpod() -> None:
+    """DeepSeek-V3's layers (5 of them: 3 dense, 2 MoE, 256 experts) on 16 H100s with
+    EP 8 inside each DGX: generates, replays, reports MFU and the expert all-to-all."""
+    cfg = transformer_config({"preset": "deepseek-v3", "layers": 5, "seq_len": 1024,
+                              "dp": 16, "ep": 8, "global_batch": 32, "zero": 1})
+    wl = transformer(cfg)
+    assert wl.meta.extra["fold"]["full_ranks"] == 8
+    assert set(wl.groups["ep.p0.b0.t0"]) == set(range(8))  # one DGX's NVLink domain
+    result = sc.replay(wl, ROOT / "topologies" / "dgx-h100-superpod.yaml")
+    assert 0.0 < result.mfu < 1.0
+    a2a = result.run.timeline.filter(pc.equal(result.run.timeline["collective"], "all_to_all"))
+    assert a2a.num_rows == 8 * 2 * 4 * 2  # 8 ranks x 2 MoE layers x 4 per micro-batch x 2
+    comm = result.training["communication"]
+    assert set(comm) == {"dp", "edp", "ep"}  # edp: the 2 DGXs holding the same experts
+    # the dispatch and combine block the compute that follows them: all of it exposed
+    assert comm["ep"]["exposed_us"] == pytest.approx(comm["ep"]["time_us"], rel=1e-9)
+    assert result.training["active_params"] == cfg.model.active_params
+
+
+def test_search_says_moe_is_not_searched_yet(tmp_path) -> None:
+    from simcluster.search.driver import SearchError, search
+
+    with pytest.raises(SearchError, match="mixture of experts: search does not explore"):
+        search({"preset": "mixtral-8x7b", "global_batch": 64},
+               ROOT / "topologies" / "dgx-h100.yaml", 8, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
