@@ -64,6 +64,28 @@ def servers(count: int, gpus: int, nic_GBps: float = 25.0) -> Cluster:
     return cluster_from(spec)
 
 
+def fold_cluster() -> Cluster:
+    """4 servers of 4 GPUs (100 TFLOP/s bf16, 1,000 GB/s HBM), NVLink 200 GB/s, one
+    25 GB/s NIC per GPU on one switch: data-parallel replicas span servers (fold tests)."""
+    return cluster_from({
+        "name": "s", "accelerator_models": {"T": {"peak_tflops": {"bf16": 100.0},
+                                                  "hbm_GiB": 80.0, "hbm_GBps": 1000.0}},
+        "nodes": [{"name": "n", "count": 4, "accelerator": "T", "accelerators": 4,
+                   "nvlink": {"bandwidth_GBps": 200.0},
+                   "nics": {"count": 4, "bandwidth_GBps": 25.0}}],
+        "fabric": {"topology": "single-switch"}})
+
+
+def timeline(wl: Workload, cluster: Cluster) -> tuple[Run, dict[tuple[int, int],
+                                                                tuple[float, float]]]:
+    """The run of ``wl`` on ``cluster`` and each op's (start, end) by (rank, op_id)."""
+    run = simulate(bind(wl, cluster))
+    t = run.timeline
+    return run, {(r, o): (s, e) for r, o, s, e in zip(
+        t["rank"].to_pylist(), t["op_id"].to_pylist(), t["start_us"].to_pylist(),
+        t["end_us"].to_pylist())}
+
+
 def workload(rows: list[dict[str, Any]], groups: dict[str, list[int]] | None = None,
              world: int = 0) -> Workload:
     """A validated workload from op rows (``stream`` defaults to ``s``, op_id to the row's

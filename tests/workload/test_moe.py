@@ -20,7 +20,7 @@ from simcluster.workload.generate.transformer import (
     memory_breakdown,
     transformer,
 )
-from tests.conftest import ROOT, cluster_from, servers
+from tests.conftest import ROOT, fold_cluster, servers, timeline
 
 # h 64, 4 heads, 2 KV heads (16 wide), SwiGLU; layer 0 dense (FFN 192), layer 1 MoE: 4
 # experts of width 32, top-2, one shared expert.
@@ -167,14 +167,6 @@ def test_replay_peak_memory_equals_the_memory_model(kw: dict) -> None:
         assert peak[rank] == memory_breakdown(cfg.padded(), stage)["total"], rank
 
 
-def _timeline(wl, cluster) -> tuple[float, dict]:
-    run = simulate(bind(wl, cluster))
-    t = run.timeline
-    return run.makespan_us, {(r, o): (s, e) for r, o, s, e in zip(
-        t["rank"].to_pylist(), t["op_id"].to_pylist(), t["start_us"].to_pylist(),
-        t["end_us"].to_pylist())}
-
-
 @pytest.mark.parametrize("kw", [
     {"tp": 1, "pp": 1, "dp": 8, "ep": 2, "global_batch": 16, "zero": 1},
     {"tp": 2, "pp": 1, "dp": 4, "ep": 2, "global_batch": 8, "sequence_parallel": True, "moe_skew": 1.5},
@@ -187,24 +179,18 @@ def test_fold_agrees_with_the_full_simulation(kw: dict) -> None:
     all-to-alls run between them) and mirrors the others' DP and expert-DP collectives;
     those ranks' timelines are identical to the full run's (4 servers of 4 GPUs, one NIC
     each, one switch)."""
-    cluster = cluster_from({
-        "name": "s", "accelerator_models": {"T": {"peak_tflops": {"bf16": 100.0},
-                                                  "hbm_GiB": 80.0, "hbm_GBps": 1000.0}},
-        "nodes": [{"name": "n", "count": 4, "accelerator": "T", "accelerators": 4,
-                   "nvlink": {"bandwidth_GBps": 200.0},
-                   "nics": {"count": 4, "bandwidth_GBps": 25.0}}],
-        "fabric": {"topology": "single-switch"}})
+    cluster = fold_cluster()
     full = transformer(TransformerConfig(model=MOE, fold=False, **kw))
     folded = transformer(TransformerConfig(model=MOE, fold=True, **kw))
     assert folded.num_ops < full.num_ops
     fold = folded.meta.extra["fold"]
     assert fold["full_ranks"] == kw["tp"] * kw["pp"] * fold["full_replicas"]
-    span_full, t_full = _timeline(full, cluster)
-    span_fold, t_fold = _timeline(folded, cluster)
+    run_full, t_full = timeline(full, cluster)
+    run_fold, t_fold = timeline(folded, cluster)
     for (rank, op), times in t_fold.items():
         if rank < fold["full_ranks"]:
             assert times == t_full[(rank, op)], (rank, op)
-    assert span_fold == pytest.approx(span_full, rel=1e-12)
+    assert run_fold.makespan_us == pytest.approx(run_full.makespan_us, rel=1e-12)
 
 
 def test_impossible_configurations_fail_before_any_work(capsys, tmp_path) -> None:

@@ -17,7 +17,7 @@ from simcluster.workload.generate.transformer import (
     memory_breakdown,
     transformer,
 )
-from tests.conftest import cluster_from, servers, star
+from tests.conftest import fold_cluster, servers, star, timeline
 
 # A small GPT: h=64, 4 heads, FFN 256, vocab 256 (a multiple of 128 * tp: no padding).
 GPT = ModelSpec("toy-gpt", layers=4, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=256,
@@ -236,14 +236,6 @@ def test_zero_stages_shard_memory() -> None:
     assert [m["weights"] for m in mem] == [2 * p, 2 * p, 2 * p, p // 2]
 
 
-def _timeline(wl, cluster):
-    run = simulate(bind(wl, cluster))
-    t = run.timeline
-    return run, {(r, o): (s, e) for r, o, s, e in zip(
-        t["rank"].to_pylist(), t["op_id"].to_pylist(), t["start_us"].to_pylist(),
-        t["end_us"].to_pylist())}
-
-
 @pytest.mark.parametrize("kw", [
     dict(tp=2, pp=2, dp=4, global_batch=16, zero=1, sequence_parallel=True),
     dict(tp=2, pp=2, dp=2, global_batch=8, dp_overlap=False, recompute="full"),
@@ -252,18 +244,12 @@ def _timeline(wl, cluster):
 def test_fold_agrees_with_the_full_simulation(kw: dict) -> None:
     """Replica 0 of the folded workload has exactly the timeline it has in the full one
     (servers of 4 GPUs, one NIC each, one switch: replicas span servers)."""
-    cluster = cluster_from({
-        "name": "s", "accelerator_models": {"T": {"peak_tflops": {"bf16": 100.0},
-                                                  "hbm_GiB": 80.0, "hbm_GBps": 1000.0}},
-        "nodes": [{"name": "n", "count": 4, "accelerator": "T", "accelerators": 4,
-                   "nvlink": {"bandwidth_GBps": 200.0},
-                   "nics": {"count": 4, "bandwidth_GBps": 25.0}}],
-        "fabric": {"topology": "single-switch"}})
+    cluster = fold_cluster()
     full = transformer(TransformerConfig(model=GPT, fold=False, **kw))
     folded = transformer(TransformerConfig(model=GPT, fold=True, **kw))
     assert folded.num_ops < full.num_ops
-    run_full, t_full = _timeline(full, cluster)
-    run_fold, t_fold = _timeline(folded, cluster)
+    run_full, t_full = timeline(full, cluster)
+    run_fold, t_fold = timeline(folded, cluster)
     real = folded.meta.extra["fold"]["ranks_per_replica"]
     for (rank, op), times in t_fold.items():
         if rank < real:
