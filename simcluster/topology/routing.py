@@ -30,6 +30,7 @@ import numpy as np
 
 from simcluster.errors import TopologyError
 from simcluster.topology.cluster import TRANSIT_KINDS, Cluster
+from simcluster.topology.updown import TwoLevel, two_level
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ def _hash(*parts: str) -> int:
 class Router:
     """Computes and caches routes on one Cluster."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, closed_form: bool = True) -> None:
+        """``closed_form=False`` keeps the generic Dijkstra on every fabric (the reference
+        the closed form is tested against)."""
         self._c = cluster
         self._g = cluster.graph
         nodes = self._g.nodes
@@ -80,6 +83,8 @@ class Router:
         self._ordinals: dict[str, int] = {}
         self._side_cache: dict[tuple[str, bool], tuple[tuple[str, int], ...]] = {}
         self._middle: dict[tuple[Any, ...], list[str]] = {}
+        self._closed_form = closed_form
+        self._two_level: TwoLevel | None | bool = False  # False: not looked at yet
 
     # -- public -------------------------------------------------------------------------------
 
@@ -328,8 +333,12 @@ class Router:
                        downs: tuple[tuple[str, int], ...], port: int) -> list[str]:
         """The switches between an up switch of the source and a down switch of the
         destination, least cost first, ties by destination-mod-k; [] if none."""
+        fast = self._closed()
         options: list[tuple[int, str, str]] = []
         for d, c_down in downs:
+            if fast is not None:
+                options.extend((c_up + fast.dist(u, d) + c_down, u, d) for u, c_up in ups)
+                continue
             dist = self._dist_to(None, d)
             for u, c_up in ups:
                 if u in dist:
@@ -339,7 +348,19 @@ class Router:
         best = min(c for c, _, _ in options)
         ties = [(u, d) for c, u, d in options if c == best]
         u, d = ties[port % len(ties)]
+        if fast is not None:
+            return _closed_walk(fast, u, d, port // len(ties))
         return self._walk(None, u, d, selector=port // len(ties))
+
+    def _closed(self) -> TwoLevel | None:
+        """The closed form of the fabric's routes (two-level fabrics), else None."""
+        if self._two_level is False:
+            found = None
+            if self._closed_form:
+                switches = [n for n in self._g.nodes if self._fabric_transit(n)]
+                found = two_level(switches, self._succ, self._fabric_transit)
+            self._two_level = found
+        return self._two_level  # type: ignore[return-value]
 
     def _port(self, node: str) -> int:
         """The destination's ordinal for destination-mod-k: endpoints numbered switch by
@@ -356,3 +377,18 @@ class Router:
 
     def _fabric_transit(self, n: str) -> bool:
         return self._host[n] is None and self._transit[n]
+
+
+def _closed_walk(fabric: TwoLevel, u: str, d: str, selector: int) -> list[str]:
+    """``Router._walk`` over a two-level fabric: equal-cost next hops by ``selector``'s
+    mixed-radix digits."""
+    out = [u]
+    while u != d:
+        hops = fabric.next_hops(u, d)
+        if len(hops) == 1:
+            u = hops[0][0]
+        else:
+            u = hops[selector % len(hops)][0]
+            selector //= len(hops)
+        out.append(u)
+    return out
