@@ -21,10 +21,11 @@ spreads evenly over parallel spines, and upper levels over the cores. Inside a h
 from __future__ import annotations
 
 import heapq
+import itertools
 import zlib
-from typing import Any
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,7 @@ class Router:
 
     def _ids(self, nodes: list[str]) -> np.ndarray:
         edge_id = self._edge_id
-        return np.fromiter((edge_id[u, v] for u, v in zip(nodes, nodes[1:])),
+        return np.fromiter((edge_id[u, v] for u, v in itertools.pairwise(nodes)),
                            dtype=np.int32, count=len(nodes) - 1)
 
     def _next_hops(self, domain: str | None, u: str, dst: str, dist: dict[str, int]
