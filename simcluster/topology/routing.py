@@ -31,7 +31,7 @@ import numpy as np
 
 from simcluster.errors import TopologyError
 from simcluster.topology.cluster import TRANSIT_KINDS, Cluster
-from simcluster.topology.updown import TwoLevel, two_level
+from simcluster.topology.updown import FatTree, TwoLevel, fat_tree, two_level
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Router:
         self._side_cache: dict[tuple[str, bool], tuple[tuple[str, int], ...]] = {}
         self._middle: dict[tuple[Any, ...], list[str]] = {}
         self._closed_form = closed_form
-        self._two_level: TwoLevel | None | bool = False  # False: not looked at yet
+        self._closed_fabric: TwoLevel | FatTree | None | bool = False  # False: not yet
 
     # -- public -------------------------------------------------------------------------------
 
@@ -335,6 +335,8 @@ class Router:
         """The switches between an up switch of the source and a down switch of the
         destination, least cost first, ties by destination-mod-k; [] if none."""
         fast = self._closed()
+        if fast is not None and not all(fast.supports(d) for d, _ in downs):
+            fast = None
         options: list[tuple[int, str, str]] = []
         for d, c_down in downs:
             if fast is not None:
@@ -353,15 +355,19 @@ class Router:
             return _closed_walk(fast, u, d, port // len(ties))
         return self._walk(None, u, d, selector=port // len(ties))
 
-    def _closed(self) -> TwoLevel | None:
-        """The closed form of the fabric's routes (two-level fabrics), else None."""
-        if self._two_level is False:
-            found = None
+    def _closed(self) -> TwoLevel | FatTree | None:
+        """The closed form of the fabric's routes (two-level fabrics, fat-trees), else
+        None."""
+        if self._closed_fabric is False:
+            found: TwoLevel | FatTree | None = None
             if self._closed_form:
-                switches = [n for n in self._g.nodes if self._fabric_transit(n)]
-                found = two_level(switches, self._succ, self._fabric_transit)
-            self._two_level = found
-        return self._two_level  # type: ignore[return-value]
+                nodes = self._g.nodes
+                switches = [n for n in nodes if self._fabric_transit(n)]
+                found = (two_level(switches, self._succ, self._fabric_transit)
+                         or fat_tree(switches, self._succ, self._fabric_transit,
+                                     lambda n: nodes[n].get("role")))
+            self._closed_fabric = found
+        return self._closed_fabric  # type: ignore[return-value]
 
     def _port(self, node: str) -> int:
         """The destination's ordinal for destination-mod-k: endpoints numbered switch by
@@ -380,8 +386,8 @@ class Router:
         return self._host[n] is None and self._transit[n]
 
 
-def _closed_walk(fabric: TwoLevel, u: str, d: str, selector: int) -> list[str]:
-    """``Router._walk`` over a two-level fabric: equal-cost next hops by ``selector``'s
+def _closed_walk(fabric: TwoLevel | FatTree, u: str, d: str, selector: int) -> list[str]:
+    """``Router._walk`` over a fabric in closed form: equal-cost next hops by ``selector``'s
     mixed-radix digits."""
     out = [u]
     while u != d:

@@ -10,7 +10,7 @@ import pytest
 
 from simcluster.topology import Router, load_cluster
 from simcluster.topology.cluster import Cluster
-from simcluster.topology.updown import two_level
+from simcluster.topology.updown import fat_tree, two_level
 from tests.conftest import ROOT, TEST_ACCEL, cluster_from
 
 BUNDLED = sorted((ROOT / "topologies").glob("*.yaml"))
@@ -100,11 +100,30 @@ def test_two_level_templates_take_the_closed_form(name: str) -> None:
     assert two_level(_switches(cluster, r), r._succ, r._fabric_transit) is not None
 
 
-@pytest.mark.parametrize("name", ["fat-tree-k4", "fat-tree-k6-oversub"])
-def test_other_fabrics_keep_the_generic_router(name: str) -> None:
+@pytest.mark.parametrize("name", ["fat-tree-k4", "fat-tree-k6-oversub", "fat-tree-k8-medium"])
+def test_fat_trees_take_their_closed_form(name: str) -> None:
     cluster = GENERATED[name]()
     r = Router(cluster)
-    assert two_level(_switches(cluster, r), r._succ, r._fabric_transit) is None
+    switches = _switches(cluster, r)
+    assert two_level(switches, r._succ, r._fabric_transit) is None
+    assert fat_tree(switches, r._succ, r._fabric_transit,
+                    lambda n: cluster.graph.nodes[n].get("role")) is not None
+
+
+def test_a_torus_keeps_the_generic_router() -> None:
+    cluster = load_cluster(ROOT / "topologies" / "tpu-torus-4x4x4.yaml")
+    r = Router(cluster)
+    assert r._closed() is None
+
+
+def test_a_fat_tree_with_a_missing_core_link_falls_back() -> None:
+    # k = 4: drop both directions of pod0-agg0 <-> core0: core0 no longer reaches pod 0.
+    cluster = GENERATED["fat-tree-k4"]()
+    r = Router(cluster)
+    drop = {"fabric/pod0-agg0", "fabric/core0"}
+    succ = {u: [(v, i, c) for v, i, c in r._succ[u] if {u, v} != drop] for u in r._succ}
+    assert fat_tree(_switches(cluster, r), succ, r._fabric_transit,
+                    lambda n: cluster.graph.nodes[n].get("role")) is None
 
 
 def test_a_link_much_dearer_than_its_neighbours_falls_back() -> None:
