@@ -8,6 +8,7 @@ simulated time and busbw.
 
     python bench/bench_collectives.py                   # 1024 and 8192 ranks
     python bench/bench_collectives.py --ranks 1024 --size 1G
+    python bench/bench_collectives.py --ranks 8192 --fabric fat-tree   # k-ary fat-tree instead
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ def superpod(ranks: int):
     return build(TopologySpec.model_validate(spec), source=spec["name"])
 
 
+def fat_tree(ranks: int):
+    # The smallest even k whose k-ary fat-tree has a port for every NIC (one per GPU).
+    servers = ranks // 8
+    k = 2
+    while k**3 // 4 < ranks:
+        k += 2
+    spec = {
+        "name": f"dgx-h100-x{servers}-fat-tree-k{k}",
+        "nodes": [{"name": "node", "count": servers, "preset": "dgx-h100"}],
+        "fabric": {"topology": "fat-tree", "k": k},
+    }
+    return build(TopologySpec.model_validate(spec), source=spec["name"])
+
+
 def once(cluster, ranks: int, size: int, algorithm: str) -> dict[str, object]:
     network = cluster.network.model_copy(update={"algorithm": algorithm})
     from dataclasses import replace
@@ -62,15 +77,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ranks", type=int, nargs="*", default=[1024, 8192])
     ap.add_argument("--size", default="1G")
+    ap.add_argument("--fabric", default="rail-optimized", choices=["rail-optimized", "fat-tree"])
     args = ap.parse_args()
     size = cp.parse_size(args.size)
     print(f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}"
-          f"  all_reduce of {size} B")
+          f"  all_reduce of {size} B on {args.fabric}")
     print(f"{'ranks':>6} {'build_s':>8} {'algorithm':>14} {'flows':>8} {'wall_s':>8} "
           f"{'sim_time_us':>12} {'busbw_GBps':>10} {'peak_rss_MB':>11}")
     for n in args.ranks:
         t0 = time.perf_counter()
-        cluster = superpod(n)
+        cluster = superpod(n) if args.fabric == "rail-optimized" else fat_tree(n)
         build_s = time.perf_counter() - t0
         for algo in ("ring", "auto"):
             r = once(cluster, n, size, algo)
