@@ -9,7 +9,9 @@ Routing is hierarchical so that it stays cheap at thousands of accelerators:
 
 1. inside one host, a shortest path over that host's nodes;
 2. between hosts, the source's NIC (an accelerator's own ``nic``, else the nearest gateway),
-   then a shortest path over the fabric switches, then the destination's NIC.
+   then a shortest path over the fabric switches, then the destination's NIC. On the fabric
+   templates (leaf-spine, rail-optimized, fat-tree) that path has a closed form
+   (``updown.py``), checked to give the same routes; other fabrics use Dijkstra.
 
 Equal-cost choices are deterministic. Across the fabric they follow destination-mod-k, the
 static routing of InfiniBand fat-trees (e.g. OpenSM's ftree engine): the destination's
