@@ -44,11 +44,14 @@ def test_csv_parses_with_sources_splits_and_step_times(vp, rows) -> None:
             assert float(r["derived_step_time_s"]) > 0
     assert (DATA / "SOURCES.md").is_file()
     assert sorted(p.name for p in (DATA / "nccl").glob("*.txt")) == [
+        "aac_mi300x_1node_8gpu_allreduce.txt",
         "coreweave_gb200_nvl72_1rack_72gpu_allreduce.txt",
         "coreweave_gb200_nvl72_20racks_1440gpu_allreduce.txt",
         "coreweave_gb200_nvl72_2racks_144gpu_allreduce.txt",
         "coreweave_h100_64gpu_sharp_allreduce.txt",
         "gcp_a3mega_h100_2node_16gpu_allreduce.txt",
+        "gke_a4_b200_1node_8gpu_allreduce.txt",
+        "gke_a4_b200_2node_16gpu_allreduce.txt",
     ]
 
 

@@ -1,0 +1,90 @@
+"""Published nccl-tests logs of the datasheet-only platforms (B200, MI300X) through --compare.
+
+The logs live in bench/data/published/nccl (no ../shared needed). Only what is exact is
+asserted: the comparison runs on the log's sizes and rank count, its measured side is the
+log's busbw, and the model's algorithm choice; accuracy is reported in docs/validation.md
+("B200 and H200 against published nccl-tests logs"), not asserted, since nothing was fitted.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simcluster.errors import SimclusterError
+from simcluster.topology import load_cluster
+from simcluster.validation import compare_log, read_nccl_log
+from tests.conftest import ROOT
+
+LOGS = ROOT / "bench" / "data" / "published" / "nccl"
+
+# log file -> (bundled topology, ranks, sizes, first and last size in bytes)
+CASES = {
+    "gke_a4_b200_1node_8gpu_allreduce.txt": ("dgx-b200.yaml", 8, 12, 8 * 2**20, 16 * 2**30),
+    "gke_a4_b200_2node_16gpu_allreduce.txt": ("gcp-a4-b200-2node.yaml", 16, 12, 8 * 2**20,
+                                              16 * 2**30),
+    "aac_mi300x_1node_8gpu_allreduce.txt": ("mi300x-8gpu.yaml", 8, 31, 8, 8 * 2**30),
+}
+
+
+def _busbw_column(path: Path) -> dict[int, float]:
+    """Out-of-place busbw per size, read straight from the text (the 8th field of a data row)."""
+    out: dict[int, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and fields[0].isdigit() and fields[1].isdigit():
+            out[int(fields[0])] = float(fields[7])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_published_log_compares_on_its_own_numbers(name: str) -> None:
+    topology, ranks, count, first, last = CASES[name]
+    log = read_nccl_log(LOGS / name)
+    cluster = load_cluster(ROOT / "topologies" / topology)
+    n = log.ranks or len(cluster.accelerators)
+    assert n == ranks
+    cmp_ = compare_log(log, cluster, "all_reduce", n)
+    assert len(cmp_.sizes) == count and (cmp_.sizes[0], cmp_.sizes[-1]) == (first, last)
+    text = _busbw_column(LOGS / name)
+    assert sorted(text) == cmp_.sizes.tolist()
+    for size, measured in zip(cmp_.sizes.tolist(), cmp_.measured.tolist()):
+        if text[size] > 0:  # 0.00 is below the log's resolution: derived from the time
+            assert measured == text[size]
+        else:
+            assert measured > 0 and math.isfinite(measured)
+    assert np.all(np.isfinite(cmp_.predicted)) and np.all(cmp_.predicted > 0)
+    assert math.isfinite(cmp_.mape()) and math.isfinite(cmp_.mean_signed())
+
+
+def test_algorithm_choice_on_the_new_platforms() -> None:
+    """NVLS inside a DGX B200, NVLS-tree then tree across two B200 servers, rings over the
+    MI300X mesh (no NVLS there)."""
+    def algos(name: str) -> list[str]:
+        topology, ranks, *_ = CASES[name]
+        cmp_ = compare_log(read_nccl_log(LOGS / name),
+                           load_cluster(ROOT / "topologies" / topology), "all_reduce", ranks)
+        return [a.split("/")[0] for a in cmp_.algorithms]
+
+    assert set(algos("gke_a4_b200_1node_8gpu_allreduce.txt")) == {"nvls"}
+    assert set(algos("gke_a4_b200_2node_16gpu_allreduce.txt")) <= {"nvls-tree", "tree"}
+    assert set(algos("aac_mi300x_1node_8gpu_allreduce.txt")) == {"ring"}
+
+
+def test_out_of_place_only_rows_are_read_and_mixed_rows_still_rejected(tmp_path: Path) -> None:
+    """Excerpts that print only the 8 out-of-place fields are read; a file mixing that shape
+    with a broken row keeps the strict reader's error."""
+    row = "     8388608       2097152     float     sum      -1    80.32  104.44  182.77\n"
+    short = tmp_path / "short.txt"
+    short.write_text("#  Rank  7 Group  0 Pid 1 device  7 [0000:cc:00] NVIDIA B200\n" + row,
+                     encoding="utf-8")
+    log = read_nccl_log(short)
+    assert log.ranks == 8 and [(p.size, p.time_us, p.busbw_GBps) for p in log.points] == [
+        (8388608, 80.32, 182.77)]
+    bad = tmp_path / "bad.txt"
+    bad.write_text(row + "    16777216       4194304     float     sum\n", encoding="utf-8")
+    with pytest.raises(SimclusterError, match="not a complete nccl-tests data row"):
+        read_nccl_log(bad)
