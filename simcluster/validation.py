@@ -9,15 +9,13 @@ absolute percentage error (MAPE) per size band.
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from simcluster import collective_perf
-from simcluster.calibrate.logs import MAX_LOG_BYTES, scan_log
-from simcluster.errors import SimclusterError
+from simcluster.calibrate.logs import scan_log
 from simcluster.topology.cluster import Cluster
 
 # Measured system -> bundled topology file.
@@ -138,51 +136,10 @@ def read_nccl_log(path: str | Path) -> NcclLog:
         SimclusterError: no such file, too large, a malformed or repeated data row, or no
             nccl-tests data row in it (naming the line).
     """
-    try:
-        points, ranks = scan_log(path)
-    except SimclusterError:
-        short = _short_rows(Path(path))
-        if short is None:
-            raise
-        return short
+    points, ranks = scan_log(path)
     return NcclLog(Path(path), ranks, [
         Measured(p.size, p.time_us, p.busbw_GBps if p.busbw_GBps > 0 else float("nan"))
         for p in points])
-
-
-# A published excerpt that keeps only the out-of-place columns: size count type redop root
-# time algbw busbw, nothing after (no #wrong, no in-place).
-_SHORT_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+[A-Za-z_]\w*\s+\S+\s+-?\d+\s+([\d.]+)\s+"
-                        r"[\d.]+\s+([\d.]+)\s*$")
-_SHORT_RANK = re.compile(r"^#\s*Rank\s+(\d+)\s+Group\s+\d+\b")
-
-
-def _short_rows(path: Path) -> NcclLog | None:
-    """The rows of a log whose every data row has the 8 out-of-place fields only (as some
-    published excerpts print them); None when any row has another shape, or a size repeats,
-    so that the strict reader's error stands."""
-    try:
-        if path.stat().st_size > MAX_LOG_BYTES:
-            return None
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    points: dict[int, Measured] = {}
-    ranks: list[int] = []
-    for line in text.splitlines():
-        if m := _SHORT_RANK.match(line):
-            ranks.append(int(m.group(1)))
-        elif re.match(r"^\s*\d+\s+\d+\s+[A-Za-z_]", line):
-            m = _SHORT_ROW.match(line)
-            if m is None or int(m.group(1)) in points:
-                return None
-            busbw = float(m.group(4))
-            points[int(m.group(1))] = Measured(int(m.group(1)), float(m.group(3)),
-                                               busbw if busbw > 0 else float("nan"))
-    if not points:
-        return None
-    return NcclLog(path, max(ranks) + 1 if ranks else None,
-                   [points[k] for k in sorted(points)])
 
 
 def compare_log(log: NcclLog, cluster: Cluster, collective: str, ranks: int,

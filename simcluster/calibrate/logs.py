@@ -30,11 +30,13 @@ PERF_BINARIES: dict[str, str] = {
 CALIBRATABLE: tuple[str, ...] = (
     "all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "reduce")
 
-# size count type redop root, then out-of-place time algbw busbw #wrong (then in-place).
+# size count type redop root, then out-of-place time algbw busbw #wrong (then in-place);
+# some published excerpts keep only the 8 fields up to the out-of-place busbw.
 _ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+([\d.]+)\s+([\d.]+)\s+"
-                  r"([\d.]+)\s+(\S+)")
+                  r"([\d.]+)(?:\s+(\S+)|\s*$)")
 _ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z_]\w*(\s|$)")  # looks like a data row
-_RANK = re.compile(r"^#\s*Rank\s+(\d+)\s+Group\s+\d+\s+Pid\s+\d+\s+on\s+(\S+)")
+# A rank line; published excerpts sometimes drop the host (``on HOST``).
+_RANK = re.compile(r"^#\s*Rank\s+(\d+)\s+Group\s+\d+\s+Pid\s+\d+(?:\s+on\s+(\S+))?")
 _HEADER = re.compile(r"nThread\s+(\d+)\s+nGpus\s+(\d+)")
 _BINARY = re.compile(r"\b(" + "|".join(PERF_BINARIES) + r")_perf\b")
 MAX_LOG_BYTES = 64 * 2**20  # an nccl-tests log is a few KiB
@@ -80,7 +82,7 @@ class _Scan:
     """What one pass over a log found (line numbers are 1-based)."""
 
     rows: dict[int, Point]
-    ranks: dict[int, tuple[str, int]]  # rank -> (host, line)
+    ranks: dict[int, tuple[str | None, int]]  # rank -> (host, or None if not given; line)
     binaries: dict[str, int]  # collective -> first line naming it
     per_process: tuple[int, int] | None = None  # (nThread x nGpus, line)
     processes: tuple[int, int] | None = None  # (launcher's process count, line)
@@ -262,7 +264,8 @@ def _ranks(path: Path, scan: _Scan, given: int | None) -> tuple[int, int]:
 
 def _hosts(scan: _Scan, count: int) -> tuple[int, ...]:
     """Ranks per host, largest first, when the log lists every rank (else empty)."""
-    if sorted(scan.ranks) != list(range(count)):
+    if sorted(scan.ranks) != list(range(count)) or any(
+            host is None for host, _ in scan.ranks.values()):
         return ()
     per_host = Counter(host for host, _ in scan.ranks.values())
     return tuple(sorted(per_host.values(), reverse=True))
