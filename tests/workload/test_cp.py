@@ -68,7 +68,8 @@ def test_ring_message_sizes() -> None:
 def test_flops_equal_the_non_cp_model(cp: int) -> None:
     """Each ring step is one (s/C)^2 block (1/C^2 of the sequence's attention), C steps per
     rank, C ranks: the GEMM and attention FLOPs over all ranks equal the non-CP run's."""
-    base = {"model": GPT, "tp": 2, "pp": 2, "dp": 2, "micro_batch": 2, "global_batch": 8, "fold": False}
+    base = {"model": GPT, "tp": 2, "pp": 2, "dp": 2, "micro_batch": 2, "global_batch": 8,
+            "fold": False}
     ref = transformer(TransformerConfig(**base))
     wl = transformer(TransformerConfig(cp=cp, **base))
     assert _matmul_flops(wl) == pytest.approx(_matmul_flops(ref), rel=1e-12)
@@ -107,7 +108,8 @@ def test_ring_exchange_overlaps_attention_exactly() -> None:
 @pytest.mark.parametrize("kw", [
     {"tp": 2, "pp": 2, "cp": 2},
     {"cp": 4, "recompute": "full"},
-    {"tp": 2, "cp": 2, "sequence_parallel": True, "zero": 1, "dp": 2, "global_batch": 4, "fold": False},
+    {"tp": 2, "cp": 2, "sequence_parallel": True, "zero": 1, "dp": 2, "global_batch": 4,
+     "fold": False},
 ])
 def test_replay_peak_memory_equals_the_memory_model(kw: dict) -> None:
     """Activations at s / C tokens plus the ring's receive buffers: the replay's peak is

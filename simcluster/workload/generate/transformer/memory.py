@@ -65,8 +65,8 @@ def _layer_param_bytes(cfg: TransformerConfig) -> int:
 
 def static_memory(cfg: TransformerConfig, stage: int) -> dict[str, int]:
     """Weights (bf16), gradients and Adam states (fp32 master, m, v) of one rank, bytes,
-    sharded per the ZeRO stage over the ``dp x cp`` ranks (routed experts: over the expert-data-parallel
-    group)."""
+    sharded per the ZeRO stage over the ``dp x cp`` ranks (routed experts: over the
+    expert-data-parallel group)."""
     sp = stage_params(cfg, stage)
     groups = [(sp.dense, cfg.dp_ranks)]
     if sp.experts:
@@ -104,8 +104,9 @@ def memory_breakdown(cfg: TransformerConfig, stage: int) -> dict[str, int]:
 
     ``activations`` is the largest sum, over the schedule, of the activations of the
     micro-batches in flight (including logits on the last stage) plus the transient of
-    recomputing one layer and, with context parallelism, the ring's receive buffers; ``buffers`` the ZeRO-3 gathered parameters (two layers, and the
-    embedding and head, kept gathered for the step). The replay's ledger reaches this peak
+    recomputing one layer and, with context parallelism, the ring's receive buffers;
+    ``buffers`` the ZeRO-3 gathered parameters (two layers, and the embedding and head,
+    kept gathered for the step). The replay's ledger reaches this peak
     exactly, except with ZeRO-3, where it is an upper bound (the gathers run ahead on their
     own stream).
     """
