@@ -166,3 +166,23 @@ def test_bad_cp_configurations_are_explained() -> None:
                       ({"cp": 2, "model": moe}, "mixture-of-experts")):
         with pytest.raises(WorkloadError, match=match):
             transformer(TransformerConfig(**{"model": GPT, **kw}))
+
+
+def test_cli_sweep_and_analysis_know_cp(tmp_path) -> None:
+    """The generator registry (CLI, sweeps) takes ``cp``; the analysis finds stages and the
+    world with it; the search refuses it clearly."""
+    from simcluster.analysis.training import TrainingInfo
+    from simcluster.search.driver import SearchError, search
+    from simcluster.workload.generate.registry import generate
+    from tests.conftest import ROOT
+
+    wl = generate("transformer", {"layers": 4, "hidden": 64, "heads": 4, "kv_heads": 4,
+                                  "ffn": 256, "vocab": 256, "seq_len": 32, "tp": 2, "cp": 2,
+                                  "pp": 2})
+    info = TrainingInfo.of(wl)
+    assert info is not None and info.world == wl.num_ranks == 8
+    assert [info.stage_of(r) for r in range(8)] == [0, 0, 0, 0, 1, 1, 1, 1]
+    with pytest.raises(SearchError, match="cp 2: search does not explore context"):
+        search({"preset": "llama3-8b", "global_batch": 64, "cp": 2},
+               ROOT / "topologies" / "dgx-h100.yaml", 8, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
