@@ -186,3 +186,18 @@ def test_cli_sweep_and_analysis_know_cp(tmp_path) -> None:
         search({"preset": "llama3-8b", "global_batch": 64, "cp": 2},
                ROOT / "topologies" / "dgx-h100.yaml", 8, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "llama3-8b", "--cp", "3"], "divisible by 2 x cp = 6"),
+    (["--preset", "llama3-8b", "--cp", "2", "--cp-comm", "a2a"], "not modelled yet"),
+    (["--preset", "mixtral-8x7b", "--cp", "2"], "mixture-of-experts"),
+])
+def test_cli_rejects_bad_cp_before_any_work(tmp_path, capsys, args, message) -> None:
+    from simcluster.cli import main
+
+    out = tmp_path / "wl.parquet"
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "transformer", *args, "-o", str(out)])
+    assert exit_.value.code == 2 and not out.exists()
+    assert message in capsys.readouterr().err
