@@ -197,7 +197,7 @@ def generate_transformer(
         help="context-parallel size: each sequence split over cp ranks (ring attention)")
                   ] = 1,
     cp_comm: Annotated[str, typer.Option(
-        help="context-parallel exchange: p2p (ring attention; a2a is not modelled yet)")
+        help="context-parallel exchange: p2p (ring attention) or a2a (Ulysses)")
                        ] = "p2p",
     micro_batch: Annotated[int, typer.Option(min=1, help="sequences per micro-batch")] = 1,
     global_batch: Annotated[Optional[int], typer.Option(

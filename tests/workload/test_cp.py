@@ -160,7 +160,7 @@ def test_bad_cp_configurations_are_explained() -> None:
                     seq_len=32, experts=4, top_k=2, moe_ffn=64)
     for kw, match in (({"cp": 3}, "divisible by 2 x cp = 6"),
                       ({"cp": 0}, "cp must be at least 1"),
-                      ({"cp": 2, "cp_comm": "a2a"}, "a2a.*not modelled"),
+                      ({"cp": 4, "tp": 2, "cp_comm": "a2a"}, "tp x cp = 8: heads 4"),
                       ({"cp": 2, "cp_comm": "ring"}, "cp_comm 'ring' is not one of p2p, a2a"),
                       ({"cp": 2, "flash_attention": False}, "needs flash_attention"),
                       ({"cp": 2, "model": moe}, "mixture-of-experts")):
@@ -190,7 +190,7 @@ def test_cli_sweep_and_analysis_know_cp(tmp_path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--preset", "llama3-8b", "--cp", "3"], "divisible by 2 x cp = 6"),
-    (["--preset", "llama3-8b", "--cp", "2", "--cp-comm", "a2a"], "not modelled yet"),
+    (["--preset", "llama3-8b", "--cp", "2", "--cp-comm", "ring"], "cp_comm 'ring'"),
     (["--preset", "mixtral-8x7b", "--cp", "2"], "mixture-of-experts"),
 ])
 def test_cli_rejects_bad_cp_before_any_work(tmp_path, capsys, args, message) -> None:
@@ -201,3 +201,45 @@ def test_cli_rejects_bad_cp_before_any_work(tmp_path, capsys, args, message) -> 
         main(["generate", "transformer", *args, "-o", str(out)])
     assert exit_.value.code == 2 and not out.exists()
     assert message in capsys.readouterr().err
+
+
+def test_ulysses_all_to_all_sizes_flops_and_memory() -> None:
+    """cp_comm a2a: Q, K, V of b s / C tokens in (2 (q + k + v) / t bytes per token), the
+    output back (2 v / t), over the CP group; the attention on the whole sequence with
+    1 / (t C) of the heads; FLOPs as without CP; no ring buffers, the replay's peak is the
+    model's."""
+    base = {"model": GPT, "tp": 2, "pp": 2, "dp": 2, "micro_batch": 2, "global_batch": 8,
+            "fold": False}
+    ref = transformer(TransformerConfig(**base))
+    wl = transformer(TransformerConfig(cp=2, cp_comm="a2a", **base))
+    assert _matmul_flops(wl) == pytest.approx(_matmul_flops(ref), rel=1e-12)
+    assert wl.groups["cp.d1.p0.t1"] == (9, 11)
+    ops = {r["name"]: r for r in _rows(wl, rank=0) if ".cp_a2a" in r["name"]}
+    tokens = 2 * 32 // 2
+    assert ops["L0.fwd.cp_a2a_qkv"]["comm_bytes"] == 2 * tokens * (32 + 32 + 32) == 6144
+    assert ops["L0.fwd.cp_a2a_out"]["comm_bytes"] == 2 * tokens * 32
+    assert ops["L0.bwd.cp_a2a_dout"]["comm_bytes"] == 2048
+    assert ops["L0.bwd.cp_a2a_dqkv"]["comm_bytes"] == 6144
+    assert {r["group"] for r in ops.values()} == {"cp.d0.p0.t0"}
+    attn = _rows(wl, rank=0, name="L0.fwd.attn")[0]["flops"]
+    assert attn * 2 == _rows(ref, rank=0, name="L0.fwd.attn")[0]["flops"]
+    cfg = TransformerConfig(model=GPT, micro_batch=1, tp=2, cp=2, pp=2, cp_comm="a2a",
+                            recompute="full")
+    assert ring_buffers(cfg, backward=True) == 0
+    peak = simulate(bind(transformer(cfg), servers(1, 8))).memory.column(
+        "peak_bytes").to_pylist()
+    for rank in range(8):
+        assert peak[rank] == memory_breakdown(cfg.padded(), (rank // 4) % 2)["total"], rank
+
+
+def test_ulysses_fold_agrees_with_the_full_simulation() -> None:
+    kw = {"tp": 1, "cp": 2, "pp": 2, "dp": 4, "global_batch": 8, "cp_comm": "a2a"}
+    cluster = fold_cluster()
+    full = transformer(TransformerConfig(model=GPT, fold=False, **kw))
+    folded = transformer(TransformerConfig(model=GPT, fold=True, **kw))
+    run_full, t_full = timeline(full, cluster)
+    run_fold, t_fold = timeline(folded, cluster)
+    for (rank, op), times in t_fold.items():
+        if rank < 4:
+            assert times == t_full[(rank, op)], (rank, op)
+    assert run_fold.makespan_us == pytest.approx(run_full.makespan_us, rel=1e-12)

@@ -43,6 +43,11 @@ def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int
             for t in range(T):
                 groups[f"dp.p{p}.t{t}"] = tuple(sorted(rank(t, p, d, c) for d in range(D)
                                                        for c in range(C)))
+    if C > 1 and cfg.cp_comm == "a2a":
+        for d in range(replicas):
+            for p in range(P):
+                for t in range(T):
+                    groups[f"cp.d{d}.p{p}.t{t}"] = tuple(rank(t, p, d, c) for c in range(C))
     m = cfg.model
     if m.vocab and m.tied_embeddings and P > 1:
         for d in range(replicas):
@@ -65,7 +70,8 @@ def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, 
     ep, edp = expert_group_names(cfg, t, p, d) if cfg.model.moe else ("", "")
     rep = _replica(cfg, d, c)
     lut = np.array([-1, index.get(f"tp.{rep}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
-                    index.get(f"emb.{rep}.t{t}", -1), index.get(ep, -1), index.get(edp, -1)],
+                    index.get(f"emb.{rep}.t{t}", -1), index.get(ep, -1), index.get(edp, -1),
+                    index.get(f"cp.d{d}.p{p}.t{t}", -1)],
                    dtype=np.int32)
     gi = lut[tpl["gkind"]]
     groups = pa.DictionaryArray.from_arrays(pa.array(gi, mask=gi < 0), dictionary)

@@ -72,8 +72,8 @@ class TransformerConfig:
         cp: context-parallel size: each sequence split over ``cp`` ranks (``cp.py``); the
             gradients are reduced over the ``dp x cp`` ranks of a TP rank and stage.
         cp_comm: how context parallelism exchanges keys and values: ``p2p`` (ring
-            attention, Megatron-Core / Transformer Engine); ``a2a`` (DeepSpeed-Ulysses) is
-            not modelled yet and rejected.
+            attention, Megatron-Core / Transformer Engine) or ``a2a`` (DeepSpeed-Ulysses:
+            all-to-alls before and after the attention, heads split over ``tp x cp``).
     """
 
     model: ModelSpec

@@ -28,6 +28,15 @@ chunk pairs. So one step costs ``attention()`` of the per-rank shape (``1 / C^2`
 sequence's), a rank ``1 / C`` of it, and the ``C`` ranks the non-CP total: the model FLOPs
 per step (``metrics.py``) do not change.
 
+**All-to-all** (``cp_comm = a2a``, DeepSpeed-Ulysses): an ``all_to_all`` over the CP group
+(``cp.d<d>.p<p>.t<t>``) turns the rank's Q, K, V of ``b s / C`` tokens and ``1 / t`` of the
+heads into the full sequence with ``1 / (t C)`` of the heads (``L<l>.<pass>.cp_a2a_qkv``,
+``e b (s / C) (q/t + k_t + v_t)`` bytes per rank); the attention runs on it (``1 / C`` of the
+sequence's FLOPs); a second one brings the output back (``cp_a2a_out``, ``e b (s / C) v/t``
+bytes). The backward mirrors it (dO, then dQ, dK, dV). They block the compute (stream
+``compute``): nothing to overlap. Needs ``heads`` divisible by ``tp x cp`` (KV heads: divisible,
+or replicated as with TP).
+
 **Backward** mirrors it: ``C`` steps of the attention backward (each ``1 / C^2`` of the
 sequence's), with ``C - 1`` exchanges of the K/V block together with its accumulated
 gradient dK/dV (twice the forward's bytes).
@@ -41,7 +50,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simcluster.workload.generate.costs import Cost
+from simcluster.workload.generate.costs import Cost, Shape
+from simcluster.workload.generate.transformer.template import _CP
 
 if TYPE_CHECKING:
     from simcluster.workload.generate.transformer.config import TransformerConfig
@@ -64,9 +74,11 @@ def check_cp(cfg: TransformerConfig) -> list[str]:
     if m.seq_len % (2 * cfg.cp):
         out.append(f"cp {cfg.cp} needs seq_len ({m.seq_len}) divisible by 2 x cp = "
                    f"{2 * cfg.cp} (causal load balancing: 2 cp chunks per sequence)")
-    if cfg.cp_comm == "a2a":
-        out.append("cp_comm 'a2a' (DeepSpeed-Ulysses) is not modelled yet: use cp_comm p2p "
-                   "(ring attention)")
+    tc = cfg.tp * cfg.cp
+    if cfg.cp_comm == "a2a" and (m.heads % tc or m.kv_heads % tc and tc % m.kv_heads):
+        out.append(f"cp_comm a2a (Ulysses) splits the heads over tp x cp = {tc}: heads "
+                   f"{m.heads} / kv_heads {m.kv_heads} do not split; use cp_comm p2p or a cp "
+                   f"with heads divisible by tp x cp")
     if m.moe:
         out.append("cp > 1 is not combined with mixture-of-experts layers yet: use cp 1 "
                    "with a MoE model")
@@ -85,9 +97,36 @@ def kv_bytes(cfg: TransformerConfig) -> float:
 def ring_buffers(cfg: TransformerConfig, backward: bool) -> int:
     """Most bytes of ring receive buffers live at once during a layer's (forward or
     backward) attention: ``min(C - 1, 2)`` messages (0 without CP)."""
-    if cfg.cp <= 1:
+    if cfg.cp <= 1 or cfg.cp_comm != "p2p":
         return 0
     return int(min(cfg.cp - 1, 2) * (2 if backward else 1) * kv_bytes(cfg))
+
+
+def ulysses_shape(cfg: TransformerConfig) -> Shape:
+    """The shape the Ulysses attention runs on: the whole sequence, ``1 / (tp cp)`` of the
+    heads (its ``attention()`` is one rank's)."""
+    return Shape(model=cfg.model, micro_batch=cfg.micro_batch, tp=cfg.tp * cfg.cp, sp=False,
+                 act_bytes=2, flash=cfg.flash_attention)
+
+
+def a2a_bytes(cfg: TransformerConfig) -> tuple[float, float]:
+    """Bytes per rank of the Ulysses all-to-alls: (Q, K, V in; the output back)."""
+    s, m = cfg.shape(), cfg.model
+    qkv = s.act_bytes * s.tokens * (m.q_dim / cfg.tp + s.kv_width + s.v_width)
+    return qkv, s.act_bytes * s.tokens * m.v_dim / cfg.tp
+
+
+def ulysses_attention(r: _Rank, cfg: TransformerConfig, prefix: str, attn: str,
+                      dtype: str, backward: bool) -> int:
+    """Emit one layer's Ulysses attention (forward or backward) in stream order: the
+    all-to-all in, the attention on the full sequence and ``1 / (t C)`` of the heads, the
+    all-to-all out; returns the last op."""
+    qkv, out = a2a_bytes(cfg)
+    first, last = (out, qkv) if backward else (qkv, out)
+    names = ("cp_a2a_dout", "cp_a2a_dqkv") if backward else ("cp_a2a_qkv", "cp_a2a_out")
+    r.coll(f"{prefix}.{names[0]}", "all_to_all", first, _CP, "compute")
+    r.compute(f"{prefix}.{attn}", ulysses_shape(cfg).attention(backward), dtype)
+    return r.coll(f"{prefix}.{names[1]}", "all_to_all", last, _CP, "compute")
 
 
 def ring_attention(r: _Rank, cfg: TransformerConfig, prefix: str, attn: str, cost: Cost,

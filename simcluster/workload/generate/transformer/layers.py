@@ -8,7 +8,7 @@ from typing import Any
 
 from simcluster.workload.generate.costs import Cost, Shape
 from simcluster.workload.generate.transformer.config import TransformerConfig
-from simcluster.workload.generate.transformer.cp import ring_attention
+from simcluster.workload.generate.transformer.cp import ring_attention, ulysses_attention
 from simcluster.workload.generate.transformer.moe import layer_keep, layer_rank_params
 from simcluster.workload.generate.transformer.template import _TP, _Rank
 
@@ -64,6 +64,12 @@ class _LayerOps:
         ordered by its stream alone."""
         if self.cfg.cp == 1:
             return self._c(f"{p}.{self._attn}", cost, alloc=alloc, free=free)
+        if self.cfg.cp_comm == "a2a":
+            last = ulysses_attention(self.r, self.cfg, p, self._attn, self.act_dtype,
+                                     backward=".bwd" in p)
+            self.r.alloc[last - 2] += alloc
+            self.r.add_free(last, free)
+            return last
         prev = len(self.r.name) - 1 if after is None else after
         last = ring_attention(self.r, self.cfg, p, self._attn, cost, self.act_dtype,
                               backward=".bwd" in p, after=prev)
