@@ -9,8 +9,8 @@ here: this is the baseline of issue 12.
 
 What maps: dense decoder-only transformers on GPUs the catalog has (H100-SXM5-80GB,
 A100-SXM4-80GB/40GB, H200). What does not, and is counted with its reason: MoE models, GPUs
-the catalog lacks (B200, GB200, GB300, the 96 GB H100 of Meta's Grand Teton), context
-parallelism (cp > 1, not modelled), rows without a measured step time or model dimensions,
+the catalog lacks (B200, GB200, GB300, the 96 GB H100 of Meta's Grand Teton), rows
+without a measured step time or model dimensions,
 rows whose parallel sizes or batch do not add up, and FSDP/ZeRO-2/3 together with pipeline
 parallelism (the generator does not combine them).
 
@@ -22,8 +22,9 @@ assumption):
   two matrices, no biases, RoPE, untied; MPT: GELU, no biases, a learned position table,
   tied, no dropout; GPT-3 / Megatron GPT: GELU, biases, learned positions, dropout) from the
   model name and ``arch_notes``;
-- parallelism: tp, pp, dp from the row (``tp * pp * dp * cp`` must equal the GPU count),
-  ``vp > 1`` -> ``1f1b-interleaved:vp``, else ``1f1b``;
+- parallelism: tp, pp, dp, cp from the row (``tp * pp * dp * cp`` must equal the GPU
+  count), ``vp > 1`` -> ``1f1b-interleaved:vp``, else ``1f1b``; cp > 1 runs ring attention
+  (``cp_comm=p2p``, Megatron-Core's default);
 - batch: micro_batch and global_batch from the row; where the row has no micro-batch, 1 for
   Megatron/NeMo and pipelined runs, else the local batch (torchtitan: no accumulation);
 - sequence_parallel from the row; empty -> on when tp > 1 (Megatron/NeMo recipes);
@@ -244,8 +245,6 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
     if gpu is None:
         return skip(why)
     cp = _int(row.get("cp", "")) or 1
-    if cp > 1:
-        return skip("context parallelism (cp > 1) is not modelled")
     dims = {k: _int(row.get(k, "")) for k in ("layers", "hidden", "heads", "kv_heads", "ffn",
                                                "seq_len")}
     if any(v is None for v in dims.values()):
@@ -329,7 +328,7 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
             notes.append("bf16 (precision not published)")
     params: dict[str, Any] = dict(
         **dims, vocab=vocab, **FAMILIES[family_of(row)],
-        tp=tp, pp=pp, dp=dp, micro_batch=mb, global_batch=gbs,
+        tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=mb, global_batch=gbs,
         schedule=schedule, sequence_parallel=sp, recompute=recompute, zero=zero, dtype=dtype,
         flash_attention=True, fold=True, framework=framework_of(row))
     if "pure" in prec:
@@ -409,10 +408,10 @@ OPS_PER_LAYER = 40  # about, per micro-batch and TP rank, with the fold (validat
 
 
 def estimated_ops(m: Mapped, micro_batches: int | None = None) -> int:
-    """About how many ops the folded workload has: replica 0's TP x PP ranks, each with
-    its micro-batches x layers of its stage."""
+    """About how many ops the folded workload has: replica 0's TP x CP x PP ranks, each
+    with its micro-batches x layers of its stage."""
     mbs = micro_batches if micro_batches is not None else m.micro_batches
-    return m.tp * mbs * m.params["layers"] * OPS_PER_LAYER
+    return m.tp * m.params.get("cp", 1) * mbs * m.params["layers"] * OPS_PER_LAYER
 
 
 @dataclass
@@ -766,8 +765,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         preds.append(p)
         res = (f"{p.predicted_s:.3f} s ({100 * p.error:+.1f} %)" if p.predicted_s is not None
                else p.failure)
+        cp = m.params.get("cp", 1)
         print(f"[{i + 1}/{len(mapped)}] row {m.row_id} {m.source.split('_')[0]} {m.model} "
-              f"{m.gpus}x{m.gpu} TP{m.tp} PP{m.pp} DP{m.dp} {m.dtype}: measured "
+              f"{m.gpus}x{m.gpu} TP{m.tp} PP{m.pp} DP{m.dp}{f' CP{cp}' if cp > 1 else ''} "
+              f"{m.dtype}: measured "
               f"{m.measured_s:.3f} s, predicted {res}; {p.how}{' OOM' if p.oom else ''} "
               f"[{p.wall_s:.1f} s]", file=sys.stderr, flush=True)
         if args.json:

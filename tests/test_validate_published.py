@@ -108,7 +108,6 @@ def test_unpublished_settings_are_assumed_and_said(vp, rows) -> None:
 
 
 @pytest.mark.parametrize("row_id, reason", [
-    ("1", "context parallelism"),          # Llama 3.1 8B, CP 2
     ("81", "MoE"),                          # Grok-1
     ("99", "GPU not in the catalog: GB200"),
     ("323", "GPU not in the catalog: H100 96GB"),
@@ -125,8 +124,16 @@ def test_every_row_maps_or_is_skipped_with_a_reason(vp, rows) -> None:
     assert len(mapped) + len(skipped) == len(rows)
     assert all(s.reason for s in skipped)
     for m in mapped:  # every mapped row is a valid generator configuration
-        assert m.tp * m.pp * m.dp == m.gpus
+        assert m.tp * m.pp * m.dp * m.params["cp"] == m.gpus
         assert m.global_batch % (m.params["micro_batch"] * m.dp) == 0
+
+
+def test_context_parallel_rows_map_with_their_cp(vp, rows) -> None:
+    m = vp.map_row(rows["1"])  # Llama 3.1 8B on 8 H100: TP 1, PP 1, CP 2, DP 4
+    assert isinstance(m, vp.Mapped)
+    assert (m.tp, m.pp, m.params["cp"], m.dp) == (1, 1, 2, 4)
+    wl = sc.generate("transformer", **{**m.params, "layers": 2, "global_batch": 8})
+    assert wl.num_ranks == 8 and wl.meta.extra["config"]["cp"] == 2
 
 
 def test_mapped_row_generates_and_its_cluster_has_its_gpus(vp, rows) -> None:
@@ -145,7 +152,8 @@ def test_report_lists_skip_reasons_with_counts(vp, tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "| calibrate | MoE model (not modelled by the transformer generator) | 17 |" in out
     assert "| calibrate | GPU not in the catalog: GB200 | 7 |" in out
-    assert "| calibrate | not run (no saved prediction) | 2 |" in out  # the H100 rows
+    # the H100 rows and the two context-parallel rows (404, 414)
+    assert "| calibrate | not run (no saved prediction) | 4 |" in out
 
 
 def test_spearman_is_rank_correlation_with_ties(vp) -> None:

@@ -70,18 +70,21 @@ class TrainingInfo:
         fold = self.extra.get("fold")
         if fold:
             return int(fold.get("full_ranks", fold["ranks_per_replica"]))
-        return int(self.extra["config"]["tp"]) * self.pp * int(self.extra["config"]["dp"])
+        c = self.extra["config"]
+        return int(c["tp"]) * int(c.get("cp", 1)) * self.pp * int(c["dp"])
 
     @property
     def world(self) -> int:
         c = self.extra["config"]
-        return int(c["tp"]) * int(c["pp"]) * int(c["dp"])
+        return int(c["tp"]) * int(c.get("cp", 1)) * int(c["pp"]) * int(c["dp"])
 
     def stage_of(self, rank: int) -> int:
-        """Pipeline stage of ``rank`` (rank = t + T (i + S (p + P j)), replica d = j S + i,
-        S the replicas an expert-parallel group spans, 1 without MoE)."""
+        """Pipeline stage of ``rank`` (rank = t + T (c + C (i + S (p + P j))), replica
+        d = j S + i, S the replicas an expert-parallel group spans, 1 without MoE, C the
+        context-parallel size)."""
         span = int(self.extra["config"].get("ep_span", 1))
-        return (rank // (self.tp * span)) % self.pp
+        cp = int(self.extra["config"].get("cp", 1))
+        return (rank // (self.tp * cp * span)) % self.pp
 
     def memory(self, stage: int) -> dict[str, int]:
         return {k: int(v) for k, v in self.extra["memory"][str(stage)].items()}

@@ -193,6 +193,12 @@ def generate_transformer(
     moe_skew: Annotated[float, typer.Option(
         help="tokens of the busiest EP rank over the mean (1 to ep)")] = 1.0,
     moe_dispatcher: Annotated[str, typer.Option(help="alltoall or allgather")] = "alltoall",
+    cp: Annotated[int, typer.Option(
+        help="context-parallel size: each sequence split over cp ranks (ring attention)")
+                  ] = 1,
+    cp_comm: Annotated[str, typer.Option(
+        help="context-parallel exchange: p2p (ring attention) or a2a (Ulysses)")
+                       ] = "p2p",
     micro_batch: Annotated[int, typer.Option(min=1, help="sequences per micro-batch")] = 1,
     global_batch: Annotated[Optional[int], typer.Option(
         min=1, help="sequences per step (default micro-batch x dp)")] = None,
@@ -229,14 +235,14 @@ def generate_transformer(
     name: Annotated[str, typer.Option()] = "",
 ) -> None:
     """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute,
-    mixture-of-experts layers with expert parallelism)."""
+    mixture-of-experts layers with expert parallelism, context parallelism)."""
     cfg = transformer_config({
         "preset": preset, "layers": layers, "hidden": hidden, "heads": heads,
         "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab, "seq_len": seq_len, "tp": tp, "pp": pp,
         "experts": experts, "top_k": top_k, "shared_experts": shared_experts,
         "moe_ffn": moe_ffn, "dense_layers": dense_layers, "ep": ep, "expert_tp": expert_tp,
         "capacity_factor": capacity_factor, "moe_skew": moe_skew,
-        "moe_dispatcher": moe_dispatcher, "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
+        "moe_dispatcher": moe_dispatcher, "cp": cp, "cp_comm": cp_comm, "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
         "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
         "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
@@ -257,7 +263,9 @@ def generate_transformer(
     console.print(f"wrote {output}: {model.name}, {model.params / 1e9:.2f} B parameters{active}, "
                   f"{wl.num_ranks} ranks, {wl.num_ops:,} ops{fold_note}")
     pipe = extra["pipeline"]
-    console.print(f"{cfg.batch} sequences x {model.seq_len} tokens per step, "
+    cp_note = (f", split over {cfg.cp} context-parallel ranks ({model.seq_len // cfg.cp} "
+               f"tokens each)" if cfg.cp > 1 else "")
+    console.print(f"{cfg.batch} sequences x {model.seq_len} tokens per step{cp_note}, "
                   f"{pipe['micro_batches']} micro-batch(es) per replica, schedule "
                   f"{pipe['schedule']} (ideal bubble {100 * pipe['ideal_bubble']:.1f}%)")
     if cfg.framework:

@@ -140,8 +140,8 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     overrides, ``global_batch``, dtype...) on ``gpus`` accelerators of ``topology``.
 
     Raises:
-        SearchError: bad options, a mixture-of-experts model (not searched yet), a budget
-            larger than the cluster, nothing that fits.
+        SearchError: bad options, a mixture-of-experts model or ``cp > 1`` (not searched
+            yet), a budget larger than the cluster, nothing that fits.
     """
     if options.objective not in OBJECTIVES:
         raise SearchError(f"--objective {options.objective!r}: use time or cost.")
@@ -150,6 +150,11 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
                           "parallelism yet (its closed-form estimate has no expert layers); "
                           "generate and replay configurations with --ep, or sweep ep with "
                           "'simcluster sweep'.")
+    cp = transformer_config(fixed).cp
+    if cp > 1:
+        raise SearchError(f"cp {cp}: search does not explore context parallelism yet (its "
+                          "closed-form estimate has no ring attention); generate and replay "
+                          "configurations with --cp, or sweep cp with 'simcluster sweep'.")
     topology = Path(topology).resolve()
     cluster = load_cluster(topology)
     if not 1 <= gpus <= len(cluster.accelerators):

@@ -5,6 +5,8 @@ of ``P`` and data-parallel replica ``d`` of ``D``: a TP group is ``T`` consecuti
 server when ``T`` = GPUs per server), and each data-parallel replica is a block of ``T P``
 consecutive ranks. (Megatron-LM's default order puts DP before PP; this order keeps replicas
 contiguous, which the fold below relies on. Use a placement file for another mapping.)
+With context parallelism ``C`` (:mod:`.cp`), ``rank = t + T (c + C (p + P d))`` for CP rank
+``c``; the fold keeps all the CP ranks of replica 0.
 
 **Ops per rank** (per micro-batch, per layer, coarse but separating what can overlap):
 
@@ -51,7 +53,8 @@ What the fold leaves out is the other replicas' TP and pipeline traffic, which s
 with replica 0's unless the fabric mixes replicas' paths (see ``docs/performance.md``).
 ``tests/workload/test_transformer.py`` checks folded against full replays.
 
-Modules: :mod:`.config` (the configuration and its checks), :mod:`.memory` (the analytic
+Modules: :mod:`.config` (the configuration and its checks), :mod:`.cp` (context
+parallelism: ring attention, Ulysses), :mod:`.memory` (the analytic
 memory model), :mod:`.metrics` (FLOPs per step, the training metadata), :mod:`.template`
 (one rank's ops as columns), :mod:`.layers`, :mod:`.comm` and :mod:`.stage` (the ops of a
 stage), :mod:`.assemble` (all ranks, and the fold).

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from simcluster.workload.generate.transformer.config import TransformerConfig
+from simcluster.workload.generate.transformer.cp import NEXT_CP, PREV_CP
 from simcluster.workload.generate.transformer.metrics import training_meta
 from simcluster.workload.generate.transformer.moe import expert_group_names, expert_groups
 from simcluster.workload.generate.transformer.stage import _StageBuilder
@@ -18,45 +19,67 @@ from simcluster.workload.model import OPS_SCHEMA, Workload, WorkloadMeta
 from simcluster.workload.validate import make_workload
 
 
+def _replica(cfg: TransformerConfig, d: int, c: int) -> str:
+    """The replica part of a TP or embedding group's name: ``d<d>``, with context
+    parallelism ``d<d>.c<c>``."""
+    return f"d{d}" if cfg.cp == 1 else f"d{d}.c{c}"
+
+
 def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int, ...]]]:
-    """All group names (dictionary order) and their ranks."""
-    T, P, D = cfg.tp, cfg.pp, cfg.dp
+    """All group names (dictionary order) and their ranks. The data-parallel group of a TP
+    rank and stage spans its ``dp x cp`` ranks (``cp.py``)."""
+    T, P, D, C = cfg.tp, cfg.pp, cfg.dp, cfg.cp
     groups: dict[str, tuple[int, ...]] = {}
     rank = cfg.rank
     replicas = cfg.ep_span if cfg.fold else D
     if T > 1:
         for d in range(replicas):
-            for p in range(P):
-                groups[f"tp.d{d}.p{p}"] = tuple(rank(t, p, d) for t in range(T))
-    if D > 1:
+            for c in range(C):
+                for p in range(P):
+                    groups[f"tp.{_replica(cfg, d, c)}.p{p}"] = tuple(
+                        rank(t, p, d, c) for t in range(T))
+    if D * C > 1:
         for p in range(P):
             for t in range(T):
-                groups[f"dp.p{p}.t{t}"] = tuple(rank(t, p, d) for d in range(D))
+                groups[f"dp.p{p}.t{t}"] = tuple(sorted(rank(t, p, d, c) for d in range(D)
+                                                       for c in range(C)))
+    if C > 1 and cfg.cp_comm == "a2a":
+        for d in range(replicas):
+            for p in range(P):
+                for t in range(T):
+                    groups[f"cp.d{d}.p{p}.t{t}"] = tuple(rank(t, p, d, c) for c in range(C))
     m = cfg.model
     if m.vocab and m.tied_embeddings and P > 1:
         for d in range(replicas):
-            for t in range(T):
-                groups[f"emb.d{d}.t{t}"] = (rank(t, 0, d), rank(t, P - 1, d))
+            for c in range(C):
+                for t in range(T):
+                    groups[f"emb.{_replica(cfg, d, c)}.t{t}"] = (rank(t, 0, d, c),
+                                                                  rank(t, P - 1, d, c))
     if m.moe:
         groups.update(expert_groups(cfg, 1 if cfg.fold else D // cfg.ep_span))
     return list(groups), groups
 
 
-def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int,
+def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, c: int,
            index: dict[str, int], dictionary: pa.Array) -> pa.Table:
-    """The template's rows as rank (t, p, d): rank, groups and peers filled in."""
-    T, P, S = cfg.tp, cfg.pp, cfg.ep_span
+    """The template's rows as rank (t, p, d, c): rank, groups and peers filled in (peer
+    codes: a stage, or the next or previous CP rank of the ring)."""
+    T, P, S, C = cfg.tp, cfg.pp, cfg.ep_span, cfg.cp
     n = len(tpl["gkind"])
-    rank = cfg.rank(t, p, d)
+    rank = cfg.rank(t, p, d, c)
     ep, edp = expert_group_names(cfg, t, p, d) if cfg.model.moe else ("", "")
-    lut = np.array([-1, index.get(f"tp.d{d}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
-                    index.get(f"emb.d{d}.t{t}", -1), index.get(ep, -1), index.get(edp, -1)],
+    rep = _replica(cfg, d, c)
+    lut = np.array([-1, index.get(f"tp.{rep}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
+                    index.get(f"emb.{rep}.t{t}", -1), index.get(ep, -1), index.get(edp, -1),
+                    index.get(f"cp.d{d}.p{p}.t{t}", -1)],
                    dtype=np.int32)
     gi = lut[tpl["gkind"]]
     groups = pa.DictionaryArray.from_arrays(pa.array(gi, mask=gi < 0), dictionary)
     peer_stage = tpl["peer"]
-    peer_rank = t + T * (d % S + S * (peer_stage + P * (d // S)))
-    peer = pa.array(peer_rank.astype(np.int32), mask=peer_stage < 0)
+    peer_rank = t + T * (c + C * (d % S + S * (peer_stage + P * (d // S))))
+    peer_rank = np.where(peer_stage == NEXT_CP, cfg.rank(t, p, d, (c + 1) % C), peer_rank)
+    peer_rank = np.where(peer_stage == PREV_CP, cfg.rank(t, p, d, (c - 1) % C), peer_rank)
+    peer = pa.array(peer_rank.astype(np.int32), mask=peer_stage == -1)
     cols = dict(tpl["cols"])
     cols["rank"] = pa.array(np.full(n, rank, dtype=np.int32))
     cols["group"] = groups
@@ -86,7 +109,7 @@ def transformer(cfg: TransformerConfig) -> Workload:
     full = [_StageBuilder(cfg, p).build() for p in range(cfg.pp)]
     tpls = [r.table() for r in full]
     ghosts = []
-    if cfg.fold and cfg.dp > 1:
+    if cfg.fold and cfg.dp > cfg.ep_span:
         for r in full:
             ids = np.flatnonzero(np.isin(np.asarray(r.gkind), (_DP, _EDP)))
             g = r.table(ids)
@@ -98,15 +121,18 @@ def transformer(cfg: TransformerConfig) -> Workload:
     for d in range(cfg.dp):
         for p in range(cfg.pp):
             tpl = tpls[p] if d < cfg.ep_span or not cfg.fold else ghosts[p]
-            for t in range(cfg.tp):
-                parts.append((cfg.rank(t, p, d), _stamp(tpl, cfg, t, p, d, index, dictionary)))
+            for c in range(cfg.cp):
+                for t in range(cfg.tp):
+                    parts.append((cfg.rank(t, p, d, c),
+                                  _stamp(tpl, cfg, t, p, d, c, index, dictionary)))
     parts = [part for _, part in sorted(parts, key=lambda x: x[0])]
     table = pa.concat_tables(parts)
     table = table.set_column(table.schema.get_field_index("group"), "group",
                              table.column("group").cast(pa.string()))
     table = table.select([f.name for f in OPS_SCHEMA if f.name in table.column_names])
     meta = WorkloadMeta(
-        name=cfg.name or f"{cfg.model.name}-tp{cfg.tp}-pp{cfg.pp}-dp{cfg.dp}",
+        name=cfg.name or (f"{cfg.model.name}-tp{cfg.tp}-pp{cfg.pp}-dp{cfg.dp}"
+                          + (f"-cp{cfg.cp}" if cfg.cp > 1 else "")),
         source="simcluster generate transformer",
         world_size=cfg.world,
         extra=training_meta(cfg),

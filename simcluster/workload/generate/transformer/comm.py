@@ -74,7 +74,7 @@ class _CommOps(_MoeOps):
         head gathered once for the step."""
         cfg, r = self.cfg, self.r
         sp = stage_params(cfg, self.stage)
-        if cfg.dp > 1 and cfg.zero in (1, 2):
+        if cfg.dp_ranks > 1 and cfg.zero in (1, 2):
             order: list[tuple[int, int]] = []  # (params, layer; -1 embedding, -2 head)
             experts: list[tuple[int, int]] = []
             for c in range(cfg.chunks):
@@ -89,7 +89,7 @@ class _CommOps(_MoeOps):
             if self._expert_dp > 1:
                 self._gathers(st, [x for x in experts if x[0]], _EDP, "edp.param_ag",
                               st.egather)
-        if cfg.dp > 1 and cfg.zero >= 3 and (sp.embedding or sp.head):
+        if cfg.dp_ranks > 1 and cfg.zero >= 3 and (sp.embedding or sp.head):
             st.z3_persist = 2 * (sp.embedding + sp.head)
             op = r.coll("dp.z3_ag_embed_head", "all_gather", st.z3_persist, _DP, "dp",
                         alloc=st.take_alloc() + st.z3_persist)

@@ -10,6 +10,7 @@ from simcluster.errors import WorkloadError
 from simcluster.workload.generate.costs import Shape
 from simcluster.workload.generate.presets import ModelSpec
 from simcluster.workload.generate.schedules import parse_schedule
+from simcluster.workload.generate.transformer.cp import check_cp
 from simcluster.workload.generate.transformer.moe import check_moe, ep_span
 
 RECOMPUTE = ("none", "selective", "full")
@@ -68,6 +69,11 @@ class TransformerConfig:
             ``ep``); every rank is modelled as that one, so the slowest sets the pace.
         moe_dispatcher: token dispatch: ``alltoall`` (all-to-all over the EP group) or
             ``allgather`` (all-gather the tokens, reduce-scatter the outputs).
+        cp: context-parallel size: each sequence split over ``cp`` ranks (``cp.py``); the
+            gradients are reduced over the ``dp x cp`` ranks of a TP rank and stage.
+        cp_comm: how context parallelism exchanges keys and values: ``p2p`` (ring
+            attention, Megatron-Core / Transformer Engine) or ``a2a`` (DeepSpeed-Ulysses:
+            all-to-alls before and after the attention, heads split over ``tp x cp``).
     """
 
     model: ModelSpec
@@ -99,6 +105,8 @@ class TransformerConfig:
     capacity_factor: float | None = None
     moe_skew: float = 1.0
     moe_dispatcher: str = "alltoall"
+    cp: int = 1
+    cp_comm: str = "p2p"
 
     def padded(self) -> TransformerConfig:
         """This configuration with the vocabulary padded to a multiple of
@@ -130,7 +138,13 @@ class TransformerConfig:
 
     @property
     def world(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.cp * self.pp * self.dp
+
+    @property
+    def dp_ranks(self) -> int:
+        """Ranks a dense gradient is reduced (and ZeRO-sharded) over: ``dp x cp`` (the CP
+        ranks of a TP rank and stage hold the same weights, as in Megatron-Core)."""
+        return self.dp * self.cp
 
     @property
     def gbytes(self) -> int:
@@ -139,7 +153,12 @@ class TransformerConfig:
         return 2 if self.dtype == "fp16" else 4
 
     def shape(self) -> Shape:
-        return Shape(model=self.model, micro_batch=self.micro_batch, tp=self.tp, sp=self.sp,
+        """The per-rank shape: with context parallelism a rank holds ``seq_len / cp`` tokens
+        of each sequence (its attention is then one ring step's: ``cp.py``)."""
+        m = self.model
+        if self.cp > 1 and m.seq_len % self.cp == 0:
+            m = replace(m, seq_len=m.seq_len // self.cp)
+        return Shape(model=m, micro_batch=self.micro_batch, tp=self.tp, sp=self.sp,
                      act_bytes=2, gemm_bytes=1 if self.dtype == "fp8" else 2,
                      grad_bytes=self.gbytes, flash=self.flash_attention,
                      eager_loss=self.loss_kernel == "eager")
@@ -147,7 +166,7 @@ class TransformerConfig:
     def check(self) -> None:
         """Raise WorkloadError naming the first inconsistent setting."""
         problems = list(self.model.validate())
-        for name in ("tp", "pp", "dp", "micro_batch", "steps", "bucket_params"):
+        for name in ("tp", "pp", "dp", "cp", "micro_batch", "steps", "bucket_params"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
         try:
@@ -187,6 +206,7 @@ class TransformerConfig:
             problems.append(f"the interleaved schedule needs the micro-batches per replica "
                             f"({self.micro_batches}) to be a multiple of pp ({self.pp})")
         problems.extend(self._check_moe())
+        problems.extend(check_cp(self))
         if problems:
             raise WorkloadError("transformer configuration: " + "; ".join(problems) + ".")
 
@@ -199,11 +219,12 @@ class TransformerConfig:
         """Data-parallel replicas one EP group spans (1 for a dense model; ``moe.py``)."""
         return ep_span(self)
 
-    def rank(self, t: int, p: int, d: int) -> int:
-        """The rank of TP rank ``t``, stage ``p``, replica ``d``: ``t + T (i + S (p + P j))``
-        for ``d = j S + i``, ``S`` = :attr:`ep_span` (``t + T (p + P d)`` when dense)."""
+    def rank(self, t: int, p: int, d: int, c: int = 0) -> int:
+        """The rank of TP rank ``t``, CP rank ``c``, stage ``p``, replica ``d``:
+        ``t + T (c + C (i + S (p + P j)))`` for ``d = j S + i``, ``S`` = :attr:`ep_span`
+        (``t + T (c + C (p + P d))`` when dense; ``C = 1`` without context parallelism)."""
         s = self.ep_span
-        return t + self.tp * (d % s + s * (p + self.pp * (d // s)))
+        return t + self.tp * (c + self.cp * (d % s + s * (p + self.pp * (d // s))))
 
     def layers_of(self, virtual_stage: int) -> range:
         """Layers of virtual stage ``c P + p`` (an uneven remainder goes to the first ones)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from simcluster.workload.generate.costs import Cost, Shape
 from simcluster.workload.generate.transformer.config import TransformerConfig
+from simcluster.workload.generate.transformer.cp import ring_attention, ulysses_attention
 from simcluster.workload.generate.transformer.moe import layer_keep, layer_rank_params
 from simcluster.workload.generate.transformer.template import _TP, _Rank
 
@@ -56,6 +57,26 @@ class _LayerOps:
         """The attention op's name in a layer (``attention_kernel``)."""
         return "attn.fa1" if self.cfg.attention_kernel == "flash1" else "attn"
 
+    def _attention(self, p: str, cost: Cost, after: int | None, alloc: int = 0,
+                   free: int = 0) -> int:
+        """The attention core of layer prefix ``p`` (one op; with context parallelism the
+        ring of ``cp.py``) after op ``after`` (None: the last op emitted); one op is
+        ordered by its stream alone."""
+        if self.cfg.cp == 1:
+            return self._c(f"{p}.{self._attn}", cost, alloc=alloc, free=free)
+        if self.cfg.cp_comm == "a2a":
+            last = ulysses_attention(self.r, self.cfg, p, self._attn, self.act_dtype,
+                                     backward=".bwd" in p)
+            self.r.alloc[last - 2] += alloc
+            self.r.add_free(last, free)
+            return last
+        prev = len(self.r.name) - 1 if after is None else after
+        last = ring_attention(self.r, self.cfg, p, self._attn, cost, self.act_dtype,
+                              backward=".bwd" in p, after=prev)
+        self.r.alloc[last] += alloc
+        self.r.add_free(last, free)
+        return last
+
     def _tp_out(self, name: str, dep: int) -> int:
         """The TP reduction after a row-parallel GEMM: reduce-scatter (SP) or all-reduce."""
         coll = "reduce_scatter" if self.cfg.sp else "all_reduce"
@@ -79,7 +100,7 @@ class _LayerOps:
         if self.cfg.sp:
             dep = [self._tp_in(f"{p}.ag_qkv", dep)]
         c(f"{p}.qkv", s.gemm(*g["qkv"]), gemm=True, deps=dep)
-        c(f"{p}.{self._attn}", s.attention())
+        self._attention(p, s.attention(), None)
         self._cast(f"{p}.proj_cast", g["proj"][0] * g["proj"][1])
         last = c(f"{p}.proj", s.gemm(*g["proj"]), gemm=True)
         dep = [self._tp_out(f"{p}.tp_attn", last)] if self.tp else None
@@ -125,7 +146,10 @@ class _LayerOps:
             deps = None
         last = c(f"{q}{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True, deps=deps)
         for name, cost, alloc, free in middle:
-            last = c(f"{q}{name}", cost, alloc=alloc, free=free)
+            if name == self._attn:
+                last = self._attention(p, cost, last, alloc=alloc, free=free)
+            else:
+                last = c(f"{q}{name}", cost, alloc=alloc, free=free)
         gather = self._tp_in(f"{q}ag_in_{in_gemm}", [last]) if self.cfg.sp else None
         mi = g[in_gemm]
         self._cast(f"{q}{in_gemm}_cast", mi[0] * mi[2])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from simcluster.workload.generate.schedules import stage_units
 from simcluster.workload.generate.transformer.config import TransformerConfig
+from simcluster.workload.generate.transformer.cp import ring_buffers
 from simcluster.workload.generate.transformer.moe import (
     expert_layout,
     layer_keep,
@@ -64,10 +65,10 @@ def _layer_param_bytes(cfg: TransformerConfig) -> int:
 
 def static_memory(cfg: TransformerConfig, stage: int) -> dict[str, int]:
     """Weights (bf16), gradients and Adam states (fp32 master, m, v) of one rank, bytes,
-    sharded per the ZeRO stage over DP (routed experts: over the expert-data-parallel
-    group)."""
+    sharded per the ZeRO stage over the ``dp x cp`` ranks (routed experts: over the
+    expert-data-parallel group)."""
     sp = stage_params(cfg, stage)
-    groups = [(sp.dense, cfg.dp)]
+    groups = [(sp.dense, cfg.dp_ranks)]
     if sp.experts:
         groups.append((sp.experts, expert_layout(cfg).edp))
     return {
@@ -81,15 +82,17 @@ def _backward_bump(cfg: TransformerConfig, layers: range, logits: int) -> int:
     """The most a chunk's backward adds to the memory live at its start: the head's
     backward frees the logits first; then, layer by layer from the last, the transient of
     recomputing the layer (all of its activations with full recompute, the score matrix
-    with selective recompute and no flash attention) while the layers after it are freed."""
+    with selective recompute and no flash attention) and its ring attention's receive
+    buffers (context parallelism) while the layers after it are freed."""
     shape = cfg.shape()
     freed, bump = logits, 0
+    ring = ring_buffers(cfg, backward=True)
     for layer in reversed(layers):
-        transient = 0
+        transient = ring
         if cfg.recompute == "full":
-            transient = layer_keep(cfg, layer, "none")
+            transient += layer_keep(cfg, layer, "none")
         elif cfg.recompute == "selective" and not cfg.flash_attention:
-            transient = int(2 * shape.score_elems
+            transient += int(2 * shape.score_elems
                             + (shape.score_elems if cfg.model.dropout else 0))
         bump = max(bump, transient - freed)
         freed += layer_keep(cfg, layer, cfg.recompute)
@@ -101,24 +104,29 @@ def memory_breakdown(cfg: TransformerConfig, stage: int) -> dict[str, int]:
 
     ``activations`` is the largest sum, over the schedule, of the activations of the
     micro-batches in flight (including logits on the last stage) plus the transient of
-    recomputing one layer; ``buffers`` the ZeRO-3 gathered parameters (two layers, and the
-    embedding and head, kept gathered for the step). The replay's ledger reaches this peak
+    recomputing one layer and, with context parallelism, the ring's receive buffers;
+    ``buffers`` the ZeRO-3 gathered parameters (two layers, and the embedding and head,
+    kept gathered for the step). The replay's ledger reaches this peak
     exactly, except with ZeRO-3, where it is an upper bound (the gathers run ahead on their
     own stream).
     """
     shape = cfg.shape()
     last_vs = cfg.pp * cfg.chunks - 1
     logits = shape.logits_bytes() if cfg.model.vocab else 0
-    per_vs, bump = {}, {}
+    per_vs, bump, fwd = {}, {}, {}
+    ring = ring_buffers(cfg, backward=False)
     for c in range(cfg.chunks):
         vs = c * cfg.pp + stage
         layers = cfg.layers_of(vs)
         per_vs[c] = sum(layer_keep(cfg, layer, cfg.recompute) for layer in layers) \
             + (logits if vs == last_vs else 0)
+        # the ring's receive buffers during the last layer's forward (before the logits)
+        fwd[c] = per_vs[c] - (logits if vs == last_vs else 0) + ring if layers else 0
         bump[c] = _backward_bump(cfg, layers, logits if vs == last_vs else 0)
     live = peak = 0
     for u in stage_units(cfg.schedule_name, stage, cfg.pp, cfg.micro_batches, cfg.chunks):
         if u.forward:
+            peak = max(peak, live + fwd[u.chunk])
             live += per_vs[u.chunk]
             peak = max(peak, live)
             continue
@@ -127,7 +135,7 @@ def memory_breakdown(cfg: TransformerConfig, stage: int) -> dict[str, int]:
     out = static_memory(cfg, stage)
     out["activations"] = int(peak)
     out["buffers"] = 0
-    if cfg.zero >= 3 and cfg.dp > 1:  # two gathered layers, the gathered embedding and head
+    if cfg.zero >= 3 and cfg.dp_ranks > 1:  # two gathered layers, the gathered embedding and head
         sp = stage_params(cfg, stage)
         out["buffers"] = 2 * _layer_param_bytes(cfg) + 2 * (sp.embedding + sp.head)
     out["total"] = sum(out.values())

@@ -84,9 +84,9 @@ def training_meta(cfg: TransformerConfig) -> dict[str, Any]:
                      "ideal_bubble": (p - 1) / (v * mb + p - 1) if cfg.schedule_name != "gpipe"
                      else (p - 1) / (mb + p - 1)},
         "memory": mem,
-        "fold": {"replicas": cfg.dp, "ranks_per_replica": cfg.tp * cfg.pp,
+        "fold": {"replicas": cfg.dp, "ranks_per_replica": cfg.tp * cfg.cp * cfg.pp,
                  "full_replicas": cfg.ep_span,
-                 "full_ranks": cfg.tp * cfg.pp * cfg.ep_span}
+                 "full_ranks": cfg.tp * cfg.cp * cfg.pp * cfg.ep_span}
         if cfg.fold and cfg.dp > cfg.ep_span else None,
     }
 

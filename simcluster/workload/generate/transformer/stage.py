@@ -50,7 +50,7 @@ class _StageBuilder(_CommOps):
     def _forward(self, st: _StepState, u: Unit, first_of_chunk: bool) -> None:
         cfg, P, stage = self.cfg, self.cfg.pp, self.stage
         vs = u.chunk * P + stage
-        z3 = cfg.dp > 1 and cfg.zero >= 3
+        z3 = cfg.dp_ranks > 1 and cfg.zero >= 3
         if vs == 0:
             deps = [st.gather[-1]] if first_of_chunk and -1 in st.gather else []
             if cfg.model.vocab:
@@ -82,7 +82,7 @@ class _StageBuilder(_CommOps):
         cfg, r, P, stage = self.cfg, self.r, self.cfg.pp, self.stage
         vs = u.chunk * P + stage
         sp = stage_params(cfg, stage)
-        z3 = cfg.dp > 1 and cfg.zero >= 3
+        z3 = cfg.dp_ranks > 1 and cfg.zero >= 3
         ready: list[tuple[int, int]] = []  # (params, op after which their grads are done)
         eready: list[tuple[int, int]] = []  # the same for the routed experts
         deps: list[int] | None = None
@@ -119,7 +119,7 @@ class _StageBuilder(_CommOps):
             self._send(f"send_grad.c{u.chunk}", stage - 1 if stage else P - 1, "pp_bwd_send",
                        deps[0])
         st.last_compute = deps[0]
-        if cfg.dp == 1 or z3 or not (cfg.zero == 2 or last_of_chunk):
+        if cfg.dp_ranks == 1 or z3 or not (cfg.zero == 2 or last_of_chunk):
             return
         for k, (params, op) in enumerate(self._buckets(ready)):
             name = f"dp.grad.c{u.chunk}.b{k}"
@@ -153,7 +153,7 @@ class _StageBuilder(_CommOps):
                                deps=[st.emb_ready if st.emb_ready >= 0 else st.last_compute]))
         dp_ops = [k for k, s in enumerate(r.stream) if s == "dp" and r.step[k] == r.cur_step]
         deps.extend(dp_ops[-1:])
-        n = sp.dense // (cfg.dp if cfg.zero >= 1 else 1)
+        n = sp.dense // (cfg.dp_ranks if cfg.zero >= 1 else 1)
         if sp.experts:
             n += sp.experts // (expert_layout(cfg).edp if cfg.zero >= 1 else 1)
         r.compute("optimizer", Cost(15.0 * n, optimizer_bytes_per_param(cfg.gbytes) * n), "fp32",

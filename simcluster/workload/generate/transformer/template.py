@@ -11,8 +11,9 @@ import pyarrow as pa
 
 from simcluster.workload.generate.costs import Cost
 
-# Group kinds of a template op (EP: expert parallel; EDP: expert data parallel).
-_NONE, _TP, _DP, _EMB, _EP, _EDP = 0, 1, 2, 3, 4, 5
+# Group kinds of a template op (EP: expert parallel; EDP: expert data parallel; CP: context
+# parallel, the Ulysses all-to-alls).
+_NONE, _TP, _DP, _EMB, _EP, _EDP, _CP = 0, 1, 2, 3, 4, 5, 6
 
 
 @dataclass
