@@ -18,72 +18,37 @@ summed time at the best one; copy it into ``SMALL_KERNEL_FIXED_US`` in ``sim/com
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from validate_kernels import traces
 
-import simcluster as sc
-from simcluster.sim.compute import ComputeModel, kernel_us
-from simcluster.sim.kernel_names import kernel_family
-from simcluster.topology.catalog import AcceleratorSpec, lookup
+from simcluster.calibrate.kernel_data import Kernels, read_trace
+from simcluster.calibrate.kernel_model import KNOBS, KernelPredictor, with_values
+from simcluster.sim.compute import ComputeModel
 
 FIT_CHIP = "A100"
-
-
-@dataclass
-class Kernels:
-    """The small kernels of one trace that carry FLOPs or bytes."""
-
-    name: str
-    spec: AcceleratorSpec
-    flops: np.ndarray
-    nbytes: np.ndarray
-    recorded: np.ndarray
-    dtypes: np.ndarray
+SMALL_FIXED = next(k for k in KNOBS if k.name == "families.small.fixed_us")
 
 
 def small_kernels() -> list[Kernels]:
-    out = []
-    for path in traces():
-        wl = sc.load_workload(path)
-        spec = lookup(wl.meta.recorded_device) if wl.meta.recorded_device else None
-        if spec is None or spec.vendor.lower() != "nvidia":
-            continue
-        t = wl.ops
-        flops = t["flops"].fill_null(0).to_numpy(zero_copy_only=False).astype(float)
-        nbytes = t["bytes_accessed"].fill_null(0).to_numpy(zero_copy_only=False).astype(float)
-        rec = t["duration_us"].to_numpy(zero_copy_only=False).astype(float)
-        names = t["name"].to_pylist()
-        keep = (pc.equal(t["kind"], "compute").to_numpy(zero_copy_only=False)
-                & ((flops > 0) | (nbytes > 0)) & (rec > 0)
-                & np.array([kernel_family(n) == "small" for n in names]))
-        idx = np.flatnonzero(keep)
-        dtypes = np.array(t["dtype"].fill_null("").take(pa.array(idx)).to_pylist(), dtype=object)
-        out.append(Kernels(path.name, spec, flops[idx], nbytes[idx], rec[idx], dtypes))
-    return out
+    """Per NVIDIA trace, its small kernels that carry FLOPs or bytes."""
+    sets = [read_trace(path) for path in traces()]
+    return [k.select(k.family == "small") for k in sets if k.spec.vendor.lower() == "nvidia"]
 
 
 def predicted(k: Kernels, fixed_us: float) -> np.ndarray:
-    cal = replace(ComputeModel().calibration(k.spec), fixed_us=fixed_us)
-    out = np.empty(len(k.recorded))
-    for dt in sorted(set(k.dtypes.tolist())):
-        sel = k.dtypes == dt
-        out[sel] = kernel_us(k.flops[sel], k.nbytes[sel], k.spec.peak_flops_per_us(dt or None),
-                             k.spec.hbm_GBps * 1e3, cal)
-    return out
+    cal = with_values(ComputeModel().calibration(k.spec), {SMALL_FIXED: fixed_us})
+    return KernelPredictor(k)(cal)
 
 
 def errors(sets: list[Kernels], fixed_us: float) -> tuple[float, float, float, int]:
     """(mean squared log error, MAPE, error of the summed time, kernels)."""
     pred = np.concatenate([predicted(k, fixed_us) for k in sets])
-    rec = np.concatenate([k.recorded for k in sets])
+    rec = np.concatenate([k.recorded_us for k in sets])
     log = np.log(pred / rec)
     return (float(np.mean(log**2)), float(np.mean(np.abs(pred / rec - 1))),
             float(pred.sum() / rec.sum() - 1), len(rec))
@@ -93,8 +58,8 @@ def main() -> int:
     every = small_kernels()
     fit = [k for k in every if FIT_CHIP in k.spec.model]
     held = [k for k in every if FIT_CHIP not in k.spec.model]
-    print("fit on:  " + ", ".join(f"{k.name} ({len(k.recorded)})" for k in fit))
-    print("held out: " + ", ".join(f"{k.name} ({len(k.recorded)})" for k in held))
+    print("fit on:  " + ", ".join(f"{Path(k.source).name} ({len(k)})" for k in fit))
+    print("held out: " + ", ".join(f"{Path(k.source).name} ({len(k)})" for k in held))
     grid = np.arange(0.5, 9.01, 0.25)
     scores = [errors(fit, f)[0] for f in grid]
     best = float(grid[int(np.argmin(scores))])
