@@ -118,6 +118,7 @@ class _Objective:
             sel = self.group == g
             self.weight[sel] = 1.0 / sel.sum()
         self.fit = fit
+        self._count_sums()
 
     def restrict(self, groups: set[str]) -> None:
         """Count only the kernels of ``groups`` in the objective: a group none of whose own
@@ -125,17 +126,22 @@ class _Objective:
         with its own held, possibly wrong, values."""
         keep = np.isin(self.group, [GROUP_NAMES.index(g) for g in groups])
         self.weight = np.where(keep, self.weight, 0.0)
+        self._count_sums()
+
+    def _count_sums(self) -> None:
+        """Per counted group, its kernels and their summed recorded time (the second term)."""
+        counted = np.unique(self.group[self.weight > 0]).tolist()
+        self.sums = [(sel, float(self.fit.recorded_us[sel].sum()))
+                     for sel in (self.group == g for g in counted)]
 
     def log_times(self, values: dict[ComputeKnob, float]) -> np.ndarray:
         return np.log(self.predict(with_values(self.base, values)))
 
     def __call__(self, values: dict[ComputeKnob, float]) -> float:
-        log_pred = self.log_times(values)
-        total = float(np.sum(self.weight * (log_pred - self.log_rec) ** 2))
-        pred, rec = np.exp(log_pred), self.fit.recorded_us
-        for g in np.unique(self.group[self.weight > 0]).tolist():
-            sel = self.group == g
-            total += SUM_WEIGHT * float(np.log(pred[sel].sum() / rec[sel].sum())) ** 2
+        pred = self.predict(with_values(self.base, values))
+        total = float(np.sum(self.weight * (np.log(pred) - self.log_rec) ** 2))
+        for sel, rec in self.sums:
+            total += SUM_WEIGHT * float(np.log(pred[sel].sum() / rec)) ** 2
         return total
 
 
