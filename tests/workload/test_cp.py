@@ -163,7 +163,9 @@ def test_bad_cp_configurations_are_explained() -> None:
                       ({"cp": 4, "tp": 2, "cp_comm": "a2a"}, "tp x cp = 8: heads 4"),
                       ({"cp": 2, "cp_comm": "ring"}, "cp_comm 'ring' is not one of p2p, a2a"),
                       ({"cp": 2, "flash_attention": False}, "needs flash_attention"),
-                      ({"cp": 2, "model": moe}, "mixture-of-experts")):
+                      ({"cp": 2, "dp": 2, "ep": 1, "model": moe}, "multiple of cp \\(2\\)"),
+                      ({"cp": 2, "tp": 2, "dp": 2, "ep": 2, "expert_tp": 1,
+                        "sequence_parallel": True, "model": moe}, "expert_tp 1 with cp 2")):
         with pytest.raises(WorkloadError, match=match):
             transformer(TransformerConfig(**{"model": GPT, **kw}))
 
@@ -191,7 +193,7 @@ def test_cli_sweep_and_analysis_know_cp(tmp_path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--preset", "llama3-8b", "--cp", "3"], "divisible by 2 x cp = 6"),
     (["--preset", "llama3-8b", "--cp", "2", "--cp-comm", "ring"], "cp_comm 'ring'"),
-    (["--preset", "mixtral-8x7b", "--cp", "2"], "mixture-of-experts"),
+    (["--preset", "mixtral-8x7b", "--cp", "2", "--ep", "1"], "multiple of cp (2)"),
 ])
 def test_cli_rejects_bad_cp_before_any_work(tmp_path, capsys, args, message) -> None:
     from simcluster.cli import main

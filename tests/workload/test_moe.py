@@ -153,6 +153,7 @@ def test_flops_match_the_closed_form(kw: dict) -> None:
     {"tp": 2, "pp": 1, "dp": 2, "ep": 2, "global_batch": 8, "sequence_parallel": True, "recompute": "full"},
     {"tp": 1, "pp": 1, "dp": 4, "ep": 4, "global_batch": 8, "recompute": "selective",
          "flash_attention": False, "moe_skew": 2.0},
+    {"tp": 1, "cp": 2, "pp": 2, "dp": 2, "ep": 2, "global_batch": 4, "zero": 1},
 ])
 def test_replay_peak_memory_equals_the_memory_model(kw: dict) -> None:
     cfg = TransformerConfig(model=replace(MOE, layers=4, dense_layers=1), micro_batch=1, **kw)
@@ -163,7 +164,7 @@ def test_replay_peak_memory_equals_the_memory_model(kw: dict) -> None:
     real = fold["full_ranks"] if fold else cfg.world
     span = cfg.ep_span
     for rank in range(real):
-        stage = (rank // (cfg.tp * span)) % cfg.pp
+        stage = (rank // (cfg.tp * cfg.cp * span)) % cfg.pp
         assert peak[rank] == memory_breakdown(cfg.padded(), stage)["total"], rank
 
 
@@ -173,6 +174,9 @@ def test_replay_peak_memory_equals_the_memory_model(kw: dict) -> None:
     {"tp": 2, "pp": 2, "dp": 4, "ep": 2, "expert_tp": 2, "global_batch": 8, "sequence_parallel": True},
     {"tp": 1, "pp": 2, "dp": 4, "ep": 2, "global_batch": 8, "moe_dispatcher": "allgather",
          "dp_overlap": False},
+    {"tp": 1, "cp": 2, "pp": 1, "dp": 4, "ep": 2, "global_batch": 8, "zero": 1},
+    {"tp": 2, "cp": 2, "pp": 1, "dp": 4, "ep": 4, "expert_tp": 2, "global_batch": 8,
+         "sequence_parallel": True},
 ])
 def test_fold_agrees_with_the_full_simulation(kw: dict) -> None:
     """With EP carved out of DP, the fold keeps the first EP group's replicas in full (the
@@ -184,13 +188,34 @@ def test_fold_agrees_with_the_full_simulation(kw: dict) -> None:
     folded = transformer(TransformerConfig(model=MOE, fold=True, **kw))
     assert folded.num_ops < full.num_ops
     fold = folded.meta.extra["fold"]
-    assert fold["full_ranks"] == kw["tp"] * kw["pp"] * fold["full_replicas"]
+    assert fold["full_ranks"] == kw["tp"] * kw.get("cp", 1) * kw["pp"] * fold["full_replicas"]
     run_full, t_full = timeline(full, cluster)
     run_fold, t_fold = timeline(folded, cluster)
     for (rank, op), times in t_fold.items():
         if rank < fold["full_ranks"]:
             assert times == t_full[(rank, op)], (rank, op)
     assert run_fold.makespan_us == pytest.approx(run_full.makespan_us, rel=1e-12)
+
+
+def test_context_parallel_ranks_are_token_ranks_of_the_expert_groups() -> None:
+    """With CP 2, an EP group of 4 is the two CP ranks of two replicas (Megatron-Core carves
+    EP out of the data-parallel-with-context-parallel ranks); each routes its own
+    ``b s / cp`` tokens, and expert gradients are reduced over ``dp x cp / ep`` ranks."""
+    cfg = TransformerConfig(model=MOE, micro_batch=2, cp=2, dp=4, ep=4, global_batch=8,
+                            fold=False)
+    wl = transformer(cfg)
+    # ranks c + 2 (i + 2 j) (tp 1, pp 1, ep_span 2): blocks of four consecutive ranks
+    assert cfg.ep_span == 2
+    assert wl.groups["ep.p0.b0.t0"] == (0, 1, 2, 3) and wl.groups["ep.p0.b1.t0"] == (4, 5, 6, 7)
+    assert {g: wl.groups[g] for g in wl.groups if g.startswith("edp")} == {
+        "edp.p0.t0.e0": (0, 4), "edp.p0.t0.e1": (1, 5), "edp.p0.t0.e2": (2, 6),
+        "edp.p0.t0.e3": (3, 7)}
+    assert wl.groups["dp.p0.t0"] == tuple(range(8))
+    # 2 sequences x 16 tokens per rank, top-2: 64 copies of 64 bf16 values
+    dispatch = _op(wl, "L1.fwd.ep_dispatch", rank=5)
+    assert (dispatch["group"], dispatch["comm_bytes"]) == ("ep.p0.b1.t0", 64 * 64 * 2)
+    # the expert GEMM of one rank: its one local expert gets 64 rows (balanced)
+    assert _op(wl, "L1.fwd.experts.fc1")["flops"] == 2 * 64 * 64 * 64
 
 
 def test_impossible_configurations_fail_before_any_work(capsys, tmp_path) -> None:

@@ -67,7 +67,7 @@ def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, 
     T, P, S, C = cfg.tp, cfg.pp, cfg.ep_span, cfg.cp
     n = len(tpl["gkind"])
     rank = cfg.rank(t, p, d, c)
-    ep, edp = expert_group_names(cfg, t, p, d) if cfg.model.moe else ("", "")
+    ep, edp = expert_group_names(cfg, t, p, d, c) if cfg.model.moe else ("", "")
     rep = _replica(cfg, d, c)
     lut = np.array([-1, index.get(f"tp.{rep}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
                     index.get(f"emb.{rep}.t{t}", -1), index.get(ep, -1), index.get(edp, -1),

@@ -79,9 +79,6 @@ def check_cp(cfg: TransformerConfig) -> list[str]:
         out.append(f"cp_comm a2a (Ulysses) splits the heads over tp x cp = {tc}: heads "
                    f"{m.heads} / kv_heads {m.kv_heads} do not split; use cp_comm p2p or a cp "
                    f"with heads divisible by tp x cp")
-    if m.moe:
-        out.append("cp > 1 is not combined with mixture-of-experts layers yet: use cp 1 "
-                   "with a MoE model")
     if not cfg.flash_attention:
         out.append("cp > 1 needs flash_attention (ring attention runs the fused kernel)")
     return out

@@ -87,9 +87,12 @@ class ExpertLayout:
 
 
 def ep_span(cfg: TransformerConfig) -> int:
-    """Data-parallel replicas one EP group spans (1 for a dense model)."""
-    if not cfg.model.moe or cfg.tp == 1 or cfg.expert_tp == cfg.tp:
-        return cfg.ep if cfg.model.moe else 1
+    """Data-parallel replicas one EP group spans (1 for a dense model). With context
+    parallelism an EP group takes all ``cp`` ranks of each replica it spans: ``ep / cp``."""
+    if not cfg.model.moe:
+        return 1
+    if cfg.tp == 1 or cfg.expert_tp == cfg.tp:
+        return max(1, cfg.ep // cfg.cp)  # ep is a multiple of cp (checked)
     return max(1, cfg.ep // cfg.tp)  # ep is a multiple of tp (checked)
 
 
@@ -101,7 +104,7 @@ def expert_layout(cfg: TransformerConfig) -> ExpertLayout:
         else min(cfg.moe_skew, cfg.capacity_factor)
     received = factor * tokens * m.top_k
     return ExpertLayout(ep=cfg.ep, etp=cfg.expert_tp,
-                        edp=cfg.tp * cfg.dp // (cfg.ep * cfg.expert_tp),
+                        edp=cfg.tp * cfg.dp * cfg.cp // (cfg.ep * cfg.expert_tp),
                         local_experts=m.experts // cfg.ep, tokens=tokens,
                         routed=tokens * m.top_k, factor=factor, received=received,
                         expert_tokens=received * cfg.expert_tp)
@@ -131,12 +134,16 @@ def check_moe(cfg: TransformerConfig) -> list[str]:
     out = []
     if cfg.expert_tp not in (1, cfg.tp):
         out.append(f"expert_tp {cfg.expert_tp} must be 1 or tp ({cfg.tp})")
-    grid = cfg.dp if cfg.expert_tp == cfg.tp else cfg.tp * cfg.dp
+    if cfg.cp > 1 and cfg.expert_tp != cfg.tp:
+        out.append(f"expert_tp {cfg.expert_tp} with cp {cfg.cp} is not modelled yet: use "
+                   f"expert_tp = tp ({cfg.tp})")
+    grid = cfg.dp * cfg.cp if cfg.expert_tp == cfg.tp else cfg.tp * cfg.dp
     valid = [e for e in _divisors(m.experts) if grid % e == 0
-             and (cfg.expert_tp == cfg.tp or e % cfg.tp == 0)]
+             and (cfg.expert_tp == cfg.tp or e % cfg.tp == 0) and e % cfg.cp == 0]
     if cfg.ep not in valid:
-        over = "dp" if cfg.expert_tp == cfg.tp else "tp x dp"
+        over = ("dp x cp" if cfg.cp > 1 else "dp") if cfg.expert_tp == cfg.tp else "tp x dp"
         whole = "" if cfg.expert_tp == cfg.tp else f", and be a multiple of tp ({cfg.tp})"
+        whole += f", and be a multiple of cp ({cfg.cp})" if cfg.cp > 1 else ""
         out.append(f"ep {cfg.ep} must divide the experts ({m.experts}) and the {over} ranks "
                    f"({grid}) it is carved from{whole}: use one of "
                    f"{', '.join(map(str, valid)) or 'none (change tp or expert_tp)'}")
@@ -159,12 +166,16 @@ def check_moe(cfg: TransformerConfig) -> list[str]:
 
 # -- groups -----------------------------------------------------------------------------------
 
-def expert_group_names(cfg: TransformerConfig, t: int, p: int, d: int) -> tuple[str, str]:
-    """The EP group and the expert-data-parallel group of rank ``(t, p, d)``."""
+def expert_group_names(cfg: TransformerConfig, t: int, p: int, d: int,
+                       c: int = 0) -> tuple[str, str]:
+    """The EP group and the expert-data-parallel group of rank ``(t, p, d, c)``: an EP group
+    is the ``cp x ep_span`` ranks of one TP rank and stage in one block of replicas (as
+    Megatron-Core carves EP out of the data-parallel-with-context-parallel ranks); its
+    member ``c + cp i`` holds the same experts in every block."""
     s = ep_span(cfg)
     i, j = d % s, d // s
     if cfg.tp == 1 or cfg.expert_tp == cfg.tp:
-        return f"ep.p{p}.b{j}.t{t}", f"edp.p{p}.t{t}.e{i}"
+        return f"ep.p{p}.b{j}.t{t}", f"edp.p{p}.t{t}.e{c + cfg.cp * i}"
     x = t + cfg.tp * i
     return f"ep.p{p}.b{j}.g{x // cfg.ep}", f"edp.p{p}.e{x % cfg.ep}"
 
@@ -177,11 +188,12 @@ def expert_groups(cfg: TransformerConfig, blocks: int) -> dict[str, tuple[int, .
     edp: dict[str, list[int]] = {}
     for d in range(cfg.dp):
         for p in range(cfg.pp):
-            for t in range(cfg.tp):
-                a, b = expert_group_names(cfg, t, p, d)
-                if d // s < blocks:
-                    ep.setdefault(a, []).append(cfg.rank(t, p, d))
-                edp.setdefault(b, []).append(cfg.rank(t, p, d))
+            for c in range(cfg.cp):
+                for t in range(cfg.tp):
+                    a, b = expert_group_names(cfg, t, p, d, c)
+                    if d // s < blocks:
+                        ep.setdefault(a, []).append(cfg.rank(t, p, d, c))
+                    edp.setdefault(b, []).append(cfg.rank(t, p, d, c))
     out = {k: tuple(sorted(v)) for k, v in ep.items()} if cfg.ep > 1 else {}
     if separate_expert_dp(cfg):
         out.update({k: tuple(sorted(v)) for k, v in edp.items() if len(v) > 1})
