@@ -16,7 +16,8 @@ the mean squared log error of the step time over the chip's rows.
     python bench/fit_attention.py [--chip A100 H100]
 
 Prints, per chip, the objective along the grid, the best efficiency, and the MAPE and mean
-signed error at it; copy the value into ``kernel_efficiency`` of the chip's calibration.
+signed error at it; copy the value into the ``flash1`` entry of the chip's calibration ``families``
+(``sim/compute.py``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def calibration_rows(chip: str) -> list[vp.Mapped]:
 
 def step_times(rows: list[vp.Mapped], chip: str, efficiency: float) -> np.ndarray:
     """Simulated step times (s) of ``rows`` with ``efficiency`` for flash1 on ``chip``."""
-    cal = replace(CALIBRATIONS[chip], kernel_efficiency=(("flash1", efficiency),))
+    base = CALIBRATIONS[chip]
+    others = tuple(x for x in base.families if x[:2] != ("flash1", "gemm_efficiency"))
+    cal = replace(base, families=(*others, ("flash1", "gemm_efficiency", efficiency)))
     options = SimOptions(compute=ComputeModel(calibrations={**CALIBRATIONS, chip: cal}))
     out = []
     for m in rows:
