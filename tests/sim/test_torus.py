@@ -159,3 +159,20 @@ def test_never_elsewhere() -> None:
     layout = _model(c, list(range(16))).layout("g")
     assert layout.torus is None and not applicable("torus", "all_reduce", layout)
     assert not _time(c, list(range(16)), "all_reduce", GB)[1].startswith("torus")
+
+
+def test_the_bundled_v5p_slice_all_reduce() -> None:
+    # 4x4x8: reduce-scatter moves 3/8 S, 3/32 S and 7/256 S per link each way (rings of 4,
+    # 4 and 8); links run at 100 GB/s x 0.90 (ICI efficiency) = 9e4 B/us; 2 x (3+3+7) hops
+    # of 1 us (at 8 bytes nearly all of it, above the 19.3 us launch floor).
+    from simcluster import collective_perf
+    from simcluster.topology import load_cluster
+    from tests.conftest import ROOT
+
+    cluster = load_cluster(ROOT / "topologies" / "tpu-v5p-4x4x8.yaml")
+    small, large = collective_perf.run(cluster, "all_reduce", [8, 2**30], ranks=128)
+    assert {small.algorithm, large.algorithm} == {"torus/Simple"}
+    volume = 2 * (3 / 8 + 3 / 32 + 7 / 256)
+    for row in (small, large):
+        assert row.time_us == pytest.approx(volume * row.size / 9e4 + 26.0, rel=1e-9)
+    assert large.time_us == pytest.approx(11_863.3, abs=0.1)
