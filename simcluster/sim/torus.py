@@ -3,7 +3,8 @@
 On a torus fabric (``fabric: topology: torus``, ``topology/fabrics.py``) every chip has a
 router linked to its +-1 neighbours in each dimension, with wraparound. A group whose ranks
 fill a *sub-torus* (in every dimension either all of its positions, a full ring, or one
-position) runs an all-reduce as XLA does on TPU slices:
+position) runs an all-reduce per torus dimension, as collectives on TPU slices are
+described in Google DeepMind's "How to Scale Your Model" (2025, part 3):
 
 - reduce-scatter along the rings of the first spanned dimension, then along the next
   dimension's rings on the shard each rank holds, and so on;
@@ -22,8 +23,8 @@ Sizes follow nccl-tests (``collectives.py``): ``reduce_scatter`` is the first ha
 full input), ``all_gather`` the second (``S`` the full output), with the same phases.
 
 Each step costs the ICI hop latency of the fabric's torus links (``fabric.link.latency_ns``;
-the per-hop overhead of about 1 us that Google's "How to Scale Your Model", part 3, quotes
-for TPU ICI is what ``topologies/tpu-v5p-4x4x8.yaml`` sets).
+the per-hop overhead of about 1 us that the same book quotes for TPU ICI is what
+``topologies/tpu-v5p-4x4x8.yaml`` sets).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class TorusGrid:
         dims: the torus's size per dimension (e.g. ``(4, 4, 8)``).
         coords: per layout position, its chip's coordinates.
         hop_latency_us: the latency of one ICI hop between neighbouring routers (us): the
-            largest of the group's router-to-router links.
+            largest of the torus links out of the group's routers.
 
     Example:
         >>> g = TorusGrid(dims=(4, 2), coords=((0, 1), (1, 1), (2, 1), (3, 1)),
