@@ -26,6 +26,7 @@ from simcluster.registry import Registry
 from simcluster.sim import collectives as coll
 from simcluster.sim import in_network
 from simcluster.sim import protocols as proto
+from simcluster.sim import torus
 from simcluster.sim.collectives import Layout, Phase
 from simcluster.sim.protocols import Tuning
 
@@ -205,6 +206,16 @@ def _collnet_chain(layout: Layout, collective: str, options: PlanOptions) -> lis
     return in_network.plan_collnet_chain(layout)
 
 
+def _torus(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return torus.plan_torus(layout, collective)
+
+
+def _no_base_latency(network: NetworkParams, protocol: str) -> float:
+    """A torus collective is not NCCL: no table base latency nor protocol overhead (the
+    topology's ``collective_overhead_us`` still applies); its latency is its ICI hops."""
+    return 0.0
+
+
 def _chain(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
     return coll.plan_chain(layout, options.root, options.pxn, to_root=collective == "reduce")
 
@@ -247,6 +258,12 @@ for _algorithm in (
               description="a chain to the head in each server, SHARP switches across",
               automatic=_collnet_enabled,
               needs="servers on a fabric with sharp: true"),
+    Algorithm("torus", ("all_reduce", "all_gather", "reduce_scatter"), _torus,
+              applies=torus.on_sub_torus,
+              tuning=Tuning(protocols=("Simple",), base_latency=_no_base_latency),
+              description="dimension-ordered bidirectional rings on a torus (TPU ICI)",
+              needs="ranks that fill whole rings of a torus fabric (every spanned "
+              "dimension complete)"),
     Algorithm("chain", ("broadcast", "reduce"), _chain,
               description="pipelined chain along the ring from (or to) the root"),
     Algorithm("direct", ("all_to_all",), _direct, description="all pairs at once"),

@@ -32,6 +32,8 @@ Algorithms (``p`` ranks on ``N`` servers of ``g`` ranks, ``C`` channels):
   the ranks of one rail (``S/g`` each), all-gather inside each server.
 - ``nvls``, ``nvls-tree``, ``collnet-direct``, ``collnet-chain``: reduction inside switches
   (NVSwitch, InfiniBand SHARP); their plans are in ``in_network.py``.
+- ``torus``: dimension-ordered bidirectional rings on a sub-torus of a torus fabric (TPU
+  ICI); its plan is in ``torus.py``.
 - ``direct`` / ``pairwise``: all_to_all as ``p(p-1)`` independent flows of ``S/p``, at once
   or in ``p-1`` rounds of ``p``.
 - ``chain``: broadcast and reduce as a pipelined chain along the ring from/to the root:
@@ -44,8 +46,13 @@ import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from simcluster.sim.torus import TorusGrid
+
 
 @dataclass(frozen=True)
 class AggregationTree:
@@ -84,6 +91,7 @@ class Layout:
             Empty: None for every server.
         sharp: per channel rail (:meth:`channel_rails`), the SHARP aggregation tree of its
             heads (:meth:`head`); empty where the fabric cannot reduce for this group.
+        torus: where the ranks sit on a torus fabric (``sim/torus.py``), or None.
     """
 
     devices: tuple[str, ...]
@@ -92,6 +100,7 @@ class Layout:
     nvls_switch: tuple[str | None, ...]
     rings: tuple[tuple[tuple[int, ...], ...] | None, ...] = ()
     sharp: tuple[AggregationTree, ...] = ()
+    torus: TorusGrid | None = None
 
     @property
     def p(self) -> int:

@@ -31,6 +31,7 @@ from simcluster.sim import collectives as coll
 from simcluster.sim import protocols as proto
 from simcluster.sim.aggregation import aggregation_trees
 from simcluster.sim.network import maxmin_rates
+from simcluster.sim.torus import torus_grid
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.routing import Router
 
@@ -155,7 +156,8 @@ class CommModel:
         rings = tuple(self._mesh_rings([order[i] for i in h], h) for h in hosts.values())
         layout = coll.Layout(devices=tuple(order), hosts=tuple(tuple(h) for h in hosts.values()),
                              rails=tuple(rails), nvls_switch=switches,
-                             rings=rings if any(rings) else ())
+                             rings=rings if any(rings) else (),
+                             torus=torus_grid(c, order))
         if self._sharp:
             layout = replace(layout, sharp=aggregation_trees(c, self.router, layout))
         return layout

@@ -2,7 +2,8 @@
 
 Graph nodes carry ``kind`` (``accelerator``, ``switch``, ``nic``, ``cpu``, ``memory``),
 ``host`` (the server a node belongs to, ``None`` for fabric switches), for accelerators
-``model`` and ``nic`` (the NIC its traffic leaves the host through), and for fabric and
+``model`` and ``nic`` (the NIC its traffic leaves the host through; on a torus, its ICI
+router, with the chip's ``torus`` coordinates and the ``torus_dims``), and for fabric and
 explicit switches ``sharp`` (it reduces in-network, InfiniBand SHARP). Edges carry ``id``, an
 index into the link arrays. Link arrays hold bandwidth in bytes per microsecond (1 GB/s =
 1e3 B/us) and latency in microseconds, the units the simulator computes in.

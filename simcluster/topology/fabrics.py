@@ -242,7 +242,9 @@ def _check_fat_tree(spec: FabricSpec) -> str | None:
 
 def _torus(ctx: FabricContext) -> None:
     """Accelerators on a torus: each with an ICI router, routers linked to their +-1
-    neighbours in every dimension (with wraparound)."""
+    neighbours in every dimension (with wraparound). Accelerator ``i`` (topology order) sits
+    at coordinates ``(i mod d0, (i // d0) mod d1, ...)``, which its node records as ``torus``
+    (with the ``torus_dims``)."""
     f = ctx.spec
     b = ctx.builder
     accelerators = ctx.accelerators
@@ -270,6 +272,8 @@ def _torus(ctx: FabricContext) -> None:
     strides = [math.prod(dims[:d]) for d in range(len(dims))]
     for i in range(len(accelerators)):
         coord = [(i // strides[d]) % dims[d] for d in range(len(dims))]
+        # What torus collectives need to see a group's shape (sim/torus.py).
+        b.graph.nodes[accelerators[i]].update(torus=tuple(coord), torus_dims=tuple(dims))
         for d in range(len(dims)):
             nxt = list(coord)
             nxt[d] = (coord[d] + 1) % dims[d]

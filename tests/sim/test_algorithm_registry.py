@@ -30,7 +30,7 @@ from tests.toys import GATHER_SCATTER
 
 GB = 10**9
 BUILT_IN = ("ring", "tree", "hierarchical", "nvls", "nvls-tree", "collnet-direct",
-            "collnet-chain", "chain", "direct", "pairwise")
+            "collnet-chain", "torus", "chain", "direct", "pairwise")
 NCCL_ONLY = {"protocol_overhead_us": {}, "step_latency_scale": {}}
 
 
@@ -43,7 +43,8 @@ def _all_reduce(p: int, size: int) -> object:
 def test_built_in_algorithms_in_registration_order() -> None:
     assert algorithm_names() == BUILT_IN
     assert algorithms_for("all_reduce") == ("ring", "tree", "hierarchical", "nvls", "nvls-tree",
-                                            "collnet-direct", "collnet-chain")
+                                            "collnet-direct", "collnet-chain", "torus")
+    assert algorithms_for("all_gather") == algorithms_for("reduce_scatter") == ("ring", "torus")
     assert algorithms_for("all_to_all") == ("direct", "pairwise")
     assert algorithms_for("broadcast") == algorithms_for("reduce") == ("chain",)
 
