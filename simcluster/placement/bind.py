@@ -98,6 +98,10 @@ def _check_mapping(doc, mapping: dict[int, str], cluster: Cluster, num_ranks: in
                 f"{at}{dev!r} is a {cluster.kind_of(dev)}, not an accelerator; place ranks on "
                 "accelerators."
             )
+        if dev not in cluster.accelerator_index:
+            raise PlacementError(
+                f"{at}{dev!r} is down in {cluster.name!r}; place rank {rank} on another "
+                "accelerator.")
         if dev in seen:
             raise PlacementError(
                 f"{at}device {dev!r} is given to rank {seen[dev]} and rank {rank}; give each rank "
