@@ -69,7 +69,8 @@ def flapping(cluster: Cluster, fractions: dict[str, float]) -> Cluster:
 
 def fail(cluster: Cluster, elements: Sequence[str]) -> Cluster:
     """The cluster with ``elements`` down: nodes (a switch, a NIC, an accelerator: every
-    link into or out of it) or links (``A--B``, both directions).
+    link into or out of it), servers (every node of the host, e.g. ``node3``) or links
+    (``A--B``, both directions).
 
     Routes go around what is down (``Router`` skips ``down_links`` and drops the closed-form
     fabric routes). A failed accelerator leaves ``accelerators``, so the workload runs on
@@ -94,8 +95,8 @@ def fail(cluster: Cluster, elements: Sequence[str]) -> Cluster:
     gone: set[str] = set()
     for name in elements:
         down |= _select(cluster, name, "--fail", kinds=False)
-        if name in cluster.graph and cluster.kind_of(name) == "accelerator":
-            gone.add(name)
+        gone.update(a for a in ([name] if name in cluster.graph else _host_nodes(cluster, name))
+                    if cluster.kind_of(a) == "accelerator")
     ids = cluster.down_links | frozenset(np.flatnonzero(down).tolist())
     graph = cluster.graph.copy()
     graph.remove_edges_from((cluster.link_src[i], cluster.link_dst[i]) for i in ids)
@@ -123,7 +124,8 @@ def _on_fabric(graph: nx.DiGraph, node: str) -> bool:
 
 def _select(cluster: Cluster, name: str, option: str, kinds: bool = True) -> np.ndarray:
     """The links ``name`` stands for, as a mask over link ids: a kind or role (when
-    ``kinds``), a link ``A--B`` (both directions), or a node (its links both ways).
+    ``kinds``), a link ``A--B`` (both directions), a node (its links both ways) or a server
+    (the links of its nodes).
 
     Raises:
         TopologyError: nothing of that name (the message lists the kinds and roles and
@@ -143,6 +145,9 @@ def _select(cluster: Cluster, name: str, option: str, kinds: bool = True) -> np.
         return sel
     if name in cluster.graph:
         return (src == name) | (dst == name)
+    members = _host_nodes(cluster, name)
+    if members:
+        return np.isin(src, members) | np.isin(dst, members)
     nodes = [n for n in (a, b) if n and n not in cluster.graph] if sep else [name]
     known = sorted(set(cluster.link_kind) | set(cluster.link_roles())) if kinds else []
     what = "link kind, role, node or link" if kinds else "node or link"
@@ -150,7 +155,13 @@ def _select(cluster: Cluster, name: str, option: str, kinds: bool = True) -> np.
         f"{option} {name}: no {what} of that name in {cluster.name!r}; "
         f"{suggestion(nodes[0], cluster.graph.nodes)}"
         + (f"use one of {', '.join(known)}, " if known else "use ")
-        + f"a node name (`simcluster topology show --json` lists them) or a link as A{LINK_SEP}B.")
+        + f"a node or server name (`simcluster topology show` lists them) or a link as "
+        f"A{LINK_SEP}B.")
+
+
+def _host_nodes(cluster: Cluster, host: str) -> list[str]:
+    """The nodes of server ``host`` (none if it is not a server's name)."""
+    return [n for n, h in cluster.graph.nodes(data="host") if h == host]
 
 
 def _scaled(cluster: Cluster, factors: dict[str, float], option: str, label: str) -> Cluster:

@@ -128,3 +128,12 @@ def test_scale_link_selects_a_link_or_a_switch() -> None:
 def test_unknown_elements_are_errors_that_say_what_to_name(name: str, message: str) -> None:
     with pytest.raises(TopologyError, match=message):
         fail(fat_tree_k4(), [name])
+
+
+def test_a_failed_server_takes_all_its_accelerators_and_links_down() -> None:
+    c = fat_tree_k4()
+    down = fail(c, ["n3"])
+    assert "n3/gpu0" not in down.accelerators and len(down.accelerators) == 15
+    assert {c.host_of(down.link_src[i]) for i in down.down_links} >= {"n3"}
+    assert all("n3/" not in down.link_src[i] + down.link_dst[i]
+               for i in range(down.num_links) if i not in down.down_links)
