@@ -106,3 +106,57 @@ def test_cli_prints_the_step_time_cost(capsys, tmp_path: Path) -> None:
     code, out, _ = _cli(capsys, "replay", wl, "-t", topo, "--flap", "n0/nic0=0.5")
     # n0's NIC at half its rate: n0 -> n2 takes 80 ms, the step with it.
     assert code == 0 and "40.000 ms healthy -> 80.000 ms" in " ".join(out.split())
+
+
+def _small_transformer(dp: int):
+    from simcluster.workload.generate.registry import generate
+
+    return generate("transformer", {"layers": 2, "hidden": 256, "heads": 4, "ffn": 1024,
+                                    "vocab": 1024, "seq_len": 128, "tp": 2, "dp": dp,
+                                    "global_batch": 8})
+
+
+def test_restart_drains_the_server_and_regenerates_with_fewer_replicas() -> None:
+    # 4 servers x 4 GPUs; TP 2 x DP 8 fills them. n1/gpu2 fails: n1 is drained, 12 GPUs
+    # remain, DP 6 and 5 do not split the global batch of 8, so DP 4 (8 ranks, 2
+    # micro-batches per replica instead of 1).
+    from simcluster.degradation import restarted
+    from tests.conftest import servers
+
+    asked = Scenario(_small_transformer(8), servers(4, 4),
+                     whatif=WhatIf(fail=("n1/gpu2",)))
+    s = restarted(asked)
+    assert s.whatif.fail == ("n1/gpu2", "n1")
+    assert s.workload.num_ranks == 8 and s.workload.meta.extra["config"]["dp"] == 4
+    assert s.workload.ops.equals(_small_transformer(4).ops)
+    result = s.run()
+    assert not any(d.startswith("n1/") for d in result.bound.placement.devices)
+    d = degradation(s, result, asked)
+    assert d.ranks == (16, 8) and d.degraded_us > d.healthy_us
+
+
+def test_restart_keeps_a_workload_that_still_fits_and_refuses_others() -> None:
+    from simcluster.degradation import restarted
+    from simcluster.errors import WorkloadError
+    from tests.conftest import servers
+
+    wl = _small_transformer(4)
+    s = restarted(Scenario(wl, servers(4, 4), whatif=WhatIf(fail=("n0/gpu0",))))
+    assert s.workload is wl and s.whatif.fail == ("n0/gpu0", "n0")
+    with pytest.raises(WorkloadError, match="only a generated transformer"):
+        restarted(Scenario(_all_reduce(16), servers(4, 4), whatif=WhatIf(fail=("n0/gpu0",))))
+
+
+def test_cli_restart_reports_the_ranks(capsys, tmp_path: Path) -> None:
+    topo = tmp_path / "s.yaml"
+    topo.write_text(yaml.safe_dump({
+        "name": "s", "accelerator_models": {"T": {**TEST_ACCEL, "hbm_GiB": 80.0}},
+        "nodes": [{"name": "n", "count": 4, "accelerator": "T", "accelerators": 4,
+                   "nvlink": {"bandwidth_GBps": 400.0}, "nics": {"count": 4}}],
+        "fabric": {"topology": "single-switch"}}))
+    wl = str(write_workload(_small_transformer(8), tmp_path / "w.parquet"))
+    code, out, err = _cli(capsys, "replay", wl, "-t", str(topo), "--fail", "n1/gpu2",
+                          "--restart", "--json")
+    assert code == 0, err
+    d = json.loads(out)["degradation"]
+    assert d["ranks"] == {"healthy": 16, "degraded": 8} and d["failed"] == ["n1/gpu2", "n1"]

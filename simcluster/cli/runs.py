@@ -26,7 +26,7 @@ from simcluster.cli.apps import (
     terminal,
 )
 from simcluster.cli.progress import tracker
-from simcluster.degradation import degradation
+from simcluster.degradation import degradation, restarted
 from simcluster.errors import SimclusterError
 from simcluster.export import load_run
 from simcluster.placement import STRATEGIES
@@ -140,6 +140,9 @@ def replay(
     fail: Annotated[Optional[list[str]], typer.Option(
         help="what-if: a node (switch, NIC, GPU) or link A--B is down; routes go around it; "
              "prints the step-time cost against the healthy cluster")] = None,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="with GPUs down: drain their servers and restart on the rest (a "
+        "generated transformer with the largest data-parallel size that fits)")] = False,
     flap: Annotated[Optional[list[str]], typer.Option(
         help="what-if: NAME=FRACTION, a node (e.g. a NIC) or link A--B down that fraction of "
              "the time, run at its average bandwidth (node0/nic3=0.1)")] = None,
@@ -163,14 +166,15 @@ def replay(
                                                                      slow_rank or [])},
                     fail=tuple(fail or ()),
                     flap={k: float(v) for k, v in pairs("--flap", flap or [])})
-    scenario = Scenario(workload, cluster, placement, whatif, top_links=top,
-                        predict_kernels=predict_kernels)
+    asked = Scenario(workload, cluster, placement, whatif, top_links=top,
+                     predict_kernels=predict_kernels)
+    scenario = restarted(asked) if restart else asked
     if not quiet and not as_json and workload.num_ops >= PROGRESS_MIN_OPS:
         with tracker("simulating") as update:
             result = scenario.run(progress=lambda done, total: update("", done, total))
     else:
         result = scenario.run()
-    cost = degradation(scenario, result) if whatif.degrades else None
+    cost = degradation(scenario, result, asked) if whatif.degrades else None
     if out is not None:
         result.write(out)
     if quiet:
