@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 import simcluster as sc
-from simcluster.cli import main
 from simcluster.degradation import degradation
 from simcluster.errors import PartitionError, PlacementError
 from simcluster.scenario import Scenario, WhatIf
 from simcluster.workload.native import write_workload
+from tests.cli.test_cli import _run as _cli
 from tests.conftest import TEST_ACCEL, workload
 from tests.topology.test_transform import EXACT, GB, UPLINK, _two_sends, fat_tree_k4
 
@@ -76,14 +76,6 @@ def _files(tmp_path: Path, ranks: int) -> tuple[str, str]:
         "network": {"latency_scale": 0.0, "link_efficiency": EXACT}}))
     wl = _all_reduce(ranks) if ranks else workload(_two_sends())
     return str(write_workload(wl, tmp_path / "w.parquet")), str(topo)
-
-
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
 
 
 def test_cli_partition_exits_2_naming_group_and_element_with_no_output(

@@ -138,8 +138,8 @@ def replay(
     slow_rank: Annotated[Optional[list[str]], typer.Option(
         help="what-if: RANK=FACTOR makes a rank's compute and host ops slower (3=1.3)")] = None,
     fail: Annotated[Optional[list[str]], typer.Option(
-        help="what-if: a node (switch, NIC, GPU) or link A--B is down; routes go around it; "
-             "prints the step-time cost against the healthy cluster")] = None,
+        help="what-if: a node (switch, NIC, GPU), server or link A--B is down; routes go "
+             "around it; prints the step-time cost against the healthy cluster")] = None,
     restart: Annotated[bool, typer.Option(
         "--restart", help="with GPUs down: drain their servers and restart on the rest (a "
         "generated transformer with the largest data-parallel size that fits)")] = False,
