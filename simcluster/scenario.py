@@ -69,8 +69,8 @@ class WhatIf:
         price: USD per accelerator-hour, one for all or per model (default: the topology's,
             then the built-in prices of :mod:`simcluster.cost`).
         token_budget: tokens to train on; the result then prices the whole training run.
-        fail: elements that are down: nodes (a switch, a NIC, an accelerator) or links
-            ``A--B`` (``topology.transform.fail``); routes go around them, and ranks that
+        fail: elements that are down: nodes (a switch, a NIC, an accelerator), servers or
+            links ``A--B`` (``topology.transform.fail``); routes go around them, and ranks that
             can no longer reach each other are a :class:`~simcluster.errors.PartitionError`.
         flap: node, link, kind or role -> fraction of time it is down, run at its long-run
             average bandwidth (``topology.transform.flapping``).

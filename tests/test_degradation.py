@@ -49,6 +49,16 @@ def test_a_partitioned_group_names_the_group_the_ranks_and_the_failure(
         "g", (0, 2), devices, (element,))
 
 
+def test_a_partition_error_keeps_its_fields_through_pickling() -> None:
+    # Sweep points run on Dask workers: the error travels pickled.
+    import pickle
+
+    e = PartitionError("msg", "g", (0, 2), ("n0/gpu0", "n2/gpu0"), ("n2/nic0",))
+    back = pickle.loads(pickle.dumps(e))
+    assert (str(back), back.group, back.ranks, back.devices, back.failed) == (
+        "msg", "g", (0, 2), ("n0/gpu0", "n2/gpu0"), ("n2/nic0",))
+
+
 def test_a_send_recv_pair_cut_apart_is_a_partition() -> None:
     s = Scenario(workload(_two_sends()), fat_tree_k4(), whatif=WhatIf(fail=("n3/nic0",)))
     with pytest.raises(PartitionError) as exc:
