@@ -21,6 +21,29 @@ class TopologyError(SimclusterError):
     """The cluster description is malformed or inconsistent."""
 
 
+class PartitionError(TopologyError):
+    """With elements of the cluster failed (a what-if), two ranks that must talk can no longer
+    reach each other.
+
+    Attributes:
+        group: the communicator group (``send/recv`` for a point-to-point pair).
+        ranks: the two ranks, the first the sender.
+        devices: their accelerators.
+        failed: the failed elements, as named (nodes, or links ``A--B``).
+    """
+
+    def __init__(self, message: str, group: str = "", ranks: tuple[int, int] = (0, 0),
+                 devices: tuple[str, str] = ("", ""), failed: tuple[str, ...] = ()) -> None:
+        super().__init__(message, group, ranks, devices, failed)
+        self.group = group
+        self.ranks = ranks
+        self.devices = devices
+        self.failed = failed
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class WorkloadError(SimclusterError):
     """The workload (trace) is unreadable, truncated, or inconsistent."""
 

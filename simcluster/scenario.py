@@ -33,19 +33,20 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simcluster.analysis.training import explain_oom
 from simcluster.errors import OutOfMemoryError, TopologyError
 from simcluster.placement import Placement, bind
+from simcluster.placement.reach import check_reachable
 from simcluster.sim import SimOptions, simulate
 from simcluster.topology import Cluster, load_cluster, resolve_device
 from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.topology.identification import unknown_message
 from simcluster.topology.recorded import recorded_cluster
-from simcluster.topology.transform import scale_links, with_device
+from simcluster.topology.transform import fail, flapping, scale_links, with_device
 from simcluster.workload import Workload, load_workload
 
 if TYPE_CHECKING:
@@ -68,6 +69,11 @@ class WhatIf:
         price: USD per accelerator-hour, one for all or per model (default: the topology's,
             then the built-in prices of :mod:`simcluster.cost`).
         token_budget: tokens to train on; the result then prices the whole training run.
+        fail: elements that are down: nodes (a switch, a NIC, an accelerator), servers or
+            links ``A--B`` (``topology.transform.fail``); routes go around them, and ranks that
+            can no longer reach each other are a :class:`~simcluster.errors.PartitionError`.
+        flap: node, link, kind or role -> fraction of time it is down, run at its long-run
+            average bandwidth (``topology.transform.flapping``).
     """
 
     device: str | AcceleratorSpec | None = None
@@ -75,17 +81,32 @@ class WhatIf:
     slow_ranks: Mapping[int, float] = field(default_factory=dict)
     price: float | dict[str, float] | None = None
     token_budget: float | None = None
+    fail: tuple[str, ...] = ()
+    flap: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def degrades(self) -> bool:
+        """It fails or flaps part of the cluster (:meth:`healthy` is the baseline)."""
+        return bool(self.fail or self.flap)
+
+    def healthy(self) -> WhatIf:
+        """The same what-if with nothing failed or flapping: the baseline of its cost."""
+        return replace(self, fail=(), flap={})
 
     def applied_to(self, cluster: Cluster, device: bool = True) -> Cluster:
-        """``cluster`` with this what-if's accelerator (unless ``device`` is false) and link
-        scaling.
+        """``cluster`` with this what-if's accelerator (unless ``device`` is false), link
+        scaling, flapping and failed elements.
 
         Raises:
-            TopologyError: an unknown device or link kind.
+            TopologyError: an unknown device, link kind or element.
         """
         if device and self.device is not None:
             cluster = with_device(cluster, self.device)
-        return scale_links(cluster, dict(self.scale_links)) if self.scale_links else cluster
+        if self.scale_links:
+            cluster = scale_links(cluster, dict(self.scale_links))
+        if self.flap:
+            cluster = flapping(cluster, dict(self.flap))
+        return fail(cluster, self.fail)
 
 
 @dataclass(frozen=True)
@@ -148,7 +169,8 @@ class Scenario:
             freeze_gc: see :class:`~simcluster.sim.SimOptions`.
 
         Raises:
-            TopologyError, PlacementError: the cluster or the placement does not work.
+            TopologyError, PlacementError: the cluster or the placement does not work
+                (PartitionError: failed elements cut a group apart).
             OutOfMemoryError: a device runs out of memory; for a generated transformer the
                 error carries the analytic memory breakdown of the stages that do not fit.
             SimulationError: a deadlock, mismatched collectives, a bad what-if.
@@ -157,6 +179,7 @@ class Scenario:
 
         cluster, note = self.target()
         bound = bind(self.workload, cluster, self.placement)
+        check_reachable(bound)
         options = SimOptions.for_workload(self.workload, predict=self.predict_kernels,
                                           compute=cluster.compute,
                                           slowdown=dict(self.whatif.slow_ranks),
@@ -176,6 +199,7 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
            scale_links: Mapping[str, float] | None = None,
            slow_ranks: Mapping[int, float] | None = None,
            price: float | dict[str, float] | None = None, token_budget: float | None = None,
+           fail: Sequence[str] = (), flap: Mapping[str, float] | None = None,
            top_links: int = 10, step: str | int = "all", et: str | Path | None = None,
            model_copies: bool = False, align: str = "clock", predict_kernels: bool = False,
            progress: Progress | None = None) -> Result:
@@ -197,6 +221,7 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
     if device_files or (isinstance(device, str) and device.lower().endswith((".yaml", ".yml"))):
         chosen = resolve_device(device, device_files)
     whatif = WhatIf(device=chosen, scale_links=dict(scale_links or {}),
-                    slow_ranks=dict(slow_ranks or {}), price=price, token_budget=token_budget)
+                    slow_ranks=dict(slow_ranks or {}), price=price, token_budget=token_budget,
+                    fail=tuple(fail), flap=dict(flap or {}))
     return Scenario(wl, cluster, placement, whatif, top_links, predict_kernels).run(
         progress=progress)

@@ -222,6 +222,15 @@ def diff_view(d: dict[str, Any], name_a: str, name_b: str) -> list[RenderableTyp
 
 # -- replay ---------------------------------------------------------------------------------------
 
+def degradation_line(d: Any) -> str:
+    """The step-time cost of failed and flapping elements (a ``Degradation``)."""
+    what = [*d.failed, *(f"{k} flapping {v:.0%}" for k, v in sorted(d.flapping.items()))]
+    return (f"degraded ({'; '.join(what)}): step time {fmt_time(d.healthy_us)} healthy -> "
+            f"[bold]{fmt_time(d.degraded_us)}[/] ({d.cost_us:+,.1f} us, x{d.slowdown:.3f})"
+            + (f"; restarted on {d.ranks[1]} ranks (was {d.ranks[0]})"
+               if d.ranks[1] != d.ranks[0] else ""))
+
+
 def replay_view(result: Any, fallback_name: str) -> list[tuple[RenderableType, bool]]:
     """What ``simcluster replay`` prints, in order, as (renderable, soft_wrap) pairs: the
     import report, where the cluster came from, the step time, the breakdown, what limits the

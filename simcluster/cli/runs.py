@@ -26,6 +26,7 @@ from simcluster.cli.apps import (
     terminal,
 )
 from simcluster.cli.progress import tracker
+from simcluster.degradation import degradation, restarted
 from simcluster.errors import SimclusterError
 from simcluster.export import load_run
 from simcluster.placement import STRATEGIES
@@ -132,9 +133,19 @@ def replay(
         "--predict-kernels", help="predict every compute op that carries FLOPs or bytes with "
         "the compute model, even where the trace recorded its duration")] = False,
     scale_link: Annotated[Optional[list[str]], typer.Option(
-        help="what-if: KIND=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5)")] = None,
+        help="what-if: NAME=FACTOR scales links of a kind or role (ib=2.0, nvlink=0.5), of a "
+             "node (fabric/spine0=0.5) or one link A--B")] = None,
     slow_rank: Annotated[Optional[list[str]], typer.Option(
         help="what-if: RANK=FACTOR makes a rank's compute and host ops slower (3=1.3)")] = None,
+    fail: Annotated[Optional[list[str]], typer.Option(
+        help="what-if: a node (switch, NIC, GPU), server or link A--B is down; routes go "
+             "around it; prints the step-time cost against the healthy cluster")] = None,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="with GPUs down: drain their servers and restart on the rest (a "
+        "generated transformer with the largest data-parallel size that fits)")] = False,
+    flap: Annotated[Optional[list[str]], typer.Option(
+        help="what-if: NAME=FRACTION, a node (e.g. a NIC) or link A--B down that fraction of "
+             "the time, run at its average bandwidth (node0/nic3=0.1)")] = None,
     price: Annotated[Optional[float], typer.Option(
         min=0.0, help="USD per accelerator-hour (default: topology, then built-in)")] = None,
     token_budget: Annotated[Optional[float], typer.Option(
@@ -152,14 +163,18 @@ def replay(
     whatif = WhatIf(device=chosen, price=price, token_budget=token_budget,
                     scale_links={k: float(v) for k, v in pairs("--scale-link", scale_link or [])},
                     slow_ranks={int(k): float(v) for k, v in pairs("--slow-rank",
-                                                                     slow_rank or [])})
-    scenario = Scenario(workload, cluster, placement, whatif, top_links=top,
-                        predict_kernels=predict_kernels)
+                                                                     slow_rank or [])},
+                    fail=tuple(fail or ()),
+                    flap={k: float(v) for k, v in pairs("--flap", flap or [])})
+    asked = Scenario(workload, cluster, placement, whatif, top_links=top,
+                     predict_kernels=predict_kernels)
+    scenario = restarted(asked) if restart else asked
     if not quiet and not as_json and workload.num_ops >= PROGRESS_MIN_OPS:
         with tracker("simulating") as update:
             result = scenario.run(progress=lambda done, total: update("", done, total))
     else:
         result = scenario.run()
+    cost = degradation(scenario, result, asked) if whatif.degrades else None
     if out is not None:
         result.write(out)
     if quiet:
@@ -167,10 +182,13 @@ def replay(
         return
     if as_json:
         print_json({**result.document(), "output_files": list(result.output_files)
-                    if out is not None else []})
+                    if out is not None else [],
+                    **({"degradation": cost.to_json()} if cost else {})})
         return
     for renderable, soft_wrap in render_run.replay_view(result, trace.name):
         console.print(renderable, soft_wrap=soft_wrap)
+    if cost is not None:
+        console.print(render_run.degradation_line(cost), soft_wrap=True)
     if out is not None:
         files = result.output_files
         console.print(f"wrote {len(files)} files to {out}/: {', '.join(files)}")

@@ -4,6 +4,7 @@
 
     # either a strategy ...
     strategy: rail-aligned    # packed (default) | spread | tp-packed | tp-spread | rail-aligned
+                              # | speed-aware
     # ... or an explicit map of rank -> accelerator (every rank of the workload, once each)
     ranks:
       0: node0/gpu0
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from simcluster.errors import PlacementError
@@ -43,7 +45,8 @@ class Bound:
 class _PlacementSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: Literal["packed", "spread", "tp-packed", "tp-spread", "rail-aligned"] | None = None
+    strategy: Literal["packed", "spread", "tp-packed", "tp-spread", "rail-aligned",
+                      "speed-aware"] | None = None
     ranks: dict[int, str] | list[str] | None = None
 
     @model_validator(mode="after")
@@ -55,7 +58,8 @@ class _PlacementSpec(BaseModel):
 
 
 def load_placement(path: str | Path, cluster: Cluster, num_ranks: int,
-                   groups: dict[str, tuple[int, ...]] | None = None) -> Placement:
+                   groups: dict[str, tuple[int, ...]] | None = None,
+                   work: list[float] | None = None) -> Placement:
     """Read a placement YAML file and check it against the cluster and workload.
 
     Raises:
@@ -67,7 +71,7 @@ def load_placement(path: str | Path, cluster: Cluster, num_ranks: int,
     assert isinstance(spec, _PlacementSpec)
     if spec.strategy is not None:
         try:
-            p = strategy_placement(cluster, num_ranks, spec.strategy, groups)
+            p = strategy_placement(cluster, num_ranks, spec.strategy, groups, work)
         except PlacementError as exc:
             raise PlacementError(f"{path}: {exc}") from None
         return Placement(devices=p.devices, strategy=p.strategy, source=str(path))
@@ -98,6 +102,10 @@ def _check_mapping(doc, mapping: dict[int, str], cluster: Cluster, num_ranks: in
                 f"{at}{dev!r} is a {cluster.kind_of(dev)}, not an accelerator; place ranks on "
                 "accelerators."
             )
+        if dev not in cluster.accelerator_index:
+            raise PlacementError(
+                f"{at}{dev!r} is down in {cluster.name!r}; place rank {rank} on another "
+                "accelerator.")
         if dev in seen:
             raise PlacementError(
                 f"{at}device {dev!r} is given to rank {seen[dev]} and rank {rank}; give each rank "
@@ -112,6 +120,29 @@ def _check_mapping(doc, mapping: dict[int, str], cluster: Cluster, num_ranks: in
             f"0..{num_ranks - 1}."
         )
     return tuple(mapping[r] for r in range(num_ranks))
+
+
+def rank_work(workload: Workload) -> list[float]:
+    """Each rank's compute work, what ``speed-aware`` weighs: the FLOPs of its compute ops,
+    or, when the workload carries no FLOPs, their recorded duration (us).
+
+    Example:
+        >>> from simcluster.workload.generate.registry import generate
+        >>> wl = generate("data-parallel", {"ranks": 2, "layers": 1, "hidden": 64,
+        ...                                 "seq_len": 16, "vocab": 128})
+        >>> w = rank_work(wl)
+        >>> len(w), w[0] == w[1] > 0
+        (2, True)
+    """
+    ops = workload.ops.filter(pc.equal(workload.ops["kind"], "compute"))
+    out = []
+    for column in ("flops", "duration_us"):
+        sums = ops.group_by("rank").aggregate([(column, "sum")])
+        by_rank = dict(zip(sums["rank"].to_pylist(), sums[f"{column}_sum"].to_pylist()))
+        out = [float(by_rank.get(r) or 0.0) for r in range(workload.num_ranks)]
+        if any(out):
+            break
+    return out
 
 
 def _looks_like_a_file(text: str) -> bool:
@@ -138,15 +169,16 @@ def bind(
     if placement is None:
         placement = strategy_placement(cluster, n)
     elif isinstance(placement, str) and match(placement, STRATEGIES):
-        placement = strategy_placement(cluster, n, match(placement, STRATEGIES),
-                                       workload.groups)
+        name = match(placement, STRATEGIES)
+        placement = strategy_placement(cluster, n, name, workload.groups,
+                                       rank_work(workload) if name == "speed-aware" else None)
     elif isinstance(placement, str) and not _looks_like_a_file(placement):
         raise PlacementError(
             f"placement {placement!r}: neither a strategy nor a placement file; "
             f"{suggestion(placement, STRATEGIES)}use one of {', '.join(STRATEGIES)}, or a "
             "placement YAML file (docs/formats.md).")
     elif isinstance(placement, (str, Path)):
-        placement = load_placement(placement, cluster, n, workload.groups)
+        placement = load_placement(placement, cluster, n, workload.groups, rank_work(workload))
     if len(placement.devices) != n:
         raise PlacementError(
             f"{placement.source or 'placement'}: places {len(placement.devices)} ranks but the "

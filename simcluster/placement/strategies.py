@@ -16,16 +16,25 @@ gets slot i.
 
 Ranks in no group of the strategy's kind follow, in rank order. Without groups of that kind
 the strategy is ``packed`` (or ``spread``) itself.
+
+- ``speed-aware``: for clusters of mixed accelerators. The ranks of each TP group stay
+  together (one block each; every other rank is a block of its own), blocks with more work
+  (the FLOPs of their compute ops, or their recorded time when the workload has no FLOPs)
+  go to faster accelerators (dense bf16 peak, ties in topology order). Pairing the largest
+  work with the fastest device minimises the largest work-over-speed ratio, the stage or
+  replica that the others wait for. On one kind of accelerator it places as ``tp-packed``
+  with the heaviest blocks first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from simcluster.errors import PlacementError
 from simcluster.topology.cluster import Cluster
 
-STRATEGIES = ("packed", "spread", "tp-packed", "tp-spread", "rail-aligned")
+STRATEGIES = ("packed", "spread", "tp-packed", "tp-spread", "rail-aligned", "speed-aware")
 # strategy -> (slot order, group kind whose members go together)
 _RECIPES: dict[str, tuple[str, str | None]] = {
     "packed": ("packed", None), "spread": ("spread", None), "tp-packed": ("packed", "tp"),
@@ -83,12 +92,19 @@ def rank_order(num_ranks: int, groups: dict[str, tuple[int, ...]], kind: str | N
 
 
 def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed",
-                       groups: dict[str, tuple[int, ...]] | None = None) -> Placement:
-    """Place ranks by a named strategy (see the module docstring).
+                       groups: dict[str, tuple[int, ...]] | None = None,
+                       work: Sequence[float] | None = None) -> Placement:
+    """Place ranks by a named strategy (see the module docstring); ``work`` (per rank, any
+    unit) is what ``speed-aware`` weighs, by default equal.
 
     Raises:
         PlacementError: more ranks than accelerators, or an unknown strategy.
     """
+    if strategy == "speed-aware":
+        if num_ranks > len(cluster.accelerators):
+            raise too_many(num_ranks, cluster, "")
+        return _speed_aware(cluster, num_ranks, groups or {},
+                            list(work) if work is not None else [1.0] * num_ranks)
     if strategy not in _RECIPES:
         raise PlacementError(
             f"unknown placement strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
@@ -101,3 +117,33 @@ def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed
     for slot, rank in enumerate(rank_order(num_ranks, groups or {}, kind)):
         devices[rank] = free[slot]
     return Placement(devices=tuple(devices), strategy=strategy)
+
+
+def device_speed(cluster: Cluster, device: str) -> float:
+    """What ``speed-aware`` ranks accelerators by: the dense bf16 peak (TFLOP/s), else the
+    largest peak the spec gives."""
+    peaks = cluster.specs[device].peak_tflops
+    return float(peaks.get("bf16") or max(peaks.values(), default=0.0))
+
+
+def _speed_aware(cluster: Cluster, num_ranks: int, groups: dict[str, tuple[int, ...]],
+                 work: list[float]) -> Placement:
+    """Heaviest block (a TP group, or a lone rank) on the fastest free accelerators."""
+    order = rank_order(num_ranks, groups, "tp")
+    block_of = {r: name for name in sorted(groups) if group_kind(name) == "tp"
+                for r in groups[name]}
+    blocks: list[list[int]] = []
+    for r in order:
+        if blocks and r in block_of and block_of.get(blocks[-1][0]) == block_of[r]:
+            blocks[-1].append(r)
+        else:
+            blocks.append([r])
+    index = cluster.accelerator_index
+    free = sorted(cluster.accelerators, key=lambda a: (-device_speed(cluster, a), index[a]))
+    devices = [""] * num_ranks
+    slot = 0
+    for block in sorted(blocks, key=lambda b: -sum(work[r] for r in b)):  # stable: rank order
+        for r in block:
+            devices[r] = free[slot]
+            slot += 1
+    return Placement(devices=tuple(devices), strategy="speed-aware")

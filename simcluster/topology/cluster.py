@@ -51,6 +51,9 @@ class Cluster:
             template and untouched by explicit devices or links. Such a host's links are
             numbered like every other host of its template, shifted by its first link id,
             so routes inside it can be computed once per template.
+        down_links: link ids that are down (a failure what-if, ``transform.fail``): routes
+            never use them; their graph edges are removed.
+        failed: the failed elements as the user named them (nodes, or links ``A--B``).
     """
 
     name: str
@@ -71,6 +74,8 @@ class Cluster:
     template_hosts: dict[str, tuple[int, int]] = field(default_factory=dict)
     cost_usd_per_hour: float | dict[str, float] | None = None
     compute: dict[str, ComputeParams] = field(default_factory=dict)
+    down_links: frozenset[int] = frozenset()
+    failed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.capacity_Bpus) != len(self.bandwidth_Bpus):

@@ -57,7 +57,9 @@ class Router:
 
     def __init__(self, cluster: Cluster, closed_form: bool = True) -> None:
         """``closed_form=False`` keeps the generic Dijkstra on every fabric (the reference
-        the closed form is tested against)."""
+        the closed form is tested against). A cluster with failed links
+        (``Cluster.down_links``) always takes the generic search: the closed forms assume
+        the templates' complete wiring."""
         self._c = cluster
         self._g = cluster.graph
         nodes = self._g.nodes
@@ -70,12 +72,16 @@ class Router:
         # Plain adjacency, (neighbour, link id, cost): networkx views are slow to iterate.
         self._succ: dict[str, list[tuple[str, int, int]]] = {n: [] for n in nodes}
         self._pred: dict[str, list[tuple[str, int, int]]] = {n: [] for n in nodes}
+        down = cluster.down_links
         for i, (u, v, cost) in enumerate(zip(cluster.link_src, cluster.link_dst,
                                              cluster.route_cost.tolist())):
+            if i in down:
+                continue  # a failed link carries nothing
             self._succ[u].append((v, i, cost))
             self._pred[v].append((u, i, cost))
         self._edge_id = {(u, v): i for i, (u, v) in enumerate(zip(cluster.link_src,
-                                                                   cluster.link_dst))}
+                                                                   cluster.link_dst))
+                         if i not in down}
         self._hops: dict[tuple[str | None, str, str], list[tuple[str, int]]] = {}
         self._nearest: dict[tuple[str, str], str | None] = {}
         self._nearest_local: dict[tuple[int, str, str], str] = {}
@@ -86,7 +92,7 @@ class Router:
         self._ordinals: dict[str, int] = {}
         self._side_cache: dict[tuple[str, bool], tuple[tuple[str, int], ...]] = {}
         self._middle: dict[tuple[Any, ...], list[str]] = {}
-        self._closed_form = closed_form
+        self._closed_form = closed_form and not cluster.down_links
         self._closed_fabric: TwoLevel | FatTree | None | bool = False  # False: not yet
 
     # -- public -------------------------------------------------------------------------------

@@ -1,45 +1,177 @@
-"""What-if changes to a built cluster: faster or slower links, other accelerators.
+"""What-if changes to a built cluster: faster, slower, flapping or failed links and switches,
+failed or other accelerators.
 
 Each function returns a new Cluster and leaves the given one as it was.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
+import networkx as nx
 import numpy as np
 
 from simcluster.errors import TopologyError
+from simcluster.names import suggestion
 from simcluster.topology import catalog
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.cluster import Cluster
 
 
+LINK_SEP = "--"
+
+
 def scale_links(cluster: Cluster, factors: dict[str, float]) -> Cluster:
-    """Multiply the bandwidth of links by a factor per link kind (``ib``, ``nvlink``, ...) or
-    role (``nic``, ``spine``, see ``Cluster.link_roles``).
+    """Multiply the bandwidth of links by a factor per link kind (``ib``, ``nvlink``, ...),
+    role (``nic``, ``spine``, see ``Cluster.link_roles``), node (every link into or out of
+    it, e.g. a switch) or link (``A--B``: both directions between nodes A and B).
 
     Raises:
-        TopologyError: a name that is neither a kind nor a role of this cluster, or a factor
-            that is not positive.
+        TopologyError: a name that is none of these in this cluster, or a factor that is not
+            positive.
     """
-    kinds = np.asarray(cluster.link_kind)
-    roles = np.asarray(cluster.link_roles())
-    scale = np.ones(cluster.num_links)
     for name, factor in factors.items():
         if not factor > 0:
             raise TopologyError(f"--scale-link {name}={factor}: the factor must be positive.")
-        sel = (kinds == name) | (roles == name)
-        if not sel.any():
-            known = sorted(set(kinds.tolist()) | set(roles.tolist()))
+    return _scaled(cluster, factors, "--scale-link", _describe(factors))
+
+
+def flapping(cluster: Cluster, fractions: dict[str, float]) -> Cluster:
+    """Links that are down a fraction of the time (a flapping NIC, a link that retrains),
+    modelled as their long-run average bandwidth: ``bandwidth x (1 - fraction)``.
+
+    ``fractions`` maps a node (every link into or out of it: a NIC, a switch) or a link
+    (``A--B``), or a link kind or role, to the fraction of time it is down. The average is
+    right for transfers much longer than the flap period; a transfer shorter than one down
+    (or up) interval sees either the whole bandwidth or none, which the average does not
+    show, and neither are the timeouts and retransmissions of a real flap modelled.
+
+    Example:
+        >>> from simcluster.topology.recorded import recorded_cluster
+        >>> c = recorded_cluster("H100", 2)      # one server, two GPUs on an NVSwitch
+        >>> f = flapping(c, {"node0/gpu1--node0/nvswitch": 0.25})
+        >>> (f.bandwidth_Bpus[-4:] / 1e3).tolist()   # NVLink GB/s, gpu0 and gpu1 both ways
+        [450.0, 450.0, 337.5, 337.5]
+
+    Raises:
+        TopologyError: an unknown name, or a fraction outside [0, 1) (a link down all the
+            time is ``fail``).
+    """
+    for name, f in fractions.items():
+        if not 0.0 <= f < 1.0:
             raise TopologyError(
-                f"--scale-link {name}: no link of that kind or role in {cluster.name!r}; use "
-                f"one of {', '.join(known)}."
-            )
-        scale[sel] *= factor
+                f"--flap {name}={f}: the fraction of time down must be at least 0 and below "
+                f"1; for an element that is down all the time use --fail {name}.")
+    label = ", ".join(f"{k} flapping {v:.0%}" for k, v in sorted(fractions.items()))
+    return _scaled(cluster, {k: 1.0 - v for k, v in fractions.items()}, "--flap", label)
+
+
+def fail(cluster: Cluster, elements: Sequence[str]) -> Cluster:
+    """The cluster with ``elements`` down: nodes (a switch, a NIC, an accelerator: every
+    link into or out of it), servers (every node of the host, e.g. ``node3``) or links
+    (``A--B``, both directions).
+
+    Routes go around what is down (``Router`` skips ``down_links`` and drops the closed-form
+    fabric routes). A failed accelerator leaves ``accelerators``, so the workload runs on
+    the others (a placement strategy places over what remains; more ranks than that is a
+    PlacementError). An accelerator whose own NIC no longer reaches the fabric sends through
+    the nearest NIC of its server that does, as NCCL picks a working NIC at start-up.
+
+    Example:
+        >>> from simcluster.topology.recorded import recorded_cluster
+        >>> c = fail(recorded_cluster("H100", 2), ["node0/gpu1"])
+        >>> sorted(c.down_links), c.accelerators
+        ([10, 11, 14, 15], ('node0/gpu0',))
+
+    Raises:
+        TopologyError: a name that is not a node or a link of the cluster (the message
+            suggests the closest node).
+    """
+    if not elements:
+        return cluster
+    src, dst = np.asarray(cluster.link_src), np.asarray(cluster.link_dst)
+    down = np.zeros(cluster.num_links, dtype=bool)
+    gone: set[str] = set()
+    for name in elements:
+        down |= _select(cluster, name, "--fail", kinds=False)
+        gone.update(a for a in ([name] if name in cluster.graph else _host_nodes(cluster, name))
+                    if cluster.kind_of(a) == "accelerator")
+    ids = cluster.down_links | frozenset(np.flatnonzero(down).tolist())
+    graph = cluster.graph.copy()
+    graph.remove_edges_from((cluster.link_src[i], cluster.link_dst[i]) for i in ids)
+    for a in cluster.accelerators:
+        nic = graph.nodes[a].get("nic")
+        if nic is not None and graph.nodes[nic].get("host") is not None and not _on_fabric(
+                graph, nic):
+            del graph.nodes[a]["nic"]  # the router picks the nearest working gateway
+    touched = {cluster.host_of(n) for i in ids for n in (src[i], dst[i])}
+    accelerators = tuple(a for a in cluster.accelerators if a not in gone)
+    return replace(
+        cluster, graph=graph, accelerators=accelerators, accelerator_index={},
+        specs={a: cluster.specs[a] for a in accelerators}, down_links=ids,
+        failed=cluster.failed + tuple(elements),
+        template_hosts={h: t for h, t in cluster.template_hosts.items() if h not in touched},
+        name=f"{cluster.name} (down: {', '.join(elements)})")
+
+
+def _on_fabric(graph: nx.DiGraph, node: str) -> bool:
+    """``node`` still sends to and receives from a host-less (fabric) node."""
+    nodes = graph.nodes
+    return (any(nodes[v].get("host") is None for v in graph.succ[node])
+            and any(nodes[u].get("host") is None for u in graph.pred[node]))
+
+
+def _select(cluster: Cluster, name: str, option: str, kinds: bool = True) -> np.ndarray:
+    """The links ``name`` stands for, as a mask over link ids: a kind or role (when
+    ``kinds``), a link ``A--B`` (both directions), a node (its links both ways) or a server
+    (the links of its nodes).
+
+    Raises:
+        TopologyError: nothing of that name (the message lists the kinds and roles and
+            suggests the closest node).
+    """
+    src, dst = np.asarray(cluster.link_src), np.asarray(cluster.link_dst)
+    if kinds:
+        sel = (np.asarray(cluster.link_kind) == name) | (np.asarray(cluster.link_roles()) == name)
+        if sel.any():
+            return sel
+    a, sep, b = name.partition(LINK_SEP)
+    if sep and a in cluster.graph and b in cluster.graph:
+        sel = ((src == a) & (dst == b)) | ((src == b) & (dst == a))
+        if not sel.any():
+            raise TopologyError(f"{option} {name}: {a!r} and {b!r} are not linked in "
+                                f"{cluster.name!r}; name a link as two linked nodes, A--B.")
+        return sel
+    if name in cluster.graph:
+        return (src == name) | (dst == name)
+    members = _host_nodes(cluster, name)
+    if members:
+        return np.isin(src, members) | np.isin(dst, members)
+    nodes = [n for n in (a, b) if n and n not in cluster.graph] if sep else [name]
+    known = sorted(set(cluster.link_kind) | set(cluster.link_roles())) if kinds else []
+    what = "link kind, role, node or link" if kinds else "node or link"
+    raise TopologyError(
+        f"{option} {name}: no {what} of that name in {cluster.name!r}; "
+        f"{suggestion(nodes[0], cluster.graph.nodes)}"
+        + (f"use one of {', '.join(known)}, " if known else "use ")
+        + f"a node or server name (`simcluster topology show` lists them) or a link as "
+        f"A{LINK_SEP}B.")
+
+
+def _host_nodes(cluster: Cluster, host: str) -> list[str]:
+    """The nodes of server ``host`` (none if it is not a server's name)."""
+    return [n for n, h in cluster.graph.nodes(data="host") if h == host]
+
+
+def _scaled(cluster: Cluster, factors: dict[str, float], option: str, label: str) -> Cluster:
+    """Bandwidth and capacity times each factor, over the links its name selects."""
+    scale = np.ones(cluster.num_links)
+    for name, factor in factors.items():
+        scale[_select(cluster, name, option)] *= factor
     return replace(cluster, bandwidth_Bpus=cluster.bandwidth_Bpus * scale,
                    capacity_Bpus=cluster.capacity_Bpus * scale,
-                   name=f"{cluster.name} ({_describe(factors)})")
+                   name=f"{cluster.name} ({label})")
 
 
 def with_device(cluster: Cluster, model: str | AcceleratorSpec) -> Cluster:
