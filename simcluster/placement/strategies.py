@@ -20,6 +20,7 @@ the strategy is ``packed`` (or ``spread``) itself.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from simcluster.errors import PlacementError
@@ -83,11 +84,13 @@ def rank_order(num_ranks: int, groups: dict[str, tuple[int, ...]], kind: str | N
 
 
 def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed",
-                       groups: dict[str, tuple[int, ...]] | None = None) -> Placement:
-    """Place ranks by a named strategy (see the module docstring).
+                       groups: dict[str, tuple[int, ...]] | None = None,
+                       taken: Collection[str] = ()) -> Placement:
+    """Place ranks by a named strategy (see the module docstring), on the accelerators not
+    in ``taken`` (those of other jobs on the cluster), in the strategy's slot order.
 
     Raises:
-        PlacementError: more ranks than accelerators, or an unknown strategy.
+        PlacementError: more ranks than (free) accelerators, or an unknown strategy.
     """
     if strategy not in _RECIPES:
         raise PlacementError(
@@ -96,7 +99,13 @@ def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed
     if num_ranks > len(cluster.accelerators):
         raise too_many(num_ranks, cluster, "")
     slot_order, kind = _RECIPES[strategy]
-    free = slots(cluster, slot_order)
+    free = [a for a in slots(cluster, slot_order) if a not in taken] if taken else slots(
+        cluster, slot_order)
+    if num_ranks > len(free):
+        raise PlacementError(
+            f"{strategy}: the job has {num_ranks} ranks but only {len(free)} of the "
+            f"{len(cluster.accelerators)} accelerators of {cluster.name!r} are free (the other "
+            "jobs hold the rest); use a larger topology or fewer ranks.")
     devices = [""] * num_ranks
     for slot, rank in enumerate(rank_order(num_ranks, groups or {}, kind)):
         devices[rank] = free[slot]
