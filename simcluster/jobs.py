@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from simcluster.analysis.jobs import (
     JobSpan,
+    contended_links,
     job_step_time_us,
     rank_jobs,
     shared_links,
@@ -248,10 +249,14 @@ class MixResult:
 
     @cached_property
     def summary(self) -> dict[str, Any]:
-        """The joint run's summary with ``jobs`` (the :attr:`jobs` rows) and
-        ``shared_links`` (the :attr:`shared_links` rows)."""
+        """The joint run's summary with ``jobs`` (the :attr:`jobs` rows), ``shared_links``
+        (how many links carry more than one job's traffic) and ``contended_links`` (the
+        ``top_links`` of them that held the jobs back longest, with each job's bytes and
+        limited flow-time: :func:`~simcluster.analysis.jobs.contended_links`)."""
+        shared = self.shared_links
         return {**self.together.summary, "jobs": self.jobs.to_pylist(),
-                "shared_links": self.shared_links.to_pylist()}
+                "shared_links": len(set(shared.column("link_id").to_pylist())),
+                "contended_links": contended_links(shared, self.mix.top_links)}
 
     def document(self) -> dict[str, Any]:
         """The joint run's :meth:`~simcluster.result.Result.document` with this summary."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -118,3 +119,29 @@ def shared_links(alone_links: Sequence[pa.Table], names: Sequence[str], flows: p
                      "job": pa.array([names[j] for j in job_ids], pa.string()),
                      "bytes": pa.array(bytes_[job_ids, link_ids].astype(np.int64)),
                      "limited_us": pa.array(limited[job_ids, link_ids], pa.float64())})
+
+
+def contended_links(shared: pa.Table, top: int) -> list[dict[str, Any]]:
+    """The ``top`` links of a :func:`shared_links` table that held the jobs back longest
+    (then most bytes, then link id), one dict per link: link_id, src, dst, role, and
+    ``jobs``: job -> {bytes, limited_us}.
+
+    Example:
+        >>> t = pa.table({"link_id": [3, 3], "src": ["s0"] * 2, "dst": ["s1"] * 2,
+        ...               "role": ["fabric"] * 2, "job": ["a", "b"], "bytes": [5, 7],
+        ...               "limited_us": [1.0, 2.0]})
+        >>> contended_links(t, 5)[0]["jobs"]
+        {'a': {'bytes': 5, 'limited_us': 1.0}, 'b': {'bytes': 7, 'limited_us': 2.0}}
+    """
+    links: dict[int, dict[str, Any]] = {}
+    for r in shared.to_pylist():
+        row = links.setdefault(r["link_id"], {k: r[k] for k in ("link_id", "src", "dst",
+                                                                  "role")} | {"jobs": {}})
+        row["jobs"][r["job"]] = {"bytes": r["bytes"], "limited_us": r["limited_us"]}
+
+    def key(row: dict[str, Any]) -> tuple[float, int, int]:
+        jobs = row["jobs"].values()
+        return (-sum(j["limited_us"] for j in jobs), -sum(j["bytes"] for j in jobs),
+                row["link_id"])
+
+    return sorted(links.values(), key=key)[:top]
