@@ -87,10 +87,11 @@ def shared_links(alone_links: Sequence[pa.Table], names: Sequence[str], flows: p
                  jobs: Sequence[str]) -> pa.Table:
     """The links that carry traffic of more than one job: one row per (link, job) with the
     bytes the job moves over it (from its run alone: a job's routes and bytes do not depend
-    on the others) and ``limited_us``, the flow-time (us x flows) during which that link was
-    what limited the job's batches of flows in the joint run (each batch counted at the link
-    that limited it longest: the flows table's ``bottleneck_link``). Rows by link id, then
-    job order.
+    on the others) and ``limited_us``, how long that link was what limited the job's
+    batches of flows in the joint run: per batch (a collective phase, a send/recv, a copy)
+    the flows table's ``bottleneck_us`` (flow-time at the link that limited the batch
+    longest, ``bottleneck_link``) over its ``flows``, summed over the job's batches. Rows by
+    link id, then job order.
 
     Parameters:
         alone_links: each job's ``links`` table from its run alone (same cluster).
@@ -104,10 +105,11 @@ def shared_links(alone_links: Sequence[pa.Table], names: Sequence[str], flows: p
     flow_job = [group_job(g, jobs) for g in flows.column("group").to_pylist()]
     limited = np.zeros_like(bytes_, dtype=np.float64)
     index = {n: i for i, n in enumerate(names)}
-    for j, link, us in zip(flow_job, flows.column("bottleneck_link").to_pylist(),
-                           flows.column("bottleneck_us").to_pylist()):
-        if j in index and link >= 0:
-            limited[index[j], link] += us
+    for j, link, us, n in zip(flow_job, flows.column("bottleneck_link").to_pylist(),
+                              flows.column("bottleneck_us").to_pylist(),
+                              flows.column("flows").to_pylist()):
+        if j in index and link >= 0 and n > 0:
+            limited[index[j], link] += us / n
     link_ids, job_ids = [], []
     for link in shared.tolist():
         for j in np.flatnonzero(bytes_[:, link] > 0).tolist():

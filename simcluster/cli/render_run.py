@@ -316,7 +316,7 @@ def mix_view(result: Any, traces: list[Any]) -> list[tuple[RenderableType, bool]
         out.append(("no link carries more than one job's traffic", False))
     else:
         shared = Table(title=f"links the jobs share ({summary['shared_links']}; bytes per job, "
-                             "and the flow-time during which the link limited the job)",
+                             "and how long the link limited the job's flows)",
                        title_justify="left")
         for col in ("link", "role", "bytes", "limited"):
             shared.add_column(col, justify="left")

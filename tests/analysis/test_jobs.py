@@ -41,11 +41,11 @@ def _links(bytes_: list[int]) -> pa.Table:
 
 
 def test_shared_links_are_those_with_more_than_one_jobs_bytes() -> None:
-    # Link 1 carries both jobs; b's send 3->2 was limited there 30 us, a's all-reduce 10 us
-    # there and 5 us on link 0 (a's alone).
+    # Link 1 carries both jobs; b's send 3->2 was limited there 30 us, a's all-reduce (two
+    # flows) 10 us (20 us of flow-time) there and 5 us on link 0 (a's alone).
     flows = pa.table({"group": ["a/dp", "a/dp", "3->2", "rank 0"],
-                      "bottleneck_link": [1, 0, 1, -1],
-                      "bottleneck_us": [10.0, 5.0, 30.0, 0.0]})
+                      "bottleneck_link": [1, 0, 1, -1], "flows": [2.0, 2.0, 1.0, 1.0],
+                      "bottleneck_us": [20.0, 10.0, 30.0, 0.0]})
     t = shared_links([_links([7, 100, 0]), _links([0, 40, 9])], ["a", "b"], flows, JOBS)
     assert t.select(["link_id", "job", "bytes", "limited_us"]).to_pylist() == [
         {"link_id": 1, "job": "a", "bytes": 100, "limited_us": 10.0},
