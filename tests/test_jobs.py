@@ -10,31 +10,14 @@ import pytest
 
 import simcluster as sc
 from simcluster.errors import PlacementError, WorkloadError
-from tests.conftest import TEST_ACCEL, cluster_from, workload
+from tests.conftest import cluster_from, dumbbell_spec, one_send
 
 GB = 10**9
 
 
-def dumbbell(bottleneck_GBps: float = 100.0) -> sc.Cluster:
-    """a0, a1 on switch s0 and a2, a3 on switch s1 (1,000 GB/s each); s0 -- s1 at
-    ``bottleneck_GBps``: every flow from the left to the right crosses that one link."""
-    access = [{"src": f"a{i}", "dst": f"s{i // 2}", "bandwidth_GBps": 1000.0,
-               "latency_ns": 0.0} for i in range(4)]
-    return cluster_from({
-        "name": "dumbbell",
-        "accelerator_models": {"T": TEST_ACCEL},
-        "devices": [{"name": f"a{i}", "kind": "accelerator", "model": "T"} for i in range(4)]
-        + [{"name": "s0", "kind": "switch"}, {"name": "s1", "kind": "switch"}],
-        "links": [*access, {"src": "s0", "dst": "s1", "bandwidth_GBps": bottleneck_GBps,
-                            "latency_ns": 0.0}],
-        "network": {"collective_overhead_us": 0.0, "latency_scale": 0.0, "algorithm": "ring"},
-    })
-
-
-def one_send(nbytes: int = GB) -> sc.Workload:
-    """Rank 0 sends ``nbytes`` to rank 1."""
-    return workload([{"rank": 0, "kind": "send", "peer": 1, "comm_bytes": nbytes},
-                     {"rank": 1, "kind": "recv", "peer": 0, "comm_bytes": nbytes}], world=2)
+def dumbbell() -> sc.Cluster:
+    """a0, a1 | a2, a3 across one 100 GB/s link (``dumbbell_spec``)."""
+    return cluster_from(dumbbell_spec())
 
 
 def across(*devices: str) -> sc.Placement:
