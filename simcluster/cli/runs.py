@@ -25,12 +25,12 @@ from simcluster.cli.apps import (
     step_option,
     terminal,
 )
+from simcluster.cli.mix import job_mix, one_placement, step_times_us
 from simcluster.cli.progress import tracker
 from simcluster.errors import SimclusterError
 from simcluster.export import load_run
-from simcluster.placement import STRATEGIES
-from simcluster.cli.mix import job_mix, one_placement, step_times_us
 from simcluster.jobs import JobMix, MixResult
+from simcluster.placement import STRATEGIES
 from simcluster.scenario import Scenario, WhatIf
 from simcluster.sim.algorithms import algorithm_names
 from simcluster.topology import load_cluster, resolve_device

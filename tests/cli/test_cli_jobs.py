@@ -9,18 +9,10 @@ from pathlib import Path
 import pytest
 
 import simcluster as sc
-from simcluster.cli import main
+from tests.cli.test_cli import _run
 from tests.conftest import ROOT
 
 TOPO = str(ROOT / "topologies" / "h100-2node.yaml")  # 2 servers of 8 H100
-
-
-def _run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +70,7 @@ def test_json_carries_the_jobs_and_their_shared_links(capsys, dp4: str) -> None:
 def test_per_job_options_given_neither_once_nor_per_job_exit_2(capsys, tmp_path: Path,
                                                                dp4: str, extra: tuple[str, ...],
                                                                message: str) -> None:
-    code, out, err = _run(capsys, "replay", dp4, dp4, "-t", TOPO, *extra, "--out",
+    code, _, err = _run(capsys, "replay", dp4, dp4, "-t", TOPO, *extra, "--out",
                           str(tmp_path / "run"))
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
