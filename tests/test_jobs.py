@@ -10,7 +10,7 @@ import pytest
 
 import simcluster as sc
 from simcluster.errors import PlacementError, WorkloadError
-from tests.conftest import cluster_from, dumbbell_spec, one_send
+from tests.conftest import ROOT, cluster_from, dumbbell_spec, one_send
 
 GB = 10**9
 
@@ -115,3 +115,37 @@ def test_the_run_folder_carries_a_job_column_and_the_job_tables(tmp_path: Path) 
     assert pq.read_table(out / "jobs.parquet")["slowdown"].to_pylist() == pytest.approx(
         [1.5, 1.5])
     assert sorted(p.name for p in out.iterdir()) == sorted(result.output_files)
+
+
+@pytest.fixture(scope="module")
+def superpod_mix() -> tuple[sc.Workload, sc.Cluster]:
+    """The docs/whatif.md example: Llama-3 8B (2 layers, TP 8, DP 4) on the bundled SuperPOD."""
+    wl = sc.generate("transformer", preset="llama3-8b", layers=2, tp=8, dp=4)
+    return wl, sc.load_cluster(ROOT / "topologies" / "dgx-h100-superpod.yaml")
+
+
+@pytest.mark.parametrize("spine", [1.0, 0.5])
+def test_two_llama_jobs_placed_across_units_share_spine_links_and_packed_share_none(
+        superpod_mix: tuple[sc.Workload, sc.Cluster], spine: float) -> None:
+    # docs/whatif.md: across scalable units 0 and 1 the two jobs' rings meet on the links
+    # between the rail leaves and spine0 (8 leaves of each unit, both directions: 32 links).
+    # On the non-blocking fabric one ring flow of each fits a spine link (95 GB/s, a NIC's
+    # 47.5 twice): no slowdown. At half the spine bandwidth they halve each other's rate
+    # there, while each alone still fits. Packed, the jobs share no link.
+    wl, cluster = superpod_mix
+    place = ROOT / "bench" / "placements"
+    whatif = sc.WhatIf(scale_links={"spine": spine})
+    shared = sc.JobMix([sc.Job(wl, place / "superpod-job0-spine.yaml"),
+                        sc.Job(wl, place / "superpod-job1-spine.yaml")], cluster, whatif).run()
+    apart = sc.JobMix([sc.Job(wl), sc.Job(wl)], cluster, whatif).run()
+    links = shared.shared_links
+    assert set(links.column("role").to_pylist()) == {"spine"}
+    assert len(set(links.column("link_id").to_pylist())) == 32
+    assert all("fabric/spine0" in (a, b) for a, b in zip(links.column("src").to_pylist(),
+                                                          links.column("dst").to_pylist()))
+    assert apart.shared_links.num_rows == 0
+    assert apart.jobs.column("slowdown").to_pylist() == [1.0, 1.0]
+    alone = apart.jobs.column("alone_step_us").to_pylist()
+    assert shared.jobs.column("alone_step_us").to_pylist() == alone
+    slow = shared.jobs.column("slowdown").to_pylist()
+    assert slow == [1.0, 1.0] if spine == 1.0 else all(s > 1.5 for s in slow)

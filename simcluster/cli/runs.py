@@ -129,7 +129,8 @@ def replay(
         "TRACEs one for all or one per job (a strategy places a job on the accelerators the "
         "others left free)")] = None,
     start_us: Annotated[Optional[list[float]], typer.Option(
-        "--start-us", min=0.0, help="job mix: when each job starts (us); one per job")] = None,
+        "--start-us", min=0.0, help="job mix: when each job starts (us); one for all or one "
+        "per job")] = None,
     repeat: Annotated[Optional[list[int]], typer.Option(
         min=1, help="job mix: how many times each job runs its steps; one for all or one "
         "per job")] = None,
