@@ -42,6 +42,7 @@ import pyarrow as pa
 from simcluster.analysis.jobs import (
     JobSpan,
     contended_links,
+    flow_jobs,
     job_step_time_us,
     rank_jobs,
     shared_links,
@@ -242,8 +243,8 @@ class MixResult:
 
     @cached_property
     def shared_links(self) -> pa.Table:
-        """The links carrying more than one job's traffic, per (link, job): bytes and the
-        flow-time the link limited the job (:func:`~simcluster.analysis.jobs.shared_links`)."""
+        """The links carrying more than one job's traffic, per (link, job): bytes and how
+        long the link limited the job's flows (:func:`~simcluster.analysis.jobs.shared_links`)."""
         return shared_links([r.run.links for r in self.alone], self.mix.names,
                             self.together.run.flows, self.rank_jobs)
 
@@ -252,7 +253,7 @@ class MixResult:
         """The joint run's summary with ``jobs`` (the :attr:`jobs` rows), ``shared_links``
         (how many links carry more than one job's traffic) and ``contended_links`` (the
         ``top_links`` of them that held the jobs back longest, with each job's bytes and
-        limited flow-time: :func:`~simcluster.analysis.jobs.contended_links`)."""
+        limited time: :func:`~simcluster.analysis.jobs.contended_links`)."""
         shared = self.shared_links
         return {**self.together.summary, "jobs": self.jobs.to_pylist(),
                 "shared_links": len(set(shared.column("link_id").to_pylist())),
@@ -271,13 +272,11 @@ class MixResult:
         """Write the joint run's folder (``docs/formats.md``) with a ``job`` column in every
         table of ranks, ops or flows, plus ``jobs.parquet`` and ``shared_links.parquet``.
         Returns the folder."""
-        from simcluster.analysis.jobs import group_job
         from simcluster.export.run_dir import write_run
 
         r, jobs = self.together, self.rank_jobs
         run = r.run
-        flows = run.flows.add_column(1, "job", pa.array(
-            [group_job(g, jobs) for g in run.flows.column("group").to_pylist()], pa.string()))
+        flows = run.flows.add_column(1, "job", flow_jobs(run.flows, jobs))
         run = replace(run, timeline=with_job(run.timeline, jobs),
                       memory=with_job(run.memory, jobs), flows=flows)
         return write_run(run, out, self.summary, with_job(r.breakdown, jobs),

@@ -68,6 +68,17 @@ def group_job(group: str | None, jobs: Sequence[str]) -> str | None:
     return jobs[int(head)] if head.isdigit() and int(head) < len(jobs) else None
 
 
+def flow_jobs(flows: pa.Table, jobs: Sequence[str]) -> pa.Array:
+    """The job of each row of a joint run's flows table (:func:`group_job`; null for none).
+
+    Example:
+        >>> flow_jobs(pa.table({"group": ["b/dp", "0->1"]}), ["a", "b"]).to_pylist()
+        ['b', 'a']
+    """
+    return pa.array([group_job(g, jobs) for g in flows.column("group").to_pylist()],
+                    pa.string())
+
+
 def job_step_time_us(timeline: pa.Table, span: JobSpan) -> float:
     """A job's mean step time (us) in the joint run: from its start to the end of its last
     op, over its number of steps (the start-offset ops left out), as
@@ -102,7 +113,7 @@ def shared_links(alone_links: Sequence[pa.Table], names: Sequence[str], flows: p
     base = alone_links[0]
     bytes_ = np.stack([t.column("bytes").to_numpy() for t in alone_links])  # job x link
     shared = np.flatnonzero((bytes_ > 0).sum(axis=0) > 1)
-    flow_job = [group_job(g, jobs) for g in flows.column("group").to_pylist()]
+    flow_job = flow_jobs(flows, jobs).to_pylist()
     limited = np.zeros_like(bytes_, dtype=np.float64)
     index = {n: i for i, n in enumerate(names)}
     for j, link, us, n in zip(flow_job, flows.column("bottleneck_link").to_pylist(),
