@@ -33,6 +33,7 @@ from simcluster.errors import (
     TopologyError,
     WorkloadError,
 )
+from simcluster.jobs import Job, JobMix, MixResult
 from simcluster.placement import Bound, Placement, bind
 from simcluster.result import Result
 from simcluster.scenario import Scenario, WhatIf, replay
@@ -70,6 +71,9 @@ __all__ = [
     "CollectiveMismatchError",
     "ComputeModel",
     "DeadlockError",
+    "Job",
+    "JobMix",
+    "MixResult",
     "OutOfMemoryError",
     "Placement",
     "PlacementError",

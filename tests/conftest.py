@@ -49,6 +49,30 @@ def star(n: int, bandwidth_GBps: float = 100.0, latency_ns: float = 0.0,
     })
 
 
+def dumbbell_spec(per_side: int = 2, bottleneck_GBps: float = 100.0) -> dict[str, Any]:
+    """The topology dict of ``2 * per_side`` test accelerators: a0.. on switch s0, the
+    others on switch s1 (1,000 GB/s each), and s0 -- s1 at ``bottleneck_GBps``: every flow
+    from one side to the other crosses that one link. No latencies, no overheads."""
+    n = 2 * per_side
+    access = [{"src": f"a{i}", "dst": f"s{i // per_side}", "bandwidth_GBps": 1000.0,
+               "latency_ns": 0.0} for i in range(n)]
+    return {
+        "name": "dumbbell",
+        "accelerator_models": {"T": TEST_ACCEL},
+        "devices": [{"name": f"a{i}", "kind": "accelerator", "model": "T"} for i in range(n)]
+        + [{"name": "s0", "kind": "switch"}, {"name": "s1", "kind": "switch"}],
+        "links": [*access, {"src": "s0", "dst": "s1", "bandwidth_GBps": bottleneck_GBps,
+                            "latency_ns": 0.0}],
+        "network": {"collective_overhead_us": 0.0, "latency_scale": 0.0, "algorithm": "ring"},
+    }
+
+
+def one_send(nbytes: int = 10**9) -> Workload:
+    """Two ranks: rank 0 sends ``nbytes`` to rank 1."""
+    return workload([{"rank": 0, "kind": "send", "peer": 1, "comm_bytes": nbytes},
+                     {"rank": 1, "kind": "recv", "peer": 0, "comm_bytes": nbytes}], world=2)
+
+
 def servers(count: int, gpus: int, nic_GBps: float = 25.0) -> Cluster:
     """``count`` template servers of ``gpus`` test accelerators on an NVSwitch (400 GB/s),
     with host memory and one NIC per GPU on one switch: for workloads with host copies."""

@@ -301,3 +301,40 @@ def cost_lines(money: dict[str, Any], plan: dict[str, Any] | None) -> list[str]:
             out.append(f"training run of {plan['tokens']:,.0f} tokens: {plan['hours']:,.1f} h "
                        f"({plan['hours'] / 24:,.1f} days), {usd}")
     return out
+
+
+# -- job mix ----------------------------------------------------------------------------------
+
+def mix_view(result: Any, traces: list[Any]) -> list[tuple[RenderableType, bool]]:
+    """What ``simcluster replay TRACE TRACE ...`` prints: each job's step time alone and
+    together, the links the jobs share, and the joint run's bottleneck links."""
+    summary, cluster = result.summary, result.mix.cluster
+    jobs = Table(title=f"{len(summary['jobs'])} jobs on {cluster.name} "
+                       f"({len(cluster.accelerators)} accelerators): step time alone and "
+                       "together", title_justify="left")
+    for col in ("job", "trace", "ranks", "devices", "start", "alone", "together", "slowdown"):
+        jobs.add_column(col, justify="left" if col in ("job", "trace", "devices") else "right")
+    for row, trace in zip(summary["jobs"], traces):
+        devs = row["devices"]
+        shown = devs[0] if len(devs) == 1 else f"{devs[0]} .. {devs[-1]}"
+        jobs.add_row(row["job"], str(getattr(trace, "name", trace)), str(row["ranks"]), shown,
+                     fmt_time(row["start_us"]), fmt_time(row["alone_step_us"]),
+                     fmt_time(row["together_step_us"]), f"x{row['slowdown']:.3f}")
+    out: list[tuple[RenderableType, bool]] = [(jobs, False)]
+    if not summary["contended_links"]:
+        out.append(("no link carries more than one job's traffic", False))
+    else:
+        shared = Table(title=f"links the jobs share ({summary['shared_links']}; bytes per job, "
+                             "and how long the link limited the job's flows)",
+                       title_justify="left")
+        for col in ("link", "role", "bytes", "limited"):
+            shared.add_column(col, justify="left")
+        for r in summary["contended_links"]:
+            shared.add_row(f"{r['src']} -> {r['dst']}", str(r["role"]),
+                           ", ".join(f"{j} {fmt_bytes(v['bytes'])}" for j, v in r["jobs"].items()),
+                           ", ".join(f"{j} {fmt_time(v['limited_us'])}"
+                                     for j, v in r["jobs"].items()))
+        out.append((shared, False))
+    if result.together.bottleneck_classes:
+        out.append((bottlenecks_table(result.together.bottleneck_classes), False))
+    return out

@@ -25,10 +25,12 @@ from simcluster.cli.apps import (
     step_option,
     terminal,
 )
+from simcluster.cli.mix import job_mix, one_placement, step_times_us
 from simcluster.cli.progress import tracker
 from simcluster.degradation import degradation, restarted
-from simcluster.errors import SimclusterError
+from simcluster.errors import SimclusterError, WorkloadError
 from simcluster.export import load_run
+from simcluster.jobs import JobMix, MixResult
 from simcluster.placement import STRATEGIES
 from simcluster.scenario import Scenario, WhatIf
 from simcluster.sim.algorithms import algorithm_names
@@ -106,7 +108,9 @@ def collectives_cmd(
 
 @app.command("replay")
 def replay(
-    trace: Annotated[Path, typer.Argument(metavar="TRACE", help=TRACE_HELP)],
+    traces: Annotated[list[Path], typer.Argument(
+        metavar="TRACE...", help=TRACE_HELP + "; several: one job each, run together on "
+        "--topology (a job mix: docs/whatif.md)")],
     topology: Annotated[Optional[Path], typer.Option(
         "--topology", "-t", help="topology YAML file; default: one server of the recorded "
         "accelerator, one per rank")] = None,
@@ -121,8 +125,16 @@ def replay(
     et: Annotated[Optional[Path], typer.Option("--et", help=ET_HELP)] = None,
     model_copies: Annotated[bool, typer.Option("--model-copies", help=COPIES_HELP)] = False,
     align: Annotated[str, typer.Option(help=ALIGN_HELP)] = "clock",
-    placement: Annotated[Optional[str], typer.Option(
-        help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}")] = None,
+    placement: Annotated[Optional[list[str]], typer.Option(
+        help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}; with several "
+        "TRACEs one for all or one per job (a strategy places a job on the accelerators the "
+        "others left free)")] = None,
+    start_us: Annotated[Optional[list[float]], typer.Option(
+        "--start-us", min=0.0, help="job mix: when each job starts (us); one for all or one "
+        "per job")] = None,
+    repeat: Annotated[Optional[list[int]], typer.Option(
+        min=1, help="job mix: how many times each job runs its steps; one for all or one "
+        "per job")] = None,
     out: Annotated[Optional[Path], typer.Option(
         help="folder for timeline.parquet, links.parquet, ranks.parquet, summary.json")] = None,
     top: Annotated[int, typer.Option(min=1, help="links to list")] = 10,
@@ -154,8 +166,9 @@ def replay(
     """Replay a workload or recorded traces on a cluster; print step time, breakdown and
     busiest links (and, for profiler traces, simulated vs recorded step times)."""
     console = terminal()
-    workload = load_workload(trace, step=step_option(step), et=et, model_copies=model_copies,
-                             align=align_option(align))
+    workloads = [load_workload(t, step=step_option(step), et=et, model_copies=model_copies,
+                               align=align_option(align)) for t in traces]
+    workload = workloads[0]
     cluster = None if topology is None else load_cluster(topology)
     chosen: str | AcceleratorSpec | None = device
     if device_file or (device or "").lower().endswith((".yaml", ".yml")):
@@ -166,26 +179,38 @@ def replay(
                                                                      slow_rank or [])},
                     fail=tuple(fail or ()),
                     flap={k: float(v) for k, v in pairs("--flap", flap or [])})
-    asked = Scenario(workload, cluster, placement, whatif, top_links=top,
-                     predict_kernels=predict_kernels)
-    scenario = restarted(asked) if restart else asked
-    if not quiet and not as_json and workload.num_ops >= PROGRESS_MIN_OPS:
+    mixed = len(workloads) > 1 or bool(start_us) or bool(repeat)
+    if mixed and restart:
+        raise WorkloadError("--restart runs one job on the servers that remain; it is not "
+                            "combined with a job mix (several TRACEs, --start-us or --repeat).")
+    scenario: Scenario | JobMix
+    if mixed:
+        scenario = job_mix(workloads, cluster, placement or [], start_us or [], repeat or [],
+                           whatif, top, predict_kernels)
+    else:
+        asked = Scenario(workload, cluster, one_placement(placement), whatif, top_links=top,
+                         predict_kernels=predict_kernels)
+        scenario = restarted(asked) if restart else asked
+    if not quiet and not as_json and sum(w.num_ops for w in workloads) >= PROGRESS_MIN_OPS:
         with tracker("simulating") as update:
             result = scenario.run(progress=lambda done, total: update("", done, total))
     else:
         result = scenario.run()
-    cost = degradation(scenario, result, asked) if whatif.degrades else None
+    cost = degradation(scenario, result, asked) if whatif.degrades and not mixed else None
     if out is not None:
         result.write(out)
     if quiet:
-        console.print(f"{result.step_time_us:.3f}")
+        for step_us in step_times_us(result):
+            console.print(f"{step_us:.3f}")
         return
     if as_json:
         print_json({**result.document(), "output_files": list(result.output_files)
                     if out is not None else [],
                     **({"degradation": cost.to_json()} if cost else {})})
         return
-    for renderable, soft_wrap in render_run.replay_view(result, trace.name):
+    view = render_run.mix_view(result, traces) if isinstance(result, MixResult) else (
+        render_run.replay_view(result, traces[0].name))
+    for renderable, soft_wrap in view:
         console.print(renderable, soft_wrap=soft_wrap)
     if cost is not None:
         console.print(render_run.degradation_line(cost), soft_wrap=True)

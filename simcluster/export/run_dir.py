@@ -24,6 +24,7 @@ and JSON with sorted keys, so the same Run gives the same bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,14 @@ def write_json(data: Any, path: Path) -> None:
 def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None,
               ranks: pa.Table | None = None, path: pa.Table | None = None, *,
               steps: pa.Table | None = None, fidelity: pa.Table | None = None,
-              import_report: dict[str, Any] | None = None) -> Path:
+              import_report: dict[str, Any] | None = None,
+              extra: Mapping[str, pa.Table] | None = None) -> Path:
     """Write ``run`` into folder ``out`` (created if needed); returns the folder.
 
     ``summary``, ``ranks``, ``path`` and ``steps`` are reused when already computed (the
     facade passes the ones of the ranks that stand for a folded workload);
-    ``fidelity`` (with rows) and ``import_report`` add their files.
+    ``fidelity`` (with rows) and ``import_report`` add their files, and ``extra`` Parquet
+    files by name (a job mix's ``jobs.parquet`` and ``shared_links.parquet``).
     """
     ranks = rank_breakdown(run) if ranks is None else ranks
     path = critical_path(run) if path is None else path
@@ -93,6 +96,8 @@ def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None,
             write_parquet(fidelity, stage / FIDELITY_FILE)
         if import_report is not None:
             write_json(import_report, stage / IMPORT_FILE)
+        for name, table in (extra or {}).items():
+            write_parquet(table, stage / name)
     return Path(out)
 
 

@@ -28,7 +28,7 @@ the strategy is ``packed`` (or ``spread``) itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from simcluster.errors import PlacementError
@@ -93,26 +93,36 @@ def rank_order(num_ranks: int, groups: dict[str, tuple[int, ...]], kind: str | N
 
 def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed",
                        groups: dict[str, tuple[int, ...]] | None = None,
-                       work: Sequence[float] | None = None) -> Placement:
-    """Place ranks by a named strategy (see the module docstring); ``work`` (per rank, any
-    unit) is what ``speed-aware`` weighs, by default equal.
+                       work: Sequence[float] | None = None,
+                       taken: Collection[str] = ()) -> Placement:
+    """Place ranks by a named strategy (see the module docstring), on the accelerators not
+    in ``taken`` (those of other jobs on the cluster); ``work`` (per rank, any unit) is what
+    ``speed-aware`` weighs, by default equal.
 
     Raises:
-        PlacementError: more ranks than accelerators, or an unknown strategy.
+        PlacementError: more ranks than (free) accelerators, or an unknown strategy.
     """
-    if strategy == "speed-aware":
-        if num_ranks > len(cluster.accelerators):
-            raise too_many(num_ranks, cluster, "")
-        return _speed_aware(cluster, num_ranks, groups or {},
-                            list(work) if work is not None else [1.0] * num_ranks)
-    if strategy not in _RECIPES:
+    if strategy != "speed-aware" and strategy not in _RECIPES:
         raise PlacementError(
             f"unknown placement strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
         )
     if num_ranks > len(cluster.accelerators):
         raise too_many(num_ranks, cluster, "")
-    slot_order, kind = _RECIPES[strategy]
-    free = slots(cluster, slot_order)
+    if strategy == "speed-aware":
+        index = cluster.accelerator_index
+        free = sorted((a for a in cluster.accelerators if a not in taken),
+                      key=lambda a: (-device_speed(cluster, a), index[a]))
+    else:
+        slot_order, kind = _RECIPES[strategy]
+        free = [a for a in slots(cluster, slot_order) if a not in taken]
+    if num_ranks > len(free):
+        raise PlacementError(
+            f"{strategy}: the job has {num_ranks} ranks but only {len(free)} of the "
+            f"{len(cluster.accelerators)} accelerators of {cluster.name!r} are free (the other "
+            "jobs hold the rest); use a larger topology or fewer ranks.")
+    if strategy == "speed-aware":
+        return _speed_aware(free, num_ranks, groups or {},
+                            list(work) if work is not None else [1.0] * num_ranks)
     devices = [""] * num_ranks
     for slot, rank in enumerate(rank_order(num_ranks, groups or {}, kind)):
         devices[rank] = free[slot]
@@ -126,9 +136,10 @@ def device_speed(cluster: Cluster, device: str) -> float:
     return float(peaks.get("bf16") or max(peaks.values(), default=0.0))
 
 
-def _speed_aware(cluster: Cluster, num_ranks: int, groups: dict[str, tuple[int, ...]],
+def _speed_aware(free: list[str], num_ranks: int, groups: dict[str, tuple[int, ...]],
                  work: list[float]) -> Placement:
-    """Heaviest block (a TP group, or a lone rank) on the fastest free accelerators."""
+    """Heaviest block (a TP group, or a lone rank) on the fastest of the ``free``
+    accelerators (fastest first)."""
     order = rank_order(num_ranks, groups, "tp")
     block_of = {r: name for name in sorted(groups) if group_kind(name) == "tp"
                 for r in groups[name]}
@@ -138,8 +149,6 @@ def _speed_aware(cluster: Cluster, num_ranks: int, groups: dict[str, tuple[int, 
             blocks[-1].append(r)
         else:
             blocks.append([r])
-    index = cluster.accelerator_index
-    free = sorted(cluster.accelerators, key=lambda a: (-device_speed(cluster, a), index[a]))
     devices = [""] * num_ranks
     slot = 0
     for block in sorted(blocks, key=lambda b: -sum(work[r] for r in b)):  # stable: rank order

@@ -22,6 +22,10 @@ import pyarrow.parquet as pq
 
 from simcluster.atomic import write_once
 from simcluster.errors import OutOfMemoryError, SimclusterError
+from simcluster.jobs import Job, JobMix
+from simcluster.names import match
+from simcluster.placement import STRATEGIES
+from simcluster.result import Result
 from simcluster.scenario import Scenario, WhatIf
 from simcluster.topology import load_cluster
 from simcluster.workload import load_workload
@@ -33,6 +37,10 @@ RESULT_COLUMNS = ("point_id", "status", "error", "step_time_us", "tokens_per_s",
                   "bubble", "exposed_comm_fraction", "peak_memory_bytes",
                   "peak_memory_fraction", "oom", "bottleneck",
                   "usd_per_hour", "usd_per_step", "usd_per_1m_tokens", "gpus")
+# With other jobs on the cluster (base ``jobs:``), the columns above are the point's job
+# alone, and these its step time and slowdown together, and the largest slowdown among the
+# other jobs.
+MIX_COLUMNS = ("together_step_us", "slowdown", "others_slowdown")
 
 
 def result_path(out: Path, pid: str) -> Path:
@@ -55,6 +63,12 @@ def read_point(path: Path, pid: str) -> pa.Table | None:
     except (pa.ArrowException, OSError):
         return None
     return table
+
+
+def result_columns(base: dict[str, Any]) -> tuple[str, ...]:
+    """The result columns of a point of ``base``: :data:`RESULT_COLUMNS`, then
+    :data:`MIX_COLUMNS` when other jobs share the cluster (``base.jobs``)."""
+    return RESULT_COLUMNS + (MIX_COLUMNS if base.get("jobs") else ())
 
 
 def read_row(path: Path, pid: str) -> dict[str, Any] | None:
@@ -85,7 +99,8 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
         return existing
     _log(outdir, pid, "start")
     t0 = time.perf_counter()
-    row: dict[str, Any] = {c: None for c in RESULT_COLUMNS}
+    columns = result_columns(base)
+    row: dict[str, Any] = {c: None for c in columns}
     row.update(point_id=pid, status="ok", oom=False)
     try:
         row.update(_simulate(values, base, Path(folder)))
@@ -93,7 +108,7 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
         oom = isinstance(exc, OutOfMemoryError)
         row.update(status="oom" if oom else "error", error=str(exc)[:2000], oom=oom)
     table = pa.table({**{k: pa.array([v]) for k, v in values.items()},
-                      **{k: pa.array([row[k]], _TYPES[k]) for k in RESULT_COLUMNS}})
+                      **{k: pa.array([row[k]], _TYPES[k]) for k in columns}})
     if write_once(target, lambda tmp: pq.write_table(table, tmp)):
         _log(outdir, pid, "finish", wall_s=round(time.perf_counter() - t0, 3))
     published = read_row(target, pid)
@@ -105,7 +120,9 @@ _TYPES = {"point_id": pa.string(), "status": pa.string(), "error": pa.string(),
           "bubble": pa.float64(), "exposed_comm_fraction": pa.float64(),
           "peak_memory_bytes": pa.int64(), "peak_memory_fraction": pa.float64(),
           "oom": pa.bool_(), "bottleneck": pa.string(), "usd_per_hour": pa.float64(),
-          "usd_per_step": pa.float64(), "usd_per_1m_tokens": pa.float64(), "gpus": pa.int64()}
+          "usd_per_step": pa.float64(), "usd_per_1m_tokens": pa.float64(), "gpus": pa.int64(),
+          "together_step_us": pa.float64(), "slowdown": pa.float64(),
+          "others_slowdown": pa.float64()}
 
 
 def _resolve(folder: Path, p: str) -> Path:
@@ -154,12 +171,39 @@ def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> S
                 raise OutOfMemoryError(why, capacity_bytes=cap)
         workload = generate(wl_spec["generate"], params)
     return Scenario(workload, cluster,
-                    str(values.get("placement", base.get("placement", "packed"))),
+                    _placement(folder, values.get("placement", base.get("placement"))),
                     WhatIf(price=whatif.price))
 
 
+def _placement(folder: Path, placement: Any) -> str:
+    """A strategy name as it is; a placement file relative to the spec's folder (as the
+    spec's check reads it)."""
+    text = str(placement or "packed")
+    return text if match(text, STRATEGIES) else str(_resolve(folder, text))
+
+
+def mix_of(scenario: Scenario, base: dict[str, Any], folder: Path) -> JobMix:
+    """The job mix of a point whose base has ``jobs``: the point's scenario as ``job0``
+    (its placement, cluster and what-ifs), then the base's jobs in order."""
+    others = [Job(load_workload(_resolve(folder, j["trace"])),
+                  _placement(folder, j.get("placement")), float(j.get("start_us", 0.0)),
+                  int(j.get("repeat", 1))) for j in base["jobs"]]
+    return JobMix([Job(scenario.workload, scenario.placement), *others], scenario.cluster,
+                  scenario.whatif, scenario.top_links)
+
+
 def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dict[str, Any]:
-    result = scenario_of(values, base, folder).run()
+    scenario = scenario_of(values, base, folder)
+    if not base.get("jobs"):
+        return _row(scenario.run())
+    mix = mix_of(scenario, base, folder).run()
+    slowdown = mix.jobs.column("slowdown").to_pylist()
+    return {**_row(mix.alone[0]),
+            "together_step_us": mix.jobs.column("together_step_us")[0].as_py(),
+            "slowdown": slowdown[0], "others_slowdown": max(slowdown[1:])}
+
+
+def _row(result: Result) -> dict[str, Any]:
     ranks = result.breakdown
     peak = ranks.column("peak_memory_bytes").to_numpy()
     cap = ranks.column("memory_capacity_bytes").to_numpy()

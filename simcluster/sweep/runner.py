@@ -143,7 +143,7 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
     """Compute every point not yet in ``out`` (or whose file cannot be read) and write
     ``out/results.parquet``."""
     out = Path(out).resolve()
-    done = run_points(sweep.points, sweep.spec.base.model_dump(), sweep.folder, out, client,
+    done = run_points(sweep.points, sweep.spec.base.document(), sweep.folder, out, client,
                       scheduler, workers, progress)
     failed = sum(r["status"] != "ok" for r in done.rows)
     merged = merge(out, [p.id for p in sweep.points])

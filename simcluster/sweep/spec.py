@@ -8,6 +8,8 @@
       workload: {generate: data-parallel, ranks: 16, layers: 12}   # or {trace: path}
       placement: packed
       price: 4.9                 # USD per accelerator-hour (optional)
+      jobs:                      # other jobs on the cluster with each point's (optional)
+        - {trace: other.parquet, placement: other.yaml, start_us: 0, repeat: 1}
     axes:
       layers: [12, 24]                            # a list
       micro_batch: {range: [1, 8], step: 1}       # a range, both ends included
@@ -75,11 +77,26 @@ class RangeAxis(_Strict):
     step: FiniteFloat = Field(1, gt=0)
 
 
+class JobSpec(_Strict):
+    """A job that shares the cluster with each point's own (a job mix: ``simcluster.jobs``)."""
+
+    trace: str
+    placement: str = "packed"
+    start_us: FiniteFloat = Field(0.0, ge=0)
+    repeat: int = Field(1, ge=1)
+
+
 class BaseSpec(_Strict):
     topology: str
     workload: dict[str, Any]
     placement: str = "packed"
     price: FiniteFloat | None = Field(None, gt=0)
+    jobs: list[JobSpec] = []
+
+    def document(self) -> dict[str, Any]:
+        """The base as the points see it (and as their ids hash it): ``jobs`` only when
+        there are any, so a spec without them keeps the ids it had before they existed."""
+        return self.model_dump(exclude=None if self.jobs else {"jobs"})
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseSpec:
@@ -236,6 +253,9 @@ def _file_refs(spec: SweepSpec, combos: list[dict[str, Value]]) -> Iterator[File
     yield FileRef("placement", spec.base.placement, ("base", "placement"))
     if "trace" in spec.base.workload:
         yield FileRef("trace", str(spec.base.workload["trace"]), ("base", "workload", "trace"))
+    for i, job in enumerate(spec.base.jobs):
+        yield FileRef("trace", job.trace, ("base", "jobs", i, "trace"))
+        yield FileRef("placement", job.placement, ("base", "jobs", i, "placement"))
     for kind in ("topology", "placement"):
         axis = spec.axes.get(kind)
         if spec.mode == "points":
@@ -424,6 +444,6 @@ def load_sweep(path: str | Path, gpus_of: Callable[[str], int] | None = None,
         return counts[topology]
 
     kept = _select(doc, spec, combos, gpus)
-    base_doc = spec.base.model_dump()
+    base_doc = spec.base.document()
     return Sweep(spec=spec, folder=folder,
                  points=[Point(id=point_id(v, base_doc), values=v) for v in kept])
