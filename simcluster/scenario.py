@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simcluster.analysis.training import explain_oom
-from simcluster.errors import OutOfMemoryError, TopologyError
-from simcluster.placement import Placement, bind
+from simcluster.errors import OutOfMemoryError, PlacementError, TopologyError
+from simcluster.placement import Bound, Placement, bind
 from simcluster.placement.reach import check_reachable
 from simcluster.sim import SimOptions, simulate
 from simcluster.topology import Cluster, load_cluster, resolve_device
@@ -180,6 +180,7 @@ class Scenario:
         cluster, note = self.target()
         bound = bind(self.workload, cluster, self.placement)
         check_reachable(bound)
+        check_fold_uniform(bound)
         options = SimOptions.for_workload(self.workload, predict=self.predict_kernels,
                                           compute=cluster.compute,
                                           slowdown=dict(self.whatif.slow_ranks),
@@ -190,6 +191,28 @@ class Scenario:
             caps = [cluster.specs[d].hbm_bytes for d in bound.placement.devices]
             raise explain_oom(exc, self.workload, caps) from None
         return Result(self, bound, run, note)
+
+
+def check_fold_uniform(bound: Bound) -> None:
+    """Refuse a folded workload whose ranks sit on accelerators of different models.
+
+    A folded transformer simulates its first replica(s) in full and mirrors them for the
+    others, which then hold only their data-parallel collectives: the mirrors are assumed to
+    compute as fast as the replicas they mirror, which no longer holds on a mixed cluster.
+
+    Raises:
+        PlacementError: the models, and the fix (generate without the fold).
+    """
+    if not (bound.workload.meta.extra or {}).get("fold"):
+        return
+    specs = bound.cluster.specs
+    models = sorted({specs[d].model for d in bound.placement.devices})
+    if len(models) > 1:
+        raise PlacementError(
+            f"{bound.workload.meta.name or 'the workload'} is folded (one data-parallel replica "
+            f"simulated in full, the others mirrored at its speed) but its ranks are placed on "
+            f"{' and '.join(models)}: generate it without the fold (--no-fold, fold=False) to "
+            "simulate every replica on its own accelerator.")
 
 
 def replay(workload: Workload | str | Path, topology: Cluster | str | Path | None = None, *,

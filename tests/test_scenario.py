@@ -167,3 +167,21 @@ def test_html_repr_names_the_step_time_and_the_limit() -> None:
     text = result._repr_html_()
     assert f"{result.step_time_us / 1e3:.3f} ms" in text and "compute" in text
     assert text.count("<tr>") == 1 + 5  # header + the five busiest links
+
+
+def test_a_folded_workload_is_refused_on_a_mixed_cluster() -> None:
+    """The fold mirrors replica 0's speed onto the others: wrong where replicas sit on
+    different accelerators, so the facade refuses it (the unfolded workload runs)."""
+    from simcluster.errors import PlacementError
+
+    kw = dict(layers=1, hidden=64, heads=8, kv_heads=8, ffn=256, vocab=256, seq_len=32,
+              tp=8, dp=4, global_batch=8)
+    mixed = sc.load_cluster(ROOT / "topologies" / "mixed-a100-h100.yaml")
+    folded = sc.generate("transformer", **kw)
+    with pytest.raises(PlacementError, match="A100-SXM4-80GB and H100-SXM5-80GB"):
+        sc.Scenario(folded, mixed).run()
+    whole = sc.generate("transformer", **kw, fold=False)
+    assert sc.Scenario(whole, mixed).run().step_time_us > 0
+    # a folded workload on accelerators of one model is fine (the H100 servers only)
+    two = sc.generate("transformer", **{**kw, "dp": 2})
+    assert sc.Scenario(two, mixed).run().step_time_us > 0

@@ -101,3 +101,16 @@ def test_one_trace_takes_one_placement(capsys, dp4: str) -> None:
     code, _, err = _run(capsys, "replay", dp4, "-t", TOPO, "--placement", "packed",
                         "--placement", "spread")
     assert code == 2 and "--placement is given 2 times for one TRACE" in err
+
+
+def test_restart_is_not_combined_with_a_job_mix(tmp_path, capsys) -> None:
+    from simcluster.cli import main
+    from tests.conftest import ROOT
+
+    sample = str(ROOT / "traces" / "dp-transformer-16.parquet")
+    topo = str(ROOT / "topologies" / "dgx-h100-superpod.yaml")
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", sample, sample, "-t", topo, "--fail", "node0/gpu1", "--restart",
+              "--out", str(tmp_path / "run")])
+    assert exit_.value.code == 2 and not (tmp_path / "run").exists()
+    assert "--restart runs one job" in capsys.readouterr().err
