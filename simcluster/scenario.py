@@ -45,7 +45,7 @@ from simcluster.topology import Cluster, load_cluster, resolve_device
 from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.topology.identification import unknown_message
 from simcluster.topology.recorded import recorded_cluster
-from simcluster.topology.transform import scale_links, with_device
+from simcluster.topology.transform import scale_links, with_device, with_hardware
 from simcluster.workload import Workload, load_workload
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ class WhatIf:
         price: USD per accelerator-hour, one for all or per model (default: the topology's,
             then the built-in prices of :mod:`simcluster.cost`).
         token_budget: tokens to train on; the result then prices the whole training run.
+        hardware: hardware parameter -> value every accelerator gets after ``device``
+            (``{"peak_tflops": 1979.0}``; :func:`~simcluster.topology.transform.with_hardware`).
     """
 
     device: str | AcceleratorSpec | None = None
@@ -75,16 +77,19 @@ class WhatIf:
     slow_ranks: Mapping[int, float] = field(default_factory=dict)
     price: float | dict[str, float] | None = None
     token_budget: float | None = None
+    hardware: Mapping[str, float] = field(default_factory=dict)
 
     def applied_to(self, cluster: Cluster, device: bool = True) -> Cluster:
-        """``cluster`` with this what-if's accelerator (unless ``device`` is false) and link
-        scaling.
+        """``cluster`` with this what-if's accelerator (unless ``device`` is false), hardware
+        parameters and link scaling.
 
         Raises:
-            TopologyError: an unknown device or link kind.
+            TopologyError: an unknown device, link kind or hardware parameter.
         """
         if device and self.device is not None:
             cluster = with_device(cluster, self.device)
+        if self.hardware:
+            cluster = with_hardware(cluster, dict(self.hardware))
         return scale_links(cluster, dict(self.scale_links)) if self.scale_links else cluster
 
 
