@@ -287,13 +287,15 @@ class Runner:
             close_client(self.client)
 
 
-def write_report(report: SearchReport, options: SearchOptions) -> None:
-    """``candidates.parquet`` (every configuration and how far it got) and ``search.json``."""
+def write_report(report: SearchReport, options: SearchOptions,
+                 extra: dict[str, Any] | None = None) -> None:
+    """``candidates.parquet`` (every configuration and how far it got) and ``search.json``
+    (with ``extra``'s keys: a co-search's hardware, front and limits)."""
     out = report.folder
     rows = []
     for t in report.trials:
         full = t.full or {}
-        rows.append({**t.params, "infeasible": t.infeasible, "estimate_us": t.estimate_us,
+        rows.append({**t.params, **t.point, "infeasible": t.infeasible, "estimate_us": t.estimate_us,
                      "estimate_objective": t.estimate_objective,
                      "low_fidelity_us": t.low_fidelity_us,
                      "step_time_us": full.get("step_time_us"),
@@ -308,6 +310,7 @@ def write_report(report: SearchReport, options: SearchOptions) -> None:
         "options": {k: v for k, v in asdict(options).items() if k != "space"},
         "space": asdict(options.space),
         "best": [{**t.varied(), **(t.full or {})} for t in report.best],
+        **(extra or {}),
     }
     with atomic_path(out / "search.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")

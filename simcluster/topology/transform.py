@@ -109,10 +109,10 @@ def with_hardware(cluster: Cluster, params: dict[str, float]) -> Cluster:
     if unknown:
         raise TopologyError(f"hardware parameter {unknown[0]!r}: use one of "
                             f"{', '.join(HARDWARE_PARAMS)}.")
-    for name, value in params.items():
-        if not value > 0:
-            raise TopologyError(f"hardware parameter {name} = {value}: must be positive.")
     base = hardware_of(cluster)
+    for name, value in params.items():
+        if not value > 0 and value != base[name]:
+            raise TopologyError(f"hardware parameter {name} = {value}: must be positive.")
     factors: dict[str, float] = {}
     for name, kinds in (("scale_up_GBps", set(cluster.link_kind) & set(SCALE_UP_LINKS)),
                         ("scale_out_GBps", {"nic"})):
