@@ -57,9 +57,9 @@ _LINKS = ("scale_up_GBps", "scale_out_GBps")
 
 @dataclass(frozen=True)
 class Limit:
-    """The hardware parameter that limits a point, by the closed-form estimate: the one whose
-    increase by :data:`DELTA` cuts the estimated step time the most per USD/h it adds to an
-    accelerator (a free one first). For HBM capacity the cut is that of the best estimated
+    """The hardware parameter that limits a point, by the closed-form estimate: of those the
+    hardware file varies or prices, the one whose increase by :data:`DELTA` cuts the
+    estimated step time the most per USD/h it adds to an accelerator (a free one first). For HBM capacity the cut is that of the best estimated
     configuration of the same GPU count that fits (more memory changes no configuration's
     time, only which fit); for the others, that of the point's own configuration.
 
@@ -142,16 +142,19 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
              client: Any = None, scheduler: str | None = None, workers: int | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> CoSearchReport:
     """Search the hardware of ``hardware`` jointly with the configurations of the model in
-    ``fixed`` on ``gpus`` accelerators of ``topology`` (module docstring). ``options.price``
-    is ignored: the cost model prices each variant.
+    ``fixed`` on ``gpus`` accelerators of ``topology`` (module docstring); the cost model
+    prices each variant (``options.price`` must be None).
 
     Raises:
-        SearchError: bad options or model (:func:`~simcluster.search.driver.checked`),
+        SearchError: bad options (a price) or model (:func:`~simcluster.search.driver.checked`),
             nothing within the budget, nothing that fits.
         TopologyError: a varied bandwidth the topology has no links for.
     """
     if options.objective not in OBJECTIVES:
         raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+    if options.price is not None:
+        raise SearchError("--price with --hardware: the hardware file's cost: section prices "
+                          "each variant; leave out --price.")
     topology, cluster = checked(fixed, topology, gpus)
     base_hw = hardware_of(cluster)
     hw_variants, over = variants(hardware, base_hw)
@@ -258,8 +261,8 @@ def limit_of(t: Trial, hardware: HardwareSpec, base_hw: dict[str, float],
     found = Limit(None, 0.0, 0.0)
     score = 0.0
     for p in HARDWARE_PARAMS:
-        if base_hw[p] <= 0:
-            continue  # no such links to make faster
+        if base_hw[p] <= 0 or (p not in hardware.space and p not in hardware.cost.per_unit):
+            continue  # no such links to make faster, or a part the file leaves as it is
         more = {**hw, p: hw[p] * (1 + DELTA)}
         if p == "hbm_GiB":
             before = best(estimates.spec(hw).hbm_bytes)
