@@ -59,9 +59,10 @@ _LINKS = ("scale_up_GBps", "scale_out_GBps")
 class Limit:
     """The hardware parameter that limits a point, by the closed-form estimate: of those the
     hardware file varies or prices, the one whose increase by :data:`DELTA` cuts the
-    estimated step time the most per USD/h it adds to an accelerator (a free one first). For HBM capacity the cut is that of the best estimated
-    configuration of the same GPU count that fits (more memory changes no configuration's
-    time, only which fit); for the others, that of the point's own configuration.
+    estimated step time the most per USD/h it adds to an accelerator (a free one first). For
+    HBM capacity the cut is that of the best estimated configuration of the same GPU count
+    that fits (more memory changes no configuration's time, only which fit); for the others,
+    that of the point's own configuration.
 
     Attributes:
         param: the parameter, or None when no increase cuts the estimated time.

@@ -295,7 +295,8 @@ def write_report(report: SearchReport, options: SearchOptions,
     rows = []
     for t in report.trials:
         full = t.full or {}
-        rows.append({**t.params, **t.point, "infeasible": t.infeasible, "estimate_us": t.estimate_us,
+        rows.append({**t.params, **t.point, "infeasible": t.infeasible,
+                     "estimate_us": t.estimate_us,
                      "estimate_objective": t.estimate_objective,
                      "low_fidelity_us": t.low_fidelity_us,
                      "step_time_us": full.get("step_time_us"),

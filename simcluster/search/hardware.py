@@ -48,7 +48,8 @@ class _Strict(BaseModel):
 
 
 class Range(_Strict):
-    """``steps`` evenly spaced values from ``from`` to ``to`` (both included)."""
+    """``steps`` evenly spaced values from ``from`` to ``to`` (both included; rounded to 1e-9
+    so that the sweep points' values read as written)."""
 
     start: float = Field(alias="from", gt=0)
     to: float = Field(gt=0)
@@ -56,7 +57,7 @@ class Range(_Strict):
 
     def values(self) -> tuple[float, ...]:
         step = (self.to - self.start) / (self.steps - 1)
-        return tuple(self.start + i * step for i in range(self.steps))
+        return tuple(round(self.start + i * step, 9) for i in range(self.steps))
 
 
 class LinearModel(_Strict):
