@@ -37,8 +37,8 @@ from simcluster.search.driver import (
     SearchOptions,
     SearchReport,
     Trial,
-    _objective,
-    _per_server,
+    objective_value,
+    per_server_count,
     checked,
     run_rungs,
     write_report,
@@ -160,7 +160,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
     base_hw = hardware_of(cluster)
     hw_variants, over = variants(hardware, base_hw)
     estimates = Estimates(cluster)
-    fits = _Fits(fixed, gpus, _per_server(cluster), options)
+    fits = _Fits(fixed, gpus, per_server_count(cluster), options)
     tokens = float(transformer_config(fixed).batch * transformer_config(fixed).model.seq_len)
     trials: list[Trial] = []
     for v in hw_variants:
@@ -169,8 +169,8 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
             t = Trial(c.params, c.infeasible, point=v.point())
             if c.infeasible is None:
                 t.estimate_us = estimates.step_us(c.params, hw)
-                t.estimate_objective = _objective(options.objective, t.estimate_us,
-                                                  _usd_per_hour(t), tokens)
+                t.estimate_objective = objective_value(options.objective, t.estimate_us,
+                                                       _usd_per_hour(t), tokens)
             trials.append(t)
     feasible = [t for t in trials if t.infeasible is None]
     if not feasible:
@@ -179,7 +179,8 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
                           "GPUs, or a smaller model.")
 
     def ranked(ts: list[Trial], time_of: Callable[[Trial], float]) -> list[Trial]:
-        pts = [(time_of(t), _objective("cost", time_of(t), _usd_per_hour(t), tokens) or 0.0)
+        pts = [(time_of(t),
+                objective_value("cost", time_of(t), _usd_per_hour(t), tokens) or 0.0)
                for t in ts]
         layers = pareto_layers(pts)
         col = 0 if options.objective == "time" else 1

@@ -110,8 +110,10 @@ class SearchReport:
     recomputed: tuple[Path, ...] = ()
 
 
-def _objective(objective: str, step_us: float, usd_per_hour: float | None,
-               tokens: float) -> float | None:
+def objective_value(objective: str, step_us: float, usd_per_hour: float | None,
+                    tokens: float) -> float | None:
+    """The objective of a step of ``step_us`` us on GPUs costing ``usd_per_hour`` together
+    processing ``tokens``: the time (us), or USD per 1M tokens (None without a price)."""
     if objective == "time":
         return step_us
     if usd_per_hour is None:
@@ -132,7 +134,8 @@ def _fidelities(trial: Trial) -> list[tuple[int, dict[str, Any]]]:
     return [(mi, {**trial.varied(), "global_batch": mi * per}) for mi in (m1, m2)]
 
 
-def _per_server(cluster: Cluster) -> int:
+def per_server_count(cluster: Cluster) -> int:
+    """The most accelerators one server of ``cluster`` holds (tensor parallelism's limit)."""
     counts: dict[str | None, int] = {}
     for a in cluster.accelerators:
         counts[cluster.host_of(a)] = counts.get(cluster.host_of(a), 0) + 1
@@ -180,7 +183,7 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
         raise SearchError(f"--objective {options.objective!r}: use time or cost.")
     topology, cluster = checked(fixed, topology, gpus)
     cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
-    cands = candidates(fixed, gpus, _per_server(cluster), cap, options.space)
+    cands = candidates(fixed, gpus, per_server_count(cluster), cap, options.space)
     if not cands:
         raise SearchError("no configuration of the space is valid for this model and batch "
                           "(heads, FFN and vocabulary must split over tp; the global batch over "
@@ -197,7 +200,7 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
         world = t.params["tp"] * t.params["pp"] * t.params["dp"]
         usd_h = price_per_hour(cluster, cluster.accelerators[:world], options.price)
         t.estimate_us = estimator.estimate(transformer_config(t.params)).step_us
-        t.estimate_objective = _objective(options.objective, t.estimate_us, usd_h, tokens)
+        t.estimate_objective = objective_value(options.objective, t.estimate_us, usd_h, tokens)
     if options.objective == "cost" and any(t.estimate_objective is None for t in feasible):
         raise SearchError("--objective cost needs a price per accelerator-hour: give --price, "
                           "or a cost: section in the topology.")
