@@ -8,7 +8,7 @@ variant. The rungs are those of ``driver.py``, ordered for a front rather than o
    with collective times shared between variants of the same links) and an estimated cost
    (the variant's USD per accelerator-hour x GPUs x time, per 1M tokens); they are ranked by
    Pareto layer of (time, cost), then by the objective. A point k-th by estimated time (or
-   cost) is in layer k or lower, so the best quarter holds the best of both;
+   cost) lies in one of the first k layers, so the best quarter holds the best of both;
 1. the best ``budget`` are simulated at low fidelity and ranked again the same way;
 2. the best ``budget / eta`` of those are simulated in full.
 
