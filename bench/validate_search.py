@@ -10,7 +10,12 @@ search simulated, and how well the free analytic estimate ranks the space (Spear
 
 Default cases: a 13B GPT (GPT-3 paper dimensions: 40 layers, hidden 5120, 40 heads) with a
 global batch of 64 x 2,048 tokens on `topologies/h100-2node.yaml` (16 H100), objective time
-(every GPU used) and objective cost (also 8 and 4 GPUs).
+(every GPU used) and objective cost (also 8 and 4 GPUs). The co-search cases
+(`cosearch-time`, `cosearch-cost`) search the 13B's width with 10 layers and 32 sequences
+jointly with the hardware of `COSEARCH_HW` (peak FLOP/s, HBM capacity, NIC bandwidth, a
+linear cost model and a budget) on a smaller parallel space; they share one folder, so the second reuses the first's
+exhaustive sweep. They also report how many points of the exhaustive Pareto front (step time
+against USD per 1M tokens) the search's front holds.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from simcluster.analysis.sweep import pareto_front
 from simcluster.search import SearchOptions, SearchSpace, search
+from simcluster.search.cosearch import cosearch
+from simcluster.search.hardware import HardwareSpec
 from simcluster.sweep.runner import close_client, make_client, run_points
 from simcluster.sweep.spec import Point, point_id
 
@@ -36,7 +44,18 @@ CASES = {
     "gpt13b-time": (GPT13B, "time"),
     "gpt13b-cost": (GPT13B, "cost"),
 }
+COSEARCH = {"cosearch-time": "time", "cosearch-cost": "cost"}
+# The 13B's width with 10 layers and half the batch: its steps simulate ~8x faster, and HBM
+# capacity still decides what fits (53 of 80 configurations in 16 GiB, all in 80).
+GPT13B_10L = {**GPT13B, "layers": 10, "global_batch": 32}
 TOPOLOGY = ROOT / "topologies" / "h100-2node.yaml"
+COSEARCH_HW = HardwareSpec.model_validate({
+    "space": {"peak_tflops": [989.5, 1979], "hbm_GiB": [16, 80], "scale_out_GBps": [25, 100]},
+    "cost": {"base": 1.0, "per_unit": {"peak_tflops": 0.002, "hbm_GiB": 0.02,
+                                       "scale_out_GBps": 0.01}},
+    "budget": {"usd_per_hour": 7.0}})
+COSEARCH_SPACE = SearchSpace(tp=(1, 2, 4, 8), pp=(1, 2, 4), micro_batch=(1, 2),
+                             recompute=("none", "full"), zero=(0, 1), interleave=(1,))
 
 
 def _rank(values: list[float]) -> np.ndarray:
@@ -59,7 +78,28 @@ def run_case(name: str, fixed: dict[str, Any], objective: str, client: Any,
     out = folder / name
     t0 = time.perf_counter()
     report = search(fixed, TOPOLOGY, 16, out, options, client=client)
-    search_s = time.perf_counter() - t0
+    return _against_exhaustive(name, objective, report, fixed, client, out,
+                               time.perf_counter() - t0)
+
+
+def run_cosearch(name: str, objective: str, client: Any, folder: Path) -> dict[str, Any]:
+    options = SearchOptions(objective=objective, space=COSEARCH_SPACE)
+    out = folder / "cosearch"
+    t0 = time.perf_counter()
+    co = cosearch(GPT13B_10L, TOPOLOGY, 16, out, COSEARCH_HW, options, client=client)
+    r = _against_exhaustive(name, objective, co.search, GPT13B_10L, client, out,
+                            time.perf_counter() - t0)
+    found = {t.full["point_id"] for t in co.front if t.full}
+    exhaustive = {row["point_id"] for row in pareto_front(r.pop("rows"), "step_time_us",
+                                                          "usd_per_1m_tokens")}
+    return {**r, "variants": co.variants, "over_budget": co.over_budget,
+            "front": len(found), "exhaustive_front": len(exhaustive),
+            "front_found": len(found & exhaustive),
+            "limits": [lim.param for lim in co.limits]}
+
+
+def _against_exhaustive(name: str, objective: str, report: Any, fixed: dict[str, Any],
+                        client: Any, out: Path, search_s: float) -> dict[str, Any]:
     feasible = [t for t in report.trials if t.infeasible is None]
     base = {"topology": str(TOPOLOGY.resolve()),
             "workload": {"generate": "transformer", **fixed}, "placement": "packed",
@@ -84,13 +124,14 @@ def run_case(name: str, fixed: dict[str, Any], objective: str, client: Any,
         "found_rank": order.index(found.full[col]) + 1,
         "spearman_estimate": spearman([t.estimate_objective for t, _ in ok],
                                       [r[col] for _, r in ok]),
-        "search_s": search_s, "exhaustive_s": sweep_s,
+        "search_s": search_s, "exhaustive_s": sweep_s, "rows": [r for _, r in ok],
     }
 
 
 def _cfg(d: dict[str, Any]) -> str:
+    hw = "".join(f" {k[3:]} {v:g}" for k, v in d.items() if k.startswith("hw."))
     return (f"TP {d['tp']} PP {d['pp']} DP {d['dp']} mb {d['micro_batch']} "
-            f"{d['schedule']} rc {d['recompute']} ZeRO {d['zero']}")
+            f"{d['schedule']} rc {d['recompute']} ZeRO {d['zero']}{hw}")
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -107,12 +148,19 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"{unit(r['optimum'][col])} | {_cfg(r['found'])}: {unit(r['found'][col])} | "
             f"{100 * r['gap']:+.2f}% | {r['found_rank']} of {r['ran']} | "
             f"{r['spearman_estimate']:.3f} |")
+    for r in results:
+        if "front" in r:
+            lines.append(f"\n{r['case']}: {r['variants']} hardware variants within the budget "
+                         f"({r['over_budget']} over it); the search's front has {r['front']} "
+                         f"points, {r['front_found']} of the {r['exhaustive_front']} of the "
+                         f"exhaustive front; limits: {', '.join(map(str, r['limits']))}.")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", nargs="*", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--case", nargs="*", default=[*CASES, *COSEARCH],
+                    choices=[*CASES, *COSEARCH])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, help="keep the points here (default: a temp folder)")
     ap.add_argument("--markdown", action="store_true")
@@ -122,8 +170,11 @@ def main() -> None:
     results = []
     try:
         for name in args.case:
-            fixed, objective = CASES[name]
-            r = run_case(name, fixed, objective, client, folder)
+            if name in COSEARCH:
+                r = run_cosearch(name, COSEARCH[name], client, folder)
+            else:
+                r = run_case(name, *CASES[name], client, folder)
+                r.pop("rows")
             results.append(r)
             print(json.dumps(r, indent=1, default=str), flush=True)
     finally:

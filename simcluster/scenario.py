@@ -46,7 +46,7 @@ from simcluster.topology import Cluster, load_cluster, resolve_device
 from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.topology.identification import unknown_message
 from simcluster.topology.recorded import recorded_cluster
-from simcluster.topology.transform import fail, flapping, scale_links, with_device
+from simcluster.topology.transform import fail, flapping, scale_links, with_device, with_hardware
 from simcluster.workload import Workload, load_workload
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class WhatIf:
         price: USD per accelerator-hour, one for all or per model (default: the topology's,
             then the built-in prices of :mod:`simcluster.cost`).
         token_budget: tokens to train on; the result then prices the whole training run.
+        hardware: hardware parameter -> value every accelerator gets after ``device``
+            (``{"peak_tflops": 1979.0}``; :func:`~simcluster.topology.transform.with_hardware`).
         fail: elements that are down: nodes (a switch, a NIC, an accelerator), servers or
             links ``A--B`` (``topology.transform.fail``); routes go around them, and ranks that
             can no longer reach each other are a :class:`~simcluster.errors.PartitionError`.
@@ -81,6 +83,7 @@ class WhatIf:
     slow_ranks: Mapping[int, float] = field(default_factory=dict)
     price: float | dict[str, float] | None = None
     token_budget: float | None = None
+    hardware: Mapping[str, float] = field(default_factory=dict)
     fail: tuple[str, ...] = ()
     flap: Mapping[str, float] = field(default_factory=dict)
 
@@ -94,14 +97,16 @@ class WhatIf:
         return replace(self, fail=(), flap={})
 
     def applied_to(self, cluster: Cluster, device: bool = True) -> Cluster:
-        """``cluster`` with this what-if's accelerator (unless ``device`` is false), link
-        scaling, flapping and failed elements.
+        """``cluster`` with this what-if's accelerator (unless ``device`` is false), hardware
+        parameters, link scaling, flapping and failed elements.
 
         Raises:
-            TopologyError: an unknown device, link kind or element.
+            TopologyError: an unknown device, link kind, hardware parameter or element.
         """
         if device and self.device is not None:
             cluster = with_device(cluster, self.device)
+        if self.hardware:
+            cluster = with_hardware(cluster, dict(self.hardware))
         if self.scale_links:
             cluster = scale_links(cluster, dict(self.scale_links))
         if self.flap:

@@ -56,10 +56,35 @@ def search_summary(report: Any, fixed: dict[str, Any]) -> Group:
         why = (f"{r.get('bottleneck') or '-'}, {bubble}, exposed comm "
                f"{100 * (r.get('exposed_comm_fraction') or 0):.1f}%, {d['peak mem']} of "
                f"HBM{gap}")
+        hw = ", ".join(f"{k[3:]} {v:g}" for k, v in t.point.items() if k.startswith("hw."))
         table.add_row(str(i), str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["micro_batch"]),
                       p["schedule"] if p["pp"] > 1 else "-", p["recompute"], str(p["zero"]),
                       fmt_time(r["step_time_us"]), d["tokens/s"], d["MFU"], d["$/1M tokens"],
-                      why)
+                      why + (f"; {hw}" if hw else ""))
     if not report.best:
         return Group(head, Text("no simulated configuration ran; see candidates.parquet"))
     return Group(head, table)
+
+
+def front_table(co: Any) -> Table:
+    """A co-search's Pareto front: hardware, configuration, time, cost, and the parameter
+    that limits each point (by the estimate) with what 10 % more of it saves and costs."""
+    from simcluster.search.cosearch import DELTA
+
+    table = Table(title="Pareto front (step time vs $/1M tokens); limited by: the parameter "
+                  f"whose +{100 * DELTA:.0f}% cuts the estimated time most per $",
+                  title_justify="left")
+    hw = sorted({k for t in co.front for k in t.point if k.startswith("hw.")})
+    for col in (*[k[3:] for k in hw], "$/GPU-h", "tp", "pp", "dp", "mb", "recompute", "zero",
+                "step", "$/1M tok", "limited by"):
+        table.add_column(col, justify="left" if col in ("limited by", "recompute") else
+                         "right")
+    for t, lim in zip(co.front, co.limits):
+        p, r = t.params, t.full
+        why = ("nothing (no parameter cuts the estimate)" if lim.param is None else
+               f"{lim.param}: -{100 * lim.time_cut:.1f}% time for +${lim.usd_per_hour:.3f}/h")
+        table.add_row(*[f"{t.point[k]:g}" for k in hw], f"{t.point['price']:.3f}",
+                      str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["micro_batch"]),
+                      p["recompute"], str(p["zero"]), fmt_time(r["step_time_us"]),
+                      f"{r['usd_per_1m_tokens']:.4f}", why)
+    return table

@@ -152,6 +152,9 @@ def search_cmd(
                          ] = "packed",
     price: Annotated[Optional[float], typer.Option(
         min=0.0, help="USD per accelerator-hour (default: topology, then built-in)")] = None,
+    hardware: Annotated[Optional[Path], typer.Option(
+        help="hardware file: search accelerator parameters too, under its cost model and "
+        "budget (docs/whatif.md#hardware-co-search)")] = None,
     scheduler: Annotated[Optional[str], typer.Option(
         help="address of a running Dask scheduler; default: a local cluster")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="local cluster: workers")
@@ -160,8 +163,12 @@ def search_cmd(
 ) -> None:
     """Find the fastest or cheapest parallel configuration that fits in memory: prune and
     estimate every configuration analytically, then simulate the best quarter at low fidelity
-    and the best of those in full (successive halving, on Dask)."""
+    and the best of those in full (successive halving, on Dask). With --hardware, the
+    accelerator's parameters are searched with it and the Pareto front (time vs cost) is
+    reported with the parameter that limits each point."""
     from simcluster.search import SearchOptions, SearchSpace, search
+    from simcluster.search.cosearch import cosearch
+    from simcluster.search.hardware import load_hardware
 
     if placement not in STRATEGIES:
         raise SimclusterError(f"--placement {placement!r}: use one of {', '.join(STRATEGIES)}.")
@@ -173,9 +180,15 @@ def search_cmd(
                         fewer_gpus=objective == "cost" if fewer_gpus is None else fewer_gpus)
     options = SearchOptions(objective=objective, budget=budget, top=top, placement=placement,
                             price=price, space=space)
+    hw = load_hardware(hardware) if hardware is not None else None
     console = terminal()
     with dask_client(scheduler, workers) as client, tracker("simulating, ") as update:
-        report = search(fixed, topology, n, out, options, client=client, progress=update)
+        if hw is None:
+            report = search(fixed, topology, n, out, options, client=client, progress=update)
+        else:
+            co = cosearch(fixed, topology, n, out, hw, options, client=client,
+                          progress=update)
+            report = co.search
     warn_recomputed(report.recomputed)
     if as_json:
         import json
@@ -183,6 +196,8 @@ def search_cmd(
         print_json(json.loads((out / "search.json").read_text(encoding="utf-8")))
         return
     console.print(render_search.search_summary(report, fixed))
+    if hw is not None:
+        console.print(render_search.front_table(co))
     console.print(f"wrote {out / 'search.json'}, {out / 'candidates.parquet'}")
 
 

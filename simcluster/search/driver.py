@@ -74,7 +74,8 @@ class SearchOptions:
 
 @dataclass
 class Trial:
-    """One configuration through the rungs (times in us; None where not reached)."""
+    """One configuration through the rungs (times in us; None where not reached);
+    ``point``: further sweep point values it runs with (a co-search's hardware)."""
 
     params: dict[str, Any]
     infeasible: str | None
@@ -82,9 +83,15 @@ class Trial:
     estimate_objective: float | None = None
     low_fidelity_us: float | None = None
     full: dict[str, Any] | None = None
+    point: dict[str, Any] = field(default_factory=dict)
 
     def varied(self) -> dict[str, Any]:
-        return {k: self.params[k] for k in _VARIED}
+        """Its sweep point values: the parallel configuration, then :attr:`point`."""
+        return {**{k: self.params[k] for k in _VARIED}, **self.point}
+
+    def key(self) -> str:
+        """A deterministic tie-break between trials."""
+        return json.dumps({**self.params, **self.point}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,10 @@ class SearchReport:
     recomputed: tuple[Path, ...] = ()
 
 
-def _objective(objective: str, step_us: float, usd_per_hour: float | None,
-               tokens: float) -> float | None:
+def objective_value(objective: str, step_us: float, usd_per_hour: float | None,
+                    tokens: float) -> float | None:
+    """The objective of a step of ``step_us`` us on GPUs costing ``usd_per_hour`` together
+    processing ``tokens``: the time (us), or USD per 1M tokens (None without a price)."""
     if objective == "time":
         return step_us
     if usd_per_hour is None:
@@ -125,26 +134,22 @@ def _fidelities(trial: Trial) -> list[tuple[int, dict[str, Any]]]:
     return [(mi, {**trial.varied(), "global_batch": mi * per}) for mi in (m1, m2)]
 
 
-def _per_server(cluster: Cluster) -> int:
+def per_server_count(cluster: Cluster) -> int:
+    """The most accelerators one server of ``cluster`` holds (tensor parallelism's limit)."""
     counts: dict[str | None, int] = {}
     for a in cluster.accelerators:
         counts[cluster.host_of(a)] = counts.get(cluster.host_of(a), 0) + 1
     return max(counts.values())
 
 
-def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Path,
-           options: SearchOptions = SearchOptions(), client: Any = None,
-           scheduler: str | None = None, workers: int | None = None,
-           progress: Callable[[str, int, int], None] | None = None) -> SearchReport:
-    """Search configurations of the model in ``fixed`` (generator parameters: ``preset``,
-    overrides, ``global_batch``, dtype...) on ``gpus`` accelerators of ``topology``.
+def checked(fixed: dict[str, Any], topology: str | Path, gpus: int
+            ) -> tuple[Path, Cluster]:
+    """The topology's resolved path and cluster, once the model and budget are checked.
 
     Raises:
-        SearchError: bad options, a mixture-of-experts model or ``cp > 1`` (not searched
-            yet), a budget larger than the cluster, nothing that fits.
+        SearchError: a mixture-of-experts model or ``cp > 1`` (not searched yet), a budget
+            larger than the cluster.
     """
-    if options.objective not in OBJECTIVES:
-        raise SearchError(f"--objective {options.objective!r}: use time or cost.")
     if transformer_config(fixed).model.moe:
         raise SearchError("the model is a mixture of experts: search does not explore expert "
                           "parallelism yet (its closed-form estimate has no expert layers); "
@@ -160,8 +165,25 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     if not 1 <= gpus <= len(cluster.accelerators):
         raise SearchError(f"--gpus {gpus}: {cluster.name!r} has {len(cluster.accelerators)} "
                           "accelerators; give at most that many.")
+    return topology, cluster
+
+
+def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Path,
+           options: SearchOptions = SearchOptions(), client: Any = None,
+           scheduler: str | None = None, workers: int | None = None,
+           progress: Callable[[str, int, int], None] | None = None) -> SearchReport:
+    """Search configurations of the model in ``fixed`` (generator parameters: ``preset``,
+    overrides, ``global_batch``, dtype...) on ``gpus`` accelerators of ``topology``.
+
+    Raises:
+        SearchError: bad options, a mixture-of-experts model or ``cp > 1`` (not searched
+            yet), a budget larger than the cluster, nothing that fits.
+    """
+    if options.objective not in OBJECTIVES:
+        raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+    topology, cluster = checked(fixed, topology, gpus)
     cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
-    cands = candidates(fixed, gpus, _per_server(cluster), cap, options.space)
+    cands = candidates(fixed, gpus, per_server_count(cluster), cap, options.space)
     if not cands:
         raise SearchError("no configuration of the space is valid for this model and batch "
                           "(heads, FFN and vocabulary must split over tp; the global batch over "
@@ -178,54 +200,31 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
         world = t.params["tp"] * t.params["pp"] * t.params["dp"]
         usd_h = price_per_hour(cluster, cluster.accelerators[:world], options.price)
         t.estimate_us = estimator.estimate(transformer_config(t.params)).step_us
-        t.estimate_objective = _objective(options.objective, t.estimate_us, usd_h, tokens)
+        t.estimate_objective = objective_value(options.objective, t.estimate_us, usd_h, tokens)
     if options.objective == "cost" and any(t.estimate_objective is None for t in feasible):
         raise SearchError("--objective cost needs a price per accelerator-hour: give --price, "
                           "or a cost: section in the topology.")
-    ranked = sorted(feasible, key=lambda t: (t.estimate_objective, json.dumps(t.params,
-                                                                             sort_keys=True)))
+    ranked = sorted(feasible, key=lambda t: (t.estimate_objective, t.key()))
     budget = options.budget or max(1, math.floor(options.budget_fraction * len(feasible)))
     budget = min(budget, len(feasible))
     base = {"topology": str(topology), "workload": {"generate": "transformer", **fixed},
             "placement": options.placement, "price": options.price}
-    run = _Runner(base, topology.parent, Path(out), client, scheduler, workers, progress)
+    run = Runner(base, topology.parent, Path(out), client, scheduler, workers, progress)
+
+    def low_objective(t: Trial) -> float:
+        assert t.estimate_us is not None and t.estimate_objective is not None
+        assert t.low_fidelity_us is not None
+        return t.estimate_objective * t.low_fidelity_us / t.estimate_us
+
     try:
-        rung1 = ranked[:budget]
-        low = {i: _fidelities(t) for i, t in enumerate(rung1)}
-        rows = run.points("rung 1", [v for i in low for _, v in low[i]]
-                          + [t.varied() for i, t in enumerate(rung1) if not low[i]])
-        for i, t in enumerate(rung1):
-            if low[i]:
-                (m1, v1), (m2, v2) = low[i]
-                r1, r2 = rows[point_id(v1, base)], rows[point_id(v2, base)]
-                if r1["status"] == "ok" and r2["status"] == "ok":
-                    m = transformer_config(t.params).micro_batches
-                    a, b = r1["step_time_us"], r2["step_time_us"]
-                    t.low_fidelity_us = b + (m - m2) * (b - a) / (m2 - m1)
-            else:
-                t.full = rows[point_id(t.varied(), base)]
-                if t.full["status"] == "ok":
-                    t.low_fidelity_us = t.full["step_time_us"]
-        ok = [t for t in rung1 if t.low_fidelity_us is not None]
-        keep = max(options.top, math.ceil(budget / options.eta))
-
-        def low_objective(t: Trial) -> float:
-            assert t.estimate_us is not None and t.estimate_objective is not None
-            assert t.low_fidelity_us is not None
-            return t.estimate_objective * t.low_fidelity_us / t.estimate_us
-
-        rung2 = sorted(ok, key=lambda t: (low_objective(t), json.dumps(t.params,
-                                                                       sort_keys=True)))[:keep]
-        rows = run.points("rung 2", [t.varied() for t in rung2 if t.full is None])
-        for t in rung2:
-            if t.full is None:
-                t.full = rows[point_id(t.varied(), base)]
+        run_rungs(ranked[:budget], max(options.top, math.ceil(budget / options.eta)), run,
+                  lambda ts: sorted(ts, key=lambda t: (low_objective(t), t.key())))
     finally:
         run.close()
     col = "step_time_us" if options.objective == "time" else "usd_per_1m_tokens"
     done = [t for t in trials if t.full is not None and t.full["status"] == "ok"
             and t.full.get(col) is not None]
-    best = sorted(done, key=lambda t: (t.full[col], json.dumps(t.params, sort_keys=True)))
+    best = sorted(done, key=lambda t: (t.full[col], t.key()))
     report = SearchReport(objective=options.objective, trials=trials,
                           best=best[:options.top], configurations=len(trials),
                           feasible=len(feasible), simulated=budget,
@@ -235,7 +234,33 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     return report
 
 
-class _Runner:
+def run_rungs(rung1: list[Trial], keep: int, run: Runner,
+              rank: Callable[[list[Trial]], list[Trial]]) -> None:
+    """Rung 1 (low fidelity) on ``rung1``, then rung 2 (full) on the first ``keep`` of the
+    ones that ran, as ``rank`` orders them (by ``low_fidelity_us``); fills the trials in."""
+    low = {i: _fidelities(t) for i, t in enumerate(rung1)}
+    rows = run.points("rung 1", [v for i in low for _, v in low[i]]
+                      + [t.varied() for i, t in enumerate(rung1) if not low[i]])
+    for i, t in enumerate(rung1):
+        if low[i]:
+            (m1, v1), (m2, v2) = low[i]
+            r1, r2 = rows[point_id(v1, run.base)], rows[point_id(v2, run.base)]
+            if r1["status"] == "ok" and r2["status"] == "ok":
+                m = transformer_config(t.params).micro_batches
+                a, b = r1["step_time_us"], r2["step_time_us"]
+                t.low_fidelity_us = b + (m - m2) * (b - a) / (m2 - m1)
+        else:
+            t.full = rows[point_id(t.varied(), run.base)]
+            if t.full["status"] == "ok":
+                t.low_fidelity_us = t.full["step_time_us"]
+    rung2 = rank([t for t in rung1 if t.low_fidelity_us is not None])[:keep]
+    rows = run.points("rung 2", [t.varied() for t in rung2 if t.full is None])
+    for t in rung2:
+        if t.full is None:
+            t.full = rows[point_id(t.varied(), run.base)]
+
+
+class Runner:
     """Runs rung points on one Dask client (made on first use) and counts them, and the
     unreadable point files it computed again."""
 
@@ -265,13 +290,16 @@ class _Runner:
             close_client(self.client)
 
 
-def write_report(report: SearchReport, options: SearchOptions) -> None:
-    """``candidates.parquet`` (every configuration and how far it got) and ``search.json``."""
+def write_report(report: SearchReport, options: SearchOptions,
+                 extra: dict[str, Any] | None = None) -> None:
+    """``candidates.parquet`` (every configuration and how far it got) and ``search.json``
+    (with ``extra``'s keys: a co-search's hardware, front and limits)."""
     out = report.folder
     rows = []
     for t in report.trials:
         full = t.full or {}
-        rows.append({**t.params, "infeasible": t.infeasible, "estimate_us": t.estimate_us,
+        rows.append({**t.params, **t.point, "infeasible": t.infeasible,
+                     "estimate_us": t.estimate_us,
                      "estimate_objective": t.estimate_objective,
                      "low_fidelity_us": t.low_fidelity_us,
                      "step_time_us": full.get("step_time_us"),
@@ -286,6 +314,7 @@ def write_report(report: SearchReport, options: SearchOptions) -> None:
         "options": {k: v for k, v in asdict(options).items() if k != "space"},
         "space": asdict(options.space),
         "best": [{**t.varied(), **(t.full or {})} for t in report.best],
+        **(extra or {}),
     }
     with atomic_path(out / "search.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -146,10 +146,13 @@ class Estimator:
         return (self._coll("reduce_scatter", grads, group)
                 + self._coll("all_gather", 2 * params, group))
 
-    def estimate(self, cfg: TransformerConfig) -> Estimate:
-        """The closed-form step time of ``cfg`` (module docstring)."""
+    def estimate(self, cfg: TransformerConfig, spec: AcceleratorSpec | None = None
+                 ) -> Estimate:
+        """The closed-form step time of ``cfg`` (module docstring), its compute on ``spec``
+        (default: the cluster's first accelerator; a co-search passes its hardware variant's
+        and shares the collective times of variants with the same links)."""
         cfg = cfg.padded()
-        spec = self.cluster.specs[self.devices[0]]
+        spec = spec or self.cluster.specs[self.devices[0]]
         shape = cfg.shape()
         f, b = self._layer_us(cfg, shape, spec)
         tp = self._tp_us(cfg, shape)

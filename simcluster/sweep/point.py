@@ -135,7 +135,7 @@ def generator_params(values: dict[str, Any], base: dict[str, Any],
     transformer without ``dp`` gets ``gpus / (tp * pp)``."""
     params = {k: v for k, v in base["workload"].items() if k != "generate"}
     params.update({k: v for k, v in values.items()
-                   if k not in WHATIF and not k.startswith("scale_link.")})
+                   if k not in WHATIF and not k.startswith(("scale_link.", "hw."))})
     if base["workload"]["generate"] == "transformer" and "dp" not in params:
         params["dp"] = max(gpus // (int(params.get("tp", 1)) * int(params.get("pp", 1))), 1)
     return params
@@ -144,7 +144,7 @@ def generator_params(values: dict[str, Any], base: dict[str, Any],
 def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> Scenario:
     """The scenario of one point: the base's workload (trace or generator) and topology, the
     point's values over them (what-if axes: topology, device, placement, price,
-    ``scale_link.KIND``).
+    ``scale_link.KIND``, ``hw.PARAM``: a hardware parameter, ``topology/transform.py``).
 
     Raises:
         OutOfMemoryError: a generated transformer that the analytic memory model already
@@ -155,6 +155,8 @@ def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> S
         device=str(values["device"]) if "device" in values else None,
         scale_links={k.split(".", 1)[1]: float(v) for k, v in values.items()
                      if k.startswith("scale_link.")},
+        hardware={k.split(".", 1)[1]: float(v) for k, v in values.items()
+                  if k.startswith("hw.")},
         price=values.get("price", base.get("price")))
     # The what-ifs are applied here, once: the memory check needs the device's capacity.
     cluster = whatif.applied_to(

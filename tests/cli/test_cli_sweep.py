@@ -149,3 +149,28 @@ def test_an_unreadable_point_is_recomputed_with_a_warning(capsys, tmp_path: Path
     assert "warning: 1 point file(s) could not be read" in " ".join(err.split())
     assert victim.name in err.replace("\n", "")
     assert (out / "results.parquet").read_bytes() == results
+
+
+def test_search_with_hardware_prints_the_front_and_fails_cleanly(capsys,
+                                                                 tmp_path: Path) -> None:
+    dgx = str(Path(TOPO).parent / "dgx-h100.yaml")
+    hw = tmp_path / "hw.yaml"
+    hw.write_text("space: {peak_tflops: [989.5, 1979]}\n"
+                  "cost: {base: 1.0, per_unit: {peak_tflops: 0.002}}\n")
+    out = tmp_path / "s"
+    args = ["search", "-t", dgx, "--preset", "llama2-7b", "--layers", "4", "--seq-len", "512",
+            "--global-batch", "16", "--tp", "1,2", "--pp", "1", "--micro-batch", "1,2",
+            "--out", str(out), "--workers", "1", "--top", "2"]
+    code, stdout, _ = _run(capsys, *args, "--hardware", str(hw))
+    assert code == 0 and "Pareto front" in stdout and "limited by" in stdout
+    doc = json.loads((out / "search.json").read_text())
+    assert doc["hardware"]["variants"] == 2 and doc["front"]
+    assert {p["price"] for p in doc["front"]} <= {2.979, 4.958}
+    hw.write_text("space: {peak_tflops: [989.5]}\ncost: {base: 1.0}\nbudget: {usd_per_hour: 0}\n")
+    for bad, message in (([], f"{hw}:3: budget.usd_per_hour"),
+                         (["--price", "2"], "--price with --hardware")):
+        code, _, err = _run(capsys, *args[:-6], "--out", str(tmp_path / "bad"),
+                            "--hardware", str(hw), *bad)
+        assert code == 2 and message in err and "Traceback" not in err
+        assert not (tmp_path / "bad").exists()
+        hw.write_text("space: {peak_tflops: [989.5]}\ncost: {base: 1.0}\n")

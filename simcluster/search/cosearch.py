@@ -1,0 +1,280 @@
+"""Co-search: the hardware together with the parallel configuration (Phaze's idea).
+
+The space is every hardware variant of ``hardware.py`` within the budget times every
+parallel configuration of ``space.py``; a configuration is pruned by the memory of its
+variant. The rungs are those of ``driver.py``, ordered for a front rather than one number:
+
+0. every pair gets the closed-form estimate (``estimate.py``; the variant's accelerator,
+   with collective times shared between variants of the same links) and an estimated cost
+   (the variant's USD per accelerator-hour x GPUs x time, per 1M tokens); they are ranked by
+   Pareto layer of (time, cost), then by the objective. A point k-th by estimated time (or
+   cost) lies in one of the first k layers, so the best quarter holds the best of both;
+1. the best ``budget`` are simulated at low fidelity and ranked again the same way;
+2. the best ``budget / eta`` of those are simulated in full.
+
+Every simulation is a sweep point with ``hw.PARAM`` axes and the variant's price
+(``sweep/point.py``), so it runs through :class:`~simcluster.scenario.Scenario` with
+:func:`~simcluster.topology.transform.with_hardware` like a replay.
+
+The report holds the Pareto front (step time against USD per 1M tokens) of the configurations
+simulated in full and, for each point of it, the hardware parameter that limits it
+(:class:`Limit`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from simcluster.analysis.sweep import pareto_front
+from simcluster.search.driver import (
+    OBJECTIVES,
+    Runner,
+    SearchError,
+    SearchOptions,
+    SearchReport,
+    Trial,
+    objective_value,
+    per_server_count,
+    checked,
+    run_rungs,
+    write_report,
+)
+from simcluster.search.estimate import Estimator
+from simcluster.search.hardware import HardwareSpec, price, variants
+from simcluster.search.space import Candidate, candidates
+from simcluster.topology.accelerator import AcceleratorSpec
+from simcluster.topology.cluster import Cluster
+from simcluster.topology.transform import HARDWARE_PARAMS, hardware_of, with_hardware
+from simcluster.workload.generate.registry import transformer_config
+
+DELTA = 0.10  # the step :class:`Limit` raises each parameter by (fraction)
+_LINKS = ("scale_up_GBps", "scale_out_GBps")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The hardware parameter that limits a point, by the closed-form estimate: of those the
+    hardware file varies or prices, the one whose increase by :data:`DELTA` cuts the
+    estimated step time the most per USD/h it adds to an accelerator (a free one first). For
+    HBM capacity the cut is that of the best estimated configuration of the same GPU count
+    that fits (more memory changes no configuration's time, only which fit); for the others,
+    that of the point's own configuration.
+
+    Attributes:
+        param: the parameter, or None when no increase cuts the estimated time.
+        time_cut: fraction of the estimated step time it saves.
+        usd_per_hour: what the increase adds per accelerator-hour (USD).
+    """
+
+    param: str | None
+    time_cut: float
+    usd_per_hour: float
+
+
+@dataclass(frozen=True)
+class CoSearchReport:
+    """A co-search: the search's report (trials carry their hardware in ``point``), the
+    Pareto front of the full simulations with each point's :class:`Limit`, the hardware
+    variants searched and those the budget left out."""
+
+    search: SearchReport
+    front: list[Trial]
+    limits: list[Limit]
+    variants: int
+    over_budget: int
+
+
+def pareto_layers(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Each point's Pareto layer (0: no other point is at least as low on both coordinates
+    and lower on one; layer k: the front once layers below k are removed). Equal points
+    share a layer.
+
+    Example:
+        >>> pareto_layers([(1, 4), (2, 2), (3, 3), (4, 1), (2, 2), (5, 5)])
+        [0, 0, 1, 0, 0, 2]
+    """
+    order = sorted(range(len(points)), key=lambda i: points[i])
+    last: list[tuple[float, float]] = []  # each layer's last point (x ascending, y falling)
+    layer = [0] * len(points)
+    for i in order:
+        x, y = points[i]
+        k = 0
+        while k < len(last) and not (y < last[k][1] or (x, y) == last[k]):
+            k += 1
+        if k == len(last):
+            last.append((x, y))
+        last[k] = (x, y)
+        layer[i] = k
+    return layer
+
+
+class Estimates:
+    """Closed-form step times of configurations on hardware variants of one cluster; the
+    variants with the same links share one estimator (its collective times)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._estimators: dict[tuple[tuple[str, float], ...], Estimator] = {}
+        self._specs: dict[tuple[tuple[str, float], ...], AcceleratorSpec] = {}
+
+    def spec(self, hw: dict[str, float]) -> AcceleratorSpec:
+        """The accelerator of hardware ``hw``."""
+        key = tuple(sorted(hw.items()))
+        if key not in self._specs:
+            variant = with_hardware(self.cluster, hw)
+            self._specs[key] = variant.specs[variant.accelerators[0]]
+        return self._specs[key]
+
+    def step_us(self, params: dict[str, Any], hw: dict[str, float]) -> float:
+        """The estimated step time (us) of generator ``params`` on hardware ``hw``."""
+        links = tuple((k, hw[k]) for k in _LINKS if k in hw)
+        if links not in self._estimators:
+            self._estimators[links] = Estimator(with_hardware(self.cluster, dict(links)))
+        return self._estimators[links].estimate(transformer_config(params),
+                                                self.spec(hw)).step_us
+
+
+def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Path,
+             hardware: HardwareSpec, options: SearchOptions = SearchOptions(),
+             client: Any = None, scheduler: str | None = None, workers: int | None = None,
+             progress: Callable[[str, int, int], None] | None = None) -> CoSearchReport:
+    """Search the hardware of ``hardware`` jointly with the configurations of the model in
+    ``fixed`` on ``gpus`` accelerators of ``topology`` (module docstring); the cost model
+    prices each variant (``options.price`` must be None).
+
+    Raises:
+        SearchError: bad options (a price) or model (:func:`~simcluster.search.driver.checked`),
+            nothing within the budget, nothing that fits.
+        TopologyError: a varied bandwidth the topology has no links for.
+    """
+    if options.objective not in OBJECTIVES:
+        raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+    if options.price is not None:
+        raise SearchError("--price with --hardware: the hardware file's cost: section prices "
+                          "each variant; leave out --price.")
+    topology, cluster = checked(fixed, topology, gpus)
+    base_hw = hardware_of(cluster)
+    hw_variants, over = variants(hardware, base_hw)
+    estimates = Estimates(cluster)
+    fits = _Fits(fixed, gpus, per_server_count(cluster), options)
+    tokens = float(transformer_config(fixed).batch * transformer_config(fixed).model.seq_len)
+    trials: list[Trial] = []
+    for v in hw_variants:
+        hw = {**base_hw, **v.values}
+        for c in fits(estimates.spec(hw).hbm_bytes):
+            t = Trial(c.params, c.infeasible, point=v.point())
+            if c.infeasible is None:
+                t.estimate_us = estimates.step_us(c.params, hw)
+                t.estimate_objective = objective_value(options.objective, t.estimate_us,
+                                                       _usd_per_hour(t), tokens)
+            trials.append(t)
+    feasible = [t for t in trials if t.infeasible is None]
+    if not feasible:
+        raise SearchError(f"none of the {len(trials)} configurations fits in memory on any "
+                          "hardware variant; add larger hbm_GiB values to the space, more "
+                          "GPUs, or a smaller model.")
+
+    def ranked(ts: list[Trial], time_of: Callable[[Trial], float]) -> list[Trial]:
+        pts = [(time_of(t),
+                objective_value("cost", time_of(t), _usd_per_hour(t), tokens) or 0.0)
+               for t in ts]
+        layers = pareto_layers(pts)
+        col = 0 if options.objective == "time" else 1
+        order = sorted(range(len(ts)), key=lambda i: (layers[i], pts[i][col], ts[i].key()))
+        return [ts[i] for i in order]
+
+    budget = options.budget or max(1, math.floor(options.budget_fraction * len(feasible)))
+    budget = min(budget, len(feasible))
+    base = {"topology": str(topology), "workload": {"generate": "transformer", **fixed},
+            "placement": options.placement, "price": None}
+    run = Runner(base, topology.parent, Path(out), client, scheduler, workers, progress)
+    try:
+        run_rungs(ranked(feasible, lambda t: t.estimate_us or 0.0)[:budget],
+                  max(options.top, math.ceil(budget / options.eta)), run,
+                  lambda ts: ranked(ts, lambda t: t.low_fidelity_us or 0.0))
+    finally:
+        run.close()
+    done = {t.full["point_id"]: t for t in trials
+            if t.full is not None and t.full["status"] == "ok"}
+    col = "step_time_us" if options.objective == "time" else "usd_per_1m_tokens"
+    best = sorted(done.values(), key=lambda t: (t.full[col], t.key()))  # type: ignore[index]
+    front = [done[r["point_id"]] for r in pareto_front(
+        [t.full for t in done.values() if t.full is not None], "step_time_us",
+        "usd_per_1m_tokens")]
+    limits = [limit_of(t, hardware, base_hw, estimates, fits) for t in front]
+    report = SearchReport(objective=options.objective, trials=trials, best=best[:options.top],
+                          configurations=len(trials), feasible=len(feasible),
+                          simulated=budget, simulations=run.requested, folder=Path(out),
+                          recomputed=tuple(run.recomputed))
+    write_report(report, options, {
+        "hardware": {"space": {k: list(v) for k, v in hardware.values().items()},
+                     "cost": hardware.cost.model_dump(),
+                     "power": hardware.power.model_dump() if hardware.power else None,
+                     "budget": hardware.budget.model_dump(), "base": base_hw,
+                     "variants": len(hw_variants), "over_budget": over},
+        "front": [{**t.varied(), **(t.full or {}), "limit": asdict(lim)}
+                  for t, lim in zip(front, limits)]})
+    return CoSearchReport(report, front, limits, len(hw_variants), over)
+
+
+def _usd_per_hour(t: Trial) -> float:
+    """The trial's GPUs' USD per hour, at its variant's price per accelerator-hour."""
+    return float(t.point["price"]) * t.params["tp"] * t.params["pp"] * t.params["dp"]
+
+
+class _Fits:
+    """The configurations of the space and whether each fits, per memory capacity (cached)."""
+
+    def __init__(self, fixed: dict[str, Any], gpus: int, per_server: int,
+                 options: SearchOptions) -> None:
+        self.fixed, self.gpus, self.per_server, self.space = fixed, gpus, per_server, \
+            options.space
+        self._by_cap: dict[int, list[Candidate]] = {}
+
+    def __call__(self, capacity_bytes: int) -> list[Candidate]:
+        if capacity_bytes not in self._by_cap:
+            self._by_cap[capacity_bytes] = candidates(self.fixed, self.gpus, self.per_server,
+                                                      capacity_bytes, self.space)
+            if not self._by_cap[capacity_bytes]:
+                raise SearchError("no configuration of the space is valid for this model and "
+                                  "batch (heads, FFN and vocabulary must split over tp; the "
+                                  "global batch over micro_batch x dp); change --global-batch "
+                                  "or the space.")
+        return self._by_cap[capacity_bytes]
+
+
+def limit_of(t: Trial, hardware: HardwareSpec, base_hw: dict[str, float],
+             estimates: Estimates, fits: Callable[[int], list[Candidate]]) -> Limit:
+    """The parameter that limits trial ``t`` (:class:`Limit`)."""
+    hw = {**base_hw, **{k[3:]: float(v) for k, v in t.point.items() if k.startswith("hw.")}}
+    usd = price(hardware, hw, base_hw)[0]
+    world = t.params["tp"] * t.params["pp"] * t.params["dp"]
+    now = estimates.step_us(t.params, hw)
+
+    def best(cap: int) -> float:
+        return min(estimates.step_us(c.params, hw) for c in fits(cap)
+                   if c.infeasible is None
+                   and c.params["tp"] * c.params["pp"] * c.params["dp"] == world)
+
+    found = Limit(None, 0.0, 0.0)
+    score = 0.0
+    for p in HARDWARE_PARAMS:
+        if base_hw[p] <= 0 or (p not in hardware.space and p not in hardware.cost.per_unit):
+            continue  # no such links to make faster, or a part the file leaves as it is
+        more = {**hw, p: hw[p] * (1 + DELTA)}
+        if p == "hbm_GiB":
+            before = best(estimates.spec(hw).hbm_bytes)
+            cut = (before - best(estimates.spec(more).hbm_bytes)) / before
+        else:
+            cut = (now - estimates.step_us(t.params, more)) / now
+        added = price(hardware, more, base_hw)[0] - usd
+        if cut <= 1e-9:
+            continue
+        s = math.inf if added <= 0 else cut / added
+        if s > score:
+            found, score = Limit(p, cut, added), s
+    return found
