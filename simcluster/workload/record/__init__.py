@@ -15,8 +15,9 @@ from __future__ import annotations
 from simcluster.workload.record.recorder import (
     Recorder,
     RecordOptions,
+    memory_breakdown,
     record_function,
     record_script,
 )
 
-__all__ = ["RecordOptions", "Recorder", "record_function", "record_script"]
+__all__ = ["RecordOptions", "Recorder", "memory_breakdown", "record_function", "record_script"]

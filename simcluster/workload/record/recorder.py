@@ -104,6 +104,11 @@ class Recorder:
     # -- context manager --------------------------------------------------------------------
 
     def __enter__(self) -> Recorder:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise WorkloadError("record needs PyTorch, an optional extra: pip install "
+                                "'simcluster[record]'.") from None
         from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -161,7 +166,7 @@ class Recorder:
         memory["peak"] = self.log.recorded_peak
         extra = {"recorder": "torch", "world_size": o.world_size,
                  "gpus_per_node": o.gpus_per_node, "steps": o.steps, "warmup": o.warmup,
-                 "memory": memory, "fold": {"full_ranks": [0]}}
+                 "memory": memory, "fold": {"full_ranks": 1}}
         if self.script:
             extra["script"] = self.script
         return self.log.workload(o.name, self.source, extra, recorded_device=self.device)
@@ -173,9 +178,29 @@ class Recorder:
         return self._result
 
 
+def memory_breakdown(workload: Workload) -> dict[str, int]:
+    """Rank 0's recorded device memory by category, in bytes: ``parameters``,
+    ``gradients``, ``optimizer`` (the optimizers' tensors), ``other`` (activations, DDP
+    buckets, temporaries: the peak less the rest) and ``peak``.
+
+    Example:
+        >>> from simcluster.workload.record.log import OpLog
+        >>> log = OpLog(1); log.start_recording(0); log.alloc(100)
+        >>> _ = log.compute("aten::add", None, 8, "fp32")
+        >>> wl = log.workload("t", "test", {"memory": {"parameters": 40, "gradients": 20,
+        ...                                            "optimizer": 0, "peak": 100}})
+        >>> memory_breakdown(wl)
+        {'parameters': 40, 'gradients': 20, 'optimizer': 0, 'other': 40, 'peak': 100}
+    """
+    mem = workload.meta.extra["memory"]
+    known = {k: int(mem[k]) for k in ("parameters", "gradients", "optimizer")}
+    return {**known, "other": int(mem["peak"]) - sum(known.values()), "peak": int(mem["peak"])}
+
+
 def _optimizer_memory(optimizer: Any) -> dict[str, int]:
     """Bytes of the distinct storages of an optimizer's parameters, their gradients and its
-    state tensors."""
+    state tensors, except ``step`` counters (kept on the host unless the optimizer is
+    ``capturable`` or ``fused``)."""
     import torch
 
     def nbytes(ts: list[Any]) -> int:
@@ -187,7 +212,9 @@ def _optimizer_memory(optimizer: Any) -> dict[str, int]:
         return sum(seen.values())
 
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    state = [v for s in optimizer.state.values() for v in s.values()]
+    on_device = all(g.get("capturable") or g.get("fused") for g in optimizer.param_groups)
+    state = [v for s in optimizer.state.values() for k, v in s.items()
+             if k != "step" or on_device]
     return {"parameters": nbytes(params), "gradients": nbytes([p.grad for p in params]),
             "optimizer": nbytes(state)}
 
