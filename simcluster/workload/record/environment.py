@@ -21,6 +21,7 @@ Inside :func:`target_machine` (and only there: every patch is undone on exit):
   shape check across ranks is skipped, the gradient hook is the default one (divide by the
   world size, all-reduce the bucket) written so that its future holds the bucket, and DDP
   does not rebuild its buckets after the first iteration (that needs data).
+- **init_device_mesh** (FSDP2, DTensor) runs on real tensors: a mesh reads its rank table.
 - **optimizers**: the multi-tensor (``foreach``) implementation, as on a GPU.
 """
 
@@ -74,7 +75,7 @@ class DeviceMap(TorchFunctionMode):
         if func is torch.Tensor.pin_memory:
             return args[0]
         if func is torch.Tensor.item:
-            return self._item(args[0])
+            return self._item(func, args[0])
         if "device" in kwargs:
             kwargs["device"] = _host(kwargs["device"])
         return func(*(_host(a) for a in args), **kwargs)
@@ -92,9 +93,16 @@ class DeviceMap(TorchFunctionMode):
         return out
 
     @staticmethod
-    def _item(t: torch.Tensor) -> Any:
-        if t.is_floating_point():
-            return math.nan
+    def _item(func: Any, t: torch.Tensor) -> Any:
+        """The value when the fake tensor knows it (a constant), NaN for another floating
+        value, else an error (control flow on data)."""
+        from torch._subclasses.fake_tensor import DataDependentOutputException
+
+        try:
+            return func(t)
+        except DataDependentOutputException:
+            if t.is_floating_point():
+                return math.nan
         raise UnsupportedOperationError(
             "Tensor.item: the script reads the value of an integer or boolean tensor "
             f"(shape {list(t.shape)}); recorded tensors hold no data, so control flow on "
@@ -177,6 +185,16 @@ def _ddp_init(original: Callable[..., None]) -> Callable[..., None]:
     return init
 
 
+def _real_tensors(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` run on real tensors: a ``DeviceMesh`` reads its rank table."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with unset_fake_temporarily():
+            return original(*args, **kwargs)
+    return run
+
+
 def _foreach(params: Any, differentiable: bool, use_fused: bool = False) -> tuple[bool, bool]:
     """Optimizers use the multi-tensor implementation, as on a GPU."""
     return False, not differentiable
@@ -220,6 +238,7 @@ def target_machine(log: OpLog, gpus_per_node: int, device_name: str, hbm_bytes: 
                    ) -> Iterator[None]:
     """Patch torch so that a script sees the target machine (module docstring); undone on
     exit, with the fake process group destroyed."""
+    import torch.distributed.fsdp as _fsdp  # noqa: F401  (imports init_device_mesh)
     import torch.nn.parallel.distributed as ddp_module
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
@@ -250,6 +269,13 @@ def target_machine(log: OpLog, gpus_per_node: int, device_name: str, hbm_bytes: 
             ddp_module, "_verify_param_shape_across_processes", lambda *a, **k: None))
         stack.enter_context(mock.patch.object(
             torch.autocast, "__init__", autocast_init(torch.autocast.__init__)))
+        import torch.distributed.device_mesh as mesh_module
+        fake_mesh = mesh_module.init_device_mesh
+        real_mesh = _real_tensors(fake_mesh)
+        for module in [m for n, m in sorted(sys.modules.items())
+                       if n.startswith("torch.distributed") and m is not None]:
+            if getattr(module, "init_device_mesh", None) is fake_mesh:
+                stack.enter_context(mock.patch.object(module, "init_device_mesh", real_mesh))
         for module in [m for n, m in sorted(sys.modules.items()) if n.startswith("torch.optim")]:
             if hasattr(module, "_default_to_fused_or_foreach"):
                 stack.enter_context(mock.patch.object(

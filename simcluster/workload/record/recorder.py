@@ -207,7 +207,7 @@ def _optimizer_memory(optimizer: Any) -> dict[str, int]:
         seen: dict[int, int] = {}
         for t in ts:
             if isinstance(t, torch.Tensor):
-                st = t.untyped_storage()
+                st = getattr(t, "_local_tensor", t).untyped_storage()  # a DTensor's shard
                 seen[st._cdata] = int(st.nbytes())
         return sum(seen.values())
 

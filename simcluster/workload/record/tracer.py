@@ -68,8 +68,10 @@ _SYNC = frozenset({"_c10d_functional::wait_tensor"})
 
 
 def tensors(value: Any) -> list[torch.Tensor]:
-    """The tensors in a nested argument (lists, tuples, dicts)."""
-    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+    """The tensors in a nested argument (lists, tuples, dicts); of a DTensor (FSDP2's
+    sharded parameters) the local shard this rank holds."""
+    return [getattr(t, "_local_tensor", t) for t in tree_flatten(value)[0]
+            if isinstance(t, torch.Tensor)]
 
 
 def storage_key(t: torch.Tensor) -> int:
@@ -82,11 +84,12 @@ def _describe(args: tuple[Any, ...]) -> tuple[list[Any], list[str]]:
     dims: list[Any] = []
     types: list[str] = []
     for a in args:
+        a = getattr(a, "_local_tensor", a)
         if isinstance(a, torch.Tensor):
             dims.append(list(a.shape))
             types.append(INPUT_TYPE.get(str(a.dtype).removeprefix("torch."), ""))
         elif isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
-            dims.append([list(t.shape) for t in a])
+            dims.append([list(t.shape) for t in tensors(a)])
             types.append("TensorList")
         else:
             dims.append([])

@@ -134,3 +134,23 @@ def test_a_step_that_does_not_fit_the_gpu_is_an_out_of_memory_on_replay() -> Non
     assert mem["peak"] > 90 * 2**30
     with pytest.raises(OutOfMemoryError):
         sc.replay(wl, TOPOLOGIES / "dgx-h100.yaml")
+
+
+def test_fsdp_gathers_each_block_twice_and_reduce_scatters_its_gradients() -> None:
+    wl = record_script(SCRIPT.with_name("fsdp_train.py"), options=RecordOptions(world_size=8))
+    block = 64 * 256 + 256 + 256 * 64 + 64          # parameters of one block
+    r0 = _rank(wl, 0)
+    colls = [(o["collective"], o["comm_bytes"], o["group"]) for o in r0
+             if o["kind"] == "collective"]
+    # forward: all-gather blocks 0, 1, 2; backward: all-gather them again (resharded after
+    # forward) in reverse and reduce-scatter each block's gradients (fp32: 4 bytes each)
+    assert sorted(set(colls)) == [("all_gather", 4 * block, "world"),
+                                  ("reduce_scatter", 4 * block, "world")]
+    kinds = [c for c, _, _ in colls]
+    assert kinds[:3] == ["all_gather"] * 3
+    assert kinds.count("all_gather") == 6 and kinds.count("reduce_scatter") == 3
+    assert kinds[-1] == "reduce_scatter"
+    mem = memory_breakdown(wl)
+    shard = 4 * 3 * block // 8                      # each rank holds 1/8 of every block
+    assert (mem["parameters"], mem["gradients"], mem["optimizer"]) == (shard, shard, 2 * shard)
+    assert [len(_rank(wl, r)) for r in range(1, 8)] == [9] * 7
