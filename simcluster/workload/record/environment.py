@@ -20,7 +20,10 @@ Inside :func:`target_machine` (and only there: every patch is undone on exit):
 - **DDP**: ``device_ids`` are dropped (the module is on the fake device), the parameter
   shape check across ranks is skipped, the gradient hook is the default one (divide by the
   world size, all-reduce the bucket) written so that its future holds the bucket, and DDP
-  does not rebuild its buckets after the first iteration (that needs data).
+  does not rebuild its buckets after the first iteration (that needs data): its buckets
+  are from the start the sizes the rebuild gives (first 1 MB, then ``bucket_cap_mb``),
+  over the parameters in reverse order of definition (the order DDP assumes, and the order
+  of a model whose layers run in the order they are defined).
 - **init_device_mesh** (FSDP2, DTensor) runs on real tensors: a mesh reads its rank table.
 - **optimizers**: the multi-tensor (``foreach``) implementation, as on a GPU.
 """
@@ -176,6 +179,14 @@ class _Reducer:
         return getattr(self._reducer, name)
 
 
+def _rebuilt_buckets(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DDP's bucket sizes after its rebuild (a first small bucket, then ``bucket_cap_mb``)
+    from the start, over the parameters in reverse order (the order DDP assumes)."""
+    def limits(self: Any, static_graph: bool, find_unused_parameters: bool) -> Any:
+        return original(self, static_graph=False, find_unused_parameters=True)
+    return limits
+
+
 def _ddp_init(original: Callable[..., None]) -> Callable[..., None]:
     def init(self: Any, module: Any, device_ids: Any = None, output_device: Any = None,
              *args: Any, **kwargs: Any) -> None:
@@ -267,6 +278,11 @@ def target_machine(log: OpLog, gpus_per_node: int, device_name: str, hbm_bytes: 
         stack.enter_context(mock.patch.object(DDP, "__init__", _ddp_init(DDP.__init__)))
         stack.enter_context(mock.patch.object(
             ddp_module, "_verify_param_shape_across_processes", lambda *a, **k: None))
+        config = getattr(ddp_module, "_BucketCapacityConfig", None)
+        if config is not None:
+            stack.enter_context(mock.patch.object(
+                config, "compute_bucket_size_limits",
+                _rebuilt_buckets(config.compute_bucket_size_limits)))
         stack.enter_context(mock.patch.object(
             torch.autocast, "__init__", autocast_init(torch.autocast.__init__)))
         import torch.distributed.device_mesh as mesh_module
