@@ -25,7 +25,8 @@ Inside :func:`target_machine` (and only there: every patch is undone on exit):
   over the parameters in reverse order of definition (the order DDP assumes, and the order
   of a model whose layers run in the order they are defined).
 - **init_device_mesh** (FSDP2, DTensor) runs on real tensors: a mesh reads its rank table.
-- **optimizers**: the multi-tensor (``foreach``) implementation, as on a GPU.
+- **optimizers** and ``clip_grad_norm_``: the multi-tensor (``foreach``) implementation, as
+  on a GPU.
 """
 
 from __future__ import annotations
@@ -292,6 +293,11 @@ def target_machine(log: OpLog, gpus_per_node: int, device_name: str, hbm_bytes: 
                        if n.startswith("torch.distributed") and m is not None]:
             if getattr(module, "init_device_mesh", None) is fake_mesh:
                 stack.enter_context(mock.patch.object(module, "init_device_mesh", real_mesh))
+        import torch.utils._foreach_utils as foreach_utils
+        devices = foreach_utils._get_foreach_kernels_supported_devices
+        stack.enter_context(mock.patch.object(
+            foreach_utils, "_get_foreach_kernels_supported_devices",
+            lambda: [*devices(), "cpu"]))
         for module in [m for n, m in sorted(sys.modules.items()) if n.startswith("torch.optim")]:
             if hasattr(module, "_default_to_fused_or_foreach"):
                 stack.enter_context(mock.patch.object(
