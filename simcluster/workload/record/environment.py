@@ -212,6 +212,12 @@ def _foreach(params: Any, differentiable: bool, use_fused: bool = False) -> tupl
     return False, not differentiable
 
 
+def _foreach_tensors(tensors: Any, device: Any) -> bool:
+    """``clip_grad_norm_`` takes the multi-tensor path for fake tensors too (PyTorch's own
+    check admits plain tensors and parameters only)."""
+    return True
+
+
 def _cuda_namespace(log: OpLog, gpus_per_node: int, name: str, hbm_bytes: int
                     ) -> dict[str, Any]:
     """The ``torch.cuda`` functions a script calls, answering as the target machine."""
@@ -293,11 +299,9 @@ def target_machine(log: OpLog, gpus_per_node: int, device_name: str, hbm_bytes: 
                        if n.startswith("torch.distributed") and m is not None]:
             if getattr(module, "init_device_mesh", None) is fake_mesh:
                 stack.enter_context(mock.patch.object(module, "init_device_mesh", real_mesh))
-        import torch.utils._foreach_utils as foreach_utils
-        devices = foreach_utils._get_foreach_kernels_supported_devices
-        stack.enter_context(mock.patch.object(
-            foreach_utils, "_get_foreach_kernels_supported_devices",
-            lambda: [*devices(), "cpu"]))
+        import torch.nn.utils.clip_grad as clip_grad
+        stack.enter_context(mock.patch.object(clip_grad, "_has_foreach_support",
+                                              _foreach_tensors))
         for module in [m for n, m in sorted(sys.modules.items()) if n.startswith("torch.optim")]:
             if hasattr(module, "_default_to_fused_or_foreach"):
                 stack.enter_context(mock.patch.object(
