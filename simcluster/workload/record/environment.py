@@ -226,9 +226,10 @@ def _cuda_namespace(log: OpLog, gpus_per_node: int, name: str, hbm_bytes: int
                             multi_processor_count=132, is_integrated=False)
 
     def set_device(device: Any) -> None:
-        if isinstance(device, str):
-            device = torch.device(device)
-        current[0] = (device.index or 0) if isinstance(device, torch.device) else int(device)
+        if isinstance(device, str):  # "cuda:3" (torch.device() would answer the fake device)
+            current[0] = int(device.partition(":")[2] or 0)
+        else:
+            current[0] = (device.index or 0) if isinstance(device, torch.device) else int(device)
 
     def reset(*_: Any) -> None:
         log.ledger.peak = log.ledger.live

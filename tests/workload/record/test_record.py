@@ -154,3 +154,32 @@ def test_fsdp_gathers_each_block_twice_and_reduce_scatters_its_gradients() -> No
     shard = 4 * 3 * block // 8                      # each rank holds 1/8 of every block
     assert (mem["parameters"], mem["gradients"], mem["optimizer"]) == (shard, shard, 2 * shard)
     assert [len(_rank(wl, r)) for r in range(1, 8)] == [9] * 7
+
+
+def test_torch_cuda_answers_as_the_target_machine() -> None:
+    seen = {}
+
+    def step() -> None:
+        seen["count"] = torch.cuda.device_count()
+        seen["name"] = torch.cuda.get_device_name(0)
+        seen["hbm"] = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_device("cuda:3")
+        seen["current"] = torch.cuda.current_device()
+        before = torch.cuda.memory_allocated()
+        x = torch.empty(1024, 1024, device="cuda")          # 4 MiB of fp32
+        seen["grew"] = torch.cuda.memory_allocated() - before
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        with torch.cuda.stream(torch.cuda.Stream()):
+            (x @ x).sum()
+        end.record()
+        torch.cuda.synchronize()
+        seen["elapsed"] = start.elapsed_time(end)
+
+    wl = record_function(step, options=RecordOptions(world_size=1, gpus_per_node=4,
+                                                     device="H100", warmup=0))
+    assert seen == {"count": 4, "name": "H100-SXM5-80GB", "hbm": 80 * 2**30, "current": 3,
+                    "grew": 4 * 2**20, "elapsed": 0.0}
+    mm = [o for o in _rank(wl, 0) if o["name"] == "aten::mm"]
+    assert [(o["flops"], o["dtype"]) for o in mm] == [(2.0 * 1024**3, "fp32")]
+    assert not torch.cuda.is_available.__module__.startswith("simcluster")  # restored
