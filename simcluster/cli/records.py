@@ -12,7 +12,7 @@ import typer
 
 from simcluster.cli.apps import JSON_HELP, app, print_json, terminal
 from simcluster.workload import write_workload
-from simcluster.workload.record import RecordOptions, memory_breakdown, record_script
+from simcluster.workload.record import RecordOptions, record_script, summary
 
 GIB = float(1 << 30)
 
@@ -41,28 +41,20 @@ def record(
     with contextlib.redirect_stdout(sys.stderr):  # the script's prints: stdout is ours
         wl = record_script(script, list(ctx.args), options)
     write_workload(wl, output)
-    kinds = wl.ops.filter(wl.ops.column("rank").to_numpy() == 0).column("kind").to_pylist()
-    flops = sum(f or 0.0 for f in wl.ops.column("flops").to_pylist()) / steps
-    mem = memory_breakdown(wl)
-    from simcluster.topology.catalog import lookup
-    spec = lookup(device)
-    capacity = int(spec.hbm_GiB * (1 << 30)) if spec is not None else 0
-    summary = {"output": str(output), "ranks": wl.num_ranks, "ops": wl.num_ops,
-               "rank0": {k: kinds.count(k) for k in sorted(set(kinds))},
-               "flops_per_step": flops, "memory": mem, "device": wl.meta.recorded_device,
-               "capacity_bytes": capacity, "fits": mem["peak"] <= capacity}
+    report = {"output": str(output), **summary(wl)}
     if json_out:
-        print_json(summary)
+        print_json(report)
         return
+    mem, capacity = report["memory"], report["capacity_bytes"]
     console = terminal()
     console.print(f"wrote {output}: {script.name}, {steps} step(s) after {warmup} warm-up, "
                   f"{wl.num_ranks} ranks (rank 0 recorded, the others mirror its "
                   f"collectives), {wl.num_ops:,} ops")
-    console.print("rank 0: " + ", ".join(f"{v:,} {k}" for k, v in summary["rank0"].items())
-                  + f"; {flops / 1e12:.3f} TFLOP per step")
+    console.print("rank 0: " + ", ".join(f"{v:,} {k}" for k, v in report["rank0"].items())
+                  + f"; {report['flops_per_step'] / 1e12:.3f} TFLOP per step")
     console.print("memory per GPU (GiB): " + ", ".join(
         f"{k} {v / GIB:.3f}" for k, v in mem.items()))
-    if not summary["fits"]:
+    if not report["fits"]:
         console.print(f"[bold red]out of memory[/] on {wl.meta.recorded_device}: the peak "
                       f"{mem['peak'] / GIB:.2f} GiB exceeds its {capacity / GIB:.0f} GiB "
                       f"(parameters {mem['parameters'] / GIB:.2f}, gradients "

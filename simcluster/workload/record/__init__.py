@@ -18,6 +18,7 @@ from simcluster.workload.record.recorder import (
     memory_breakdown,
     record_function,
     record_script,
+    summary,
 )
 
-__all__ = ["RecordOptions", "Recorder", "memory_breakdown", "record_function", "record_script"]
+__all__ = ["RecordOptions", "Recorder", "memory_breakdown", "record_function", "record_script", "summary"]

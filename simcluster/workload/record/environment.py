@@ -121,13 +121,9 @@ class CudaEvent:
         pass
 
     def record(self, *args: Any) -> None:
-        pass
+        """Also ``wait``, ``synchronize``, and a stream's ``wait_stream``/``wait_event``."""
 
-    def synchronize(self) -> None:
-        pass
-
-    def wait(self, *args: Any) -> None:
-        pass
+    wait = synchronize = wait_stream = wait_event = record
 
     def query(self) -> bool:
         return True
@@ -136,20 +132,11 @@ class CudaEvent:
         return 0.0
 
 
-class CudaStream(contextlib.nullcontext):
+class CudaStream(contextlib.nullcontext, CudaEvent):  # type: ignore[misc]
     """``torch.cuda.Stream`` and ``torch.cuda.stream(...)``: work stays in program order."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
-
-    def wait_stream(self, *args: Any) -> None:
-        pass
-
-    def wait_event(self, *args: Any) -> None:
-        pass
-
-    def synchronize(self) -> None:
-        pass
 
     def record_event(self, *args: Any) -> CudaEvent:
         return CudaEvent()

@@ -197,6 +197,25 @@ def memory_breakdown(workload: Workload) -> dict[str, int]:
     return {**known, "other": int(mem["peak"]) - sum(known.values()), "peak": int(mem["peak"])}
 
 
+def summary(workload: Workload) -> dict[str, Any]:
+    """What ``simcluster record`` reports of a recorded workload: ranks, ops, rank 0's ops
+    by kind, FLOPs per step (all ranks), memory by category (:func:`memory_breakdown`), the
+    target device, its capacity (bytes) and whether the peak fits in it."""
+    from simcluster.topology.catalog import lookup
+
+    ops = workload.ops
+    kinds = ops.filter(ops.column("rank").to_numpy() == 0).column("kind").to_pylist()
+    steps = int(workload.meta.extra.get("steps", 1))
+    mem = memory_breakdown(workload)
+    spec = lookup(workload.meta.recorded_device or "")
+    capacity = int(spec.hbm_GiB * _GiB) if spec is not None else 0
+    return {"ranks": workload.num_ranks, "ops": workload.num_ops,
+            "rank0": {k: kinds.count(k) for k in sorted(set(kinds))},
+            "flops_per_step": sum(f or 0.0 for f in ops.column("flops").to_pylist()) / steps,
+            "memory": mem, "device": workload.meta.recorded_device,
+            "capacity_bytes": capacity, "fits": mem["peak"] <= capacity}
+
+
 def _optimizer_memory(optimizer: Any) -> dict[str, int]:
     """Bytes of the distinct storages of an optimizer's parameters, their gradients and its
     state tensors, except ``step`` counters (kept on the host unless the optimizer is

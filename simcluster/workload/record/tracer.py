@@ -103,9 +103,8 @@ class Tracer(TorchDispatchMode):
     def __init__(self, log: OpLog) -> None:
         super().__init__()
         self.log = log
-        self._seen: set[int] = set()          # storages allocated and alive
         self._group_names: dict[int, str] = {}
-        self._refs: list[Any] = []
+        self._refs: dict[int, Any] = {}       # live storage key -> its weak reference
 
     # -- memory -----------------------------------------------------------------------------
 
@@ -113,17 +112,15 @@ class Tracer(TorchDispatchMode):
         for t in outputs:
             st = t.untyped_storage()
             key = st._cdata
-            if key in self._seen:
+            if key in self._refs:
                 continue
             nbytes = int(st.nbytes())
-            self._seen.add(key)
             self.log.alloc(nbytes)
-            self._refs.append(weakref.ref(st, self._freer(key, nbytes)))
+            self._refs[key] = weakref.ref(st, self._freer(key, nbytes))
 
     def _freer(self, key: int, nbytes: int) -> Any:
         def free(_: Any) -> None:
-            if key in self._seen:
-                self._seen.discard(key)
+            if self._refs.pop(key, None) is not None:
                 self.log.free(nbytes)
         return free
 
