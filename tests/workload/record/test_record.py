@@ -73,6 +73,14 @@ def test_ddp_all_reduces_once_per_step_and_the_others_mirror_it(recorded) -> Non
     assert [o["comm_bytes"] for o in copies] == [8 * B * S] * (2 * ACC)   # x and y, int64
 
 
+def test_world_size_64_records_the_same_step_with_63_mirrors(recorded) -> None:
+    wl = record_script(SCRIPT, ARGS, RecordOptions(world_size=64))
+    assert wl.num_ranks == 64 and wl.groups["world"] == tuple(range(64))
+    assert pc.sum(wl.ops["flops"]).as_py() == pc.sum(recorded.ops["flops"]).as_py()
+    assert memory_breakdown(wl) == memory_breakdown(recorded)
+    assert [len(_rank(wl, r)) for r in range(1, 64)] == [1] * 63
+
+
 def test_recorded_workload_replays_with_rank_zero_as_the_only_full_rank(recorded) -> None:
     result = sc.replay(recorded, TOPOLOGIES / "dgx-h100.yaml")
     assert result.breakdown.num_rows == 1
