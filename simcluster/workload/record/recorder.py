@@ -112,14 +112,15 @@ class Recorder:
         from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
-        from simcluster.topology.catalog import lookup
+        from simcluster.topology.catalog import known_models, lookup
         from simcluster.workload.record.environment import DeviceMap, target_machine
         from simcluster.workload.record.tracer import Tracer
 
         spec = lookup(self.options.device)
         if spec is None:
-            raise WorkloadError(f"record: device {self.options.device!r} is not in the "
-                                "accelerator catalog; see `simcluster topology show` for names.")
+            raise WorkloadError(f"record: --device {self.options.device!r} is not in the "
+                                "accelerator catalog; use one of "
+                                f"{', '.join(known_models())}.")
         self.device = spec.model
         if self.options.warmup == 0:
             self.log.start_recording(step=0)
@@ -147,6 +148,12 @@ class Recorder:
         unsupported = _unsupported(exc, tb, self.script)
         if unsupported is not None:
             raise unsupported from None
+        if isinstance(exc, Exception) and not isinstance(exc, WorkloadError):
+            line = _script_line(tb, self.script)
+            raise WorkloadError(
+                f"{line or 'record'}: the code raised {type(exc).__name__}: {exc} while it was "
+                "recorded (with fake tensors: see docs/record.md for what is supported).") \
+                from exc
         return False
 
     def _build(self) -> Workload:

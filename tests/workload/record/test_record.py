@@ -11,7 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import simcluster as sc  # noqa: E402
-from simcluster.errors import OutOfMemoryError, UnsupportedOperationError  # noqa: E402
+from simcluster.errors import (  # noqa: E402
+    OutOfMemoryError,
+    UnsupportedOperationError,
+    WorkloadError,
+)
 from simcluster.workload.record import (  # noqa: E402
     RecordOptions,
     memory_breakdown,
@@ -112,6 +116,14 @@ def test_an_operator_without_a_shape_rule_is_named(tmp_path: Path) -> None:
         record_script(path, options=RecordOptions(world_size=2))
     assert err.value.operator == "myext.fused.default"
     assert err.value.location.endswith("train.py:5")
+
+
+def test_an_error_of_the_script_is_bad_input_with_its_line(tmp_path: Path) -> None:
+    path = _script(tmp_path, "x = torch.ones(4).cuda()\nraise ValueError('no data dir')\n")
+    with pytest.raises(WorkloadError) as err:
+        record_script(path, options=RecordOptions(world_size=2))
+    assert str(err.value).startswith(f"{path.resolve()}:3: the code raised ValueError: "
+                                     "no data dir")
 
 
 def test_reading_an_integer_value_back_is_an_error() -> None:
