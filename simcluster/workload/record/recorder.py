@@ -9,12 +9,15 @@ the next ``steps`` are kept, and then the code is stopped. Code that never steps
 optimizer is recorded whole, as one step.
 
 The result is a native workload (:mod:`.log`: rank 0 in full, the other ranks mirroring
-its collectives), with ``meta.extra`` saying what was recorded (``docs/record.md``).
+its collectives), with ``meta.extra`` saying what was recorded (``docs/record.md``). The
+cyclic garbage collector is off while recording, so that storages are freed by reference
+counts alone, at the same op in every run: the same script gives the same workload.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import runpy
 import sys
 import traceback
@@ -126,6 +129,10 @@ class Recorder:
             self.log.start_recording(step=0)
         try:
             st = self._stack
+            if gc.isenabled():  # frees by reference counts only: the same ops every run
+                gc.collect()
+                gc.disable()
+                st.callback(gc.enable)
             st.enter_context(target_machine(self.log, self.options.gpus_per_node, spec.model,
                                             int(spec.hbm_GiB * _GiB)))
             handle = register_optimizer_step_post_hook(self._after_step)

@@ -203,3 +203,12 @@ def test_torch_cuda_answers_as_the_target_machine() -> None:
     mm = [o for o in _rank(wl, 0) if o["name"] == "aten::mm"]
     assert [(o["flops"], o["dtype"]) for o in mm] == [(2.0 * 1024**3, "fp32")]
     assert not torch.cuda.is_available.__module__.startswith("simcluster")  # restored
+
+
+def test_recording_twice_gives_byte_identical_files(recorded, tmp_path: Path) -> None:
+    from simcluster.workload import write_workload
+
+    again = record_script(SCRIPT, ARGS, RecordOptions(world_size=8))
+    a, b = write_workload(recorded, tmp_path / "a.parquet"), write_workload(again,
+                                                                            tmp_path / "b.parquet")
+    assert a.read_bytes() == b.read_bytes()
