@@ -7,8 +7,9 @@ Inside :func:`target_machine` (and only there: every patch is undone on exit):
   mapped by a ``TorchFunctionMode``; moving a tensor to the GPU records a host-to-device
   copy; ``nn.Module.cuda()`` keeps the module where it is (already "on the device").
   ``torch.autocast("cuda", ...)`` autocasts as the CPU autocast does (its op lists differ
-  from CUDA's in a few ops). ``tensor.item()`` of a floating tensor is NaN (for the loss
-  logging of training loops); an integer or boolean value read back is an error.
+  from CUDA's in a few ops). ``tensor.item()`` of a floating tensor whose value depends on
+  data is NaN (for the loss logging of training loops); such an integer or boolean value
+  is an error. ``torch.device("cuda:N")`` is the fake device too.
 - **torch.cuda**: ``is_available`` True, ``device_count`` the GPUs per node,
   ``current_device``/``set_device``, ``synchronize``, ``Event`` (elapsed time 0),
   ``Stream``/``stream``/``current_stream`` (no-ops), ``get_device_name``/
@@ -50,7 +51,7 @@ from simcluster.workload.record.tracer import storage_key
 
 
 def _host(device: Any) -> Any:
-    """A ``cuda`` device (str, torch.device, index) as ``cpu``; anything else unchanged."""
+    """A ``cuda`` device (str or torch.device) as ``cpu``; anything else unchanged."""
     if isinstance(device, str) and device.startswith("cuda"):
         return "cpu"
     if isinstance(device, torch.device) and device.type == "cuda":
