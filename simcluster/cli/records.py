@@ -32,12 +32,16 @@ def record(
     device: Annotated[str, typer.Option(help="the target GPU (catalog name or alias)")
                       ] = "H100-SXM5-80GB",
     name: Annotated[str, typer.Option(help="workload name [default: the script's]")] = "",
+    fold: Annotated[bool, typer.Option(
+        "--fold/--no-fold", help="run rank 0 only, the others mirroring its collectives "
+        "(data parallelism); --no-fold runs the script once as each rank")] = True,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Record training steps of a PyTorch script without a GPU (fake tensors, a fake
     process group of WORLD_SIZE ranks) as a workload for `simcluster replay`."""
     options = RecordOptions(world_size=world_size, gpus_per_node=gpus_per_node, steps=steps,
-                            warmup=warmup, device=device, name=name or script.stem)
+                            warmup=warmup, device=device, name=name or script.stem,
+                            fold=fold)
     with contextlib.redirect_stdout(sys.stderr):  # the script's prints: stdout is ours
         wl = record_script(script, list(ctx.args), options)
     write_workload(wl, output)
@@ -47,9 +51,9 @@ def record(
         return
     mem, capacity = report["memory"], report["capacity_bytes"]
     console = terminal()
+    how = "rank 0 recorded, the others mirror its collectives" if fold else "each recorded"
     console.print(f"wrote {output}: {script.name}, {steps} step(s) after {warmup} warm-up, "
-                  f"{wl.num_ranks} ranks (rank 0 recorded, the others mirror its "
-                  f"collectives), {wl.num_ops:,} ops")
+                  f"{wl.num_ranks} ranks ({how}), {wl.num_ops:,} ops")
     console.print("rank 0: " + ", ".join(f"{v:,} {k}" for k, v in report["rank0"].items())
                   + f"; {report['flops_per_step'] / 1e12:.3f} TFLOP per step")
     console.print("memory per GPU (GiB): " + ", ".join(

@@ -16,7 +16,7 @@ Inside :func:`target_machine` (and only there: every patch is undone on exit):
   ``get_device_properties`` (the target accelerator, its HBM), memory queries (the
   recorder's ledger: ``memory_allocated``, ``max_memory_allocated``, ``mem_get_info``, ...).
 - **torch.distributed**: ``init_process_group`` with any backend makes PyTorch's fake
-  process group of the world size, as rank 0 (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+  process group of the world size, as the recorded rank (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
   ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT`` are set as torchrun sets them).
 - **DDP**: ``device_ids`` are dropped (the module is on the fake device), the parameter
   shape check across ranks is skipped, the gradient hook is the default one (divide by the
@@ -249,15 +249,16 @@ def target_machine(log: OpLog, gpus_per_node: int, device_name: str, hbm_bytes: 
     import torch.nn.parallel.distributed as ddp_module
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
-    world = log.world_size
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": str(world),
-           "LOCAL_WORLD_SIZE": str(min(gpus_per_node, world)), "GROUP_RANK": "0",
+    world, rank = log.world_size, log.rank
+    env = {"RANK": str(rank), "LOCAL_RANK": str(rank % gpus_per_node), "WORLD_SIZE": str(world),
+           "LOCAL_WORLD_SIZE": str(min(gpus_per_node, world)),
+           "GROUP_RANK": str(rank // gpus_per_node),
            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
     fake_init = dist.init_process_group
 
     def init_process_group(*args: Any, **kwargs: Any) -> None:
         if not dist.is_initialized():
-            fake_init("fake", store=FakeStore(), rank=0, world_size=world)
+            fake_init("fake", store=FakeStore(), rank=rank, world_size=world)
 
     def autocast_init(original: Callable[..., None]) -> Callable[..., None]:
         def init(self: Any, device_type: str, *args: Any, **kwargs: Any) -> None:

@@ -74,8 +74,9 @@ class OpLog:
         ([64, None, None], [0, 0, 1])
     """
 
-    def __init__(self, world_size: int) -> None:
+    def __init__(self, world_size: int, rank: int = 0) -> None:
         self.world_size = world_size
+        self.rank = rank
         self.ops = OpsBuilder()
         self.mirrors: list[MirroredCollective] = []
         self.groups: dict[str, tuple[int, ...]] = {}
@@ -122,7 +123,7 @@ class OpLog:
     def _add(self, name: str, kind: str, stream: str, deps: list[int], **values: Any) -> int:
         alloc = self._pending_alloc
         self._pending_alloc = 0
-        op_id = self.ops.add(0, name, kind, stream, step=self.step, deps=sorted(set(deps)) or None,
+        op_id = self.ops.add(self.rank, name, kind, stream, step=self.step, deps=sorted(set(deps)) or None,
                              alloc_bytes=alloc or None, **values)
         self._last_op = op_id
         self.num_ops += 1
@@ -172,10 +173,8 @@ class OpLog:
 
     # -- the workload -----------------------------------------------------------------------
 
-    def workload(self, name: str, source: str, extra: dict[str, Any] | None = None,
-                 recorded_device: str | None = None) -> Workload:
-        """Rank 0's ops in full and, for every other rank of rank 0's groups, the mirrored
-        collectives (module docstring)."""
+    def table(self) -> pa.Table:
+        """This rank's ops, with the frees placed."""
         table = self.ops.table()
         if self._free_at:
             frees = table.column("free_bytes").to_pylist()
@@ -183,15 +182,36 @@ class OpLog:
                 frees[op_id] = (frees[op_id] or 0) + nbytes
             table = table.set_column(table.schema.get_field_index("free_bytes"),
                                      "free_bytes", pa.array(frees, pa.int64()))
+        return table
+
+    def mirror_table(self) -> pa.Table:
+        """For every other rank of this rank's groups, the collectives it mirrors."""
         mirror = OpsBuilder()
-        for rank in range(1, self.world_size):
-            for m in self.mirrors:
+        for rank in range(self.world_size):
+            for m in self.mirrors if rank != self.rank else ():
                 if rank in self.groups[m.group]:
                     mirror.add(rank, m.name, "collective", COMM, collective=m.collective,
                                comm_bytes=m.comm_bytes if m.collective != "barrier" else None,
                                group=m.group, step=m.step, root=m.root)
-        ops = pa.concat_tables([table, mirror.table()])
-        meta = WorkloadMeta(name=name, source=source, world_size=self.world_size,
-                            recorded_device=recorded_device, extra=dict(extra or {}))
-        return make_workload(ops, {g: list(r) for g, r in self.groups.items()}, meta,
-                             source=source)
+        return mirror.table()
+
+    def workload(self, name: str, source: str, extra: dict[str, Any] | None = None,
+                 recorded_device: str | None = None) -> Workload:
+        """This rank's ops in full and, for every other rank of its groups, the mirrored
+        collectives (module docstring)."""
+        return merge([self], name, source, extra, recorded_device, mirrors=True)
+
+
+def merge(logs: list[OpLog], name: str, source: str, extra: dict[str, Any] | None = None,
+          recorded_device: str | None = None, mirrors: bool = False) -> Workload:
+    """One workload of the ranks recorded in ``logs`` (one per rank; with ``mirrors``, one
+    log whose peers mirror its collectives)."""
+    tables = [log.table() for log in logs] + ([logs[0].mirror_table()] if mirrors else [])
+    ops = pa.concat_tables(tables)
+    groups: dict[str, tuple[int, ...]] = {}
+    for log in logs:
+        groups.update(log.groups)
+    meta = WorkloadMeta(name=name, source=source, world_size=logs[0].world_size,
+                        recorded_device=recorded_device, extra=dict(extra or {}))
+    return make_workload(ops, {g: list(r) for g, r in sorted(groups.items())}, meta,
+                         source=source)

@@ -29,7 +29,7 @@ from typing import Any
 
 from simcluster.errors import UnsupportedOperationError, WorkloadError
 from simcluster.workload.model import Workload
-from simcluster.workload.record.log import OpLog
+from simcluster.workload.record.log import OpLog, merge
 
 _GiB = 1 << 30
 
@@ -46,6 +46,9 @@ class RecordOptions:
         device: the target accelerator (catalog name or alias): what ``torch.cuda`` names
             and the capacity it reports; stored as the workload's ``recorded_device``.
         name: the workload's name.
+        fold: record rank 0 only, the others mirroring its collectives (data parallelism);
+            false: run the code once per rank, as that rank, and keep every rank's ops
+            (ranks that differ: tensor parallelism, different groups).
     """
 
     world_size: int = 8
@@ -54,6 +57,7 @@ class RecordOptions:
     warmup: int = 1
     device: str = "H100-SXM5-80GB"
     name: str = "recorded"
+    fold: bool = True
 
     def check(self) -> None:
         """Raise WorkloadError naming the option that is out of range."""
@@ -80,16 +84,17 @@ class Recorder:
     """
 
     def __init__(self, options: RecordOptions, source: str = "simcluster record",
-                 script: str | None = None) -> None:
+                 script: str | None = None, rank: int = 0) -> None:
         options.check()
         self.options = options
         self.source = source
         self.script = script
-        self.log = OpLog(options.world_size)
+        self.log = OpLog(options.world_size, rank)
         self.optimizer_steps = 0
         self.categories: dict[int, dict[str, int]] = {}
         self._stack = contextlib.ExitStack()
         self._result: Workload | None = None
+        self.extra: dict[str, Any] = {}
 
     # -- optimizer steps --------------------------------------------------------------------
 
@@ -163,7 +168,7 @@ class Recorder:
                 from exc
         return False
 
-    def _build(self) -> Workload:
+    def _build(self) -> Workload | None:
         o = self.options
         if self.optimizer_steps and self.optimizer_steps < o.warmup + o.steps:
             raise WorkloadError(
@@ -180,13 +185,17 @@ class Recorder:
         memory["peak"] = self.log.recorded_peak
         extra = {"recorder": "torch", "world_size": o.world_size,
                  "gpus_per_node": o.gpus_per_node, "steps": o.steps, "warmup": o.warmup,
-                 "memory": memory, "fold": {"full_ranks": 1}}
+                 "memory": memory}
         if self.script:
             extra["script"] = self.script
-        return self.log.workload(o.name, self.source, extra, recorded_device=self.device)
+        if o.fold:
+            extra["fold"] = {"full_ranks": 1}
+            return self.log.workload(o.name, self.source, extra, recorded_device=self.device)
+        self.extra = extra
+        return None
 
     def workload(self) -> Workload:
-        """The recorded workload (after the ``with`` block)."""
+        """The recorded workload (after the ``with`` block; folded recordings)."""
         if self._result is None:
             raise WorkloadError("record: the recording has not finished.")
         return self._result
@@ -198,7 +207,7 @@ def memory_breakdown(workload: Workload) -> dict[str, int]:
     buckets, temporaries: the peak less the rest) and ``peak``.
 
     Example:
-        >>> from simcluster.workload.record.log import OpLog
+        >>> from simcluster.workload.record.log import OpLog, merge
         >>> log = OpLog(1); log.start_recording(0); log.alloc(100)
         >>> _ = log.compute("aten::add", None, 8, "fp32")
         >>> wl = log.workload("t", "test", {"memory": {"parameters": 40, "gradients": 20,
@@ -312,21 +321,33 @@ def record_script(path: str | Path, argv: Sequence[str] = (),
     sys.argv = [str(path), *argv]
     sys.path.insert(0, str(path.resolve().parent))
     try:
-        with Recorder(options, source=f"simcluster record {path.name}", script=script) as rec:
-            runpy.run_path(str(path), run_name="__main__")
+        return _each_rank(lambda: runpy.run_path(str(path), run_name="__main__"), options,
+                          f"simcluster record {path.name}", script)
     except SystemExit as exc:
         raise WorkloadError(f"{path}: the script exited with {exc.code!r} while it was "
-                                "recorded.") from None
+                            "recorded.") from None
     finally:
         sys.argv, sys.path[:] = old_argv, old_path
-    return rec.workload()
+
+
+def _each_rank(run: Callable[[], Any], options: RecordOptions, source: str,
+               script: str | None = None) -> Workload:
+    """``run`` recorded as rank 0 (folded), or once as each rank, merged."""
+    ranks = range(1 if options.fold else options.world_size)
+    recorders = []
+    for rank in ranks:
+        with Recorder(options, source=source, script=script, rank=rank) as rec:
+            run()
+        recorders.append(rec)
+    if options.fold:
+        return recorders[0].workload()
+    return merge([r.log for r in recorders], options.name, source, recorders[0].extra,
+                 recorded_device=recorders[0].device)
 
 
 def record_function(fn: Callable[..., Any], *args: Any,
                     options: RecordOptions = RecordOptions(), **kwargs: Any) -> Workload:
     """Record ``fn(*args, **kwargs)`` (a training loop, or one step) as :class:`Recorder`
     does."""
-    with Recorder(options, source=f"simcluster record {getattr(fn, '__name__', 'function')}"
-                  ) as rec:
-        fn(*args, **kwargs)
-    return rec.workload()
+    return _each_rank(lambda: fn(*args, **kwargs), options,
+                      f"simcluster record {getattr(fn, '__name__', 'function')}")

@@ -97,13 +97,29 @@ def _describe(args: tuple[Any, ...]) -> tuple[list[Any], list[str]]:
     return dims, types
 
 
+def group_name(ranks: tuple[int, ...], world_size: int) -> str:
+    """``world`` for all ranks; ``pg<first>-<last>`` for consecutive ranks, with
+    ``s<stride>`` for evenly strided ones; else ``pg`` and the ranks joined by ``_``.
+
+    Example:
+        >>> [group_name(r, 8) for r in (tuple(range(8)), (4, 5, 6, 7), (1, 3, 5), (0, 1, 3))]
+        ['world', 'pg4-7', 'pg1-5s2', 'pg0_1_3']
+    """
+    if ranks == tuple(range(world_size)):
+        return "world"
+    steps = {b - a for a, b in zip(ranks, ranks[1:])}
+    if len(ranks) > 1 and len(steps) == 1:
+        stride = steps.pop()
+        return f"pg{ranks[0]}-{ranks[-1]}" + (f"s{stride}" if stride != 1 else "")
+    return "pg" + "_".join(map(str, ranks))
+
+
 class Tracer(TorchDispatchMode):
     """Records operators into an :class:`~.log.OpLog` (module docstring)."""
 
     def __init__(self, log: OpLog) -> None:
         super().__init__()
         self.log = log
-        self._group_names: dict[int, str] = {}
         self._refs: dict[int, Any] = {}       # live storage key -> its weak reference
 
     # -- memory -----------------------------------------------------------------------------
@@ -127,15 +143,10 @@ class Tracer(TorchDispatchMode):
     # -- groups -----------------------------------------------------------------------------
 
     def group_name(self, pg: Any) -> tuple[str, tuple[int, ...]]:
-        """A stable name and the global ranks of process group ``pg``: ``world`` for all
-        ranks, else ``pg<k>`` in order of first use."""
+        """A name and the global ranks of process group ``pg``, the same on every rank
+        (:func:`group_name`)."""
         ranks = tuple(dist.get_process_group_ranks(pg))
-        if len(ranks) == self.log.world_size:
-            return "world", ranks
-        key = id(pg)
-        if key not in self._group_names:
-            self._group_names[key] = f"pg{len(self._group_names) + 1}"
-        return self._group_names[key], ranks
+        return group_name(ranks, self.log.world_size), ranks
 
     # -- dispatch ---------------------------------------------------------------------------
 

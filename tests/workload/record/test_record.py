@@ -212,3 +212,14 @@ def test_recording_twice_gives_byte_identical_files(recorded, tmp_path: Path) ->
     a, b = write_workload(recorded, tmp_path / "a.parquet"), write_workload(again,
                                                                             tmp_path / "b.parquet")
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_unfolded_every_rank_runs_and_replays_as_the_fold_does(recorded) -> None:
+    folded = record_script(SCRIPT, ARGS, RecordOptions(world_size=2))
+    full = record_script(SCRIPT, ARGS, RecordOptions(world_size=2, fold=False))
+    r0, r1 = _rank(full, 0), _rank(full, 1)
+    assert [o["name"] for o in r1] == [o["name"] for o in r0] == [
+        o["name"] for o in _rank(folded, 0)]
+    assert pc.sum(full.ops["flops"]).as_py() == 2 * pc.sum(folded.ops["flops"]).as_py()
+    topology = TOPOLOGIES / "dgx-h100.yaml"
+    assert sc.replay(full, topology).step_time_us == sc.replay(folded, topology).step_time_us
