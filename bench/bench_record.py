@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "workload" / "record" / "nanogpt_train.py"
@@ -66,6 +68,20 @@ def rank0_flops(path: Path) -> float:
     return float(pc.sum(wl.ops.filter(pc.equal(wl.ops["rank"], 0))["flops"]).as_py())
 
 
+# GEMMs and attention: recorded aten ops (the ones with FLOPs), or the generator's op names.
+_GEMM = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|_scaled_dot_product)|"
+                   r"\.(qkv|attn|proj|fc1|fc2)(\.|$)|^logits")
+
+
+def split_compute(result: Any) -> tuple[tuple[int, float], tuple[int, float]]:
+    """Rank 0's compute ops: (count, busy us) of GEMMs and attention, and of the rest."""
+    t = result.run.timeline.to_pylist()
+    rows = [r for r in t if r["rank"] == 0 and r["kind"] == "compute"]
+    gemm = [r["end_us"] - r["start_us"] for r in rows if _GEMM.search(r["name"])]
+    other = [r["end_us"] - r["start_us"] for r in rows if not _GEMM.search(r["name"])]
+    return (len(gemm), sum(gemm)), (len(other), sum(other))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--world-size", type=int, default=64)
@@ -92,9 +108,11 @@ def main() -> None:
                        check=True, capture_output=True)
         for label, name in (("recorded", "rec8.parquet"), ("generated", "gen8.parquet")):
             result = sc.replay(d / name, TOPOLOGY)
+            gemm, other = split_compute(result)
             print(f"{label:9s} GPT-2 small, dp 8, micro-batch 8 on dgx-h100: step "
                   f"{result.step_time_us / 1e3:.2f} ms, rank 0 {rank0_flops(d / name) / 1e12:.3f} "
-                  "TFLOP per step")
+                  f"TFLOP per step; rank 0 compute: GEMM + attention {gemm[0]} ops "
+                  f"{gemm[1] / 1e3:.2f} ms, other {other[0]} ops {other[1] / 1e3:.2f} ms")
 
         record(d / "nanogpt.parquet", 1, 1, "A100-SXM4-40GB",
                ["--micro-batch", "8", "--accum", "1", "--attention", "manual", "--dtype",
