@@ -48,6 +48,25 @@ class WorkloadError(SimclusterError):
     """The workload (trace) is unreadable, truncated, or inconsistent."""
 
 
+class UnsupportedOperationError(WorkloadError):
+    """Recording a training script met something the recorder cannot stand in for: an
+    operator without a shape rule (a custom CUDA extension), a value read back to steer
+    control flow, a collective it does not know.
+
+    Attributes:
+        operator: the operator (``aten::nonzero``, ``c10d::send``) or call.
+        location: ``file:line`` of the script line that called it ("" when unknown).
+    """
+
+    def __init__(self, message: str, operator: str = "", location: str = "") -> None:
+        super().__init__(message, operator, location)
+        self.operator = operator
+        self.location = location
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class PlacementError(SimclusterError):
     """Ranks cannot be placed onto the cluster's accelerators as asked."""
 

@@ -76,7 +76,12 @@ class Result:
     def real_ranks(self) -> int:
         """Ranks that carry their full op list: all of them, or one replica when folded."""
         info = TrainingInfo.of(self.workload)
-        return self.workload.num_ranks if info is None else info.real_ranks
+        if info is not None:
+            return info.real_ranks
+        fold = self.workload.meta.extra.get("fold")  # a recorded workload (docs/record.md)
+        if isinstance(fold, dict) and isinstance(fold.get("full_ranks"), int):
+            return fold["full_ranks"]
+        return self.workload.num_ranks
 
     @property
     def makespan_us(self) -> float:

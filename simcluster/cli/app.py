@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 # Importing the command modules registers their commands on the apps, in this order.
-from simcluster.cli import calibrations, inputs, runs, searches  # noqa: F401
+from simcluster.cli import calibrations, inputs, records, runs, searches  # noqa: F401
 from simcluster.cli.apps import app
 from simcluster.errors import SimclusterError
 
