@@ -7,9 +7,10 @@ from the row's columns, replays it on a cluster of that many GPUs of that type, 
 the predicted step time with the measured one. Nothing in the simulator is changed or fitted
 here: this is the baseline of issue 12.
 
-What maps: dense decoder-only transformers on GPUs the catalog has (H100-SXM5-80GB,
-A100-SXM4-80GB/40GB, H200). What does not, and is counted with its reason: MoE models, GPUs
-the catalog lacks (B200, GB200, GB300, the 96 GB H100 of Meta's Grand Teton), rows
+What maps: decoder-only transformers, dense or mixture-of-experts, on the GPUs this script
+builds clusters of (H100-SXM5-80GB, A100-SXM4-80GB/40GB, H200). What does not, and is counted
+with its reason: MoE rows without their expert count or top-k, other GPUs (B200, GB200, GB300,
+the 96 GB H100 of Meta's Grand Teton), rows
 without a measured step time or model dimensions,
 rows whose parallel sizes or batch do not add up, and FSDP/ZeRO-2/3 together with pipeline
 parallelism (the generator does not combine them).
@@ -25,6 +26,9 @@ assumption):
 - parallelism: tp, pp, dp, cp from the row (``tp * pp * dp * cp`` must equal the GPU
   count), ``vp > 1`` -> ``1f1b-interleaved:vp``, else ``1f1b``; cp > 1 runs ring attention
   (``cp_comm=p2p``, Megatron-Core's default);
+- mixture of experts (``moe_params``): experts and top-k from the row, experts as wide as
+  the row's ``ffn``, every layer MoE, ``ep`` from the row carved out of the dp x cp ranks,
+  expert TP = TP (Megatron-Core's default), dropless with balanced routing;
 - batch: micro_batch and global_batch from the row; where the row has no micro-batch, 1 for
   Megatron/NeMo and pipelined runs, else the local batch (torchtitan: no accumulation);
 - sequence_parallel from the row; empty -> on when tp > 1 (Megatron/NeMo recipes);
@@ -163,8 +167,8 @@ class Mapped:
         from simcluster.workload.generate.presets import model_from
         keys = ("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "seq_len",
                 "gated_mlp", "norm", "biases", "learned_positions", "tied_embeddings",
-                "dropout")
-        return model_from(None, {k: self.params[k] for k in keys}).params
+                "dropout", "experts", "top_k")
+        return model_from(None, {k: self.params[k] for k in keys if k in self.params}).params
 
 
 def catalog_gpu(text: str) -> tuple[str | None, str]:
@@ -200,7 +204,8 @@ FAMILIES: dict[str, dict[str, Any]] = {
 
 def family_of(row: dict[str, str]) -> str:
     model = row["model"].lower()
-    if "llama" in model or "swiglu" in row.get("arch_notes", "").lower():
+    arch = row.get("arch_notes", "").lower()
+    if "llama" in model or "swiglu" in arch or "geglu" in arch:
         return "llama"
     if "nemotron" in model:
         return "nemotron"
@@ -228,6 +233,20 @@ def framework_of(row: dict[str, str]) -> str:
     return "megatron-core" if "megatron" in fw else ""
 
 
+def moe_params(row: dict[str, str]) -> dict[str, Any] | None:
+    """The generator's MoE settings of a row: none for a dense model, None for a MoE row
+    that lacks its expert count or top-k. Experts are MLPs of the row's ``ffn`` width,
+    every layer is MoE, EP from the row (1 if empty), expert TP = TP (Megatron-Core's
+    default since 0.10), dropless with balanced routing (``moe_skew`` 1)."""
+    if not (row.get("moe_experts", "").strip() or "moe" in row.get("workload", "").lower()):
+        return {}
+    experts, top_k = _int(row.get("moe_experts", "")), _int(row.get("moe_topk", ""))
+    if not experts or not top_k:
+        return None
+    tp = _int(row.get("tp", "")) or 1
+    return dict(experts=experts, top_k=top_k, ep=_int(row.get("ep", "")) or 1, expert_tp=tp)
+
+
 def map_row(row: dict[str, str]) -> Mapped | Skip:
     """The generator configuration and cluster of one CSV row, or why the row is skipped."""
     src, model, split = row["source_id"], row["model"], split_of(row)
@@ -239,8 +258,12 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
     step = row.get("derived_step_time_s", "").strip()
     if not step:
         return skip("no measured step time (global batch of the measurement not published)")
-    if row.get("moe_experts", "").strip() or "moe" in row.get("workload", "").lower():
-        return skip("MoE model (not modelled by the transformer generator)")
+    moe = moe_params(row)
+    if moe is None:
+        return skip("MoE model without its expert count and top-k")
+    if moe:
+        notes.append("MoE: expert_tp = tp (Megatron-Core's default), dropless, balanced "
+                     "routing (the row's routing is data-dependent)")
     gpu, why = catalog_gpu(row.get("gpu", ""))
     if gpu is None:
         return skip(why)
@@ -254,6 +277,9 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         if "gpt" in model.lower():
             vocab = 50257
             notes.append("vocab 50257 (GPT-2 BPE, as the other NeMo GPT-3 rows)")
+        elif "grok-1" in model.lower():
+            vocab = 131072
+            notes.append("vocab 131072 (the released Grok-1 tokenizer; not in the row)")
         else:
             return skip("model dimensions not published (vocab)")
     gpus = _int(row["num_gpus"]) or 0
@@ -330,7 +356,7 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         **dims, vocab=vocab, **FAMILIES[family_of(row)],
         tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=mb, global_batch=gbs,
         schedule=schedule, sequence_parallel=sp, recompute=recompute, zero=zero, dtype=dtype,
-        flash_attention=True, fold=True, framework=framework_of(row))
+        flash_attention=True, fold=True, framework=framework_of(row), **moe)
     if "pure" in prec:
         params["grad_bytes"] = 2  # FSDP mixed_precision=PURE: bf16 gradient reduction
     nics = None

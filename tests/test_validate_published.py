@@ -108,7 +108,6 @@ def test_unpublished_settings_are_assumed_and_said(vp, rows) -> None:
 
 
 @pytest.mark.parametrize("row_id, reason", [
-    ("81", "MoE"),                          # Grok-1
     ("99", "GPU not in the catalog: GB200"),
     ("323", "GPU not in the catalog: H100 96GB"),
     ("365", "model dimensions not published"),
@@ -136,6 +135,17 @@ def test_context_parallel_rows_map_with_their_cp(vp, rows) -> None:
     assert wl.num_ranks == 8 and wl.meta.extra["config"]["cp"] == 2
 
 
+def test_moe_rows_map_with_their_experts_and_expert_parallelism(vp, rows) -> None:
+    m = vp.map_row(rows["85"])  # Grok-1 proxy, 16 layers on 128 H100: TP 4 PP 2 CP 2 EP 8
+    assert isinstance(m, vp.Mapped)
+    assert (m.tp, m.pp, m.params["cp"], m.dp) == (4, 2, 2, 8)
+    assert {k: m.params[k] for k in ("experts", "top_k", "ep", "expert_tp", "vocab")} == {
+        "experts": 8, "top_k": 2, "ep": 8, "expert_tp": 4, "vocab": 131072}
+    assert m.params["gated_mlp"] is True and any("MoE" in a for a in m.assumptions)
+    wl = sc.generate("transformer", **{**m.params, "layers": 16, "global_batch": 16})
+    assert wl.num_ranks == 128 and wl.meta.extra["moe"]["ep"] == 8
+
+
 def test_mapped_row_generates_and_its_cluster_has_its_gpus(vp, rows) -> None:
     m = vp.map_row(rows["35"])  # Nemotron-4 15B, TP 4 x DP 4 on 16 H100
     spec = vp.cluster_spec(m.gpu, m.gpus, m.nics)
@@ -150,8 +160,7 @@ def test_report_lists_skip_reasons_with_counts(vp, tmp_path, capsys) -> None:
     saved.write_text(json.dumps([]))
     vp.main(["--split", "all", "--source", "S6", "--load", str(saved)])
     out = capsys.readouterr().out
-    assert "| calibrate | MoE model (not modelled by the transformer generator) | 17 |" in out
-    assert "| calibrate | GPU not in the catalog: GB200 | 7 |" in out
+    assert "| calibrate | GPU not in the catalog: GB200 | 12 |" in out  # 5 of them MoE
     # the H100 rows and the two context-parallel rows (404, 414)
     assert "| calibrate | not run (no saved prediction) | 4 |" in out
 
