@@ -55,30 +55,34 @@ def maxmin_compact(
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`maxmin` on links numbered 0..len(capacity)-1, every one of them used (the
-    caller has compacted the link ids, keeping their order); returns compact link ids."""
-    links = np.arange(len(capacity))
+    caller has compacted the link ids, keeping their order); returns compact link ids.
+
+    Each round works on the pairs of the flows still growing only (``lp``, ``wp``, ``fp``:
+    their links, weights and flows, in the original pair order, so every sum adds the same
+    numbers in the same order as over the whole masked arrays)."""
+    nl = len(capacity)
     cap_left = np.asarray(capacity, dtype=np.float64).copy()
     cap_full = cap_left.copy()
     w = np.ones(num_flows) if weight is None else np.asarray(weight, dtype=np.float64)
-    pair_w = w[pair_flow]
     rate = np.zeros(num_flows)
     bottleneck = np.full(num_flows, -1, dtype=np.int64)
     active = np.ones(num_flows, dtype=bool)
     group_link = np.full(num_flows, -1, dtype=np.int64)
-    pair_active = np.ones(len(pair_flow), dtype=bool)
-    while pair_active.any():
-        users = np.bincount(local[pair_active], weights=pair_w[pair_active],
-                            minlength=len(links))
+    lp, wp, fp = local, w[pair_flow], pair_flow
+    while len(lp):
+        users = np.bincount(lp, weights=wp, minlength=nl)
         used = users > 0
         inc = np.min(cap_left[used] / users[used])
         rate[active] += inc * w[active]
         cap_left -= inc * users
         full = used & (cap_left <= _SAT_EPS * cap_full)
-        hit = np.flatnonzero(pair_active & full[local])
-        # A flow that fills two links at once is charged to the lower link id: order the
-        # pairs so that it is assigned last.
-        hit = hit[np.argsort(-links[local[hit]], kind="stable")]
-        hit_flow, hit_link = pair_flow[hit], links[local[hit]]
+        hit = full[lp]
+        hit_flow, hit_link = fp[hit], lp[hit]
+        if len(hit_link) > 1:
+            # A flow that fills two links at once is charged to the lower link id: order the
+            # pairs so that it is assigned last.
+            order = np.argsort(-hit_link, kind="stable")
+            hit_flow, hit_link = hit_flow[order], hit_link[order]
         if coupling is None:
             bottleneck[hit_flow] = hit_link
             active[hit_flow] = False
@@ -88,7 +92,8 @@ def maxmin_compact(
             bottleneck[newly] = group_link[coupling[newly]]
             bottleneck[hit_flow] = hit_link  # a flow on a full link is limited by it
             active &= ~newly
-        pair_active = active[pair_flow]
+        still = active[fp]
+        lp, wp, fp = lp[still], wp[still], fp[still]
     return rate, bottleneck
 
 
