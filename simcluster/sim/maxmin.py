@@ -72,7 +72,7 @@ def maxmin_compact(
     while len(lp):
         users = np.bincount(lp, weights=wp, minlength=nl)
         used = users > 0
-        inc = np.min(cap_left[used] / users[used])
+        inc = (cap_left[used] / users[used]).min()
         rate[active] += inc * w[active]
         cap_left -= inc * users
         full = used & (cap_left <= _SAT_EPS * cap_full)

@@ -359,14 +359,25 @@ class FlowNetwork:
         first = len(self._size)
         new_flow = np.repeat(np.arange(first, first + len(routes)), lengths)
         links = self._links
-        add = np.unique(new_link)
+        # The distinct new links, sorted (a Python set is quicker for the usual few).
+        add = (np.unique(new_link) if len(new_link) > 64
+               else np.array(sorted(set(new_link.tolist())), dtype=np.int64))
         pos = np.searchsorted(links, add)
         there = pos < len(links)
         there[there] = links[pos[there]] == add[there]
         if not there.all():
-            links = np.insert(links, pos[~there], add[~there])
-            self._pair_slot = np.searchsorted(links, self._links)[self._pair_slot]
-            self._links = links
+            # Merge: the i-th missing link lands at its insertion point + i; the old links
+            # fill the other places, in order, and their slots move with them.
+            missing = np.flatnonzero(~there)
+            at = pos[missing] + np.arange(len(missing))
+            old = np.ones(len(links) + len(missing), dtype=bool)
+            old[at] = False
+            merged = np.empty(len(old), dtype=np.int64)
+            merged[at] = add[missing]
+            moved = np.flatnonzero(old)
+            merged[moved] = links
+            self._pair_slot = moved[self._pair_slot]
+            self._links = links = merged
         self._pair_slot = np.concatenate([self._pair_slot, np.searchsorted(links, new_link)])
         self._pair_link = np.concatenate([self._pair_link, new_link])
         self._pair_flow = np.concatenate([self._pair_flow, new_flow])
