@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import os
 import platform
 import resource
 import statistics
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
+    print(f"# load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     t = time.perf_counter()
     c = cluster()
     build_s = time.perf_counter() - t
@@ -90,6 +92,7 @@ def main() -> None:
     print(f"step {r['step_s']:.2f} s, MFU {100 * r['mfu']:.1f}%, {r['tflops']:.0f} TFLOP/s per "
           f"GPU, bubble {100 * r['bubble']:.1f}%, peak memory {r['peak_GiB']:.1f} GiB")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"# load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
