@@ -11,6 +11,8 @@ import numpy as np
 
 # A link is saturated when its allocated rate is within this fraction of capacity.
 _SAT_EPS = 1e-9
+# Up to this many (flow, link) pairs, plain Python beats numpy's per-call overhead.
+_SMALL_PAIRS = 32
 
 
 def maxmin(
@@ -59,7 +61,10 @@ def maxmin_compact(
 
     Each round works on the pairs of the flows still growing only (``lp``, ``wp``, ``fp``:
     their links, weights and flows, in the original pair order, so every sum adds the same
-    numbers in the same order as over the whole masked arrays)."""
+    numbers in the same order as over the whole masked arrays). Problems of a few pairs go
+    to :func:`_maxmin_small`, which does the same float operations in plain Python."""
+    if len(pair_flow) <= _SMALL_PAIRS:
+        return _maxmin_small(pair_flow, local, num_flows, capacity, coupling, weight)
     nl = len(capacity)
     cap_left = np.asarray(capacity, dtype=np.float64).copy()
     cap_full = cap_left.copy()
@@ -95,6 +100,53 @@ def maxmin_compact(
         still = active[fp]
         lp, wp, fp = lp[still], wp[still], fp[still]
     return rate, bottleneck
+
+
+def _maxmin_small(
+    pair_flow: np.ndarray,
+    local: np.ndarray,
+    num_flows: int,
+    capacity: np.ndarray,
+    coupling: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`maxmin_compact` in plain Python for small problems: the same rounds, and in
+    each the same float operations in the same order (link sums in pair order, the minimum
+    of the same quotients, the same products and differences), so the same bits."""
+    pf, lc = pair_flow.tolist(), local.tolist()
+    cap_left = np.asarray(capacity, dtype=np.float64).tolist()
+    floor = [_SAT_EPS * c for c in cap_left]
+    w = [1.0] * num_flows if weight is None else np.asarray(weight, dtype=np.float64).tolist()
+    group = list(range(num_flows)) if coupling is None else coupling.tolist()
+    rate = [0.0] * num_flows
+    bottleneck = [-1] * num_flows
+    active = [True] * num_flows
+    group_link: dict[int, int] = {}
+    pairs = list(range(len(pf)))
+    slots = range(len(cap_left))
+    while pairs:
+        users = [0.0] * len(cap_left)
+        for k in pairs:
+            users[lc[k]] += w[pf[k]]
+        inc = min(cap_left[j] / users[j] for j in slots if users[j] > 0)
+        for f in range(num_flows):
+            if active[f]:
+                rate[f] += inc * w[f]
+        for j in slots:
+            cap_left[j] -= inc * users[j]
+        hit = [k for k in pairs if users[lc[k]] > 0 and cap_left[lc[k]] <= floor[lc[k]]]
+        # Lower link ids last, so that they win (the numpy version's stable argsort).
+        hit.sort(key=lambda k: -lc[k])
+        for k in hit:
+            group_link[group[pf[k]]] = lc[k]
+        for f in range(num_flows):
+            if active[f] and group[f] in group_link:
+                bottleneck[f] = group_link[group[f]]
+                active[f] = False
+        for k in hit:
+            bottleneck[pf[k]] = lc[k]
+        pairs = [k for k in pairs if active[pf[k]]]
+    return np.array(rate), np.array(bottleneck, dtype=np.int64)
 
 
 def maxmin_rates(
