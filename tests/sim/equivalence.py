@@ -6,8 +6,11 @@ digest is the step time (``repr`` of the float) and a SHA-256 of every output ta
 Run, so two engines agree on a case only if they produce the same bytes.
 
 ``tests/sim/data/equivalence.json`` holds the digests the engine of ``main`` produced before
-the speed work of issue 19 (``python -m tests.sim.equivalence > tests/sim/data/
+the speed work of issue 19 (at 732ca46: ``python -m tests.sim.equivalence > tests/sim/data/
 equivalence.json``, run with that engine); ``tests/sim/test_equivalence.py`` recomputes them.
+A later change that is meant to change results (a new algorithm choice, a calibration) makes
+new digests the same way, with the engine just before it. The bundled torus is left out: its
+collectives were being reworked (issue 14) while these digests were made.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import pyarrow as pa
 from simcluster.errors import SimulationError
 from simcluster.placement import bind
 from simcluster.sim import Run, simulate
-from simcluster.sim.algorithms import algorithm_names
 from simcluster.topology.accelerator_file import load_listed
 from simcluster.topology.build import build
 from simcluster.topology.cluster import Cluster
@@ -38,7 +40,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("timeline", "links", "memory", "flows", "attribution", "link_load")
 # Bundled fabrics, and how many of their ranks the collective cases use.
 FABRICS = {"h100-2node": 16, "dgx-h100-superpod": 64, "fat-tree-k8": 32,
-           "tpu-torus-4x4x4": 16, "gb200-nvl72-x2": 32, "azure-nd-h100-v5": 8}
+           "dgx1-v100": 8, "gb200-nvl72-x2": 32, "azure-nd-h100-v5": 8}
+# The algorithms registered when the digests were made (one registered later is not a case:
+# it has no digest from the engine before).
+ALGORITHMS = ("ring", "tree", "hierarchical", "nvls", "nvls-tree", "collnet-direct",
+              "collnet-chain", "chain", "direct", "pairwise")
 
 
 @cache
@@ -104,7 +110,7 @@ def cases() -> dict[str, Callable[[], Run]]:
     """Every case by name."""
     out: dict[str, Callable[[], Run]] = {"sample": _sample, "folded-transformer": _folded}
     for fabric in FABRICS:
-        for algorithm in ("auto", *algorithm_names()):
+        for algorithm in ("auto", *ALGORITHMS):
             out[f"{fabric}/{algorithm}"] = _collective_case(fabric, algorithm)
     return out
 
