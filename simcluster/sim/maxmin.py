@@ -102,14 +102,9 @@ def maxmin_compact(
     return rate, bottleneck
 
 
-def _maxmin_small(
-    pair_flow: np.ndarray,
-    local: np.ndarray,
-    num_flows: int,
-    capacity: np.ndarray,
-    coupling: np.ndarray | None = None,
-    weight: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def _maxmin_small(pair_flow: np.ndarray, local: np.ndarray, num_flows: int,
+                  capacity: np.ndarray, coupling: np.ndarray | None,
+                  weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`maxmin_compact` in plain Python for small problems: the same rounds, and in
     each the same float operations in the same order (link sums in pair order, the minimum
     of the same quotients, the same products and differences), so the same bits."""

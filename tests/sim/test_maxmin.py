@@ -40,6 +40,6 @@ def test_small_solver_shares_by_hand() -> None:
     # f0 on l0 (100) and l1 (30), f1 on l0 only, f2 on l1 only: l1 fills at 15 each
     # (f0, f2 frozen there), f1 takes the rest of l0: 85.
     rate, limit = mm._maxmin_small(np.array([0, 0, 1, 2]), np.array([0, 1, 0, 1]), 3,
-                                   np.array([100.0, 30.0]))
+                                   np.array([100.0, 30.0]), None, None)
     assert rate.tolist() == [15.0, 85.0, 15.0]
     assert limit.tolist() == [1, 0, 1]
