@@ -94,10 +94,9 @@ class FlowNetwork:
         self._batches: dict[int, _Batch] = {}
         self._next_id = 0
         # The active routes as (flow, link) pairs, in flow order then hop order, kept up to
-        # date as flows retire and arrive (not rebuilt at each change): the flow, the link,
-        # and the link's slot in ``_links``, the sorted links the active routes use.
+        # date as flows retire and arrive (not rebuilt at each change): the flow, and the
+        # link's slot in ``_links``, the sorted links the active routes use.
         self._pair_flow = np.zeros(0, dtype=np.int64)
-        self._pair_link = np.zeros(0, dtype=np.int64)
         self._pair_slot = np.zeros(0, dtype=np.int64)
         self._links = np.zeros(0, dtype=np.int64)
         # Loaded links (sorted), their load (bytes/us), and the saturated links, under the
@@ -341,7 +340,6 @@ class FlowNetwork:
         """Drop the pairs of the flows not in ``keep`` (a mask over the active flows),
         renumbering the flows and the link slots that are left (order kept)."""
         pk = keep[self._pair_flow]
-        self._pair_link = self._pair_link[pk]
         self._pair_flow = (np.cumsum(keep) - 1)[self._pair_flow[pk]]
         slot = self._pair_slot[pk]
         used = np.zeros(len(self._links), dtype=bool)
@@ -379,7 +377,6 @@ class FlowNetwork:
             self._pair_slot = moved[self._pair_slot]
             self._links = links = merged
         self._pair_slot = np.concatenate([self._pair_slot, np.searchsorted(links, new_link)])
-        self._pair_link = np.concatenate([self._pair_link, new_link])
         self._pair_flow = np.concatenate([self._pair_flow, new_flow])
 
     def _label(self, tag: FlowTag | None) -> int:
