@@ -7,7 +7,7 @@ flows, wall seconds for planning + simulation (topology build shown apart), and 
 simulated time and busbw.
 
     python bench/bench_collectives.py                   # 1024 and 8192 ranks
-    python bench/bench_collectives.py --ranks 1024 --size 1G
+    python bench/bench_collectives.py --ranks 1024 --size 1G --repeat 3   # median of 3
     python bench/bench_collectives.py --ranks 8192 --fabric fat-tree   # k-ary fat-tree instead
 """
 
@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import os
 import platform
 import resource
+import statistics
 import time
 
 from simcluster import collective_perf as cp
@@ -78,10 +80,12 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, nargs="*", default=[1024, 8192])
     ap.add_argument("--size", default="1G")
     ap.add_argument("--fabric", default="rail-optimized", choices=["rail-optimized", "fat-tree"])
+    ap.add_argument("--repeat", type=int, default=1, help="runs per case; wall_s is their median")
     args = ap.parse_args()
+    print(f"# load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     size = cp.parse_size(args.size)
     print(f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}"
-          f"  all_reduce of {size} B on {args.fabric}")
+          f"  all_reduce of {size} B on {args.fabric}, median of {args.repeat}")
     print(f"{'ranks':>6} {'build_s':>8} {'algorithm':>14} {'flows':>8} {'wall_s':>8} "
           f"{'sim_time_us':>12} {'busbw_GBps':>10} {'peak_rss_MB':>11}")
     for n in args.ranks:
@@ -89,11 +93,13 @@ def main() -> None:
         cluster = superpod(n) if args.fabric == "rail-optimized" else fat_tree(n)
         build_s = time.perf_counter() - t0
         for algo in ("ring", "auto"):
-            r = once(cluster, n, size, algo)
+            runs = [once(cluster, n, size, algo) for _ in range(args.repeat)]
+            r = {**runs[0], "wall_s": statistics.median(x["wall_s"] for x in runs)}
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{n:>6} {build_s:>8.2f} {r['algorithm']:>14} {r['flows']:>8} "
                   f"{r['wall_s']:>8.2f} {r['sim_us']:>12.1f} {r['busbw']:>10.1f} {rss:>11.0f}",
                   flush=True)
+    print(f"# load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

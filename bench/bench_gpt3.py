@@ -9,7 +9,7 @@ The workload is folded (one data-parallel replica in full, mirrors for the other
 ``simcluster/workload/generate/transformer/``); ``--no-fold`` replays all 1,024 ranks in
 full (about 16x the ops; minutes, and GBs of memory).
 
-    python bench/bench_gpt3.py [--repeat 3] [--no-fold]
+    python bench/bench_gpt3.py [--repeat 3] [--no-fold] [--global-batch 256]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import os
 import platform
 import resource
 import statistics
@@ -45,17 +46,17 @@ def cluster(servers: int = 128) -> Cluster:
     return build(TopologySpec.model_validate(spec), source=spec["name"])
 
 
-def config(fold: bool) -> TransformerConfig:
+def config(fold: bool, global_batch: int = 1536) -> TransformerConfig:
     return TransformerConfig(
-        model=PRESETS["gpt3-175b"], tp=8, pp=8, dp=16, micro_batch=1, global_batch=1536,
+        model=PRESETS["gpt3-175b"], tp=8, pp=8, dp=16, micro_batch=1, global_batch=global_batch,
         schedule="1f1b-interleaved:3", recompute="selective", sequence_parallel=True,
         dtype="bf16", fold=fold)
 
 
-def once(c: Cluster, fold: bool) -> dict[str, float]:
+def once(c: Cluster, fold: bool, global_batch: int = 1536) -> dict[str, float]:
     gc.collect()
     t0 = time.perf_counter()
-    wl = transformer(config(fold))
+    wl = transformer(config(fold, global_batch))
     t1 = time.perf_counter()
     run = simulate(bind(wl, c))
     t2 = time.perf_counter()
@@ -74,11 +75,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--global-batch", type=int, default=1536,
+                    help="sequences per step (a multiple of 16 x 8; 256: a shorter step)")
     args = ap.parse_args()
+    print(f"# load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     t = time.perf_counter()
     c = cluster()
     build_s = time.perf_counter() - t
-    runs = [once(c, args.fold) for _ in range(args.repeat)]
+    runs = [once(c, args.fold, args.global_batch) for _ in range(args.repeat)]
     r = runs[0]
     med = {k: statistics.median(x[k] for x in runs) for k in ("generate_s", "replay_s", "wall_s")}
     print(f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}"
@@ -90,6 +94,7 @@ def main() -> None:
     print(f"step {r['step_s']:.2f} s, MFU {100 * r['mfu']:.1f}%, {r['tflops']:.0f} TFLOP/s per "
           f"GPU, bubble {100 * r['bubble']:.1f}%, peak memory {r['peak_GiB']:.1f} GiB")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"# load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import os
 import platform
 import resource
 import statistics
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--algorithm", default="auto", choices=["auto", "ring", "tree"],
                     help="force the collectives' algorithm (the topology's network.algorithm)")
     args = ap.parse_args()
+    print(f"# load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     print(f"# {datetime.date.today()}  {platform.machine()}  {platform.python_version()}  "
           f"median of {args.repeat}, algorithm {args.algorithm}")
     print(" ".join(f"{c:>14}" for c in COLS))
@@ -107,6 +109,7 @@ def main() -> None:
         r = bench(n, args.repeat, args.algorithm)
         print(" ".join(f"{r[c]:>14,.0f}" if c in INTS else f"{r[c]:>14.3f}" for c in COLS),
               flush=True)
+    print(f"# load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import numpy as np
 
 # A link is saturated when its allocated rate is within this fraction of capacity.
 _SAT_EPS = 1e-9
+# Up to this many (flow, link) pairs, plain Python beats numpy's per-call overhead.
+_SMALL_PAIRS = 32
 
 
 def maxmin(
@@ -55,30 +57,37 @@ def maxmin_compact(
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`maxmin` on links numbered 0..len(capacity)-1, every one of them used (the
-    caller has compacted the link ids, keeping their order); returns compact link ids."""
-    links = np.arange(len(capacity))
+    caller has compacted the link ids, keeping their order); returns compact link ids.
+
+    Each round works on the pairs of the flows still growing only (``lp``, ``wp``, ``fp``:
+    their links, weights and flows, in the original pair order, so every sum adds the same
+    numbers in the same order as over the whole masked arrays). Problems of a few pairs go
+    to :func:`_maxmin_small`, which does the same float operations in plain Python."""
+    if len(pair_flow) <= _SMALL_PAIRS:
+        return _maxmin_small(pair_flow, local, num_flows, capacity, coupling, weight)
+    nl = len(capacity)
     cap_left = np.asarray(capacity, dtype=np.float64).copy()
     cap_full = cap_left.copy()
     w = np.ones(num_flows) if weight is None else np.asarray(weight, dtype=np.float64)
-    pair_w = w[pair_flow]
     rate = np.zeros(num_flows)
     bottleneck = np.full(num_flows, -1, dtype=np.int64)
     active = np.ones(num_flows, dtype=bool)
     group_link = np.full(num_flows, -1, dtype=np.int64)
-    pair_active = np.ones(len(pair_flow), dtype=bool)
-    while pair_active.any():
-        users = np.bincount(local[pair_active], weights=pair_w[pair_active],
-                            minlength=len(links))
+    lp, wp, fp = local, w[pair_flow], pair_flow
+    while len(lp):
+        users = np.bincount(lp, weights=wp, minlength=nl)
         used = users > 0
-        inc = np.min(cap_left[used] / users[used])
+        inc = (cap_left[used] / users[used]).min()
         rate[active] += inc * w[active]
         cap_left -= inc * users
         full = used & (cap_left <= _SAT_EPS * cap_full)
-        hit = np.flatnonzero(pair_active & full[local])
-        # A flow that fills two links at once is charged to the lower link id: order the
-        # pairs so that it is assigned last.
-        hit = hit[np.argsort(-links[local[hit]], kind="stable")]
-        hit_flow, hit_link = pair_flow[hit], links[local[hit]]
+        hit = full[lp]
+        hit_flow, hit_link = fp[hit], lp[hit]
+        if len(hit_link) > 1:
+            # A flow that fills two links at once is charged to the lower link id: order the
+            # pairs so that it is assigned last.
+            order = np.argsort(-hit_link, kind="stable")
+            hit_flow, hit_link = hit_flow[order], hit_link[order]
         if coupling is None:
             bottleneck[hit_flow] = hit_link
             active[hit_flow] = False
@@ -88,8 +97,51 @@ def maxmin_compact(
             bottleneck[newly] = group_link[coupling[newly]]
             bottleneck[hit_flow] = hit_link  # a flow on a full link is limited by it
             active &= ~newly
-        pair_active = active[pair_flow]
+        still = active[fp]
+        lp, wp, fp = lp[still], wp[still], fp[still]
     return rate, bottleneck
+
+
+def _maxmin_small(pair_flow: np.ndarray, local: np.ndarray, num_flows: int,
+                  capacity: np.ndarray, coupling: np.ndarray | None,
+                  weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`maxmin_compact` in plain Python for small problems: the same rounds, and in
+    each the same float operations in the same order (link sums in pair order, the minimum
+    of the same quotients, the same products and differences), so the same bits."""
+    pf, lc = pair_flow.tolist(), local.tolist()
+    cap_left = np.asarray(capacity, dtype=np.float64).tolist()
+    floor = [_SAT_EPS * c for c in cap_left]
+    w = [1.0] * num_flows if weight is None else np.asarray(weight, dtype=np.float64).tolist()
+    group = list(range(num_flows)) if coupling is None else coupling.tolist()
+    rate = [0.0] * num_flows
+    bottleneck = [-1] * num_flows
+    active = [True] * num_flows
+    group_link: dict[int, int] = {}
+    pairs = list(range(len(pf)))
+    slots = range(len(cap_left))
+    while pairs:
+        users = [0.0] * len(cap_left)
+        for k in pairs:
+            users[lc[k]] += w[pf[k]]
+        inc = min(cap_left[j] / users[j] for j in slots if users[j] > 0)
+        for f in range(num_flows):
+            if active[f]:
+                rate[f] += inc * w[f]
+        for j in slots:
+            cap_left[j] -= inc * users[j]
+        hit = [k for k in pairs if users[lc[k]] > 0 and cap_left[lc[k]] <= floor[lc[k]]]
+        # Lower link ids last, so that they win (the numpy version's stable argsort).
+        hit.sort(key=lambda k: -lc[k])
+        for k in hit:
+            group_link[group[pf[k]]] = lc[k]
+        for f in range(num_flows):
+            if active[f] and group[f] in group_link:
+                bottleneck[f] = group_link[group[f]]
+                active[f] = False
+        for k in hit:
+            bottleneck[pf[k]] = lc[k]
+        pairs = [k for k in pairs if active[pf[k]]]
+    return np.array(rate), np.array(bottleneck, dtype=np.int64)
 
 
 def maxmin_rates(

@@ -13,9 +13,9 @@ Times are microseconds, sizes bytes, capacities bytes per microsecond.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
 
 import numpy as np
 import simpy
@@ -81,8 +81,7 @@ class FlowNetwork:
         self._seg_rate = np.zeros(0)
         self._seg_end = 0.0
         self._segments: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
-        # Active flows: aligned per-flow arrays, plus the route of each.
-        self._routes: list[np.ndarray] = []
+        # Active flows: aligned per-flow arrays; their routes are the (flow, link) pairs.
         self._size = np.zeros(0)
         self._left = np.zeros(0)
         self._rate = np.zeros(0)
@@ -94,10 +93,16 @@ class FlowNetwork:
         self._acc = np.zeros(0)  # flow-time under the current limiting link
         self._batches: dict[int, _Batch] = {}
         self._next_id = 0
+        # The active routes as (flow, link) pairs, in flow order then hop order, kept up to
+        # date as flows retire and arrive (not rebuilt at each change): the flow, and the
+        # link's slot in ``_links``, the sorted links the active routes use.
         self._pair_flow = np.zeros(0, dtype=np.int64)
-        self._pair_link = np.zeros(0, dtype=np.int64)
         self._pair_slot = np.zeros(0, dtype=np.int64)
-        self._links = np.zeros(0, dtype=np.int64)  # links of the active routes, sorted
+        self._links = np.zeros(0, dtype=np.int64)
+        # Loaded links (sorted), their load (bytes/us), and the saturated links, under the
+        # current rates (``_set_load``).
+        self._busy_links = self._full_links = np.zeros(0, dtype=np.int64)
+        self._busy_load = np.zeros(0)
         # Batches started at the current timestamp, not yet sharing:
         # (routes, sizes, weights, batch id, coupled).
         self._new: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, int, bool]] = []
@@ -173,19 +178,26 @@ class FlowNetwork:
         t0 = self._t_last
         dt = now - t0
         self._t_last = now
-        if dt <= 0 or not self._routes:
+        if dt <= 0 or not len(self._size):
             return
         self._left -= self._rate * dt
-        # Per link of the active routes only (``_links``; ``_pair_slot`` indexes it).
+        # Per loaded link only (the load was summed when the rates were set, ``_set_load``).
+        busy, load = self._busy_links, self._busy_load
+        self.link_bytes[busy] += load * dt
+        self.link_busy_us[busy] += dt
+        self.link_saturated_us[self._full_links] += dt
+        self._extend_load(t0, now, busy, load)
+        self._acc += dt * self._weight
+
+    def _set_load(self) -> None:
+        """Sum the new rates per link of the active routes: the loaded links (sorted),
+        their load (bytes/us) and the saturated ones, which stay so until the next change."""
         links = self._links
         load = np.bincount(self._pair_slot, weights=self._rate[self._pair_flow],
                            minlength=len(links))
         busy = load > 0
-        self.link_bytes[links] += load * dt
-        self.link_busy_us[links[busy]] += dt
-        self.link_saturated_us[links[load >= self.capacity[links] * (1 - _SAT_EPS)]] += dt
-        self._extend_load(t0, now, links[busy], load[busy])
-        self._acc += dt * self._weight
+        self._busy_links, self._busy_load = links[busy], load[busy]
+        self._full_links = links[load >= self.capacity[links] * (1 - _SAT_EPS)]
 
     def _extend_load(self, t0: float, t1: float, links: np.ndarray, rates: np.ndarray) -> None:
         """Extend the load segments over ``[t0, t1]``, in which ``links`` (sorted) carry
@@ -228,16 +240,20 @@ class FlowNetwork:
     def _fold(self, which: np.ndarray) -> None:
         """Move the accumulated flow-time of flows ``which`` (a mask) into ``_limit`` under
         their current limiting link."""
-        sel = which & (self._acc > 0) & (self._bneck >= 0)
-        if not sel.any():
+        sel = np.flatnonzero(which & (self._acc > 0) & (self._bneck >= 0))
+        if not len(sel):
             return
         nl = len(self.capacity)
-        keys = self._record_of[sel] * nl + self._bneck[sel]
-        uniq, inv = np.unique(keys, return_inverse=True)
-        sums = np.bincount(inv, weights=self._acc[sel])
-        for k, v in zip(uniq.tolist(), sums.tolist()):
+        # Summed per key in flow order, then added in key order (as a bincount over the
+        # sorted unique keys would), in plain Python: these are a few flows at a time.
+        sums: dict[int, float] = {}
+        for k, v in zip((self._record_of[sel] * nl + self._bneck[sel]).tolist(),
+                        self._acc[sel].tolist()):
+            sums[k] = sums.get(k, 0.0) + v
+        limit = self._limit
+        for k in sorted(sums):
             key = divmod(k, nl)
-            self._limit[key] = self._limit.get(key, 0.0) + v
+            limit[key] = limit.get(key, 0.0) + sums[k]
         self._acc[sel] = 0.0
 
     def limits(self) -> dict[tuple[int, int], float]:
@@ -264,7 +280,7 @@ class FlowNetwork:
 
     def _retire(self) -> None:
         """Remove finished flows and fire the events of batches that are complete."""
-        if not self._routes:
+        if not len(self._size):
             return
         with np.errstate(divide="ignore", invalid="ignore"):
             eps_us = max(_TIME_EPS_US, abs(self._t_last) * _CLOCK_EPS)
@@ -272,8 +288,9 @@ class FlowNetwork:
         if not done.any():
             return
         self._fold(done)
-        ids, counts = np.unique(self._batch_of[done], return_counts=True)
-        for bid, c in zip(ids.tolist(), counts.tolist()):
+        counts = Counter(self._batch_of[done].tolist())
+        for bid in sorted(counts):
+            c = counts[bid]
             b = self._batches[bid]
             b.pending -= c
             if b.pending == 0:
@@ -281,7 +298,7 @@ class FlowNetwork:
                 self.batches.close(b.record, self.env.now)
                 b.event.succeed()
         keep = ~done
-        self._routes = list(compress(self._routes, keep.tolist()))
+        self._drop_pairs(keep)
         self._size = self._size[keep]
         self._left = self._left[keep]
         self._batch_of = self._batch_of[keep]
@@ -296,8 +313,8 @@ class FlowNetwork:
             return
         sizes, batch_of, group_of = [self._size], [self._batch_of], [self._group_of]
         weights, records = [self._weight], [self._record_of]
-        for routes, size, weight, bid, coupled in self._new:
-            self._routes.extend(routes)
+        self._add_pairs([r for routes, *_ in self._new for r in routes])
+        for _, size, weight, bid, coupled in self._new:
             sizes.append(size)
             weights.append(weight)
             batch = self._batches[bid]
@@ -319,6 +336,49 @@ class FlowNetwork:
         self._bneck = np.concatenate([self._bneck, np.full(added, -1, dtype=np.int64)])
         self._acc = np.concatenate([self._acc, np.zeros(added)])
 
+    def _drop_pairs(self, keep: np.ndarray) -> None:
+        """Drop the pairs of the flows not in ``keep`` (a mask over the active flows),
+        renumbering the flows and the link slots that are left (order kept)."""
+        pk = keep[self._pair_flow]
+        self._pair_flow = (np.cumsum(keep) - 1)[self._pair_flow[pk]]
+        slot = self._pair_slot[pk]
+        used = np.zeros(len(self._links), dtype=bool)
+        used[slot] = True
+        if not used.all():
+            self._links = self._links[used]
+            slot = (np.cumsum(used) - 1)[slot]
+        self._pair_slot = slot
+
+    def _add_pairs(self, routes: list[np.ndarray]) -> None:
+        """Append the pairs of new flows ``routes`` (numbered after the active ones), and
+        merge their links into ``_links`` (sorted), moving the old slots where needed."""
+        lengths = np.fromiter(map(len, routes), dtype=np.int64, count=len(routes))
+        new_link = np.concatenate(routes).astype(np.int64, copy=False)
+        first = len(self._size)
+        new_flow = np.repeat(np.arange(first, first + len(routes)), lengths)
+        links = self._links
+        # The distinct new links, sorted (a Python set is quicker for the usual few).
+        add = (np.unique(new_link) if len(new_link) > 64
+               else np.array(sorted(set(new_link.tolist())), dtype=np.int64))
+        pos = np.searchsorted(links, add)
+        there = pos < len(links)
+        there[there] = links[pos[there]] == add[there]
+        if not there.all():
+            # Merge: the i-th missing link lands at its insertion point + i; the old links
+            # fill the other places, in order, and their slots move with them.
+            missing = np.flatnonzero(~there)
+            at = pos[missing] + np.arange(len(missing))
+            old = np.ones(len(links) + len(missing), dtype=bool)
+            old[at] = False
+            merged = np.empty(len(old), dtype=np.int64)
+            merged[at] = add[missing]
+            moved = np.flatnonzero(old)
+            merged[moved] = links
+            self._pair_slot = moved[self._pair_slot]
+            self._links = links = merged
+        self._pair_slot = np.concatenate([self._pair_slot, np.searchsorted(links, new_link)])
+        self._pair_flow = np.concatenate([self._pair_flow, new_flow])
+
     def _label(self, tag: FlowTag | None) -> int:
         label = tag.label if tag is not None else "other"
         k = self._label_id.get(label)
@@ -333,29 +393,25 @@ class FlowNetwork:
         self._retire()
         self._admit()
         self._epoch += 1
-        if not self._routes:
+        if not len(self._size):
             self._rate = np.zeros(0)
             self._bneck = np.zeros(0, dtype=np.int64)
-            self._pair_flow = self._pair_link = self._pair_slot = np.zeros(0, dtype=np.int64)
-            self._links = np.zeros(0, dtype=np.int64)
             return
-        lengths = np.fromiter(map(len, self._routes), dtype=np.int64, count=len(self._routes))
-        self._pair_link = np.concatenate(self._routes).astype(np.int64, copy=False)
-        self._pair_flow = np.repeat(np.arange(len(self._routes)), lengths)
-        self._links, self._pair_slot = np.unique(self._pair_link, return_inverse=True)
         # Group ids only grow as flows are admitted, so _group_of is sorted: number its runs.
         coupling = np.empty(len(self._group_of), dtype=np.int64)
         coupling[0] = 0
         np.cumsum(self._group_of[1:] != self._group_of[:-1], out=coupling[1:])
-        self._rate, local = maxmin_compact(self._pair_flow, self._pair_slot, len(self._routes),
+        self._rate, local = maxmin_compact(self._pair_flow, self._pair_slot, len(self._size),
                                            self.capacity[self._links], coupling, self._weight)
+        self._set_load()
         bneck = self._links[local]  # slots are in link-id order: ties break the same way
         self._fold(bneck != self._bneck)
         self._bneck = bneck
         self.recomputes += 1
         counts = np.bincount(self._pair_slot, weights=self._weight[self._pair_flow],
                              minlength=len(self._links)).astype(np.int64)
-        np.maximum.at(self.link_max_flows, self._links, counts)
+        links = self._links  # unique: no need for ``np.maximum.at``
+        self.link_max_flows[links] = np.maximum(self.link_max_flows[links], counts)
         wait = float(np.min(self._left / self._rate))
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)
         wake.callbacks.append(self._on_wake)

@@ -27,8 +27,9 @@ class SimOptions:
         freeze_gc: park the objects alive when the simulation starts (and the compiled
             engine) in the garbage collector's permanent generation while it runs
             (``gc.freeze``), so full collections do not rescan millions of long-lived op
-            tuples and routes (about 0.1 s each at 4,096 ranks). Results are the same either
-            way; turn it off when the caller relies on ``gc.freeze`` itself.
+            tuples and routes (about 0.1 s each at 4,096 ranks), and pause the collector
+            while the engine is compiled. Results are the same either way; turn it off when
+            the caller relies on ``gc.freeze`` itself.
     """
 
     compute: ComputeModel = field(default_factory=ComputeModel)

@@ -227,3 +227,18 @@ def test_same_inputs_same_timeline() -> None:
     a = replay(workload(rows, {"g": [0, 1, 2, 3]}), star(4, latency_ns=300.0))
     b = replay(workload(rows, {"g": [0, 1, 2, 3]}), star(4, latency_ns=300.0))
     assert a.timeline.equals(b.timeline) and a.links.equals(b.links)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_simulate_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    """The collector is paused while the engine compiles and the live objects are frozen
+    while it runs; afterwards both are as the caller had them."""
+    import gc
+    wl = workload([{"rank": 0, "kind": "compute", "duration_us": 10.0}])
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert list(ends(replay(wl, star(1))).values()) == [(0.0, 10.0)]
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
