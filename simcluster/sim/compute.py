@@ -208,10 +208,11 @@ class ComputeModel:
         """Move durations recorded on ``src`` to ``dst`` by the model's ratio.
 
         Ops with neither FLOPs nor bytes keep their recorded duration (nothing says how they
-        scale).
+        scale). The same part with other figures (a hardware what-if keeps the model name, so
+        the chip's calibration still applies) is moved by the ratio of its figures.
         """
         recorded = np.asarray(recorded, dtype=np.float64)
-        if src.model == dst.model:
+        if src == dst:
             return recorded.copy()
         a = self.roofline_us(flops, nbytes, dtype, src, family)
         b = self.roofline_us(flops, nbytes, dtype, dst, family)

@@ -69,6 +69,23 @@ def test_retarget_scales_by_the_model_ratio() -> None:
     assert np.array_equal(model.retarget_us(rec, flops, nbytes, "bf16", A100, A100), rec)
 
 
+def test_retarget_to_the_same_part_with_other_figures_scales_too() -> None:
+    """A hardware what-if keeps the model name (and so the calibration): a GEMM recorded on
+    the part moves by the roofline ratio of the new figures; the same figures keep it."""
+    import dataclasses
+
+    model = ComputeModel()
+    flops, nbytes = np.array([2 * 8192.0**3]), np.array([3 * 2 * 8192.0**2])
+    faster = dataclasses.replace(H100, peak_tflops={k: 2 * v for k, v in
+                                                    H100.peak_tflops.items()})
+    out = model.retarget_us(np.array([5000.0]), flops, nbytes, "bf16", H100, faster)
+    ratio = model.roofline_us(flops, nbytes, "bf16", faster) / model.roofline_us(
+        flops, nbytes, "bf16", H100)
+    assert out[0] == pytest.approx(5000.0 * ratio[0]) and 2500.0 < out[0] < 5000.0
+    same = dataclasses.replace(H100)
+    assert model.retarget_us(np.array([5000.0]), flops, nbytes, "bf16", H100, same)[0] == 5000.0
+
+
 def test_resolve_durations_retargets_recorded_compute_only_when_asked() -> None:
     kind = np.array(["compute", "compute", "host"])
     rec = np.array([100.0, np.nan, 4.0])
