@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 import time
 from collections.abc import Generator, Iterator
 from heapq import heappush
@@ -400,7 +401,7 @@ def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
         TopologyError: an op needs a route the cluster does not have.
     """
     options = options or SimOptions()
-    if not options.freeze_gc:
+    if not options.freeze_gc or threading.current_thread() is not threading.main_thread():
         return Engine(bound, options).run()
     with _long_lived_objects_frozen():
         with _collector_paused():

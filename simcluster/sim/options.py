@@ -29,7 +29,9 @@ class SimOptions:
             (``gc.freeze``), so full collections do not rescan millions of long-lived op
             tuples and routes (about 0.1 s each at 4,096 ranks), and pause the collector
             while the engine is compiled. Results are the same either way; turn it off when
-            the caller relies on ``gc.freeze`` itself.
+            the caller relies on ``gc.freeze`` itself. Only the main thread does it: the
+            collector is one per process, and simulations in worker threads (a threaded Dask
+            sweep) would otherwise leave it frozen or off for each other.
     """
 
     compute: ComputeModel = field(default_factory=ComputeModel)

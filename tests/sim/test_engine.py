@@ -229,6 +229,27 @@ def test_same_inputs_same_timeline() -> None:
     assert a.timeline.equals(b.timeline) and a.links.equals(b.links)
 
 
+def test_simulations_in_threads_leave_the_garbage_collector_alone() -> None:
+    """The collector is one per process: simulations in worker threads (a threaded Dask
+    sweep) do not freeze or pause it, so overlapping ones cannot leave it frozen or off;
+    their results are those of the main thread's."""
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+    wl = workload([{"rank": 0, "kind": "compute", "duration_us": 10.0}])
+    seen: list[tuple[bool, int]] = []
+
+    def run() -> dict:
+        out = ends(replay(wl, star(1)))
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: run(), range(8)))
+    assert results == [ends(replay(wl, star(1)))] * 8
+    assert seen == [(True, 0)] * 8
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_simulate_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
     """The collector is paused while the engine compiles and the live objects are frozen
