@@ -11,7 +11,7 @@ Example:
     >>> round(nlogn_exponent([1024, 16384]), 3)
     1.121
     >>> verdict([1024, 16384], [1.0, 16.0])
-    'fitted exponent 1.00 over 1,024-16,384 ranks (N log N: 1.12): within N log N'
+    'fitted exponent 1.000 over 1,024-16,384 ranks (N log N: 1.121): within N log N'
 """
 
 from __future__ import annotations
@@ -41,5 +41,5 @@ def verdict(ranks: Sequence[int], seconds: Sequence[float]) -> str:
     growth stays within it."""
     b, ref = fit_exponent(ranks, seconds), nlogn_exponent(ranks)
     within = "within N log N" if b <= ref else "faster than N log N"
-    return (f"fitted exponent {b:.2f} over {min(ranks):,}-{max(ranks):,} ranks "
-            f"(N log N: {ref:.2f}): {within}")
+    return (f"fitted exponent {b:.3f} over {min(ranks):,}-{max(ranks):,} ranks "
+            f"(N log N: {ref:.3f}): {within}")
