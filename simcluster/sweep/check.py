@@ -10,7 +10,8 @@
   a list of element names, ``placement`` a strategy or a placement file.
 - **Files.** Every referenced file exists and parses: each topology (``base.topology`` and
   every ``topology`` value), every placement file, the base's trace. The elements the
-  what-ifs name, and the groups failed elements may cut apart: ``elements.py``.
+  what-ifs name, the hardware parameters' links, and the groups failed elements may cut
+  apart: ``elements.py``.
 
 Each failure is a :class:`~simcluster.sweep.errors.SweepError` whose message starts with the
 spec's ``file:line: yaml.path:`` and says what to write instead.

@@ -6,6 +6,8 @@
   that uses it (the base's ``fail``, ``flap`` and ``scale_link`` too). The check is the
   what-if itself (``topology/transform.py``) applied to that topology, so the sweep accepts
   exactly what ``replay --fail/--flap/--scale-link`` accepts.
+- **Hardware parameters.** Each ``hw.<param>`` applies to the topology of every point that
+  uses it: a topology without NVLink (or NICs) has no scale-up (scale-out) bandwidth to set.
 - **Partitions.** A point with failed elements must leave every group of its workload
   connected: the point's scenario is bound and checked as :meth:`Scenario.run` would
   (``placement/reach.py``), before any point is dispatched. What only a simulation can tell
@@ -24,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 from simcluster.errors import PartitionError, SimclusterError, TopologyError
 from simcluster.sweep.errors import SweepError
 from simcluster.topology.cluster import Cluster
-from simcluster.topology.transform import fail, flapping, scale_links
+from simcluster.topology.transform import (
+    fail,
+    flapping,
+    hardware_of,
+    scale_links,
+    with_hardware,
+)
 from simcluster.yamlfile import Loc, YamlDocument
 
 if TYPE_CHECKING:
@@ -34,12 +42,16 @@ if TYPE_CHECKING:
 Locate = Callable[[int, str], Loc]
 
 # What each kind of what-if does to a cluster with one element: raises TopologyError for a
-# name it does not know (the neutral amount, so only the name is checked).
+# name it does not know (the neutral amount, so only the name is checked), or for a hardware
+# parameter the cluster has no links for (a value other than the cluster's own, which is
+# a no-op).
 _PROBES: dict[str, Callable[[Cluster, str], Cluster]] = {
     "scale_link": lambda c, name: scale_links(c, {name: 1.0}),
     "flap": lambda c, name: flapping(c, {name: 0.0}),
     "fail": lambda c, name: fail(c, [name]),
+    "hw": lambda c, name: with_hardware(c, {name: 2.0 * (hardware_of(c)[name] or 0.5)}),
 }
+_KEYED = ("scale_link", "flap", "hw")  # axes <kind>.<name>, base mappings <kind>: {name: v}
 
 
 def _named(base: BaseSpec, index: int, values: dict[str, Any],
@@ -47,7 +59,7 @@ def _named(base: BaseSpec, index: int, values: dict[str, Any],
     """The elements point ``index`` names: (kind, element, where it is written)."""
     for key, value in values.items():
         kind, _, element = key.partition(".")
-        if kind in ("scale_link", "flap") and element:
+        if kind in _KEYED and element:
             yield kind, element, locate(index, key)
     if "fail" in values:
         for element in values["fail"]:
@@ -55,7 +67,7 @@ def _named(base: BaseSpec, index: int, values: dict[str, Any],
     else:
         for element in base.fail:
             yield "fail", element, ("base", "fail")
-    for kind in ("scale_link", "flap"):
+    for kind in _KEYED:
         for element in getattr(base, kind):
             if f"{kind}.{element}" not in values:
                 yield kind, element, ("base", kind, element)
@@ -66,7 +78,7 @@ def check_elements(doc: YamlDocument, base: BaseSpec, combos: list[dict[str, Any
     """Every element the points' what-ifs name is one of the point's topology.
 
     Raises:
-        SweepError: ``file:line: loc: <kind>.<element> names nothing in topology T:`` and the
+        SweepError: ``file:line: loc: <kind>.<element> does not apply to topology T:`` and the
             what-if's own message (the kinds and roles there are, the closest node).
     """
     seen: set[tuple[str, str, str]] = set()
@@ -79,7 +91,7 @@ def check_elements(doc: YamlDocument, base: BaseSpec, combos: list[dict[str, Any
             try:
                 _PROBES[kind](clusters[topo], element)
             except TopologyError as exc:
-                raise SweepError(f"{doc.at(loc)}{kind} {element!r} names nothing in topology "
+                raise SweepError(f"{doc.at(loc)}{kind} {element!r} does not apply to topology "
                                  f"{topo}: {exc}") from None
 
 

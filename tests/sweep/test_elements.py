@@ -124,20 +124,22 @@ def test_a_sweep_writes_the_fail_lists_and_degradation_columns(tmp_path: Path,
 
 
 @pytest.mark.parametrize("doc, where, problem", [
-    ({"axes": {"fail": [["n0/nic9"]]}}, "axes.fail", "fail 'n0/nic9' names nothing in topology"),
+    ({"axes": {"fail": [["n0/nic9"]]}}, "axes.fail", "fail 'n0/nic9' does not apply to topology"),
     ({"axes": {"fail": ["n0/nic0"]}}, "axes.fail[0]", "is not a list of element names"),
     ({"axes": {"flap.n0/nic0": [0.5, 1.0]}}, "axes.flap.n0/nic0[1]",
      "1.0 is not a fraction in [0, 1)"),
     ({"axes": {"flap.fabric/nope": [0.1]}}, "axes.flap.fabric/nope",
-     "flap 'fabric/nope' names nothing"),
+     "flap 'fabric/nope' does not apply"),
     ({"axes": {"scale_link.n0--n9": [2.0]}}, "axes.scale_link.n0--n9",
-     "scale_link 'n0--n9' names nothing"),
+     "scale_link 'n0--n9' does not apply"),
     ({"axes": {"hw.tflops": [100.0]}}, "axes.hw.tflops", "unknown hardware parameter 'tflops'"),
     ({"base": {"hw": {"hbm": 80}}, "axes": {"fail": [[]]}}, "base.hw.hbm",
      "unknown hardware parameter 'hbm'"),
     ({"base": {"flap": {"n0/nic0": -0.1}}, "axes": {"fail": [[]]}}, "base.flap.n0/nic0",
      "-0.1 is not a fraction"),
     ({"axes": {"hw.peak_tflops": [0]}}, "axes.hw.peak_tflops[0]", "0 is not a positive"),
+    ({"axes": {"hw.scale_up_GBps": [900.0]}}, "axes.hw.scale_up_GBps",  # no NVLink in ft4
+     "hw 'scale_up_GBps' does not apply to topology"),
 ])
 def test_bad_what_ifs_are_refused_naming_the_line_and_the_fix(
         tmp_path: Path, doc: dict[str, Any], where: str, problem: str) -> None:
