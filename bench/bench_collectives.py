@@ -4,11 +4,14 @@ Each case builds a SuperPOD-like cluster (scalable units of 32 servers, one leaf
 unit, non-blocking spines), then simulates one all_reduce over every GPU with the ring
 algorithm (8 rail channels: 8 x ranks coupled flows) and with the automatic choice. Prints
 flows, wall seconds for planning + simulation (topology build shown apart), and the
-simulated time and busbw.
+simulated time and busbw. With two or more rank counts it ends with the fitted scaling
+exponent of each algorithm's wall_s against ranks, and whether it is within N log N
+(``scaling.py``; issue 19).
 
     python bench/bench_collectives.py                   # 1024 and 8192 ranks
     python bench/bench_collectives.py --ranks 1024 --size 1G --repeat 3   # median of 3
     python bench/bench_collectives.py --ranks 8192 --fabric fat-tree   # k-ary fat-tree instead
+    python bench/bench_collectives.py --ranks 1024 2048 4096 8192 16384 --repeat 3  # exponent
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import resource
 import statistics
 import time
 
+from scaling import verdict  # bench/scaling.py: run as python bench/bench_collectives.py
 from simcluster import collective_perf as cp
 from simcluster.placement import bind
 from simcluster.sim.engine import Engine, _long_lived_objects_frozen
@@ -88,6 +92,7 @@ def main() -> None:
           f"  all_reduce of {size} B on {args.fabric}, median of {args.repeat}")
     print(f"{'ranks':>6} {'build_s':>8} {'algorithm':>14} {'flows':>8} {'wall_s':>8} "
           f"{'sim_time_us':>12} {'busbw_GBps':>10} {'peak_rss_MB':>11}")
+    walls: dict[str, list[float]] = {"ring": [], "auto": []}
     for n in args.ranks:
         t0 = time.perf_counter()
         cluster = superpod(n) if args.fabric == "rail-optimized" else fat_tree(n)
@@ -95,10 +100,14 @@ def main() -> None:
         for algo in ("ring", "auto"):
             runs = [once(cluster, n, size, algo) for _ in range(args.repeat)]
             r = {**runs[0], "wall_s": statistics.median(x["wall_s"] for x in runs)}
+            walls[algo].append(r["wall_s"])
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{n:>6} {build_s:>8.2f} {r['algorithm']:>14} {r['flows']:>8} "
                   f"{r['wall_s']:>8.2f} {r['sim_us']:>12.1f} {r['busbw']:>10.1f} {rss:>11.0f}",
                   flush=True)
+    if len(set(args.ranks)) > 1:
+        for algo, times in walls.items():
+            print(f"# wall_s, {algo}: {verdict(args.ranks, times)}")
     print(f"# load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 

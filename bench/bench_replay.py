@@ -13,9 +13,13 @@ Printed per rank count (median of --repeat runs; ops/s also as the best run):
 - ops_per_s = ops / wall_s (median), best_ops_per_s, flows_per_s (flows / median wall_s);
 - step_ms (simulated), peak_rss_MB of the process so far.
 
+With two or more rank counts it ends with the fitted scaling exponent of the median wall_s
+against ranks, and whether it is within N log N (``scaling.py``; issue 19).
+
     python bench/bench_replay.py                          # 8, 64, 512, 4096 ranks
     python bench/bench_replay.py --ranks 8 64 --repeat 5
     python bench/bench_replay.py --algorithm ring         # every all-reduce one ring
+    python bench/bench_replay.py --ranks 1024 2048 4096 8192 16384   # the scaling exponent
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import resource
 import statistics
 import time
 
+from scaling import verdict  # bench/scaling.py: run as python bench/bench_replay.py
 from simcluster.placement import bind
 from simcluster.sim.engine import Engine, _long_lived_objects_frozen
 from simcluster.topology.build import build
@@ -105,10 +110,14 @@ def main() -> None:
     print(f"# {datetime.date.today()}  {platform.machine()}  {platform.python_version()}  "
           f"median of {args.repeat}, algorithm {args.algorithm}")
     print(" ".join(f"{c:>14}" for c in COLS))
+    walls = []
     for n in args.ranks:
         r = bench(n, args.repeat, args.algorithm)
+        walls.append(r["wall_s"])
         print(" ".join(f"{r[c]:>14,.0f}" if c in INTS else f"{r[c]:>14.3f}" for c in COLS),
               flush=True)
+    if len(set(args.ranks)) > 1:
+        print(f"# wall_s: {verdict(args.ranks, walls)}")
     print(f"# load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 

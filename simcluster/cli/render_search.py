@@ -17,14 +17,14 @@ from simcluster.cli.render import fmt_time
 def sweep_table(rows: list[dict[str, Any]], results: pa.Table, title: str) -> Table:
     """Sweep rows: their axis values, then step time, throughput, cost and bottleneck."""
     from simcluster.analysis.sweep import axis_columns
-    from simcluster.export.sweep_report import display_row
+    from simcluster.export.sweep_report import axis_cell, display_row
 
     axes = axis_columns(results)
     table = Table(title=title, title_justify="left")
     for col in [*axes, *display_row({"step_time_us": 0.0})]:
         table.add_column(col, justify="left" if col == "bottleneck" else "right")
     for r in rows:
-        table.add_row(*[str(r.get(a)) for a in axes], *display_row(r).values())
+        table.add_row(*[axis_cell(r.get(a)) for a in axes], *display_row(r).values())
     return table
 
 

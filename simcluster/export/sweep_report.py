@@ -48,6 +48,18 @@ def _num(v: Any, pattern: str, scale: float = 1.0) -> str:
     return "-" if v is None else pattern.format(v * scale)
 
 
+def axis_cell(value: Any) -> str:
+    """A point's value of an axis as table text: a ``fail`` list as its elements.
+
+    Example:
+        >>> axis_cell(["node0/nic0", "fabric/spine0"]), axis_cell([]), axis_cell(0.5)
+        ('node0/nic0, fabric/spine0', 'none', '0.5')
+    """
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
 def display_row(r: dict[str, Any]) -> dict[str, str]:
     """A result row's outcome as short strings, by column title (for tables)."""
     return {
@@ -63,7 +75,7 @@ def display_row(r: dict[str, Any]) -> dict[str, str]:
 
 def _rows_table(rows: list[dict[str, Any]], axes: list[str]) -> str:
     heads = list(display_row({"step_time_us": 0.0}))
-    return table(axes + heads, [[r.get(a) for a in axes] + list(display_row(r).values())
+    return table(axes + heads, [[axis_cell(r.get(a)) for a in axes] + list(display_row(r).values())
                                 for r in rows])
 
 

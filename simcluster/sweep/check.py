@@ -5,11 +5,13 @@
   dataclasses carry the types (``DataParallelConfig`` and ``TransformerDims``;
   ``TransformerConfig`` and ``ModelSpec``). Numbers must be finite. A transformer's
   ``preset`` must be known and its ``zero`` a ZeRO stage. What-if values: ``device`` a
-  catalog model, ``price`` and ``scale_link.<name>`` positive numbers, ``placement`` a
-  strategy or a placement file.
+  catalog model, ``price``, ``scale_link.<name>`` and ``hw.<param>`` positive numbers (and
+  ``<param>`` one of ``HARDWARE_PARAMS``), ``flap.<element>`` a fraction in [0, 1), ``fail``
+  a list of element names, ``placement`` a strategy or a placement file.
 - **Files.** Every referenced file exists and parses: each topology (``base.topology`` and
-  every ``topology`` value), every placement file, the base's trace. Each
-  ``scale_link.<name>`` names a link kind or role of every topology it is used with.
+  every ``topology`` value), every placement file, the base's trace. The elements the
+  what-ifs name, the hardware parameters' links, and the groups failed elements may cut
+  apart: ``elements.py``.
 
 Each failure is a :class:`~simcluster.sweep.errors.SweepError` whose message starts with the
 spec's ``file:line: yaml.path:`` and says what to write instead.
@@ -38,7 +40,20 @@ from simcluster.workload.generate.registry import zero_stage
 from simcluster.workload.generate.transformer import TransformerConfig
 from simcluster.yamlfile import Loc, YamlDocument
 
-WHATIF_AXES = ("topology", "placement", "device", "price")
+#: What-if axes by name; ``fail`` takes a list of elements per value.
+WHATIF_AXES = ("topology", "placement", "device", "price", "fail")
+#: What-if axes by prefix: ``scale_link.<element>``, ``flap.<element>``, ``hw.<param>``.
+WHATIF_PREFIXES = ("scale_link.", "flap.", "hw.")
+
+
+def is_whatif(name: str) -> bool:
+    """Whether axis ``name`` is a what-if (not a generator parameter).
+
+    Example:
+        >>> is_whatif("flap.node0/nic0"), is_whatif("hw.peak_tflops"), is_whatif("layers")
+        (True, True, False)
+    """
+    return name in WHATIF_AXES or name.startswith(WHATIF_PREFIXES)
 
 
 def _hints(*classes: type) -> dict[str, Any]:
@@ -148,7 +163,15 @@ def check_whatif(name: str, value: Any) -> str | None:
     if name == "device" and lookup(value) is None:
         return (f"unknown accelerator model {value!r}; known models: "
                 f"{', '.join(known_models())}")
-    if (name == "price" or name.startswith("scale_link.")) and not _positive(value):
+    if name == "fail" and not (isinstance(value, list)
+                               and all(isinstance(v, str) for v in value)):
+        return (f"{value!r} is not a list of element names: fail takes one per value, e.g. "
+                "[node0/nic0, fabric/spine0] ([] for the healthy cluster)")
+    if name.startswith("flap.") and not (accepts(float, value) and 0 <= value < 1):
+        return (f"{value!r} is not a fraction in [0, 1): {name} takes the fraction of time "
+                f"the element is down; for an element down all the time use fail: "
+                f"[{name.split('.', 1)[1]}]")
+    if (name == "price" or name.startswith(("scale_link.", "hw."))) and not _positive(value):
         return f"{value!r} is not a positive number: {name} takes one"
     return None
 
@@ -160,7 +183,7 @@ def check_value(doc: YamlDocument, generator: str | None, loc: Loc, name: str,
     Raises:
         SweepError: ``file:line: loc: problem; fix``.
     """
-    if name in WHATIF_AXES or name.startswith("scale_link."):
+    if is_whatif(name):
         problem = check_whatif(name, value)
     else:
         problem = check_param(generator, name, value) if generator else None
@@ -225,8 +248,3 @@ def _check_placement_file(path: Path) -> None:
         raise PlacementError(f"{path}: not a placement strategy ({', '.join(STRATEGIES)}) "
                              "and no such file; check the name or the path.")
     validate(read_yaml(path, PlacementError), _PlacementSpec, PlacementError)
-
-
-def link_names(cluster: Cluster) -> set[str]:
-    """The link kinds and roles of a cluster (what ``scale_link.<name>`` may name)."""
-    return set(cluster.link_kind) | set(cluster.link_roles())

@@ -21,18 +21,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simcluster.atomic import write_once
+from simcluster.degradation import degradation
 from simcluster.errors import OutOfMemoryError, SimclusterError
 from simcluster.jobs import Job, JobMix
 from simcluster.names import match
 from simcluster.placement import STRATEGIES
 from simcluster.result import Result
 from simcluster.scenario import Scenario, WhatIf
+from simcluster.sweep.check import is_whatif
 from simcluster.topology import load_cluster
 from simcluster.workload import load_workload
 from simcluster.workload.generate.registry import generate, transformer_config
 from simcluster.workload.generate.transformer import memory_fit
 
-WHATIF = ("topology", "device", "placement", "price")
 RESULT_COLUMNS = ("point_id", "status", "error", "step_time_us", "tokens_per_s", "mfu",
                   "bubble", "exposed_comm_fraction", "peak_memory_bytes",
                   "peak_memory_fraction", "oom", "bottleneck",
@@ -41,6 +42,10 @@ RESULT_COLUMNS = ("point_id", "status", "error", "step_time_us", "tokens_per_s",
 # alone, and these its step time and slowdown together, and the largest slowdown among the
 # other jobs.
 MIX_COLUMNS = ("together_step_us", "slowdown", "others_slowdown")
+# With elements failed or flapping (``fail``, ``flap.<element>``, in the base or on an axis):
+# the step time on the healthy cluster and step_time_us over it (``simcluster.degradation``,
+# as ``replay --fail`` prints it). Left empty with other jobs on the cluster.
+DEGRADATION_COLUMNS = ("healthy_step_us", "degraded_slowdown")
 
 
 def result_path(out: Path, pid: str) -> Path:
@@ -65,10 +70,20 @@ def read_point(path: Path, pid: str) -> pa.Table | None:
     return table
 
 
-def result_columns(base: dict[str, Any]) -> tuple[str, ...]:
+def degrades(values: dict[str, Any], base: dict[str, Any]) -> bool:
+    """Whether the point's sweep fails or flaps elements (a ``fail`` or ``flap.*`` value,
+    even ``fail: []``, or a base ``fail``/``flap``): its rows carry the healthy step time."""
+    return bool(base.get("fail") or base.get("flap")) or any(
+        k == "fail" or k.startswith("flap.") for k in values)
+
+
+def result_columns(base: dict[str, Any], values: dict[str, Any] | None = None
+                   ) -> tuple[str, ...]:
     """The result columns of a point of ``base``: :data:`RESULT_COLUMNS`, then
-    :data:`MIX_COLUMNS` when other jobs share the cluster (``base.jobs``)."""
-    return RESULT_COLUMNS + (MIX_COLUMNS if base.get("jobs") else ())
+    :data:`MIX_COLUMNS` when other jobs share the cluster (``base.jobs``), then
+    :data:`DEGRADATION_COLUMNS` when the point fails or flaps elements (:func:`degrades`)."""
+    return (RESULT_COLUMNS + (MIX_COLUMNS if base.get("jobs") else ())
+            + (DEGRADATION_COLUMNS if degrades(values or {}, base) else ()))
 
 
 def read_row(path: Path, pid: str) -> dict[str, Any] | None:
@@ -99,7 +114,7 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
         return existing
     _log(outdir, pid, "start")
     t0 = time.perf_counter()
-    columns = result_columns(base)
+    columns = result_columns(base, values)
     row: dict[str, Any] = {c: None for c in columns}
     row.update(point_id=pid, status="ok", oom=False)
     try:
@@ -107,7 +122,7 @@ def evaluate_point(pid: str, values: dict[str, Any], base: dict[str, Any], folde
     except SimclusterError as exc:
         oom = isinstance(exc, OutOfMemoryError)
         row.update(status="oom" if oom else "error", error=str(exc)[:2000], oom=oom)
-    table = pa.table({**{k: pa.array([v]) for k, v in values.items()},
+    table = pa.table({**{k: pa.array([v], _VALUE_TYPES.get(k)) for k, v in values.items()},
                       **{k: pa.array([row[k]], _TYPES[k]) for k in columns}})
     if write_once(target, lambda tmp: pq.write_table(table, tmp)):
         _log(outdir, pid, "finish", wall_s=round(time.perf_counter() - t0, 3))
@@ -122,7 +137,10 @@ _TYPES = {"point_id": pa.string(), "status": pa.string(), "error": pa.string(),
           "oom": pa.bool_(), "bottleneck": pa.string(), "usd_per_hour": pa.float64(),
           "usd_per_step": pa.float64(), "usd_per_1m_tokens": pa.float64(), "gpus": pa.int64(),
           "together_step_us": pa.float64(), "slowdown": pa.float64(),
-          "others_slowdown": pa.float64()}
+          "others_slowdown": pa.float64(), "healthy_step_us": pa.float64(),
+          "degraded_slowdown": pa.float64()}
+# Axis values whose type the value alone does not give (``fail: []`` is still a list of names).
+_VALUE_TYPES = {"fail": pa.list_(pa.string())}
 
 
 def _resolve(folder: Path, p: str) -> Path:
@@ -134,32 +152,49 @@ def generator_params(values: dict[str, Any], base: dict[str, Any],
     """The generator's parameters: the base's, then the point's (what-if axes left out). A
     transformer without ``dp`` gets ``gpus / (tp * pp)``."""
     params = {k: v for k, v in base["workload"].items() if k != "generate"}
-    params.update({k: v for k, v in values.items()
-                   if k not in WHATIF and not k.startswith(("scale_link.", "hw."))})
+    params.update({k: v for k, v in values.items() if not is_whatif(k)})
     if base["workload"]["generate"] == "transformer" and "dp" not in params:
         params["dp"] = max(gpus // (int(params.get("tp", 1)) * int(params.get("pp", 1))), 1)
     return params
 
 
+def whatif_of(values: dict[str, Any], base: dict[str, Any]) -> WhatIf:
+    """The what-ifs of one point: the base's (``price``, ``fail``, and the mappings
+    ``scale_link``, ``flap``, ``hw``), then the point's values over them (``device``,
+    ``price``, ``fail``, ``scale_link.ELEMENT``, ``flap.ELEMENT``, ``hw.PARAM``).
+
+    Example:
+        >>> w = whatif_of({"flap.node0/nic0": 0.1, "fail": []},
+        ...               {"fail": ["fabric/spine0"], "flap": {"node1/nic0": 0.2}})
+        >>> w.fail, dict(w.flap)
+        ((), {'node1/nic0': 0.2, 'node0/nic0': 0.1})
+    """
+    def merged(key: str) -> dict[str, float]:
+        prefix = key + "."
+        return {**{k: float(v) for k, v in (base.get(key) or {}).items()},
+                **{k[len(prefix):]: float(v) for k, v in values.items() if k.startswith(prefix)}}
+
+    return WhatIf(device=str(values["device"]) if "device" in values else None,
+                  scale_links=merged("scale_link"), hardware=merged("hw"),
+                  price=values.get("price", base.get("price")),
+                  fail=tuple(values.get("fail", base.get("fail") or ())), flap=merged("flap"))
+
+
 def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> Scenario:
     """The scenario of one point: the base's workload (trace or generator) and topology, the
-    point's values over them (what-if axes: topology, device, placement, price,
-    ``scale_link.KIND``, ``hw.PARAM``: a hardware parameter, ``topology/transform.py``).
+    point's values over them (what-ifs: :func:`whatif_of`; ``hw.PARAM`` is a hardware
+    parameter, ``topology/transform.py``). The failed and flapping elements stay in the
+    scenario's what-if, so that :func:`~simcluster.degradation.degradation` finds its healthy
+    twin, and a generated transformer's default ``dp`` counts the healthy cluster's GPUs.
 
     Raises:
         OutOfMemoryError: a generated transformer that the analytic memory model already
             shows does not fit (nothing is simulated).
         SimclusterError: bad input.
     """
-    whatif = WhatIf(
-        device=str(values["device"]) if "device" in values else None,
-        scale_links={k.split(".", 1)[1]: float(v) for k, v in values.items()
-                     if k.startswith("scale_link.")},
-        hardware={k.split(".", 1)[1]: float(v) for k, v in values.items()
-                  if k.startswith("hw.")},
-        price=values.get("price", base.get("price")))
+    whatif = whatif_of(values, base)
     # The what-ifs are applied here, once: the memory check needs the device's capacity.
-    cluster = whatif.applied_to(
+    cluster = whatif.healthy().applied_to(
         load_cluster(_resolve(folder, str(values.get("topology", base["topology"])))))
     wl_spec = base["workload"]
     if "trace" in wl_spec:
@@ -174,7 +209,7 @@ def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> S
         workload = generate(wl_spec["generate"], params)
     return Scenario(workload, cluster,
                     _placement(folder, values.get("placement", base.get("placement"))),
-                    WhatIf(price=whatif.price))
+                    WhatIf(price=whatif.price, fail=whatif.fail, flap=whatif.flap))
 
 
 def _placement(folder: Path, placement: Any) -> str:
@@ -197,7 +232,13 @@ def mix_of(scenario: Scenario, base: dict[str, Any], folder: Path) -> JobMix:
 def _simulate(values: dict[str, Any], base: dict[str, Any], folder: Path) -> dict[str, Any]:
     scenario = scenario_of(values, base, folder)
     if not base.get("jobs"):
-        return _row(scenario.run())
+        result = scenario.run()
+        row = _row(result)
+        if degrades(values, base):
+            cost = degradation(scenario, result) if scenario.whatif.degrades else None
+            row.update(healthy_step_us=cost.healthy_us if cost else result.step_time_us,
+                       degraded_slowdown=cost.slowdown if cost else 1.0)
+        return row
     mix = mix_of(scenario, base, folder).run()
     slowdown = mix.jobs.column("slowdown").to_pylist()
     return {**_row(mix.alone[0]),

@@ -8,13 +8,17 @@
       workload: {generate: data-parallel, ranks: 16, layers: 12}   # or {trace: path}
       placement: packed
       price: 4.9                 # USD per accelerator-hour (optional)
+      fail: [node3/nic0]         # what-ifs of every point (optional; an axis overrides):
+      flap: {node0/nic0: 0.1}    #   fail, flap, scale_link, hw mappings
       jobs:                      # other jobs on the cluster with each point's (optional)
         - {trace: other.parquet, placement: other.yaml, start_us: 0, repeat: 1}
     axes:
       layers: [12, 24]                            # a list
       micro_batch: {range: [1, 8], step: 1}       # a range, both ends included
-      scale_link.ib: [1.0, 2.0]                   # what-ifs: scale_link.<kind|role>,
-      device: [H100-SXM5-80GB, H200]              #   device, placement, price, topology
+      scale_link.ib: [1.0, 2.0]                   # what-ifs: scale_link.<element>,
+      device: [H100-SXM5-80GB, H200]              #   device, placement, price, topology,
+      fail: [[], [fabric/spine0]]                 #   fail (a list per value),
+      flap.node0/nic0: [0.0, 0.1]                 #   flap.<element>, hw.<param>
     mode: product                                 # product | zip | points
     constraints:
       - "ranks * micro_batch <= 64"               # names: axes (dots -> _) and gpus
@@ -33,6 +37,7 @@ all).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -49,18 +54,19 @@ from simcluster.sweep.check import (
     FileRef,
     check_files,
     check_value,
-    link_names,
+    is_whatif,
     resolve,
 )
 from simcluster.sweep.constraints import Constraint, compile_constraint
+from simcluster.sweep.elements import check_elements, check_partitions
 from simcluster.sweep.errors import SweepError
-from simcluster.topology.cluster import Cluster
+from simcluster.topology.transform import HARDWARE_PARAMS
 from simcluster.yamlfile import Loc, YamlDocument, read_yaml, validate
 
 __all__ = ["MAX_CONSTRAINT_STEPS", "MAX_POINTS", "Point", "Sweep", "SweepError", "SweepSpec",
            "compile_constraint", "load_sweep", "point_id"]
 
-Value = int | float | str | bool
+Value = int | float | str | bool | list[str]  # a list: the elements of one ``fail`` value
 
 #: Most points a sweep may have, counted before constraints (``--max-points`` raises it).
 MAX_POINTS = 100_000
@@ -92,11 +98,17 @@ class BaseSpec(_Strict):
     placement: str = "packed"
     price: FiniteFloat | None = Field(None, gt=0)
     jobs: list[JobSpec] = []
+    fail: list[str] = []
+    flap: dict[str, FiniteFloat] = {}
+    scale_link: dict[str, FiniteFloat] = {}
+    hw: dict[str, FiniteFloat] = {}
 
     def document(self) -> dict[str, Any]:
-        """The base as the points see it (and as their ids hash it): ``jobs`` only when
-        there are any, so a spec without them keeps the ids it had before they existed."""
-        return self.model_dump(exclude=None if self.jobs else {"jobs"})
+        """The base as the points see it (and as their ids hash it): ``jobs`` and the
+        what-ifs only when there are any, so a spec without them keeps the ids it had before
+        they existed."""
+        empty = {k for k in ("jobs", "fail", "flap", "scale_link", "hw") if not getattr(self, k)}
+        return self.model_dump(exclude=empty or None)
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseSpec:
@@ -232,18 +244,26 @@ def _located(spec: SweepSpec, combos: list[dict[str, Value]]) -> Iterator[tuple[
     yield ("base", "placement"), "placement", spec.base.placement
     if spec.base.price is not None:
         yield ("base", "price"), "price", spec.base.price
+    for key in ("flap", "scale_link", "hw"):
+        for k, v in getattr(spec.base, key).items():
+            yield ("base", key, k), f"{key}.{k}", v
     if spec.mode != "points":
         for name, axis in spec.axes.items():
             if isinstance(axis, list):
                 for i, v in enumerate(axis):
-                    seen.add((name, type(v), v))
+                    seen.add(_seen_key(name, v))
                     yield ("axes", name, i), name, v
     for i, values in enumerate(combos):
         for name, v in values.items():
-            key = (name, type(v), v)
+            key = _seen_key(name, v)
             if key not in seen:
                 seen.add(key)
                 yield _value_loc(spec, i, name), name, v
+
+
+def _seen_key(name: str, value: Value) -> tuple[str, type, Any]:
+    """A hashable key of a value (a ``fail`` list as a tuple)."""
+    return name, type(value), tuple(value) if isinstance(value, list) else value
 
 
 def _file_refs(spec: SweepSpec, combos: list[dict[str, Value]]) -> Iterator[FileRef]:
@@ -289,38 +309,26 @@ def _check_names(doc: YamlDocument, spec: SweepSpec, gen: str | None) -> None:
                 f"{doc.at(('base', 'workload', k))}unknown parameter; "
                 + (f"generator {gen} takes {', '.join(sorted(params))}." if gen else
                    "a trace base takes only trace: <file> (vary what-ifs on axes)."))
+    params_hw = [(("base", "hw", k), k) for k in spec.base.hw] + [
+        (_name_loc(spec, n), n[3:]) for n in _names(spec) if n.startswith("hw.")]
+    for loc, param in params_hw:
+        if param not in HARDWARE_PARAMS:
+            raise SweepError(f"{doc.at(loc)}unknown hardware parameter {param!r}; use "
+                             f"{', '.join(f'hw.{p}' for p in HARDWARE_PARAMS)}.")
     for name in _names(spec):
-        if name not in allowed and not name.startswith("scale_link."):
-            loc = ("axes", name) if spec.mode != "points" else next(
-                ("points", i, name) for i, p in enumerate(spec.points) if name in p)
+        if name not in allowed and not is_whatif(name):
             raise SweepError(
-                f"{doc.at(loc)}unknown axis; use generator parameters "
+                f"{doc.at(_name_loc(spec, name))}unknown axis; use generator parameters "
                 f"({', '.join(sorted(allowed - set(WHATIF_AXES))) or 'none: the base is a trace'})"
-                f", {', '.join(WHATIF_AXES)} or scale_link.<kind>."
+                f", {', '.join(WHATIF_AXES)}, scale_link.<element>, flap.<element> or "
+                "hw.<param>."
             )
 
 
-def _check_scale_links(doc: YamlDocument, spec: SweepSpec, combos: list[dict[str, Value]],
-                       clusters: dict[str, Cluster]) -> None:
-    """Each ``scale_link.<name>`` is a link kind or role of the topology of every point
-    that uses it.
-
-    Raises:
-        SweepError: a name some point's topology lacks.
-    """
-    seen: set[tuple[str, str]] = set()
-    for i, values in enumerate(combos):
-        topo = str(values.get("topology", spec.base.topology))
-        for key in values:
-            if not key.startswith("scale_link.") or (topo, key) in seen:
-                continue
-            seen.add((topo, key))
-            known = link_names(clusters[topo])
-            if key.split(".", 1)[1] not in known:
-                raise SweepError(
-                    f"{doc.at(_value_loc(spec, i, key)[:2])}no link of kind or role "
-                    f"{key.split('.', 1)[1]!r} in topology {topo}; use one of "
-                    f"{', '.join(sorted(known))}.")
+def _name_loc(spec: SweepSpec, name: str) -> Loc:
+    """Where axis ``name`` is first written (its axis, or the first points: entry)."""
+    return ("axes", name) if spec.mode != "points" else next(
+        ("points", i, name) for i, p in enumerate(spec.points) if name in p)
 
 
 def _check_transformer(doc: YamlDocument, spec: SweepSpec,
@@ -336,8 +344,7 @@ def _check_transformer(doc: YamlDocument, spec: SweepSpec,
     base = {k: v for k, v in spec.base.workload.items() if k != "generate"}
     tried: set[frozenset[str]] = set()
     for i, values in enumerate(combos):
-        params = {**base, **{k: v for k, v in values.items()
-                             if k not in WHATIF_AXES and not k.startswith("scale_link.")}}
+        params = {**base, **{k: v for k, v in values.items() if not is_whatif(k)}}
         given = frozenset(k for k, v in params.items() if v is not None)
         if given in tried:  # values are checked already: only which ones are given matters
             continue
@@ -431,7 +438,8 @@ def load_sweep(path: str | Path, gpus_of: Callable[[str], int] | None = None,
     for loc, name, value in _located(spec, combos):
         check_value(doc, gen, loc, name, value)
     clusters = check_files(doc, folder, _file_refs(spec, combos))
-    _check_scale_links(doc, spec, combos, clusters)
+    locate = functools.partial(_value_loc, spec)
+    check_elements(doc, spec.base, combos, clusters, locate)
     if gen == "transformer":
         _check_transformer(doc, spec, combos)
 
@@ -445,5 +453,6 @@ def load_sweep(path: str | Path, gpus_of: Callable[[str], int] | None = None,
 
     kept = _select(doc, spec, combos, gpus)
     base_doc = spec.base.document()
+    check_partitions(doc, base_doc, folder, kept, locate)
     return Sweep(spec=spec, folder=folder,
                  points=[Point(id=point_id(v, base_doc), values=v) for v in kept])

@@ -172,7 +172,7 @@ def _text(tmp_path: Path, body: str, workload: str = DP, topo: str = TOPO) -> Pa
     (DP, "axes:\n  device: [H100-SXM5-80GB, B999]\n", "5: axes.device[1]",
      "unknown accelerator model 'B999'"),
     (DP, "axes:\n  scale_link.spine: [2.0]\n", "5: axes.scale_link.spine",
-     "no link of kind or role 'spine' in topology"),
+     "scale_link 'spine' does not apply to topology"),
     (DP, "axes:\n  placement: [packed, 3]\n", "5: axes.placement[1]", "3 is not a string"),
 ])
 def test_values_are_checked_against_their_parameters(tmp_path: Path, workload: str,
