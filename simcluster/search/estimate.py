@@ -44,6 +44,7 @@ from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.generate.collective import single_collective
 from simcluster.workload.generate.costs import Cost, Shape
+from simcluster.workload.generate.transformer.moe import separate_expert_dp
 from simcluster.workload.generate.transformer import (
     TransformerConfig,
     optimizer_bytes_per_param,
@@ -180,19 +181,17 @@ class Estimator:
             size /= cfg.tp
         return self._coll("sendrecv", int(size), self.groups(cfg)["pp"])
 
-    def _dp_us(self, cfg: TransformerConfig) -> float:
-        """Gradient reduction (and ZeRO parameter gather) of rank 0: the dense gradients
-        over its ``dp x cp`` group, the routed experts' over its expert-data-parallel
-        group, us."""
-        groups = self.groups(cfg)
-        out = 0.0
-        for params, group in _grad_groups(cfg, groups):
+    def _dp_us(self, cfg: TransformerConfig) -> list[float]:
+        """Gradient reduction (and ZeRO parameter gather) of rank 0 per group of
+        :func:`_grad_groups` (the dense gradients, then any routed experts'), us."""
+        out = []
+        for params, group in _grad_groups(cfg, self.groups(cfg)):
             grads = params * cfg.gbytes
             if cfg.zero == 0:
-                out += self._coll("all_reduce", grads, group)
+                out.append(self._coll("all_reduce", grads, group))
             else:
-                out += (self._coll("reduce_scatter", grads, group)
-                        + self._coll("all_gather", 2 * params, group))
+                out.append(self._coll("reduce_scatter", grads, group)
+                           + self._coll("all_gather", 2 * params, group))
         return out
 
     def _stage_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec
@@ -229,11 +228,12 @@ class Estimator:
         m, p, v = cfg.micro_batches, cfg.pp, cfg.chunks
         unit = stage + 2 * v * p2p
         pipeline = (m + (p - 1) / v) * unit
-        dp = self._dp_us(cfg)
+        dp, *experts = self._dp_us(cfg)
         exposed = max(dp - back, 0.0) if cfg.dp_overlap else dp
-        params = max(stage_params(cfg, q).total for q in range(cfg.pp))
+        params = _grad_groups(cfg, self.groups(cfg))[0][0]
         if cfg.dp_overlap and dp > 0:
             exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(params, 1)))
+        exposed += sum(experts)  # queued behind the dense buckets, after the backward
         opt_bytes = optimizer_bytes_per_param(cfg.gbytes) * sum(
             n / (len(g) if cfg.zero else 1) for n, g in _grad_groups(cfg, self.groups(cfg)))
         opt = float(self.compute.roofline_us(np.array([0.0]), np.array([opt_bytes]), "bf16",
@@ -248,9 +248,10 @@ class Estimator:
 def _grad_groups(cfg: TransformerConfig, groups: dict[str, tuple[int, ...]]
                  ) -> list[tuple[int, tuple[int, ...]]]:
     """(parameters, group) whose gradients rank 0's largest stage reduces: the dense ones
-    over ``dp``, the routed experts over ``edp``."""
+    over ``dp``, then the routed experts over ``edp`` when that is a group of its own (the
+    generator emits their buckets after the dense ones, on the same stream); otherwise the
+    experts go with the dense ones."""
     sp = max((stage_params(cfg, q) for q in range(cfg.pp)), key=lambda x: x.total)
-    out = [(sp.dense, groups["dp"])]
-    if sp.experts:
-        out.append((sp.experts, groups["edp"]))
-    return out
+    if not separate_expert_dp(cfg):
+        return [(sp.total, groups["dp"])]
+    return [(sp.dense, groups["dp"]), (sp.experts, groups["edp"])]
