@@ -156,7 +156,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
     if options.price is not None:
         raise SearchError("--price with --hardware: the hardware file's cost: section prices "
                           "each variant; leave out --price.")
-    topology, cluster = checked(fixed, topology, gpus)
+    topology, cluster = checked(fixed, topology, gpus, options.space)
     base_hw = hardware_of(cluster)
     hw_variants, over = variants(hardware, base_hw)
     estimates = Estimates(cluster)

@@ -146,19 +146,23 @@ def per_server_count(cluster: Cluster) -> int:
     return max(counts.values())
 
 
-def checked(fixed: dict[str, Any], topology: str | Path, gpus: int
-            ) -> tuple[Path, Cluster]:
+def checked(fixed: dict[str, Any], topology: str | Path, gpus: int,
+            space: SearchSpace = SearchSpace()) -> tuple[Path, Cluster]:
     """The topology's resolved path and cluster, once the model and budget are checked.
 
     Raises:
-        SearchError: a parallel size the search chooses given as fixed, a budget larger
-            than the cluster.
+        SearchError: a parallel size the search chooses given as fixed, expert-parallel
+            sizes for a dense model, a budget larger than the cluster.
     """
     given = [k for k in _SEARCHED if k in fixed]
     if given:
         raise SearchError(f"{', '.join(given)} given as a model setting: the search chooses "
                           "the parallel sizes; give the values to try in the space instead "
                           "(SearchSpace.cp / .ep; the CLI's --cp, --ep).")
+    model = transformer_config(fixed).model
+    if space.ep is not None and not model.moe:
+        raise SearchError(f"--ep {','.join(map(str, space.ep))}: model {model.name!r} is dense "
+                          "(no experts); leave --ep out, or search a mixture-of-experts preset.")
     topology = Path(topology).resolve()
     cluster = load_cluster(topology)
     if not 1 <= gpus <= len(cluster.accelerators):
@@ -180,7 +184,7 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     """
     if options.objective not in OBJECTIVES:
         raise SearchError(f"--objective {options.objective!r}: use time or cost.")
-    topology, cluster = checked(fixed, topology, gpus)
+    topology, cluster = checked(fixed, topology, gpus, options.space)
     cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
     cands = candidates(fixed, gpus, per_server_count(cluster), cap, options.space)
     if not cands:
