@@ -2,7 +2,8 @@
 
 No step is simulated here. The estimate adds up, for the slowest pipeline stage:
 
-- compute: every op of a layer's forward and backward (and recompute) for one micro-batch,
+- compute: every op of a layer's forward and backward (and recompute) for one micro-batch
+  (per stage: the sum over its layers, dense and MoE),
   from the same FLOPs and bytes the generator writes (``workload/generate/costs.py``) and the
   same calibrated roofline the engine uses (``sim/compute.py``); the embedding on the first
   stage and the LM head and loss on the last;
@@ -14,8 +15,13 @@ No step is simulated here. The estimate adds up, for the slowest pipeline stage:
 - pipeline: ``(m + (p - 1) / v)`` units of forward + backward (+ 2 v point-to-point
   transfers between stages), the 1F1B / interleaved schedule with its bubble;
 - data parallelism: the gradient all-reduce (ZeRO >= 1: reduce-scatter + all-gather) of rank
-  0's DP group; with ``dp_overlap`` only what outlasts the last backward is exposed (at
-  least one bucket);
+  0's DP group (the ``dp x cp`` ranks); with ``dp_overlap`` only what outlasts the last
+  backward is exposed (at least one bucket); a MoE model's routed-expert gradients, reduced
+  over the expert-data-parallel group after the dense buckets on the same stream (as the
+  generator emits them), are exposed whole;
+- MoE layers and context parallelism (``layers.py``): the expert ops on the busiest rank's
+  tokens with the dispatch/combine collectives exposed, ring attention with its K/V
+  exchange hidden under each step's attention (or Ulysses' all-to-alls);
 - the optimizer step: its HBM bytes at the STREAM rate.
 
 It ignores contention between groups, the exact order of a schedule and memory-bound
