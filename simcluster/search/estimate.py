@@ -50,12 +50,12 @@ from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.generate.collective import single_collective
 from simcluster.workload.generate.costs import Cost, Shape
-from simcluster.workload.generate.transformer.moe import separate_expert_dp
 from simcluster.workload.generate.transformer import (
     TransformerConfig,
     optimizer_bytes_per_param,
     stage_params,
 )
+from simcluster.workload.generate.transformer.moe import separate_expert_dp
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def layout(fixed: dict[str, Any], world: int, tp: int, pp: int, cp: int, ep: int
            ) -> dict[str, Any] | None:
     """The parallel sizes of one configuration (None: ``tp x cp x pp`` does not divide
     ``world``); ``cp`` is set only above 1 and ``ep`` (with ``expert_tp``) only for a
-    mixture of experts (``ep`` 0), so a dense search without CP has the settings it
+    mixture of experts (``ep`` 0: a dense model), so a dense search without CP has the settings it
     always had.
 
     >>> layout({}, 16, 2, 2, 2, 0)
