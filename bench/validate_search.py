@@ -10,7 +10,10 @@ search simulated, and how well the free analytic estimate ranks the space (Spear
 
 Default cases: a 13B GPT (GPT-3 paper dimensions: 40 layers, hidden 5120, 40 heads) with a
 global batch of 64 x 2,048 tokens on `topologies/h100-2node.yaml` (16 H100), objective time
-(every GPU used) and objective cost (also 8 and 4 GPUs). The co-search cases
+(every GPU used) and objective cost (also 8 and 4 GPUs). ``moe-time``: a Mixtral-8x7B-like
+model (16 layers) searched over expert parallelism too; ``cp-time``: Llama 3 8B's layer at
+16k tokens (8 layers) searched over context parallelism too, and ``cp128k-time`` at 128k (``MOE``, ``CP_SPACE``). The
+co-search cases
 (`cosearch-time`, `cosearch-cost`) search the 13B's width with 10 layers and 32 sequences
 jointly with the hardware of `COSEARCH_HW` (peak FLOP/s, HBM capacity, NIC bandwidth, a
 linear cost model and a budget) on a smaller parallel space; they share one folder, so the second reuses the first's
@@ -40,9 +43,27 @@ from simcluster.sweep.spec import Point, point_id
 ROOT = Path(__file__).resolve().parents[1]
 GPT13B = {"preset": "gpt3-175b", "layers": 40, "hidden": 5120, "heads": 40,
           "global_batch": 64}
+# Mixtral 8x7B's layer (8 experts, top-2) with 16 layers and 32 sequences of 4,096 tokens:
+# the space adds ep (every divisor of 8 that fits the layout) to TP, PP, micro-batch,
+# recompute and ZeRO; memory prunes a quarter of the space (ep 1 needs the most).
+MOE = {"preset": "mixtral-8x7b", "layers": 16, "global_batch": 32}
+MOE_SPACE = SearchSpace(tp=(1, 2, 4, 8), pp=(1, 2, 4), micro_batch=(1, 2),
+                        recompute=("none", "full"), zero=(0, 1), interleave=(1,))
+# Llama 3 8B's layer with 8 layers and 16 sequences of 16,384 tokens: the space adds cp
+# (ring attention) 1, 2, 4, 8.
+LONG = {"preset": "llama3-8b", "layers": 8, "seq_len": 16384, "global_batch": 16}
+# The same at 128k tokens (Llama 3.1's long-context length): memory prunes a fifth of it.
+LONG128K = {**LONG, "seq_len": 131072}
+CP_SPACE = SearchSpace(tp=(1, 2, 4, 8), pp=(1, 2, 4), cp=(1, 2, 4, 8), micro_batch=(1,),
+                       recompute=("none", "full"), zero=(0, 1), interleave=(1,))
+DEFAULT_SPACE = {"time": SearchSpace(pp=(1, 2, 4, 8), micro_batch=(1, 2, 4)),
+                 "cost": SearchSpace(pp=(1, 2, 4, 8), micro_batch=(1, 2, 4), fewer_gpus=True)}
 CASES = {
-    "gpt13b-time": (GPT13B, "time"),
-    "gpt13b-cost": (GPT13B, "cost"),
+    "gpt13b-time": (GPT13B, "time", DEFAULT_SPACE["time"]),
+    "gpt13b-cost": (GPT13B, "cost", DEFAULT_SPACE["cost"]),
+    "moe-time": (MOE, "time", MOE_SPACE),
+    "cp-time": (LONG, "time", CP_SPACE),
+    "cp128k-time": (LONG128K, "time", CP_SPACE),
 }
 COSEARCH = {"cosearch-time": "time", "cosearch-cost": "cost"}
 # The 13B's width with 10 layers and half the batch: its steps simulate ~8x faster, and HBM
@@ -70,10 +91,8 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def run_case(name: str, fixed: dict[str, Any], objective: str, client: Any,
-             folder: Path) -> dict[str, Any]:
-    space = SearchSpace(pp=(1, 2, 4, 8), micro_batch=(1, 2, 4),
-                        fewer_gpus=objective == "cost")
+def run_case(name: str, fixed: dict[str, Any], objective: str, space: SearchSpace,
+             client: Any, folder: Path) -> dict[str, Any]:
     options = SearchOptions(objective=objective, space=space)
     out = folder / name
     t0 = time.perf_counter()
@@ -130,7 +149,8 @@ def _against_exhaustive(name: str, objective: str, report: Any, fixed: dict[str,
 
 def _cfg(d: dict[str, Any]) -> str:
     hw = "".join(f" {k[3:]} {v:g}" for k, v in d.items() if k.startswith("hw."))
-    return (f"TP {d['tp']} PP {d['pp']} DP {d['dp']} mb {d['micro_batch']} "
+    par = "".join(f" {k.upper()} {d[k]}" for k in ("cp", "ep") if k in d)
+    return (f"TP {d['tp']} PP {d['pp']} DP {d['dp']}{par} mb {d['micro_batch']} "
             f"{d['schedule']} rc {d['recompute']} ZeRO {d['zero']}{hw}")
 
 

@@ -41,7 +41,8 @@ def search_summary(report: Any, fixed: dict[str, Any]) -> Group:
         f"all); simulated {report.simulated} ({100 * share:.0f}%) in {report.simulations} "
         "simulations")
     table = Table(title=f"best by {report.objective}", title_justify="left")
-    for col in ("#", "tp", "pp", "dp", "mb", "schedule", "recompute", "zero", "step",
+    extra = [k for k in ("cp", "ep") if any(k in t.params for t in report.best)]
+    for col in ("#", "tp", "pp", "dp", *extra, "mb", "schedule", "recompute", "zero", "step",
                 "tokens/s", "MFU", "$/1M tok", "why: limited by, bubble, exposed comm, memory"):
         table.add_column(col, justify="left" if col in ("schedule", "recompute") or
                          col.startswith("why") else "right")
@@ -57,7 +58,8 @@ def search_summary(report: Any, fixed: dict[str, Any]) -> Group:
                f"{100 * (r.get('exposed_comm_fraction') or 0):.1f}%, {d['peak mem']} of "
                f"HBM{gap}")
         hw = ", ".join(f"{k[3:]} {v:g}" for k, v in t.point.items() if k.startswith("hw."))
-        table.add_row(str(i), str(p["tp"]), str(p["pp"]), str(p["dp"]), str(p["micro_batch"]),
+        table.add_row(str(i), str(p["tp"]), str(p["pp"]), str(p["dp"]),
+                      *(str(p.get(k, 1)) for k in extra), str(p["micro_batch"]),
                       p["schedule"] if p["pp"] > 1 else "-", p["recompute"], str(p["zero"]),
                       fmt_time(r["step_time_us"]), d["tokens/s"], d["MFU"], d["$/1M tokens"],
                       why + (f"; {hw}" if hw else ""))

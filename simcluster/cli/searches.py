@@ -141,6 +141,11 @@ def search_cmd(
     tp: Annotated[str, typer.Option(help="tensor-parallel sizes to try")] = "1,2,4,8",
     pp: Annotated[str, typer.Option(help="pipeline sizes to try")] = "1,2,4,8,16,32",
     micro_batch: Annotated[str, typer.Option(help="micro-batch sizes to try")] = "1,2,4,8",
+    cp: Annotated[str, typer.Option(help="context-parallel sizes to try (ring attention)")
+                  ] = "1",
+    ep: Annotated[Optional[str], typer.Option(
+        help="expert-parallel sizes to try (MoE models; default: every divisor of the "
+        "experts that fits the layout)")] = None,
     fewer_gpus: Annotated[Optional[bool], typer.Option(
         "--fewer-gpus/--all-gpus", help="also try 1/2 and 1/4 of the budget (default: "
         "with --objective cost)")] = None,
@@ -177,6 +182,8 @@ def search_cmd(
     fixed.update({k: v for k, v in (("seq_len", seq_len), ("layers", layers)) if v})
     space = SearchSpace(tp=int_list("--tp", tp), pp=int_list("--pp", pp),
                         micro_batch=int_list("--micro-batch", micro_batch),
+                        cp=int_list("--cp", cp),
+                        ep=int_list("--ep", ep) if ep is not None else None,
                         fewer_gpus=objective == "cost" if fewer_gpus is None else fewer_gpus)
     options = SearchOptions(objective=objective, budget=budget, top=top, placement=placement,
                             price=price, space=space)

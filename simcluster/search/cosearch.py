@@ -45,7 +45,7 @@ from simcluster.search.driver import (
 )
 from simcluster.search.estimate import Estimator
 from simcluster.search.hardware import HardwareSpec, price, variants
-from simcluster.search.space import Candidate, candidates
+from simcluster.search.space import Candidate, candidates, world_of
 from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.transform import HARDWARE_PARAMS, hardware_of, with_hardware
@@ -156,7 +156,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
     if options.price is not None:
         raise SearchError("--price with --hardware: the hardware file's cost: section prices "
                           "each variant; leave out --price.")
-    topology, cluster = checked(fixed, topology, gpus)
+    topology, cluster = checked(fixed, topology, gpus, options.space)
     base_hw = hardware_of(cluster)
     hw_variants, over = variants(hardware, base_hw)
     estimates = Estimates(cluster)
@@ -223,7 +223,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
 
 def _usd_per_hour(t: Trial) -> float:
     """The trial's GPUs' USD per hour, at its variant's price per accelerator-hour."""
-    return float(t.point["price"]) * t.params["tp"] * t.params["pp"] * t.params["dp"]
+    return float(t.point["price"]) * world_of(t.params)
 
 
 class _Fits:
@@ -252,13 +252,13 @@ def limit_of(t: Trial, hardware: HardwareSpec, base_hw: dict[str, float],
     """The parameter that limits trial ``t`` (:class:`Limit`)."""
     hw = {**base_hw, **{k[3:]: float(v) for k, v in t.point.items() if k.startswith("hw.")}}
     usd = price(hardware, hw, base_hw)[0]
-    world = t.params["tp"] * t.params["pp"] * t.params["dp"]
+    world = world_of(t.params)
     now = estimates.step_us(t.params, hw)
 
     def best(cap: int) -> float:
         return min(estimates.step_us(c.params, hw) for c in fits(cap)
                    if c.infeasible is None
-                   and c.params["tp"] * c.params["pp"] * c.params["dp"] == world)
+                   and world_of(c.params) == world)
 
     found = Limit(None, 0.0, 0.0)
     score = 0.0

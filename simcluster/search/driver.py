@@ -32,7 +32,7 @@ from simcluster.atomic import atomic_path
 from simcluster.cost import price_per_hour
 from simcluster.errors import SimclusterError
 from simcluster.search.estimate import Estimator
-from simcluster.search.space import SearchSpace, candidates
+from simcluster.search.space import SearchSpace, candidates, world_of
 from simcluster.sweep.runner import close_client, make_client, run_points
 from simcluster.sweep.spec import Point, point_id
 from simcluster.topology import load_cluster
@@ -42,6 +42,8 @@ from simcluster.workload.generate.registry import transformer_config
 OBJECTIVES = ("time", "cost")
 _VARIED = ("tp", "pp", "dp", "micro_batch", "recompute", "zero", "sequence_parallel",
            "schedule")
+_VARIED_IF_SET = ("cp", "ep", "expert_tp")  # only where the space sets them (``space.layout``)
+_SEARCHED = ("cp", "ep")  # chosen by the search, never fixed
 
 
 class SearchError(SimclusterError):
@@ -87,7 +89,9 @@ class Trial:
 
     def varied(self) -> dict[str, Any]:
         """Its sweep point values: the parallel configuration, then :attr:`point`."""
-        return {**{k: self.params[k] for k in _VARIED}, **self.point}
+        return {**{k: self.params[k] for k in _VARIED},
+                **{k: self.params[k] for k in _VARIED_IF_SET if k in self.params},
+                **self.point}
 
     def key(self) -> str:
         """A deterministic tie-break between trials."""
@@ -142,24 +146,23 @@ def per_server_count(cluster: Cluster) -> int:
     return max(counts.values())
 
 
-def checked(fixed: dict[str, Any], topology: str | Path, gpus: int
-            ) -> tuple[Path, Cluster]:
+def checked(fixed: dict[str, Any], topology: str | Path, gpus: int,
+            space: SearchSpace = SearchSpace()) -> tuple[Path, Cluster]:
     """The topology's resolved path and cluster, once the model and budget are checked.
 
     Raises:
-        SearchError: a mixture-of-experts model or ``cp > 1`` (not searched yet), a budget
-            larger than the cluster.
+        SearchError: a parallel size the search chooses given as fixed, expert-parallel
+            sizes for a dense model, a budget larger than the cluster.
     """
-    if transformer_config(fixed).model.moe:
-        raise SearchError("the model is a mixture of experts: search does not explore expert "
-                          "parallelism yet (its closed-form estimate has no expert layers); "
-                          "generate and replay configurations with --ep, or sweep ep with "
-                          "'simcluster sweep'.")
-    cp = transformer_config(fixed).cp
-    if cp > 1:
-        raise SearchError(f"cp {cp}: search does not explore context parallelism yet (its "
-                          "closed-form estimate has no ring attention); generate and replay "
-                          "configurations with --cp, or sweep cp with 'simcluster sweep'.")
+    given = [k for k in _SEARCHED if k in fixed]
+    if given:
+        raise SearchError(f"{', '.join(given)} given as a model setting: the search chooses "
+                          "the parallel sizes; give the values to try in the space instead "
+                          "(SearchSpace.cp / .ep; the CLI's --cp, --ep).")
+    model = transformer_config(fixed).model
+    if space.ep is not None and not model.moe:
+        raise SearchError(f"--ep {','.join(map(str, space.ep))}: model {model.name!r} is dense "
+                          "(no experts); leave --ep out, or search a mixture-of-experts preset.")
     topology = Path(topology).resolve()
     cluster = load_cluster(topology)
     if not 1 <= gpus <= len(cluster.accelerators):
@@ -176,12 +179,12 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     overrides, ``global_batch``, dtype...) on ``gpus`` accelerators of ``topology``.
 
     Raises:
-        SearchError: bad options, a mixture-of-experts model or ``cp > 1`` (not searched
-            yet), a budget larger than the cluster, nothing that fits.
+        SearchError: bad options, a parallel size given in ``fixed``, a budget larger than
+            the cluster, nothing that fits.
     """
     if options.objective not in OBJECTIVES:
         raise SearchError(f"--objective {options.objective!r}: use time or cost.")
-    topology, cluster = checked(fixed, topology, gpus)
+    topology, cluster = checked(fixed, topology, gpus, options.space)
     cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
     cands = candidates(fixed, gpus, per_server_count(cluster), cap, options.space)
     if not cands:
@@ -197,7 +200,7 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     estimator = Estimator(cluster)
     tokens = float(transformer_config(fixed).batch * transformer_config(fixed).model.seq_len)
     for t in feasible:
-        world = t.params["tp"] * t.params["pp"] * t.params["dp"]
+        world = world_of(t.params)
         usd_h = price_per_hour(cluster, cluster.accelerators[:world], options.price)
         t.estimate_us = estimator.estimate(transformer_config(t.params)).step_us
         t.estimate_objective = objective_value(options.objective, t.estimate_us, usd_h, tokens)

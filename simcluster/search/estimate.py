@@ -2,7 +2,8 @@
 
 No step is simulated here. The estimate adds up, for the slowest pipeline stage:
 
-- compute: every op of a layer's forward and backward (and recompute) for one micro-batch,
+- compute: every op of a layer's forward and backward (and recompute) for one micro-batch
+  (per stage: the sum over its layers, dense and MoE),
   from the same FLOPs and bytes the generator writes (``workload/generate/costs.py``) and the
   same calibrated roofline the engine uses (``sim/compute.py``); the embedding on the first
   stage and the LM head and loss on the last;
@@ -14,8 +15,13 @@ No step is simulated here. The estimate adds up, for the slowest pipeline stage:
 - pipeline: ``(m + (p - 1) / v)`` units of forward + backward (+ 2 v point-to-point
   transfers between stages), the 1F1B / interleaved schedule with its bubble;
 - data parallelism: the gradient all-reduce (ZeRO >= 1: reduce-scatter + all-gather) of rank
-  0's DP group; with ``dp_overlap`` only what outlasts the last backward is exposed (at
-  least one bucket);
+  0's DP group (the ``dp x cp`` ranks); with ``dp_overlap`` only what outlasts the last
+  backward is exposed (at least one bucket); a MoE model's routed-expert gradients, reduced
+  over the expert-data-parallel group after the dense buckets on the same stream (as the
+  generator emits them), are exposed whole;
+- MoE layers and context parallelism (``layers.py``): the expert ops on the busiest rank's
+  tokens with the dispatch/combine collectives exposed, ring attention with its K/V
+  exchange hidden under each step's attention (or Ulysses' all-to-alls);
 - the optimizer step: its HBM bytes at the STREAM rate.
 
 It ignores contention between groups, the exact order of a schedule and memory-bound
@@ -31,6 +37,13 @@ from functools import lru_cache
 import numpy as np
 
 from simcluster.placement import Placement, bind
+from simcluster.search.layers import (
+    cp_attention,
+    moe_collectives,
+    moe_costs,
+    rank0_groups,
+    ring_us,
+)
 from simcluster.sim import simulate
 from simcluster.sim.compute import ComputeModel, overrides_for
 from simcluster.topology.catalog import AcceleratorSpec
@@ -42,11 +55,14 @@ from simcluster.workload.generate.transformer import (
     optimizer_bytes_per_param,
     stage_params,
 )
+from simcluster.workload.generate.transformer.moe import separate_expert_dp
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """The estimated step and its parts, us (``bubble``: fraction of the pipeline phase)."""
+    """The estimated step and its parts, us (``bubble``: fraction of the pipeline phase;
+    ``moe_cp_comm_us``: the exposed expert dispatch/combine and CP exchange of the slowest
+    stage's micro-batches, part of ``stage_compute_us``)."""
 
     step_us: float
     stage_compute_us: float
@@ -55,6 +71,7 @@ class Estimate:
     dp_exposed_us: float
     optimizer_us: float
     bubble: float
+    moe_cp_comm_us: float = 0.0
 
 
 class Estimator:
@@ -65,6 +82,13 @@ class Estimator:
         self.compute = compute or ComputeModel(overrides=overrides_for(cluster.compute))
         self.devices = cluster.accelerators
         self._coll = lru_cache(maxsize=None)(self._collective_us)
+        self._groups: dict[TransformerConfig, dict[str, tuple[int, ...]]] = {}
+
+    def groups(self, cfg: TransformerConfig) -> dict[str, tuple[int, ...]]:
+        """Rank 0's groups in ``cfg`` (``layers.rank0_groups``), cached per configuration."""
+        if cfg not in self._groups:
+            self._groups[cfg] = rank0_groups(cfg)
+        return self._groups[cfg]
 
     def _collective_us(self, op: str, size: int, ranks: tuple[int, ...]) -> float:
         """Device time of one collective over the accelerators ``ranks`` (by index)."""
@@ -79,24 +103,52 @@ class Estimator:
         nbytes = np.array([c.nbytes for c in costs])
         return float(self.compute.roofline_us(flops, nbytes, dtype, spec).sum())
 
-    def _layer_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec
-                  ) -> tuple[float, float]:
-        """Forward and backward (with recompute) time of one layer and micro-batch, us."""
-        gemms = shape.layer_gemms().values()
-        fwd_gemm = [shape.gemm(*g) for g in gemms]
-        bwd_gemm = [shape.gemm_dgrad(*g) for g in gemms] + [shape.gemm_wgrad(*g) for g in gemms]
-        fwd_other = [shape.attention(), shape.norm(), shape.norm(), shape.residual(),
-                     shape.residual(), shape.activation_fn()]
-        bwd_other = [shape.attention(True), shape.norm(True), shape.norm(True),
-                     shape.residual(True), shape.residual(True), shape.activation_fn(True)]
+    def _attention_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec,
+                      backward: bool) -> tuple[float, float]:
+        """(time, exposed CP communication) of one layer's attention core (``layers.py``)."""
+        cost, comms = cp_attention(cfg, shape, backward)
+        a = self._us([cost], cfg.dtype, spec)
+        group = self.groups(cfg)["cp"]
+        if cfg.cp > 1 and cfg.cp_comm == "p2p":
+            return ring_us(a, self._coll(comms[0][0], comms[0][1], group[:2]), cfg.cp)
+        comm = sum(self._coll(op, size, group) for op, size in comms)
+        return a + comm, comm
+
+    def _layer_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec,
+                  moe: bool) -> tuple[float, float, float]:
+        """Forward and backward (with recompute) time of one layer and micro-batch, and
+        the exposed EP and CP communication in them, us."""
+        gemms = shape.layer_gemms()
+        names = ("qkv", "proj") if moe else tuple(gemms)
+        fwd_gemm = [shape.gemm(*gemms[k]) for k in names]
+        bwd_gemm = [shape.gemm_dgrad(*gemms[k]) for k in names] \
+            + [shape.gemm_wgrad(*gemms[k]) for k in names]
+        fwd_other = [shape.norm(), shape.norm(), shape.residual(), shape.residual()]
+        bwd_other = [shape.norm(True), shape.norm(True), shape.residual(True),
+                     shape.residual(True)]
+        comm_f = comm_b = 0.0
+        if moe:
+            g, o = moe_costs(cfg, shape, backward=False)
+            fwd_gemm, fwd_other = fwd_gemm + g, fwd_other + o
+            g, o = moe_costs(cfg, shape, backward=True)
+            bwd_gemm, bwd_other = bwd_gemm + g, bwd_other + o
+            groups = self.groups(cfg)
+            comm_f = comm_b = sum(self._coll(op, size, groups[group])
+                                  for group, op, size in moe_collectives(cfg))
+        else:
+            fwd_other.append(shape.activation_fn())
+            bwd_other.append(shape.activation_fn(True))
+        af, cf = self._attention_us(cfg, shape, spec, backward=False)
+        ab, cb = self._attention_us(cfg, shape, spec, backward=True)
         gd = cfg.dtype
-        f = self._us(fwd_gemm, gd, spec) + self._us(fwd_other, "bf16", spec)
-        b = self._us(bwd_gemm, gd, spec) + self._us(bwd_other, "bf16", spec)
+        f = self._us(fwd_gemm, gd, spec) + self._us(fwd_other, "bf16", spec) + af + comm_f
+        b = self._us(bwd_gemm, gd, spec) + self._us(bwd_other, "bf16", spec) + ab + comm_b
+        comm = comm_f + comm_b + cf + cb
         if cfg.recompute == "full":
-            b += f
+            b, comm = b + f, comm + comm_f + cf
         elif cfg.recompute == "selective" and not cfg.flash_attention:
             b += self._us([shape.attention()], gd, spec)
-        return f, b
+        return f, b, comm
 
     def _ends_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec
                  ) -> tuple[float, float]:
@@ -110,19 +162,21 @@ class Estimator:
                 + self._us([shape.loss(), shape.loss(True)], "bf16", spec))
         return emb, head
 
-    def _tp_us(self, cfg: TransformerConfig, shape: Shape) -> float:
-        """Exposed TP communication of one layer and micro-batch (forward + backward)."""
+    def _tp_us(self, cfg: TransformerConfig, shape: Shape, blocks: int = 2) -> float:
+        """Exposed TP communication of one layer and micro-batch (forward + backward) with
+        ``blocks`` TP-sharded blocks (a dense layer: attention and MLP; a MoE layer: the
+        attention, and the shared experts if any)."""
         if cfg.tp == 1:
             return 0.0
-        group = tuple(range(cfg.tp))
+        group = self.groups(cfg)["tp"]
         size = int(shape.tokens * cfg.model.hidden * shape.act_bytes)
         if cfg.sp:
             one = self._coll("all_gather", size, group) + self._coll("reduce_scatter", size,
                                                                      group)
         else:
             one = self._coll("all_reduce", size, group)
-        fwd = 2 * one * (2 if cfg.recompute == "full" else 1)
-        bwd = 2 * one * (0.5 if cfg.tp_overlap else 1.0)
+        fwd = blocks * one * (2 if cfg.recompute == "full" else 1)
+        bwd = blocks * one * (0.5 if cfg.tp_overlap else 1.0)
         return fwd + bwd
 
     def _p2p_us(self, cfg: TransformerConfig, shape: Shape) -> float:
@@ -131,20 +185,39 @@ class Estimator:
         size = shape.tokens * cfg.model.hidden * shape.act_bytes
         if cfg.sp or (cfg.scatter_gather and cfg.tp > 1):
             size /= cfg.tp
-        return self._coll("sendrecv", int(size), (0, cfg.tp))
+        return self._coll("sendrecv", int(size), self.groups(cfg)["pp"])
 
-    def _dp_us(self, cfg: TransformerConfig) -> float:
-        """Gradient reduction (and ZeRO parameter gather) of rank 0's DP group, us."""
-        if cfg.dp == 1:
-            return 0.0
-        stride = cfg.tp * cfg.pp
-        group = tuple(range(0, stride * cfg.dp, stride))
-        params = max(stage_params(cfg, p).total for p in range(cfg.pp))
-        grads = params * cfg.gbytes
-        if cfg.zero == 0:
-            return self._coll("all_reduce", grads, group)
-        return (self._coll("reduce_scatter", grads, group)
-                + self._coll("all_gather", 2 * params, group))
+    def _dp_us(self, cfg: TransformerConfig) -> list[float]:
+        """Gradient reduction (and ZeRO parameter gather) of rank 0 per group of
+        :func:`_grad_groups` (the dense gradients, then any routed experts'), us."""
+        out = []
+        for params, group in _grad_groups(cfg, self.groups(cfg)):
+            grads = params * cfg.gbytes
+            if cfg.zero == 0:
+                out.append(self._coll("all_reduce", grads, group))
+            else:
+                out.append(self._coll("reduce_scatter", grads, group)
+                           + self._coll("all_gather", 2 * params, group))
+        return out
+
+    def _stage_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec
+                  ) -> tuple[float, float, float, float]:
+        """(forward + backward + TP, backward, TP, exposed EP and CP communication) of the
+        slowest pipeline stage's layers for one micro-batch, us."""
+        kinds = {moe: (*self._layer_us(cfg, shape, spec, moe),
+                       self._tp_us(cfg, shape, 1 + bool(cfg.model.shared_experts)
+                                   if moe else 2))
+                 for moe in {cfg.model.is_moe_layer(i) for i in range(cfg.model.layers)}}
+        best = (0.0, 0.0, 0.0, 0.0)
+        for s in range(cfg.pp):
+            total = [0.0, 0.0, 0.0, 0.0]
+            for c in range(cfg.chunks):
+                for layer in cfg.layers_of(c * cfg.pp + s):
+                    f, b, comm, tp = kinds[cfg.model.is_moe_layer(layer)]
+                    total = [total[0] + f + b + tp, total[1] + b, total[2] + tp,
+                             total[3] + comm]
+            best = max(best, tuple(total))
+        return best  # type: ignore[return-value]
 
     def estimate(self, cfg: TransformerConfig, spec: AcceleratorSpec | None = None
                  ) -> Estimate:
@@ -154,26 +227,37 @@ class Estimator:
         cfg = cfg.padded()
         spec = spec or self.cluster.specs[self.devices[0]]
         shape = cfg.shape()
-        f, b = self._layer_us(cfg, shape, spec)
-        tp = self._tp_us(cfg, shape)
+        layers, back, tp, comm = self._stage_us(cfg, shape, spec)
         emb, head = self._ends_us(cfg, shape, spec)
-        per_stage = max(len(cfg.layers_of(c * cfg.pp + s)) for s in range(cfg.pp)
-                        for c in range(cfg.chunks)) * cfg.chunks
-        stage = per_stage * (f + b + tp) + max(emb if cfg.pp > 1 else emb + head, head)
+        stage = layers + max(emb if cfg.pp > 1 else emb + head, head)
         p2p = self._p2p_us(cfg, shape)
         m, p, v = cfg.micro_batches, cfg.pp, cfg.chunks
         unit = stage + 2 * v * p2p
         pipeline = (m + (p - 1) / v) * unit
-        dp = self._dp_us(cfg)
-        exposed = max(dp - per_stage * b, 0.0) if cfg.dp_overlap else dp
+        dp, *experts = self._dp_us(cfg)
+        exposed = max(dp - back, 0.0) if cfg.dp_overlap else dp
+        params = _grad_groups(cfg, self.groups(cfg))[0][0]
         if cfg.dp_overlap and dp > 0:
-            n_params = max(stage_params(cfg, q).total for q in range(cfg.pp))
-            exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(n_params, 1)))
-        params = max(stage_params(cfg, q).total for q in range(cfg.pp))
-        opt_bytes = optimizer_bytes_per_param(cfg.gbytes) * params / (cfg.dp if cfg.zero else 1)
+            exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(params, 1)))
+        exposed += sum(experts)  # queued behind the dense buckets, after the backward
+        opt_bytes = optimizer_bytes_per_param(cfg.gbytes) * sum(
+            n / (len(g) if cfg.zero else 1) for n, g in _grad_groups(cfg, self.groups(cfg)))
         opt = float(self.compute.roofline_us(np.array([0.0]), np.array([opt_bytes]), "bf16",
                                              spec)[0])
         bubble = (p - 1) / v / (m + (p - 1) / v)
         return Estimate(step_us=pipeline + exposed + opt, stage_compute_us=m * stage,
-                        tp_comm_us=m * per_stage * tp, p2p_us=m * 2 * v * p2p,
-                        dp_exposed_us=exposed, optimizer_us=opt, bubble=bubble)
+                        tp_comm_us=m * tp, p2p_us=m * 2 * v * p2p,
+                        dp_exposed_us=exposed, optimizer_us=opt, bubble=bubble,
+                        moe_cp_comm_us=m * comm)
+
+
+def _grad_groups(cfg: TransformerConfig, groups: dict[str, tuple[int, ...]]
+                 ) -> list[tuple[int, tuple[int, ...]]]:
+    """(parameters, group) whose gradients rank 0's largest stage reduces: the dense ones
+    over ``dp``, then the routed experts over ``edp`` when that is a group of its own (the
+    generator emits their buckets after the dense ones, on the same stream); otherwise the
+    experts go with the dense ones."""
+    sp = max((stage_params(cfg, q) for q in range(cfg.pp)), key=lambda x: x.total)
+    if not separate_expert_dp(cfg):
+        return [(sp.total, groups["dp"])]
+    return [(sp.dense, groups["dp"]), (sp.experts, groups["edp"])]

@@ -79,7 +79,9 @@ def test_search_prints_the_best_and_fails_cleanly(capsys, tmp_path: Path) -> Non
     assert len(doc["best"]) == 2 and doc["objective"] == "time"
     for bad, message in ((["--tp", "two"], "--tp 'two'"),
                          (["--objective", "speed"], "use time or cost"),
-                         (["--placement", "random"], "--placement 'random'")):
+                         (["--placement", "random"], "--placement 'random'"),
+                         (["--cp", "0"], "--cp '0': every value must be at least 1"),
+                         (["--ep", "2"], "--ep 2: model 'llama2-7b' is dense")):
         code, _, err = _run(capsys, *args, *bad)
         assert code == 2 and message in err and "Traceback" not in err
     code, _, err = _run(capsys, "search", "-t", dgx, "--preset", "llama3-405b", "--out",

@@ -77,6 +77,8 @@ def test_rerun_simulates_nothing_new(tmp_path: Path, dask_client) -> None:
 def test_search_errors(tmp_path: Path) -> None:
     with pytest.raises(SearchError, match="has 8 accelerators"):
         search(MODEL, TOPO, 16, tmp_path)
+    with pytest.raises(SearchError, match="--ep 2: model 'llama2-7b' is dense"):
+        search(MODEL, TOPO, 8, tmp_path, SearchOptions(space=SearchSpace(ep=(2,))))
     with pytest.raises(SearchError, match="use time or cost"):
         search(MODEL, TOPO, 8, tmp_path, SearchOptions(objective="speed"))
     with pytest.raises(SearchError, match="none of the .* configurations fits in memory"):

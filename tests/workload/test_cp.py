@@ -172,7 +172,7 @@ def test_bad_cp_configurations_are_explained() -> None:
 
 def test_cli_sweep_and_analysis_know_cp(tmp_path) -> None:
     """The generator registry (CLI, sweeps) takes ``cp``; the analysis finds stages and the
-    world with it; the search refuses it clearly."""
+    world with it; the search takes it from its space, not as a model setting."""
     from simcluster.analysis.training import TrainingInfo
     from simcluster.search.driver import SearchError, search
     from simcluster.workload.generate.registry import generate
@@ -184,7 +184,7 @@ def test_cli_sweep_and_analysis_know_cp(tmp_path) -> None:
     info = TrainingInfo.of(wl)
     assert info is not None and info.world == wl.num_ranks == 8
     assert [info.stage_of(r) for r in range(8)] == [0, 0, 0, 0, 1, 1, 1, 1]
-    with pytest.raises(SearchError, match="cp 2: search does not explore context"):
+    with pytest.raises(SearchError, match="cp given as a model setting: the search chooses"):
         search({"preset": "llama3-8b", "global_batch": 64, "cp": 2},
                ROOT / "topologies" / "dgx-h100.yaml", 8, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -282,10 +282,24 @@ def test_deepseek_v3_like_step_replays_on_a_superpod() -> None:
     assert result.training["active_params"] == cfg.model.active_params
 
 
-def test_search_says_moe_is_not_searched_yet(tmp_path) -> None:
-    from simcluster.search.driver import SearchError, search
+def test_search_explores_expert_parallelism(tmp_path, dask_client) -> None:
+    """A MoE model is searched over ``ep``: on one DGX, tp 1 (dp 8) takes ep 1, 2, 4, 8 and
+    tp 2 (dp 4) ep 1, 2, 4 (ep divides dp); the budget's best are simulated with their
+    ``ep``."""
+    import pyarrow.parquet as pq
 
-    with pytest.raises(SearchError, match="mixture of experts: search does not explore"):
-        search({"preset": "mixtral-8x7b", "global_batch": 64},
-               ROOT / "topologies" / "dgx-h100.yaml", 8, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    from simcluster.search import SearchOptions, SearchSpace, search
+
+    space = SearchSpace(tp=(1, 2), pp=(1,), micro_batch=(1,), recompute=("none",),
+                        zero=(1,), interleave=(1,))
+    report = search({"preset": "mixtral-8x7b", "layers": 2, "seq_len": 1024,
+                     "global_batch": 8}, ROOT / "topologies" / "dgx-h100.yaml", 8,
+                    tmp_path / "out", SearchOptions(space=space, budget=2, top=2),
+                    client=dask_client)
+    assert report.configurations == 7
+    rows = pq.read_table(tmp_path / "out" / "candidates.parquet").to_pylist()
+    assert sorted((r["tp"], r["ep"]) for r in rows) == [(1, 1), (1, 2), (1, 4), (1, 8),
+                                                        (2, 1), (2, 2), (2, 4)]
+    assert report.simulated == 2 and report.best
+    best = report.best[0]
+    assert best.full["status"] == "ok" and "ep" in best.varied()

@@ -1,0 +1,67 @@
+"""The estimate's MoE and context-parallel terms, on hand-computable cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from simcluster.search.estimate import Estimator
+from simcluster.search.layers import moe_collectives, rank0_groups, ring_us
+from simcluster.topology import load_cluster
+from simcluster.workload.generate.presets import ModelSpec
+from simcluster.workload.generate.transformer import TransformerConfig
+from tests.conftest import ROOT
+
+# 32 tokens a sequence, hidden 64 (a 16-bit row: 128 bytes), 4 experts, top-2.
+TOY = ModelSpec(name="toy-moe", layers=2, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=256,
+                seq_len=32, experts=4, top_k=2, moe_ffn=64)
+DENSE = ModelSpec(name="toy", layers=2, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=256,
+                  seq_len=32)
+
+
+def test_moe_collective_sizes_by_hand() -> None:
+    # Balanced: every EP rank receives its 32 tokens x 2 copies = 64 rows: 8,192 bytes.
+    base = {"model": TOY, "dp": 4, "ep": 4}
+    assert moe_collectives(TransformerConfig(**base)) == [("ep", "all_to_all", 8192)] * 2
+    # Skew 2 capped by a capacity factor 1.5: 1.5 x 64 = 96 rows.
+    skewed = TransformerConfig(**base, moe_skew=2.0, capacity_factor=1.5)
+    assert moe_collectives(skewed) == [("ep", "all_to_all", 96 * 128)] * 2
+    # The all-gather dispatcher gathers the group's 4 x 32 tokens, and scatters them back.
+    ag = TransformerConfig(**base, moe_dispatcher="allgather")
+    assert moe_collectives(ag) == [("ep", "all_gather", 128 * 128),
+                                   ("ep", "reduce_scatter", 128 * 128)]
+    # Expert TP 2 (with SP: 16 tokens a rank, 32 copies received), gathered over TP: 64 rows.
+    etp = TransformerConfig(model=TOY, tp=2, dp=4, ep=4, expert_tp=2, sequence_parallel=True)
+    assert moe_collectives(etp) == [("ep", "all_to_all", 32 * 128)] * 2 + [
+        ("tp", "all_gather", 64 * 128), ("tp", "reduce_scatter", 64 * 128)]
+    assert moe_collectives(TransformerConfig(model=TOY, dp=4)) == []  # ep 1: nothing to send
+
+
+def test_rank0_groups_by_hand() -> None:
+    # rank = t + 2 (c + 2 (p + 2 d)): CP peer 2, next stage 4, dense gradients over dp x cp.
+    g = rank0_groups(TransformerConfig(model=DENSE, tp=2, cp=2, pp=2, dp=2,
+                                       sequence_parallel=True))
+    assert g == {"tp": (0, 1), "cp": (0, 2), "dp": (0, 2, 8, 10), "pp": (0, 4)}
+    # MoE, tp 1, dp 4, ep 2: the EP group is replicas 0-1, the experts' DP group 0 and 2.
+    moe = rank0_groups(TransformerConfig(model=TOY, dp=4, ep=2))
+    assert moe["ep"] == (0, 1) and moe["edp"] == (0, 2) and moe["dp"] == (0, 1, 2, 3)
+
+
+def test_ring_overlap_adds_only_what_outlasts_the_attention() -> None:
+    assert ring_us(10.0, 10.0, 2) == (20.0, 0.0)  # exactly hidden
+    assert ring_us(10.0, 12.5, 2) == (22.5, 2.5)
+    assert ring_us(10.0, 99.0, 1) == (10.0, 0.0)  # no CP: no exchange
+
+
+def test_estimate_counts_the_all_to_alls() -> None:
+    # Two MoE layers, one micro-batch: dispatch and combine forward and backward, each an
+    # all-to-all of 8,192 bytes over ranks 0-3 of one DGX: 2 x 4 of them, all exposed.
+    est = Estimator(load_cluster(ROOT / "topologies" / "dgx-h100.yaml"))
+    cfg = TransformerConfig(model=TOY, dp=4, ep=4)
+    one = est._coll("all_to_all", 8192, (0, 1, 2, 3))
+    assert one > 0
+    assert est.estimate(cfg).moe_cp_comm_us == pytest.approx(2 * 4 * one, rel=1e-12)
+    # Full recompute runs the forward's two again.
+    full = TransformerConfig(model=TOY, dp=4, ep=4, recompute="full")
+    assert est.estimate(full).moe_cp_comm_us == pytest.approx(2 * 6 * one, rel=1e-12)
+    # Without EP (ep 1) there is none, and no CP exchange in a dense model.
+    assert est.estimate(TransformerConfig(model=TOY, dp=4)).moe_cp_comm_us == 0.0
