@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,8 @@ import validate_published as vp
 import simcluster as sc
 from simcluster.placement import bind
 from simcluster.sim import SimOptions, simulate
-from simcluster.sim.compute import CALIBRATIONS, ComputeModel
+from simcluster.sim.compute import CALIBRATIONS, ComputeModel, with_params
+from simcluster.topology.schema import ComputeParams
 
 
 def calibration_rows(chip: str) -> list[vp.Mapped]:
@@ -50,9 +50,8 @@ def calibration_rows(chip: str) -> list[vp.Mapped]:
 
 def step_times(rows: list[vp.Mapped], chip: str, efficiency: float) -> np.ndarray:
     """Simulated step times (s) of ``rows`` with ``efficiency`` for flash1 on ``chip``."""
-    base = CALIBRATIONS[chip]
-    others = tuple(x for x in base.families if x[:2] != ("flash1", "gemm_efficiency"))
-    cal = replace(base, families=(*others, ("flash1", "gemm_efficiency", efficiency)))
+    cal = with_params(CALIBRATIONS[chip],
+                      ComputeParams(families={"flash1": {"gemm_efficiency": efficiency}}))
     options = SimOptions(compute=ComputeModel(calibrations={**CALIBRATIONS, chip: cal}))
     out = []
     for m in rows:
