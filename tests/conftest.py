@@ -161,3 +161,14 @@ def dask_client():
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         yield client
+
+
+def cli_exit_2(argv: list[str], out: Path, capsys) -> str:
+    """Run the CLI on ``argv``, check it ends with exit code 2 and writes nothing at ``out``;
+    return what it printed on stderr."""
+    from simcluster.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and not out.exists()
+    return capsys.readouterr().err

@@ -196,13 +196,10 @@ def test_cli_sweep_and_analysis_know_cp(tmp_path) -> None:
     (["--preset", "mixtral-8x7b", "--cp", "2", "--ep", "1"], "multiple of cp (2)"),
 ])
 def test_cli_rejects_bad_cp_before_any_work(tmp_path, capsys, args, message) -> None:
-    from simcluster.cli import main
+    from tests.conftest import cli_exit_2
 
     out = tmp_path / "wl.parquet"
-    with pytest.raises(SystemExit) as exit_:
-        main(["generate", "transformer", *args, "-o", str(out)])
-    assert exit_.value.code == 2 and not out.exists()
-    assert message in capsys.readouterr().err
+    assert message in cli_exit_2(["generate", "transformer", *args, "-o", str(out)], out, capsys)
 
 
 def test_ulysses_all_to_all_sizes_flops_and_memory() -> None:

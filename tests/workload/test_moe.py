@@ -9,7 +9,6 @@ import pyarrow.compute as pc
 import pytest
 
 import simcluster as sc
-from simcluster.cli import main
 from simcluster.errors import WorkloadError
 from simcluster.placement import bind
 from simcluster.sim import simulate
@@ -20,7 +19,7 @@ from simcluster.workload.generate.transformer import (
     memory_breakdown,
     transformer,
 )
-from tests.conftest import ROOT, fold_cluster, servers, timeline
+from tests.conftest import ROOT, cli_exit_2, fold_cluster, servers, timeline
 
 # h 64, 4 heads, 2 KV heads (16 wide), SwiGLU; layer 0 dense (FFN 192), layer 1 MoE: 4
 # experts of width 32, top-2, one shared expert.
@@ -238,10 +237,8 @@ def test_impossible_configurations_fail_before_any_work(capsys, tmp_path) -> Non
                           (["--preset", "mixtral-8x7b", "--top-k", "9"], "top_k 9"),
                           (["--preset", "mixtral-8x7b", "--dp", "4", "--ep", "3"], "ep 3")):
         out = tmp_path / "x.parquet"
-        with pytest.raises(SystemExit) as exit_:
-            main(["generate", "transformer", *args, "-o", str(out)])
-        assert exit_.value.code == 2 and not out.exists()
-        assert message in capsys.readouterr().err
+        assert message in cli_exit_2(["generate", "transformer", *args, "-o", str(out)], out,
+                                     capsys)
 
 
 def test_moe_presets_have_their_published_sizes() -> None:
