@@ -348,37 +348,67 @@ class Engine:
             "form a cycle.", unfinished=self.n - done, total=self.n, stuck=lines,
             ranks=sorted({int(self.stream_names[sid][0]) for sid, _ in stuck}))
 
-@contextlib.contextmanager
-def _long_lived_objects_frozen() -> Iterator[None]:
-    """Keep the cyclic garbage collector from rescanning the millions of long-lived objects
-    a large replay holds (op tuples, route arrays, graph dicts): a full collection over them
-    costs ~0.1 s each at 4096 ranks. ``gc.freeze`` parks the objects that exist now in a
-    permanent generation; reference counting still frees them as usual. Unfrozen on exit
-    unless the caller had frozen objects itself.
+class _CollectorGuard:
+    """The process's cyclic garbage collector, shared by the simulations of all its threads
+    (a Dask worker runs its tasks in a thread, not the main one).
+
+    While simulations run, the objects alive (op tuples, route arrays, graph dicts; and each
+    compiled engine) are parked in the permanent generation (``gc.freeze``) so that full
+    collections do not rescan them (~0.1 s each at 4,096 ranks); reference counting still
+    frees them. While an engine compiles, the collector is paused: compiling makes millions
+    of op tuples that all stay alive, and the collections their allocation triggers rescan
+    them again and again (about 40 % of compile time for GPT-3 on 1,024 GPUs). The first
+    simulation to start takes what the caller had; the last to end restores it (unfrozen
+    unless the caller had frozen objects itself; the collector back on if it was on), so
+    overlapping simulations in threads cannot leave it frozen or off.
     """
-    frozen_before = gc.get_freeze_count()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        if frozen_before == 0:
-            gc.unfreeze()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._frozen_before = 0
+        self._compiling = 0
+        self._was_enabled = True
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Objects alive now stay frozen until the last simulation ends."""
+        with self._lock:
+            if self._running == 0:
+                self._frozen_before = gc.get_freeze_count()
+            self._running += 1
+            gc.freeze()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0 and self._frozen_before == 0:
+                    gc.unfreeze()
+
+    @contextlib.contextmanager
+    def compiling(self) -> Iterator[None]:
+        """No collection until the last compilation ends."""
+        with self._lock:
+            if self._compiling == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._compiling += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._compiling -= 1
+                if self._compiling == 0 and self._was_enabled:
+                    gc.enable()
+
+    def freeze(self) -> None:
+        """Freeze what is alive now (a compiled engine) for the running simulations."""
+        with self._lock:
+            gc.freeze()
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while the engine is compiled: compiling makes millions
-    of op tuples that all stay alive (none is garbage), and the collections their allocation
-    triggers rescan them again and again (about 40 % of compile time for GPT-3 on 1,024
-    GPUs). Reference counting frees as usual; the collector is back on afterwards if it was
-    on before."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+_COLLECTOR = _CollectorGuard()
 
 
 def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
@@ -401,10 +431,10 @@ def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
         TopologyError: an op needs a route the cluster does not have.
     """
     options = options or SimOptions()
-    if not options.freeze_gc or threading.current_thread() is not threading.main_thread():
+    if not options.freeze_gc:
         return Engine(bound, options).run()
-    with _long_lived_objects_frozen():
-        with _collector_paused():
+    with _COLLECTOR.running():
+        with _COLLECTOR.compiling():
             engine = Engine(bound, options)
-        gc.freeze()  # the compiled engine too
+        _COLLECTOR.freeze()  # the compiled engine too
         return engine.run()

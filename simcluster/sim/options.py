@@ -29,9 +29,9 @@ class SimOptions:
             (``gc.freeze``), so full collections do not rescan millions of long-lived op
             tuples and routes (about 0.1 s each at 4,096 ranks), and pause the collector
             while the engine is compiled. Results are the same either way; turn it off when
-            the caller relies on ``gc.freeze`` itself. Only the main thread does it: the
-            collector is one per process, and simulations in worker threads (a threaded Dask
-            sweep) would otherwise leave it frozen or off for each other.
+            the caller relies on ``gc.freeze`` itself. The collector is one per process:
+            simulations in several threads share the freeze and the pause, and the last to
+            end restores what the caller had (``sim/engine.py``, ``_CollectorGuard``).
     """
 
     compute: ComputeModel = field(default_factory=ComputeModel)
