@@ -20,6 +20,7 @@ from simcluster.errors import SimclusterError
 from simcluster.placement import Placement, strategy_placement
 from simcluster.scenario import Scenario
 from simcluster.sim.algorithms import algorithm_names
+from simcluster.sim.libraries import effective_network
 from simcluster.sim.protocols import PROTOCOLS
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.generate.collective import OPS, single_collective
@@ -96,13 +97,14 @@ def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = N
         network = network.model_copy(update={"protocol": protocol})
     cluster = replace(cluster, network=network)
     placement = placement or strategy_placement(cluster, n)
+    host_launch_us = effective_network(cluster).host_launch_us  # the library's default
     rows = []
     elem = DTYPE_BYTES.get(dtype, 4)
     for size in sizes_bytes:
         run_ = Scenario(single_collective(op, size, n, dtype=dtype), cluster, placement).run().run
         # nccl-tests launches its iterations back to back: the host's launch cost of the next
         # call overlaps this one on the device, so an iteration takes at least that cost.
-        t = max(run_.makespan_us, cluster.network.host_launch_us)
+        t = max(run_.makespan_us, host_launch_us)
         algo = pc.drop_null(run_.timeline.column("algorithm"))
         algbw = size / t / 1e3 if t > 0 else 0.0
         rows.append(PerfRow(size=size, count=size // elem, time_us=t, algbw_GBps=algbw,
