@@ -2,8 +2,8 @@
 
 Expected values are RCCL's constants (ROCm/rccl 0cbce2a, src/graph/tuning.cc) and times
 computed by hand from them on the bundled 8 x MI300X mesh: every pair of GPUs has one
-Infinity Fabric link of 64 GB/s per direction, run at the NVLink efficiency (0.774), so
-49,536 B/us per link.
+Infinity Fabric link of 64 GB/s per direction, run at the topology's efficiency (0.711), so
+45,504 B/us per link.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from simcluster.topology.catalog import DEFAULT_HOST_LAUNCH_US, DEFAULT_PROTOCOL
 from simcluster.topology.transform import with_device
 from tests.conftest import ROOT, cli_exit_2
 
-LINK_BPUS = 64e3 * 0.774  # one Infinity Fabric link, per direction, bytes per us
+LINK_BPUS = 64e3 * 0.711  # one Infinity Fabric link, per direction, bytes per us
 
 
 def _model(cluster: object) -> CommModel:
