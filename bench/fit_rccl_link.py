@@ -25,13 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from fit_nvl72_nvls import zero_of  # the bench folder is on the path when run as a script
+
 from simcluster.calibrate.model import capacities
 from simcluster.topology import load_cluster
 from simcluster.topology.transform import with_device
 from simcluster.validation import compare_log, read_nccl_log
 
 ROOT = Path(__file__).resolve().parents[1]
-LOG = ROOT / "bench" / "data" / "published" / "nccl" / "aac11_mi325x_1node_8gpu_allreduce_plateau.txt"
+LOG = (ROOT / "bench" / "data" / "published" / "nccl"
+       / "aac11_mi325x_1node_8gpu_allreduce_plateau.txt")
 TOPOLOGY = ROOT / "topologies" / "mi300x-8gpu.yaml"
 
 
@@ -45,14 +48,7 @@ def log_error(efficiency: float) -> float:
 
 
 def main() -> None:
-    lo, hi = 0.3, 1.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        if log_error(mid) > 0:
-            hi = mid
-        else:
-            lo = mid
-    fitted = round((lo + hi) / 2, 3)
+    fitted = zero_of(log_error)
     print(f"link_efficiency.nvlink = {fitted}  (log error {log_error(fitted):+.4f}; "
           f"at the NVLink default 0.774: {log_error(0.774):+.4f})")
 
