@@ -252,7 +252,10 @@ class CommModel:
 
     def _protocols(self, tuning: proto.Tuning, phases: list[_ResolvedPhase]
                    ) -> tuple[str, ...]:
-        allowed = tuple(q for q in tuning.protocols if q in self.profile.protocols)
+        # The library's protocols (RCCL: no LL128); an algorithm it cannot run otherwise keeps
+        # its own.
+        allowed = tuple(q for q in tuning.protocols if q in self.profile.protocols) or (
+            tuning.protocols)
         # LL128 runs only where the steps inside servers are NVLink (NCCL enables it there).
         if any(ph.intra_steps and ph.intra_hw != "nvlink" for ph in phases):
             allowed = tuple(q for q in allowed if q != "LL128")
