@@ -96,6 +96,15 @@ def test_mi300x_rccl_errors_are_the_documented_ones(lo: int | None, hi: int | No
     assert cmp_.mean_signed(*args) == pytest.approx(signed, abs=0.5)
 
 
+def test_mi300x_two_servers_error_is_the_documented_one() -> None:
+    """Out of sample: 2 x 8 MI300X (RCCL 2.22.3); the model lacks the ~220 us per call."""
+    cmp_ = compare_log(read_nccl_log(LOGS / "aac10_mi300x_2node_16gpu_allreduce.txt"),
+                       load_cluster(ROOT / "topologies" / "mi300x-2node.yaml"), "all_reduce", 16)
+    assert (cmp_.mape(), cmp_.mean_signed()) == (pytest.approx(229.1, abs=0.5),
+                                                 pytest.approx(214.3, abs=0.5))
+    assert cmp_.mean_signed(2**30, 2**62) == pytest.approx(-13.0, abs=0.5)
+
+
 def test_out_of_place_only_rows_are_read_and_mixed_rows_still_rejected(tmp_path: Path) -> None:
     """Excerpts that print only the 8 out-of-place fields are read; a file mixing that shape
     with a broken row keeps the strict reader's error."""
