@@ -96,6 +96,15 @@ def test_mi300x_rccl_errors_are_the_documented_ones(lo: int | None, hi: int | No
     assert cmp_.mean_signed(*args) == pytest.approx(signed, abs=0.5)
 
 
+def test_b200_with_the_nvl72_nvls_efficiency_errors_are_the_documented_ones() -> None:
+    """8 x B200 with the NVLS efficiency fitted on a GB200 NVL72 rack (0.612, NVLink 5)."""
+    cmp_ = compare_log(read_nccl_log(LOGS / "gke_a4_b200_1node_8gpu_allreduce.txt"),
+                       load_cluster(ROOT / "topologies" / "dgx-b200.yaml"), "all_reduce", 8)
+    assert (cmp_.mape(), cmp_.mean_signed()) == (pytest.approx(10.4, abs=0.5),
+                                                 pytest.approx(6.6, abs=0.5))
+    assert cmp_.mean_signed(2**30, 2**62) == pytest.approx(-4.5, abs=0.5)
+
+
 def test_mi300x_two_servers_error_is_the_documented_one() -> None:
     """Out of sample: 2 x 8 MI300X (RCCL 2.22.3); the model lacks the ~220 us per call."""
     cmp_ = compare_log(read_nccl_log(LOGS / "aac10_mi300x_2node_16gpu_allreduce.txt"),
