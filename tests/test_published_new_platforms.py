@@ -96,22 +96,19 @@ def test_mi300x_rccl_errors_are_the_documented_ones(lo: int | None, hi: int | No
     assert cmp_.mean_signed(*args) == pytest.approx(signed, abs=0.5)
 
 
-def test_b200_with_the_nvl72_nvls_efficiency_errors_are_the_documented_ones() -> None:
-    """8 x B200 with the NVLS efficiency fitted on a GB200 NVL72 rack (0.612, NVLink 5)."""
-    cmp_ = compare_log(read_nccl_log(LOGS / "gke_a4_b200_1node_8gpu_allreduce.txt"),
-                       load_cluster(ROOT / "topologies" / "dgx-b200.yaml"), "all_reduce", 8)
-    assert (cmp_.mape(), cmp_.mean_signed()) == (pytest.approx(10.4, abs=0.5),
-                                                 pytest.approx(6.6, abs=0.5))
-    assert cmp_.mean_signed(2**30, 2**62) == pytest.approx(-4.5, abs=0.5)
-
-
-def test_mi300x_two_servers_error_is_the_documented_one() -> None:
-    """Out of sample: 2 x 8 MI300X (RCCL 2.22.3); the model lacks the ~220 us per call."""
-    cmp_ = compare_log(read_nccl_log(LOGS / "aac10_mi300x_2node_16gpu_allreduce.txt"),
-                       load_cluster(ROOT / "topologies" / "mi300x-2node.yaml"), "all_reduce", 16)
-    assert (cmp_.mape(), cmp_.mean_signed()) == (pytest.approx(229.1, abs=0.5),
-                                                 pytest.approx(214.3, abs=0.5))
-    assert cmp_.mean_signed(2**30, 2**62) == pytest.approx(-13.0, abs=0.5)
+@pytest.mark.parametrize("log,topology,ranks,mape,signed,plateau", [
+    # 8 x B200 with the NVLS efficiency fitted on a GB200 NVL72 rack (0.612, NVLink 5).
+    ("gke_a4_b200_1node_8gpu_allreduce.txt", "dgx-b200.yaml", 8, 10.4, 6.6, -4.5),
+    # Out of sample: 2 x 8 MI300X (RCCL 2.22.3); the model lacks the ~220 us per call.
+    ("aac10_mi300x_2node_16gpu_allreduce.txt", "mi300x-2node.yaml", 16, 229.1, 214.3, -13.0),
+])
+def test_other_errors_are_the_documented_ones(log: str, topology: str, ranks: int, mape: float,
+                                             signed: float, plateau: float) -> None:
+    cmp_ = compare_log(read_nccl_log(LOGS / log), load_cluster(ROOT / "topologies" / topology),
+                       "all_reduce", ranks)
+    assert cmp_.mape() == pytest.approx(mape, abs=0.5)
+    assert cmp_.mean_signed() == pytest.approx(signed, abs=0.5)
+    assert cmp_.mean_signed(2**30, 2**62) == pytest.approx(plateau, abs=0.5)
 
 
 def test_out_of_place_only_rows_are_read_and_mixed_rows_still_rejected(tmp_path: Path) -> None:
