@@ -119,8 +119,8 @@ def effective_network(cluster: Cluster) -> NetworkParams:
     (or a caller's ``model_copy``) left them out, and ``library`` resolved."""
     library = library_for(cluster)
     network = cluster.network
-    unset = {k: v for k, v in library.network_defaults.items()
-             if k not in network.model_fields_set}
+    unset = {k: dict(v) if isinstance(v, dict) else v  # a copy: never the registry's own
+             for k, v in library.network_defaults.items() if k not in network.model_fields_set}
     return network.model_copy(update={**unset, "library": library.name})
 
 
