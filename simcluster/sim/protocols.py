@@ -14,7 +14,9 @@ that file, rewritten here. The calibration against nccl-tests keeps their struct
 only a global latency scale (``NetworkParams.latency_scale``); see ``docs/network.md``.
 
 Which rows an algorithm uses and which protocols it runs are part of its record
-(:class:`Tuning`, in ``sim/algorithms.py``), not tables here.
+(:class:`Tuning`, in ``sim/algorithms.py``), not tables here. :class:`Tables` bundles one
+library's constants: :data:`NCCL` holds the tables below; RCCL's are in ``sim/rccl.py``, and
+``sim/libraries.py`` says which a cluster uses.
 
 Units: microseconds; factors are dimensionless fractions of link bandwidth.
 """
