@@ -19,6 +19,7 @@ Prints the fitted value, to be copied into the topology's ``network.nvls_efficie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,15 +45,20 @@ def plateau_log_error(efficiency: float) -> float:
     return float(np.mean(np.log(cmp_.predicted / cmp_.measured)))
 
 
-def main() -> None:
-    lo, hi = 0.3, 1.0
+def zero_of(error: Callable[[float], float], lo: float = 0.3, hi: float = 1.0) -> float:
+    """The efficiency in [lo, hi] where ``error`` (increasing in it) crosses zero, by 30
+    bisections, rounded to 3 digits."""
     for _ in range(30):
         mid = (lo + hi) / 2
-        if plateau_log_error(mid) > 0:
+        if error(mid) > 0:
             hi = mid
         else:
             lo = mid
-    fitted = round((lo + hi) / 2, 3)
+    return round((lo + hi) / 2, 3)
+
+
+def main() -> None:
+    fitted = zero_of(plateau_log_error)
     print(f"nvls_efficiency = {fitted}  (plateau log error {plateau_log_error(fitted):+.4f})")
 
 

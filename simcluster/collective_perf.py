@@ -20,6 +20,7 @@ from simcluster.errors import SimclusterError
 from simcluster.placement import Placement, strategy_placement
 from simcluster.scenario import Scenario
 from simcluster.sim.algorithms import algorithm_names
+from simcluster.sim.libraries import effective_network, library_names
 from simcluster.sim.protocols import PROTOCOLS
 from simcluster.topology.cluster import Cluster
 from simcluster.workload.generate.collective import OPS, single_collective
@@ -72,11 +73,12 @@ def sizes(min_size: int, max_size: int, factor: int = 2) -> list[int]:
 
 def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = None,
         algorithm: str | None = None, protocol: str | None = None, dtype: str = "fp32",
-        placement: Placement | None = None) -> list[PerfRow]:
+        placement: Placement | None = None, library: str | None = None) -> list[PerfRow]:
     """Simulate ``op`` at each size on the first ``ranks`` accelerators (or ``placement``).
 
     ``algorithm``/``protocol`` force the model's choice (``auto`` or None: the model picks
-    per size, as NCCL's tuner does).
+    per size, as NCCL's tuner does); ``library`` (``nccl``, ``rccl``) whose tuning it follows
+    (None: the topology's ``network.library``).
 
     Raises:
         SimclusterError: unknown op, too many ranks, an algorithm that does not apply.
@@ -88,21 +90,27 @@ def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = N
                               f"{', '.join(algorithm_names())}.")
     if protocol not in (None, "auto", *PROTOCOLS):
         raise SimclusterError(f"--proto {protocol!r}: use auto or one of {', '.join(PROTOCOLS)}.")
+    if library not in (None, "auto", *library_names()):
+        raise SimclusterError(f"--library {library!r}: use auto or one of "
+                              f"{', '.join(library_names())}.")
     n = ranks or len(cluster.accelerators)
     network = cluster.network
     if algorithm and algorithm != "auto":
         network = network.model_copy(update={"algorithm": algorithm})
     if protocol and protocol != "auto":
         network = network.model_copy(update={"protocol": protocol})
+    if library is not None:
+        network = network.model_copy(update={"library": library})
     cluster = replace(cluster, network=network)
     placement = placement or strategy_placement(cluster, n)
+    host_launch_us = effective_network(cluster).host_launch_us  # the library's default
     rows = []
     elem = DTYPE_BYTES.get(dtype, 4)
     for size in sizes_bytes:
         run_ = Scenario(single_collective(op, size, n, dtype=dtype), cluster, placement).run().run
         # nccl-tests launches its iterations back to back: the host's launch cost of the next
         # call overlaps this one on the device, so an iteration takes at least that cost.
-        t = max(run_.makespan_us, cluster.network.host_launch_us)
+        t = max(run_.makespan_us, host_launch_us)
         algo = pc.drop_null(run_.timeline.column("algorithm"))
         algbw = size / t / 1e3 if t > 0 else 0.0
         rows.append(PerfRow(size=size, count=size // elem, time_us=t, algbw_GBps=algbw,
@@ -113,6 +121,15 @@ def run(cluster: Cluster, op: str, sizes_bytes: list[int], ranks: int | None = N
 
 NCCL_TYPES = {"fp32": "float", "fp16": "half", "bf16": "bfloat16", "fp8": "fp8_e4m3",
               "int8": "int8", "fp64": "double"}
+
+
+def library_of(cluster: Cluster, library: str | None = None) -> str:
+    """The collective library whose tuning :func:`run` follows on ``cluster`` (``library``
+    if given and not ``auto``, else the topology's choice or the accelerators' vendor's)."""
+    network = cluster.network
+    if library is not None:
+        network = network.model_copy(update={"library": library})
+    return effective_network(replace(cluster, network=network)).library
 
 
 def average_busbw(rows: list[PerfRow]) -> float:

@@ -159,7 +159,8 @@ class Scenario:
             raise TopologyError(
                 "no --topology, and the workload does not say which accelerator it was "
                 "recorded on; give --topology FILE, or --device MODEL (e.g. --device "
-                "A100) to replay on one server of that accelerator.")
+                "A100) to replay on one server of that accelerator (a GPU outside the "
+                "catalog: --device-file FILE --device NAME, FILE defining its spec).")
         cluster = recorded_cluster(model, self.workload.num_ranks)
         origin = "--device" if w.device else "the trace's metadata"
         note = (f"no --topology: replaying on {cluster.name}, " + cluster.description

@@ -16,6 +16,7 @@ from simcluster.placement import bind
 from simcluster.registry import Registry
 from simcluster.sim import registered_algorithm, simulate
 from simcluster.sim.algorithms import algorithm_names
+from simcluster.sim.libraries import library_names
 from simcluster.topology import load_cluster, registered_fabric
 from simcluster.topology.fabrics import fabric_names
 from simcluster.workload import load_workload, registered_trace_format
@@ -104,3 +105,5 @@ def test_docs_list_every_built_in_algorithm_and_fabric() -> None:
         assert f"**{name}**" in fabrics_section
     formats = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
     assert f"# {' | '.join(fabric_names())}" in formats
+    libraries = network.split("### Collective libraries", 1)[1].split("\n### ", 1)[0]
+    assert f"`network.library: {' | '.join(library_names())}`" in libraries

@@ -44,6 +44,8 @@ def test_csv_parses_with_sources_splits_and_step_times(vp, rows) -> None:
             assert float(r["derived_step_time_s"]) > 0
     assert (DATA / "SOURCES.md").is_file()
     assert sorted(p.name for p in (DATA / "nccl").glob("*.txt")) == [
+        "aac10_mi300x_2node_16gpu_allreduce.txt",
+        "aac11_mi325x_1node_8gpu_allreduce_plateau.txt",
         "aac_mi300x_1node_8gpu_allreduce.txt",
         "coreweave_gb200_nvl72_1rack_72gpu_allreduce.txt",
         "coreweave_gb200_nvl72_20racks_1440gpu_allreduce.txt",

@@ -39,6 +39,7 @@ from simcluster.calibrate.optimise import Minimum, minimise
 from simcluster.calibrate.problem import Problem, Variable
 from simcluster.calibrate.quality import BANDS, Band, CurveFit, busbw
 from simcluster.calibrate.settle import intervals, settle
+from simcluster.sim.libraries import effective_network
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.schema import NetworkParams
 
@@ -149,7 +150,8 @@ def calibrate_systems(systems: Sequence[tuple[Cluster, Sequence[Curve]]], *,
     out = []
     for k, (cluster, _) in enumerate(systems):
         mine = [v for v in problem.variables if problem.applies(v, k)]
-        params = tuple(_outcome(v, v.knob.value(cluster.network), values.get(v), reasons[v],
+        used = effective_network(cluster)  # with the collective library's defaults
+        params = tuple(_outcome(v, v.knob.value(used), values.get(v), reasons[v],
                                 spread.get(v))
                        for v in sorted(mine, key=lambda v: _order(cluster, v.knob)))
         out.append(Calibration(

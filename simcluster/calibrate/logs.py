@@ -36,7 +36,7 @@ _ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+([\d.]+)\s+([\
                   r"([\d.]+)(?:\s+(\S+)|\s*$)")
 _ROW_START = re.compile(r"^\s*\d+\s+\d+\s+[A-Za-z_]\w*(\s|$)")  # looks like a data row
 # A rank line; published excerpts sometimes drop the host (``on HOST``).
-_RANK = re.compile(r"^#\s*Rank\s+(\d+)\s+Group\s+\d+\s+Pid\s+\d+(?:\s+on\s+(\S+))?")
+_RANK = re.compile(r"^#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+(?:\s+on\s+(\S+))?")
 _HEADER = re.compile(r"nThread\s+(\d+)\s+nGpus\s+(\d+)")
 _BINARY = re.compile(r"\b(" + "|".join(PERF_BINARIES) + r")_perf\b")
 MAX_LOG_BYTES = 64 * 2**20  # an nccl-tests log is a few KiB

@@ -200,7 +200,8 @@ class Predictor:
             root = 0 if curve.collective in ("broadcast", "reduce") else -1
             scheds = [model.collective("world", curve.collective, int(s), root)
                       for s in wanted]
-            times = np.array([max(s.estimate_us, network.host_launch_us) for s in scheds])
+            times = np.array([max(s.estimate_us, model.params.host_launch_us)
+                              for s in scheds])
             out.append(Prediction(times, tuple(s.label for s in scheds) if labels else ()))
         return out
 

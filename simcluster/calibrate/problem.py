@@ -21,6 +21,7 @@ from simcluster.calibrate.logs import Curve
 from simcluster.calibrate.model import Knob, Predictor, knobs_for, with_values
 from simcluster.calibrate.quality import Band, band_loss, in_fitted_band
 from simcluster.errors import CalibrationError
+from simcluster.sim.libraries import effective_network
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.schema import NetworkParams
 
@@ -98,10 +99,11 @@ class Problem:
         return var.knob.name in self._knobs[system]
 
     def current(self, var: Variable) -> float:
-        """The variable's value in the given topologies (the first that has it)."""
+        """The variable's value in the given topologies (the first that has it), as the
+        simulation uses it (the collective library's default where the topology sets none)."""
         system = var.system if var.system is not None else next(
             k for k in range(len(self.clusters)) if self.applies(var, k))
-        return var.knob.value(self.bases[system])
+        return var.knob.value(effective_network(self.clusters[system]))
 
     def networks(self, variables: Sequence[Variable], values: Sequence[float]
                  ) -> list[NetworkParams]:

@@ -53,6 +53,9 @@ def collectives_cmd(
     algo: Annotated[str, typer.Option(help="force an algorithm: " + ", ".join(
         algorithm_names()) + "; auto picks")] = "auto",
     proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
+    library: Annotated[Optional[str], typer.Option(
+        help="whose tuning collectives follow: nccl or rccl (default: the topology's "
+             "network.library; auto: RCCL on AMD parts)")] = None,
     dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
     csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,
     compare: Annotated[Optional[Path], typer.Option(
@@ -71,9 +74,11 @@ def collectives_cmd(
     if compare is not None:
         log = read_nccl_log(compare)
         n = ranks or log.ranks or len(cluster.accelerators)
-        cmp_ = compare_log(log, cluster, op, n, algorithm=algo, protocol=proto)
+        cmp_ = compare_log(log, cluster, op, n, algorithm=algo, protocol=proto,
+                           library=library)
         if as_json:
             print_json({"op": op, "ranks": n, "cluster": cluster.name, "log": str(compare),
+                        "library": cp.library_of(cluster, library),
                         "mape_pct": cmp_.mape(), "mean_signed_pct": cmp_.mean_signed(),
                         "rows": [{"size": s, "measured_busbw_GBps": m, "busbw_GBps": p,
                                   "error": e, "algorithm": a} for s, m, p, e, a in zip(
@@ -81,20 +86,23 @@ def collectives_cmd(
                                       cmp_.predicted.tolist(), cmp_.error.tolist(),
                                       cmp_.algorithms)]})
             return
-        terminal().print(f"# {op} on {n} ranks of {cluster.name} (simulated) against {compare}")
+        terminal().print(f"# {op} on {n} ranks of {cluster.name} (simulated, "
+                         f"{cp.library_of(cluster, library).upper()} tuning) against {compare}")
         terminal().print(render.compare_table(cmp_))
         return
     n = ranks or len(cluster.accelerators)
     rows = cp.run(cluster, op, cp.sizes(cp.parse_size(min_size), cp.parse_size(max_size), factor),
-                  ranks=n, algorithm=algo, protocol=proto, dtype=dtype)
+                  ranks=n, algorithm=algo, protocol=proto, dtype=dtype, library=library)
     if as_json:
         print_json({"op": op, "ranks": n, "cluster": cluster.name, "dtype": dtype,
+                    "library": cp.library_of(cluster, library),
                     "avg_busbw_GBps": cp.average_busbw(rows),
                     "rows": [asdict(r) for r in rows]})
     console = terminal() if not as_json else Console(stderr=True, highlight=False)
     if not as_json:
-        console.print(f"# {op} on {n} ranks of {cluster.name} (simulated; busbw as "
-                      "nccl-tests)", soft_wrap=True, markup=False)
+        console.print(f"# {op} on {n} ranks of {cluster.name} (simulated, "
+                      f"{cp.library_of(cluster, library).upper()} tuning; busbw as nccl-tests)",
+                      soft_wrap=True, markup=False)
         console.print(render.perf_text(rows, op, dtype), soft_wrap=True, markup=False)
     if csv is not None:
         from simcluster.atomic import atomic_path

@@ -216,6 +216,19 @@ def _no_base_latency(network: NetworkParams, protocol: str) -> float:
     return 0.0
 
 
+def _one_server(layout: Layout) -> bool:
+    return layout.n_hosts == 1
+
+
+def _never(network: NetworkParams) -> bool:
+    """Not a tuner candidate: a library's size rule (``sim/libraries.py``) or a user picks it."""
+    return False
+
+
+def _allpairs(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
+    return coll.plan_allpairs(layout)
+
+
 def _chain(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
     return coll.plan_chain(layout, options.root, options.pxn, to_root=collective == "reduce")
 
@@ -264,6 +277,11 @@ for _algorithm in (
               description="dimension-ordered bidirectional rings on a torus (TPU ICI)",
               needs="ranks that fill whole rings of a torus fabric (every spanned "
               "dimension complete)"),
+    Algorithm("allpairs", ("all_reduce",), _allpairs, applies=_one_server,
+              tuning=Tuning(table="msccl", protocols=("LL", "Simple")),
+              description="direct reduce-scatter and all-gather between every pair in one "
+              "server (RCCL's MSCCL all-pairs)", automatic=_never,
+              needs="all ranks in one server"),
     Algorithm("chain", ("broadcast", "reduce"), _chain,
               description="pipelined chain along the ring from (or to) the root"),
     Algorithm("direct", ("all_to_all",), _direct, description="all pairs at once"),

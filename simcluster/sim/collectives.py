@@ -36,6 +36,9 @@ Algorithms (``p`` ranks on ``N`` servers of ``g`` ranks, ``C`` channels):
   ICI); its plan is in ``torus.py``.
 - ``direct`` / ``pairwise``: all_to_all as ``p(p-1)`` independent flows of ``S/p``, at once
   or in ``p-1`` rounds of ``p``.
+- ``allpairs``: all_reduce inside one server as a direct reduce-scatter and all-gather
+  between every pair (RCCL's MSCCL all-pairs algorithm): ``p(p-1)`` flows of ``2S/p``, 2
+  steps.
 - ``chain``: broadcast and reduce as a pipelined chain along the ring from/to the root:
   ``p-1`` coupled hops of ``S/C`` per channel, ``p-1`` steps.
 """
@@ -452,3 +455,11 @@ def plan_all_to_all(layout: Layout, pairwise: bool) -> list[Phase]:
         rounds = [[hop for r in rounds for hop in r]]
     return [Phase(tuple(r), np.full(len(r), 1.0 / p), 1 - cross, cross, coupled=False)
             for r in rounds]
+
+
+def plan_allpairs(layout: Layout) -> list[Phase]:
+    """All-reduce as a direct reduce-scatter then all-gather between every pair of ranks: each
+    rank sends ``S/p`` to each peer twice (``2S/p`` per ordered pair), in 2 steps."""
+    p, d = layout.p, layout.devices
+    pairs = tuple((d[i], d[j]) for i in range(p) for j in range(p) if i != j)
+    return [Phase(pairs, np.full(len(pairs), 2.0 / p), 2, 0, coupled=False)]

@@ -12,7 +12,10 @@ with algorithm ``a`` and protocol ``q`` then costs, in isolation,
              + sum over phases of unit_time x S / (bandwidth_factor[a][q] x efficiency)
 
 and the model picks the (algorithm, protocol) with the least cost, as NCCL's tuner does, unless
-the topology or the caller forces them. The candidates, their plans and their table rows
+the topology or the caller forces them, or the cluster's collective library fixes them for
+that size (RCCL's MSCCL windows). The tables (``base``, ``step``, ``bandwidth_factor``), the
+protocols and those windows are the library's (``sim/libraries.py``: NCCL's, or RCCL's per
+architecture). The candidates, their plans and their table rows
 (``a``'s ``Tuning``) come from the algorithm registry, ``sim/algorithms.py``. The engine then
 runs the chosen :class:`Schedule` on the flow network, where contention with other traffic can
 make it slower than the estimate.
@@ -28,6 +31,7 @@ import numpy as np
 from simcluster.errors import SimulationError
 from simcluster.sim import algorithms as algs
 from simcluster.sim import collectives as coll
+from simcluster.sim import libraries
 from simcluster.sim import protocols as proto
 from simcluster.sim.aggregation import aggregation_trees
 from simcluster.sim.network import maxmin_rates
@@ -122,7 +126,10 @@ class CommModel:
         self.router = router
         self.devices = devices
         self.groups = groups
-        self.params = cluster.network
+        self.library = libraries.library_for(cluster)
+        self.profile = self.library.profile(cluster.specs.values())
+        self.tables = self.profile.tables
+        self.params = libraries.effective_network(cluster)
         self.capacity = cluster.capacity_Bpus
         self._layouts: dict[str, coll.Layout] = {}
         self._resolved: dict[tuple[Any, ...], list[_ResolvedPhase]] = {}
@@ -245,7 +252,10 @@ class CommModel:
 
     def _protocols(self, tuning: proto.Tuning, phases: list[_ResolvedPhase]
                    ) -> tuple[str, ...]:
-        allowed = tuning.protocols
+        # The library's protocols (RCCL: no LL128); an algorithm it cannot run otherwise keeps
+        # its own.
+        allowed = tuple(q for q in tuning.protocols if q in self.profile.protocols) or (
+            tuning.protocols)
         # LL128 runs only where the steps inside servers are NVLink (NCCL enables it there).
         if any(ph.intra_steps and ph.intra_hw != "nvlink" for ph in phases):
             allowed = tuple(q for q in allowed if q != "LL128")
@@ -256,23 +266,23 @@ class CommModel:
 
     def _latency(self, tuning: proto.Tuning, protocol: str, ph: _ResolvedPhase) -> float:
         s = self.params.latency_scale * self.params.step_latency_scale.get(protocol, 1.0)
-        lat = ph.intra_steps * proto.step_latency_us(tuning.table, ph.intra_hw, protocol)
+        lat = ph.intra_steps * self.tables.step_latency_us(tuning.table, ph.intra_hw, protocol)
         lat += (ph.inter_steps * self.params.net_step_latency_scale
-                * proto.step_latency_us(tuning.table, "net", protocol))
+                * self.tables.step_latency_us(tuning.table, "net", protocol))
         return s * (lat + ph.latency_us)
 
     def _base(self, tuning: proto.Tuning, protocol: str) -> float:
         """Fixed cost of a call: the system's overhead plus the algorithm's base latency."""
         base = (tuning.base_latency(self.params, protocol) if tuning.base_latency is not None
-                else proto.base_latency_us(tuning.table, protocol)
+                else self.tables.base_latency_us(tuning.table, protocol)
                 + self.params.protocol_overhead_us.get(protocol, 0.0))
         return self.params.collective_overhead_us + self.params.latency_scale * base
 
     def estimate_us(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
-                    collective: str, size: float, multi_node: bool) -> float:
+                    collective: str, size: float, n_hosts: int) -> float:
         """Isolated cost of a plan with ``protocol`` for ``size`` bytes (us), with an
-        algorithm's ``tuning``."""
-        bw = proto.bandwidth_factor(tuning.table, protocol, collective, multi_node)
+        algorithm's ``tuning``, on a group over ``n_hosts`` servers."""
+        bw = self.tables.bandwidth_factor(tuning.table, protocol, collective, n_hosts)
         t = self._base(tuning, protocol)
         for ph in phases:
             t += self._latency(tuning, protocol, ph)
@@ -320,17 +330,22 @@ class CommModel:
                     root: int = 0, algorithm: str | None = None) -> Schedule:
         """Schedule a collective on a layout; ``key`` names the layout for caching."""
         best: tuple[float, str, proto.Tuning, str, list[_ResolvedPhase]] | None = None
-        multi = layout.n_hosts > 1
-        for algo in self._candidates(collective, layout, algorithm):
+        n_hosts = layout.n_hosts
+        rule = (self.profile.rule(collective, layout, size)
+                if algorithm in (None, "auto") and self.params.protocol == "auto" else None)
+        if rule is not None and not algs.applicable(rule.algorithm, collective, layout):
+            rule = None
+        candidates = [rule.algorithm] if rule else self._candidates(collective, layout, algorithm)
+        for algo in candidates:
             tuning = algs.get_algorithm(algo).tuning
             phases = self.resolved((*key, algo, collective, root), layout, algo, collective, root)
-            for q in self._protocols(tuning, phases):
-                t = self.estimate_us(tuning, q, phases, collective, size, multi)
+            for q in (rule.protocol,) if rule else self._protocols(tuning, phases):
+                t = self.estimate_us(tuning, q, phases, collective, size, n_hosts)
                 if best is None or t < best[0]:
                     best = (t, algo, tuning, q, phases)
         assert best is not None
         t, algo, tuning, q, phases = best
-        bw = proto.bandwidth_factor(tuning.table, q, collective, multi)
+        bw = self.tables.bandwidth_factor(tuning.table, q, collective, n_hosts)
         scheduled = [
             ScheduledPhase(routes=ph.routes,
                            nbytes=ph.share * ph.weight * (size / (bw * ph.efficiency)),
@@ -354,12 +369,12 @@ class CommModel:
         )
         best: tuple[float, str] | None = None
         for q in self._protocols(proto.P2P, [ph]):
-            t = self.estimate_us(proto.P2P, q, [ph], "send", size, cross)
+            t = self.estimate_us(proto.P2P, q, [ph], "send", size, 2 if cross else 1)
             if best is None or t < best[0]:
                 best = (t, q)
         assert best is not None
         t, q = best
-        bw = proto.bandwidth_factor(proto.P2P.table, q, "send", cross)
+        bw = self.tables.bandwidth_factor(proto.P2P.table, q, "send", 2 if cross else 1)
         return Schedule(
             algorithm="p2p", protocol=q, fixed_us=self._base(proto.P2P, q),
             phases=[ScheduledPhase([route.links], np.array([size / bw]),

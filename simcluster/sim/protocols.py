@@ -14,7 +14,9 @@ that file, rewritten here. The calibration against nccl-tests keeps their struct
 only a global latency scale (``NetworkParams.latency_scale``); see ``docs/network.md``.
 
 Which rows an algorithm uses and which protocols it runs are part of its record
-(:class:`Tuning`, in ``sim/algorithms.py``), not tables here.
+(:class:`Tuning`, in ``sim/algorithms.py``), not tables here. :class:`Tables` bundles one
+library's constants: :data:`NCCL` holds the tables below; RCCL's are in ``sim/rccl.py``, and
+``sim/libraries.py`` says which a cluster uses.
 
 Units: microseconds; factors are dimensionless fractions of link bandwidth.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from simcluster.topology.schema import NetworkParams
@@ -122,21 +124,56 @@ class Tuning:
 P2P = Tuning()
 
 
-def step_latency_us(table: str, hw: str, protocol: str) -> float:
-    """Latency of one step with the ``table`` rows over hardware class ``hw``."""
-    return STEP_LATENCY_US[table if table in STEP_LATENCY_US else "ring"][hw][protocol]
+@dataclass(frozen=True)
+class Tables:
+    """One collective library's tuning constants (the tables above are NCCL's; RCCL's are in
+    ``sim/rccl.py``). A table name the library lacks falls back to NCCL's rows (NVLS and
+    CollNet exist only on NVIDIA hardware).
+
+    Attributes:
+        base: base latency of a call per table and protocol (us).
+        step: latency of one step per table, hardware class and protocol (us).
+        bandwidth: fraction of link bandwidth per table and protocol, one dict per server
+            count it applies from (``{1: ..., 3: ...}``: the row of the largest key at most
+            the group's server count).
+        ll_other_collectives: NCCL's ring LL factor for collectives other than all-reduce and
+            reduce inside one server (1/3), or None where the library has no such case.
+    """
+
+    base: dict[str, dict[str, float]]
+    step: dict[str, dict[str, dict[str, float]]]
+    bandwidth: dict[int, dict[str, dict[str, float]]]
+    ll_other_collectives: float | None = None
+
+    def step_latency_us(self, table: str, hw: str, protocol: str) -> float:
+        """Latency of one step with the ``table`` rows over hardware class ``hw``."""
+        return _rows(table, self.step, STEP_LATENCY_US)[hw][protocol]
+
+    def base_latency_us(self, table: str, protocol: str) -> float:
+        """Base latency of one call with the ``table`` rows and ``protocol`` (us)."""
+        return _rows(table, self.base, BASE_LATENCY_US)[protocol]
+
+    def bandwidth_factor(self, table: str, protocol: str, collective: str,
+                         n_hosts: int = 1) -> float:
+        """Fraction of link bandwidth that ``protocol`` delivers for ``collective`` with the
+        ``table`` rows on a group over ``n_hosts`` servers."""
+        row = self.bandwidth[max(k for k in self.bandwidth if k <= max(n_hosts, 1))]
+        factor = _rows(table, row, BANDWIDTH_FACTOR)[protocol]
+        if (self.ll_other_collectives is not None and table == "ring" and protocol == "LL"
+                and n_hosts <= 1 and collective not in ("all_reduce", "reduce")):
+            factor = self.ll_other_collectives
+        return factor
 
 
-def base_latency_us(table: str, protocol: str) -> float:
-    """Base latency of one call with the ``table`` rows and ``protocol`` (us)."""
-    return BASE_LATENCY_US[table][protocol]
+def _rows(table: str, own: dict[str, Any], nccl: dict[str, Any]) -> Any:
+    """``table``'s rows: the library's own, else NCCL's, else the ring's (of either)."""
+    for rows in (own, nccl):
+        if table in rows:
+            return rows[table]
+    return own["ring"] if "ring" in own else nccl["ring"]
 
 
-def bandwidth_factor(table: str, protocol: str, collective: str, multi_node: bool) -> float:
-    """Fraction of link bandwidth that ``protocol`` delivers for ``collective`` with the
-    ``table`` rows."""
-    factor = BANDWIDTH_FACTOR[table][protocol]
-    if table == "ring" and protocol == "LL" and not multi_node and collective not in (
-            "all_reduce", "reduce"):
-        factor = 1.0 / 3.0
-    return factor
+# NCCL's: the tables above.
+NCCL = Tables(base=BASE_LATENCY_US, step=STEP_LATENCY_US, bandwidth={1: BANDWIDTH_FACTOR},
+              ll_other_collectives=1.0 / 3.0)
+

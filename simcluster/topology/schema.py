@@ -64,6 +64,18 @@ def _algorithm_enum(schema: dict[str, Any]) -> None:
     schema["enum"] = list(_algorithm_names())
 
 
+def _library_names() -> tuple[str, ...]:
+    """``auto`` and the registered collective libraries (``sim/libraries.py``; imported when
+    needed, as the algorithms are)."""
+    from simcluster.sim.libraries import library_names
+
+    return ("auto", *library_names())
+
+
+def _library_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(_library_names())
+
+
 def _fabric_enum(schema: dict[str, Any]) -> None:
     schema["enum"] = list(fabrics.fabric_names())
 
@@ -326,6 +338,10 @@ class NetworkParams(_Strict):
         "auto", description="force an algorithm where it applies; auto chooses per size",
         json_schema_extra=_algorithm_enum)
     protocol: Literal["auto", "LL", "LL128", "Simple"] = "auto"
+    library: str = Field(
+        "auto", description="collective library whose tuning the model follows (nccl, "
+        "rccl); auto: by the accelerators' vendor (AMD: rccl, otherwise nccl)",
+        json_schema_extra=_library_enum)
     pxn: bool = Field(True, description="rings leave a server on their own rail (NCCL PXN)")
     nvls: bool = Field(True, description="use in-switch reduction where the hardware has it")
     collnet: bool = Field(
@@ -359,6 +375,11 @@ class NetworkParams(_Strict):
     @classmethod
     def _known_algorithm(cls, value: object) -> str:
         return _one_of(value, _algorithm_names())
+
+    @field_validator("library", mode="before")
+    @classmethod
+    def _known_library(cls, value: object) -> str:
+        return _one_of(value, _library_names())
 
     @model_validator(mode="after")
     def _efficiencies_in_range(self) -> NetworkParams:

@@ -166,3 +166,15 @@ def test_the_search_is_deterministic_and_stays_in_bounds() -> None:
     b = minimise(f, np.array([1.0, 2.0]), lo, hi)
     assert a.x.tolist() == b.x.tolist() == [4.0, 0.0]  # the optimum is outside: its corner
     assert all((lo <= x).all() and (x <= hi).all() for x in calls)
+
+
+def test_an_rccl_cluster_starts_from_rccls_per_call_costs() -> None:
+    """On AMD parts the collective library is RCCL, which drops the NVIDIA-fitted host launch
+    (19.3 us) and Simple overhead (86.3 us): the calibration starts from, and reports, the
+    values the simulation used (0), not the schema's defaults."""
+    log = ROOT / "bench" / "data" / "published" / "nccl" / "aac_mi300x_1node_8gpu_allreduce.txt"
+    result = cal.calibrate(load_cluster(TOPOLOGIES / "mi300x-8gpu.yaml"), [cal.read_log(log)])
+    params = _params(result)
+    assert params["host_launch_us"].before == 0.0
+    assert params["protocol_overhead_us.Simple"].before == 0.0
+    assert params["link_efficiency.nvlink"].before == 0.711

@@ -178,9 +178,19 @@ def test_collectives_forced_algorithm_and_bad_arguments(capsys) -> None:
                            (["--op", "allreduce"], "unknown collective 'allreduce'"),
                            (["--min", "1G", "--max", "1K"], "need 0 < min"),
                            (["--max", "lots"], "size 'lots'"),
-                           (["--algo", "tree"], "algorithm 'tree' cannot run all_reduce")):
+                           (["--algo", "tree"], "algorithm 'tree' cannot run all_reduce"),
+                           (["--library", "nvshmem"], "--library 'nvshmem'")):
         code, _, err = _run(capsys, "collectives", "-t", topo, *args)
         assert code == 2 and expected in err and "Traceback" not in err, args
+
+
+def test_collectives_follow_the_library_of_the_accelerators_or_the_one_named(capsys) -> None:
+    topo = str(ROOT / "topologies" / "mi300x-8gpu.yaml")
+    code, out, _ = _run(capsys, "collectives", "-t", topo, "--min", "1K", "--max", "1K")
+    assert code == 0 and "RCCL tuning" in out and "allpairs/LL" in out
+    code, out, _ = _run(capsys, "collectives", "-t", topo, "--min", "1K", "--max", "1K",
+                        "--library", "nccl", "--json")
+    assert code == 0 and '"library": "nccl"' in out and '"algorithm": "ring/LL"' in out
 
 
 def test_report_export_and_diff_from_run_folders(capsys, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from tests.toys import GATHER_SCATTER
 
 GB = 10**9
 BUILT_IN = ("ring", "tree", "hierarchical", "nvls", "nvls-tree", "collnet-direct",
-            "collnet-chain", "torus", "chain", "direct", "pairwise")
+            "collnet-chain", "torus", "allpairs", "chain", "direct", "pairwise")
 NCCL_ONLY = {"protocol_overhead_us": {}, "step_latency_scale": {}}
 
 
@@ -43,7 +43,8 @@ def _all_reduce(p: int, size: int) -> object:
 def test_built_in_algorithms_in_registration_order() -> None:
     assert algorithm_names() == BUILT_IN
     assert algorithms_for("all_reduce") == ("ring", "tree", "hierarchical", "nvls", "nvls-tree",
-                                            "collnet-direct", "collnet-chain", "torus")
+                                            "collnet-direct", "collnet-chain", "torus",
+                                            "allpairs")
     assert algorithms_for("all_gather") == algorithms_for("reduce_scatter") == ("ring", "torus")
     assert algorithms_for("all_to_all") == ("direct", "pairwise")
     assert algorithms_for("broadcast") == algorithms_for("reduce") == ("chain",)
@@ -83,7 +84,7 @@ def test_auto_considers_the_toy_and_keeps_the_cheaper_ring() -> None:
 def test_where_the_toy_does_not_apply_forcing_it_names_the_alternatives() -> None:
     with registered_algorithm(GATHER_SCATTER):
         with pytest.raises(SimulationError, match="'gather-scatter' cannot run all_reduce on 8"
-                           " ranks.*use one of ring or auto"):
+                           " ranks.*use one of ring, allpairs or auto"):
             replay(_all_reduce(8, GB), star(8, 100.0, algorithm="gather-scatter"))
 
 

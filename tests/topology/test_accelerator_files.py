@@ -119,6 +119,39 @@ def _unknown_gpu_trace(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("name, memory, units, model", [
+    ("NVIDIA H100 NVL", 99_857_989_632, 132, "H100-NVL-94GB"),  # NVIDIA datacenter, by memory
+    ("NVIDIA B200", 191_525_027_840, 148, "B200-SXM-180GB"),
+    ("AMD Instinct MI300X", 205_822_885_888, 304, "MI300X"),  # AMD Instinct (ROCm name)
+    ("AMD Instinct MI210", 68_702_699_520, 104, "MI210"),
+])
+def test_a_hand_made_trace_of_each_naming_family_is_identified(
+        tmp_path: Path, name: str, memory: int, units: int, model: str) -> None:
+    t = KTrace(rank=None, world=None, device=None)
+    t.step(1, 1000, 100)
+    t.launch(1010, 5, 1020, 50)
+    doc = t.doc()
+    doc["deviceProperties"] = [{"id": 0, "name": name, "totalGlobalMem": memory,
+                                "numSms": units}]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(doc))
+    assert sc.load_workload(path).meta.recorded_device == model
+
+
+def test_a_trace_with_an_empty_gpu_name_says_so_and_replays_with_a_spec(
+        capsys, tmp_path: Path) -> None:
+    gpus, _ = _files(tmp_path)
+    t = KTrace(rank=None, world=None, device="")
+    t.step(1, 1000, 100)
+    t.launch(1010, 5, 1020, 50)
+    path = t.write(tmp_path / "empty.json")
+    code, _, err = _run(capsys, "replay", str(path))
+    assert code == 2 and "--device-file" in err
+    code, text, _ = _run(capsys, "replay", str(path), "--device-file", str(gpus),
+                         "--device", "RTX2080Ti", "-q")
+    assert code == 0 and float(text) > 0
+
+
 def test_a_trace_from_an_unknown_gpu_replays_with_its_spec(capsys, tmp_path: Path) -> None:
     gpus, _ = _files(tmp_path)
     trace = _unknown_gpu_trace(tmp_path)
