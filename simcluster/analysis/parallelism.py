@@ -39,13 +39,14 @@ def op_parallelism(timeline: pa.Table) -> np.ndarray:
         ['ep', 'cp', 'pp', '']
     """
     kind = _strings(timeline, "kind")
-    group = _strings(timeline, "group")
-    stream = _strings(timeline, "stream")
+    group = pc.fill_null(timeline.column("group").cast(pa.string()), "")
+    prefix = pc.list_element(pc.split_pattern(group, ".", max_splits=1), 0)
+    ring = pc.starts_with(timeline.column("stream").cast(pa.string()), "cp")
     out = np.full(len(kind), "", dtype=object)
     coll = kind == "collective"
-    out[coll] = [group_kind(g or "") for g in group[coll]]
+    out[coll] = prefix.to_numpy(zero_copy_only=False)[coll]
     p2p = (kind == "send") | (kind == "recv")
-    out[p2p] = np.where([str(s).startswith("cp") for s in stream[p2p]], "cp", "pp")
+    out[p2p] = np.where(ring.fill_null(False).to_numpy(zero_copy_only=False)[p2p], "cp", "pp")
     return out
 
 
