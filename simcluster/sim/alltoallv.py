@@ -41,11 +41,13 @@ def split_matrices(workload: Workload) -> dict[tuple[str, int], np.ndarray]:
     size = rows.column("comm_bytes").to_pylist()
     splits = rows.column("splits").to_pylist()
     out: dict[tuple[str, int], np.ndarray] = {}
+    position: dict[str, dict[int, int]] = {}
     for r, g, k, s, row in zip(rank, group, seq, size, splits):
         m = out.get((g, k))
         if m is None:  # the ranks of a collective agree on comm_bytes (the engine checks)
             p = len(workload.groups[g])
             m = out[(g, k)] = np.full((p, p), s / p)
-        m[workload.groups[g].index(r)] = row
+        if g not in position:
+            position[g] = {x: i for i, x in enumerate(workload.groups[g])}
+        m[position[g][r]] = row
     return out
-

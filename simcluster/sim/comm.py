@@ -127,7 +127,7 @@ class CommModel:
         self._layouts: dict[str, coll.Layout] = {}
         self._resolved: dict[tuple[Any, ...], list[_ResolvedPhase]] = {}
         self._pairs: dict[tuple[Any, ...], list[tuple[list[np.ndarray], np.ndarray,
-                                                      np.ndarray]]] = {}
+                                                      np.ndarray]] | None] = {}
         self._sharp = any(bool(a.get("sharp")) for _, a in cluster.graph.nodes(data=True))
 
     # -- layouts ------------------------------------------------------------------------------
@@ -318,27 +318,35 @@ class CommModel:
                                  algorithm or self._topology_algorithm(collective))
         if splits is None or collective != "all_to_all" or size <= 0:
             return sched
-        return self._per_pair(group, layout, sched, splits, size)
+        pairs = self._pair_plan(group, layout, sched.algorithm)
+        return sched if pairs is None else self._per_pair(group, layout, sched, pairs,
+                                                          splits, size)
 
     def _pair_plan(self, group: str, layout: coll.Layout, algorithm: str
-                   ) -> list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
+                   ) -> list[tuple[list[np.ndarray], np.ndarray, np.ndarray]] | None:
         """Per phase of ``algorithm``'s all_to_all plan: each flow's route and its sender's
-        and receiver's positions in the group (cached per group and algorithm)."""
+        and receiver's positions in the group (cached per group and algorithm); None for a
+        plan whose flows are not one per (sender, receiver) pair and phase (it runs even)."""
         key = ("pairs", group, algorithm)
-        hit = self._pairs.get(key)
-        if hit is None:
-            where = {self.devices[r]: k for k, r in enumerate(self.groups[group])}
-            hit = []
-            for ph in algs.plan(algorithm, "all_to_all", layout, pxn=self.params.pxn,
-                                nvls_efficiency=self.params.nvls_efficiency):
-                src = np.array([where[path[0]] for path in ph.paths], dtype=np.int64)
-                dst = np.array([where[path[-1]] for path in ph.paths], dtype=np.int64)
-                hit.append(([self._route(path) for path in ph.paths], src, dst))
-            self._pairs[key] = hit
+        if key in self._pairs:
+            return self._pairs[key]
+        where = {self.devices[r]: k for k, r in enumerate(self.groups[group])}
+        hit: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]] | None = []
+        for ph in algs.plan(algorithm, "all_to_all", layout, pxn=self.params.pxn,
+                            nvls_efficiency=self.params.nvls_efficiency):
+            ends = [(where.get(path[0]), where.get(path[-1])) for path in ph.paths]
+            if None in {x for pair in ends for x in pair} or len(set(ends)) < len(ends):
+                hit = None
+                break
+            src, dst = (np.array(x, dtype=np.int64) for x in zip(*ends)) if ends else (
+                np.zeros(0, np.int64), np.zeros(0, np.int64))
+            hit.append(([self._route(path) for path in ph.paths], src, dst))
+        self._pairs[key] = hit
         return hit
 
-    def _per_pair(self, group: str, layout: coll.Layout, sched: Schedule, splits: np.ndarray,
-                  size: int) -> Schedule:
+    def _per_pair(self, group: str, layout: coll.Layout, sched: Schedule,
+                  pairs: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]],
+                  splits: np.ndarray, size: int) -> Schedule:
         """``sched`` with each flow carrying its (sender, receiver) pair's bytes of
         ``splits``, where the even all_to_all gives every pair ``size / p``; a pair with no
         bytes sends nothing. Even splits give the even schedule's flows bit for bit."""
@@ -348,8 +356,7 @@ class CommModel:
         resolved = self.resolved(("g", group, sched.algorithm, "all_to_all", 0),
                                  layout, sched.algorithm, "all_to_all")
         phases = []
-        for (routes, src, dst), ph, even in zip(self._pair_plan(group, layout, sched.algorithm),
-                                                resolved, sched.phases):
+        for (routes, src, dst), ph, even in zip(pairs, resolved, sched.phases):
             share = splits[src, dst] / size  # the pair's bytes per byte of the size
             keep = np.flatnonzero(share > 0)
             phases.append(ScheduledPhase(

@@ -189,7 +189,8 @@ def _check_splits(t: pa.Table, chk: _Checker, groups: dict[str, tuple[int, ...]]
              "remove the splits of this op (or make it an all_to_all).")
     lengths = pc.list_value_length(splits).fill_null(0).to_numpy(zero_copy_only=False)
     group = _np(t, "group", "")
-    size = np.array([len(groups.get(g, ())) for g in group], dtype=np.int64)
+    size = np.zeros(t.num_rows, dtype=np.int64)
+    size[has] = [len(groups.get(g, ())) for g in group[has]]
     chk.fail(has & (lengths != size), "splits",
              "does not list one byte count per member of the op's group",
              "give the bytes sent to each member of the group, in the group's rank order.")

@@ -31,9 +31,10 @@ hot experts move from layer to layer), its load is ``s`` times the mean and ever
 rank's ``(ep - s) / (ep - 1)`` times it (the mean stays 1), each capped at ``c``. Each rank
 sends ``floor(T_l k h e min(load_j, c) / ep)`` bytes to member ``j`` towards the experts
 (forward dispatch, backward combine) and receives as much back from it the other way
-(forward combine, backward dispatch): :func:`a2a_splits`. ``allgather``: the ``ep T_l`` tokens all-gathered over the EP group, and the outputs
-reduce-scattered back (``ep T_l h e`` bytes each). With ``expert_tp > 1`` the received
-tokens are all-gathered over the TP group before the experts and reduce-scattered after.
+(forward combine, backward dispatch): :func:`a2a_splits`. ``allgather``: the ``ep T_l``
+tokens all-gathered over the EP group, and the outputs reduce-scattered back (``ep T_l h e``
+bytes each). With ``expert_tp > 1`` the received tokens are all-gathered over the TP group
+before the experts and reduce-scattered after.
 
 **Ops per MoE layer and micro-batch**: router GEMM ``T_l x h x E``, ``router_topk`` (scores,
 top-k, auxiliary loss: elementwise on ``T_l E`` fp32 scores), ``permute`` (the ``T_l k``
