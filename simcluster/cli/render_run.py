@@ -152,7 +152,8 @@ def memory_table(info: Any, capacity_bytes: int | None = None) -> Table:
     return table
 
 
-_COMM_NAMES = {"ep": "expert all-to-all (ep)", "edp": "expert gradients (edp)"}
+_COMM_NAMES = {"ep": "expert all-to-all (ep)", "edp": "expert gradients (edp)",
+               "cp": "context-parallel exchange (cp)", "pp": "pipeline send/recv (pp)"}
 
 
 def training_lines(training: dict[str, Any]) -> RenderableType:
