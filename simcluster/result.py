@@ -106,6 +106,22 @@ class Result:
         return t.filter(pc.less(t.column("rank"), self.real_ranks))
 
     @cached_property
+    def comm_breakdown(self) -> pa.Table:
+        """Per (rank, kind of parallelism): time moving its data and exposed (us), real
+        ranks only (``analysis.parallelism.comm_breakdown``)."""
+        from simcluster.analysis.parallelism import comm_breakdown
+
+        t = comm_breakdown(self.run)
+        return t.filter(pc.less(t.column("rank"), self.real_ranks))
+
+    @cached_property
+    def link_parallelism(self) -> pa.Table:
+        """Per (link, kind of parallelism): the limiting flow-time of its traffic."""
+        from simcluster.analysis.parallelism import link_parallelism
+
+        return link_parallelism(self.run)
+
+    @cached_property
     def critical_path(self) -> pa.Table:
         """The cross-rank critical path, segment by segment."""
         return critical_path(self.run)
@@ -249,7 +265,8 @@ class Result:
 
         return write_run(self.run, out, self.summary, self.breakdown, self.critical_path,
                          steps=self.steps, fidelity=self.fidelity,
-                         import_report=self.import_report)
+                         import_report=self.import_report, comm=self.comm_breakdown,
+                         link_kinds=self.link_parallelism)
 
     def write_report(self, out: str | Path) -> Path:
         """Write the one-page interactive HTML report (needs plotly) to ``out``."""

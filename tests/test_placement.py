@@ -74,7 +74,7 @@ def test_non_accelerator_and_missing_and_extra_ranks(tmp_path: Path, h100) -> No
 def test_bad_placement_file(tmp_path: Path, h100) -> None:
     with pytest.raises(PlacementError, match="give either strategy"):
         load_placement(_yaml(tmp_path, "strategy: packed\nranks: [node0/gpu0]\n"), h100, 1)
-    with pytest.raises(PlacementError, match="strategy: input should be 'packed', 'spread', 'tp-packed', 'tp-spread', 'rail-aligned' or 'speed-aware'"):
+    with pytest.raises(PlacementError, match="strategy: input should be 'packed', 'spread', 'tp-packed', 'tp-spread', 'rail-aligned', 'speed-aware' or 'ep-packed'"):
         load_placement(_yaml(tmp_path, "strategy: random\n"), h100, 1)
 
 

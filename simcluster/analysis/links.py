@@ -6,7 +6,7 @@
   the one that set a flow's rate in max-min sharing. A link can be busy without limiting
   anyone (a fast NVLink hop of a ring that a NIC holds back), and a short saturated link can
   hold up many flows. Each bottleneck lists the collectives and groups whose flows it
-  limited.
+  limited, and the kinds of parallelism (tp, cp, ep, edp, dp, pp, ...) of that traffic.
 - ``by_role``: per role of link (``nvlink``, ``pcie``, ``nic``, ``spine``, ...), bytes,
   utilization and share of the limiting time: whether the step is NVLink-, PCIe-, NIC- or
   spine-bound at a glance.
@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from simcluster.analysis.parallelism import link_parallelism, link_parallelism_of
 from simcluster.sim.result import Run
 
 
@@ -89,7 +90,9 @@ def by_role(run: Run) -> pa.Table:
 
 def bottleneck_links(run: Run, top: int = 10, labels: int = 3) -> list[dict[str, Any]]:
     """The ``top`` links by limiting flow-time, each with the ``labels`` collectives/groups
-    it limited most (label, flow_us, share of the link's limiting time)."""
+    it limited most (``limited``: label, flow_us, share of the link's limiting time) and the
+    kinds of parallelism of all the flows it limited (``parallelism``: parallelism,
+    limiting_us, share; ``analysis/parallelism.py``)."""
     links = run.links.filter(pc.greater(run.links.column("limiting_us"), 0)).sort_by(
         [("limiting_us", "descending"), ("link_id", "ascending")]).slice(0, top)
     rows = links.select(["link_id", "src", "dst", "kind", "role", "capacity_GBps",
@@ -102,10 +105,12 @@ def bottleneck_links(run: Run, top: int = 10, labels: int = 3) -> list[dict[str,
         per: dict[int, list[dict[str, Any]]] = {}
         for rec in sub.to_pylist():
             per.setdefault(rec["link_id"], []).append(rec)
+        kinds = link_parallelism(run)
         for r in rows:
             top_labels = per.get(r["link_id"], [])[:labels]
             r["limited"] = [{"label": a["label"], "flow_us": a["flow_us"],
                              "share": a["flow_us"] / r["limiting_us"]} for a in top_labels]
+            r["parallelism"] = link_parallelism_of(kinds, r["link_id"])
     return rows
 
 

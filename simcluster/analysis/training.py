@@ -32,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simcluster.analysis.breakdown import COMM_KINDS, mean_step_time_us, union_by_group
+from simcluster.analysis.breakdown import mean_step_time_us, union_by_group
+from simcluster.analysis.parallelism import comm_breakdown
 from simcluster.errors import OutOfMemoryError
 from simcluster.sim.result import Run
 from simcluster.topology.catalog import AcceleratorSpec
@@ -125,32 +126,21 @@ def _pipeline_busy(run: Run, real: int) -> tuple[np.ndarray, float]:
 
 
 def comm_by_parallelism(run: Run, real: int, steps: int = 1) -> dict[str, dict[str, float]]:
-    """Communication per kind of parallelism: the first part of the group name (``tp``,
-    ``dp``, ``ep`` expert dispatch and combine, ``edp`` expert gradients, ``emb``; ``pp``
-    for send/recv). For each, ``time_us``: time the ranks ``0 .. real-1`` spend moving its
-    data (from the moment all peers arrived), and ``exposed_us``: the part of it that no
-    compute op overlaps; per step, mean over those ranks."""
-    t = run.timeline
-    rank = t.column("rank").to_numpy().astype(np.int64)
-    kind = t.column("kind").to_numpy(zero_copy_only=False)
-    start, end = t.column("start_us").to_numpy(), t.column("end_us").to_numpy()
-    active = start + t.column("wait_us").to_numpy()
-    mine = rank < real
-    comm = np.isin(kind, COMM_KINDS) & mine
-    comp = (kind == "compute") & mine
-    group = pc.fill_null(t.column("group").cast(pa.string()), "pp")
-    prefix = pc.list_element(pc.split_pattern(group, ".", max_splits=1), 0)
-    prefix = prefix.to_numpy(zero_copy_only=False)
-    busy = union_by_group(rank[comp], start[comp], end[comp], real)
-    out = {}
-    for name in sorted(set(prefix[comm])):
-        m = comm & (prefix == name)
-        moving = union_by_group(rank[m], active[m], end[m], real)
-        both = union_by_group(np.r_[rank[m], rank[comp]], np.r_[active[m], start[comp]],
-                              np.r_[end[m], end[comp]], real)
-        out[str(name)] = {"time_us": float(moving.mean()) / steps,
-                          "exposed_us": float((both - busy).mean()) / steps}
-    return out
+    """Communication per kind of parallelism (``analysis/parallelism.py``: ``tp``, ``cp``
+    (Ulysses all-to-alls and ring-attention K/V exchanges), ``ep`` expert dispatch and
+    combine, ``edp`` expert gradients, ``dp``, ``emb``, ``pp`` pipeline send/recv). For each,
+    ``time_us``: time the ranks ``0 .. real-1`` spend moving its data (from the moment all
+    peers arrived), and ``exposed_us``: the part of it that no compute op overlaps; per
+    step, mean over those ranks."""
+    t = comm_breakdown(run)
+    mine = t.filter(pc.less(t.column("rank"), real)).to_pydict()
+    out: dict[str, dict[str, float]] = {}
+    for name, moving, exposed in zip(mine["parallelism"], mine["comm_us"],
+                                     mine["exposed_comm_us"]):
+        acc = out.setdefault(name, {"time_us": 0.0, "exposed_us": 0.0})
+        acc["time_us"] += moving / (real * steps)
+        acc["exposed_us"] += exposed / (real * steps)
+    return dict(sorted(out.items()))
 
 
 def training_summary(run: Run, workload: Workload, ranks: pa.Table,

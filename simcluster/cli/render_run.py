@@ -77,17 +77,26 @@ def links_table(links: list[dict[str, Any]], title: str = "busiest links") -> Ta
 
 
 def bottlenecks_table(rows: list[dict[str, Any]]) -> Table:
-    """Links by limiting flow-time, with the collectives/groups they limited."""
+    """Links by limiting flow-time, with the kinds of parallelism and the collectives/groups
+    they limited."""
     table = Table(title="bottleneck links (flow-time during which the link set a flow's rate)",
                   title_justify="left")
-    for col in ("link", "role", "GB/s", "util", "limiting", "limited"):
-        table.add_column(col, justify="left" if col in ("link", "role", "limited") else "right")
+    text = ("link", "role", "parallelism", "limited")
+    for col in ("link", "role", "GB/s", "util", "limiting", "parallelism", "limited"):
+        table.add_column(col, justify="left" if col in text else "right")
     for r in rows:
         limited = ", ".join(f"{a['label']} {100 * a['share']:.0f}%" for a in r.get("limited", []))
         alike = f" (+{r['alike']} alike)" if r.get("alike") else ""
         table.add_row(f"{r['src']} -> {r['dst']}{alike}", r["role"], f"{r['capacity_GBps']:g}",
-                      f"{100 * r['utilization']:.1f}%", fmt_time(r["limiting_us"]), limited)
+                      f"{100 * r['utilization']:.1f}%", fmt_time(r["limiting_us"]),
+                      parallelism_shares(r), limited)
     return table
+
+
+def parallelism_shares(row: dict[str, Any]) -> str:
+    """``ep 84%, dp 16%``: the kinds of parallelism a bottleneck link limited."""
+    return ", ".join(f"{p['parallelism']} {100 * p['share']:.0f}%"
+                     for p in row.get("parallelism", []))
 
 
 def roles_table(rows: list[dict[str, Any]]) -> Table:
@@ -143,7 +152,8 @@ def memory_table(info: Any, capacity_bytes: int | None = None) -> Table:
     return table
 
 
-_COMM_NAMES = {"ep": "expert all-to-all (ep)", "edp": "expert gradients (edp)"}
+_COMM_NAMES = {"ep": "expert all-to-all (ep)", "edp": "expert gradients (edp)",
+               "cp": "context-parallel exchange (cp)", "pp": "pipeline send/recv (pp)"}
 
 
 def training_lines(training: dict[str, Any]) -> RenderableType:

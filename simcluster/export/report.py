@@ -114,9 +114,12 @@ def render_html(run: Run, summary: dict[str, Any], ranks: pa.Table, path: pa.Tab
     }
     div = {k: figure_html(f, k) for k, f in figs.items()}
     bottlenecks = table(
-        ["link", "alike", "role", "GB/s", "utilization", "limiting (ms)", "limited"],
+        ["link", "alike", "role", "GB/s", "utilization", "limiting (ms)", "parallelism",
+         "limited"],
         [[f"{r['src']} -> {r['dst']}", r["alike"], r["role"], f"{r['capacity_GBps']:g}",
           f"{100 * r['utilization']:.1f}%", f"{r['limiting_us'] / 1e3:.3f}",
+          ", ".join(f"{p['parallelism']} {100 * p['share']:.0f}%"
+                    for p in r.get("parallelism", [])),
           ", ".join(f"{a['label']} {100 * a['share']:.0f}%" for a in r.get("limited", []))]
          for r in bottleneck_classes(run)])
     crit = table(

@@ -11,6 +11,8 @@ Files (documented in ``docs/formats.md``):
 - ``attribution.parquet``: flow-time each link limited, per collective/group;
 - ``link_load.parquet``: load over time of every link that carried traffic;
 - ``memory.parquet``: per rank, device, capacity and peak memory;
+- ``comm.parquet``: per (rank, kind of parallelism), time moving its data and exposed;
+- ``link_parallelism.parquet``: per (link, kind of parallelism), the limiting flow-time;
 - ``summary.json``: the summary;
 - ``fidelity.parquet``: an imported trace's ProfilerStep durations, simulated vs recorded
   (only for traces that recorded them);
@@ -33,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simcluster.analysis import critical_path, rank_breakdown, step_breakdown, summarize
+from simcluster.analysis.parallelism import comm_breakdown, link_parallelism
 from simcluster.atomic import staged_dir
 from simcluster.errors import SimclusterError
 from simcluster.sim.result import Run
@@ -49,7 +52,10 @@ TABLES: dict[str, str | None] = {
     "steps.parquet": None,
     "critical_path.parquet": None,
 }
-OUTPUT_FILES = (*TABLES, "summary.json")
+# Analysis tables written beside them, not needed to read a run folder back (older folders
+# lack them): communication per (rank, kind of parallelism), limiting time per (link, kind).
+PARALLELISM_FILES = ("comm.parquet", "link_parallelism.parquet")
+OUTPUT_FILES = (*TABLES, *PARALLELISM_FILES, "summary.json")
 FIDELITY_FILE = "fidelity.parquet"
 IMPORT_FILE = "import.json"
 
@@ -74,13 +80,16 @@ def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None,
               ranks: pa.Table | None = None, path: pa.Table | None = None, *,
               steps: pa.Table | None = None, fidelity: pa.Table | None = None,
               import_report: dict[str, Any] | None = None,
-              extra: Mapping[str, pa.Table] | None = None) -> Path:
+              extra: Mapping[str, pa.Table] | None = None, comm: pa.Table | None = None,
+              link_kinds: pa.Table | None = None) -> Path:
     """Write ``run`` into folder ``out`` (created if needed); returns the folder.
 
     ``summary``, ``ranks``, ``path`` and ``steps`` are reused when already computed (the
     facade passes the ones of the ranks that stand for a folded workload);
     ``fidelity`` (with rows) and ``import_report`` add their files, and ``extra`` Parquet
-    files by name (a job mix's ``jobs.parquet`` and ``shared_links.parquet``).
+    files by name (a job mix's ``jobs.parquet`` and ``shared_links.parquet``). ``comm`` and
+    ``link_kinds`` (communication per rank and per link by kind of parallelism) are reused
+    too, else computed.
     """
     ranks = rank_breakdown(run) if ranks is None else ranks
     path = critical_path(run) if path is None else path
@@ -91,6 +100,9 @@ def write_run(run: Run, out: str | Path, summary: dict[str, Any] | None = None,
     with staged_dir(out) as stage:
         for name, attr in TABLES.items():
             write_parquet(getattr(run, attr) if attr else derived[name], stage / name)
+        write_parquet(comm_breakdown(run) if comm is None else comm, stage / "comm.parquet")
+        write_parquet(link_parallelism(run) if link_kinds is None else link_kinds,
+                      stage / "link_parallelism.parquet")
         write_json(summary, stage / "summary.json")
         if fidelity is not None and fidelity.num_rows:
             write_parquet(fidelity, stage / FIDELITY_FILE)

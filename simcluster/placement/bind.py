@@ -4,6 +4,7 @@
 
     # either a strategy ...
     strategy: rail-aligned    # packed (default) | spread | tp-packed | tp-spread | rail-aligned
+                              # | speed-aware | ep-packed
                               # | speed-aware
     # ... or an explicit map of rank -> accelerator (every rank of the workload, once each)
     ranks:
@@ -46,7 +47,7 @@ class _PlacementSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     strategy: Literal["packed", "spread", "tp-packed", "tp-spread", "rail-aligned",
-                      "speed-aware"] | None = None
+                      "speed-aware", "ep-packed"] | None = None
     ranks: dict[int, str] | list[str] | None = None
 
     @model_validator(mode="after")

@@ -17,6 +17,18 @@ gets slot i.
 Ranks in no group of the strategy's kind follow, in rank order. Without groups of that kind
 the strategy is ``packed`` (or ``spread``) itself.
 
+- ``ep-packed``: for mixture-of-experts and long-context jobs. Blocks of ranks that should
+  share a server (an NVLink domain) are built by priority: each tensor-parallel group
+  (``tp``) is a block, then each context-parallel group (``cp``, the Ulysses all-to-alls)
+  joins the blocks of its members, then each expert-parallel group (``ep``), each only if
+  the joined block still fits in the largest server (a group that does not fit leaves its
+  blocks as they are). Blocks, in the order of their lowest rank, go whole to the first
+  server with room for them (packed), ranks inside a block in rank order; a block that fits
+  no server's free room is spread over the free accelerators in topology order. Data- and
+  pipeline-parallel traffic goes across servers. On a generated transformer, whose rank
+  numbering already makes these groups consecutive, it places as ``packed``; it helps
+  where the numbering does not (recorded jobs, other frameworks' rank orders).
+
 - ``speed-aware``: for clusters of mixed accelerators. The ranks of each TP group stay
   together (one block each; every other rank is a block of its own), blocks with more work
   (the FLOPs of their compute ops, or their recorded time when the workload has no FLOPs)
@@ -34,7 +46,10 @@ from dataclasses import dataclass
 from simcluster.errors import PlacementError
 from simcluster.topology.cluster import Cluster
 
-STRATEGIES = ("packed", "spread", "tp-packed", "tp-spread", "rail-aligned", "speed-aware")
+STRATEGIES = ("packed", "spread", "tp-packed", "tp-spread", "rail-aligned", "speed-aware",
+              "ep-packed")
+# ep-packed: the group kinds that share a server, by priority.
+_NESTED = ("tp", "cp", "ep")
 # strategy -> (slot order, group kind whose members go together)
 _RECIPES: dict[str, tuple[str, str | None]] = {
     "packed": ("packed", None), "spread": ("spread", None), "tp-packed": ("packed", "tp"),
@@ -102,7 +117,7 @@ def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed
     Raises:
         PlacementError: more ranks than (free) accelerators, or an unknown strategy.
     """
-    if strategy != "speed-aware" and strategy not in _RECIPES:
+    if strategy not in ("speed-aware", "ep-packed") and strategy not in _RECIPES:
         raise PlacementError(
             f"unknown placement strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
         )
@@ -113,7 +128,7 @@ def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed
         free = sorted((a for a in cluster.accelerators if a not in taken),
                       key=lambda a: (-device_speed(cluster, a), index[a]))
     else:
-        slot_order, kind = _RECIPES[strategy]
+        slot_order, kind = _RECIPES.get(strategy, ("packed", None))
         free = [a for a in slots(cluster, slot_order) if a not in taken]
     if num_ranks > len(free):
         raise PlacementError(
@@ -123,6 +138,8 @@ def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed
     if strategy == "speed-aware":
         return _speed_aware(free, num_ranks, groups or {},
                             list(work) if work is not None else [1.0] * num_ranks)
+    if strategy == "ep-packed":
+        return _ep_packed(cluster, free, num_ranks, groups or {})
     devices = [""] * num_ranks
     for slot, rank in enumerate(rank_order(num_ranks, groups or {}, kind)):
         devices[rank] = free[slot]
@@ -156,3 +173,64 @@ def _speed_aware(free: list[str], num_ranks: int, groups: dict[str, tuple[int, .
             devices[r] = free[slot]
             slot += 1
     return Placement(devices=tuple(devices), strategy="speed-aware")
+
+
+def nested_blocks(num_ranks: int, groups: dict[str, tuple[int, ...]],
+                  capacity: int) -> list[list[int]]:
+    """The blocks of ``ep-packed``: ranks joined by TP, then CP, then EP groups (each group
+    in name order) while a joined block has at most ``capacity`` ranks; blocks in the order
+    of their lowest rank, members in rank order.
+
+    Example:
+        >>> groups = {"tp.0": (0, 4), "tp.1": (1, 5), "tp.2": (2, 6), "tp.3": (3, 7),
+        ...           "ep.a": (0, 2), "ep.b": (1, 3)}
+        >>> nested_blocks(8, groups, 4)
+        [[0, 2, 4, 6], [1, 3, 5, 7]]
+        >>> nested_blocks(8, groups, 2)  # an EP group's blocks would not fit: TP pairs
+        [[0, 4], [1, 5], [2, 6], [3, 7]]
+    """
+    parent = list(range(num_ranks))
+    size = [1] * num_ranks
+
+    def root(r: int) -> int:
+        while parent[r] != r:
+            parent[r] = parent[parent[r]]
+            r = parent[r]
+        return r
+
+    for kind in _NESTED:
+        for name in sorted(g for g in groups if group_kind(g) == kind):
+            roots = sorted({root(r) for r in groups[name] if 0 <= r < num_ranks})
+            if len(roots) < 2 or sum(size[x] for x in roots) > capacity:
+                continue
+            for x in roots[1:]:
+                parent[x] = roots[0]
+                size[roots[0]] += size[x]
+    blocks: dict[int, list[int]] = {}
+    for r in range(num_ranks):
+        blocks.setdefault(root(r), []).append(r)
+    return sorted(blocks.values(), key=lambda b: b[0])
+
+
+def _ep_packed(cluster: Cluster, free: list[str], num_ranks: int,
+               groups: dict[str, tuple[int, ...]]) -> Placement:
+    """Each block of :func:`nested_blocks` whole on the first server with room for it (the
+    ``free`` accelerators, in topology order), else over the free ones in that order."""
+    room: dict[str | None, list[str]] = {}
+    for a in free:
+        room.setdefault(cluster.host_of(a), []).append(a)
+    capacity = max(map(len, room.values()), default=0)
+    devices = [""] * num_ranks
+    spill: list[list[int]] = []
+    for block in nested_blocks(num_ranks, groups, capacity):
+        host = next((h for h, left in room.items() if len(left) >= len(block)), None)
+        if host is None:
+            spill.append(block)
+            continue
+        for r in block:
+            devices[r] = room[host].pop(0)
+    remaining = {a for v in room.values() for a in v}
+    left = [a for a in free if a in remaining]
+    for r in (r for b in spill for r in b):
+        devices[r] = left.pop(0)
+    return Placement(devices=tuple(devices), strategy="ep-packed")

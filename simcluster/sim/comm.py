@@ -133,6 +133,8 @@ class CommModel:
         self.capacity = cluster.capacity_Bpus
         self._layouts: dict[str, coll.Layout] = {}
         self._resolved: dict[tuple[Any, ...], list[_ResolvedPhase]] = {}
+        self._pairs: dict[tuple[Any, ...], list[tuple[list[np.ndarray], np.ndarray,
+                                                      np.ndarray]] | None] = {}
         self._sharp = any(bool(a.get("sharp")) for _, a in cluster.graph.nodes(data=True))
 
     # -- layouts ------------------------------------------------------------------------------
@@ -310,17 +312,69 @@ class CommModel:
                 if algs.applicable(a, collective, layout)]
 
     def collective(self, group: str, collective: str, size: int, root_rank: int = -1,
-                   algorithm: str | None = None) -> Schedule:
+                   algorithm: str | None = None, splits: np.ndarray | None = None) -> Schedule:
         """Schedule ``collective`` of ``size`` bytes on ``group``.
 
         ``algorithm`` overrides the topology's choice (``network.algorithm``) when given.
+        ``splits`` (an all_to_all's ``p x p`` bytes, sender by receiver in the group's rank
+        order: an uneven all-to-allv) gives each pair its own bytes; the algorithm and
+        protocol are still chosen by ``size``.
         """
         layout = self.layout(group)
         root = 0
         if root_rank >= 0:
             root = layout.devices.index(self.devices[root_rank])
-        return self.schedule_on(layout, ("g", group), collective, size, root,
-                                algorithm or self._topology_algorithm(collective))
+        sched = self.schedule_on(layout, ("g", group), collective, size, root,
+                                 algorithm or self._topology_algorithm(collective))
+        if splits is None or collective != "all_to_all" or size <= 0:
+            return sched
+        pairs = self._pair_plan(group, layout, sched.algorithm)
+        return sched if pairs is None else self._per_pair(group, layout, sched, pairs,
+                                                          splits, size)
+
+    def _pair_plan(self, group: str, layout: coll.Layout, algorithm: str
+                   ) -> list[tuple[list[np.ndarray], np.ndarray, np.ndarray]] | None:
+        """Per phase of ``algorithm``'s all_to_all plan: each flow's route and its sender's
+        and receiver's positions in the group (cached per group and algorithm); None for a
+        plan whose flows are not one per (sender, receiver) pair and phase (it runs even)."""
+        key = ("pairs", group, algorithm)
+        if key in self._pairs:
+            return self._pairs[key]
+        where = {self.devices[r]: k for k, r in enumerate(self.groups[group])}
+        hit: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]] | None = []
+        for ph in algs.plan(algorithm, "all_to_all", layout, pxn=self.params.pxn,
+                            nvls_efficiency=self.params.nvls_efficiency):
+            ends = [(where.get(path[0]), where.get(path[-1])) for path in ph.paths]
+            if None in {x for pair in ends for x in pair} or len(set(ends)) < len(ends):
+                hit = None
+                break
+            src, dst = (np.array(x, dtype=np.int64) for x in zip(*ends)) if ends else (
+                np.zeros(0, np.int64), np.zeros(0, np.int64))
+            hit.append(([self._route(path) for path in ph.paths], src, dst))
+        self._pairs[key] = hit
+        return hit
+
+    def _per_pair(self, group: str, layout: coll.Layout, sched: Schedule,
+                  pairs: list[tuple[list[np.ndarray], np.ndarray, np.ndarray]],
+                  splits: np.ndarray, size: int) -> Schedule:
+        """``sched`` with each flow carrying its (sender, receiver) pair's bytes of
+        ``splits``, where the even all_to_all gives every pair ``size / p``; a pair with no
+        bytes sends nothing. Even splits give the even schedule's flows bit for bit."""
+        tuning = algs.get_algorithm(sched.algorithm).tuning
+        bw = proto.bandwidth_factor(tuning.table, sched.protocol, "all_to_all",
+                                    layout.n_hosts > 1)
+        resolved = self.resolved(("g", group, sched.algorithm, "all_to_all", 0),
+                                 layout, sched.algorithm, "all_to_all")
+        phases = []
+        for (routes, src, dst), ph, even in zip(pairs, resolved, sched.phases):
+            share = splits[src, dst] / size  # the pair's bytes per byte of the size
+            keep = np.flatnonzero(share > 0)
+            phases.append(ScheduledPhase(
+                routes=[routes[k] for k in keep.tolist()],
+                nbytes=share[keep] * (size / (bw * ph.efficiency)),
+                latency_us=even.latency_us, coupled=ph.coupled,
+                weights=np.ones(len(keep)), counts=None))
+        return replace(sched, phases=phases)
 
     def _topology_algorithm(self, collective: str) -> str | None:
         forced = self.params.algorithm

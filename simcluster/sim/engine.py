@@ -38,6 +38,7 @@ from simcluster.errors import (
     TopologyError,
 )
 from simcluster.placement import Bound
+from simcluster.sim.alltoallv import split_matrices
 from simcluster.sim.comm import CommModel, Schedule
 from simcluster.sim.compile import _COPY_FLOW, _P2P, _TIMED, compile_program
 from simcluster.sim.memory import MemoryLedger
@@ -91,6 +92,7 @@ class Engine:
         self.net = FlowNetwork(self.env, self.cluster.capacity_Bpus)
         self.groups = bound.workload.groups
         self.comm = CommModel(self.cluster, self.router, self.devices, self.groups)
+        self.splits = split_matrices(bound.workload)  # uneven all-to-allv, by (group, seq)
         self._rv: dict[Any, _Rendezvous] = {}
         prog = compile_program(bound, self.options)
         self.n, self.rank, self.names, self.op_ids = prog.n, prog.rank, prog.names, prog.op_ids
@@ -135,7 +137,8 @@ class Engine:
         self._check_match(rv)
         group, seq = self.key[first]
         name = self.collective[first]
-        sched = self.comm.collective(group, name, self.comm_bytes[first], self.root[first])
+        sched = self.comm.collective(group, name, self.comm_bytes[first], self.root[first],
+                                     splits=self.splits.get((group, seq)))
         yield from self._run(rv, sched, FlowTag("collective", name, group, seq))
 
     def _run_p2p(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:

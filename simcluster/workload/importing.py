@@ -7,8 +7,9 @@ The last step numbers communication (``seq``) and checks it across ranks before
 - modelled collectives of a group must be the same on every member, in the same order
   (otherwise the replay would deadlock): a difference is an error that names the ranks and
   the first differing collective;
-- all-to-all(v) sizes that differ between ranks (uneven splits) become the largest one, since
-  the network model moves one size per collective; a note says so;
+- all-to-all(v) sizes that differ between ranks (uneven splits) become the largest one (with
+  every rank's split sizes, the largest send or receive total: each pair then replays its
+  own bytes; without them the collective replays evenly); a note says so;
 - a modelled send must meet a recv of the same size on its peer.
 
 Fixed-duration ops (``fixed_duration``) never meet peers; they are numbered apart.
@@ -152,21 +153,22 @@ def reconcile_collectives(table: pa.Table, groups: dict[str, tuple[int, ...]],
         WorkloadError: a collective that only some ranks of its group issue, or one that
             ranks issue with different kinds or sizes.
     """
-    rows = _comm_rows(table)
-    comm = table.take(rows)
+    comm_rows = _comm_rows(table)
+    comm = table.take(comm_rows)
     kind = comm.column("kind").to_pylist()
     fixed = comm.column("fixed_duration").fill_null(False).to_pylist()
     rank = comm.column("rank").to_pylist()
     group = comm.column("group").to_pylist()
     coll = comm.column("collective").to_pylist()
     size = comm.column("comm_bytes").to_pylist()
+    splits = comm.column("splits").to_pylist()
     name = comm.column("name").to_pylist()
     per: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, (k, fx) in enumerate(zip(kind, fixed)):
         if k == "collective" and not fx:
             per[group[i]][rank[i]].append(i)
     new_size = list(size)
-    widened = 0
+    widened = paired = 0
     for g, by_rank in sorted(per.items()):
         members = groups[g]
         counts = {r: len(by_rank.get(r, [])) for r in members}
@@ -193,6 +195,9 @@ def reconcile_collectives(table: pa.Table, groups: dict[str, tuple[int, ...]],
                     "in the same order."
                 )
             sizes = {size[i] for i in rows}
+            if all(splits[i] is not None for i in rows):  # per-pair: the largest receive too
+                sizes |= {sum(col) for col in zip(*(splits[i] for i in rows))}
+                paired += len(sizes) > 1
             if len(sizes) > 1:
                 if coll[rows[0]] != "all_to_all":
                     a = min(rows, key=lambda i: size[i])
@@ -210,11 +215,12 @@ def reconcile_collectives(table: pa.Table, groups: dict[str, tuple[int, ...]],
         return table
     report.notes.append(
         f"{widened} all-to-all(v) collective(s) send different amounts on different "
-        "ranks (uneven splits); each replays with the largest per-rank size, since the "
-        "network model moves one size per collective."
+        f"ranks (uneven splits); {paired} of them replay each pair's own bytes (the trace "
+        "gives every rank's split sizes) and take the largest send or receive total as "
+        "their size; the others replay evenly with the largest per-rank size."
     )
     sizes = table.column("comm_bytes").to_numpy(zero_copy_only=False).astype(np.float64)
-    sizes[rows] = [np.nan if x is None else x for x in new_size]
+    sizes[comm_rows] = [np.nan if x is None else x for x in new_size]
     return table.set_column(table.schema.get_field_index("comm_bytes"), "comm_bytes",
                             pa.array(np.nan_to_num(sizes).astype(np.int64), pa.int64(),
                                      mask=np.isnan(sizes)))

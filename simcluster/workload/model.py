@@ -31,6 +31,9 @@ fixed_duration  bool          true: the op lasts its recorded ``duration_us`` wh
                               kind (communication whose peers are not in the workload, or
                               whose size is unknown; copies replayed as recorded); null =
                               false
+splits          list<int64>   all_to_all only, optional: the bytes this rank sends to each
+                              member of its group, in the group's rank order (an uneven
+                              all-to-allv); null = ``comm_bytes`` split evenly
 ==============  ============  ===========================================================
 """
 
@@ -75,6 +78,9 @@ OPS_SCHEMA = pa.schema(
         # replay never uses it, the recorded-vs-simulated analyses do. Readers that do not
         # know it drop it, so files that carry it need no new format version.
         pa.field("recorded_start_us", pa.float64()),
+        # An all-to-allv's bytes to each member of the group (group order); null: even. Older
+        # readers drop it and replay the collective evenly at comm_bytes.
+        pa.field("splits", pa.list_(pa.int64())),
     ]
 )
 

@@ -176,6 +176,35 @@ def _check_values(t: pa.Table, chk: _Checker, world: int,
              "a send/recv needs another rank as peer.")
 
 
+def _check_splits(t: pa.Table, chk: _Checker, groups: dict[str, tuple[int, ...]]) -> None:
+    """An all-to-allv's ``splits``: only on an all_to_all, one non-negative byte count per
+    member of its group, summing to at most ``comm_bytes`` (the size the collective is
+    matched and tuned by: its largest rank's send or receive total)."""
+    splits = t.column("splits").combine_chunks()
+    has = ~splits.is_null().to_numpy(zero_copy_only=False)
+    if not has.any():
+        return
+    a2a = (_np(t, "kind") == "collective") & (_np(t, "collective", "") == "all_to_all")
+    chk.fail(has & ~a2a, "splits", "only an all_to_all collective has splits",
+             "remove the splits of this op (or make it an all_to_all).")
+    lengths = pc.list_value_length(splits).fill_null(0).to_numpy(zero_copy_only=False)
+    group = _np(t, "group", "")
+    size = np.zeros(t.num_rows, dtype=np.int64)
+    size[has] = [len(groups.get(g, ())) for g in group[has]]
+    chk.fail(has & (lengths != size), "splits",
+             "does not list one byte count per member of the op's group",
+             "give the bytes sent to each member of the group, in the group's rank order.")
+    flat = pc.list_flatten(splits).to_numpy(zero_copy_only=False).astype(np.int64)
+    owner = np.repeat(np.arange(t.num_rows), lengths)
+    negative = np.zeros(t.num_rows, bool)
+    negative[owner[flat < 0]] = True
+    chk.fail(negative, "splits", "has a negative byte count", "use byte counts >= 0.")
+    total = np.bincount(owner, weights=flat.astype(np.float64), minlength=t.num_rows)
+    chk.fail(has & (total > _np(t, "comm_bytes", 0)), "splits",
+             "sums to more than comm_bytes",
+             "set comm_bytes to the largest send or receive total of the collective's ranks.")
+
+
 def _resolve_deps(t: pa.Table, chk: _Checker) -> None:
     """Every dep must name an op_id of the same rank, other than the op itself."""
     deps = t.column("deps").combine_chunks()
@@ -276,6 +305,7 @@ def make_workload(
     norm_groups = {str(g): tuple(int(r) for r in rs) for g, rs in sorted(groups.items())}
     _check_groups(norm_groups, world, source)
     _check_values(t, chk, world, norm_groups)
+    _check_splits(t, chk, norm_groups)
     _resolve_deps(t, chk)
     t = _fill_seq(t, chk)
     step = t.column("step").fill_null(0)

@@ -242,3 +242,16 @@ def test_ulysses_fold_agrees_with_the_full_simulation() -> None:
         if rank < 4:
             assert times == t_full[(rank, op)], (rank, op)
     assert run_fold.makespan_us == pytest.approx(run_full.makespan_us, rel=1e-12)
+
+
+@pytest.mark.parametrize("cp_comm", ["p2p", "a2a"])
+def test_the_cp_exchange_is_its_own_kind_of_communication(cp_comm: str) -> None:
+    """The ring's K/V send/recv and Ulysses' all-to-alls count as ``cp``, apart from the
+    pipeline's send/recv (``pp``), the data-parallel all-reduce and the tied embeddings'."""
+    import simcluster as sc
+
+    wl = transformer(TransformerConfig(model=GPT, cp=2, pp=2, dp=2, cp_comm=cp_comm,
+                                       global_batch=4))
+    comm = sc.replay(wl, servers(1, 8)).training["communication"]
+    assert set(comm) == {"cp", "dp", "emb", "pp"}
+    assert comm["cp"]["time_us"] > 0

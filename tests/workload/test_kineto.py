@@ -360,16 +360,19 @@ def test_files_parse_in_parallel_processes(tmp_path: Path, monkeypatch) -> None:
     assert parallel.ops.equals(serial.ops)
 
 
-def _et(path: Path, numel: int) -> None:
+def _et(path: Path, numel: int, splits: list[int] | None = None) -> None:
     tensor = [7, 8, 0, numel, 4, "cuda:0"]
     path.write_text(json.dumps({"schema": "1.0.1", "nodes": [
         {"id": 5, "name": "record_param_comms", "rf_id": 3,
          "inputs": [9, 0, 0, "wait", [], []], "outputs": []},
         {"id": 6, "name": "record_param_comms", "rf_id": 4,
-         "inputs": [tensor, 1, 0, 0, "all_to_allv", [], []], "outputs": [tensor]}]}))
+         "inputs": [tensor, 1, 0, 0, "all_to_allv", splits or [], splits or []],
+         "outputs": [tensor]}]}))
 
 
-def test_execution_traces_supply_missing_sizes(tmp_path: Path) -> None:
+def _sendrecv_traces(tmp_path: Path, splits: list[int] | None = None) -> tuple[Path, Path]:
+    """Two ranks' Kineto traces of one SendRecv kernel without sizes, and their execution
+    traces: an all_to_allv of 1000 floats (``splits``: its input split sizes)."""
     d, et = tmp_path / "k", tmp_path / "et"
     d.mkdir()
     et.mkdir()
@@ -379,7 +382,12 @@ def test_execution_traces_supply_missing_sizes(tmp_path: Path) -> None:
         t.step(1, B, 100)
         t.launch(B + 10, 2, B + 13, 40, name=sendrecv, stream=30)
         t.write(d / f"rank-{r}.json")
-        _et(et / f"eg_{r}.json", 1000)
+        _et(et / f"eg_{r}.json", 1000, splits)
+    return d, et
+
+
+def test_execution_traces_supply_missing_sizes(tmp_path: Path) -> None:
+    d, et = _sendrecv_traces(tmp_path)
     alone = import_kineto(d)
     assert [r["fixed_duration"] for r in alone.ops.to_pylist() if r["kind"] == "collective"] == [
         True, True]
@@ -391,3 +399,33 @@ def test_execution_traces_supply_missing_sizes(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="no execution trace for rank 1"):
         (et / "eg_1.json").unlink()
         import_kineto(d, KinetoOptions(et=et))
+
+
+A2A = "ncclDevKernel_SendRecv(ncclDevKernelArgsStorage<4096ul>)"
+
+
+def test_all_to_allv_split_sizes_become_per_pair_bytes(tmp_path: Path) -> None:
+    """Rank 0 sends 400 floats split [1, 3] (100 and 300 elements): 400 and 1200 B; rank 1
+    sends 200 split [2, 0]: 800 and 0 B. The ranks' sizes differ (1600 vs 800 B), so both
+    take the largest send or receive total, 1600 B (rank 1 receives 1200)."""
+    for r, (n, split) in enumerate([(400, "[1, 3]"), (200, "[2, 0]")]):
+        t = KTrace(rank=r, world=2)
+        t.step(1, B, 100)
+        args = {**NEW_ARGS, "Collective name": "all_to_allv", "In msg nelems": n,
+                "Out msg nelems": n, "In split size": split}
+        _nccl(t, A2A, B + 10, None, (("record_param_comms", args),))
+        t.write(tmp_path / f"rank-{r}.json")
+    wl = import_kineto(tmp_path)
+    coll = [r for r in wl.ops.to_pylist() if r["kind"] == "collective"]
+    assert [(r["collective"], r["comm_bytes"], r["splits"]) for r in coll] == [
+        ("all_to_all", 1600, [400, 1200]), ("all_to_all", 1600, [800, 0])]
+    assert any("1 of them replay each pair's own bytes" in n
+               for n in wl.meta.extra["import"]["notes"])
+
+
+def test_execution_trace_split_sizes(tmp_path: Path) -> None:
+    d, et = _sendrecv_traces(tmp_path, [250, 750])
+    wl = import_kineto(d, KinetoOptions(et=et))
+    coll = [r for r in wl.ops.to_pylist() if r["kind"] == "collective"]
+    # Each sends 4000 B as 1000 + 3000; rank 1 receives 6000 B: the size.
+    assert [(r["comm_bytes"], r["splits"]) for r in coll] == [(6000, [1000, 3000])] * 2

@@ -106,6 +106,35 @@ def test_all_to_all_volume_per_rank(skew: float, capacity: float | None, rows: i
     assert _op(wl, "L1.fwd.experts.fc1")["flops"] == 2 * rows * 64 * 64
 
 
+@pytest.mark.parametrize("skew,capacity,hot", [
+    (1.5, None, 12288),   # the busiest rank's load 1.5 x the mean, the other's 0.5
+    (1.5, 1.25, 10240),   # the busiest capped at 1.25 (the rest dropped)
+])
+def test_skewed_all_to_alls_are_uneven_per_pair(skew: float, capacity: float | None,
+                                                hot: int) -> None:
+    """2 x 32 tokens x top-2 = 128 copies of 64 x 2 B per rank: 8192 B to each of 2 EP ranks
+    when balanced. MoE layer 1's busiest EP rank is position 1 mod 2 = 1 (rank 1)."""
+    cfg = TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2, moe_skew=skew,
+                            capacity_factor=capacity, fold=False)
+    wl = transformer(cfg)
+    cold = 4096
+    want = {  # (rank, name) -> splits: towards the experts, then back from them
+        (0, "L1.fwd.ep_dispatch"): [cold, hot], (1, "L1.fwd.ep_dispatch"): [cold, hot],
+        (0, "L1.fwd.ep_combine"): [cold, cold], (1, "L1.fwd.ep_combine"): [hot, hot],
+        (0, "L1.bwd.ep_combine"): [cold, hot], (1, "L1.bwd.ep_combine"): [cold, hot],
+        (0, "L1.bwd.ep_dispatch"): [cold, cold], (1, "L1.bwd.ep_dispatch"): [hot, hot],
+    }
+    for (rank, name), splits in want.items():
+        assert {tuple(r["splits"]) for r in _rows(wl, rank, name=name)} == {tuple(splits)}
+    others = wl.ops.filter(pc.invert(pc.equal(wl.ops["collective"], "all_to_all")))
+    assert others.column("splits").null_count == others.num_rows
+
+
+def test_balanced_all_to_alls_carry_no_splits() -> None:
+    wl = transformer(TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2, fold=False))
+    assert wl.ops.column("splits").null_count == wl.num_ops
+
+
 def test_allgather_dispatcher_and_expert_tensor_parallelism() -> None:
     cfg = TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2,
                             moe_dispatcher="allgather", fold=False)

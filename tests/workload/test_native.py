@@ -131,3 +131,14 @@ def test_files_without_the_fixed_duration_column_still_read(tmp_path: Path, smal
                    p)
     back = read_workload(p)
     assert back.ops.column("fixed_duration").null_count == back.num_ops
+
+
+def test_splits_round_trip_and_files_without_them_load_even(tmp_path: Path) -> None:
+    rows = [{"rank": r, "kind": "collective", "collective": "all_to_all", "comm_bytes": 6,
+             "group": "g", "splits": [r, 6 - r]} for r in range(2)]
+    wl = workload(rows, {"g": [0, 1]})
+    back = read_workload(write_workload(wl, tmp_path / "v.parquet"))
+    assert back.ops.column("splits").to_pylist() == [[0, 6], [1, 5]]
+    old = tmp_path / "old.parquet"  # a file written before the column existed
+    pq.write_table(pq.read_table(tmp_path / "v.parquet").drop_columns(["splits"]), old)
+    assert read_workload(old).ops.column("splits").to_pylist() == [None, None]

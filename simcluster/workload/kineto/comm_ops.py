@@ -6,6 +6,7 @@ of the group is imported, else fixed at the recorded duration."""
 from __future__ import annotations
 
 import bisect
+from dataclasses import replace
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class _CommOps(_RankState):
                                       if info.nbytes == e.nbytes else
                                       "execution-trace sizes that differ (Kineto's kept)"] += 1
                 info = info.merged(CommInfo(collective=e.collective, nbytes=e.nbytes,
-                                            source="execution trace"))
+                                            source="execution trace", splits=e.splits))
             else:
                 self.stats.counts["execution-trace collectives of another kind (not used)"] += 1
         elif ctx.et is not None:
@@ -108,6 +109,9 @@ class _CommOps(_RankState):
         if coll in UNSUPPORTED:
             coll = "all_gather" if coll == "gather" else "broadcast"
         root = min(present) if coll in ("broadcast", "reduce") else None
+        splits = replace(info, collective=coll).pair_bytes(members) if modelled else None
+        if splits is not None:
+            stats.counts["all-to-all(v) with their per-member split sizes"] += 1
         return self.ops.add(COLLECTIVE, name, stream, start, dur, step, prio=0, collective=coll,
                             comm_bytes=info.nbytes, group=gname, root=root,
-                            fixed_duration=None if modelled else True)
+                            fixed_duration=None if modelled else True, splits=splits)

@@ -13,6 +13,9 @@ Sources, best first (see ``../shared/data/README.md`` for the trace versions):
 5. the kernel name (``ncclKernel_AllReduce_*``, ``ncclDevKernel_AllGather_*``; ``SendRecv``
    is an all-to-all or a send/recv, which only the annotations tell apart).
 
+An all-to-all(v)'s per-member sizes come from ``In split size`` (``record_param_comms``) or
+the execution trace's input split list: the rank's ``nbytes`` in their proportions.
+
 Sizes follow the nccl-tests convention of ``docs/formats.md``: the per-rank buffer of an
 all-reduce, broadcast or reduce; the whole output of an all-gather; the whole input of a
 reduce-scatter; the total a rank sends in an all-to-all.
@@ -66,6 +69,9 @@ class CommInfo:
         group: process-group name.
         ranks: global ranks of the group.
         source: where the size came from (for the report).
+        splits: an all-to-all(v)'s input split sizes (``In split size``: what the rank sends
+            to each member, in the group's rank order; in rows or elements, so only their
+            proportions are used).
     """
 
     collective: str | None = None
@@ -73,6 +79,7 @@ class CommInfo:
     group: str | None = None
     ranks: tuple[int, ...] | None = None
     source: str = "kernel name"
+    splits: tuple[int, ...] | None = None
 
     def merged(self, other: CommInfo) -> CommInfo:
         """Fill what this one lacks from ``other`` (this one wins where both know)."""
@@ -85,7 +92,43 @@ class CommInfo:
             group=self.group if self.group is not None else other.group,
             ranks=self.ranks if self.ranks is not None else other.ranks,
             source=self.source if self.nbytes is not None else other.source,
+            splits=self.splits if self.splits is not None else other.splits,
         )
+
+    def pair_bytes(self, members: int) -> list[int] | None:
+        """The bytes sent to each of the group's ``members``: ``nbytes`` in the proportions
+        of ``splits`` (rounded down); None without a usable split list.
+
+        Example:
+            >>> CommInfo("all_to_all", 100, splits=(1, 3, 0, 0)).pair_bytes(4)
+            [25, 75, 0, 0]
+        """
+        s = self.splits
+        if (self.collective != "all_to_all" or self.nbytes is None or s is None
+                or len(s) != members or not sum(s)):
+            return None
+        total = sum(s)
+        return [self.nbytes * x // total for x in s]
+
+
+def split_sizes(value: Any) -> tuple[int, ...] | None:
+    """A split list as traces write it: a list of counts, or its text (``"[768, 768]"``);
+    None when absent, empty, truncated (``...``) or not counts.
+
+    Example:
+        >>> split_sizes("[768, 256]"), split_sizes("[1, 2, ...]"), split_sizes([])
+        ((768, 256), None, None)
+    """
+    if isinstance(value, str) and len(value) < 1 << 20:
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    if (isinstance(value, list) and value and len(value) <= _MAX_RANK
+            and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < _MAX_BYTES
+                    for x in value)):
+        return tuple(value)
+    return None
 
 
 def normalize_collective(name: str) -> str | None:
@@ -170,6 +213,7 @@ def from_args(args: dict[str, Any], source: str) -> CommInfo:
         group=str(group) if group not in (None, "") else None,
         ranks=_ranks(args),
         source=source,
+        splits=split_sizes(args.get("In split size")),
     )
 
 

@@ -82,7 +82,7 @@ _COMM_KERNEL = re.compile(r"(?:nccl|rccl)\w*?kernel", re.IGNORECASE)
 _COMM_ARGS = (
     "Collective name", "In msg nelems", "Out msg nelems", "dtype", "Group size",
     "Process Group Name", "Process Group Ranks", "Global rank start", "Global rank stride",
-    "Input Dims", "Input type", "Record function id", "External id")
+    "Input Dims", "Input type", "Record function id", "External id", "In split size")
 
 
 _I64 = 1 << 63

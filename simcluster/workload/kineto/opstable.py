@@ -158,6 +158,10 @@ def to_table(ops: OpColumns, rank: int) -> tuple[pa.Table, int]:
               "dtype", "root", "fixed_duration", "peer"):
         cols[c] = _sparse_column(c, [(int(pos[i]), ex[c]) for i, ex in ops.extra.items()
                                      if ex.get(c) is not None], n)
+    uneven = {int(pos[i]): ex["splits"] for i, ex in ops.extra.items()
+              if ex.get("splits") is not None}
+    if uneven:  # an all-to-all(v)'s bytes to each member
+        cols["splits"] = pa.array([uneven.get(i) for i in range(n)], pa.list_(pa.int64()))
     for f in OPS_SCHEMA:
         if f.name not in cols:
             cols[f.name] = pa.nulls(n, f.type)

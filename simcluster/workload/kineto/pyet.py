@@ -5,7 +5,8 @@ A PyTorch execution trace (``torch.profiler.ExecutionTraceObserver``, schema 1.0
 ``inputs``, the collective's name (``allreduce``, ``all_to_allv``; ``wait`` for waits, which
 are not collectives) and tensors as ``[tensor id, storage id, offset, numel, element bytes,
 device]``; its ``outputs`` hold the output tensors. The input tensor gives the size of an
-all-reduce, all-to-all or reduce-scatter, the output tensor that of an all-gather.
+all-reduce, all-to-all or reduce-scatter, the output tensor that of an all-gather. After an
+all-to-all(v)'s name come its input and output split sizes (empty for an even one).
 
 Matching. ``rf_id`` numbers record functions, and newer Kineto traces carry the same number
 as ``Record function id``; the traces of ``../shared/data`` (2023) do not, and their
@@ -30,16 +31,18 @@ from typing import Any
 
 from simcluster.errors import WorkloadError
 from simcluster.workload.importing import rank_from_name
-from simcluster.workload.kineto.comms import normalize_collective
+from simcluster.workload.kineto.comms import normalize_collective, split_sizes
 
 
 @dataclass(frozen=True)
 class EtCollective:
-    """One collective of an execution trace: its kind and size (nccl-tests convention)."""
+    """One collective of an execution trace: its kind and size (nccl-tests convention), and
+    an all-to-all(v)'s input split sizes (the list after its name; None when empty)."""
 
     collective: str
     nbytes: int | None
     node_id: int
+    splits: tuple[int, ...] | None = None
 
 
 def _tensors(value: Any) -> list[list[Any]]:
@@ -78,7 +81,12 @@ def collectives_of(nodes: list[Any]) -> list[EtCollective]:
         if coll is None or coll == "barrier":
             continue  # "wait" and barriers move no data
         size = _nbytes(n.get("outputs") or []) if coll == "all_gather" else _nbytes(inputs)
-        out.append(EtCollective(coll, size, _node_id(n)))
+        splits = None
+        if coll == "all_to_all":  # [tensor, ..., "all_to_allv", in splits, out splits]
+            at = next(k for k, x in enumerate(inputs) if isinstance(x, str)
+                      and normalize_collective(x))
+            splits = split_sizes(inputs[at + 1]) if at + 1 < len(inputs) else None
+        out.append(EtCollective(coll, size, _node_id(n), splits))
     return out
 
 

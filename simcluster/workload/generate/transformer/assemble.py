@@ -12,9 +12,13 @@ import pyarrow as pa
 from simcluster.workload.generate.transformer.config import TransformerConfig
 from simcluster.workload.generate.transformer.cp import NEXT_CP, PREV_CP
 from simcluster.workload.generate.transformer.metrics import training_meta
-from simcluster.workload.generate.transformer.moe import expert_group_names, expert_groups
+from simcluster.workload.generate.transformer.moe import (
+    a2a_splits,
+    expert_group_names,
+    expert_groups,
+)
 from simcluster.workload.generate.transformer.stage import _StageBuilder
-from simcluster.workload.generate.transformer.template import _DP, _EDP
+from simcluster.workload.generate.transformer.template import _DP, _EDP, TO_EXPERTS
 from simcluster.workload.model import OPS_SCHEMA, Workload, WorkloadMeta
 from simcluster.workload.validate import make_workload
 
@@ -60,10 +64,31 @@ def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int
     return list(groups), groups
 
 
+def _splits(tpl: dict[str, Any], cfg: TransformerConfig, members: tuple[int, ...],
+            rank: int) -> pa.Array:
+    """The rank's per-pair bytes of its EP all-to-alls under skew (``moe.a2a_splits``);
+    null elsewhere, and everywhere without skew (even all-to-alls)."""
+    n = len(tpl["a2a"])
+    rows = np.flatnonzero(tpl["a2a"]) if cfg.moe_skew > 1 and members else []
+    if not len(rows):
+        return pa.nulls(n, pa.list_(pa.int64()))
+    position = members.index(rank)
+    out: list[list[int] | None] = [None] * n
+    memo: dict[tuple[int, int], list[int]] = {}
+    for i in rows.tolist():
+        key = (int(tpl["hot"][i]), int(tpl["a2a"][i]))
+        if key not in memo:
+            memo[key] = a2a_splits(cfg, position, key[0], key[1] == TO_EXPERTS)
+        out[i] = memo[key]
+    return pa.array(out, pa.list_(pa.int64()))
+
+
 def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, c: int,
-           index: dict[str, int], dictionary: pa.Array) -> pa.Table:
-    """The template's rows as rank (t, p, d, c): rank, groups and peers filled in (peer
-    codes: a stage, or the next or previous CP rank of the ring)."""
+           index: dict[str, int], dictionary: pa.Array,
+           members: dict[str, tuple[int, ...]]) -> pa.Table:
+    """The template's rows as rank (t, p, d, c): rank, groups, peers and an uneven EP
+    all-to-all's splits filled in (peer codes: a stage, or the next or previous CP rank of
+    the ring)."""
     T, P, S, C = cfg.tp, cfg.pp, cfg.ep_span, cfg.cp
     n = len(tpl["gkind"])
     rank = cfg.rank(t, p, d, c)
@@ -84,6 +109,7 @@ def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, 
     cols["rank"] = pa.array(np.full(n, rank, dtype=np.int32))
     cols["group"] = groups
     cols["peer"] = peer
+    cols["splits"] = _splits(tpl, cfg, members.get(ep, ()), rank)
     return pa.table(cols)
 
 
@@ -124,7 +150,8 @@ def transformer(cfg: TransformerConfig) -> Workload:
             for c in range(cfg.cp):
                 for t in range(cfg.tp):
                     parts.append((cfg.rank(t, p, d, c),
-                                  _stamp(tpl, cfg, t, p, d, c, index, dictionary)))
+                                  _stamp(tpl, cfg, t, p, d, c, index, dictionary,
+                                         groups)))
     parts = [part for _, part in sorted(parts, key=lambda x: x[0])]
     table = pa.concat_tables(parts)
     table = table.set_column(table.schema.get_field_index("group"), "group",

@@ -23,13 +23,18 @@ busiest rank receives ``R = min(s, c) T_l k`` copies, and every rank is modelled
 (the slowest sets the pace of the collectives that follow).
 
 **Dispatch.** ``alltoall``: an all-to-all over the EP group before the experts (dispatch)
-and after them (combine), each of ``R h e`` bytes per rank. The workload format has one size
-per rank and collective (nccl-tests: the bytes each rank sends, split evenly over the group),
-so uneven per-pair sizes cannot be written: every rank sends the busiest rank's volume,
-which makes the busiest receiver's bytes (and with skew, an upper bound on the others')
-right. ``allgather``: the ``ep T_l`` tokens all-gathered over the EP group, and the outputs
-reduce-scattered back (``ep T_l h e`` bytes each). With ``expert_tp > 1`` the received
-tokens are all-gathered over the TP group before the experts and reduce-scattered after.
+and after them (combine), each of size ``R h e`` (the busiest rank's receive total). Balanced
+(``s = 1``), every pair moves ``T_l k h e / ep`` and the ops carry no ``splits``. Under skew
+the all-to-alls are uneven all-to-allv with per-pair ``splits`` (``docs/formats.md``): in
+MoE layer ``l`` the busiest EP rank is the one at position ``l mod ep`` of the EP group (the
+hot experts move from layer to layer), its load is ``s`` times the mean and every other
+rank's ``(ep - s) / (ep - 1)`` times it (the mean stays 1), each capped at ``c``. Each rank
+sends ``floor(T_l k h e min(load_j, c) / ep)`` bytes to member ``j`` towards the experts
+(forward dispatch, backward combine) and receives as much back from it the other way
+(forward combine, backward dispatch): :func:`a2a_splits`. ``allgather``: the ``ep T_l``
+tokens all-gathered over the EP group, and the outputs reduce-scattered back (``ep T_l h e``
+bytes each). With ``expert_tp > 1`` the received tokens are all-gathered over the TP group
+before the experts and reduce-scattered after.
 
 **Ops per MoE layer and micro-batch**: router GEMM ``T_l x h x E``, ``router_topk`` (scores,
 top-k, auxiliary loss: elementwise on ``T_l E`` fp32 scores), ``permute`` (the ``T_l k``
@@ -108,6 +113,33 @@ def expert_layout(cfg: TransformerConfig) -> ExpertLayout:
                         local_experts=m.experts // cfg.ep, tokens=tokens,
                         routed=tokens * m.top_k, factor=factor, received=received,
                         expert_tokens=received * cfg.expert_tp)
+
+
+def a2a_splits(cfg: TransformerConfig, position: int, hot: int, towards: bool) -> list[int]:
+    """The bytes EP member ``position`` sends to each member of its EP group in an uneven
+    all-to-all whose busiest member is ``hot`` (module docstring): ``towards`` the experts,
+    each member ``j``'s share of this rank's tokens; back from them, this rank's share of
+    every member's tokens.
+
+    Example:
+        >>> from simcluster.workload.generate.presets import ModelSpec
+        >>> from simcluster.workload.generate.transformer.config import TransformerConfig
+        >>> m = ModelSpec("toy", layers=2, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=128,
+        ...               seq_len=32, experts=4, top_k=2, moe_ffn=64)
+        >>> cfg = TransformerConfig(model=m, dp=4, ep=4, moe_skew=2.5, global_batch=4)
+        >>> a2a_splits(cfg, 0, 1, True)  # 32 tokens x 2 copies x 64 x 2 B; loads .5 2.5 .5 .5
+        [1024, 5120, 1024, 1024]
+        >>> a2a_splits(cfg, 1, 1, False)  # the busiest sends its 2.5 / 4 share back to each
+        [5120, 5120, 5120, 5120]
+    """
+    lay = expert_layout(cfg)
+    ep, skew = lay.ep, cfg.moe_skew
+    cap = cfg.capacity_factor if cfg.capacity_factor is not None else float("inf")
+    unit = lay.routed * cfg.shape().act_bytes * cfg.model.hidden / ep
+    load = [min(skew if j == hot else (ep - skew) / (ep - 1), cap) for j in range(ep)]
+    if towards:
+        return [int(unit * x) for x in load]
+    return [int(unit * load[position])] * ep
 
 
 def separate_expert_dp(cfg: TransformerConfig) -> bool:

@@ -18,7 +18,7 @@ from simcluster.workload.generate.transformer.moe import (
     router_topk,
     unpermute,
 )
-from simcluster.workload.generate.transformer.template import _EP, _TP
+from simcluster.workload.generate.transformer.template import _EP, _TP, FROM_EXPERTS, TO_EXPERTS
 
 
 class _MoeOps(_LayerOps):
@@ -42,11 +42,14 @@ class _MoeOps(_LayerOps):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _ep(self, name: str, collective: str, rows: float, dep: int) -> int:
-        """A collective over the EP group (stream ``ep``); without EP, ``dep`` itself."""
+    def _ep(self, name: str, collective: str, rows: float, dep: int, layer: int = 0,
+            a2a: int = 0) -> int:
+        """A collective over the EP group (stream ``ep``); without EP, ``dep`` itself.
+        ``a2a``: an all-to-all's direction (its per-pair bytes follow ``layer``'s skew)."""
         if self.lay.ep == 1:
             return dep
-        return self.r.coll(name, collective, rows * self.row, _EP, "ep", deps=[dep])
+        return self.r.coll(name, collective, rows * self.row, _EP, "ep", deps=[dep], a2a=a2a,
+                           hot=layer % self.lay.ep)
 
     def _etp(self, name: str, collective: str, dep: int) -> int:
         """An all-gather or reduce-scatter of the expert rows over the TP group (expert
@@ -77,7 +80,7 @@ class _MoeOps(_LayerOps):
         op = c(f"{p}.router_topk", router_topk(s, lay, m.experts, m.top_k))
         if self._a2a:
             op = c(f"{p}.permute", permute(s, lay.tokens, lay.routed, m.hidden))
-            op = self._ep(f"{p}.ep_dispatch", "all_to_all", self.r0, op)
+            op = self._ep(f"{p}.ep_dispatch", "all_to_all", self.r0, op, layer, TO_EXPERTS)
             op = self._etp(f"{p}.etp_ag", "all_gather", op)
         else:
             op = self._ep(f"{p}.ep_dispatch", "all_gather", self.r0, op)
@@ -91,7 +94,7 @@ class _MoeOps(_LayerOps):
         op = c(f"{p}.experts.fc2", costs["fc2"], gemm=True)
         if self._a2a:
             op = self._etp(f"{p}.etp_rs", "reduce_scatter", op)
-            op = self._ep(f"{p}.ep_combine", "all_to_all", self.r0, op)
+            op = self._ep(f"{p}.ep_combine", "all_to_all", self.r0, op, layer, FROM_EXPERTS)
             op = c(f"{p}.unpermute", unpermute(s, lay.routed, lay.tokens, m.hidden), deps=[op])
         else:
             op = c(f"{p}.unpermute", unpermute(s, lay.expert_tokens, self.r1, m.hidden))
@@ -115,7 +118,7 @@ class _MoeOps(_LayerOps):
                 s=self.shared, pre="shared."))
         if self._a2a:
             op = c(f"{p}.unpermute", unpermute(s, lay.routed, lay.tokens, m.hidden, True))
-            op = self._ep(f"{p}.ep_combine", "all_to_all", self.r0, op)
+            op = self._ep(f"{p}.ep_combine", "all_to_all", self.r0, op, layer, TO_EXPERTS)
             op = self._etp(f"{p}.etp_ag", "all_gather", op)
         else:
             op = self._ep(f"{p}.ep_combine", "all_gather", self.r0, len(self.r.name) - 1)
@@ -130,7 +133,7 @@ class _MoeOps(_LayerOps):
         op = c(f"{p}.experts.fc1", costs["fc1"], gemm=True)
         if self._a2a:
             op = self._etp(f"{p}.etp_rs", "reduce_scatter", op)
-            op = self._ep(f"{p}.ep_dispatch", "all_to_all", self.r0, op)
+            op = self._ep(f"{p}.ep_dispatch", "all_to_all", self.r0, op, layer, FROM_EXPERTS)
             c(f"{p}.permute", permute(s, lay.routed, lay.tokens, m.hidden), deps=[op])
         else:
             op = c(f"{p}.permute", permute(s, lay.expert_tokens, self.r1, m.hidden))

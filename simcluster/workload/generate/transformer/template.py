@@ -14,6 +14,9 @@ from simcluster.workload.generate.costs import Cost
 # Group kinds of a template op (EP: expert parallel; EDP: expert data parallel; CP: context
 # parallel, the Ulysses all-to-alls).
 _NONE, _TP, _DP, _EMB, _EP, _EDP, _CP = 0, 1, 2, 3, 4, 5, 6
+# Direction of an EP all-to-all's tokens (uneven splits under skew: ``moe.py``): towards the
+# experts (forward dispatch, backward combine) or back from them.
+TO_EXPERTS, FROM_EXPERTS = 1, 2
 
 
 @dataclass
@@ -35,13 +38,16 @@ class _Rank:
     alloc: list[int] = field(default_factory=list)
     free: list[int] = field(default_factory=list)
     seq: list[int | None] = field(default_factory=list)
+    a2a: list[int] = field(default_factory=list)  # 0, TO_EXPERTS or FROM_EXPERTS
+    hot: list[int] = field(default_factory=list)  # the layer's busiest EP rank, or -1
     cur_step: int = 0
     counters: dict[Any, int] = field(default_factory=dict)
 
     def _add(self, name: str, kind: str, stream: str, deps: list[int] | None, *,
              flops: float | None = None, nbytes: int | None = None, dtype: str | None = None,
              collective: str | None = None, comm: int | None = None, gkind: int = _NONE,
-             peer: int = -1, alloc: int = 0, free: int = 0, seq_key: Any = None) -> int:
+             peer: int = -1, alloc: int = 0, free: int = 0, seq_key: Any = None,
+             a2a: int = 0, hot: int = -1) -> int:
         if seq_key is None:
             self.seq.append(None)
         else:
@@ -62,6 +68,8 @@ class _Rank:
         self.peer_stage.append(peer)
         self.alloc.append(alloc)
         self.free.append(free)
+        self.a2a.append(a2a)
+        self.hot.append(hot)
         return len(self.name) - 1
 
     def compute(self, name: str, cost: Cost, dtype: str, deps: list[int] | None = None,
@@ -70,10 +78,13 @@ class _Rank:
                          nbytes=int(cost.nbytes), dtype=dtype, alloc=alloc, free=free)
 
     def coll(self, name: str, collective: str, size: float, gkind: int, stream: str,
-             deps: list[int] | None = None, alloc: int = 0, free: int = 0) -> int:
+             deps: list[int] | None = None, alloc: int = 0, free: int = 0, a2a: int = 0,
+             hot: int = -1) -> int:
+        """A collective; ``a2a`` and ``hot``: an EP all-to-all's direction and its layer's
+        busiest EP rank (its per-pair splits are filled in per rank by :mod:`.assemble`)."""
         return self._add(name, "collective", stream, deps, collective=collective,
                          comm=int(size), gkind=gkind, alloc=alloc, free=free,
-                         seq_key=("coll", gkind))
+                         seq_key=("coll", gkind), a2a=a2a, hot=hot)
 
     def p2p(self, kind: str, name: str, size: float, peer_stage: int, stream: str,
             grad: bool, deps: list[int] | None = None) -> int:
@@ -107,10 +118,12 @@ class _Rank:
         }
         gkind = np.asarray(self.gkind, dtype=np.int64)
         peer = np.asarray(self.peer_stage, dtype=np.int64)
+        a2a = np.asarray(self.a2a, dtype=np.int64)
+        hot = np.asarray(self.hot, dtype=np.int64)
         if ids is not None:
             take = pa.array(ids)
             cols = {k: v.take(take) for k, v in cols.items()}
             cols["deps"] = pa.nulls(len(ids), pa.list_(pa.int64()))
-            gkind, peer = gkind[ids], peer[ids]
+            gkind, peer, a2a, hot = gkind[ids], peer[ids], a2a[ids], hot[ids]
         cols["op_id"] = pa.array(np.arange(len(cols["name"]), dtype=np.int64))
-        return {"cols": cols, "gkind": gkind, "peer": peer}
+        return {"cols": cols, "gkind": gkind, "peer": peer, "a2a": a2a, "hot": hot}
