@@ -80,6 +80,7 @@ class DeviceMap(TorchFunctionMode):
         if func is torch.Tensor.pin_memory:
             return args[0]
         if func is torch.Tensor.item:
+            self.log.sync()  # the host waits for the value
             return self._item(func, args[0])
         if "device" in kwargs:
             kwargs["device"] = _host(kwargs["device"])
@@ -225,7 +226,7 @@ def _cuda_namespace(log: OpLog, gpus_per_node: int, name: str, hbm_bytes: int
     return {
         "is_available": lambda: True, "device_count": lambda: gpus_per_node,
         "current_device": lambda: current[0], "set_device": set_device,
-        "synchronize": lambda *a: None, "is_initialized": lambda: True,
+        "synchronize": lambda *a: log.sync(), "is_initialized": lambda: True,
         "init": lambda: None, "empty_cache": lambda: None,
         "get_device_name": lambda *a: name, "get_device_properties": lambda *a: props,
         "get_device_capability": lambda *a: (9, 0), "is_bf16_supported": lambda *a, **k: True,

@@ -66,7 +66,9 @@ def test_ddp_all_reduces_once_per_step_and_the_others_mirror_it(recorded) -> Non
     assert [(o["collective"], o["comm_bytes"], o["group"], o["stream"]) for o in colls] == [
         ("all_reduce", 4 * N, "world", "comm")]
     ar = colls[0]
-    assert ar["deps"] == [ar["op_id"] - 1] and r0[ar["op_id"] - 1]["kind"] == "compute"
+    # after the compute op recorded last, and after its own launch on the host thread
+    assert ar["deps"] == [ar["op_id"] - 2, ar["op_id"] - 1]
+    assert [r0[i]["kind"] for i in ar["deps"]] == ["compute", "host"]
     readers = [o for o in r0 if o["deps"] and ar["op_id"] in o["deps"]]
     assert [o["name"] for o in readers] == ["aten::copy_"]   # the bucket back into the grads
     assert recorded.groups["world"] == tuple(range(8))
