@@ -127,13 +127,14 @@ def add_host_timeline(table: pa.Table, cost_us: np.ndarray, sync_before: np.ndar
             old = table.column(name).combine_chunks()
             arr = pa.concat_arrays([old, _host_values(name, old.type, table, ins, cost, m)])
         cols[name] = arr.take(pa.array(order))
-    cols["op_id"] = pa.array(np.arange(total, dtype=table.schema.field("op_id").type
-                                       .to_pandas_dtype()), table.schema.field("op_id").type)
+    schema = table.schema
+    cols["op_id"] = pa.array(np.arange(total), schema.field("op_id").type)
     if "duration_us" not in cols:
         durations = np.full(total, np.nan)
         durations[host_pos] = cost[ins]
         cols["duration_us"] = pa.array(durations, pa.float64(), mask=np.isnan(durations))
-    return pa.table(cols), pos
+        schema = schema.append(pa.field("duration_us", pa.float64()))
+    return pa.table(cols, schema=schema), pos
 
 
 def _host_values(name: str, typ: pa.DataType, table: pa.Table, ins: np.ndarray,
