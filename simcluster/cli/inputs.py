@@ -233,7 +233,7 @@ def generate_transformer(
                     ] = True,
     host_us: Annotated[Optional[float], typer.Option(
         min=0.0, help="host us to launch each GPU op: a host timeline per rank (eager "
-        "PyTorch: about 18; docs/compute.md#host-time) [default: 0, none]")] = None,
+        "PyTorch: about 30; docs/compute.md#host-time) [default: 0, none]")] = None,
     cuda_graphs: Annotated[Optional[bool], typer.Option(
         "--cuda-graphs/--no-cuda-graphs",
         help="one launch per layer forward or backward (with --host-us) [default: off]")

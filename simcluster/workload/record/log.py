@@ -25,9 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
 import numpy as np
+import pyarrow as pa
 
 from simcluster.workload.host import HostModel, add_host_timeline
 from simcluster.workload.model import OpsBuilder, Workload, WorkloadMeta

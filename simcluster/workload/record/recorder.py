@@ -28,8 +28,8 @@ from types import TracebackType
 from typing import Any
 
 from simcluster.errors import UnsupportedOperationError, WorkloadError
-from simcluster.workload.model import Workload
 from simcluster.workload.host import EAGER
+from simcluster.workload.model import Workload
 from simcluster.workload.record.log import OpLog, merge
 
 _GiB = 1 << 30
@@ -214,8 +214,7 @@ def memory_breakdown(workload: Workload) -> dict[str, int]:
     buckets, temporaries: the peak less the rest) and ``peak``.
 
     Example:
-        >>> from simcluster.workload.host import EAGER
-from simcluster.workload.record.log import OpLog, merge
+        >>> from simcluster.workload.record.log import OpLog, merge
         >>> log = OpLog(1); log.start_recording(0); log.alloc(100)
         >>> _ = log.compute("aten::add", None, 8, "fp32")
         >>> wl = log.workload("t", "test", {"memory": {"parameters": 40, "gradients": 20,
