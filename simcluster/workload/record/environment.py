@@ -80,7 +80,10 @@ class DeviceMap(TorchFunctionMode):
         if func is torch.Tensor.pin_memory:
             return args[0]
         if func is torch.Tensor.item:
-            self.log.sync()  # the host waits for the value
+            # The host waits for the value, except the optimizers' step counters, which
+            # live on the host (unless capturable or fused): torch.optim reads them freely.
+            if not sys._getframe(1).f_globals.get("__name__", "").startswith("torch.optim"):
+                self.log.sync()
             return self._item(func, args[0])
         if "device" in kwargs:
             kwargs["device"] = _host(kwargs["device"])
