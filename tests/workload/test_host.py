@@ -128,3 +128,10 @@ def test_default_host_model_is_the_fit_on_the_real_traces(bench, shared_data) ->
     fitted = [bench.measure(data / f"{k}.json.gz", k, 100.0) for k in bench.FIT]
     launch_us, dispatch_us = bench.fit(fitted)
     assert (round(launch_us, 2), round(dispatch_us, 2)) == (EAGER.launch_us, EAGER.dispatch_us)
+
+
+def test_a_negative_host_cost_is_a_configuration_error() -> None:
+    from simcluster.errors import WorkloadError
+
+    with pytest.raises(WorkloadError, match="host_us -1"):
+        transformer(_toy(host_us=-1.0))
