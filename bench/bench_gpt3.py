@@ -9,7 +9,10 @@ The workload is folded (one data-parallel replica in full, mirrors for the other
 ``simcluster/workload/generate/transformer/``); ``--no-fold`` replays all 1,024 ranks in
 full (about 16x the ops; minutes, and GBs of memory).
 
-    python bench/bench_gpt3.py [--repeat 3] [--no-fold] [--global-batch 256]
+``--host-us`` adds each rank's host timeline (a launch per GPU op at that cost; with
+``--cuda-graphs`` one per layer forward or backward): its cost in ops and replay time.
+
+    python bench/bench_gpt3.py [--repeat 3] [--no-fold] [--global-batch 256] [--host-us 30.2]
 """
 
 from __future__ import annotations
@@ -46,17 +49,19 @@ def cluster(servers: int = 128) -> Cluster:
     return build(TopologySpec.model_validate(spec), source=spec["name"])
 
 
-def config(fold: bool, global_batch: int = 1536) -> TransformerConfig:
+def config(fold: bool, global_batch: int = 1536, host_us: float = 0.0,
+           cuda_graphs: bool = False) -> TransformerConfig:
     return TransformerConfig(
         model=PRESETS["gpt3-175b"], tp=8, pp=8, dp=16, micro_batch=1, global_batch=global_batch,
         schedule="1f1b-interleaved:3", recompute="selective", sequence_parallel=True,
-        dtype="bf16", fold=fold)
+        dtype="bf16", fold=fold, host_us=host_us, cuda_graphs=cuda_graphs)
 
 
-def once(c: Cluster, fold: bool, global_batch: int = 1536) -> dict[str, float]:
+def once(c: Cluster, fold: bool, global_batch: int = 1536, host_us: float = 0.0,
+         cuda_graphs: bool = False) -> dict[str, float]:
     gc.collect()
     t0 = time.perf_counter()
-    wl = transformer(config(fold, global_batch))
+    wl = transformer(config(fold, global_batch, host_us, cuda_graphs))
     t1 = time.perf_counter()
     run = simulate(bind(wl, c))
     t2 = time.perf_counter()
@@ -77,12 +82,16 @@ def main() -> None:
     ap.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--global-batch", type=int, default=1536,
                     help="sequences per step (a multiple of 16 x 8; 256: a shorter step)")
+    ap.add_argument("--host-us", type=float, default=0.0,
+                    help="host us per launched op (0: no host timeline)")
+    ap.add_argument("--cuda-graphs", action="store_true")
     args = ap.parse_args()
     print(f"# load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     t = time.perf_counter()
     c = cluster()
     build_s = time.perf_counter() - t
-    runs = [once(c, args.fold, args.global_batch) for _ in range(args.repeat)]
+    runs = [once(c, args.fold, args.global_batch, args.host_us, args.cuda_graphs)
+            for _ in range(args.repeat)]
     r = runs[0]
     med = {k: statistics.median(x[k] for x in runs) for k in ("generate_s", "replay_s", "wall_s")}
     print(f"# {datetime.date.today()}  {platform.machine()}  Python {platform.python_version()}"

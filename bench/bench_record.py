@@ -41,10 +41,10 @@ _CHILD = """
 import json, resource, sys, time
 from simcluster.workload import write_workload
 from simcluster.workload.record import RecordOptions, record_script
-out, world, gpus, device, *argv = sys.argv[1:]
+out, world, gpus, device, host, *argv = sys.argv[1:]
 t0 = time.perf_counter()
 wl = record_script({script!r}, argv, RecordOptions(world_size=int(world),
-                   gpus_per_node=int(gpus), device=device))
+                   gpus_per_node=int(gpus), device=device, host=host == "host"))
 wall = time.perf_counter() - t0
 write_workload(wl, out)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -52,11 +52,14 @@ print(json.dumps({{"wall_s": wall, "rss_bytes": rss, "ops": wl.num_ops}}))
 """
 
 
-def record(out: Path, world: int, gpus: int, device: str, argv: list[str]) -> dict:
-    """Record the script in a fresh process; its wall time (s), peak RSS (bytes), ops."""
+def record(out: Path, world: int, gpus: int, device: str, argv: list[str],
+           host: bool = True) -> dict:
+    """Record the script in a fresh process (with or without its host timeline); its wall
+    time (s), peak RSS (bytes), ops."""
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD.format(script=str(SCRIPT)), str(out), str(world),
-         str(gpus), device, *argv], capture_output=True, text=True, check=True)
+         str(gpus), device, "host" if host else "no-host", *argv], capture_output=True,
+        text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -85,26 +88,34 @@ def split_compute(result: Any) -> tuple[tuple[int, float], tuple[int, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--world-size", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="speed runs (0: skip part 1)")
+    ap.add_argument("--no-host", dest="host", action="store_false",
+                    help="record without the host timeline (GPU streams only)")
+    ap.add_argument("--host-us", type=float, default=0.0,
+                    help="the generated step's host us per launched op (0: none)")
     args = ap.parse_args()
     import simcluster as sc
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         runs = [record(d / "gpt2.parquet", args.world_size, 8, "H100-SXM5-80GB",
-                       ["--micro-batch", "12", "--accum", "2"]) for _ in range(args.repeat)]
-        wall = statistics.median(r["wall_s"] for r in runs)
-        rss = statistics.median(r["rss_bytes"] for r in runs)
-        each = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
-        print(f"record GPT-2 small, world size {args.world_size}: {runs[0]['ops']:,} ops, "
-              f"wall {wall:.1f} s, peak RSS {rss / 2**30:.2f} GiB (median of {args.repeat}; "
-              f"runs: {each} s)")
+                       ["--micro-batch", "12", "--accum", "2"], args.host)
+                for _ in range(args.repeat)]
+        if runs:
+            wall = statistics.median(r["wall_s"] for r in runs)
+            rss = statistics.median(r["rss_bytes"] for r in runs)
+            each = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
+            print(f"record GPT-2 small, world size {args.world_size}: {runs[0]['ops']:,} ops, "
+                  f"wall {wall:.1f} s, peak RSS {rss / 2**30:.2f} GiB (median of "
+                  f"{args.repeat}; runs: {each} s)")
 
-        record(d / "rec8.parquet", 8, 8, "H100-SXM5-80GB", ["--micro-batch", "8", "--accum", "1"])
+        record(d / "rec8.parquet", 8, 8, "H100-SXM5-80GB", ["--micro-batch", "8", "--accum", "1"],
+               args.host)
         subprocess.run([sys.executable, "-m", "simcluster", "generate", "transformer", "-o",
                         str(d / "gen8.parquet"), "--layers", "12", "--hidden", "768",
                         "--heads", "12", "--ffn", "3072", "--vocab", "50304", "--seq-len",
-                        "1024", "--dp", "8", "--micro-batch", "8"],
+                        "1024", "--dp", "8", "--micro-batch", "8", "--host-us",
+                        str(args.host_us)],
                        check=True, capture_output=True)
         for label, name in (("recorded", "rec8.parquet"), ("generated", "gen8.parquet")):
             result = sc.replay(d / name, TOPOLOGY)
@@ -116,7 +127,7 @@ def main() -> None:
 
         record(d / "nanogpt.parquet", 1, 1, "A100-SXM4-40GB",
                ["--micro-batch", "8", "--accum", "1", "--attention", "manual", "--dtype",
-                "float16", "--clip", "0", "--vocab", "50257"])
+                "float16", "--clip", "0", "--vocab", "50257"], args.host)
         result = sc.replay(d / "nanogpt.parquet")
         print(f"nanoGPT bench.py (GPT-2 124M, batch 8, fp16, eager) on one A100-SXM4-40GB: "
               f"predicted {result.step_time_us / 1e3:.1f} ms per iteration; published ~250 ms")

@@ -758,6 +758,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--load", type=Path, nargs="*", default=None,
                     help="print the tables of saved predictions instead of simulating")
     ap.add_argument("--skipped", action="store_true", help="list every skipped row")
+    ap.add_argument("--host-us", type=float, default=None,
+                    help="give every row a host timeline at this many us per launched op "
+                    "(docs/compute.md#host-time) instead of its framework's")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="with --host-us: one launch per layer forward or backward")
     args = ap.parse_args(argv)
 
     rows = read_csv(args.csv)
@@ -768,6 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rows:
         rows = [r for r in rows if r["row_id"] in set(args.rows)]
     mapped, skipped = map_rows(rows)
+    if args.host_us is not None:
+        for m in mapped:
+            m.params.update(host_us=args.host_us, cuda_graphs=args.cuda_graphs)
     if args.skipped:
         for s in skipped:
             print(f"skip row {s.row_id} ({s.split}, {s.source}, {s.model}): {s.reason}")

@@ -231,6 +231,13 @@ def generate_transformer(
     fold: Annotated[bool, typer.Option(
         "--fold/--no-fold", help="store one data-parallel replica (same answer, faster)")
                     ] = True,
+    host_us: Annotated[Optional[float], typer.Option(
+        min=0.0, help="host us to launch each GPU op: a host timeline per rank (eager "
+        "PyTorch: about 30; docs/compute.md#host-time) [default: 0, none]")] = None,
+    cuda_graphs: Annotated[Optional[bool], typer.Option(
+        "--cuda-graphs/--no-cuda-graphs",
+        help="one launch per layer forward or backward (with --host-us) [default: off]")
+                           ] = None,
     steps: Annotated[int, typer.Option(min=1)] = 1,
     name: Annotated[str, typer.Option()] = "",
 ) -> None:
@@ -247,7 +254,8 @@ def generate_transformer(
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
         "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
         "framework": framework, "dp_overlap": dp_overlap, "tp_overlap": tp_overlap, "bucket_params": bucket_params,
-        "fold": fold, "steps": steps, "name": name})
+        "fold": fold, "host_us": host_us, "cuda_graphs": cuda_graphs, "steps": steps,
+        "name": name})
     model = cfg.model
     wl = transformer(cfg)
     write_workload(wl, output)

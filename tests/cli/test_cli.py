@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -263,6 +264,24 @@ def test_generate_transformer_bad_input_exits_2(capsys, tmp_path: Path) -> None:
     code, _, err = _run(capsys, "generate", "transformer", "--preset", "gpt2-xl", "--tp", "2",
                         "-o", str(tmp_path / "x.parquet"))
     assert code == 2 and "heads 25" in err and not (tmp_path / "x.parquet").exists()
+
+
+def test_generate_transformer_host_us_adds_a_launch_per_op(capsys, tmp_path: Path) -> None:
+    from simcluster.workload import load_workload
+
+    paths = [tmp_path / "plain.parquet", tmp_path / "host.parquet"]
+    for path, extra in zip(paths, ([], ["--host-us", "25"])):
+        code, out, _ = _run(capsys, "generate", "transformer", "--preset", "llama3-8b",
+                            "--layers", "2", "--seq-len", "256", "--dp", "2", *extra,
+                            "-o", str(path))
+        assert code == 0, out
+    plain, host = (load_workload(p) for p in paths)
+    launches = host.ops.filter(pc.equal(host.ops["kind"], "host"))
+    assert launches.num_rows == plain.ops.filter(pc.equal(plain.ops["rank"], 0)).num_rows
+    assert set(launches.column("duration_us").to_pylist()) == {25.0}
+    code, _, err = _run(capsys, "generate", "transformer", "--preset", "llama3-8b",
+                        "--host-us", "-1", "-o", str(tmp_path / "x.parquet"))
+    assert code == 2 and "--host-us" in err and not (tmp_path / "x.parquet").exists()
 
 
 def test_replay_retargets_durations_recorded_on_another_device(capsys, tmp_path: Path) -> None:

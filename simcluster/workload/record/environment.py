@@ -80,6 +80,10 @@ class DeviceMap(TorchFunctionMode):
         if func is torch.Tensor.pin_memory:
             return args[0]
         if func is torch.Tensor.item:
+            # The host waits for the value, except the optimizers' step counters, which
+            # live on the host (unless capturable or fused): torch.optim reads them freely.
+            if not sys._getframe(1).f_globals.get("__name__", "").startswith("torch.optim"):
+                self.log.sync()
             return self._item(func, args[0])
         if "device" in kwargs:
             kwargs["device"] = _host(kwargs["device"])
@@ -225,7 +229,7 @@ def _cuda_namespace(log: OpLog, gpus_per_node: int, name: str, hbm_bytes: int
     return {
         "is_available": lambda: True, "device_count": lambda: gpus_per_node,
         "current_device": lambda: current[0], "set_device": set_device,
-        "synchronize": lambda *a: None, "is_initialized": lambda: True,
+        "synchronize": lambda *a: log.sync(), "is_initialized": lambda: True,
         "init": lambda: None, "empty_cache": lambda: None,
         "get_device_name": lambda *a: name, "get_device_properties": lambda *a: props,
         "get_device_capability": lambda *a: (9, 0), "is_bf16_supported": lambda *a, **k: True,

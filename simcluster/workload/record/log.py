@@ -12,6 +12,12 @@ do the same work on other data, so every other rank of a group is a *mirror*: it
 the collectives rank 0 issued on the groups it belongs to, without dependencies, as in the
 generator's fold (``docs/architecture.md``). A mirror is always at a collective before
 rank 0, so each collective starts when rank 0 arrives, with its real flows on real links.
+
+**The host.** With a :class:`~simcluster.workload.host.HostModel`, every recorded op is
+launched by rank 0's host thread at ``launch_us`` plus ``dispatch_us`` per aten operator
+dispatched since the previous recorded op (views and metadata ops included), and where the
+script synchronises (``.item()``, ``torch.cuda.synchronize``) the next launch waits for the
+GPU (``workload/host.py``).
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from simcluster.workload.host import HostModel, add_host_timeline
 from simcluster.workload.model import OpsBuilder, Workload, WorkloadMeta
 from simcluster.workload.validate import make_workload
 
@@ -74,9 +82,14 @@ class OpLog:
         ([64, None, None], [0, 0, 1])
     """
 
-    def __init__(self, world_size: int, rank: int = 0) -> None:
+    def __init__(self, world_size: int, rank: int = 0, host: HostModel | None = None) -> None:
         self.world_size = world_size
         self.rank = rank
+        self.host = host
+        self._dispatched = 0  # aten operators since the last recorded op
+        self._host_us: list[float] = []
+        self._sync: list[bool] = []
+        self._sync_pending = False
         self.ops = OpsBuilder()
         self.mirrors: list[MirroredCollective] = []
         self.groups: dict[str, tuple[int, ...]] = {}
@@ -115,8 +128,22 @@ class OpLog:
         if not self.recording:
             self._pending_alloc = self.ledger.live
             self.recorded_peak = self.ledger.live
+            self._dispatched = 0
+            self._sync_pending = False
         self.recording = True
         self.step = step
+
+    # -- the host ---------------------------------------------------------------------------
+
+    def dispatched(self) -> None:
+        """An aten operator went through the dispatcher (host time, kernel or not)."""
+        self._dispatched += 1
+
+    def sync(self) -> None:
+        """The script waits for the GPU (``.item()``, ``synchronize``): the next recorded
+        op's launch waits for every op recorded before it."""
+        if self.recording:
+            self._sync_pending = True
 
     # -- ops --------------------------------------------------------------------------------
 
@@ -127,6 +154,11 @@ class OpLog:
                              alloc_bytes=alloc or None, **values)
         self._last_op = op_id
         self.num_ops += 1
+        if self.host is not None:
+            self._host_us.append(self.host.cost(self._dispatched))
+            self._sync.append(self._sync_pending)
+        self._dispatched = 0
+        self._sync_pending = False
         return op_id
 
     def consumers_of(self, storages: list[int]) -> list[int]:
@@ -174,7 +206,7 @@ class OpLog:
     # -- the workload -----------------------------------------------------------------------
 
     def table(self) -> pa.Table:
-        """This rank's ops, with the frees placed."""
+        """This rank's ops, with the frees placed and, with a host model, their launches."""
         table = self.ops.table()
         if self._free_at:
             frees = table.column("free_bytes").to_pylist()
@@ -182,6 +214,8 @@ class OpLog:
                 frees[op_id] = (frees[op_id] or 0) + nbytes
             table = table.set_column(table.schema.get_field_index("free_bytes"),
                                      "free_bytes", pa.array(frees, pa.int64()))
+        if self.host is not None and table.num_rows:
+            table, _ = add_host_timeline(table, np.array(self._host_us), np.array(self._sync))
         return table
 
     def mirror_table(self) -> pa.Table:

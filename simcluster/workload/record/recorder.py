@@ -22,12 +22,13 @@ import runpy
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from simcluster.errors import UnsupportedOperationError, WorkloadError
+from simcluster.workload.host import EAGER
 from simcluster.workload.model import Workload
 from simcluster.workload.record.log import OpLog, merge
 
@@ -49,6 +50,10 @@ class RecordOptions:
         fold: record rank 0 only, the others mirroring its collectives (data parallelism);
             false: run the code once per rank, as that rank, and keep every rank's ops
             (ranks that differ: tensor parallelism, different groups).
+        host: give every recorded op the host time eager PyTorch spends launching it
+            (``workload/host.py``: the default model, measured on real traces), so that a
+            step of many short kernels is as launch-bound as the real one; false: the GPU
+            streams only.
     """
 
     world_size: int = 8
@@ -58,6 +63,7 @@ class RecordOptions:
     device: str = "H100-SXM5-80GB"
     name: str = "recorded"
     fold: bool = True
+    host: bool = True
 
     def check(self) -> None:
         """Raise WorkloadError naming the option that is out of range."""
@@ -89,7 +95,7 @@ class Recorder:
         self.options = options
         self.source = source
         self.script = script
-        self.log = OpLog(options.world_size, rank)
+        self.log = OpLog(options.world_size, rank, EAGER if options.host else None)
         self.optimizer_steps = 0
         self.categories: dict[int, dict[str, int]] = {}
         self._stack = contextlib.ExitStack()
@@ -184,6 +190,7 @@ class Recorder:
                 memory[k] += v
         memory["peak"] = self.log.recorded_peak
         extra = {"recorder": "torch", "world_size": o.world_size,
+                 "host": asdict(EAGER) if o.host else None,
                  "gpus_per_node": o.gpus_per_node, "steps": o.steps, "warmup": o.warmup,
                  "memory": memory}
         if self.script:

@@ -160,6 +160,7 @@ class Tracer(TorchDispatchMode):
         out = func(*args, **kwargs)
         if namespace in _IGNORED_NAMESPACES:
             return out
+        self.log.dispatched()
         outs = tensors(out)
         self._track(outs)
         if func.is_view or name in _NO_KERNEL:
@@ -175,6 +176,7 @@ class Tracer(TorchDispatchMode):
     def _collective(self, func: Any, name: str, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
         out = func(*args, **kwargs)
+        self.log.dispatched()
         if name in _SYNC:
             return out
         if name in _C10D:

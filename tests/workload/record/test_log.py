@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow.compute as pc
 
+from simcluster.workload.host import HostModel
 from simcluster.workload.record.log import OpLog
 from simcluster.workload.record.work import op_work
 
@@ -81,3 +82,20 @@ def test_attention_backward_counts_twice_the_forward() -> None:
     assert fwd == (2.0 * 2 * 4 * 16 * 16 * 16, 4 * 4 * 1024, "fp32")
     # backward: Q, K, V, O twice (read; dQ, dK, dV written) and dO once
     assert bwd == (2 * fwd[0], 4 * (2 * 4 * 1024 + 1024), "fp32")
+
+
+def test_host_costs_count_the_aten_ops_since_the_last_launch_and_syncs_wait() -> None:
+    log = OpLog(world_size=1, host=HostModel(launch_us=10.0, dispatch_us=2.0))
+    log.dispatched()                    # before recording: not counted
+    log.start_recording(step=0)
+    log.dispatched()
+    log.dispatched()                    # a view, then the mm: 2 ops dispatched
+    mm = log.compute("aten::mm", 8.0, 24, "fp32")
+    log.sync()                          # .item(): the next launch waits for the mm
+    log.dispatched()
+    add = log.compute("aten::add", None, 8, "fp32")
+    ops = _rank(log.workload("t", "test"), 0)
+    assert [(o["kind"], o["duration_us"], o["deps"]) for o in ops] == [
+        ("host", 14.0, None), ("compute", None, [0]),
+        ("host", 12.0, [1]), ("compute", None, [2])]
+    assert (mm, add) == (0, 1)          # op_ids as recorded; the table renumbers

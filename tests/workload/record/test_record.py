@@ -66,7 +66,9 @@ def test_ddp_all_reduces_once_per_step_and_the_others_mirror_it(recorded) -> Non
     assert [(o["collective"], o["comm_bytes"], o["group"], o["stream"]) for o in colls] == [
         ("all_reduce", 4 * N, "world", "comm")]
     ar = colls[0]
-    assert ar["deps"] == [ar["op_id"] - 1] and r0[ar["op_id"] - 1]["kind"] == "compute"
+    # after the compute op recorded last, and after its own launch on the host thread
+    assert ar["deps"] == [ar["op_id"] - 2, ar["op_id"] - 1]
+    assert [r0[i]["kind"] for i in ar["deps"]] == ["compute", "host"]
     readers = [o for o in r0 if o["deps"] and ar["op_id"] in o["deps"]]
     assert [o["name"] for o in readers] == ["aten::copy_"]   # the bucket back into the grads
     assert recorded.groups["world"] == tuple(range(8))
@@ -75,6 +77,24 @@ def test_ddp_all_reduces_once_per_step_and_the_others_mirror_it(recorded) -> Non
             ("all_reduce", 4 * N)]
     copies = [o for o in r0 if o["kind"] == "memcpy"]
     assert [o["comm_bytes"] for o in copies] == [8 * B * S] * (2 * ACC)   # x and y, int64
+
+
+def test_the_host_launches_every_op_and_waits_at_the_scripts_synchronize() -> None:
+    # Two steps: torch.cuda.synchronize() ends each iteration of the script, so the first
+    # launch of step 1 waits for the last op of every stream of step 0; AdamW's .item() on
+    # its step counters (host tensors) makes no launch wait.
+    wl = record_script(SCRIPT, ARGS, RecordOptions(world_size=8, steps=2))
+    r0 = _rank(wl, 0)
+    launches = [o for o in r0 if o["kind"] == "host"]
+    assert len(launches) == len(r0) // 2
+    for o in r0:   # each op right after its own launch, and waiting for it
+        if o["kind"] != "host":
+            assert r0[o["op_id"] - 1]["kind"] == "host" and o["op_id"] - 1 in o["deps"]
+    waiting = [o for o in launches if o["deps"]]
+    assert len(waiting) == 1 and waiting[0]["step"] == 1
+    step0 = [o for o in r0 if o["step"] == 0 and o["kind"] != "host"]
+    last = {o["stream"]: o["op_id"] for o in step0}
+    assert waiting[0]["deps"] == sorted(last.values())
 
 
 def test_world_size_64_records_the_same_step_with_63_mirrors(recorded) -> None:

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from simcluster.workload.generate.transformer.config import TransformerConfig
 from simcluster.workload.generate.transformer.cp import NEXT_CP, PREV_CP
+from simcluster.workload.generate.transformer.host import with_durations, with_host
 from simcluster.workload.generate.transformer.metrics import training_meta
 from simcluster.workload.generate.transformer.moe import (
     a2a_splits,
@@ -143,6 +144,9 @@ def transformer(cfg: TransformerConfig) -> Workload:
             g["cols"]["free_bytes"] = pa.array(np.zeros(len(ids), np.int64))
             g["cols"]["stream"] = pa.array(["dp"] * len(ids), pa.string())
             ghosts.append(g)
+    if cfg.host_us > 0:
+        tpls = [with_host(tpl, cfg) for tpl in tpls]
+        ghosts = [with_durations(g) for g in ghosts]
     parts = []
     for d in range(cfg.dp):
         for p in range(cfg.pp):

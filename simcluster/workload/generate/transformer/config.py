@@ -74,6 +74,12 @@ class TransformerConfig:
         cp_comm: how context parallelism exchanges keys and values: ``p2p`` (ring
             attention, Megatron-Core / Transformer Engine) or ``a2a`` (DeepSpeed-Ulysses:
             all-to-alls before and after the attention, heads split over ``tp x cp``).
+        host_us: host time (us) to launch each GPU op: each rank's CPU thread issues its ops
+            in program order at this cost and a GPU op cannot start before its launch
+            (``host.py``, ``docs/compute.md#host-time``); 0: no host timeline.
+        cuda_graphs: the ops of one layer's forward or backward are captured in one CUDA
+            graph and launched at the cost of one op (Megatron-Core's
+            ``--enable-cuda-graph``, Transformer Engine's graphed layers).
     """
 
     model: ModelSpec
@@ -107,6 +113,8 @@ class TransformerConfig:
     moe_dispatcher: str = "alltoall"
     cp: int = 1
     cp_comm: str = "p2p"
+    host_us: float = 0.0
+    cuda_graphs: bool = False
 
     def padded(self) -> TransformerConfig:
         """This configuration with the vocabulary padded to a multiple of
@@ -205,6 +213,8 @@ class TransformerConfig:
                 and self.micro_batches % self.pp:
             problems.append(f"the interleaved schedule needs the micro-batches per replica "
                             f"({self.micro_batches}) to be a multiple of pp ({self.pp})")
+        if not self.host_us >= 0:
+            problems.append(f"host_us {self.host_us} must be 0 or more (us per launched op)")
         problems.extend(self._check_moe())
         problems.extend(check_cp(self))
         if problems:
