@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from simcluster.workload.model import OpsBuilder, Workload, WorkloadMeta
+from simcluster.workload.record.fusion import Fuser
 from simcluster.workload.validate import make_workload
 
 COMPUTE, COMM, COPY = "compute", "comm", "copy"
@@ -90,6 +91,7 @@ class OpLog:
         self._free_at: dict[int, int] = {}  # op_id -> bytes freed when it ends
         self._writer: dict[int, int] = {}   # storage key -> op_id of a pending comm/copy
         self.num_ops = 0
+        self.fuser: Fuser | None = None     # open chain of fused operators (.fusion)
 
     # -- memory -----------------------------------------------------------------------------
 
@@ -112,13 +114,33 @@ class OpLog:
     def start_recording(self, step: int) -> None:
         """Keep ops from now on, as training step ``step``; what is live now is allocated by
         the first op recorded."""
+        self.end_chain()
         if not self.recording:
             self._pending_alloc = self.ledger.live
             self.recorded_peak = self.ledger.live
         self.recording = True
         self.step = step
 
+    def next_step(self, step: int) -> None:
+        """Ops from now on belong to training step ``step``."""
+        self.end_chain()
+        self.step = step
+
     # -- ops --------------------------------------------------------------------------------
+
+    def fusing(self, live: Any) -> Fuser:
+        """The fuser of this log (made on first use): chains of fusible operators become
+        one compute op each (:mod:`.fusion`); ``live(key)`` says whether a storage is
+        referenced."""
+        if self.fuser is None:
+            self.fuser = Fuser(lambda name, flops, nbytes, dtype, reads: self.compute(
+                name, flops, nbytes, dtype, reads), live)
+        return self.fuser
+
+    def end_chain(self) -> None:
+        """Emit the open chain of fused operators, if any, before what comes next."""
+        if self.fuser is not None:
+            self.fuser.flush()
 
     def _add(self, name: str, kind: str, stream: str, deps: list[int], **values: Any) -> int:
         alloc = self._pending_alloc
@@ -137,6 +159,7 @@ class OpLog:
     def compute(self, name: str, flops: float | None, nbytes: int | None, dtype: str | None,
                 reads: list[int] | None = None) -> int | None:
         """A kernel on the compute stream; returns its op_id (None while not recording)."""
+        self.end_chain()
         deps = self.consumers_of(reads or [])
         if not self.recording:
             return None
@@ -147,6 +170,7 @@ class OpLog:
 
     def copy_h2d(self, nbytes: int, storage: int) -> int | None:
         """A host-to-device copy on the copy stream; compute reading ``storage`` waits."""
+        self.end_chain()
         if not self.recording:
             return None
         op_id = self._add("memcpy.h2d", "memcpy", COPY, [], copy_kind="H2D", comm_bytes=nbytes)
@@ -158,6 +182,7 @@ class OpLog:
                    writes: list[int] | None = None) -> int | None:
         """A collective on the comm stream, issued after the compute op recorded last (NCCL's
         stream waits for the compute stream at issue); compute reading ``writes`` waits."""
+        self.end_chain()
         self.groups.setdefault(group, ranks)
         if not self.recording:
             return None
@@ -175,6 +200,7 @@ class OpLog:
 
     def table(self) -> pa.Table:
         """This rank's ops, with the frees placed."""
+        self.end_chain()
         table = self.ops.table()
         if self._free_at:
             frees = table.column("free_bytes").to_pylist()
