@@ -8,8 +8,10 @@ Needs the ``record`` extra (PyTorch). Three parts, each recording in a fresh pro
    12, two micro-batches accumulated, DDP, AdamW, bf16 autocast) recorded at ``--world-size``
    ranks (64): wall time and peak RSS of the recording process (median of ``--repeat``).
 2. **recorded vs generated**: the same model, micro-batch 8, no accumulation, recorded at 8
-   ranks and generated (``generate transformer`` with the same dimensions, dp 8), both
-   replayed on ``topologies/dgx-h100.yaml``: step time and FLOPs per step of rank 0.
+   ranks (eager, and ``--compile``: the model ``torch.compile``d, its memory-bound operators
+   fused as Inductor would) and generated (``generate transformer`` with the same
+   dimensions, dp 8), all replayed on ``topologies/dgx-h100.yaml``: step time and FLOPs per
+   step of rank 0.
 3. **published**: nanoGPT's README (karpathy/nanoGPT, "efficiency notes", Dec 2022): GPT-2
    124M without ``torch.compile`` "~250ms / iter"; ``bench.py`` of that time: one GPU,
    batch 8 x 1024, fp16 autocast, attention written out (softmax of the masked scores), no
@@ -19,6 +21,7 @@ Needs the ``record`` extra (PyTorch). Three parts, each recording in a fresh pro
 Usage::
 
     python bench/bench_record.py --world-size 64 --repeat 3
+    python bench/bench_record.py --skip-speed      # parts 2 and 3 only
 """
 
 from __future__ import annotations
@@ -82,31 +85,40 @@ def split_compute(result: Any) -> tuple[tuple[int, float], tuple[int, float]]:
     return (len(gemm), sum(gemm)), (len(other), sum(other))
 
 
+def speed(d: Path, world: int, repeat: int) -> None:
+    """Part 1: wall time and peak RSS of recording GPT-2 small at ``world`` ranks."""
+    runs = [record(d / "gpt2.parquet", world, 8, "H100-SXM5-80GB",
+                   ["--micro-batch", "12", "--accum", "2"]) for _ in range(repeat)]
+    wall = statistics.median(r["wall_s"] for r in runs)
+    rss = statistics.median(r["rss_bytes"] for r in runs)
+    each = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
+    print(f"record GPT-2 small, world size {world}: {runs[0]['ops']:,} ops, "
+          f"wall {wall:.1f} s, peak RSS {rss / 2**30:.2f} GiB (median of {repeat}; "
+          f"runs: {each} s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--world-size", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-speed", action="store_true", help="leave part 1 out")
     args = ap.parse_args()
     import simcluster as sc
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        runs = [record(d / "gpt2.parquet", args.world_size, 8, "H100-SXM5-80GB",
-                       ["--micro-batch", "12", "--accum", "2"]) for _ in range(args.repeat)]
-        wall = statistics.median(r["wall_s"] for r in runs)
-        rss = statistics.median(r["rss_bytes"] for r in runs)
-        each = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
-        print(f"record GPT-2 small, world size {args.world_size}: {runs[0]['ops']:,} ops, "
-              f"wall {wall:.1f} s, peak RSS {rss / 2**30:.2f} GiB (median of {args.repeat}; "
-              f"runs: {each} s)")
-
-        record(d / "rec8.parquet", 8, 8, "H100-SXM5-80GB", ["--micro-batch", "8", "--accum", "1"])
+        if not args.skip_speed:
+            speed(d, args.world_size, args.repeat)
+        small = ["--micro-batch", "8", "--accum", "1"]
+        record(d / "rec8.parquet", 8, 8, "H100-SXM5-80GB", small)
+        record(d / "compiled8.parquet", 8, 8, "H100-SXM5-80GB", [*small, "--compile"])
         subprocess.run([sys.executable, "-m", "simcluster", "generate", "transformer", "-o",
                         str(d / "gen8.parquet"), "--layers", "12", "--hidden", "768",
                         "--heads", "12", "--ffn", "3072", "--vocab", "50304", "--seq-len",
                         "1024", "--dp", "8", "--micro-batch", "8"],
                        check=True, capture_output=True)
-        for label, name in (("recorded", "rec8.parquet"), ("generated", "gen8.parquet")):
+        for label, name in (("recorded", "rec8.parquet"), ("compiled", "compiled8.parquet"),
+                            ("generated", "gen8.parquet")):
             result = sc.replay(d / name, TOPOLOGY)
             gemm, other = split_compute(result)
             print(f"{label:9s} GPT-2 small, dp 8, micro-batch 8 on dgx-h100: step "

@@ -13,9 +13,12 @@ rules to the recorded operator stream, in program order:
   embedding lookups that Inductor lowers to pointwise loops) joins the open chain when its
   output has as many elements as the chain's (Inductor: "nodes numel incompatibility"
   otherwise), else it starts a new chain;
-- a **reduction** (sum, mean, amax, softmax, log-softmax, layer norm, NLL loss ...) joins the
-  chain when its input has as many elements as the chain (a pointwise producer fused into a
-  reduction: ``numel1 == numel2 * rnumel2``) and ends it: what follows starts a new kernel;
+- a **reduction** (sum, mean, amax, softmax, log-softmax, layer norm and its backward, NLL
+  loss ...) joins the chain when its input has as many elements as the chain (a pointwise
+  producer fused into a reduction: ``numel1 == numel2 * rnumel2``), and so does a pointwise
+  operator after it over the same elements (the epilogue of a softmax or a norm, a cast of
+  its output; the same rule with the nodes swapped); a pointwise operator over the reduced
+  output (fewer elements) starts a new kernel;
 - anything else (matrix multiplies, attention, collectives, copies to the device, ops the
   compiler leaves to a library) ends the chain and stays a kernel of its own.
 
@@ -47,7 +50,7 @@ class Chain:
         names: the operators, in order (``aten::mul``).
         reads: external inputs, storage key -> bytes read.
         made: tensors the chain's operators made, storage key -> bytes.
-        reduces: a reduction joined (the chain is closed to further operators).
+        reduces: a reduction joined (the kernel is a reduction kernel).
     """
 
     numel: int
@@ -97,7 +100,7 @@ class Fuser:
     def joins(self, kind: str, numel: int) -> bool:
         """Whether an operator of ``kind`` over ``numel`` elements would join the open chain
         (or start one: none is open)."""
-        return self.chain is None or (not self.chain.reduces and self.chain.numel == numel)
+        return self.chain is None or self.chain.numel == numel
 
     def add(self, name: str, kind: str, numel: int, flops: float | None, dtype: str | None,
             inputs: list[tuple[int, int]], outputs: list[tuple[int, int]]) -> None:
@@ -115,7 +118,7 @@ class Fuser:
         chain.names.append(name)
         chain.flops += flops or 0.0
         chain.dtype = chain.dtype or dtype
-        chain.reduces = kind == REDUCTION
+        chain.reduces = chain.reduces or kind == REDUCTION
 
     def flush(self) -> None:
         """End the open chain: emit it as one kernel (nothing if none is open)."""

@@ -69,11 +69,13 @@ _FUNCTIONAL: dict[str, tuple[str, int, str]] = {
 _SYNC = frozenset({"_c10d_functional::wait_tensor"})
 
 # Fusible beyond aten's ``pointwise`` tag: casts, copies, fills, embedding lookups (Inductor
-# lowers them to pointwise loops); and reductions, fused with the pointwise ops before them.
+# lowers them to pointwise loops), NLL loss's backward (a scatter upon zeros, which Inductor
+# rewrites as a pointwise select: ``fx_passes/joint_graph.py``, ``scatter_upon_const_tensor``);
+# and reductions, fused with the pointwise ops around them.
 _POINTWISE = frozenset({
     "aten::_to_copy", "aten::copy_", "aten::fill_", "aten::zero_", "aten::zeros_like",
     "aten::ones_like", "aten::full_like", "aten::embedding", "aten::native_dropout",
-    "aten::native_dropout_backward",
+    "aten::native_dropout_backward", "aten::nll_loss_backward",
 })
 _REDUCTIONS = frozenset({
     "aten::sum", "aten::mean", "aten::amax", "aten::amin", "aten::max", "aten::min",
@@ -81,7 +83,8 @@ _REDUCTIONS = frozenset({
     "aten::linalg_vector_norm", "aten::prod", "aten::logsumexp", "aten::argmax",
     "aten::argmin", "aten::any", "aten::all", "aten::_softmax", "aten::_log_softmax",
     "aten::_softmax_backward_data", "aten::_log_softmax_backward_data",
-    "aten::native_layer_norm", "aten::nll_loss_forward", "aten::nll_loss2d_forward",
+    "aten::native_layer_norm", "aten::native_layer_norm_backward", "aten::nll_loss_forward",
+    "aten::nll_loss2d_forward",
 })
 
 
@@ -94,9 +97,11 @@ def fusion_kind(func: Any, name: str) -> str | None:
         ...                                          aten.mm.default)]
         ['pointwise', 'reduction', None]
     """
-    if torch.Tag.pointwise in func.tags or name in _POINTWISE:
-        return POINTWISE
-    return REDUCTION if name in _REDUCTIONS else None
+    if name == "aten::_foreach_norm" or name in _REDUCTIONS:
+        return REDUCTION
+    foreach = name.startswith("aten::_foreach_")   # horizontally fused (combo kernels)
+    return POINTWISE if foreach or torch.Tag.pointwise in func.tags or name in _POINTWISE \
+        else None
 
 
 def tensors(value: Any) -> list[torch.Tensor]:
@@ -213,8 +218,9 @@ class Tracer(TorchDispatchMode):
         dims, tps = _describe(args)
         flops, nbytes, dtype = op_work(name, dims, tps)
         if fused is not None:
+            made = outs + (tensors(args[0]) if name.endswith("_") else [])  # in place
             self.log.fusing(self._live).add(gpu_name(name), *fused, flops, dtype,
-                                            _sized(tensors(args)), _sized(outs))
+                                            _sized(tensors(args)), _sized(made))
             return out
         if not flops and not nbytes:  # no rule (factories, sparse ops): what it touches
             nbytes = sum(int(t.numel()) * t.element_size() for t in tensors(args) + outs) or 1
@@ -225,12 +231,15 @@ class Tracer(TorchDispatchMode):
     def _fusible(self, func: Any, name: str, args: tuple[Any, ...],
                  outs: list[torch.Tensor]) -> tuple[str, int] | None:
         """(kind, elements of its loop) for an operator to fuse now, else None: a
-        pointwise op loops over its output, a reduction over its input."""
+        pointwise op loops over its output, a reduction over its input, a multi-tensor
+        (``_foreach_``) op over all tensors of its first list."""
         if self.fuse is None or not self.fuse():
             return None
         kind = fusion_kind(func, name)
-        if kind is None:
+        if kind is None or not args:
             return None
+        if name.startswith("aten::_foreach_"):
+            return kind, sum(int(t.numel()) for t in tensors(args[0]))
         over = outs if kind == POINTWISE else tensors(args)
         return (kind, int(over[0].numel())) if over else None
 

@@ -1,5 +1,6 @@
 """A nanoGPT-style training script, written as people write them for GPUs: DDP launched by
-torchrun, ``.cuda()``, autocast to bf16, AdamW, gradient accumulation, loss logging. The
+torchrun, ``.cuda()``, autocast to bf16, AdamW, gradient accumulation, loss logging, and
+``torch.compile`` with ``--compile`` (as nanoGPT does). The
 recorder's tests run it unmodified (``python nanogpt_train.py --layers 2 ...``)."""
 
 import argparse
@@ -75,6 +76,7 @@ def main():
     p.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa")
     p.add_argument("--dtype", choices=["bfloat16", "float16"], default="bfloat16")
     p.add_argument("--clip", type=float, default=1.0, help="gradient clipping (0: none)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = p.parse_args()
 
     dist.init_process_group(backend="nccl")
@@ -83,6 +85,8 @@ def main():
     torch.cuda.set_device(device)
     model = GPT(args.vocab, args.seq_len, args.layers, args.hidden, args.heads,
                 args.attention).cuda()
+    if args.compile:
+        model = torch.compile(model)
     model = DDP(model, device_ids=[local_rank])
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1)
     for it in range(args.iters):

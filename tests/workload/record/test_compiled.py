@@ -91,3 +91,20 @@ def test_a_compiled_model_fuses_its_forward_and_backward_and_nothing_else() -> N
 def test_an_unknown_fusion_mode_is_bad_input() -> None:
     with pytest.raises(WorkloadError, match="fuse is 'some'"):
         RecordOptions(fuse="some").check()
+
+
+def test_fusing_all_makes_adamw_one_kernel_over_its_four_lists() -> None:
+    def train() -> None:
+        model = torch.nn.Linear(256, 512, bias=False).cuda()
+        opt = torch.optim.AdamW(model.parameters())
+        for _ in range(2):
+            model(torch.ones(64, 256, device="cuda")).sum().backward()
+            opt.step()
+
+    ops = _compute(record_function(train, options=RecordOptions(world_size=1, fuse="all")))
+    weights = 256 * 512 * 4
+    # the update reads weights, gradients and both moments, writes weights and moments (its
+    # temporaries, such as the moments' square roots, stay on chip)
+    assert ops[-1] == ("triton_poi_fused__foreach_add___foreach_addcdiv___foreach_addcmul___"
+                       "foreach_div___foreach_lerp___foreach_mul___foreach_sqrt", 7 * weights)
+    assert ops[-2][0] == "aten::_foreach_add_"    # the step counters: one element each
