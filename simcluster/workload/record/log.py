@@ -47,7 +47,9 @@ class Ledger:
 
 @dataclass(frozen=True)
 class MirroredCollective:
-    """A collective rank 0 issued, for the other members of its group to mirror."""
+    """A collective rank 0 issued, for the other members of its group to mirror; or a
+    ``send``/``recv`` (``collective``) with ``peer``, which the peer mirrors as the other
+    half of the pair."""
 
     name: str
     collective: str
@@ -55,6 +57,7 @@ class MirroredCollective:
     group: str
     step: int
     root: int | None
+    peer: int | None = None
 
 
 class OpLog:
@@ -196,6 +199,23 @@ class OpLog:
                                                root))
         return op_id
 
+    def p2p(self, name: str, kind: str, comm_bytes: int, peer: int,
+            writes: list[int] | None = None) -> int | None:
+        """A ``send`` or ``recv`` (``kind``) of ``comm_bytes`` with global rank ``peer``, on
+        a stream of its own per direction (so that an exchange cannot deadlock), issued
+        after the compute op recorded last; compute reading ``writes`` (a receive's
+        buffer) waits for it."""
+        self.end_chain()
+        if not self.recording:
+            return None
+        deps = [self._last_compute] if self._last_compute is not None else []
+        op_id = self._add(name, kind, kind, deps, comm_bytes=comm_bytes, peer=peer)
+        for s in writes or []:
+            self._writer[s] = op_id
+        self.mirrors.append(MirroredCollective(name, kind, comm_bytes, "", self.step, None,
+                                               peer))
+        return op_id
+
     # -- the workload -----------------------------------------------------------------------
 
     def table(self) -> pa.Table:
@@ -215,7 +235,10 @@ class OpLog:
         mirror = OpsBuilder()
         for rank in range(self.world_size):
             for m in self.mirrors if rank != self.rank else ():
-                if rank in self.groups[m.group]:
+                if m.peer is not None:
+                    if m.peer == rank:
+                        _mirror_p2p(mirror, rank, self.rank, m)
+                elif rank in self.groups[m.group]:
                     mirror.add(rank, m.name, "collective", COMM, collective=m.collective,
                                comm_bytes=m.comm_bytes if m.collective != "barrier" else None,
                                group=m.group, step=m.step, root=m.root)
@@ -226,6 +249,12 @@ class OpLog:
         """This rank's ops in full and, for every other rank of its groups, the mirrored
         collectives (module docstring)."""
         return merge([self], name, source, extra, recorded_device, mirrors=True)
+
+
+def _mirror_p2p(mirror: OpsBuilder, rank: int, peer: int, m: MirroredCollective) -> None:
+    """On ``rank``, the other half of ``peer``'s send or receive ``m``."""
+    kind = "recv" if m.collective == "send" else "send"
+    mirror.add(rank, m.name, kind, kind, comm_bytes=m.comm_bytes, peer=peer, step=m.step)
 
 
 def merge(logs: list[OpLog], name: str, source: str, extra: dict[str, Any] | None = None,

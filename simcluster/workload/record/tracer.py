@@ -67,6 +67,8 @@ _FUNCTIONAL: dict[str, tuple[str, int, str]] = {
     "_c10d_functional::all_to_all_single": ("all_to_all", 3, "arg0"),
 }
 _SYNC = frozenset({"_c10d_functional::wait_tensor"})
+# point-to-point: c10d operator -> kind (arguments: tensors, group, peer's rank in it, tag)
+_P2P = {"c10d::send": "send", "c10d::recv_": "recv"}
 
 # Fusible beyond aten's ``pointwise`` tag: casts, copies, fills, embedding lookups (Inductor
 # lowers them to pointwise loops), NLL loss's backward (a scatter upon zeros, which Inductor
@@ -246,10 +248,22 @@ class Tracer(TorchDispatchMode):
     def _live(self, key: int) -> bool:
         return key in self._refs
 
+    def _p2p(self, name: str, kind: str, args: tuple[Any, ...]) -> None:
+        """A send or receive of the tensors in ``args[0]`` with the peer whose rank in group
+        ``args[1]`` is ``args[2]``."""
+        pg = dist.ProcessGroup.unbox(args[1])
+        peer = dist.get_global_rank(pg, int(args[2]))
+        moved = tensors(args[0])
+        self.log.p2p(name, kind, sum(int(t.numel()) * t.element_size() for t in moved), peer,
+                     writes=[storage_key(t) for t in moved] if kind == "recv" else [])
+
     def _collective(self, func: Any, name: str, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
         out = func(*args, **kwargs)
         if name in _SYNC:
+            return out
+        if name in _P2P:
+            self._p2p(name, _P2P[name], args)
             return out
         if name in _C10D:
             collective, pg_at, size = _C10D[name]
@@ -260,9 +274,9 @@ class Tracer(TorchDispatchMode):
             pg = _resolve_process_group(args[pg_at])
         else:
             raise UnsupportedOperationError(
-                f"{name}: the recorder does not model this communication operator yet "
-                "(point-to-point send/recv, used by pipeline parallelism, is not supported); "
-                "record a script that uses DDP or FSDP collectives.", name)
+                f"{name}: the recorder does not model this communication operator (a "
+                "receive from any source depends on timing); name the peer (recv(t, src)) "
+                "or use the collectives and send/recv it does model (docs/record.md).", name)
         group, ranks = self.group_name(pg)
         moved = tensors(args[0] if size == "arg0" else args[1] if size == "arg1" else out
                         if size == "out" else [])
