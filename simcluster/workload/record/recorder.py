@@ -358,7 +358,7 @@ def _each_rank(run: Callable[[], Any], options: RecordOptions, source: str,
     recorders = []
     for rank in ranks:
         with Recorder(options, source=source, script=script, rank=rank) as rec:
-            run()
+            kept = run()    # noqa: F841  (a script's globals live until the recording ends)
         recorders.append(rec)
     if options.fold:
         return recorders[0].workload()
