@@ -8,12 +8,13 @@ Needs the ``record`` extra (PyTorch). Three parts, each recording in a fresh pro
    12, two micro-batches accumulated, DDP, AdamW, bf16 autocast) recorded at ``--world-size``
    ranks (64): wall time and peak RSS of the recording process (median of ``--repeat``).
 2. **recorded vs generated**: the same model, micro-batch 8, no accumulation, recorded at 8
-   ranks (eager, and ``--compile``: the model ``torch.compile``d, its memory-bound operators
-   fused as Inductor would) and generated (``generate transformer`` with the same
+   ranks (eager; ``--compile``: the model ``torch.compile``d, its memory-bound operators
+   fused as Inductor would; ``fuse="all"``: the whole step fused so) and generated (``generate transformer`` with the same
    dimensions, dp 8), all replayed on ``topologies/dgx-h100.yaml``: step time and FLOPs per
    step of rank 0.
 3. **published**: nanoGPT's README (karpathy/nanoGPT, "efficiency notes", Dec 2022): GPT-2
-   124M without ``torch.compile`` "~250ms / iter"; ``bench.py`` of that time: one GPU,
+   124M without ``torch.compile`` "~250ms / iter", with it "135ms / iter"; ``bench.py`` of
+   that time: one GPU,
    batch 8 x 1024, fp16 autocast, attention written out (softmax of the masked scores), no
    clipping. Recorded as such (vocabulary 50257) at world size 1 and replayed on one
    A100-SXM4-40GB (nanoGPT's hardware: an 8X A100 40GB node).
@@ -44,10 +45,10 @@ _CHILD = """
 import json, resource, sys, time
 from simcluster.workload import write_workload
 from simcluster.workload.record import RecordOptions, record_script
-out, world, gpus, device, *argv = sys.argv[1:]
+out, world, gpus, device, fuse, *argv = sys.argv[1:]
 t0 = time.perf_counter()
 wl = record_script({script!r}, argv, RecordOptions(world_size=int(world),
-                   gpus_per_node=int(gpus), device=device))
+                   gpus_per_node=int(gpus), device=device, fuse=fuse))
 wall = time.perf_counter() - t0
 write_workload(wl, out)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -55,11 +56,12 @@ print(json.dumps({{"wall_s": wall, "rss_bytes": rss, "ops": wl.num_ops}}))
 """
 
 
-def record(out: Path, world: int, gpus: int, device: str, argv: list[str]) -> dict:
+def record(out: Path, world: int, gpus: int, device: str, argv: list[str],
+           fuse: str = "compiled") -> dict:
     """Record the script in a fresh process; its wall time (s), peak RSS (bytes), ops."""
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD.format(script=str(SCRIPT)), str(out), str(world),
-         str(gpus), device, *argv], capture_output=True, text=True, check=True)
+         str(gpus), device, fuse, *argv], capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -74,6 +76,25 @@ def rank0_flops(path: Path) -> float:
 # GEMMs and attention: recorded aten ops (the ones with FLOPs), or the generator's op names.
 _GEMM = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|_scaled_dot_product)|"
                    r"\.(qkv|attn|proj|fc1|fc2)(\.|$)|^logits")
+
+
+# Rank 0's other (memory-bound) kernels by what launches them.
+_KINDS = (("fused", re.compile(r"^triton_")), ("casts", re.compile(r"^aten::_to_copy$")),
+          ("DDP bucket", re.compile(r"^aten::(copy_|div_)$")),
+          ("optimizer", re.compile(r"^aten::_foreach_")))
+
+
+def other_kinds(result: Any) -> str:
+    """Rank 0's compute outside GEMMs and attention by kind: count and busy ms each."""
+    t = result.run.timeline.to_pylist()
+    busy: dict[str, list[float]] = {k: [0, 0.0] for k, _ in (*_KINDS, ("rest", None))}
+    for r in t:
+        if r["rank"] != 0 or r["kind"] != "compute" or _GEMM.search(r["name"]):
+            continue
+        kind = next((k for k, pattern in _KINDS if pattern.search(r["name"])), "rest")
+        busy[kind][0] += 1
+        busy[kind][1] += r["end_us"] - r["start_us"]
+    return ", ".join(f"{k} {int(n)} ops {us / 1e3:.2f} ms" for k, (n, us) in busy.items())
 
 
 def split_compute(result: Any) -> tuple[tuple[int, float], tuple[int, float]]:
@@ -112,26 +133,30 @@ def main() -> None:
         small = ["--micro-batch", "8", "--accum", "1"]
         record(d / "rec8.parquet", 8, 8, "H100-SXM5-80GB", small)
         record(d / "compiled8.parquet", 8, 8, "H100-SXM5-80GB", [*small, "--compile"])
+        record(d / "all8.parquet", 8, 8, "H100-SXM5-80GB", small, fuse="all")
         subprocess.run([sys.executable, "-m", "simcluster", "generate", "transformer", "-o",
                         str(d / "gen8.parquet"), "--layers", "12", "--hidden", "768",
                         "--heads", "12", "--ffn", "3072", "--vocab", "50304", "--seq-len",
                         "1024", "--dp", "8", "--micro-batch", "8"],
                        check=True, capture_output=True)
         for label, name in (("recorded", "rec8.parquet"), ("compiled", "compiled8.parquet"),
-                            ("generated", "gen8.parquet")):
+                            ("fuse all", "all8.parquet"), ("generated", "gen8.parquet")):
             result = sc.replay(d / name, TOPOLOGY)
             gemm, other = split_compute(result)
             print(f"{label:9s} GPT-2 small, dp 8, micro-batch 8 on dgx-h100: step "
                   f"{result.step_time_us / 1e3:.2f} ms, rank 0 {rank0_flops(d / name) / 1e12:.3f} "
                   f"TFLOP per step; rank 0 compute: GEMM + attention {gemm[0]} ops "
                   f"{gemm[1] / 1e3:.2f} ms, other {other[0]} ops {other[1] / 1e3:.2f} ms")
+            print(f"          other by kind: {other_kinds(result)}")
 
-        record(d / "nanogpt.parquet", 1, 1, "A100-SXM4-40GB",
-               ["--micro-batch", "8", "--accum", "1", "--attention", "manual", "--dtype",
-                "float16", "--clip", "0", "--vocab", "50257"])
-        result = sc.replay(d / "nanogpt.parquet")
-        print(f"nanoGPT bench.py (GPT-2 124M, batch 8, fp16, eager) on one A100-SXM4-40GB: "
-              f"predicted {result.step_time_us / 1e3:.1f} ms per iteration; published ~250 ms")
+        bench = ["--micro-batch", "8", "--accum", "1", "--attention", "manual", "--dtype",
+                 "float16", "--clip", "0", "--vocab", "50257"]
+        for how, extra, published in (("eager", [], 250), ("torch.compile", ["--compile"], 135)):
+            record(d / "nanogpt.parquet", 1, 1, "A100-SXM4-40GB", [*bench, *extra])
+            result = sc.replay(d / "nanogpt.parquet")
+            print(f"nanoGPT bench.py (GPT-2 124M, batch 8, fp16, {how}) on one A100-SXM4-40GB: "
+                  f"predicted {result.step_time_us / 1e3:.1f} ms per iteration; published "
+                  f"~{published} ms")
 
 
 if __name__ == "__main__":
