@@ -153,6 +153,13 @@ def group_name(ranks: tuple[int, ...], world_size: int) -> str:
     return "pg" + "_".join(map(str, ranks))
 
 
+def _mutated(func: Any, args: tuple[Any, ...]) -> list[torch.Tensor]:
+    """The tensors an operator writes in place: the arguments its schema marks as written
+    (``Tensor(a!)``, ``Tensor(a!)[]``)."""
+    return [t for arg, value in zip(func._schema.arguments, args)
+            if arg.alias_info is not None and arg.alias_info.is_write for t in tensors(value)]
+
+
 def _sized(ts: list[torch.Tensor]) -> list[tuple[int, int]]:
     """(storage key, bytes) of each tensor."""
     return [(storage_key(t), int(t.numel()) * t.element_size()) for t in ts]
@@ -220,12 +227,13 @@ class Tracer(TorchDispatchMode):
         dims, tps = _describe(args)
         flops, nbytes, dtype = op_work(name, dims, tps)
         if fused is not None:
-            made = outs + (tensors(args[0]) if name.endswith("_") else [])  # in place
+            made = outs + _mutated(func, args)
             self.log.fusing(self._live).add(gpu_name(name), *fused, flops, dtype,
                                             _sized(tensors(args)), _sized(made))
             return out
-        if not flops and not nbytes:  # no rule (factories, sparse ops): what it touches
-            nbytes = sum(int(t.numel()) * t.element_size() for t in tensors(args) + outs) or 1
+        if not flops and not nbytes:  # no rule (factories, foreach, fused optimizers ...)
+            touched = tensors(args) + outs + _mutated(func, args)      # read, then written
+            nbytes = sum(int(t.numel()) * t.element_size() for t in touched) or 1
         self.log.compute(gpu_name(name), flops, nbytes, dtype,
                          reads=[storage_key(t) for t in tensors(args)])
         return out
