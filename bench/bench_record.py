@@ -9,7 +9,8 @@ Needs the ``record`` extra (PyTorch). Three parts, each recording in a fresh pro
    ranks (64): wall time and peak RSS of the recording process (median of ``--repeat``).
 2. **recorded vs generated**: the same model, micro-batch 8, no accumulation, recorded at 8
    ranks (eager; ``--compile``: the model ``torch.compile``d, its memory-bound operators
-   fused as Inductor would; ``fuse="all"``: the whole step fused so) and generated (``generate transformer`` with the same
+   fused as Inductor would; ``--compile --fused-adamw``: as nanoGPT's ``train.py`` runs on
+   GPUs; ``fuse="all"``: the eager script's whole step fused so) and generated (``generate transformer`` with the same
    dimensions, dp 8), all replayed on ``topologies/dgx-h100.yaml``: step time and FLOPs per
    step of rank 0.
 3. **published**: nanoGPT's README (karpathy/nanoGPT, "efficiency notes", Dec 2022): GPT-2
@@ -81,7 +82,7 @@ _GEMM = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|_scaled_dot_product)|"
 # Rank 0's other (memory-bound) kernels by what launches them.
 _KINDS = (("fused", re.compile(r"^triton_")), ("casts", re.compile(r"^aten::_to_copy$")),
           ("DDP bucket", re.compile(r"^aten::(copy_|div_)$")),
-          ("optimizer", re.compile(r"^aten::_foreach_")))
+          ("optimizer", re.compile(r"^aten::_(foreach|fused_adamw)")))
 
 
 def other_kinds(result: Any) -> str:
@@ -133,6 +134,8 @@ def main() -> None:
         small = ["--micro-batch", "8", "--accum", "1"]
         record(d / "rec8.parquet", 8, 8, "H100-SXM5-80GB", small)
         record(d / "compiled8.parquet", 8, 8, "H100-SXM5-80GB", [*small, "--compile"])
+        record(d / "train8.parquet", 8, 8, "H100-SXM5-80GB",
+               [*small, "--compile", "--fused-adamw"])
         record(d / "all8.parquet", 8, 8, "H100-SXM5-80GB", small, fuse="all")
         subprocess.run([sys.executable, "-m", "simcluster", "generate", "transformer", "-o",
                         str(d / "gen8.parquet"), "--layers", "12", "--hidden", "768",
@@ -140,14 +143,15 @@ def main() -> None:
                         "1024", "--dp", "8", "--micro-batch", "8"],
                        check=True, capture_output=True)
         for label, name in (("recorded", "rec8.parquet"), ("compiled", "compiled8.parquet"),
-                            ("fuse all", "all8.parquet"), ("generated", "gen8.parquet")):
+                            ("+fused AdamW", "train8.parquet"), ("fuse all", "all8.parquet"),
+                            ("generated", "gen8.parquet")):
             result = sc.replay(d / name, TOPOLOGY)
             gemm, other = split_compute(result)
-            print(f"{label:9s} GPT-2 small, dp 8, micro-batch 8 on dgx-h100: step "
+            print(f"{label:12s} GPT-2 small, dp 8, micro-batch 8 on dgx-h100: step "
                   f"{result.step_time_us / 1e3:.2f} ms, rank 0 {rank0_flops(d / name) / 1e12:.3f} "
                   f"TFLOP per step; rank 0 compute: GEMM + attention {gemm[0]} ops "
                   f"{gemm[1] / 1e3:.2f} ms, other {other[0]} ops {other[1] / 1e3:.2f} ms")
-            print(f"          other by kind: {other_kinds(result)}")
+            print(f"             other by kind: {other_kinds(result)}")
 
         bench = ["--micro-batch", "8", "--accum", "1", "--attention", "manual", "--dtype",
                  "float16", "--clip", "0", "--vocab", "50257"]
