@@ -10,9 +10,10 @@ Inductor itself (Dynamo skips every frame while a ``TorchDispatchMode`` is activ
 rules to the recorded operator stream, in program order:
 
 - a **pointwise** operator (aten's ``pointwise`` tag, and the copies, casts, fills and
-  embedding lookups that Inductor lowers to pointwise loops) joins the open chain when its
-  output has as many elements as the chain's (Inductor: "nodes numel incompatibility"
-  otherwise), else it starts a new chain;
+  embedding lookups that Inductor lowers to pointwise loops; a multi-tensor ``_foreach_``
+  operator over all its tensors, as Inductor's combo kernels: the list is in
+  :mod:`.tracer`) joins the open chain when its output has as many elements as the chain's
+  (Inductor: "nodes numel incompatibility" otherwise), else it starts a new chain;
 - a **reduction** (sum, mean, amax, softmax, log-softmax, layer norm and its backward, NLL
   loss ...) joins the chain when its input has as many elements as the chain (a pointwise
   producer fused into a reduction: ``numel1 == numel2 * rnumel2``), and so does a pointwise
@@ -97,9 +98,9 @@ class Fuser:
         self.live = live
         self.chain: Chain | None = None
 
-    def joins(self, kind: str, numel: int) -> bool:
-        """Whether an operator of ``kind`` over ``numel`` elements would join the open chain
-        (or start one: none is open)."""
+    def joins(self, numel: int) -> bool:
+        """Whether an operator over ``numel`` elements would join the open chain (or start
+        one: none is open)."""
         return self.chain is None or self.chain.numel == numel
 
     def add(self, name: str, kind: str, numel: int, flops: float | None, dtype: str | None,
@@ -107,7 +108,7 @@ class Fuser:
         """Operator ``name`` (``kind`` POINTWISE or REDUCTION over ``numel`` elements) reading
         ``inputs`` and making ``outputs`` (storage key, bytes) joins the open chain, or ends
         it and starts the next (module docstring)."""
-        if not self.joins(kind, numel):
+        if not self.joins(numel):
             self.flush()
         chain = self.chain = self.chain or Chain(numel)
         for key, nbytes in inputs:

@@ -16,6 +16,7 @@ rank 0, so each collective starts when rank 0 arrives, with its real flows on re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,13 +132,12 @@ class OpLog:
 
     # -- ops --------------------------------------------------------------------------------
 
-    def fusing(self, live: Any) -> Fuser:
+    def fusing(self, live: Callable[[int], bool]) -> Fuser:
         """The fuser of this log (made on first use): chains of fusible operators become
         one compute op each (:mod:`.fusion`); ``live(key)`` says whether a storage is
         referenced."""
         if self.fuser is None:
-            self.fuser = Fuser(lambda name, flops, nbytes, dtype, reads: self.compute(
-                name, flops, nbytes, dtype, reads), live)
+            self.fuser = Fuser(self.compute, live)
         return self.fuser
 
     def end_chain(self) -> None:

@@ -221,7 +221,7 @@ class Tracer(TorchDispatchMode):
             self._track(outs)
             return out
         fused = self._fusible(func, name, args, outs)
-        if fused is None or not self.log.fusing(self._live).joins(*fused):
+        if fused is None or not self.log.fusing(self._live).joins(fused[1]):
             self.log.end_chain()          # before the allocations of this op
         self._track(outs)
         dims, tps = _describe(args)

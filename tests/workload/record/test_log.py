@@ -81,3 +81,20 @@ def test_attention_backward_counts_twice_the_forward() -> None:
     assert fwd == (2.0 * 2 * 4 * 16 * 16 * 16, 4 * 4 * 1024, "fp32")
     # backward: Q, K, V, O twice (read; dQ, dK, dV written) and dO once
     assert bwd == (2 * fwd[0], 4 * (2 * 4 * 1024 + 1024), "fp32")
+
+
+def test_a_send_waits_for_the_compute_before_it_and_its_peer_mirrors_a_receive() -> None:
+    log = OpLog(world_size=4)
+    log.start_recording(step=0)
+    log.compute("aten::mm", 1.0, 1, "fp32")
+    log.p2p("c10d::send", "send", 4096, peer=2)
+    log.p2p("c10d::recv_", "recv", 1024, peer=3, writes=[7])
+    reader = log.compute("aten::add", None, 8, "fp32", reads=[7])
+    wl = log.workload("t", "test")
+    r0 = _rank(wl, 0)
+    assert [(o["kind"], o["stream"], o["peer"], o["comm_bytes"], o["deps"]) for o in r0[1:3]] \
+        == [("send", "send", 2, 4096, [0]), ("recv", "recv", 3, 1024, [0])]
+    assert r0[reader]["deps"] == [2]                 # the add reads what was received
+    assert [(o["kind"], o["peer"], o["comm_bytes"]) for o in _rank(wl, 2)] == [("recv", 0, 4096)]
+    assert [(o["kind"], o["peer"], o["comm_bytes"]) for o in _rank(wl, 3)] == [("send", 0, 1024)]
+    assert _rank(wl, 1) == []
