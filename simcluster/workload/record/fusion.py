@@ -11,7 +11,7 @@ rules to the recorded operator stream, in program order:
 
 - a **pointwise** operator (aten's ``pointwise`` tag, and the copies, casts, fills and
   embedding lookups that Inductor lowers to pointwise loops; a multi-tensor ``_foreach_``
-  operator over all its tensors, as Inductor's combo kernels: the list is in
+  operator over all its tensors, as Inductor's ``ForeachKernelSchedulerNode``; lists in
   :mod:`.tracer`) joins the open chain when its output has as many elements as the chain's
   (Inductor: "nodes numel incompatibility" otherwise), else it starts a new chain;
 - a **reduction** (sum, mean, amax, softmax, log-softmax, layer norm and its backward, NLL

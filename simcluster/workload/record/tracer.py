@@ -101,7 +101,7 @@ def fusion_kind(func: Any, name: str) -> str | None:
     """
     if name == "aten::_foreach_norm" or name in _REDUCTIONS:
         return REDUCTION
-    foreach = name.startswith("aten::_foreach_")   # horizontally fused (combo kernels)
+    foreach = name.startswith("aten::_foreach_")   # Inductor's ForeachKernelSchedulerNode
     return POINTWISE if foreach or torch.Tag.pointwise in func.tags or name in _POINTWISE \
         else None
 
