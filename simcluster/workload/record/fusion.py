@@ -114,8 +114,8 @@ class Fuser:
         for key, nbytes in inputs:
             if key not in chain.made:
                 chain.reads[key] = max(chain.reads.get(key, 0), nbytes)
-        for key, nbytes in outputs:
-            chain.made[key] = max(chain.made.get(key, 0), nbytes)
+        for key, nbytes in outputs:   # a key made again: the old storage died, its
+            chain.made[key] = nbytes  # address reused (the same in every run or not)
         chain.names.append(name)
         chain.flops += flops or 0.0
         chain.dtype = chain.dtype or dtype

@@ -40,3 +40,12 @@ def test_an_in_place_update_reads_and_writes_its_tensor_once() -> None:
     fuser.flush()
     fuser.flush()                                  # nothing open: emits nothing
     assert out == [("triton_poi_fused_add__mul_", 2000.0, 8000, "fp32", [1])]
+
+
+def test_a_storage_address_reused_inside_a_chain_counts_its_last_tensor() -> None:
+    fuser, out = _fuser(live={2})
+    # x (key 1, fp32) -> exp -> key 2 (fp32, dies) -> cast -> key 2 again (reused, bf16)
+    fuser.add("aten::exp", POINTWISE, 1000, None, "fp32", [(1, 4000)], [(2, 4000)])
+    fuser.add("aten::_to_copy", POINTWISE, 1000, None, "bf16", [(2, 4000)], [(2, 2000)])
+    fuser.flush()
+    assert out[0][2] == 4000 + 2000      # reads x, writes the bf16 result only
