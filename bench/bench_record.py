@@ -10,9 +10,9 @@ Needs the ``record`` extra (PyTorch). Three parts, each recording in a fresh pro
 2. **recorded vs generated**: the same model, micro-batch 8, no accumulation, recorded at 8
    ranks (eager; ``--compile``: the model ``torch.compile``d, its memory-bound operators
    fused as Inductor would; ``--compile --fused-adamw``: as nanoGPT's ``train.py`` runs on
-   GPUs; ``fuse="all"``: the eager script's whole step fused so) and generated (``generate transformer`` with the same
-   dimensions, dp 8), all replayed on ``topologies/dgx-h100.yaml``: step time and FLOPs per
-   step of rank 0.
+   GPUs; ``fuse="all"``: the eager script's whole step fused so) and generated
+   (``generate transformer`` with the same dimensions, dp 8), all replayed on
+   ``topologies/dgx-h100.yaml``: step time, FLOPs per step and compute by kind of rank 0.
 3. **published**: nanoGPT's README (karpathy/nanoGPT, "efficiency notes", Dec 2022): GPT-2
    124M without ``torch.compile`` "~250ms / iter", with it "135ms / iter"; ``bench.py`` of
    that time: one GPU,
