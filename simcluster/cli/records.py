@@ -38,13 +38,17 @@ def record(
     host: Annotated[bool, typer.Option(
         "--host/--no-host", help="launch each op from a host thread at eager PyTorch's "
         "measured cost (docs/compute.md#host-time); --no-host: GPU streams only")] = True,
+    fuse: Annotated[str, typer.Option(
+        help="memory-bound operators recorded as fused kernels, as TorchInductor fuses them: "
+        "compiled (what torch.compile'd code runs), all (the whole step), none")
+                    ] = "compiled",
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Record training steps of a PyTorch script without a GPU (fake tensors, a fake
     process group of WORLD_SIZE ranks) as a workload for `simcluster replay`."""
     options = RecordOptions(world_size=world_size, gpus_per_node=gpus_per_node, steps=steps,
                             warmup=warmup, device=device, name=name or script.stem,
-                            fold=fold, host=host)
+                            fold=fold, host=host, fuse=fuse)
     with contextlib.redirect_stdout(sys.stderr):  # the script's prints: stdout is ours
         wl = record_script(script, list(ctx.args), options)
     write_workload(wl, output)

@@ -22,6 +22,7 @@ GPU (``workload/host.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ import pyarrow as pa
 
 from simcluster.workload.host import HostModel, add_host_timeline
 from simcluster.workload.model import OpsBuilder, Workload, WorkloadMeta
+from simcluster.workload.record.fusion import Fuser
 from simcluster.workload.validate import make_workload
 
 COMPUTE, COMM, COPY = "compute", "comm", "copy"
@@ -54,7 +56,9 @@ class Ledger:
 
 @dataclass(frozen=True)
 class MirroredCollective:
-    """A collective rank 0 issued, for the other members of its group to mirror."""
+    """A collective rank 0 issued, for the other members of its group to mirror; or a
+    ``send``/``recv`` (``collective``) with ``peer``, which the peer mirrors as the other
+    half of the pair."""
 
     name: str
     collective: str
@@ -62,6 +66,7 @@ class MirroredCollective:
     group: str
     step: int
     root: int | None
+    peer: int | None = None
 
 
 class OpLog:
@@ -103,6 +108,7 @@ class OpLog:
         self._free_at: dict[int, int] = {}  # op_id -> bytes freed when it ends
         self._writer: dict[int, int] = {}   # storage key -> op_id of a pending comm/copy
         self.num_ops = 0
+        self.fuser: Fuser | None = None     # open chain of fused operators (.fusion)
 
     # -- memory -----------------------------------------------------------------------------
 
@@ -125,6 +131,7 @@ class OpLog:
     def start_recording(self, step: int) -> None:
         """Keep ops from now on, as training step ``step``; what is live now is allocated by
         the first op recorded."""
+        self.end_chain()
         if not self.recording:
             self._pending_alloc = self.ledger.live
             self.recorded_peak = self.ledger.live
@@ -145,7 +152,25 @@ class OpLog:
         if self.recording:
             self._sync_pending = True
 
+    def next_step(self, step: int) -> None:
+        """Ops from now on belong to training step ``step``."""
+        self.end_chain()
+        self.step = step
+
     # -- ops --------------------------------------------------------------------------------
+
+    def fusing(self, live: Callable[[int], bool]) -> Fuser:
+        """The fuser of this log (made on first use): chains of fusible operators become
+        one compute op each (:mod:`.fusion`); ``live(key)`` says whether a storage is
+        referenced."""
+        if self.fuser is None:
+            self.fuser = Fuser(self.compute, live)
+        return self.fuser
+
+    def end_chain(self) -> None:
+        """Emit the open chain of fused operators, if any, before what comes next."""
+        if self.fuser is not None:
+            self.fuser.flush()
 
     def _add(self, name: str, kind: str, stream: str, deps: list[int], **values: Any) -> int:
         alloc = self._pending_alloc
@@ -169,6 +194,7 @@ class OpLog:
     def compute(self, name: str, flops: float | None, nbytes: int | None, dtype: str | None,
                 reads: list[int] | None = None) -> int | None:
         """A kernel on the compute stream; returns its op_id (None while not recording)."""
+        self.end_chain()
         deps = self.consumers_of(reads or [])
         if not self.recording:
             return None
@@ -179,6 +205,7 @@ class OpLog:
 
     def copy_h2d(self, nbytes: int, storage: int) -> int | None:
         """A host-to-device copy on the copy stream; compute reading ``storage`` waits."""
+        self.end_chain()
         if not self.recording:
             return None
         op_id = self._add("memcpy.h2d", "memcpy", COPY, [], copy_kind="H2D", comm_bytes=nbytes)
@@ -190,6 +217,7 @@ class OpLog:
                    writes: list[int] | None = None) -> int | None:
         """A collective on the comm stream, issued after the compute op recorded last (NCCL's
         stream waits for the compute stream at issue); compute reading ``writes`` waits."""
+        self.end_chain()
         self.groups.setdefault(group, ranks)
         if not self.recording:
             return None
@@ -203,10 +231,28 @@ class OpLog:
                                                root))
         return op_id
 
+    def p2p(self, name: str, kind: str, comm_bytes: int, peer: int,
+            writes: list[int] | None = None) -> int | None:
+        """A ``send`` or ``recv`` (``kind``) of ``comm_bytes`` with global rank ``peer``, on
+        a stream of its own per direction (so that an exchange cannot deadlock), issued
+        after the compute op recorded last; compute reading ``writes`` (a receive's
+        buffer) waits for it."""
+        self.end_chain()
+        if not self.recording:
+            return None
+        deps = [self._last_compute] if self._last_compute is not None else []
+        op_id = self._add(name, kind, kind, deps, comm_bytes=comm_bytes, peer=peer)
+        for s in writes or []:
+            self._writer[s] = op_id
+        self.mirrors.append(MirroredCollective(name, kind, comm_bytes, "", self.step, None,
+                                               peer))
+        return op_id
+
     # -- the workload -----------------------------------------------------------------------
 
     def table(self) -> pa.Table:
         """This rank's ops, with the frees placed and, with a host model, their launches."""
+        self.end_chain()
         table = self.ops.table()
         if self._free_at:
             frees = table.column("free_bytes").to_pylist()
@@ -223,7 +269,10 @@ class OpLog:
         mirror = OpsBuilder()
         for rank in range(self.world_size):
             for m in self.mirrors if rank != self.rank else ():
-                if rank in self.groups[m.group]:
+                if m.peer is not None:
+                    if m.peer == rank:
+                        _mirror_p2p(mirror, rank, self.rank, m)
+                elif rank in self.groups[m.group]:
                     mirror.add(rank, m.name, "collective", COMM, collective=m.collective,
                                comm_bytes=m.comm_bytes if m.collective != "barrier" else None,
                                group=m.group, step=m.step, root=m.root)
@@ -234,6 +283,12 @@ class OpLog:
         """This rank's ops in full and, for every other rank of its groups, the mirrored
         collectives (module docstring)."""
         return merge([self], name, source, extra, recorded_device, mirrors=True)
+
+
+def _mirror_p2p(mirror: OpsBuilder, rank: int, peer: int, m: MirroredCollective) -> None:
+    """On ``rank``, the other half of ``peer``'s send or receive ``m``."""
+    kind = "recv" if m.collective == "send" else "send"
+    mirror.add(rank, m.name, kind, kind, comm_bytes=m.comm_bytes, peer=peer, step=m.step)
 
 
 def merge(logs: list[OpLog], name: str, source: str, extra: dict[str, Any] | None = None,

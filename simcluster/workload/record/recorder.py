@@ -33,6 +33,7 @@ from simcluster.workload.model import Workload
 from simcluster.workload.record.log import OpLog, merge
 
 _GiB = 1 << 30
+FUSE = ("compiled", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class RecordOptions:
             (``workload/host.py``: the default model, measured on real traces), so that a
             step of many short kernels is as launch-bound as the real one; false: the GPU
             streams only.
+        fuse: which memory-bound operators become fused kernels (:mod:`.fusion`):
+            ``compiled`` those that ``torch.compile``d code runs (its forward and their
+            backward; nothing in a script that compiles nothing), ``all`` every one (the
+            step as if all of it were compiled), ``none`` none (eager kernels throughout).
     """
 
     world_size: int = 8
@@ -64,6 +69,7 @@ class RecordOptions:
     name: str = "recorded"
     fold: bool = True
     host: bool = True
+    fuse: str = "compiled"
 
     def check(self) -> None:
         """Raise WorkloadError naming the option that is out of range."""
@@ -72,6 +78,8 @@ class RecordOptions:
                                   ("steps", self.steps, 1), ("warmup", self.warmup, 0)):
             if value < low:
                 raise WorkloadError(f"record: {field} is {value}; use at least {low}.")
+        if self.fuse not in FUSE:
+            raise WorkloadError(f"record: fuse is {self.fuse!r}; use one of {', '.join(FUSE)}.")
 
 
 class _StopRecording(BaseException):
@@ -113,7 +121,7 @@ class Recorder:
         elif done > 0:
             if done >= self.options.steps:
                 raise _StopRecording
-            self.log.step = done
+            self.log.next_step(done)
 
     # -- context manager --------------------------------------------------------------------
 
@@ -150,11 +158,24 @@ class Recorder:
             st.callback(handle.remove)
             st.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
             st.enter_context(DeviceMap(self.log))
-            st.enter_context(Tracer(self.log))
+            st.enter_context(Tracer(self.log, self._fusion()))
         except BaseException:
             self._stack.close()
             raise
         return self
+
+    def _fusion(self) -> Callable[[], bool] | None:
+        """When to fuse memory-bound operators (``options.fuse``); patches ``torch.compile``
+        for ``compiled``."""
+        if self.options.fuse == "all":
+            return lambda: True
+        if self.options.fuse == "none":
+            return None
+        from simcluster.workload.record.compiled import CompiledCode, compiled_code
+
+        code = CompiledCode()
+        self._stack.enter_context(compiled_code(code))
+        return code.active
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool:
@@ -192,7 +213,7 @@ class Recorder:
         extra = {"recorder": "torch", "world_size": o.world_size,
                  "host": asdict(EAGER) if o.host else None,
                  "gpus_per_node": o.gpus_per_node, "steps": o.steps, "warmup": o.warmup,
-                 "memory": memory}
+                 "fuse": o.fuse, "memory": memory}
         if self.script:
             extra["script"] = self.script
         if o.fold:
@@ -344,7 +365,7 @@ def _each_rank(run: Callable[[], Any], options: RecordOptions, source: str,
     recorders = []
     for rank in ranks:
         with Recorder(options, source=source, script=script, rank=rank) as rec:
-            run()
+            kept = run()    # noqa: F841  (a script's globals live until the recording ends)
         recorders.append(rec)
     if options.fold:
         return recorders[0].workload()

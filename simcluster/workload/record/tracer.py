@@ -17,6 +17,7 @@ Anything it cannot stand in for raises :class:`~simcluster.errors.UnsupportedOpe
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from simcluster.errors import UnsupportedOperationError
+from simcluster.workload.record.fusion import POINTWISE, REDUCTION
 from simcluster.workload.record.log import OpLog
 from simcluster.workload.record.work import INPUT_TYPE, gpu_name, op_work
 
@@ -65,6 +67,43 @@ _FUNCTIONAL: dict[str, tuple[str, int, str]] = {
     "_c10d_functional::all_to_all_single": ("all_to_all", 3, "arg0"),
 }
 _SYNC = frozenset({"_c10d_functional::wait_tensor"})
+# point-to-point: c10d operator -> kind (arguments: tensors, group, peer's rank in it, tag)
+_P2P = {"c10d::send": "send", "c10d::recv_": "recv"}
+
+# Fusible beyond aten's ``pointwise`` tag: casts, copies, fills, embedding lookups (Inductor
+# lowers them to pointwise loops), NLL loss's backward (a scatter upon zeros, which Inductor
+# rewrites as a pointwise select: ``fx_passes/joint_graph.py``, ``scatter_upon_const_tensor``);
+# and reductions, fused with the pointwise ops around them.
+_POINTWISE = frozenset({
+    "aten::_to_copy", "aten::copy_", "aten::fill_", "aten::zero_", "aten::zeros_like",
+    "aten::ones_like", "aten::full_like", "aten::embedding", "aten::native_dropout",
+    "aten::native_dropout_backward", "aten::nll_loss_backward",
+})
+_REDUCTIONS = frozenset({
+    "aten::sum", "aten::mean", "aten::amax", "aten::amin", "aten::max", "aten::min",
+    "aten::var", "aten::std", "aten::var_mean", "aten::std_mean", "aten::norm",
+    "aten::linalg_vector_norm", "aten::prod", "aten::logsumexp", "aten::argmax",
+    "aten::argmin", "aten::any", "aten::all", "aten::_softmax", "aten::_log_softmax",
+    "aten::_softmax_backward_data", "aten::_log_softmax_backward_data",
+    "aten::native_layer_norm", "aten::native_layer_norm_backward", "aten::nll_loss_forward",
+    "aten::nll_loss2d_forward",
+})
+
+
+def fusion_kind(func: Any, name: str) -> str | None:
+    """POINTWISE or REDUCTION for an operator a compiler fuses (:mod:`.fusion`), else None.
+
+    Example:
+        >>> aten = torch.ops.aten
+        >>> [fusion_kind(f, f._schema.name) for f in (aten.mul.Tensor, aten.sum.default,
+        ...                                          aten.mm.default)]
+        ['pointwise', 'reduction', None]
+    """
+    if name == "aten::_foreach_norm" or name in _REDUCTIONS:
+        return REDUCTION
+    foreach = name.startswith("aten::_foreach_")   # Inductor's ForeachKernelSchedulerNode
+    return POINTWISE if foreach or torch.Tag.pointwise in func.tags or name in _POINTWISE \
+        else None
 
 
 def tensors(value: Any) -> list[torch.Tensor]:
@@ -114,13 +153,30 @@ def group_name(ranks: tuple[int, ...], world_size: int) -> str:
     return "pg" + "_".join(map(str, ranks))
 
 
+def _mutated(func: Any, args: tuple[Any, ...]) -> list[torch.Tensor]:
+    """The tensors an operator writes in place: the arguments its schema marks as written
+    (``Tensor(a!)``, ``Tensor(a!)[]``)."""
+    return [t for arg, value in zip(func._schema.arguments, args)
+            if arg.alias_info is not None and arg.alias_info.is_write for t in tensors(value)]
+
+
+def _sized(ts: list[torch.Tensor]) -> list[tuple[int, int]]:
+    """(storage key, bytes) of each tensor."""
+    return [(storage_key(t), int(t.numel()) * t.element_size()) for t in ts]
+
+
 class Tracer(TorchDispatchMode):
     """Records operators into an :class:`~.log.OpLog` (module docstring)."""
 
-    def __init__(self, log: OpLog) -> None:
+    def __init__(self, log: OpLog, fuse: Callable[[], bool] | None = None) -> None:
         super().__init__()
         self.log = log
         self._refs: dict[int, Any] = {}       # live storage key -> its weak reference
+        self.fuse = fuse                      # whether fusible ops are fused now
+
+    def __exit__(self, *exc: Any) -> Any:
+        self.log.end_chain()                  # while the code's last tensors are alive
+        return super().__exit__(*exc)
 
     # -- memory -----------------------------------------------------------------------------
 
@@ -162,22 +218,62 @@ class Tracer(TorchDispatchMode):
             return out
         self.log.dispatched()
         outs = tensors(out)
-        self._track(outs)
         if func.is_view or name in _NO_KERNEL:
+            self._track(outs)
             return out
+        fused = self._fusible(func, name, args, outs)
+        if fused is None or not self.log.fusing(self._live).joins(fused[1]):
+            self.log.end_chain()          # before the allocations of this op
+        self._track(outs)
         dims, tps = _describe(args)
         flops, nbytes, dtype = op_work(name, dims, tps)
-        if not flops and not nbytes:  # no rule (factories, sparse ops): what it touches
-            nbytes = sum(int(t.numel()) * t.element_size() for t in tensors(args) + outs) or 1
+        if fused is not None:
+            made = outs + _mutated(func, args)
+            self.log.fusing(self._live).add(gpu_name(name), *fused, flops, dtype,
+                                            _sized(tensors(args)), _sized(made))
+            return out
+        if not flops and not nbytes:  # no rule (factories, foreach, fused optimizers ...)
+            touched = tensors(args) + outs + _mutated(func, args)      # read, then written
+            nbytes = sum(int(t.numel()) * t.element_size() for t in touched) or 1
         self.log.compute(gpu_name(name), flops, nbytes, dtype,
                          reads=[storage_key(t) for t in tensors(args)])
         return out
+
+    def _fusible(self, func: Any, name: str, args: tuple[Any, ...],
+                 outs: list[torch.Tensor]) -> tuple[str, int] | None:
+        """(kind, elements of its loop) for an operator to fuse now, else None: a
+        pointwise op loops over its output, a reduction over its input, a multi-tensor
+        (``_foreach_``) op over all tensors of its first list."""
+        if self.fuse is None or not self.fuse():
+            return None
+        kind = fusion_kind(func, name)
+        if kind is None or not args:
+            return None
+        if name.startswith("aten::_foreach_"):
+            return kind, sum(int(t.numel()) for t in tensors(args[0]))
+        over = outs if kind == POINTWISE else tensors(args)
+        return (kind, int(over[0].numel())) if over else None
+
+    def _live(self, key: int) -> bool:
+        return key in self._refs
+
+    def _p2p(self, name: str, kind: str, args: tuple[Any, ...]) -> None:
+        """A send or receive of the tensors in ``args[0]`` with the peer whose rank in group
+        ``args[1]`` is ``args[2]``."""
+        pg = dist.ProcessGroup.unbox(args[1])
+        peer = dist.get_global_rank(pg, int(args[2]))
+        moved = tensors(args[0])
+        self.log.p2p(name, kind, sum(int(t.numel()) * t.element_size() for t in moved), peer,
+                     writes=[storage_key(t) for t in moved] if kind == "recv" else [])
 
     def _collective(self, func: Any, name: str, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
         out = func(*args, **kwargs)
         self.log.dispatched()
         if name in _SYNC:
+            return out
+        if name in _P2P:
+            self._p2p(name, _P2P[name], args)
             return out
         if name in _C10D:
             collective, pg_at, size = _C10D[name]
@@ -188,9 +284,9 @@ class Tracer(TorchDispatchMode):
             pg = _resolve_process_group(args[pg_at])
         else:
             raise UnsupportedOperationError(
-                f"{name}: the recorder does not model this communication operator yet "
-                "(point-to-point send/recv, used by pipeline parallelism, is not supported); "
-                "record a script that uses DDP or FSDP collectives.", name)
+                f"{name}: the recorder does not model this communication operator (a "
+                "receive from any source depends on timing); name the peer (recv(t, src)) "
+                "or use the collectives and send/recv it does model (docs/record.md).", name)
         group, ranks = self.group_name(pg)
         moved = tensors(args[0] if size == "arg0" else args[1] if size == "arg1" else out
                         if size == "out" else [])
@@ -199,6 +295,7 @@ class Tracer(TorchDispatchMode):
         if collective in ("broadcast", "reduce"):
             root = ranks[int(args[2])]
         written = tensors(args[:2]) + tensors(out)
+        self.log.end_chain()
         self._track(tensors(out))
         self.log.collective(name, collective, comm_bytes, group, ranks, root,
                             writes=[storage_key(t) for t in written])

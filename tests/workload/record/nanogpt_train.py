@@ -1,5 +1,7 @@
 """A nanoGPT-style training script, written as people write them for GPUs: DDP launched by
-torchrun, ``.cuda()``, autocast to bf16, AdamW, gradient accumulation, loss logging. The
+torchrun, ``.cuda()``, autocast to bf16, AdamW, gradient accumulation, loss logging, and
+``torch.compile`` with ``--compile`` and AdamW's fused kernel with ``--fused-adamw`` (as
+nanoGPT's ``train.py`` does on GPUs). The
 recorder's tests run it unmodified (``python nanogpt_train.py --layers 2 ...``)."""
 
 import argparse
@@ -75,6 +77,8 @@ def main():
     p.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa")
     p.add_argument("--dtype", choices=["bfloat16", "float16"], default="bfloat16")
     p.add_argument("--clip", type=float, default=1.0, help="gradient clipping (0: none)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--fused-adamw", action="store_true", help="AdamW's fused kernel")
     args = p.parse_args()
 
     dist.init_process_group(backend="nccl")
@@ -83,8 +87,11 @@ def main():
     torch.cuda.set_device(device)
     model = GPT(args.vocab, args.seq_len, args.layers, args.hidden, args.heads,
                 args.attention).cuda()
+    if args.compile:
+        model = torch.compile(model)
     model = DDP(model, device_ids=[local_rank])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, weight_decay=0.1,
+                                  fused=args.fused_adamw or None)
     for it in range(args.iters):
         t0 = time.time()
         for micro in range(args.accum):

@@ -99,3 +99,20 @@ def test_host_costs_count_the_aten_ops_since_the_last_launch_and_syncs_wait() ->
         ("host", 14.0, None), ("compute", None, [0]),
         ("host", 12.0, [1]), ("compute", None, [2])]
     assert (mm, add) == (0, 1)          # op_ids as recorded; the table renumbers
+
+
+def test_a_send_waits_for_the_compute_before_it_and_its_peer_mirrors_a_receive() -> None:
+    log = OpLog(world_size=4)
+    log.start_recording(step=0)
+    log.compute("aten::mm", 1.0, 1, "fp32")
+    log.p2p("c10d::send", "send", 4096, peer=2)
+    log.p2p("c10d::recv_", "recv", 1024, peer=3, writes=[7])
+    reader = log.compute("aten::add", None, 8, "fp32", reads=[7])
+    wl = log.workload("t", "test")
+    r0 = _rank(wl, 0)
+    assert [(o["kind"], o["stream"], o["peer"], o["comm_bytes"], o["deps"]) for o in r0[1:3]] \
+        == [("send", "send", 2, 4096, [0]), ("recv", "recv", 3, 1024, [0])]
+    assert r0[reader]["deps"] == [2]                 # the add reads what was received
+    assert [(o["kind"], o["peer"], o["comm_bytes"]) for o in _rank(wl, 2)] == [("recv", 0, 4096)]
+    assert [(o["kind"], o["peer"], o["comm_bytes"]) for o in _rank(wl, 3)] == [("send", 0, 1024)]
+    assert _rank(wl, 1) == []

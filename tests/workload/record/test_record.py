@@ -243,3 +243,20 @@ def test_unfolded_every_rank_runs_and_replays_as_the_fold_does(recorded) -> None
     assert pc.sum(full.ops["flops"]).as_py() == 2 * pc.sum(folded.ops["flops"]).as_py()
     topology = TOPOLOGIES / "dgx-h100.yaml"
     assert sc.replay(full, topology).step_time_us == sc.replay(folded, topology).step_time_us
+
+
+def test_an_in_place_operator_without_a_rule_reads_and_writes_what_its_schema_writes() -> None:
+    def step() -> None:
+        model = torch.nn.Linear(256, 512, bias=False).cuda()
+        opt = torch.optim.AdamW(model.parameters(), fused=True)
+        for _ in range(2):
+            model(torch.ones(64, 256, device="cuda")).sum().backward()
+            opt.step()
+
+    ops = _rank(record_function(step, options=RecordOptions(world_size=1)), 0)
+    weights = 256 * 512 * 4
+    # _fused_adamw_(Tensor(a!)[] self, Tensor(b!)[] grads, Tensor(c!)[] exp_avgs,
+    # Tensor(d!)[] exp_avg_sqs, ..., Tensor[] state_steps): four lists read and written
+    # (grads too: the schema lets it unscale them), the fp32 step counter read
+    assert (ops[-1]["name"], ops[-1]["bytes_accessed"]) == ("aten::_fused_adamw_",
+                                                            8 * weights + 4)
