@@ -361,8 +361,8 @@ class CommModel:
         ``splits``, where the even all_to_all gives every pair ``size / p``; a pair with no
         bytes sends nothing. Even splits give the even schedule's flows bit for bit."""
         tuning = algs.get_algorithm(sched.algorithm).tuning
-        bw = proto.bandwidth_factor(tuning.table, sched.protocol, "all_to_all",
-                                    layout.n_hosts > 1)
+        bw = self.tables.bandwidth_factor(tuning.table, sched.protocol, "all_to_all",
+                                          layout.n_hosts)
         resolved = self.resolved(("g", group, sched.algorithm, "all_to_all", 0),
                                  layout, sched.algorithm, "all_to_all")
         phases = []

@@ -97,6 +97,7 @@ class Fuser:
         self.emit = emit
         self.live = live
         self.chain: Chain | None = None
+        self.flushed_ops = 0   # operators of the chain emitted last
 
     def joins(self, numel: int) -> bool:
         """Whether an operator over ``numel`` elements would join the open chain (or start
@@ -127,5 +128,6 @@ class Fuser:
         if chain is None:
             return
         written = sum(n for key, n in chain.made.items() if self.live(key))
+        self.flushed_ops = len(chain.names)
         self.emit(chain.kernel_name(), chain.flops or None,
                   sum(chain.reads.values()) + written, chain.dtype, list(chain.reads))

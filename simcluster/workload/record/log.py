@@ -164,8 +164,17 @@ class OpLog:
         one compute op each (:mod:`.fusion`); ``live(key)`` says whether a storage is
         referenced."""
         if self.fuser is None:
-            self.fuser = Fuser(self.compute, live)
+            self.fuser = Fuser(self._fused, live)
         return self.fuser
+
+    def _fused(self, name: str, flops: float | None, nbytes: int | None, dtype: str | None,
+               reads: list[int]) -> int | None:
+        """A fused kernel: compiled code launches it from its generated wrapper without
+        dispatching the chain's aten operators, so they add no dispatch time to its launch
+        (the host pays the launch and what was dispatched outside the chain)."""
+        assert self.fuser is not None
+        self._dispatched = max(0, self._dispatched - self.fuser.flushed_ops)
+        return self.compute(name, flops, nbytes, dtype, reads)
 
     def end_chain(self) -> None:
         """Emit the open chain of fused operators, if any, before what comes next."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow.compute as pc
 
 from simcluster.workload.host import HostModel
+from simcluster.workload.record.fusion import POINTWISE
 from simcluster.workload.record.log import OpLog
 from simcluster.workload.record.work import op_work
 
@@ -116,3 +117,20 @@ def test_a_send_waits_for_the_compute_before_it_and_its_peer_mirrors_a_receive()
     assert [(o["kind"], o["peer"], o["comm_bytes"]) for o in _rank(wl, 2)] == [("recv", 0, 4096)]
     assert [(o["kind"], o["peer"], o["comm_bytes"]) for o in _rank(wl, 3)] == [("send", 0, 1024)]
     assert _rank(wl, 1) == []
+
+
+def test_a_fused_kernel_costs_the_host_its_launch_but_not_its_operators_dispatch() -> None:
+    log = OpLog(world_size=1, host=HostModel(launch_us=10.0, dispatch_us=2.0))
+    log.start_recording(step=0)
+    fuser = log.fusing(live=lambda key: key == 3)
+    for name, src, dst in (("aten::mul", 1, 2), ("aten::add", 2, 3)):
+        log.dispatched()
+        fuser.add(name, POINTWISE, 1000, None, "fp32", [(src, 4000)], [(dst, 4000)])
+    log.dispatched()                    # a view outside the chain: dispatched, no kernel
+    log.end_chain()                     # compiled code: one kernel, launched by its wrapper
+    log.dispatched()
+    log.compute("aten::mm", 8.0, 24, "fp32")
+    ops = _rank(log.workload("t", "test"), 0)
+    assert [(o["kind"], o["name"], o["duration_us"]) for o in ops] == [
+        ("host", "launch", 12.0), ("compute", "triton_poi_fused_add_mul", None),
+        ("host", "launch", 12.0), ("compute", "aten::mm", None)]

@@ -59,11 +59,14 @@ def with_host(tpl: dict[str, Any], cfg: TransformerConfig) -> dict[str, Any]:
     names = cols["name"].to_pylist()
     sync = np.array([name == "optimizer" for name in names], dtype=bool)
     new, pos = add_host_timeline(table, host_costs(cfg, names), sync)
-    gkind = np.zeros(new.num_rows, dtype=np.int64)
-    peer = np.full(new.num_rows, -1, dtype=np.int64)
-    gkind[pos], peer[pos] = tpl["gkind"], tpl["peer"]
-    return {"cols": {name: new.column(name).combine_chunks() for name in new.column_names},
-            "gkind": gkind, "peer": peer}
+    out: dict[str, Any] = {
+        "cols": {name: new.column(name).combine_chunks() for name in new.column_names}}
+    for key, per_op in tpl.items():   # per-op codes (group kind, peer, all-to-all ...):
+        if key != "cols":             # a host op has none (-1 for a peer, 0 elsewhere)
+            arr = np.asarray(per_op)
+            out[key] = np.full(new.num_rows, -1 if key == "peer" else 0, dtype=arr.dtype)
+            out[key][pos] = arr
+    return out
 
 
 def with_durations(tpl: dict[str, Any]) -> dict[str, Any]:
