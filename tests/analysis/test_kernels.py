@@ -23,7 +23,8 @@ def _recorded(rows: list[dict]) -> sc.Workload:
 ROWS = [
     {"rank": 0, "kind": "compute", "name": "sm90_xmma_gemm_bf16", "duration_us": 100.0,
      "flops": 1e12, "bytes_accessed": 10**8, "dtype": "bf16"},
-    {"rank": 0, "kind": "compute", "name": "vectorized_elementwise_kernel", "duration_us": 5.0,
+    {"rank": 0, "kind": "compute", "name": "void at::native::vectorized_elementwise_kernel<4>",
+     "duration_us": 5.0,
      "bytes_accessed": 10**6, "dtype": "bf16"},
     {"rank": 0, "kind": "compute", "name": "no work", "duration_us": 7.0},
 ]
@@ -45,9 +46,10 @@ def test_predicted_vs_recorded_uses_the_model_on_the_recording_device() -> None:
     pairs = predicted_vs_recorded(_recorded(ROWS), H100).to_pylist()
     assert [p["class"] for p in pairs] == ["gemm", "elementwise"]  # "no work" left out
     assert pairs[0]["predicted_us"] == pytest.approx(_model_us(1e12, 1e8))
-    # A small non-GEMM kernel: its own fixed time (3.75 us) instead of a GEMM's (6.25 us).
-    assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6, "small"))
-    assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6) - 2.5)
+    # An elementwise kernel: its class's fixed time (3.75 us, not a GEMM's 6.25 us) and the
+    # full HBM bandwidth (3,350 GB/s, where a GEMM's bytes move at 0.866 of it).
+    assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6, "elementwise"))
+    assert pairs[1]["predicted_us"] == pytest.approx(3.75 + 1e6 / 3350e3)
     assert pairs[1]["error"] == pytest.approx((pairs[1]["predicted_us"] - 5.0) / 5.0)
     table = error_by_class(predicted_vs_recorded(_recorded(ROWS), H100)).to_pylist()
     assert table[-1]["class"] == "all" and table[-1]["kernels"] == 2
@@ -61,4 +63,4 @@ def test_predict_kernels_replaces_recorded_durations_that_the_model_can_predict(
     predicted = sc.Scenario(wl, cluster, predict_kernels=True).run()
     assert as_recorded.step_time_us == pytest.approx(112.0)
     assert predicted.step_time_us == pytest.approx(
-        _model_us(1e12, 1e8) + _model_us(0, 1e6, "small") + 7.0)
+        _model_us(1e12, 1e8) + _model_us(0, 1e6, "elementwise") + 7.0)
