@@ -25,6 +25,7 @@ import numpy as np
 
 from simcluster.calibrate.kernel_data import Kernels
 from simcluster.sim.compute import DeviceCalibration, kernel_us, merge_families
+from simcluster.sim.gemm_waves import sm_count, wave_utilisation
 from simcluster.sim.kernel_names import SMALL_FAMILIES
 
 GEMM, SMALL, MEMORY, ATTENTION = "gemm", "small", "memory", "attention"
@@ -127,11 +128,13 @@ def with_values(cal: DeviceCalibration, values: dict[ComputeKnob, float]) -> Dev
 
 class KernelPredictor:
     """The compute model's durations (us) of ``kernels`` under a calibration, computed per
-    (dtype, family) group as the simulator does."""
+    (dtype, family) group as the simulator does (a GEMM's FLOPs over its wave utilisation,
+    ``sim/gemm_waves.py``)."""
 
     def __init__(self, kernels: Kernels) -> None:
         self.kernels = kernels
         spec = kernels.spec
+        self.flops = kernels.flops / wave_utilisation(kernels.tiles, sm_count(spec))
         keys = sorted(set(zip(kernels.dtype.tolist(), kernels.family.tolist())))
         self.groups = [(dt, fam, np.flatnonzero((kernels.dtype == dt) & (kernels.family == fam)),
                         spec.peak_flops_per_us(dt or None)) for dt, fam in keys]
@@ -141,6 +144,6 @@ class KernelPredictor:
         k = self.kernels
         out = np.empty(len(k))
         for _, fam, rows, peak in self.groups:
-            out[rows] = kernel_us(k.flops[rows], k.nbytes[rows], peak, self.hbm_B_per_us,
+            out[rows] = kernel_us(self.flops[rows], k.nbytes[rows], peak, self.hbm_B_per_us,
                                   cal.for_family(fam))
         return out

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from simcluster.sim.gemm_waves import sm_count, wave_utilisation
 from simcluster.sim.kernel_names import SMALL_FAMILIES, descendants, lineage
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.schema import ComputeParams
@@ -113,7 +114,7 @@ RECORDED_FAMILIES: tuple[tuple[str, str, float], ...] = (
     ("reduction", "fixed_us", 5.75), ("reduction", "memory_efficiency", 0.19),
     ("norm", "fixed_us", 14.25), ("norm", "memory_efficiency", 1.0),
     ("norm_2pass_fwd", "hbm_passes", 1.5), ("norm_2pass_bwd", "hbm_passes", 5 / 3),
-    ("gemm_align1", "gemm_efficiency", 0.22),
+    ("gemm_align1", "gemm_efficiency", 0.485),
 )
 A100_CALIBRATION = DeviceCalibration(
     gemm_efficiency=0.805, memory_efficiency=0.79, fixed_us=9.0, sharpness=1.5,
@@ -235,10 +236,13 @@ class ComputeModel:
 
     def roofline_us(
         self, flops: np.ndarray, nbytes: np.ndarray, dtype: str | None, spec: AcceleratorSpec,
-        family: str = "",
+        family: str = "", tiles: np.ndarray | None = None,
     ) -> np.ndarray:
         """Duration in us of ops (of kernel ``family``) with these FLOPs and bytes on
-        ``spec``."""
+        ``spec``; ``tiles``: per op, the thread-block tiles of a recorded GEMM (0: none), whose
+        last partial wave of SMs costs a whole one (:mod:`~simcluster.sim.gemm_waves`)."""
+        if tiles is not None:
+            flops = np.asarray(flops, dtype=np.float64) / wave_utilisation(tiles, sm_count(spec))
         return kernel_us(flops, nbytes, spec.peak_flops_per_us(dtype), spec.hbm_GBps * 1e3,
                          self.calibration(spec, family))
 
@@ -249,7 +253,7 @@ class ComputeModel:
 
     def retarget_us(self, recorded: np.ndarray, flops: np.ndarray, nbytes: np.ndarray,
                     dtype: str | None, src: AcceleratorSpec, dst: AcceleratorSpec,
-                    family: str = "") -> np.ndarray:
+                    family: str = "", tiles: np.ndarray | None = None) -> np.ndarray:
         """Move durations recorded on ``src`` to ``dst`` by the model's ratio.
 
         Ops with neither FLOPs nor bytes keep their recorded duration (nothing says how they
@@ -259,8 +263,8 @@ class ComputeModel:
         recorded = np.asarray(recorded, dtype=np.float64)
         if src == dst:
             return recorded.copy()
-        a = self.roofline_us(flops, nbytes, dtype, src, family)
-        b = self.roofline_us(flops, nbytes, dtype, dst, family)
+        a = self.roofline_us(flops, nbytes, dtype, src, family, tiles)
+        b = self.roofline_us(flops, nbytes, dtype, dst, family, tiles)
         has_work = (np.asarray(flops) > 0) | (np.asarray(nbytes) > 0)
         return np.where(has_work, recorded * b / a, recorded)
 
@@ -279,12 +283,14 @@ def resolve_durations(
     model: ComputeModel,
     family_code: np.ndarray | None = None,
     family_names: list[str] | None = None,
+    tiles: np.ndarray | None = None,
 ) -> np.ndarray:
     """Duration in us of every compute, host and on-device copy op (NaN for the others).
 
     Parameters are per-op arrays; ``recorded`` is NaN where no duration was recorded; op i
     has dtype ``dtype_names[dtype_code[i]]`` ("" for none), kernel family
-    ``family_names[family_code[i]]`` (default: none) and runs on ``specs[spec_index[i]]``.
+    ``family_names[family_code[i]]`` (default: none), ``tiles[i]`` GEMM tiles (default and
+    0: none, :mod:`~simcluster.sim.gemm_waves`) and runs on ``specs[spec_index[i]]``.
     Recorded compute durations are retargeted when ``model.recorded_spec`` is set and
     differs from the op's device, and predicted instead when ``model.predict`` is set and
     the op has FLOPs or bytes.
@@ -314,7 +320,8 @@ def resolve_durations(
             rows = move[key_all[move] == k]
             spec, dt, family = decode(k)
             out[rows] = model.retarget_us(recorded[rows], flops[rows], nbytes[rows],
-                                          dt, src, spec, family)
+                                          dt, src, spec, family,
+                                          None if tiles is None else tiles[rows])
     need = np.flatnonzero((timed | d2d) & ~has)
     # One vectorised call per (device spec, dtype, kernel family, copy or not).
     key = key_all[need]
@@ -324,5 +331,6 @@ def resolve_durations(
         if k % 2:
             out[rows] = model.copy_us(comm_bytes[rows], spec)
         else:
-            out[rows] = model.roofline_us(flops[rows], nbytes[rows], dt, spec, family)
+            out[rows] = model.roofline_us(flops[rows], nbytes[rows], dt, spec, family,
+                                          None if tiles is None else tiles[rows])
     return out

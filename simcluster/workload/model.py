@@ -31,6 +31,8 @@ fixed_duration  bool          true: the op lasts its recorded ``duration_us`` wh
                               kind (communication whose peers are not in the workload, or
                               whose size is unknown; copies replayed as recorded); null =
                               false
+gemm_shape      list<int64>   a recorded GEMM's ``[batch, m, n, k]`` (optional; the compute
+                              model's tile and wave quantisation)
 ==============  ============  ===========================================================
 """
 
@@ -75,6 +77,9 @@ OPS_SCHEMA = pa.schema(
         # replay never uses it, the recorded-vs-simulated analyses do. Readers that do not
         # know it drop it, so files that carry it need no new format version.
         pa.field("recorded_start_us", pa.float64()),
+        # A recorded GEMM's (batch, m, n, k), for the compute model's tile and wave
+        # quantisation; optional, as recorded_start_us: readers that predate it drop it).
+        pa.field("gemm_shape", pa.list_(pa.int64())),
     ]
 )
 

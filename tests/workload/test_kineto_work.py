@@ -295,8 +295,11 @@ def test_retargeting_uses_the_inferred_work(tmp_path: Path) -> None:
     assert durations(base) == {"gemm": 1000.0, "add": 300.0}
     h100 = lookup("H100-SXM5-80GB")
     model = ComputeModel()
+    # The GEMM's shape goes with it: 64 x 64 tiles of the default 128 x 128, 38 waves on
+    # the A100's 108 SMs, 32 on the H100's 132 (tile and wave quantisation).
     want_gemm = model.retarget_us(np.array([1000.0]), np.array([2.0 * n ** 3]),
-                                  np.array([2.0 * 3 * n * n]), "bf16", a100, h100)[0]
+                                  np.array([2.0 * 3 * n * n]), "bf16", a100, h100,
+                                  tiles=np.array([64.0 * 64]))[0]
     want_add = model.retarget_us(np.array([300.0]), np.array([0.0]),
                                  np.array([2.0 * 3 * n * n]), "bf16", a100, h100)[0]
     got = durations(with_device(base, "H100-SXM5-80GB"))
