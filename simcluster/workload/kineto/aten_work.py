@@ -224,8 +224,9 @@ def _elementwise(name: str, a: _Args) -> Work | None:
         nbytes = sum(sizes[:2])
     elif name in _REDUCTIONS:
         nbytes = sum(sizes)
-    else:
-        nbytes = sum(sizes) + sizes[0]
+    else:  # the output has the broadcast shape and type: those of the largest input
+        largest = max(ts, key=lambda t: _numel(t[0]))
+        nbytes = sum(sizes) + _numel(largest[0]) * largest[1]
     return Work(0.0, float(nbytes), _dtype(ts))
 
 
