@@ -19,9 +19,9 @@ A kernel's **family** says which of the compute model's parameters it has of its
 
 - ``flash1``: FlashAttention 1.x (2022-2023): recorded ``fmha_*loop*`` kernels, and the
   generator's ``<layer>.<pass>.attn.fa1`` ops; it computes at its own efficiency.
-- ``small``: the parent of the recorded non-GEMM kernels' families (it is never a kernel's
-  own family): a parameter set on ``small`` (a topology's ``compute:`` block, ``simcluster
-  calibrate``) applies to all of them.
+- ``small``: the parent of the recorded non-GEMM kernels' families below (a parameter set on
+  it, by a topology's ``compute:`` block or ``simcluster calibrate``, applies to all of
+  them), and the family of generated ops named like one of their classes.
 - ``memset``, ``copy``, ``elementwise``, ``reduction``, ``norm`` (children of ``small``): the
   recorded kernels of these classes (names that are C++ symbols or driver operations), each
   with its own fixed time and HBM efficiency (fitted on the A100 traces,

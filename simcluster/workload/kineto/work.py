@@ -37,8 +37,9 @@ used as it is. Otherwise, from the shapes:
 **Bytes.** Matmul and convolution: inputs plus output. Every other aten op (elementwise,
 reductions, norms, copies; backward ops alike): the sum of its tensor inputs plus an output
 of the broadcast shape (the largest input's elements and element size: ``add(bias, x)``
-writes ``x``'s size, not ``bias``'s; ``where(mask, x, y)`` ``x``'s type, not the mask's; an in-place ``add_(x, y)`` reads
-``x`` and ``y`` and writes ``x``); write-only ops (``fill_``, ``zero_``, ``normal_``, ...) count
+writes ``x``'s size, not ``bias``'s; ``where(mask, x, y)`` ``x``'s type, not the mask's;
+an in-place ``add_(x, y)`` reads ``x`` and ``y`` and writes ``x``); write-only ops
+(``fill_``, ``zero_``, ``normal_``, ...) count
 the first input once, ``copy_`` its two tensors, reductions (``sum``, ``mean``, ``max``, ...)
 only their inputs. Ops whose first input is a table they index sparsely (``embedding``,
 ``index``, ``gather``, ``scatter``, ...) and ops with ``TensorList`` inputs get nothing.
