@@ -6,8 +6,8 @@ otherwise, and each class differently (``sim/kernel_names.py``): a memset is a 1
 kernel, a copy pays more per launch than an elementwise kernel, a reduction with few outputs
 reaches a small fraction of HBM bandwidth. Fitted here, per family, on the A100 traces of
 ``../shared/data/kineto`` (a grid: ``fixed_us`` by 0.25 us up to 20, ``memory_efficiency``
-by 0.01 up to 1), and reported on the V100 traces, which no parameter is fitted on (they borrow the A100
-fit: a held-out device as well as held-out traces):
+by 0.01 up to 1), and reported on the V100 traces, which no parameter is fitted on (they
+borrow the A100 fit: a held-out device as well as held-out traces):
 
 - ``memset``, ``copy``, ``elementwise``, ``reduction``, ``norm``: ``fixed_us`` and
   ``memory_efficiency``;
