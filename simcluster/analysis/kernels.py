@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.sim.compute import ComputeModel
+from simcluster.sim.gemm_waves import gemm_tiles
 from simcluster.sim.kernel_names import family_codes, kernel_class
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.workload.model import Workload
@@ -36,11 +37,14 @@ def predicted_vs_recorded(workload: Workload, spec: AcceleratorSpec,
     names = t.column("name").take(pa.array(idx))
     dtypes = t.column("dtype").fill_null("").take(pa.array(idx)).to_pylist()
     family, families = family_codes(names)
+    tiles = gemm_tiles(names, t.column("gemm_shape").take(pa.array(idx))) \
+        if "gemm_shape" in t.column_names else np.zeros(len(idx))
     pred = np.empty(len(idx))
     for dt, f in sorted(set(zip(dtypes, family.tolist()))):
         sel = np.fromiter((d == dt for d in dtypes), dtype=bool, count=len(idx)) & (family == f)
         rows = idx[sel]
-        pred[sel] = model.roofline_us(flops[rows], nbytes[rows], dt or None, spec, families[f])
+        pred[sel] = model.roofline_us(flops[rows], nbytes[rows], dt or None, spec, families[f],
+                                      tiles[sel])
     return pa.table({
         "rank": t.column("rank").take(pa.array(idx)),
         "name": names,

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.errors import CalibrationError, SimclusterError
+from simcluster.sim.gemm_waves import gemm_tiles
 from simcluster.sim.kernel_names import kernel_class, kernel_family
 from simcluster.topology.catalog import AcceleratorSpec, lookup
 
@@ -40,6 +41,7 @@ class Kernels:
         step: ProfilerStep number (-1 for none).
         held_out: whether the kernel is only checked, not fitted on.
         origin: the file each kernel came from.
+        tiles: thread-block tiles of a GEMM kernel (0: none; ``sim/gemm_waves.py``).
     """
 
     source: str
@@ -53,6 +55,7 @@ class Kernels:
     step: np.ndarray
     held_out: np.ndarray
     origin: np.ndarray
+    tiles: np.ndarray
 
     def __len__(self) -> int:
         return len(self.recorded_us)
@@ -63,7 +66,7 @@ class Kernels:
 
 
 _ARRAYS = ("flops", "nbytes", "recorded_us", "dtype", "family", "klass", "step", "held_out",
-           "origin")
+           "origin", "tiles")
 
 
 def is_trace(path: str | Path) -> bool:
@@ -120,7 +123,9 @@ def _kernels(source: str, spec: AcceleratorSpec, t: pa.Table, held_out: bool) ->
         family=np.array([kernel_family(n) for n in names], dtype=object),
         klass=np.array([kernel_class(n) for n in names], dtype=object),
         step=np.array(t.column("step").fill_null(-1).take(take).to_pylist(), dtype=np.int64),
-        held_out=np.full(len(idx), held_out), origin=np.full(len(idx), source, dtype=object))
+        held_out=np.full(len(idx), held_out), origin=np.full(len(idx), source, dtype=object),
+        tiles=gemm_tiles(t.column("name").take(take), t.column("gemm_shape").take(take))
+        if "gemm_shape" in t.column_names else np.zeros(len(idx)))
 
 
 def hold_out_last_step(kernels: Kernels) -> Kernels:

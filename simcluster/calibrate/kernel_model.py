@@ -24,7 +24,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simcluster.calibrate.kernel_data import Kernels
-from simcluster.sim.compute import DeviceCalibration, kernel_us
+from simcluster.sim.compute import DeviceCalibration, kernel_us, merge_families
+from simcluster.sim.gemm_waves import sm_count, wave_utilisation
+from simcluster.sim.kernel_names import SMALL_FAMILIES
 
 GEMM, SMALL, MEMORY, ATTENTION = "gemm", "small", "memory", "attention"
 
@@ -86,9 +88,9 @@ KNOBS: tuple[ComputeKnob, ...] = (
 def group_mask(kernels: Kernels, knob: ComputeKnob) -> np.ndarray:
     """The kernels of ``knob``'s group (module docstring)."""
     if knob.group == GEMM:
-        return (kernels.klass == "gemm") & (kernels.family == "") & (kernels.flops > 0)
+        return _gemms(kernels)
     if knob.group == SMALL:
-        return kernels.family == "small"
+        return _small(kernels)
     if knob.group == ATTENTION:
         return (kernels.family == knob.family) & (kernels.flops > 0)
     return fit_groups(kernels) >= 0
@@ -101,27 +103,38 @@ def fit_groups(kernels: Kernels) -> np.ndarray:
     """Per kernel, the index in :data:`GROUP_NAMES` of the group whose error the objective
     counts (-1: none; ``other`` kernels are reported, not fitted)."""
     out = np.full(len(kernels), -1, dtype=np.int64)
-    out[(kernels.klass == "gemm") & (kernels.family == "") & (kernels.flops > 0)] = 0
-    out[kernels.family == "small"] = 1
+    out[_gemms(kernels)] = 0
+    out[_small(kernels)] = 1
     out[np.isin(kernels.family, ["attention", "flash1"]) & (kernels.flops > 0)] = 2
     return out
+
+
+def _gemms(kernels: Kernels) -> np.ndarray:
+    """GEMM-class kernels with FLOPs that run at the chip's GEMM parameters."""
+    return (kernels.klass == "gemm") & (kernels.family == "") & (kernels.flops > 0)
+
+
+def _small(kernels: Kernels) -> np.ndarray:
+    """The small non-GEMM kernels (the families under ``small``)."""
+    return np.isin(kernels.family, sorted(SMALL_FAMILIES))
 
 
 def with_values(cal: DeviceCalibration, values: dict[ComputeKnob, float]) -> DeviceCalibration:
     """``cal`` with the knobs of ``values`` set (a family's own parameters merged)."""
     top = {k.param: float(v) for k, v in values.items() if not k.family}
-    own = {(f, p): v for f, p, v in cal.families}
-    own.update({(k.family, k.param): float(v) for k, v in values.items() if k.family})
-    return replace(cal, **top, families=tuple((f, p, v) for (f, p), v in own.items()))
+    given = {(k.family, k.param): float(v) for k, v in values.items()}
+    return replace(cal, **top, families=merge_families(cal.families, given))
 
 
 class KernelPredictor:
     """The compute model's durations (us) of ``kernels`` under a calibration, computed per
-    (dtype, family) group as the simulator does."""
+    (dtype, family) group as the simulator does (a GEMM's FLOPs over its wave utilisation,
+    ``sim/gemm_waves.py``)."""
 
     def __init__(self, kernels: Kernels) -> None:
         self.kernels = kernels
         spec = kernels.spec
+        self.flops = kernels.flops / wave_utilisation(kernels.tiles, sm_count(spec))
         keys = sorted(set(zip(kernels.dtype.tolist(), kernels.family.tolist())))
         self.groups = [(dt, fam, np.flatnonzero((kernels.dtype == dt) & (kernels.family == fam)),
                         spec.peak_flops_per_us(dt or None)) for dt, fam in keys]
@@ -131,6 +144,6 @@ class KernelPredictor:
         k = self.kernels
         out = np.empty(len(k))
         for _, fam, rows, peak in self.groups:
-            out[rows] = kernel_us(k.flops[rows], k.nbytes[rows], peak, self.hbm_B_per_us,
+            out[rows] = kernel_us(self.flops[rows], k.nbytes[rows], peak, self.hbm_B_per_us,
                                   cal.for_family(fam))
         return out

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from simcluster.sim.gemm_waves import sm_count, wave_utilisation
+from simcluster.sim.kernel_names import SMALL_FAMILIES, descendants, lineage
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.schema import ComputeParams
 
@@ -51,8 +53,12 @@ class DeviceCalibration:
         source: the measurements it was fitted on.
         families: per kernel family (:mod:`~simcluster.sim.kernel_names`), the parameters
             it has of its own, as ``(family, parameter, value)``: FlashAttention 1 computes
-            at another ``gemm_efficiency``, small non-GEMM kernels have another
-            ``fixed_us``. A family not listed uses the parameters above.
+            at another ``gemm_efficiency``, each class of small non-GEMM kernels has its own
+            ``fixed_us`` and ``memory_efficiency``. A family takes its parent's parameters
+            (``kernel_names.PARENT``), then its own; one not listed uses the chip's.
+        hbm_passes: how many times the kernel moves the bytes an op carries (1: once; a
+            two-pass batch norm reads its input twice); a family parameter, set by the
+            kernel's name.
     """
 
     gemm_efficiency: float
@@ -61,10 +67,13 @@ class DeviceCalibration:
     sharpness: float
     source: str = ""
     families: tuple[tuple[str, str, float], ...] = ()
+    hbm_passes: float = 1.0
 
     def for_family(self, family: str) -> DeviceCalibration:
-        """This calibration with kernel ``family``'s own parameters."""
-        own = {name: value for f, name, value in self.families if f == family}
+        """This calibration with kernel ``family``'s own parameters (its ancestors' first)."""
+        own: dict[str, float] = {}
+        for f in lineage(family):
+            own.update({name: value for g, name, value in self.families if g == f})
         return replace(self, **own) if own else self
 
 
@@ -72,7 +81,8 @@ def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_p
               cal: DeviceCalibration) -> np.ndarray:
     """Duration (us) of kernels with these FLOPs and bytes (module docstring formula)."""
     tc = np.asarray(flops, dtype=np.float64) / (peak_per_us * cal.gemm_efficiency)
-    tm = np.asarray(nbytes, dtype=np.float64) / (hbm_B_per_us * cal.memory_efficiency)
+    tm = (np.asarray(nbytes, dtype=np.float64) * cal.hbm_passes
+          / (hbm_B_per_us * cal.memory_efficiency))
     k = cal.sharpness
     if np.isinf(k):
         body = np.maximum(tc, tm)
@@ -89,18 +99,32 @@ def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_p
 # docs/compute.md for the residuals); tests/sim/test_compute.py re-fits and compares.
 # Kernel families (docs/compute.md): the FlashAttention 1 efficiency (of the nominal FLOPs)
 # is fitted on the published llm-foundry step times of the calibration split
-# (bench/fit_attention.py); the fixed time of small non-GEMM kernels on the A100 Kineto traces
-# (bench/fit_small_kernels.py), and H100 borrows it (no H100 trace).
-SMALL_KERNEL_FIXED_US = 3.75
+# (bench/fit_attention.py). The recorded kernels' own parameters (RECORDED_FAMILIES) are
+# fitted on the A100 Kineto traces (bench/fit_kernel_classes.py), and H100 borrows them (no
+# H100 trace): per class of small non-GEMM kernel, its fixed time (us) and the fraction of
+# the HBM bandwidth it reaches (1.0: the catalog bandwidth; small tensors stay in L2); for
+# one-element-aligned CUTLASS GEMMs, their fraction of the dense peak. ``small`` (3.75 us,
+# the earlier one-for-all fit) is their parent: a parameter set on it applies to them all.
+# The passes of the two-pass cuDNN batch norms follow from the algorithm (kernel_names).
+RECORDED_FAMILIES: tuple[tuple[str, str, float], ...] = (
+    ("small", "fixed_us", 3.75),
+    ("memset", "fixed_us", 1.5), ("memset", "memory_efficiency", 1.0),
+    ("copy", "fixed_us", 7.5), ("copy", "memory_efficiency", 0.7),
+    ("elementwise", "fixed_us", 3.75), ("elementwise", "memory_efficiency", 1.0),
+    ("reduction", "fixed_us", 5.75), ("reduction", "memory_efficiency", 0.19),
+    ("norm", "fixed_us", 14.25), ("norm", "memory_efficiency", 1.0),
+    ("norm_2pass_fwd", "hbm_passes", 1.5), ("norm_2pass_bwd", "hbm_passes", 5 / 3),
+    ("gemm_align1", "gemm_efficiency", 0.485),
+)
 A100_CALIBRATION = DeviceCalibration(
     gemm_efficiency=0.805, memory_efficiency=0.79, fixed_us=9.0, sharpness=1.5,
     source="azure-nd-a100-v4.md: cuBLASLt FP16 GEMM (8 shapes), STREAM Copy 1.61 TB/s",
-    families=(("flash1", "gemm_efficiency", 0.52), ("small", "fixed_us", SMALL_KERNEL_FIXED_US)),
+    families=(("flash1", "gemm_efficiency", 0.52), *RECORDED_FAMILIES),
 )
 H100_CALIBRATION = DeviceCalibration(
     gemm_efficiency=0.685, memory_efficiency=0.866, fixed_us=6.25, sharpness=3.0,
     source="azure-nd-h100-v5.md: cuBLASLt FP8 GEMM (9 shapes), STREAM Copy 2.90 TB/s",
-    families=(("flash1", "gemm_efficiency", 0.27), ("small", "fixed_us", SMALL_KERNEL_FIXED_US)),
+    families=(("flash1", "gemm_efficiency", 0.27), *RECORDED_FAMILIES),
 )
 
 # Accelerators outside the catalog: the first-cut roofline (``fixed_us`` None: the spec's
@@ -139,11 +163,33 @@ def with_params(base: DeviceCalibration, params: ComputeParams) -> DeviceCalibra
     family parameters merged one by one)."""
     top = {k: float(v) for k in ("gemm_efficiency", "memory_efficiency", "fixed_us",
                                  "sharpness") if (v := getattr(params, k)) is not None}
-    own = {(f, name): v for f, name, v in base.families}
-    own.update({(f, name): float(v) for f, values in params.families.items()
-                for name, v in values.items()})
-    families = tuple((f, name, v) for (f, name), v in own.items())
+    given = {(f, name): float(v) for f, values in params.families.items()
+             for name, v in values.items()}
+    families = merge_families(base.families, {**{("", k): v for k, v in top.items()}, **given})
     return replace(base, **top, families=families, source=params.source or base.source)
+
+
+def merge_families(base: tuple[tuple[str, str, float], ...],
+                   given: dict[tuple[str, str], float]) -> tuple[tuple[str, str, float], ...]:
+    """``base``'s family parameters with those ``given`` set (family "" for the chip's own).
+
+    A parameter given for a family is dropped from the families below it, so that it applies
+    to them too: a fixed time that ``simcluster calibrate`` fits on ``small`` is that of every
+    small kernel. A chip parameter given replaces the small classes' own value of it where
+    ``small`` has none (their built-in refinements, fitted on the A100 traces): an HBM
+    efficiency calibrated on your own trace is that of every kernel without a value of its
+    own, as ``simcluster calibrate`` fits it.
+    """
+    small_has = {name for f, name, _ in base if f == "small"}
+
+    def overridden(f: str, name: str) -> bool:
+        return any(name == p and (f in descendants(g) if g else
+                                  f in SMALL_FAMILIES and name not in small_has)
+                   for g, p in given)
+
+    own = {(f, name): v for f, name, v in base if not overridden(f, name)}
+    own.update({k: v for k, v in given.items() if k[0]})
+    return tuple((f, name, v) for (f, name), v in own.items())
 
 
 def overrides_for(compute: dict[str, ComputeParams]) -> dict[str, DeviceCalibration]:
@@ -190,10 +236,13 @@ class ComputeModel:
 
     def roofline_us(
         self, flops: np.ndarray, nbytes: np.ndarray, dtype: str | None, spec: AcceleratorSpec,
-        family: str = "",
+        family: str = "", tiles: np.ndarray | None = None,
     ) -> np.ndarray:
         """Duration in us of ops (of kernel ``family``) with these FLOPs and bytes on
-        ``spec``."""
+        ``spec``; ``tiles``: per op, the thread-block tiles of a recorded GEMM (0: none), whose
+        last partial wave of SMs costs a whole one (:mod:`~simcluster.sim.gemm_waves`)."""
+        if tiles is not None:
+            flops = np.asarray(flops, dtype=np.float64) / wave_utilisation(tiles, sm_count(spec))
         return kernel_us(flops, nbytes, spec.peak_flops_per_us(dtype), spec.hbm_GBps * 1e3,
                          self.calibration(spec, family))
 
@@ -204,7 +253,7 @@ class ComputeModel:
 
     def retarget_us(self, recorded: np.ndarray, flops: np.ndarray, nbytes: np.ndarray,
                     dtype: str | None, src: AcceleratorSpec, dst: AcceleratorSpec,
-                    family: str = "") -> np.ndarray:
+                    family: str = "", tiles: np.ndarray | None = None) -> np.ndarray:
         """Move durations recorded on ``src`` to ``dst`` by the model's ratio.
 
         Ops with neither FLOPs nor bytes keep their recorded duration (nothing says how they
@@ -214,8 +263,8 @@ class ComputeModel:
         recorded = np.asarray(recorded, dtype=np.float64)
         if src == dst:
             return recorded.copy()
-        a = self.roofline_us(flops, nbytes, dtype, src, family)
-        b = self.roofline_us(flops, nbytes, dtype, dst, family)
+        a = self.roofline_us(flops, nbytes, dtype, src, family, tiles)
+        b = self.roofline_us(flops, nbytes, dtype, dst, family, tiles)
         has_work = (np.asarray(flops) > 0) | (np.asarray(nbytes) > 0)
         return np.where(has_work, recorded * b / a, recorded)
 
@@ -234,12 +283,14 @@ def resolve_durations(
     model: ComputeModel,
     family_code: np.ndarray | None = None,
     family_names: list[str] | None = None,
+    tiles: np.ndarray | None = None,
 ) -> np.ndarray:
     """Duration in us of every compute, host and on-device copy op (NaN for the others).
 
     Parameters are per-op arrays; ``recorded`` is NaN where no duration was recorded; op i
     has dtype ``dtype_names[dtype_code[i]]`` ("" for none), kernel family
-    ``family_names[family_code[i]]`` (default: none) and runs on ``specs[spec_index[i]]``.
+    ``family_names[family_code[i]]`` (default: none), ``tiles[i]`` GEMM tiles (default and
+    0: none, :mod:`~simcluster.sim.gemm_waves`) and runs on ``specs[spec_index[i]]``.
     Recorded compute durations are retargeted when ``model.recorded_spec`` is set and
     differs from the op's device, and predicted instead when ``model.predict`` is set and
     the op has FLOPs or bytes.
@@ -269,7 +320,8 @@ def resolve_durations(
             rows = move[key_all[move] == k]
             spec, dt, family = decode(k)
             out[rows] = model.retarget_us(recorded[rows], flops[rows], nbytes[rows],
-                                          dt, src, spec, family)
+                                          dt, src, spec, family,
+                                          None if tiles is None else tiles[rows])
     need = np.flatnonzero((timed | d2d) & ~has)
     # One vectorised call per (device spec, dtype, kernel family, copy or not).
     key = key_all[need]
@@ -279,5 +331,6 @@ def resolve_durations(
         if k % 2:
             out[rows] = model.copy_us(comm_bytes[rows], spec)
         else:
-            out[rows] = model.roofline_us(flops[rows], nbytes[rows], dt, spec, family)
+            out[rows] = model.roofline_us(flops[rows], nbytes[rows], dt, spec, family,
+                                          None if tiles is None else tiles[rows])
     return out

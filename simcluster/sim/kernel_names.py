@@ -19,9 +19,23 @@ A kernel's **family** says which of the compute model's parameters it has of its
 
 - ``flash1``: FlashAttention 1.x (2022-2023): recorded ``fmha_*loop*`` kernels, and the
   generator's ``<layer>.<pass>.attn.fa1`` ops; it computes at its own efficiency.
-- ``small``: recorded non-GEMM kernels (the classes norm, reduction, memset, copy,
-  elementwise): back to back inside a framework, their fixed time is a few microseconds, not
-  the ramp-up and tail of a large GEMM. The generator's coarse ops are not named so.
+- ``small``: the parent of the recorded non-GEMM kernels' families below (a parameter set on
+  it, by a topology's ``compute:`` block or ``simcluster calibrate``, applies to all of
+  them), and the family of generated ops named like one of their classes.
+- ``memset``, ``copy``, ``elementwise``, ``reduction``, ``norm`` (children of ``small``): the
+  recorded kernels of these classes (names that are C++ symbols or driver operations), each
+  with its own fixed time and HBM efficiency (fitted on the A100 traces,
+  ``bench/fit_kernel_classes.py``). Back to back inside a framework, their fixed time is a
+  few microseconds, not the ramp-up and tail of a large GEMM. A generated op whose name
+  says one of these classes (``final_norm``) has family ``small``.
+- ``norm_2pass_fwd``, ``norm_2pass_bwd`` (children of ``norm``): cuDNN batch-norm kernels
+  that read their input twice (statistics, then normalisation; the ``singleread`` variants
+  keep it on chip): ``hbm_passes`` 3/2 forward (read twice, write once, where the importer
+  counts one read and one write) and 5/3 backward (read ``dy`` and ``x`` twice, write ``dx``,
+  where it counts three tensors).
+- ``gemm_align1``: CUTLASS GEMMs built for operands aligned to one element (``_align1``):
+  without 128-bit vector loads they sustain their own, lower efficiency (fitted on the A100
+  traces).
 - ``attention``: other recorded attention kernels (class ``attention``: FlashAttention 2/3,
   cuDNN fused attention). The built-in calibrations give them no parameters of their own (they
   run at the GEMM efficiency); a topology's ``compute:`` block may (``simcluster calibrate``
@@ -36,17 +50,54 @@ import numpy as np
 import pyarrow as pa
 
 CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("gemm", re.compile(r"gemm|xmma|cutlass|^Cijk_|sm\d\d_|matmul|conv|dgrad|wgrad", re.IGNORECASE)),
+    ("gemm", re.compile(r"gemm|xmma|cutlass|^Cijk_|sm\d\d_|matmul|conv|dgrad|wgrad|scudnn|"
+                        r"winograd", re.IGNORECASE)),
     ("attention", re.compile(r"flash|fmha|attention", re.IGNORECASE)),
-    ("norm", re.compile(r"norm|bn_(fw|bw)", re.IGNORECASE)),
+    # not the norms of at::native's vector-norm reductions (NormTwoOps, ...)
+    ("norm", re.compile(r"norm(?!(Two|One|Zero|Inf)Ops)|bn_(fw|bw)|GammaBeta|RowwiseMoments",
+                        re.IGNORECASE)),
     ("reduction", re.compile(r"reduce|softmax|\bsum\b", re.IGNORECASE)),
     ("memset", re.compile(r"memset", re.IGNORECASE)),
     ("copy", re.compile(r"memcpy|copy", re.IGNORECASE)),
     ("elementwise", re.compile(r"elementwise", re.IGNORECASE)),
 )
 SMALL_CLASSES = frozenset({"norm", "reduction", "memset", "copy", "elementwise"})
-FAMILIES: tuple[str, ...] = ("", "flash1", "small", "attention")
+# Each family with a parent takes its parent's parameters, then its own.
+PARENT: dict[str, str] = {
+    "memset": "small", "copy": "small", "elementwise": "small", "reduction": "small",
+    "norm": "small", "norm_2pass_fwd": "norm", "norm_2pass_bwd": "norm",
+}
+FAMILIES: tuple[str, ...] = ("", "flash1", "small", "attention", "memset", "copy",
+                             "elementwise", "reduction", "norm", "norm_2pass_fwd",
+                             "norm_2pass_bwd", "gemm_align1")
 _FLASH1 = re.compile(r"\.attn\.fa1$|^fmha_\w*loop", re.IGNORECASE)
+_BN_2PASS = re.compile(r"bn_(fw|bw)\w*1C11_kernel", re.IGNORECASE)  # not *_singleread
+# A recorded kernel's name is a C++ symbol (``void at::native::...<...>(...)``) or a driver
+# operation (``Memset (Device)``); the generator's op names are dotted words.
+_SYMBOL = re.compile(r"[\s<(:]")
+_ALIGN1 = re.compile(r"cutlass\w*_align1\b", re.IGNORECASE)
+
+
+def lineage(family: str) -> tuple[str, ...]:
+    """``family`` and its ancestors, root first (whose parameters apply in that order).
+
+    Example:
+        >>> lineage("norm_2pass_fwd"), lineage("flash1")
+        (('small', 'norm', 'norm_2pass_fwd'), ('flash1',))
+    """
+    chain = [family]
+    while chain[-1] in PARENT:
+        chain.append(PARENT[chain[-1]])
+    return tuple(reversed(chain))
+
+
+def descendants(family: str) -> frozenset[str]:
+    """The families below ``family`` (a parameter set on it is set for them too)."""
+    return frozenset(f for f in FAMILIES if f != family and family in lineage(f))
+
+
+# The recorded non-GEMM kernels' families (``small`` and below it).
+SMALL_FAMILIES = frozenset({"small"} | descendants("small"))
 
 
 def kernel_class(name: str) -> str:
@@ -65,15 +116,24 @@ def kernel_family(name: str) -> str:
 
     Example:
         >>> [kernel_family(n) for n in ("L3.fwd.attn.fa1", "L3.fwd.attn", "flash_fwd_kernel",
-        ...  "Memset (Device)", "L3.fwd.res_ln2")]
-        ['flash1', '', 'attention', 'small', '']
+        ...  "Memset (Device)", "L3.fwd.res_ln2", "final_norm", "cudnn::bn_fw_tr_1C11_kernel<f>",
+        ...  "cutlass_80_tensorop_s1688gemm_64x64_32x6_nn_align1")]
+        ['flash1', '', 'attention', 'memset', '', 'small', 'norm_2pass_fwd', 'gemm_align1']
     """
     if _FLASH1.search(name):
         return "flash1"
     cls = kernel_class(name)
     if cls == "attention":
         return "attention"
-    return "small" if cls in SMALL_CLASSES else ""
+    if cls == "gemm":
+        return "gemm_align1" if _ALIGN1.search(name) else ""
+    if cls not in SMALL_CLASSES:
+        return ""
+    if not _SYMBOL.search(name):  # a generated op (``final_norm``), not a recorded kernel
+        return "small"
+    if cls == "norm" and (m := _BN_2PASS.search(name)):
+        return "norm_2pass_fwd" if m.group(1).lower() == "fw" else "norm_2pass_bwd"
+    return cls
 
 
 def family_codes(names: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:

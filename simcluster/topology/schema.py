@@ -395,7 +395,9 @@ class NetworkParams(_Strict):
 
 # Kernel families that have parameters of their own (``sim/kernel_names.py``), and which
 # parameters a family may set.
-COMPUTE_FAMILIES: tuple[str, ...] = ("small", "flash1", "attention")
+COMPUTE_FAMILIES: tuple[str, ...] = ("small", "flash1", "attention", "memset", "copy",
+                                     "elementwise", "reduction", "norm", "norm_2pass_fwd",
+                                     "norm_2pass_bwd", "gemm_align1")
 FamilyParam = Literal["gemm_efficiency", "memory_efficiency", "fixed_us"]
 
 
@@ -416,7 +418,8 @@ class ComputeParams(_Strict):
         "time")
     families: dict[str, dict[FamilyParam, float]] = Field(  # type: ignore[valid-type]
         default_factory=dict,
-        description="per kernel family (small, flash1, attention), its own parameters, e.g. "
+        description="per kernel family (small and the recorded classes below it, flash1, "
+        "attention, gemm_align1), its own parameters, e.g. "
         "{small: {fixed_us: 3.2}, attention: {gemm_efficiency: 0.6}}")
     source: str = Field("", description="what it was fitted on")
 

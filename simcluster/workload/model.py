@@ -34,6 +34,8 @@ fixed_duration  bool          true: the op lasts its recorded ``duration_us`` wh
 splits          list<int64>   all_to_all only, optional: the bytes this rank sends to each
                               member of its group, in the group's rank order (an uneven
                               all-to-allv); null = ``comm_bytes`` split evenly
+gemm_shape      list<int64>   a recorded GEMM's ``[batch, m, n, k]`` (optional; the compute
+                              model's tile and wave quantisation)
 ==============  ============  ===========================================================
 """
 
@@ -81,6 +83,9 @@ OPS_SCHEMA = pa.schema(
         # An all-to-allv's bytes to each member of the group (group order); null: even. Older
         # readers drop it and replay the collective evenly at comm_bytes.
         pa.field("splits", pa.list_(pa.int64())),
+        # A recorded GEMM's (batch, m, n, k), for the compute model's tile and wave
+        # quantisation; optional, as recorded_start_us: readers that predate it drop it).
+        pa.field("gemm_shape", pa.list_(pa.int64())),
     ]
 )
 

@@ -216,11 +216,12 @@ def test_real_a100_trace_fit_and_held_out_check(shared_data: Path, tmp_path: Pat
         [fit_on], [one / "sampled-128rank-rank0.json.gz"]))
     (fit,) = fits
     status = {p.knob.name: p.status for p in fit.params}
-    # Its 20 GEMMs run on TF32 tensor cores and are short: their time is mostly fixed time,
-    # so the efficiency is not identifiable; the fixed time is (it ends at its bound).
+    # Its 15 aligned GEMMs run on TF32 tensor cores and are short: their time is mostly
+    # fixed time and partial waves; neither the efficiency nor the fixed time is fitted
+    # inside its range (the align1 GEMMs have an efficiency of their own, not fitted here).
     assert status["families.small.fixed_us"] == "fitted"
     assert status["fixed_us"] in ("fitted", "at bound")
-    assert status["gemm_efficiency"] == "not identifiable"
+    assert status["gemm_efficiency"] in ("not identifiable", "at bound")
     assert status["families.attention.gemm_efficiency"] == "not identifiable"
     everything = {(s.label, s.held_out): s for s in by_class(fit)}
     fitted = everything[("all", False)]

@@ -105,6 +105,22 @@ def test_other_matmul_forms() -> None:
                                      "Input type": [F32, F32]}) is None  # 2 vs 3: no broadcast
 
 
+def test_a_matmul_carries_its_gemm_shape(tmp_path: Path) -> None:
+    """``[batch, m, n, k]`` of the aten op, for the compute model's tile and wave
+    quantisation; elementwise ops carry none."""
+    t = KTrace()
+    t.step(1, B, 200)
+    t.aten("aten::bmm", B + 5, 20, [[4, 8, 16], [4, 16, 32]], [BF16, BF16])
+    t.launch(B + 10, 5, B + 20, 30, name="bmm")
+    t.aten("aten::linear", B + 55, 20, [[2, 3, 64], [32, 64], [32]], [F32] * 3)
+    t.launch(B + 60, 5, B + 70, 20, name="linear")
+    t.aten("aten::add", B + 105, 20, [[8], [8], []], [F32, F32, "Scalar"])
+    t.launch(B + 110, 5, B + 120, 20, name="add")
+    rows = _wl(tmp_path, t).ops.to_pylist()
+    assert {r["name"]: r["gemm_shape"] for r in rows if r["kind"] == "compute"} == {
+        "bmm": [4, 8, 32, 16], "linear": [1, 6, 32, 64], "add": None}
+
+
 def _conv_args() -> tuple[list[Any], int, int]:
     """x [2,3,32,32] * w [8,3,3,3], stride 2, padding 1: output [2,8,16,16]."""
     out = 2 * 8 * 16 * 16
@@ -203,6 +219,11 @@ def test_flops_argument_wins(tmp_path: Path) -> None:
     ("aten::sum", [[10, 100], [], [], []], [F32, "", "Scalar", ""], 4000),  # reduction
     ("aten::native_layer_norm", [[8, 512], [], [512], [512], []],
      [BF16, "", BF16, BF16, "Scalar"], 2 * (8 * 512 + 512 + 512 + 8 * 512)),
+    # broadcasts write the broadcast shape, whichever input comes first
+    ("aten::add", [[64], [32, 64], []], [F32, F32, "Scalar"], 4 * (64 + 2 * 32 * 64)),
+    ("aten::add", [[32, 64], [64], []], [F32, F32, "Scalar"], 4 * (64 + 2 * 32 * 64)),
+    ("aten::where", [[32, 1], [32, 64], [1, 64]], ["bool", F16, F16],
+     32 + 2 * (32 * 64 + 64) + 2 * 32 * 64),
 ])
 def test_elementwise_bytes(tmp_path: Path, name: str, dims: list[Any], types: list[str],
                            nbytes: int) -> None:
@@ -295,8 +316,11 @@ def test_retargeting_uses_the_inferred_work(tmp_path: Path) -> None:
     assert durations(base) == {"gemm": 1000.0, "add": 300.0}
     h100 = lookup("H100-SXM5-80GB")
     model = ComputeModel()
+    # The GEMM's shape goes with it: 64 x 64 tiles of the default 128 x 128, 38 waves on
+    # the A100's 108 SMs, 32 on the H100's 132 (tile and wave quantisation).
     want_gemm = model.retarget_us(np.array([1000.0]), np.array([2.0 * n ** 3]),
-                                  np.array([2.0 * 3 * n * n]), "bf16", a100, h100)[0]
+                                  np.array([2.0 * 3 * n * n]), "bf16", a100, h100,
+                                  tiles=np.array([64.0 * 64]))[0]
     want_add = model.retarget_us(np.array([300.0]), np.array([0.0]),
                                  np.array([2.0 * 3 * n * n]), "bf16", a100, h100)[0]
     got = durations(with_device(base, "H100-SXM5-80GB"))

@@ -80,11 +80,13 @@ def family(name: str) -> int:
 
 
 class Work(NamedTuple):
-    """An op's FLOPs (0: none), bytes (0: none) and dtype code (-1: none)."""
+    """An op's FLOPs (0: none), bytes (0: none) and dtype code (-1: none); for a matmul, its
+    GEMM shape ``(batch, m, n, k)`` (the compute model's tile and wave quantisation)."""
 
     flops: float
     nbytes: float
     dtype: int
+    shape: tuple[int, int, int, int] | None = None
 
 
 class ConvArgs(NamedTuple):
@@ -153,59 +155,60 @@ def _matmul(name: str, a: _Args) -> Work | None:
         return None
     es = ts[0][1]
     dims = [d for d, _, _ in ts]
-    flops = out = None
+    shape = None  # (batch, m, n, k)
     if name in ("aten::mm",) and len(dims) >= 2:
         x, y = dims[0], dims[1]
         if len(x) == 2 and len(y) == 2 and x[1] == y[0]:
-            flops, out = 2 * x[0] * x[1] * y[1], x[0] * y[1]
+            shape = (1, x[0], y[1], x[1])
     elif name in ("aten::addmm", "aten::_addmm_activation") and len(dims) >= 3:
         x, y = dims[1], dims[2]
         if len(x) == 2 and len(y) == 2 and x[1] == y[0]:
-            flops, out = 2 * x[0] * x[1] * y[1], x[0] * y[1]
+            shape = (1, x[0], y[1], x[1])
     elif name in ("aten::bmm", "aten::baddbmm") and len(dims) >= 2:
         x, y = (dims[0], dims[1]) if name == "aten::bmm" else dims[1:3] if len(dims) >= 3 \
             else ((), ())
         if len(x) == 3 and len(y) == 3 and x[0] == y[0] and x[2] == y[1]:
-            flops, out = 2 * x[0] * x[1] * x[2] * y[2], x[0] * x[1] * y[2]
+            shape = (x[0], x[1], y[2], x[2])
     elif name == "aten::linear" and len(dims) >= 2:
         x, w = dims[0], dims[1]
         if len(x) >= 1 and len(w) == 2 and x[-1] == w[1]:
-            rows = _numel(x[:-1])
-            flops, out = 2 * rows * w[1] * w[0], rows * w[0]
+            shape = (1, _numel(x[:-1]), w[0], w[1])
     elif name == "aten::mv" and len(dims) >= 2:
         m, v = dims[0], dims[1]
         if len(m) == 2 and len(v) == 1 and m[1] == v[0]:
-            flops, out = 2 * m[0] * m[1], m[0]
+            shape = (1, m[0], 1, m[1])
     elif name == "aten::addmv" and len(dims) >= 3:
         m, v = dims[1], dims[2]
         if len(m) == 2 and len(v) == 1 and m[1] == v[0]:
-            flops, out = 2 * m[0] * m[1], m[0]
+            shape = (1, m[0], 1, m[1])
     elif name == "aten::matmul" and len(dims) >= 2:
-        flops, out = _matmul_shapes(dims[0], dims[1])
-    if flops is None or out is None:
+        shape = _matmul_shapes(dims[0], dims[1])
+    if shape is None:
         return None
-    nbytes = sum(_numel(d) * s for d, s, _ in ts) + out * es
-    return Work(float(flops), float(nbytes), _dtype(ts))
+    b, m, n, k = shape
+    nbytes = sum(_numel(d) * s for d, s, _ in ts) + b * m * n * es
+    return Work(float(2 * b * m * n * k), float(nbytes), _dtype(ts), shape)
 
 
-def _matmul_shapes(x: tuple[int, ...], y: tuple[int, ...]) -> tuple[int | None, int | None]:
-    """FLOPs and output elements of torch.matmul(x, y) (broadcast batch dimensions)."""
+def _matmul_shapes(x: tuple[int, ...], y: tuple[int, ...]
+                   ) -> tuple[int, int, int, int] | None:
+    """The GEMM shape ``(batch, m, n, k)`` of torch.matmul(x, y) (broadcast batch
+    dimensions), or None if they do not multiply."""
     if not x or not y:
-        return None, None
+        return None
     xm = x if len(x) > 1 else (1,) + x
     ym = y if len(y) > 1 else y + (1,)
     if xm[-1] != ym[-2]:
-        return None, None
+        return None
     bx, by = xm[:-2], ym[:-2]
     n = max(len(bx), len(by))
     bx, by = (1,) * (n - len(bx)) + bx, (1,) * (n - len(by)) + by
     batch = []
     for p, q in zip(bx, by):
         if p != q and 1 not in (p, q):
-            return None, None
+            return None
         batch.append(max(p, q))
-    b = _numel(tuple(batch))
-    return 2 * b * xm[-2] * xm[-1] * ym[-1], b * xm[-2] * ym[-1]
+    return _numel(tuple(batch)), xm[-2], ym[-1], xm[-1]
 
 
 def _elementwise(name: str, a: _Args) -> Work | None:
@@ -221,8 +224,9 @@ def _elementwise(name: str, a: _Args) -> Work | None:
         nbytes = sum(sizes[:2])
     elif name in _REDUCTIONS:
         nbytes = sum(sizes)
-    else:
-        nbytes = sum(sizes) + sizes[0]
+    else:  # the output has the broadcast shape and type: those of the largest input
+        largest = max(ts, key=lambda t: _numel(t[0]))
+        nbytes = sum(sizes) + _numel(largest[0]) * largest[1]
     return Work(0.0, float(nbytes), _dtype(ts))
 
 

@@ -31,6 +31,7 @@ class CpuOps:
     w_bytes: array = field(default_factory=lambda: array("d"))
     w_dtype: array = field(default_factory=lambda: array("b"))
     shapes: array = field(default_factory=lambda: array("b"))  # 1: it has Input Dims
+    w_shape: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # GEMMs
     conv: dict[int, ConvArgs] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     name_ids: dict[str, int] = field(default_factory=dict)
@@ -62,6 +63,8 @@ class CpuOps:
         self.w_flops.append(w.flops)
         self.w_bytes.append(w.nbytes)
         self.w_dtype.append(w.dtype)
+        if w.shape is not None:
+            self.w_shape[i] = w.shape
         self.shapes.append("Input Dims" in args)
 
     def _describe(self, name: str, args: dict[str, Any]) -> Work | ConvArgs | None:
@@ -82,4 +85,4 @@ class CpuOps:
     def work_of(self, i: int) -> Work | None:
         if math.isnan(self.w_bytes[i]):
             return None
-        return Work(self.w_flops[i], self.w_bytes[i], self.w_dtype[i])
+        return Work(self.w_flops[i], self.w_bytes[i], self.w_dtype[i], self.w_shape.get(i))

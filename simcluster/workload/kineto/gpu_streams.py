@@ -64,8 +64,10 @@ class _GpuStreams(_CommOps):
         if work is not None and (work[0] or work[1]):
             stats.kernels_with_work += 1
             stats.kernel_with_work_us += dur
+            shape = self.work.shape.get(g)
             return self.ops.add(COMPUTE, name, stream, start, dur, step, prio=0,
-                                flops=work[0], bytes_accessed=work[1], dtype=work[2])
+                                flops=work[0], bytes_accessed=work[1], dtype=work[2],
+                                gemm_shape=list(shape) if shape else None)
         stats.without_work_us[self.work.missing.get(g, "an op whose shapes give no work")] += dur
         return self.ops.add(COMPUTE, name, stream, start, dur, step, prio=0)
 

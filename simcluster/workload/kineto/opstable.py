@@ -155,7 +155,7 @@ def to_table(ops: OpColumns, rank: int) -> tuple[pa.Table, int]:
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
     for c in ("collective", "comm_bytes", "group", "copy_kind", "flops", "bytes_accessed",
-              "dtype", "root", "fixed_duration", "peer"):
+              "dtype", "root", "fixed_duration", "peer", "gemm_shape"):
         cols[c] = _sparse_column(c, [(int(pos[i]), ex[c]) for i, ex in ops.extra.items()
                                      if ex.get(c) is not None], n)
     uneven = {int(pos[i]): ex["splits"] for i, ex in ops.extra.items()
@@ -177,6 +177,11 @@ def _sparse_column(name: str, items: list[tuple[int, Any]], n: int) -> pa.Array:
     values = [v for _, v in items]
     mask = np.ones(n, dtype=bool)
     mask[rows] = False
+    if pa.types.is_list(typ):
+        full: list[Any] = [None] * n
+        for r, v in items:
+            full[r] = v
+        return pa.array(full, typ)
     if pa.types.is_string(typ):
         uniq = sorted(set(values))
         codes = np.full(n, -1, dtype=np.int32)

@@ -36,7 +36,10 @@ used as it is. Otherwise, from the shapes:
 
 **Bytes.** Matmul and convolution: inputs plus output. Every other aten op (elementwise,
 reductions, norms, copies; backward ops alike): the sum of its tensor inputs plus an output
-the size of the first input; write-only ops (``fill_``, ``zero_``, ``normal_``, ...) count
+of the broadcast shape (the largest input's elements and element size: ``add(bias, x)``
+writes ``x``'s size, not ``bias``'s; ``where(mask, x, y)`` ``x``'s type, not the mask's;
+an in-place ``add_(x, y)`` reads ``x`` and ``y`` and writes ``x``); write-only ops
+(``fill_``, ``zero_``, ``normal_``, ...) count
 the first input once, ``copy_`` its two tensors, reductions (``sum``, ``mean``, ``max``, ...)
 only their inputs. Ops whose first input is a table they index sparsely (``embedding``,
 ``index``, ``gather``, ``scatter``, ...) and ops with ``TensorList`` inputs get nothing.
@@ -49,6 +52,9 @@ unknown type is not a tensor.
 convolutions are ``tf32`` (PyTorch's default ``torch.backends.cudnn.allow_tf32=True``; float
 matmuls stay fp32, ``torch.backends.cuda.matmul.allow_tf32`` being False by default since
 1.12, unless the kernel that ran says TF32: a ``tf32`` or ``tensorop_s1688`` GEMM). A GPU without TF32 (V100) runs tf32 at its fp32 peak (``AcceleratorSpec``).
+
+**GEMM shape.** A matmul's ``(batch, m, n, k)`` goes with its kernels (the ``gemm_shape``
+column), for the compute model's tile and wave quantisation.
 
 **Several kernels of one op** share its FLOPs and bytes in proportion to their recorded
 durations (all of them, in the whole trace, so a window cut keeps each kernel's share).
@@ -110,6 +116,7 @@ class KernelWork:
     nbytes: np.ndarray
     dtype: np.ndarray
     missing: dict[int, str] = field(default_factory=dict)   # trace index -> reason
+    shape: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # GEMMs
 
     def get(self, g: int) -> tuple[float | None, int | None, str | None] | None:
         f, b = self.flops[g], self.nbytes[g]
@@ -201,6 +208,8 @@ def attribute(tr: Any, launch_of: np.ndarray, kernels: np.ndarray) -> KernelWork
         out.flops[gs] = w.flops * share
         out.nbytes[gs] = w.nbytes * share
         out.dtype[gs] = w.dtype
+        if w.shape is not None:
+            out.shape.update((g, w.shape) for g in gs)
         if w.dtype == _FP32:  # float GEMMs that ran on TF32 tensor cores say so by name
             for g in gs:
                 if _TF32_KERNEL.search(tr.names[tr.g_name[g]]):
@@ -226,7 +235,7 @@ def _op_work(tr: Any, o: int, parent: np.ndarray) -> Work | None:
         w = ops.work_of(o)
     if arg_flops is not None and arg_flops > 0:
         if w is not None:
-            return Work(arg_flops, w.nbytes, w.dtype)
+            return w._replace(flops=arg_flops)
         c = ops.conv.get(o)
         a = _args(list(c.dims), list(c.types)) if c is not None else None
         return Work(arg_flops, 0.0, _dtype(_tensors(a), tf32=True) if a is not None else -1)

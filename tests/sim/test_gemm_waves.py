@@ -1,0 +1,49 @@
+"""Tile and wave quantisation of recorded GEMMs: a partial last wave costs a whole one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from simcluster.sim.compute import ComputeModel
+from simcluster.sim.gemm_waves import gemm_tiles, sm_count, tile_of, wave_utilisation
+from simcluster.topology.catalog import lookup
+
+A100 = lookup("A100-SXM4-80GB")
+XMMA_128x256 = "sm80_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x32_stage3"
+
+
+def test_a100_4096_cubed_with_128x256_tiles_runs_5_waves() -> None:
+    """512 tiles on 108 SMs: 4.74 waves, paid as 5 (512 / 540 of the SMs' time works)."""
+    n = 4096
+    flops, nbytes = 2.0 * n**3, 2.0 * 3 * n * n
+    tiles = gemm_tiles(pa.array([XMMA_128x256]), pa.array([[1, n, n, n]]))
+    assert tiles.tolist() == [(n // 128) * (n // 256)] == [512]
+    assert sm_count(A100) == 108
+    got = ComputeModel().roofline_us(np.array([flops]), np.array([nbytes]), "bf16", A100,
+                                     tiles=tiles)[0]
+    # The A100 fit: 0.805 of 312 TFLOP/s, 0.79 of 2,039 GB/s, 9 us fixed, sharpness 1.5.
+    tc = flops / (312e6 * 0.805 * 512 / 540)
+    tm = nbytes / (2039e3 * 0.79)
+    assert got == pytest.approx(9.0 + (tc**1.5 + tm**1.5) ** (1 / 1.5))
+    whole = ComputeModel().roofline_us(np.array([flops]), np.array([nbytes]), "bf16", A100)[0]
+    assert got > whole  # without the shape: the cuBLASLt fit alone
+
+
+def test_a_gemm_of_one_wave_and_a_bit_costs_two() -> None:
+    assert wave_utilisation(np.array([108.0, 109.0, 216.0, 0.0]), 108).tolist() == [
+        1.0, 109 / 216, 1.0, 1.0]
+    assert wave_utilisation(np.array([109.0]), None).tolist() == [1.0]  # SMs unknown
+
+
+def test_tiles_come_from_the_name_along_the_ops_n_then_m() -> None:
+    names = ["ampere_sgemm_128x64_nn", "void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_"
+             "64x64_32x6_nn_align1>", "void gemmSN_NN_kernel<float>", "void splitKreduce_kernel<float>",
+             "ampere_sgemm_128x64_nn"]
+    shapes = pa.array([[1, 1000, 300, 64], [2, 2048, 125, 320], [1, 640, 130, 64],
+                       [1, 1000, 300, 64], None])
+    # n = 300 over 128 -> 3, m = 1000 over 64 -> 16; 2 x ceil(125/64) x 2048/64;
+    # no tile in the name: 128 x 128; a reduction launched by the matmul is not a GEMM.
+    assert gemm_tiles(pa.array(names), shapes).tolist() == [3 * 16, 2 * 2 * 32, 2 * 5, 0, 0]
+    assert tile_of("volta_scudnn_128x64_relu_interior_nn_v1") == (128, 64)
