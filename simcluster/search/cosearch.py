@@ -38,8 +38,9 @@ from simcluster.search.driver import (
     SearchReport,
     Trial,
     objective_value,
-    per_server_count,
     checked,
+    per_server_count,
+    point_base,
     run_rungs,
     write_report,
 )
@@ -156,7 +157,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
     if options.price is not None:
         raise SearchError("--price with --hardware: the hardware file's cost: section prices "
                           "each variant; leave out --price.")
-    topology, cluster = checked(fixed, topology, gpus, options.space)
+    topology, cluster = checked(fixed, topology, gpus, options.space, options.fail)
     base_hw = hardware_of(cluster)
     hw_variants, over = variants(hardware, base_hw)
     estimates = Estimates(cluster)
@@ -189,8 +190,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
 
     budget = options.budget or max(1, math.floor(options.budget_fraction * len(feasible)))
     budget = min(budget, len(feasible))
-    base = {"topology": str(topology), "workload": {"generate": "transformer", **fixed},
-            "placement": options.placement, "price": None}
+    base = point_base(topology, fixed, options)
     run = Runner(base, topology.parent, Path(out), client, scheduler, workers, progress)
     try:
         run_rungs(ranked(feasible, lambda t: t.estimate_us or 0.0)[:budget],
