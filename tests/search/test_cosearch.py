@@ -46,6 +46,9 @@ class _Hand:
     def spec(self, hw: dict[str, float]) -> Any:
         return type("Spec", (), {"hbm_bytes": int(hw["hbm_GiB"] * 2**30)})
 
+    def per_server(self, hw: dict[str, float]) -> int:
+        return int(hw["scale_up_size"])
+
 
 @pytest.mark.parametrize(("out_price", "expected"), [
     # +10 % peak: 100 -> 90.909 us of 120 (a 7.58 % cut) for 0.1 USD/h; +10 % scale-out:
@@ -59,10 +62,11 @@ def test_the_limit_is_the_cheapest_cut(out_price: float, expected: Limit) -> Non
         "cost": {"base": 1.0, "per_unit": {"peak_tflops": 0.01, "scale_out_GBps": out_price,
                                            "hbm_GiB": 0.0}}})
     base = {"peak_tflops": 100.0, "hbm_GiB": 80.0, "hbm_GBps": 1000.0,
-            "scale_up_GBps": 400.0, "scale_out_GBps": 50.0}
+            "scale_up_GBps": 400.0, "scale_out_GBps": 50.0, "scale_up_size": 8}
     params = {"tp": 1, "pp": 1, "dp": 8}
     got = limit_of(Trial(params, None, point={"hw.peak_tflops": 100.0}), spec, base,
-                   _Hand(), lambda cap: [Candidate(params, None)])  # type: ignore[arg-type]
+                   _Hand(), lambda cap, per_server: [Candidate(params, None)]
+                   )  # type: ignore[arg-type]
     assert got.param == expected.param
     assert got.time_cut == pytest.approx(expected.time_cut)
     assert got.usd_per_hour == pytest.approx(expected.usd_per_hour)
