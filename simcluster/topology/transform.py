@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -301,7 +302,7 @@ def with_scale_up_size(cluster: Cluster, size: float) -> Cluster:
     from simcluster.topology.build import build
 
     what = f"hardware parameter scale_up_size = {size:g}"
-    if not cluster.source or cluster.failed:
+    if not (cluster.source and Path(cluster.source).is_file()) or cluster.failed:
         raise TopologyError(f"{what}: the domain size rebuilds the topology from its file; "
                             f"{cluster.name!r} " + ("has failed elements (fail them after)"
                                                     if cluster.failed else "has no file") + ".")
