@@ -7,9 +7,11 @@ failed elements and drained servers down, restricted to the GPU counts a restart
 ``g`` GPUs rarely uses all of them (6 of 8 DGX servers: 48 GPUs, but a global batch of 64
 splits over 32 of them, never 48). For each model-parallel size ``tp x cp x pp`` of the
 space, the search lays the job out on the most GPUs within ``g`` whose data-parallel size
-divides the global batch (:func:`restart_worlds`): with the same model parallelism, more
-replicas means fewer micro-batches each and never more memory per GPU, so the fewer-replica
-layouts of that shape are never the faster nor the only fitting ones.
+divides the global batch (:func:`restart_worlds`). The layouts of that shape on fewer
+replicas are left out: each replica then runs more micro-batches, which costs more than the
+smaller gradient all-reduce saves but where the step is all communication, and they never
+need less memory per GPU (the same micro-batch; ZeRO shards over fewer), so they are never
+the only ones that fit.
 
 **Nothing fits.** When no configuration fits on the GPUs left, :func:`best_restart` says how
 many GPUs the smallest configuration that fits would need (:func:`smallest_fit`).
