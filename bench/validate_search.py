@@ -18,7 +18,9 @@ co-search cases
 jointly with the hardware of `COSEARCH_HW` (peak FLOP/s, HBM capacity, NIC bandwidth, a
 linear cost model and a budget) on a smaller parallel space; they share one folder, so the second reuses the first's
 exhaustive sweep. They also report how many points of the exhaustive Pareto front (step time
-against USD per 1M tokens) the search's front holds.
+against USD per 1M tokens) the search's front holds. ``domain-time`` and ``domain-cost``
+co-search the scale-up domain's size (4, 8 or 16 GPUs) and NVLink bandwidth with TP up to
+16 for Llama 2 7B's layer (``DOMAIN_HW``, ``DOMAIN_SPACE``).
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ CASES = {
     "cp-time": (LONG, "time", CP_SPACE),
     "cp128k-time": (LONG128K, "time", CP_SPACE),
 }
-COSEARCH = {"cosearch-time": "time", "cosearch-cost": "cost"}
 # The 13B's width with 10 layers and half the batch: its steps simulate ~8x faster, and HBM
 # capacity still decides what fits (53 of 80 configurations in 16 GiB, all in 80).
 GPT13B_10L = {**GPT13B, "layers": 10, "global_batch": 32}
@@ -77,6 +78,23 @@ COSEARCH_HW = HardwareSpec.model_validate({
     "budget": {"usd_per_hour": 7.0}})
 COSEARCH_SPACE = SearchSpace(tp=(1, 2, 4, 8), pp=(1, 2, 4), micro_batch=(1, 2),
                              recompute=("none", "full"), zero=(0, 1), interleave=(1,))
+# The scale-up domain: the 16 GPUs as 4 servers of 4, 2 of 8 or 1 domain of 16 (NICs per GPU
+# kept), NVLink at 450 or 900 GB/s; TP up to 16, where the domain holds it. Llama 2 7B's
+# layer (32 heads) with 8 layers and 32 sequences of 1,024 tokens.
+LLAMA7B_8L = {"preset": "llama2-7b", "layers": 8, "seq_len": 1024, "global_batch": 32}
+DOMAIN_HW = HardwareSpec.model_validate({
+    "space": {"scale_up_size": [4, 8, 16], "scale_up_GBps": [450, 900]},
+    "cost": {"base": 1.0, "per_unit": {"scale_up_size": 0.05, "scale_up_GBps": 0.002}}})
+DOMAIN_SPACE = SearchSpace(tp=(1, 2, 4, 8, 16), pp=(1, 2, 4), micro_batch=(1, 2),
+                           recompute=("none", "full"), zero=(0, 1), interleave=(1,))
+# name: (objective, model, hardware, parallel space, folder: cases of one folder share the
+# exhaustive sweep)
+COSEARCH = {
+    "cosearch-time": ("time", GPT13B_10L, COSEARCH_HW, COSEARCH_SPACE, "cosearch"),
+    "cosearch-cost": ("cost", GPT13B_10L, COSEARCH_HW, COSEARCH_SPACE, "cosearch"),
+    "domain-time": ("time", LLAMA7B_8L, DOMAIN_HW, DOMAIN_SPACE, "domain"),
+    "domain-cost": ("cost", LLAMA7B_8L, DOMAIN_HW, DOMAIN_SPACE, "domain"),
+}
 
 
 def _rank(values: list[float]) -> np.ndarray:
@@ -101,12 +119,13 @@ def run_case(name: str, fixed: dict[str, Any], objective: str, space: SearchSpac
                                time.perf_counter() - t0)
 
 
-def run_cosearch(name: str, objective: str, client: Any, folder: Path) -> dict[str, Any]:
-    options = SearchOptions(objective=objective, space=COSEARCH_SPACE)
-    out = folder / "cosearch"
+def run_cosearch(name: str, client: Any, folder: Path) -> dict[str, Any]:
+    objective, fixed, hardware, space, sub = COSEARCH[name]
+    options = SearchOptions(objective=objective, space=space)
+    out = folder / sub
     t0 = time.perf_counter()
-    co = cosearch(GPT13B_10L, TOPOLOGY, 16, out, COSEARCH_HW, options, client=client)
-    r = _against_exhaustive(name, objective, co.search, GPT13B_10L, client, out,
+    co = cosearch(fixed, TOPOLOGY, 16, out, hardware, options, client=client)
+    r = _against_exhaustive(name, objective, co.search, fixed, client, out,
                             time.perf_counter() - t0)
     found = {t.full["point_id"] for t in co.front if t.full}
     exhaustive = {row["point_id"] for row in pareto_front(r.pop("rows"), "step_time_us",
@@ -191,7 +210,7 @@ def main() -> None:
     try:
         for name in args.case:
             if name in COSEARCH:
-                r = run_cosearch(name, COSEARCH[name], client, folder)
+                r = run_cosearch(name, client, folder)
             else:
                 r = run_case(name, *CASES[name], client, folder)
                 r.pop("rows")

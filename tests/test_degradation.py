@@ -127,14 +127,17 @@ def test_restart_drains_the_server_and_regenerates_with_fewer_replicas() -> None
 
     asked = Scenario(_small_transformer(8), servers(4, 4),
                      whatif=WhatIf(fail=("n1/gpu2",)))
-    s = restarted(asked)
+    again = restarted(asked, "same-shape")
+    s = again.scenario
+    assert (again.before["dp"], again.after["dp"], again.search) == (8, 4, None)
     assert s.whatif.fail == ("n1/gpu2", "n1")
     assert s.workload.num_ranks == 8 and s.workload.meta.extra["config"]["dp"] == 4
     assert s.workload.ops.equals(_small_transformer(4).ops)
     result = s.run()
     assert not any(d.startswith("n1/") for d in result.bound.placement.devices)
-    d = degradation(s, result, asked)
+    d = degradation(s, result, asked, again)
     assert d.ranks == (16, 8) and d.degraded_us > d.healthy_us
+    assert d.to_json()["restart"]["after"]["dp"] == 4
 
 
 def test_restart_keeps_a_workload_that_still_fits_and_refuses_others() -> None:
@@ -143,10 +146,12 @@ def test_restart_keeps_a_workload_that_still_fits_and_refuses_others() -> None:
     from tests.conftest import servers
 
     wl = _small_transformer(4)
-    s = restarted(Scenario(wl, servers(4, 4), whatif=WhatIf(fail=("n0/gpu0",))))
+    s = restarted(Scenario(wl, servers(4, 4), whatif=WhatIf(fail=("n0/gpu0",))),
+                  "same-shape").scenario
     assert s.workload is wl and s.whatif.fail == ("n0/gpu0", "n0")
     with pytest.raises(WorkloadError, match="only a generated transformer"):
-        restarted(Scenario(_all_reduce(16), servers(4, 4), whatif=WhatIf(fail=("n0/gpu0",))))
+        restarted(Scenario(_all_reduce(16), servers(4, 4), whatif=WhatIf(fail=("n0/gpu0",))),
+                  "same-shape")
 
 
 def test_cli_restart_reports_the_ranks(capsys, tmp_path: Path) -> None:
@@ -158,7 +163,7 @@ def test_cli_restart_reports_the_ranks(capsys, tmp_path: Path) -> None:
         "fabric": {"topology": "single-switch"}}))
     wl = str(write_workload(_small_transformer(8), tmp_path / "w.parquet"))
     code, out, err = _cli(capsys, "replay", wl, "-t", str(topo), "--fail", "n1/gpu2",
-                          "--restart", "--json")
+                          "--restart", "same-shape", "--json")
     assert code == 0, err
     d = json.loads(out)["degradation"]
     assert d["ranks"] == {"healthy": 16, "degraded": 8} and d["failed"] == ["n1/gpu2", "n1"]

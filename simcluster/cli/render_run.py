@@ -238,7 +238,23 @@ def degradation_line(d: Any) -> str:
     return (f"degraded ({'; '.join(what)}): step time {fmt_time(d.healthy_us)} healthy -> "
             f"[bold]{fmt_time(d.degraded_us)}[/] ({d.cost_us:+,.1f} us, x{d.slowdown:.3f})"
             + (f"; restarted on {d.ranks[1]} ranks (was {d.ranks[0]})"
-               if d.ranks[1] != d.ranks[0] else ""))
+               if d.ranks[1] != d.ranks[0] else "") + restart_text(d.restart))
+
+
+def restart_text(restart: dict[str, Any] | None) -> str:
+    """The configuration a restart chose, against the one asked, and what the search did
+    (a ``Restart.to_json``)."""
+    if not restart or not restart["after"]:
+        return ""
+
+    def shape(c: dict[str, Any]) -> str:
+        return " ".join(f"{k.replace('_', '-')} {v}" for k, v in c.items()
+                        if k != "sequence_parallel")
+
+    s = restart["search"]
+    how = (f" (the fastest of {s['simulated']} simulated of the {s['feasible']} "
+           f"configurations that fit)" if s else " (same shape, fewer replicas)")
+    return f"; {restart['mode']}: {shape(restart['after'])}{how}, was {shape(restart['before'])}"
 
 
 def replay_view(result: Any, fallback_name: str) -> list[tuple[RenderableType, bool]]:

@@ -74,7 +74,8 @@ def front_table(co: Any) -> Table:
     from simcluster.search.cosearch import DELTA
 
     table = Table(title="Pareto front (step time vs $/1M tokens); limited by: the parameter "
-                  f"whose +{100 * DELTA:.0f}% cuts the estimated time most per $",
+                  f"whose +{100 * DELTA:.0f}% (a domain: the next size) cuts the estimated "
+                  "time most per $",
                   title_justify="left")
     hw = sorted({k for t in co.front for k in t.point if k.startswith("hw.")})
     for col in (*[k[3:] for k in hw], "$/GPU-h", "tp", "pp", "dp", "mb", "recompute", "zero",

@@ -160,9 +160,10 @@ def replay(
     fail: Annotated[Optional[list[str]], typer.Option(
         help="what-if: a node (switch, NIC, GPU), server or link A--B is down; routes go "
              "around it; prints the step-time cost against the healthy cluster")] = None,
-    restart: Annotated[bool, typer.Option(
-        "--restart", help="with GPUs down: drain their servers and restart on the rest (a "
-        "generated transformer with the largest data-parallel size that fits)")] = False,
+    restart: Annotated[Optional[str], typer.Option(
+        "--restart", metavar="MODE", help="with GPUs down: drain their servers and restart "
+        "a generated transformer on the rest: best (search the configurations for the GPUs "
+        "left) or same-shape (the same model parallelism, fewer replicas; no search)")] = None,
     flap: Annotated[Optional[list[str]], typer.Option(
         help="what-if: NAME=FRACTION, a node (e.g. a NIC) or link A--B down that fraction of "
              "the time, run at its average bandwidth (node0/nic3=0.1)")] = None,
@@ -198,13 +199,15 @@ def replay(
     else:
         asked = Scenario(workload, cluster, one_placement(placement), whatif, top_links=top,
                          predict_kernels=predict_kernels)
-        scenario = restarted(asked) if restart else asked
+        again = restarted(asked, restart) if restart else None
+        scenario = again.scenario if again is not None else asked
     if not quiet and not as_json and sum(w.num_ops for w in workloads) >= PROGRESS_MIN_OPS:
         with tracker("simulating") as update:
             result = scenario.run(progress=lambda done, total: update("", done, total))
     else:
         result = scenario.run()
-    cost = degradation(scenario, result, asked) if whatif.degrades and not mixed else None
+    cost = degradation(scenario, result, asked, again) if whatif.degrades and not mixed \
+        else None
     if out is not None:
         result.write(out)
     if quiet:

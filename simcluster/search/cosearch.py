@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from simcluster.analysis.sweep import pareto_front
+from simcluster.errors import TopologyError
 from simcluster.search.driver import (
     OBJECTIVES,
     Runner,
@@ -38,8 +39,9 @@ from simcluster.search.driver import (
     SearchReport,
     Trial,
     objective_value,
-    per_server_count,
     checked,
+    per_server_count,
+    point_base,
     run_rungs,
     write_report,
 )
@@ -52,7 +54,9 @@ from simcluster.topology.transform import HARDWARE_PARAMS, hardware_of, with_har
 from simcluster.workload.generate.registry import transformer_config
 
 DELTA = 0.10  # the step :class:`Limit` raises each parameter by (fraction)
-_LINKS = ("scale_up_GBps", "scale_out_GBps")
+# What the estimate's collective times depend on: the links' bandwidths and the domain size.
+_LINKS = ("scale_up_GBps", "scale_out_GBps", "scale_up_size")
+SIZE = "scale_up_size"
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,11 @@ class Limit:
     hardware file varies or prices, the one whose increase by :data:`DELTA` cuts the
     estimated step time the most per USD/h it adds to an accelerator (a free one first). For
     HBM capacity the cut is that of the best estimated configuration of the same GPU count
-    that fits (more memory changes no configuration's time, only which fit); for the others,
-    that of the point's own configuration.
+    that fits (more memory changes no configuration's time, only which fit); the domain size
+    is raised to the next size the topology takes (:func:`next_size`; a size is whole), and
+    its cut is the same best-against-best (a larger domain allows larger TP and EP groups
+    and carries more of the traffic on NVLink); for the others, the cut is that of the
+    point's own configuration.
 
     Attributes:
         param: the parameter, or None when no increase cuts the estimated time.
@@ -114,18 +121,37 @@ def pareto_layers(points: Sequence[tuple[float, float]]) -> list[int]:
 
 class Estimates:
     """Closed-form step times of configurations on hardware variants of one cluster; the
-    variants with the same links share one estimator (its collective times)."""
+    variants with the same links and domain size share one estimator (its collective
+    times), and those of one domain size one rebuilt cluster."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        self.base_size = hardware_of(cluster)[SIZE]
         self._estimators: dict[tuple[tuple[str, float], ...], Estimator] = {}
         self._specs: dict[tuple[tuple[str, float], ...], AcceleratorSpec] = {}
+        self._sized: dict[float, Cluster] = {}
+
+    def sized(self, size: float) -> Cluster:
+        """The cluster with ``size`` accelerators per scale-up domain (rebuilt once).
+
+        Raises:
+            TopologyError: a size the topology cannot be rebuilt with.
+        """
+        if size not in self._sized:
+            self._sized[size] = self.cluster if size == self.base_size else with_hardware(
+                self.cluster, {SIZE: size})
+        return self._sized[size]
+
+    def per_server(self, hw: dict[str, float]) -> int:
+        """Most accelerators of one server (tensor parallelism's limit) with hardware ``hw``."""
+        return per_server_count(self.sized(hw.get(SIZE, self.base_size)))
 
     def spec(self, hw: dict[str, float]) -> AcceleratorSpec:
-        """The accelerator of hardware ``hw``."""
-        key = tuple(sorted(hw.items()))
+        """The accelerator of hardware ``hw`` (the domain size leaves it as it is)."""
+        own = {k: v for k, v in hw.items() if k != SIZE}
+        key = tuple(sorted(own.items()))
         if key not in self._specs:
-            variant = with_hardware(self.cluster, hw)
+            variant = with_hardware(self.cluster, own)
             self._specs[key] = variant.specs[variant.accelerators[0]]
         return self._specs[key]
 
@@ -133,7 +159,9 @@ class Estimates:
         """The estimated step time (us) of generator ``params`` on hardware ``hw``."""
         links = tuple((k, hw[k]) for k in _LINKS if k in hw)
         if links not in self._estimators:
-            self._estimators[links] = Estimator(with_hardware(self.cluster, dict(links)))
+            rest = {k: v for k, v in links if k != SIZE}
+            self._estimators[links] = Estimator(with_hardware(
+                self.sized(hw.get(SIZE, self.base_size)), rest))
         return self._estimators[links].estimate(transformer_config(params),
                                                 self.spec(hw)).step_us
 
@@ -156,16 +184,18 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
     if options.price is not None:
         raise SearchError("--price with --hardware: the hardware file's cost: section prices "
                           "each variant; leave out --price.")
-    topology, cluster = checked(fixed, topology, gpus, options.space)
+    topology, cluster = checked(fixed, topology, gpus, options.space, options.fail)
     base_hw = hardware_of(cluster)
     hw_variants, over = variants(hardware, base_hw)
     estimates = Estimates(cluster)
-    fits = _Fits(fixed, gpus, per_server_count(cluster), options)
+    for size in sorted({v.values[SIZE] for v in hw_variants if SIZE in v.values}):
+        estimates.sized(size)  # a size the topology cannot take: refused before any work
+    fits = _Fits(fixed, gpus, options)
     tokens = float(transformer_config(fixed).batch * transformer_config(fixed).model.seq_len)
     trials: list[Trial] = []
     for v in hw_variants:
         hw = {**base_hw, **v.values}
-        for c in fits(estimates.spec(hw).hbm_bytes):
+        for c in fits(estimates.spec(hw).hbm_bytes, estimates.per_server(hw)):
             t = Trial(c.params, c.infeasible, point=v.point())
             if c.infeasible is None:
                 t.estimate_us = estimates.step_us(c.params, hw)
@@ -189,8 +219,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
 
     budget = options.budget or max(1, math.floor(options.budget_fraction * len(feasible)))
     budget = min(budget, len(feasible))
-    base = {"topology": str(topology), "workload": {"generate": "transformer", **fixed},
-            "placement": options.placement, "price": None}
+    base = point_base(topology, fixed, options)
     run = Runner(base, topology.parent, Path(out), client, scheduler, workers, progress)
     try:
         run_rungs(ranked(feasible, lambda t: t.estimate_us or 0.0)[:budget],
@@ -227,48 +256,56 @@ def _usd_per_hour(t: Trial) -> float:
 
 
 class _Fits:
-    """The configurations of the space and whether each fits, per memory capacity (cached)."""
+    """The configurations of the space and whether each fits, per memory capacity and
+    accelerators per server (the domain size bounds TP; cached)."""
 
-    def __init__(self, fixed: dict[str, Any], gpus: int, per_server: int,
-                 options: SearchOptions) -> None:
-        self.fixed, self.gpus, self.per_server, self.space = fixed, gpus, per_server, \
-            options.space
-        self._by_cap: dict[int, list[Candidate]] = {}
+    def __init__(self, fixed: dict[str, Any], gpus: int, options: SearchOptions) -> None:
+        self.fixed, self.gpus, self.space = fixed, gpus, options.space
+        self._by_cap: dict[tuple[int, int], list[Candidate]] = {}
 
-    def __call__(self, capacity_bytes: int) -> list[Candidate]:
-        if capacity_bytes not in self._by_cap:
-            self._by_cap[capacity_bytes] = candidates(self.fixed, self.gpus, self.per_server,
-                                                      capacity_bytes, self.space)
-            if not self._by_cap[capacity_bytes]:
+    def __call__(self, capacity_bytes: int, per_server: int) -> list[Candidate]:
+        key = (capacity_bytes, per_server)
+        if key not in self._by_cap:
+            self._by_cap[key] = candidates(self.fixed, self.gpus, per_server,
+                                           capacity_bytes, self.space)
+            if not self._by_cap[key]:
                 raise SearchError("no configuration of the space is valid for this model and "
                                   "batch (heads, FFN and vocabulary must split over tp; the "
                                   "global batch over micro_batch x dp); change --global-batch "
                                   "or the space.")
-        return self._by_cap[capacity_bytes]
+        return self._by_cap[key]
 
 
 def limit_of(t: Trial, hardware: HardwareSpec, base_hw: dict[str, float],
-             estimates: Estimates, fits: Callable[[int], list[Candidate]]) -> Limit:
+             estimates: Estimates, fits: Callable[[int, int], list[Candidate]]) -> Limit:
     """The parameter that limits trial ``t`` (:class:`Limit`)."""
     hw = {**base_hw, **{k[3:]: float(v) for k, v in t.point.items() if k.startswith("hw.")}}
     usd = price(hardware, hw, base_hw)[0]
     world = world_of(t.params)
     now = estimates.step_us(t.params, hw)
 
-    def best(cap: int) -> float:
-        return min(estimates.step_us(c.params, hw) for c in fits(cap)
-                   if c.infeasible is None
-                   and world_of(c.params) == world)
+    def best(h: dict[str, float]) -> float:
+        """The best estimate of the configurations of ``world`` GPUs that fit on ``h``."""
+        return min((estimates.step_us(c.params, h)
+                    for c in fits(estimates.spec(h).hbm_bytes, estimates.per_server(h))
+                    if c.infeasible is None and world_of(c.params) == world),
+                   default=math.inf)
 
     found = Limit(None, 0.0, 0.0)
     score = 0.0
     for p in HARDWARE_PARAMS:
         if base_hw[p] <= 0 or (p not in hardware.space and p not in hardware.cost.per_unit):
             continue  # no such links to make faster, or a part the file leaves as it is
-        more = {**hw, p: hw[p] * (1 + DELTA)}
-        if p == "hbm_GiB":
-            before = best(estimates.spec(hw).hbm_bytes)
-            cut = (before - best(estimates.spec(more).hbm_bytes)) / before
+        if p == SIZE:
+            larger = next_size(estimates, hw[p])
+            if larger is None:
+                continue
+            more = {**hw, p: larger}
+        else:
+            more = {**hw, p: hw[p] * (1 + DELTA)}
+        if p in ("hbm_GiB", SIZE):
+            before = best(hw)
+            cut = (before - best(more)) / before
         else:
             cut = (now - estimates.step_us(t.params, more)) / now
         added = price(hardware, more, base_hw)[0] - usd
@@ -278,3 +315,17 @@ def limit_of(t: Trial, hardware: HardwareSpec, base_hw: dict[str, float],
         if s > score:
             found, score = Limit(p, cut, added), s
     return found
+
+
+def next_size(estimates: Estimates, size: float) -> int | None:
+    """The next scale-up domain size above ``size`` that the topology takes (a divisor of its
+    accelerators that splits no NIC), or None."""
+    total = len(estimates.cluster.accelerators)
+    for d in range(int(size) + 1, total + 1):
+        if total % d == 0:
+            try:
+                estimates.sized(d)
+            except TopologyError:
+                continue
+            return d
+    return None

@@ -37,6 +37,7 @@ from simcluster.sweep.runner import close_client, make_client, run_points
 from simcluster.sweep.spec import Point, point_id
 from simcluster.topology import load_cluster
 from simcluster.topology.cluster import Cluster
+from simcluster.topology.transform import fail
 from simcluster.workload.generate.registry import transformer_config
 
 OBJECTIVES = ("time", "cost")
@@ -48,6 +49,12 @@ _SEARCHED = ("cp", "ep")  # chosen by the search, never fixed
 
 class SearchError(SimclusterError):
     """A search that cannot run."""
+
+
+class NothingFitsError(SearchError):
+    """No configuration of the space is valid for the model and batch on the GPU budget, or
+    none fits in memory (a restart turns it into the GPU count that would do:
+    ``search/restart.py``)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ class SearchOptions:
         top: configurations to report.
         placement: placement strategy of every simulation.
         price: USD per accelerator-hour (None: topology, then built-in defaults).
+        fail: elements down on the topology (nodes, servers, links, as ``replay --fail``):
+            every estimate and simulation runs on what remains (a restart's search,
+            ``search/restart.py``); the GPU budget counts the accelerators left.
     """
 
     objective: str = "time"
@@ -72,6 +82,7 @@ class SearchOptions:
     placement: str = "packed"
     price: float | None = None
     space: SearchSpace = field(default_factory=SearchSpace)
+    fail: tuple[str, ...] = ()
 
 
 @dataclass
@@ -147,12 +158,15 @@ def per_server_count(cluster: Cluster) -> int:
 
 
 def checked(fixed: dict[str, Any], topology: str | Path, gpus: int,
-            space: SearchSpace = SearchSpace()) -> tuple[Path, Cluster]:
-    """The topology's resolved path and cluster, once the model and budget are checked.
+            space: SearchSpace = SearchSpace(), down: tuple[str, ...] = ()
+            ) -> tuple[Path, Cluster]:
+    """The topology's resolved path and cluster (with the ``down`` elements failed), once
+    the model and budget are checked.
 
     Raises:
         SearchError: a parallel size the search chooses given as fixed, expert-parallel
             sizes for a dense model, a budget larger than the cluster.
+        TopologyError: a ``down`` element the topology does not have.
     """
     given = [k for k in _SEARCHED if k in fixed]
     if given:
@@ -164,7 +178,7 @@ def checked(fixed: dict[str, Any], topology: str | Path, gpus: int,
         raise SearchError(f"--ep {','.join(map(str, space.ep))}: model {model.name!r} is dense "
                           "(no experts); leave --ep out, or search a mixture-of-experts preset.")
     topology = Path(topology).resolve()
-    cluster = load_cluster(topology)
+    cluster = fail(load_cluster(topology), down)
     if not 1 <= gpus <= len(cluster.accelerators):
         raise SearchError(f"--gpus {gpus}: {cluster.name!r} has {len(cluster.accelerators)} "
                           "accelerators; give at most that many.")
@@ -184,17 +198,17 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     """
     if options.objective not in OBJECTIVES:
         raise SearchError(f"--objective {options.objective!r}: use time or cost.")
-    topology, cluster = checked(fixed, topology, gpus, options.space)
+    topology, cluster = checked(fixed, topology, gpus, options.space, options.fail)
     cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
     cands = candidates(fixed, gpus, per_server_count(cluster), cap, options.space)
     if not cands:
-        raise SearchError("no configuration of the space is valid for this model and batch "
+        raise NothingFitsError("no configuration of the space is valid for this model and batch "
                           "(heads, FFN and vocabulary must split over tp; the global batch over "
                           "micro_batch x dp); change --global-batch or the space.")
     trials = [Trial(c.params, c.infeasible) for c in cands]
     feasible = [t for t in trials if t.infeasible is None]
     if not feasible:
-        raise SearchError(f"none of the {len(trials)} configurations fits in memory "
+        raise NothingFitsError(f"none of the {len(trials)} configurations fits in memory "
                           f"({cap / 2**30:.0f} GiB per GPU); e.g. {cands[0].infeasible}. Use "
                           "more GPUs, a larger-memory accelerator or a smaller model.")
     estimator = Estimator(cluster)
@@ -210,8 +224,7 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
     ranked = sorted(feasible, key=lambda t: (t.estimate_objective, t.key()))
     budget = options.budget or max(1, math.floor(options.budget_fraction * len(feasible)))
     budget = min(budget, len(feasible))
-    base = {"topology": str(topology), "workload": {"generate": "transformer", **fixed},
-            "placement": options.placement, "price": options.price}
+    base = point_base(topology, fixed, options)
     run = Runner(base, topology.parent, Path(out), client, scheduler, workers, progress)
 
     def low_objective(t: Trial) -> float:
@@ -235,6 +248,19 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
                           recomputed=tuple(run.recomputed))
     write_report(report, options)
     return report
+
+
+def point_base(topology: Path, fixed: dict[str, Any], options: SearchOptions
+               ) -> dict[str, Any]:
+    """The sweep base of a search's points: the topology, the model, the placement and the
+    price; with elements down, those too and ``baseline: false`` (the points search the
+    degraded cluster; each healthy twin would double the simulations for nothing)."""
+    base: dict[str, Any] = {"topology": str(topology),
+                            "workload": {"generate": "transformer", **fixed},
+                            "placement": options.placement, "price": options.price}
+    if options.fail:
+        base.update(fail=list(options.fail), baseline=False)
+    return base
 
 
 def run_rungs(rung1: list[Trial], keep: int, run: Runner,
@@ -314,7 +340,8 @@ def write_report(report: SearchReport, options: SearchOptions,
         "objective": report.objective, "configurations": report.configurations,
         "feasible": report.feasible, "simulated_configurations": report.simulated,
         "simulations": report.simulations,
-        "options": {k: v for k, v in asdict(options).items() if k != "space"},
+        "options": {k: v for k, v in asdict(options).items() if k not in ("space", "fail")},
+        **({"fail": list(options.fail)} if options.fail else {}),
         "space": asdict(options.space),
         "best": [{**t.varied(), **(t.full or {})} for t in report.best],
         **(extra or {}),

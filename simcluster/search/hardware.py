@@ -9,6 +9,8 @@ A hardware file (YAML, ``search --hardware FILE``)::
       hbm_GBps: {from: 3350, to: 4800, steps: 2}   # or a linear range
       scale_up_GBps: [450, 900]  # NVLink per GPU per direction
       scale_out_GBps: [50, 100]  # NIC bandwidth per GPU per direction
+      scale_up_size: [8, 16, 32] # GPUs per scale-up (NVLink) domain: the topology is
+                                 # rebuilt with servers of that many (same GPUs in all)
     cost:                        # USD per accelerator-hour = base + sum(per_unit x value)
       base: 1.0
       per_unit: {peak_tflops: 0.002, hbm_GiB: 0.01, hbm_GBps: 0.0002}
@@ -20,7 +22,11 @@ A hardware file (YAML, ``search --hardware FILE``)::
 The cost model is linear in each parameter: a bill of materials amortised per hour, where a
 part's price grows with its capacity or speed. It is simple to fit to quotes, and its terms
 say what each unit costs, which is what "the parameter that limits a point" compares against.
-A parameter that is not varied enters the cost at its value in the topology.
+A parameter that is not varied enters the cost at its value in the topology. The domain
+size is priced per GPU of the domain (a GPU of a 72-GPU NVLink domain costs more than one
+of an 8-GPU server: the switch trays and cables); its values must divide the topology's
+GPUs (``topology/transform.with_scale_up_size``), and tensor parallelism may then span the
+domain (``--tp`` values above 8 apply only to variants with domains that large).
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ the parallel layout and training settings, which vary:
 - ``tp`` in ``space.tp`` (at most the accelerators of one server: tensor parallelism across
   servers is never competitive), ``pp`` in ``space.pp``, ``dp = world / (tp * pp)``;
 - ``world``: every accelerator of the budget, or (``space.fewer_gpus``) also a half and a
-  quarter of it, for cost searches where fewer GPUs may be cheaper per token;
+  quarter of it, for cost searches where fewer GPUs may be cheaper per token; or the GPU
+  counts of ``space.worlds`` within the budget (a restart on the GPUs that remain:
+  ``search/restart.py``);
 - ``micro_batch``, ``recompute`` (``selective`` only without flash attention: with it, the
   attention core stores nothing to recompute and ``selective`` equals ``none``), ``zero``
   (ZeRO stage, only with data parallelism; the generator refuses 2 and 3 with pipelines),
@@ -50,6 +52,7 @@ class SearchSpace:
     fewer_gpus: bool = False
     cp: tuple[int, ...] = (1,)
     ep: tuple[int, ...] | None = None
+    worlds: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,14 @@ class Candidate:
     infeasible: str | None
 
 
-def _worlds(gpus: int, fewer: bool) -> list[int]:
+def _worlds(gpus: int, fewer: bool, worlds: tuple[int, ...] | None = None) -> list[int]:
+    """The GPU counts to lay configurations out on, largest first.
+
+    >>> _worlds(16, True), _worlds(16, False, (8, 12, 32))
+    ([16, 8, 4], [12, 8])
+    """
+    if worlds is not None:
+        return sorted({w for w in worlds if 1 <= w <= gpus}, reverse=True)
     out = [gpus]
     if fewer:
         out += [w for w in (gpus // 2, gpus // 4) if w >= 1 and w * 4 >= gpus]
@@ -114,7 +124,7 @@ def candidates(fixed: dict[str, Any], gpus: int, per_server: int, capacity_bytes
     a deterministic order."""
     out = []
     for world, tp, pp, cp, ep, mb, rc, zero, v in itertools.product(
-            _worlds(gpus, space.fewer_gpus), space.tp, space.pp, space.cp,
+            _worlds(gpus, space.fewer_gpus, space.worlds), space.tp, space.pp, space.cp,
             _eps(fixed, space), space.micro_batch, space.recompute, space.zero,
             space.interleave):
         sizes = layout(fixed, world, tp, pp, cp, ep)

@@ -7,7 +7,9 @@
   what-if itself (``topology/transform.py``) applied to that topology, so the sweep accepts
   exactly what ``replay --fail/--flap/--scale-link`` accepts.
 - **Hardware parameters.** Each ``hw.<param>`` applies to the topology of every point that
-  uses it: a topology without NVLink (or NICs) has no scale-up (scale-out) bandwidth to set.
+  uses it: a topology without NVLink (or NICs) has no scale-up (scale-out) bandwidth to set;
+  each ``hw.scale_up_size`` value must be a domain size the topology can be rebuilt with
+  (a whole divisor of its GPUs, ``topology/transform.with_scale_up_size``).
 - **Partitions.** A point with failed elements must leave every group of its workload
   connected: the point's scenario is bound and checked as :meth:`Scenario.run` would
   (``placement/reach.py``), before any point is dispatched. What only a simulation can tell
@@ -45,32 +47,35 @@ Locate = Callable[[int, str], Loc]
 # name it does not know (the neutral amount, so only the name is checked), or for a hardware
 # parameter the cluster has no links for (a value other than the cluster's own, which is
 # a no-op).
-_PROBES: dict[str, Callable[[Cluster, str], Cluster]] = {
-    "scale_link": lambda c, name: scale_links(c, {name: 1.0}),
-    "flap": lambda c, name: flapping(c, {name: 0.0}),
-    "fail": lambda c, name: fail(c, [name]),
-    "hw": lambda c, name: with_hardware(c, {name: 2.0 * (hardware_of(c)[name] or 0.5)}),
+# A scale-up domain size is probed with its value: the sizes a topology takes are few.
+_PROBES: dict[str, Callable[[Cluster, str, Any], Cluster]] = {
+    "scale_link": lambda c, name, _: scale_links(c, {name: 1.0}),
+    "flap": lambda c, name, _: flapping(c, {name: 0.0}),
+    "fail": lambda c, name, _: fail(c, [name]),
+    "hw": lambda c, name, value: with_hardware(c, {name: float(value) if name == SIZE
+                                                   else 2.0 * (hardware_of(c)[name] or 0.5)}),
 }
+SIZE = "scale_up_size"
 _KEYED = ("scale_link", "flap", "hw")  # axes <kind>.<name>, base mappings <kind>: {name: v}
 
 
 def _named(base: BaseSpec, index: int, values: dict[str, Any],
-           locate: Locate) -> Iterator[tuple[str, str, Loc]]:
-    """The elements point ``index`` names: (kind, element, where it is written)."""
+           locate: Locate) -> Iterator[tuple[str, str, Loc, Any]]:
+    """The elements point ``index`` names: (kind, element, where it is written, value)."""
     for key, value in values.items():
         kind, _, element = key.partition(".")
         if kind in _KEYED and element:
-            yield kind, element, locate(index, key)
+            yield kind, element, locate(index, key), value
     if "fail" in values:
         for element in values["fail"]:
-            yield "fail", element, locate(index, "fail")
+            yield "fail", element, locate(index, "fail"), None
     else:
         for element in base.fail:
-            yield "fail", element, ("base", "fail")
+            yield "fail", element, ("base", "fail"), None
     for kind in _KEYED:
-        for element in getattr(base, kind):
+        for element, value in getattr(base, kind).items():
             if f"{kind}.{element}" not in values:
-                yield kind, element, ("base", kind, element)
+                yield kind, element, ("base", kind, element), value
 
 
 def check_elements(doc: YamlDocument, base: BaseSpec, combos: list[dict[str, Any]],
@@ -81,15 +86,16 @@ def check_elements(doc: YamlDocument, base: BaseSpec, combos: list[dict[str, Any
         SweepError: ``file:line: loc: <kind>.<element> does not apply to topology T:`` and the
             what-if's own message (the kinds and roles there are, the closest node).
     """
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, str, str]] = set()
     for i, values in enumerate(combos):
         topo = str(values.get("topology", base.topology))
-        for kind, element, loc in _named(base, i, values, locate):
-            if (topo, kind, element) in seen:
+        for kind, element, loc, value in _named(base, i, values, locate):
+            key = (topo, kind, element, str(value) if element == SIZE else "")
+            if key in seen:
                 continue
-            seen.add((topo, kind, element))
+            seen.add(key)
             try:
-                _PROBES[kind](clusters[topo], element)
+                _PROBES[kind](clusters[topo], element, value)
             except TopologyError as exc:
                 raise SweepError(f"{doc.at(loc)}{kind} {element!r} does not apply to topology "
                                  f"{topo}: {exc}") from None

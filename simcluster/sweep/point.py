@@ -72,7 +72,15 @@ def read_point(path: Path, pid: str) -> pa.Table | None:
 
 def degrades(values: dict[str, Any], base: dict[str, Any]) -> bool:
     """Whether the point's sweep fails or flaps elements (a ``fail`` or ``flap.*`` value,
-    even ``fail: []``, or a base ``fail``/``flap``): its rows carry the healthy step time."""
+    even ``fail: []``, or a base ``fail``/``flap``): its rows carry the healthy step time;
+    not with ``baseline: false`` in the base (a search on a degraded cluster, which needs
+    no healthy twin: ``search/driver.point_base``).
+
+    >>> degrades({}, {"fail": ["n1"]}), degrades({}, {"fail": ["n1"], "baseline": False})
+    (True, False)
+    """
+    if base.get("baseline") is False:
+        return False
     return bool(base.get("fail") or base.get("flap")) or any(
         k == "fail" or k.startswith("flap.") for k in values)
 

@@ -22,10 +22,12 @@ from simcluster.topology.fabrics import (
 )
 from simcluster.topology.routing import Route, Router
 from simcluster.topology.schema import TopologySpec, json_schema
-from simcluster.yamlfile import read_yaml, validate
+from simcluster.topology.accelerator import AcceleratorSpec
+from simcluster.yamlfile import YamlDocument, read_yaml, validate
 
 __all__ = ["Cluster", "Fabric", "FabricContext", "Route", "Router", "TopologySpec", "build",
-           "json_schema", "load_accelerator_file", "load_cluster", "register_fabric",
+           "json_schema", "load_accelerator_file", "load_cluster", "load_topology",
+           "register_fabric",
            "registered_fabric", "resolve_device", "unregister_fabric"]
 
 
@@ -52,6 +54,19 @@ def load_cluster(path: str | Path) -> Cluster:
         >>> len(c.accelerators)  # doctest: +SKIP
         16
     """
+    spec, doc, models = load_topology(path)
+    return build(spec, source=path, doc=doc, models=models)
+
+
+def load_topology(path: str | Path) -> tuple[TopologySpec, YamlDocument,
+                                             dict[str, AcceleratorSpec]]:
+    """A topology file's validated spec, its YAML document (for error lines) and the
+    accelerators of the files it lists: what :func:`load_cluster` builds (a what-if that
+    reshapes the servers, ``transform.with_scale_up_size``, builds them changed).
+
+    Raises:
+        TopologyError: as :func:`load_cluster`, before building.
+    """
     try:
         doc = read_yaml(path, TopologyError)
         spec = validate(doc, TopologySpec, TopologyError)
@@ -63,4 +78,4 @@ def load_cluster(path: str | Path) -> Cluster:
     assert isinstance(spec, TopologySpec)
     models = load_listed(spec.accelerator_files, Path(path).parent, doc,
                          inline=spec.accelerator_models)
-    return build(spec, source=path, doc=doc, models=models)
+    return spec, doc, models

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -194,9 +195,10 @@ def with_device(cluster: Cluster, model: str | AcceleratorSpec) -> Cluster:
 
 # Hardware parameters :func:`with_hardware` sets, per accelerator (units in the names): dense
 # BF16 peak, HBM capacity and bandwidth, scale-up (NVLink, ICI) and scale-out (NIC)
-# bandwidth per direction.
+# bandwidth per direction, and the scale-up domain's size (GPUs per NVLink domain:
+# :func:`with_scale_up_size`).
 HARDWARE_PARAMS: tuple[str, ...] = ("peak_tflops", "hbm_GiB", "hbm_GBps", "scale_up_GBps",
-                                    "scale_out_GBps")
+                                    "scale_out_GBps", "scale_up_size")
 SCALE_UP_LINKS: tuple[str, ...] = ("nvlink", "ici")
 
 
@@ -206,11 +208,13 @@ def hardware_of(cluster: Cluster) -> dict[str, float]:
     the NICs' links to their first switch over the accelerators (GB/s per GPU; 0 without
     NICs).
 
+    The scale-up domain's size is the accelerators of the first one's server.
+
     Example:
         >>> from simcluster.topology import load_cluster
         >>> hardware_of(load_cluster("topologies/h100-2node.yaml"))  # 16 GPUs, 16 x 50 GB/s NICs
         {'peak_tflops': 989.5, 'hbm_GiB': 80, 'hbm_GBps': 3350, 'scale_up_GBps': 450.0, \
-'scale_out_GBps': 50.0}
+'scale_out_GBps': 50.0, 'scale_up_size': 8}
     """
     first = cluster.accelerators[0]
     spec = cluster.specs[first]
@@ -223,18 +227,22 @@ def hardware_of(cluster: Cluster) -> dict[str, float]:
             "hbm_GBps": spec.hbm_GBps,
             "scale_up_GBps": float(cluster.bandwidth_Bpus[up].sum()) / 1e3,
             "scale_out_GBps": float(cluster.bandwidth_Bpus[out].sum()) / 1e3
-            / len(cluster.accelerators)}
+            / len(cluster.accelerators),
+            "scale_up_size": sum(cluster.host_of(a) == cluster.host_of(first)
+                                 for a in cluster.accelerators)}
 
 
 def with_hardware(cluster: Cluster, params: dict[str, float]) -> Cluster:
     """Every accelerator gets the :data:`HARDWARE_PARAMS` in ``params`` (the others stay):
     every dtype's peak scales by the BF16 ratio, HBM as given; scale-up links (NVLink, ICI)
-    and the NICs' links (role ``nic``) scale by the ratio to :func:`hardware_of`. The
-    accelerator keeps its model name, so the compute model keeps its chip's calibration.
+    and the NICs' links (role ``nic``) scale by the ratio to :func:`hardware_of`; a
+    ``scale_up_size`` other than the cluster's rebuilds it first (:func:`with_scale_up_size`).
+    The accelerator keeps its model name, so the compute model keeps its chip's calibration.
 
     Raises:
-        TopologyError: an unknown parameter, a value that is not positive, or a bandwidth
-            the cluster has no links for (scale-out without NICs, scale-up without NVLink).
+        TopologyError: an unknown parameter, a value that is not positive, a bandwidth the
+            cluster has no links for (scale-out without NICs, scale-up without NVLink), a
+            scale-up size the cluster cannot be rebuilt with.
     """
     unknown = sorted(set(params) - set(HARDWARE_PARAMS))
     if unknown:
@@ -244,6 +252,10 @@ def with_hardware(cluster: Cluster, params: dict[str, float]) -> Cluster:
     for name, value in params.items():
         if not value > 0 and value != base[name]:
             raise TopologyError(f"hardware parameter {name} = {value}: must be positive.")
+    size = params.get("scale_up_size", base["scale_up_size"])
+    if size != base["scale_up_size"]:
+        cluster = with_scale_up_size(cluster, size)
+        base = hardware_of(cluster)
     factors: dict[str, float] = {}
     for name, kinds in (("scale_up_GBps", set(cluster.link_kind) & set(SCALE_UP_LINKS)),
                         ("scale_out_GBps", {"nic"})):
@@ -261,6 +273,71 @@ def with_hardware(cluster: Cluster, params: dict[str, float]) -> Cluster:
                            hbm_GBps=params.get("hbm_GBps", spec.hbm_GBps),
                            nvlink_GBps=params.get("scale_up_GBps", spec.nvlink_GBps))
     return replace(cluster, specs=specs, name=f"{cluster.name} ({_describe(params)})")
+
+
+def with_scale_up_size(cluster: Cluster, size: float) -> Cluster:
+    """The cluster rebuilt from its topology file with ``size`` accelerators per scale-up
+    domain (server: NVSwitch or NVLink mesh) and the same accelerators in all: ``count x
+    accelerators / size`` servers of ``size``. Each GPU keeps its NVLink bandwidth and its
+    share of NICs (a server of ``size`` GPUs gets ``nics x size / accelerators`` NICs, each
+    at its line rate), so the scale-out fabric connects the same NICs in the same template
+    (single switch, fat-tree: unchanged); a leaf-spine or rail-optimized fabric keeps about
+    the same GPUs per leaf or scalable unit (``nodes_per_leaf`` scaled by the old size
+    over the new, at least 1). PCIe switches keep their accelerators (at most ``size``).
+    The accelerators keep their spec (a ``--device`` applied before stays).
+
+    Example:
+        >>> from simcluster.topology import load_cluster
+        >>> c = with_scale_up_size(load_cluster("topologies/h100-2node.yaml"), 16)
+        >>> len(c.accelerators), c.host_of(c.accelerators[15]), hardware_of(c)["scale_up_size"]
+        (16, 'node0', 16)
+
+    Raises:
+        TopologyError: a size that is not a whole number dividing the accelerators, or one
+            that would split a NIC; a cluster not loaded from a file, with failed elements,
+            or not one group of NVLink servers (explicit devices or links, PCIe-only
+            servers, a torus); the message says which and the sizes that would do.
+    """
+    from simcluster.topology import load_topology
+    from simcluster.topology.build import build
+
+    what = f"hardware parameter scale_up_size = {size:g}"
+    if not (cluster.source and Path(cluster.source).is_file()) or cluster.failed:
+        raise TopologyError(f"{what}: the domain size rebuilds the topology from its file; "
+                            f"{cluster.name!r} " + ("has failed elements (fail them after)"
+                                                    if cluster.failed else "has no file") + ".")
+    spec, doc, models = load_topology(cluster.source)
+    if (len(spec.nodes) != 1 or spec.devices or spec.links or spec.nodes[0].fabric == "pcie"
+            or (spec.fabric is not None and spec.fabric.dims)):
+        raise TopologyError(f"{what}: {cluster.source} must be one nodes: group of NVSwitch "
+                            "or NVLink-mesh servers without explicit devices, links or a "
+                            "torus, to be rebuilt with another domain size; leave "
+                            "scale_up_size out for this topology.")
+    node = spec.nodes[0]
+    total = node.count * node.accelerators
+    nics = node.nics.count * size / node.accelerators
+    fits = [d for d in range(1, total + 1) if total % d == 0
+            and (node.nics.count * d) % node.accelerators == 0]
+    if size != int(size) or total % size or nics != int(nics):
+        raise TopologyError(f"{what}: {cluster.source} has {total} accelerators with "
+                            f"{node.nics.count} NICs per {node.accelerators}; use a size that "
+                            f"divides them whole: {', '.join(map(str, fits))}.")
+    n = int(size)
+    new = node.model_copy(update={
+        "count": total // n, "accelerators": n,
+        "nics": node.nics.model_copy(update={"count": int(nics)}),
+        "pcie": node.pcie.model_copy(update={
+            "accelerators_per_switch": min(node.pcie.accelerators_per_switch, n)})})
+    fabric = spec.fabric
+    if fabric is not None and fabric.nodes_per_leaf:
+        fabric = fabric.model_copy(update={"nodes_per_leaf": max(
+            1, round(fabric.nodes_per_leaf * node.accelerators / n))})
+    built = build(spec.model_copy(update={"nodes": [new], "fabric": fabric}),
+                  source=cluster.source, doc=doc, models=models)
+    first = cluster.specs[cluster.accelerators[0]]
+    if built.specs[built.accelerators[0]] != first:
+        built = with_device(built, first)
+    return replace(built, name=cluster.name)
 
 
 def _describe(factors: dict[str, float]) -> str:

@@ -111,4 +111,4 @@ def test_restart_is_not_combined_with_a_job_mix(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert "--restart runs one job" in cli_exit_2(
         ["replay", sample, sample, "-t", topo, "--fail", "node0/gpu1", "--restart",
-         "--out", str(out)], out, capsys)
+         "best", "--out", str(out)], out, capsys)

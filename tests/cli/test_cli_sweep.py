@@ -176,3 +176,10 @@ def test_search_with_hardware_prints_the_front_and_fails_cleanly(capsys,
         assert code == 2 and message in err and "Traceback" not in err
         assert not (tmp_path / "bad").exists()
         hw.write_text("space: {peak_tflops: [989.5]}\ncost: {base: 1.0}\n")
+    # A scale-up domain of 3 GPUs does not divide the DGX's 8.
+    hw.write_text("space: {scale_up_size: [3, 8]}\ncost: {base: 1.0}\n")
+    code, _, err = _run(capsys, *args[:-6], "--out", str(tmp_path / "bad"), "--hardware",
+                        str(hw))
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "bad").exists()
+    assert "scale_up_size = 3: " in err
+    assert "use a size that divides them whole: 1, 2, 4, 8." in " ".join(err.split())

@@ -46,6 +46,9 @@ class _Hand:
     def spec(self, hw: dict[str, float]) -> Any:
         return type("Spec", (), {"hbm_bytes": int(hw["hbm_GiB"] * 2**30)})
 
+    def per_server(self, hw: dict[str, float]) -> int:
+        return int(hw["scale_up_size"])
+
 
 @pytest.mark.parametrize(("out_price", "expected"), [
     # +10 % peak: 100 -> 90.909 us of 120 (a 7.58 % cut) for 0.1 USD/h; +10 % scale-out:
@@ -59,10 +62,11 @@ def test_the_limit_is_the_cheapest_cut(out_price: float, expected: Limit) -> Non
         "cost": {"base": 1.0, "per_unit": {"peak_tflops": 0.01, "scale_out_GBps": out_price,
                                            "hbm_GiB": 0.0}}})
     base = {"peak_tflops": 100.0, "hbm_GiB": 80.0, "hbm_GBps": 1000.0,
-            "scale_up_GBps": 400.0, "scale_out_GBps": 50.0}
+            "scale_up_GBps": 400.0, "scale_out_GBps": 50.0, "scale_up_size": 8}
     params = {"tp": 1, "pp": 1, "dp": 8}
     got = limit_of(Trial(params, None, point={"hw.peak_tflops": 100.0}), spec, base,
-                   _Hand(), lambda cap: [Candidate(params, None)])  # type: ignore[arg-type]
+                   _Hand(), lambda cap, per_server: [Candidate(params, None)]
+                   )  # type: ignore[arg-type]
     assert got.param == expected.param
     assert got.time_cut == pytest.approx(expected.time_cut)
     assert got.usd_per_hour == pytest.approx(expected.usd_per_hour)
@@ -112,3 +116,34 @@ def _hw_step(t: Trial) -> float:
     hw = {k[3:]: v for k, v in t.point.items() if k.startswith("hw.")}
     return Scenario(generate("transformer", t.params), load_cluster(TOPO),
                     whatif=WhatIf(hardware=hw)).run().step_time_us
+
+
+def test_the_domain_size_is_searched_with_the_configuration(tmp_path: Path,
+                                                            dask_client) -> None:
+    # 16 H100 as 2 servers of 8 or 1 domain of 16; TP 16 exists only in the domain of 16.
+    # USD/h per GPU: 1 + 0.05 x size: 1.4 (8), 1.8 (16).
+    topo = ROOT / "topologies" / "h100-2node.yaml"
+    hw = HardwareSpec.model_validate({
+        "space": {"scale_up_size": [8, 16]},
+        "cost": {"base": 1.0, "per_unit": {"scale_up_size": 0.05}}})
+    space = SearchSpace(tp=(4, 8, 16), pp=(1,), micro_batch=(1,), recompute=("none",),
+                        zero=(0,), interleave=(1,))
+    model = {**MODEL, "layers": 2}
+    report = cosearch(model, topo, 16, tmp_path / "s", hw,
+                      SearchOptions(space=space, budget_fraction=1.0), client=dask_client)
+    shapes = sorted((t.point["hw.scale_up_size"], t.params["tp"]) for t in report.search.trials)
+    assert shapes == [(8.0, 4), (8.0, 8), (16.0, 4), (16.0, 8), (16.0, 16)]
+    assert {t.point["hw.scale_up_size"]: t.point["price"] for t in report.search.trials} == {
+        8.0: pytest.approx(1.4), 16.0: pytest.approx(1.8)}
+    # Each simulation is the Scenario on the rebuilt topology.
+    for t in report.search.trials:
+        if t.full is not None:
+            assert t.full["step_time_us"] == pytest.approx(Scenario(
+                generate("transformer", t.params), load_cluster(topo),
+                whatif=WhatIf(hardware={"scale_up_size": t.point["hw.scale_up_size"]}),
+            ).run().step_time_us, rel=1e-12)
+    # The cheaper size on the front is limited by nothing or a larger domain; the size-16
+    # points cannot grow theirs within 16 GPUs.
+    for t, lim in zip(report.front, report.limits):
+        if t.point["hw.scale_up_size"] == 16.0:
+            assert lim.param != "scale_up_size"

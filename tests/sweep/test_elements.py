@@ -140,6 +140,8 @@ def test_a_sweep_writes_the_fail_lists_and_degradation_columns(tmp_path: Path,
     ({"axes": {"hw.peak_tflops": [0]}}, "axes.hw.peak_tflops[0]", "0 is not a positive"),
     ({"axes": {"hw.scale_up_GBps": [900.0]}}, "axes.hw.scale_up_GBps",  # no NVLink in ft4
      "hw 'scale_up_GBps' does not apply to topology"),
+    ({"axes": {"hw.scale_up_size": [2]}}, "axes.hw.scale_up_size",  # PCIe servers in ft4
+     "hw 'scale_up_size' does not apply to topology"),
 ])
 def test_bad_what_ifs_are_refused_naming_the_line_and_the_fix(
         tmp_path: Path, doc: dict[str, Any], where: str, problem: str) -> None:
