@@ -56,7 +56,7 @@ def test_fuse_all_records_a_pointwise_chain_as_one_kernel(tmp_path: Path, capsys
     script.write_text("import torch\nx = torch.ones(1024).cuda()\ny = torch.relu(x * 2 + 1)\n")
     names = {}
     for fuse in ("all", "none"):
-        code, out = _record(tmp_path, script, "--fuse", fuse)
+        code, out = _record(tmp_path, script, "--fuse", fuse, "--no-host")
         assert code == 0 and json.loads(capsys.readouterr().out)["fits"]
         names[fuse] = load_workload(out).ops.column("name").to_pylist()[2:]  # ones, copy
     assert names == {"all": ["triton_poi_fused_add_mul_relu"],
