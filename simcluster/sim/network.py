@@ -22,6 +22,7 @@ import simpy
 
 from simcluster.sim.flow_records import BatchRecords, FlowTag
 from simcluster.sim.maxmin import _SAT_EPS, maxmin, maxmin_compact, maxmin_rates
+from simcluster.sim.rate_cache import RateCache, problem_key
 
 # Re-exported: the max-min solver and the flow tags were defined here before they had
 # modules of their own (``sim/maxmin.py``, ``sim/flow_records.py``).
@@ -100,13 +101,15 @@ class FlowNetwork:
         self._pair_slot = np.zeros(0, dtype=np.int64)
         self._links = np.zeros(0, dtype=np.int64)
         # Loaded links (sorted), their load (bytes/us), and the saturated links, under the
-        # current rates (``_set_load``).
+        # current rates (``_load``).
         self._busy_links = self._full_links = np.zeros(0, dtype=np.int64)
         self._busy_load = np.zeros(0)
         # Batches started at the current timestamp, not yet sharing:
         # (routes, sizes, weights, batch id, coupled).
         self._new: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, int, bool]] = []
         self._flush_scheduled = False
+        # Solved sharing problems, reused when the same one comes back (``rate_cache.py``).
+        self.rate_cache = RateCache()
         self._epoch = 0
         self._t_last = 0.0
 
@@ -181,7 +184,7 @@ class FlowNetwork:
         if dt <= 0 or not len(self._size):
             return
         self._left -= self._rate * dt
-        # Per loaded link only (the load was summed when the rates were set, ``_set_load``).
+        # Per loaded link only (the load was summed when the rates were set, ``_load``).
         busy, load = self._busy_links, self._busy_load
         self.link_bytes[busy] += load * dt
         self.link_busy_us[busy] += dt
@@ -189,15 +192,14 @@ class FlowNetwork:
         self._extend_load(t0, now, busy, load)
         self._acc += dt * self._weight
 
-    def _set_load(self) -> None:
-        """Sum the new rates per link of the active routes: the loaded links (sorted),
-        their load (bytes/us) and the saturated ones, which stay so until the next change."""
+    def _load(self, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sum new rates per link of the active routes: the loaded links (sorted), their
+        load (bytes/us) and the saturated links, which stay so until the next change."""
         links = self._links
-        load = np.bincount(self._pair_slot, weights=self._rate[self._pair_flow],
+        load = np.bincount(self._pair_slot, weights=rate[self._pair_flow],
                            minlength=len(links))
         busy = load > 0
-        self._busy_links, self._busy_load = links[busy], load[busy]
-        self._full_links = links[load >= self.capacity[links] * (1 - _SAT_EPS)]
+        return links[busy], load[busy], links[load >= self.capacity[links] * (1 - _SAT_EPS)]
 
     def _extend_load(self, t0: float, t1: float, links: np.ndarray, rates: np.ndarray) -> None:
         """Extend the load segments over ``[t0, t1]``, in which ``links`` (sorted) carry
@@ -387,6 +389,20 @@ class FlowNetwork:
             self.labels.append(label)
         return k
 
+    def _solve(self, coupling: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Max-min rates of the active flows, their limiting links, and the load they put
+        on the links (``_load``). Also raises the links' peak flow counts: a repeat of the
+        same problem would raise them to the same values, so it need not."""
+        links = self._links
+        rate, local = maxmin_compact(self._pair_flow, self._pair_slot, len(self._size),
+                                     self.capacity[links], coupling, self._weight)
+        counts = np.bincount(self._pair_slot, weights=self._weight[self._pair_flow],
+                             minlength=len(links)).astype(np.int64)
+        # ``links`` are unique: no need for ``np.maximum.at``.
+        self.link_max_flows[links] = np.maximum(self.link_max_flows[links], counts)
+        # Slots are in link-id order, so ties between links break the same way.
+        return (rate, links[local], *self._load(rate))
+
     def _update(self) -> None:
         now = self.env.now
         self._advance(now)
@@ -401,17 +417,16 @@ class FlowNetwork:
         coupling = np.empty(len(self._group_of), dtype=np.int64)
         coupling[0] = 0
         np.cumsum(self._group_of[1:] != self._group_of[:-1], out=coupling[1:])
-        self._rate, local = maxmin_compact(self._pair_flow, self._pair_slot, len(self._size),
-                                           self.capacity[self._links], coupling, self._weight)
-        self._set_load()
-        bneck = self._links[local]  # slots are in link-id order: ties break the same way
+        # What follows depends on the problem alone: a repeat reuses the first one's arrays.
+        key = problem_key(self._links, self._pair_flow, self._pair_slot, coupling,
+                          self._weight)
+        solved = self.rate_cache.get(key)
+        if solved is None:
+            solved = self.rate_cache.put(key, self._solve(coupling))
+        self._rate, bneck, self._busy_links, self._busy_load, self._full_links = solved
         self._fold(bneck != self._bneck)
         self._bneck = bneck
         self.recomputes += 1
-        counts = np.bincount(self._pair_slot, weights=self._weight[self._pair_flow],
-                             minlength=len(self._links)).astype(np.int64)
-        links = self._links  # unique: no need for ``np.maximum.at``
-        self.link_max_flows[links] = np.maximum(self.link_max_flows[links], counts)
         wait = float(np.min(self._left / self._rate))
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)
         wake.callbacks.append(self._on_wake)
