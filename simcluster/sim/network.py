@@ -36,6 +36,8 @@ _REL_EPS = 1e-12
 # ... or less than this fraction of the current time: a wake-up that close to ``now`` lands on
 # ``now`` itself (float64 has ~16 digits), and the flow would never advance.
 _CLOCK_EPS = 1e-14
+# Folding more flows than this at once sums their flow-time with numpy, fewer in plain Python.
+_FOLD_NUMPY = 256
 
 
 @dataclass
@@ -246,12 +248,17 @@ class FlowNetwork:
         if not len(sel):
             return
         nl = len(self.capacity)
-        # Summed per key in flow order, then added in key order (as a bincount over the
-        # sorted unique keys would), in plain Python: these are a few flows at a time.
-        sums: dict[int, float] = {}
-        for k, v in zip((self._record_of[sel] * nl + self._bneck[sel]).tolist(),
-                        self._acc[sel].tolist()):
-            sums[k] = sums.get(k, 0.0) + v
+        keys = self._record_of[sel] * nl + self._bneck[sel]
+        # Summed per key in flow order, then added in key order: a bincount over the sorted
+        # unique keys, or the same additions in plain Python for the usual few flows.
+        if len(sel) > _FOLD_NUMPY:
+            unique, inverse = np.unique(keys, return_inverse=True)
+            sums = dict(zip(unique.tolist(),
+                            np.bincount(inverse, weights=self._acc[sel]).tolist()))
+        else:
+            sums = {}
+            for k, v in zip(keys.tolist(), self._acc[sel].tolist()):
+                sums[k] = sums.get(k, 0.0) + v
         limit = self._limit
         for k in sorted(sums):
             key = divmod(k, nl)
