@@ -214,7 +214,7 @@ class FlowNetwork:
             self._seg_start, self._seg_rate = self._seg_start[:0], self._seg_rate[:0]
         old, start, rate = self._seg_links, self._seg_start, self._seg_rate
         keep = np.zeros(len(old), dtype=bool)
-        pos = np.searchsorted(links, old)
+        pos = links.searchsorted(old)
         if len(links):
             at = np.minimum(pos, len(links) - 1)
             keep = (links[at] == old) & (rates[at] == rate)
@@ -244,7 +244,7 @@ class FlowNetwork:
     def _fold(self, which: np.ndarray) -> None:
         """Move the accumulated flow-time of flows ``which`` (a mask) into ``_limit`` under
         their current limiting link."""
-        sel = np.flatnonzero(which & (self._acc > 0) & (self._bneck >= 0))
+        sel = (which & (self._acc > 0) & (self._bneck >= 0)).nonzero()[0]
         if not len(sel):
             return
         nl = len(self.capacity)
@@ -306,8 +306,13 @@ class FlowNetwork:
                 del self._batches[bid]
                 self.batches.close(b.record, self.env.now)
                 b.event.succeed()
-        keep = ~done
-        self._drop_pairs(keep)
+        if done.all():  # the usual end of a lone batch: empty everything by slicing
+            self._pair_flow, self._pair_slot = self._pair_flow[:0], self._pair_slot[:0]
+            self._links = self._links[:0]
+            keep: np.ndarray | slice = slice(0, 0)
+        else:
+            keep = ~done
+            self._drop_pairs(keep)
         self._size = self._size[keep]
         self._left = self._left[keep]
         self._batch_of = self._batch_of[keep]
@@ -349,13 +354,13 @@ class FlowNetwork:
         """Drop the pairs of the flows not in ``keep`` (a mask over the active flows),
         renumbering the flows and the link slots that are left (order kept)."""
         pk = keep[self._pair_flow]
-        self._pair_flow = (np.cumsum(keep) - 1)[self._pair_flow[pk]]
+        self._pair_flow = (keep.cumsum() - 1)[self._pair_flow[pk]]
         slot = self._pair_slot[pk]
         used = np.zeros(len(self._links), dtype=bool)
         used[slot] = True
         if not used.all():
             self._links = self._links[used]
-            slot = (np.cumsum(used) - 1)[slot]
+            slot = (used.cumsum() - 1)[slot]
         self._pair_slot = slot
 
     def _add_pairs(self, routes: list[np.ndarray]) -> None:
@@ -369,23 +374,23 @@ class FlowNetwork:
         # The distinct new links, sorted (a Python set is quicker for the usual few).
         add = (np.unique(new_link) if len(new_link) > 64
                else np.array(sorted(set(new_link.tolist())), dtype=np.int64))
-        pos = np.searchsorted(links, add)
+        pos = links.searchsorted(add)
         there = pos < len(links)
         there[there] = links[pos[there]] == add[there]
         if not there.all():
             # Merge: the i-th missing link lands at its insertion point + i; the old links
             # fill the other places, in order, and their slots move with them.
-            missing = np.flatnonzero(~there)
+            missing = (~there).nonzero()[0]
             at = pos[missing] + np.arange(len(missing))
             old = np.ones(len(links) + len(missing), dtype=bool)
             old[at] = False
             merged = np.empty(len(old), dtype=np.int64)
             merged[at] = add[missing]
-            moved = np.flatnonzero(old)
+            moved = old.nonzero()[0]
             merged[moved] = links
             self._pair_slot = moved[self._pair_slot]
             self._links = links = merged
-        self._pair_slot = np.concatenate([self._pair_slot, np.searchsorted(links, new_link)])
+        self._pair_slot = np.concatenate([self._pair_slot, links.searchsorted(new_link)])
         self._pair_flow = np.concatenate([self._pair_flow, new_flow])
 
     def _label(self, tag: FlowTag | None) -> int:
@@ -423,7 +428,7 @@ class FlowNetwork:
         # Group ids only grow as flows are admitted, so _group_of is sorted: number its runs.
         coupling = np.empty(len(self._group_of), dtype=np.int64)
         coupling[0] = 0
-        np.cumsum(self._group_of[1:] != self._group_of[:-1], out=coupling[1:])
+        (self._group_of[1:] != self._group_of[:-1]).cumsum(out=coupling[1:])
         # What follows depends on the problem alone: a repeat reuses the first one's arrays.
         key = problem_key(self._links, self._pair_flow, self._pair_slot, coupling,
                           self._weight)
@@ -434,6 +439,6 @@ class FlowNetwork:
         self._fold(bneck != self._bneck)
         self._bneck = bneck
         self.recomputes += 1
-        wait = float(np.min(self._left / self._rate))
+        wait = float((self._left / self._rate).min())
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)
         wake.callbacks.append(self._on_wake)
