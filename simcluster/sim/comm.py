@@ -37,6 +37,9 @@ from simcluster.topology.routing import Router
 
 _NET_KINDS = frozenset({"ib", "ethernet"})
 _PCIE_KINDS = frozenset({"pcie", "socket", "memory"})
+# Schedules kept for reuse: up to this many flows each, and this many in all.
+_MEMO_FLOWS = 4096
+_MEMO_SCHEDULES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ class CommModel:
         self.capacity = cluster.capacity_Bpus
         self._layouts: dict[str, coll.Layout] = {}
         self._resolved: dict[tuple[Any, ...], list[_ResolvedPhase]] = {}
+        # Schedules already made, by their arguments: a training step repeats the same
+        # collectives and sends (GPT-3 on 1,024 GPUs: 93k collectives, 35k sends).
+        self._schedules: dict[tuple[Any, ...], Schedule] = {}
         self._sharp = any(bool(a.get("sharp")) for _, a in cluster.graph.nodes(data=True))
 
     # -- layouts ------------------------------------------------------------------------------
@@ -304,7 +310,24 @@ class CommModel:
         """Schedule ``collective`` of ``size`` bytes on ``group``.
 
         ``algorithm`` overrides the topology's choice (``network.algorithm``) when given.
+        A schedule depends on nothing but these arguments, so each is made once (``_keep``).
         """
+        key = ("c", group, collective, size, root_rank, algorithm)
+        hit = self._schedules.get(key)
+        if hit is not None:
+            return hit
+        return self._keep(key, self._collective(group, collective, size, root_rank, algorithm))
+
+    def _keep(self, key: tuple[Any, ...], sched: Schedule) -> Schedule:
+        """Remember ``sched`` under ``key``, unless it has more flows than ``_MEMO_FLOWS``
+        (big schedules are rare and hold large arrays) or the memo is full."""
+        flows = sum(len(ph.routes) for ph in sched.phases)
+        if flows <= _MEMO_FLOWS and len(self._schedules) < _MEMO_SCHEDULES:
+            self._schedules[key] = sched
+        return sched
+
+    def _collective(self, group: str, collective: str, size: int, root_rank: int,
+                    algorithm: str | None) -> Schedule:
         layout = self.layout(group)
         root = 0
         if root_rank >= 0:
@@ -342,7 +365,15 @@ class CommModel:
                         phases=scheduled, estimate_us=t)
 
     def p2p(self, src: str, dst: str, size: int) -> Schedule:
-        """Schedule a send/recv of ``size`` bytes from ``src`` to ``dst``."""
+        """Schedule a send/recv of ``size`` bytes from ``src`` to ``dst`` (made once per
+        arguments, as collectives are)."""
+        key = ("p", src, dst, size)
+        hit = self._schedules.get(key)
+        if hit is not None:
+            return hit
+        return self._keep(key, self._p2p(src, dst, size))
+
+    def _p2p(self, src: str, dst: str, size: int) -> Schedule:
         route = self.router.route(src, dst)
         cross = any(self.cluster.link_kind[i] in _NET_KINDS for i in route.links.tolist())
         one = np.ones(1)
