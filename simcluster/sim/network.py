@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from simcluster.sim.flow_records import BatchRecords, FlowTag
+from simcluster.sim.flow_records import BatchRecords, FlowTag, LimitTotals
 from simcluster.sim.maxmin import _SAT_EPS, maxmin, maxmin_compact, maxmin_rates
 from simcluster.sim.rate_cache import RateCache, problem_key
 
@@ -36,8 +36,6 @@ _REL_EPS = 1e-12
 # ... or less than this fraction of the current time: a wake-up that close to ``now`` lands on
 # ``now`` itself (float64 has ~16 digits), and the flow would never advance.
 _CLOCK_EPS = 1e-14
-# Folding more flows than this at once sums their flow-time with numpy, fewer in plain Python.
-_FOLD_NUMPY = 256
 
 
 @dataclass
@@ -69,13 +67,13 @@ class FlowNetwork:
         self.recomputes = 0
         # Attribution: flow-time (us x flows) during which each link limited a flow's rate,
         # per (batch record, link). Each flow accumulates its flow-time under its current
-        # limiting link (``_acc``) and folds it into ``_limit`` only when that link changes or
+        # limiting link (``_acc``) and folds it into ``_limits`` only when that link changes or
         # the flow ends, so an interval costs one vector add.
         self.labels: list[str] = []
         self._label_id: dict[str, int] = {}
         self.batches = BatchRecords()
         self._record_label: list[int] = []  # label id per batch record
-        self._limit: dict[tuple[int, int], float] = {}
+        self._limits = LimitTotals(len(self.capacity))
         # Load over time, as segments of constant rate per link. Open segments: loaded link
         # ids (sorted) with their start (us) and rate (bytes/us), up to ``_seg_end``. Closed
         # ones in chunks of (link ids, starts, end, rates).
@@ -242,34 +240,20 @@ class FlowNetwork:
         return links[order], starts[order], ends[order], rates[order]
 
     def _fold(self, which: np.ndarray) -> None:
-        """Move the accumulated flow-time of flows ``which`` (a mask) into ``_limit`` under
+        """Move the accumulated flow-time of flows ``which`` (a mask) into the limits under
         their current limiting link."""
         sel = (which & (self._acc > 0) & (self._bneck >= 0)).nonzero()[0]
         if not len(sel):
             return
-        nl = len(self.capacity)
-        keys = self._record_of[sel] * nl + self._bneck[sel]
-        # Summed per key in flow order, then added in key order: a bincount over the sorted
-        # unique keys, or the same additions in plain Python for the usual few flows.
-        if len(sel) > _FOLD_NUMPY:
-            unique, inverse = np.unique(keys, return_inverse=True)
-            sums = dict(zip(unique.tolist(),
-                            np.bincount(inverse, weights=self._acc[sel]).tolist()))
-        else:
-            sums = {}
-            for k, v in zip(keys.tolist(), self._acc[sel].tolist()):
-                sums[k] = sums.get(k, 0.0) + v
-        limit = self._limit
-        for k in sorted(sums):
-            key = divmod(k, nl)
-            limit[key] = limit.get(key, 0.0) + sums[k]
+        self._limits.add(self._record_of[sel] * len(self.capacity) + self._bneck[sel],
+                         self._acc[sel])
         self._acc[sel] = 0.0
 
     def limits(self) -> dict[tuple[int, int], float]:
         """Flow-time (us x flows) per (batch record, link) during which that link limited
         the batch's flows; includes the flows still active."""
         self._fold(np.ones(len(self._acc), dtype=bool))
-        return self._limit
+        return self._limits.totals()
 
     def link_limiting_us(self) -> np.ndarray:
         """Per link, the flow-time during which it limited some flow's rate."""

@@ -158,9 +158,9 @@ def test_coupled_transfer_finishes_together() -> None:
 
 def _attribution(monkeypatch: pytest.MonkeyPatch, fold_numpy: int) -> dict:
     """Limiting flow-time per (batch, link) of 300 flows of varied sizes on 6 links."""
-    import simcluster.sim.network as network
+    from simcluster.sim import flow_records
 
-    monkeypatch.setattr(network, "_FOLD_NUMPY", fold_numpy)
+    monkeypatch.setattr(flow_records, "_ADD_NUMPY", fold_numpy)
     rng = np.random.default_rng(7)
     env, net = _net(100.0, 50.0, 25.0, 80.0, 40.0, 10.0)
     for _ in range(3):  # three batches of 100 flows at once
