@@ -94,10 +94,11 @@ class LimitTotals:
         self._rows = 0
         self._merge_at = 1 << 20
         self._merged = True  # the chunks are one, with each key once
+        self._totals: dict[tuple[int, int], float] | None = None
 
     def add(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Fold ``values`` (flow-time, us) under ``keys`` (record x num_links + link)."""
-        self._merged = False
+        self._merged, self._totals = False, None
         if len(keys) > _ADD_NUMPY:
             unique, inverse = np.unique(keys, return_inverse=True)
             self._flush_pending()
@@ -141,9 +142,14 @@ class LimitTotals:
         self._rows = len(unique)
 
     def totals(self) -> dict[tuple[int, int], float]:
-        """Flow-time per (record, link), in the order the keys were first added."""
+        """Flow-time per (record, link), in the order the keys were first added (made once
+        until the next :meth:`add`; callers read it, several times per run)."""
+        if self._totals is not None:
+            return self._totals
         self._merge()
-        if not self._keys:
-            return {}
-        record, link = np.divmod(self._keys[0], self.num_links)
-        return dict(zip(zip(record.tolist(), link.tolist()), self._sums[0].tolist()))
+        self._totals = {}
+        if self._keys:
+            record, link = np.divmod(self._keys[0], self.num_links)
+            self._totals = dict(zip(zip(record.tolist(), link.tolist()),
+                                    self._sums[0].tolist()))
+        return self._totals
