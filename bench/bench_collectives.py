@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import os
 import platform
 import resource
@@ -28,7 +27,7 @@ import time
 from scaling import verdict  # bench/scaling.py: run as python bench/bench_collectives.py
 from simcluster import collective_perf as cp
 from simcluster.placement import bind
-from simcluster.sim.engine import Engine, _long_lived_objects_frozen
+from simcluster.sim.engine import _COLLECTOR, Engine
 from simcluster.topology.build import build
 from simcluster.topology.schema import TopologySpec
 from simcluster.workload.generate.collective import single_collective
@@ -67,10 +66,11 @@ def once(cluster, ranks: int, size: int, algorithm: str) -> dict[str, object]:
 
     c = replace(cluster, network=network)
     wl = single_collective("all_reduce", size, ranks)
-    with _long_lived_objects_frozen():
+    with _COLLECTOR.running():
         t0 = time.perf_counter()
-        engine = Engine(bind(wl, c))
-        gc.freeze()
+        with _COLLECTOR.compiling():
+            engine = Engine(bind(wl, c))
+        _COLLECTOR.freeze()
         run = engine.run()
         wall = time.perf_counter() - t0
     t = run.makespan_us

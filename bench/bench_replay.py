@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import os
 import platform
 import resource
@@ -35,7 +34,7 @@ import time
 
 from scaling import verdict  # bench/scaling.py: run as python bench/bench_replay.py
 from simcluster.placement import bind
-from simcluster.sim.engine import Engine, _long_lived_objects_frozen
+from simcluster.sim.engine import _COLLECTOR, Engine
 from simcluster.topology.build import build
 from simcluster.topology.schema import TopologySpec
 from simcluster.workload.generate import DataParallelConfig, data_parallel
@@ -58,10 +57,11 @@ def cluster(ranks: int, algorithm: str = "auto"):
 
 
 def once(bound) -> dict[str, float]:
-    with _long_lived_objects_frozen():  # as simcluster.simulate does
+    with _COLLECTOR.running():  # as simcluster.simulate does
         t0 = time.perf_counter()
-        engine = Engine(bound)
-        gc.freeze()
+        with _COLLECTOR.compiling():
+            engine = Engine(bound)
+        _COLLECTOR.freeze()
         t1 = time.perf_counter()
         run = engine.run()
         t2 = time.perf_counter()

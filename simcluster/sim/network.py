@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from simcluster.sim.flow_records import BatchRecords, FlowTag
+from simcluster.sim.flow_records import BatchRecords, FlowTag, LimitTotals
 from simcluster.sim.maxmin import _SAT_EPS, maxmin, maxmin_compact, maxmin_rates
+from simcluster.sim.rate_cache import RateCache, problem_key
 
 # Re-exported: the max-min solver and the flow tags were defined here before they had
 # modules of their own (``sim/maxmin.py``, ``sim/flow_records.py``).
@@ -66,13 +67,13 @@ class FlowNetwork:
         self.recomputes = 0
         # Attribution: flow-time (us x flows) during which each link limited a flow's rate,
         # per (batch record, link). Each flow accumulates its flow-time under its current
-        # limiting link (``_acc``) and folds it into ``_limit`` only when that link changes or
+        # limiting link (``_acc``) and folds it into ``_limits`` only when that link changes or
         # the flow ends, so an interval costs one vector add.
         self.labels: list[str] = []
         self._label_id: dict[str, int] = {}
         self.batches = BatchRecords()
         self._record_label: list[int] = []  # label id per batch record
-        self._limit: dict[tuple[int, int], float] = {}
+        self._limits = LimitTotals(len(self.capacity))
         # Load over time, as segments of constant rate per link. Open segments: loaded link
         # ids (sorted) with their start (us) and rate (bytes/us), up to ``_seg_end``. Closed
         # ones in chunks of (link ids, starts, end, rates).
@@ -100,13 +101,15 @@ class FlowNetwork:
         self._pair_slot = np.zeros(0, dtype=np.int64)
         self._links = np.zeros(0, dtype=np.int64)
         # Loaded links (sorted), their load (bytes/us), and the saturated links, under the
-        # current rates (``_set_load``).
+        # current rates (``_load``).
         self._busy_links = self._full_links = np.zeros(0, dtype=np.int64)
         self._busy_load = np.zeros(0)
         # Batches started at the current timestamp, not yet sharing:
         # (routes, sizes, weights, batch id, coupled).
         self._new: list[tuple[list[np.ndarray], np.ndarray, np.ndarray, int, bool]] = []
         self._flush_scheduled = False
+        # Solved sharing problems, reused when the same one comes back (``rate_cache.py``).
+        self.rate_cache = RateCache()
         self._epoch = 0
         self._t_last = 0.0
 
@@ -181,7 +184,7 @@ class FlowNetwork:
         if dt <= 0 or not len(self._size):
             return
         self._left -= self._rate * dt
-        # Per loaded link only (the load was summed when the rates were set, ``_set_load``).
+        # Per loaded link only (the load was summed when the rates were set, ``_load``).
         busy, load = self._busy_links, self._busy_load
         self.link_bytes[busy] += load * dt
         self.link_busy_us[busy] += dt
@@ -189,15 +192,14 @@ class FlowNetwork:
         self._extend_load(t0, now, busy, load)
         self._acc += dt * self._weight
 
-    def _set_load(self) -> None:
-        """Sum the new rates per link of the active routes: the loaded links (sorted),
-        their load (bytes/us) and the saturated ones, which stay so until the next change."""
+    def _load(self, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sum new rates per link of the active routes: the loaded links (sorted), their
+        load (bytes/us) and the saturated links, which stay so until the next change."""
         links = self._links
-        load = np.bincount(self._pair_slot, weights=self._rate[self._pair_flow],
+        load = np.bincount(self._pair_slot, weights=rate[self._pair_flow],
                            minlength=len(links))
         busy = load > 0
-        self._busy_links, self._busy_load = links[busy], load[busy]
-        self._full_links = links[load >= self.capacity[links] * (1 - _SAT_EPS)]
+        return links[busy], load[busy], links[load >= self.capacity[links] * (1 - _SAT_EPS)]
 
     def _extend_load(self, t0: float, t1: float, links: np.ndarray, rates: np.ndarray) -> None:
         """Extend the load segments over ``[t0, t1]``, in which ``links`` (sorted) carry
@@ -210,7 +212,7 @@ class FlowNetwork:
             self._seg_start, self._seg_rate = self._seg_start[:0], self._seg_rate[:0]
         old, start, rate = self._seg_links, self._seg_start, self._seg_rate
         keep = np.zeros(len(old), dtype=bool)
-        pos = np.searchsorted(links, old)
+        pos = links.searchsorted(old)
         if len(links):
             at = np.minimum(pos, len(links) - 1)
             keep = (links[at] == old) & (rates[at] == rate)
@@ -238,29 +240,20 @@ class FlowNetwork:
         return links[order], starts[order], ends[order], rates[order]
 
     def _fold(self, which: np.ndarray) -> None:
-        """Move the accumulated flow-time of flows ``which`` (a mask) into ``_limit`` under
+        """Move the accumulated flow-time of flows ``which`` (a mask) into the limits under
         their current limiting link."""
-        sel = np.flatnonzero(which & (self._acc > 0) & (self._bneck >= 0))
+        sel = (which & (self._acc > 0) & (self._bneck >= 0)).nonzero()[0]
         if not len(sel):
             return
-        nl = len(self.capacity)
-        # Summed per key in flow order, then added in key order (as a bincount over the
-        # sorted unique keys would), in plain Python: these are a few flows at a time.
-        sums: dict[int, float] = {}
-        for k, v in zip((self._record_of[sel] * nl + self._bneck[sel]).tolist(),
-                        self._acc[sel].tolist()):
-            sums[k] = sums.get(k, 0.0) + v
-        limit = self._limit
-        for k in sorted(sums):
-            key = divmod(k, nl)
-            limit[key] = limit.get(key, 0.0) + sums[k]
+        self._limits.add(self._record_of[sel] * len(self.capacity) + self._bneck[sel],
+                         self._acc[sel])
         self._acc[sel] = 0.0
 
     def limits(self) -> dict[tuple[int, int], float]:
         """Flow-time (us x flows) per (batch record, link) during which that link limited
         the batch's flows; includes the flows still active."""
         self._fold(np.ones(len(self._acc), dtype=bool))
-        return self._limit
+        return self._limits.totals()
 
     def link_limiting_us(self) -> np.ndarray:
         """Per link, the flow-time during which it limited some flow's rate."""
@@ -297,8 +290,13 @@ class FlowNetwork:
                 del self._batches[bid]
                 self.batches.close(b.record, self.env.now)
                 b.event.succeed()
-        keep = ~done
-        self._drop_pairs(keep)
+        if done.all():  # the usual end of a lone batch: empty everything by slicing
+            self._pair_flow, self._pair_slot = self._pair_flow[:0], self._pair_slot[:0]
+            self._links = self._links[:0]
+            keep: np.ndarray | slice = slice(0, 0)
+        else:
+            keep = ~done
+            self._drop_pairs(keep)
         self._size = self._size[keep]
         self._left = self._left[keep]
         self._batch_of = self._batch_of[keep]
@@ -340,13 +338,13 @@ class FlowNetwork:
         """Drop the pairs of the flows not in ``keep`` (a mask over the active flows),
         renumbering the flows and the link slots that are left (order kept)."""
         pk = keep[self._pair_flow]
-        self._pair_flow = (np.cumsum(keep) - 1)[self._pair_flow[pk]]
+        self._pair_flow = (keep.cumsum() - 1)[self._pair_flow[pk]]
         slot = self._pair_slot[pk]
         used = np.zeros(len(self._links), dtype=bool)
         used[slot] = True
         if not used.all():
             self._links = self._links[used]
-            slot = (np.cumsum(used) - 1)[slot]
+            slot = (used.cumsum() - 1)[slot]
         self._pair_slot = slot
 
     def _add_pairs(self, routes: list[np.ndarray]) -> None:
@@ -360,23 +358,23 @@ class FlowNetwork:
         # The distinct new links, sorted (a Python set is quicker for the usual few).
         add = (np.unique(new_link) if len(new_link) > 64
                else np.array(sorted(set(new_link.tolist())), dtype=np.int64))
-        pos = np.searchsorted(links, add)
+        pos = links.searchsorted(add)
         there = pos < len(links)
         there[there] = links[pos[there]] == add[there]
         if not there.all():
             # Merge: the i-th missing link lands at its insertion point + i; the old links
             # fill the other places, in order, and their slots move with them.
-            missing = np.flatnonzero(~there)
+            missing = (~there).nonzero()[0]
             at = pos[missing] + np.arange(len(missing))
             old = np.ones(len(links) + len(missing), dtype=bool)
             old[at] = False
             merged = np.empty(len(old), dtype=np.int64)
             merged[at] = add[missing]
-            moved = np.flatnonzero(old)
+            moved = old.nonzero()[0]
             merged[moved] = links
             self._pair_slot = moved[self._pair_slot]
             self._links = links = merged
-        self._pair_slot = np.concatenate([self._pair_slot, np.searchsorted(links, new_link)])
+        self._pair_slot = np.concatenate([self._pair_slot, links.searchsorted(new_link)])
         self._pair_flow = np.concatenate([self._pair_flow, new_flow])
 
     def _label(self, tag: FlowTag | None) -> int:
@@ -386,6 +384,20 @@ class FlowNetwork:
             k = self._label_id[label] = len(self.labels)
             self.labels.append(label)
         return k
+
+    def _solve(self, coupling: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Max-min rates of the active flows, their limiting links, and the load they put
+        on the links (``_load``). Also raises the links' peak flow counts: a repeat of the
+        same problem would raise them to the same values, so it need not."""
+        links = self._links
+        rate, local = maxmin_compact(self._pair_flow, self._pair_slot, len(self._size),
+                                     self.capacity[links], coupling, self._weight)
+        counts = np.bincount(self._pair_slot, weights=self._weight[self._pair_flow],
+                             minlength=len(links)).astype(np.int64)
+        # ``links`` are unique: no need for ``np.maximum.at``.
+        self.link_max_flows[links] = np.maximum(self.link_max_flows[links], counts)
+        # Slots are in link-id order, so ties between links break the same way.
+        return (rate, links[local], *self._load(rate))
 
     def _update(self) -> None:
         now = self.env.now
@@ -400,18 +412,17 @@ class FlowNetwork:
         # Group ids only grow as flows are admitted, so _group_of is sorted: number its runs.
         coupling = np.empty(len(self._group_of), dtype=np.int64)
         coupling[0] = 0
-        np.cumsum(self._group_of[1:] != self._group_of[:-1], out=coupling[1:])
-        self._rate, local = maxmin_compact(self._pair_flow, self._pair_slot, len(self._size),
-                                           self.capacity[self._links], coupling, self._weight)
-        self._set_load()
-        bneck = self._links[local]  # slots are in link-id order: ties break the same way
+        (self._group_of[1:] != self._group_of[:-1]).cumsum(out=coupling[1:])
+        # What follows depends on the problem alone: a repeat reuses the first one's arrays.
+        key = problem_key(self._links, self._pair_flow, self._pair_slot, coupling,
+                          self._weight)
+        solved = self.rate_cache.get(key)
+        if solved is None:
+            solved = self.rate_cache.put(key, self._solve(coupling))
+        self._rate, bneck, self._busy_links, self._busy_load, self._full_links = solved
         self._fold(bneck != self._bneck)
         self._bneck = bneck
         self.recomputes += 1
-        counts = np.bincount(self._pair_slot, weights=self._weight[self._pair_flow],
-                             minlength=len(self._links)).astype(np.int64)
-        links = self._links  # unique: no need for ``np.maximum.at``
-        self.link_max_flows[links] = np.maximum(self.link_max_flows[links], counts)
-        wait = float(np.min(self._left / self._rate))
+        wait = float((self._left / self._rate).min())
         wake = self.env.timeout(max(wait, 0.0), value=self._epoch)
         wake.callbacks.append(self._on_wake)

@@ -154,3 +154,25 @@ def test_coupled_transfer_finishes_together() -> None:
     # The fast link carried its bytes at the slow link's pace: busy all along, never saturated.
     assert net.link_busy_us == pytest.approx([20_000.0, 20_000.0])
     assert net.link_saturated_us == pytest.approx([0.0, 20_000.0])
+
+
+def _attribution(monkeypatch: pytest.MonkeyPatch, fold_numpy: int) -> dict:
+    """Limiting flow-time per (batch, link) of 300 flows of varied sizes on 6 links."""
+    from simcluster.sim import flow_records
+
+    monkeypatch.setattr(flow_records, "_ADD_NUMPY", fold_numpy)
+    rng = np.random.default_rng(7)
+    env, net = _net(100.0, 50.0, 25.0, 80.0, 40.0, 10.0)
+    for _ in range(3):  # three batches of 100 flows at once
+        routes = [np.unique(rng.integers(0, 6, size=rng.integers(1, 4))) for _ in range(100)]
+        net.transfer(routes, rng.uniform(0.1, 1.0, size=100) * GB)
+    env.run()
+    return net.limits()
+
+
+def test_flow_time_is_folded_with_the_same_bits_by_numpy_and_plain_python(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    by_numpy = _attribution(monkeypatch, 0)
+    by_python = _attribution(monkeypatch, 10**9)
+    assert len(by_numpy) > 6
+    assert list(by_numpy.items()) == list(by_python.items())

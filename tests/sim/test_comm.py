@@ -1,0 +1,44 @@
+"""The communication model makes each schedule once per arguments and reuses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simcluster.sim import comm
+from simcluster.sim.comm import CommModel
+from simcluster.topology import Router, load_cluster
+from tests.conftest import ROOT
+
+
+def _model() -> CommModel:
+    cluster = load_cluster(ROOT / "topologies" / "dgx-h100.yaml")
+    return CommModel(cluster, Router(cluster), cluster.accelerators, {"g": tuple(range(8))})
+
+
+def test_a_repeated_collective_or_send_reuses_its_schedule() -> None:
+    model = _model()
+    first = model.collective("g", "all_reduce", 1 << 20)
+    assert model.collective("g", "all_reduce", 1 << 20) is first
+    other = model.collective("g", "all_reduce", 2 << 20)
+    assert other is not first
+    # Twice the bytes, twice every flow's bytes (same algorithm at these sizes).
+    assert other.label == first.label
+    for a, b in zip(first.phases, other.phases):
+        np.testing.assert_array_equal(b.nbytes, 2 * a.nbytes)
+    devs = model.devices
+    send = model.p2p(devs[0], devs[1], 4096)
+    assert model.p2p(devs[0], devs[1], 4096) is send
+    assert model.p2p(devs[1], devs[0], 4096) is not send
+
+
+def test_a_schedule_over_the_flow_limit_is_made_anew_and_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(comm, "_MEMO_FLOWS", 0)
+    model = _model()
+    a = model.collective("g", "all_reduce", 1 << 20)
+    b = model.collective("g", "all_reduce", 1 << 20)
+    assert a is not b
+    assert (a.label, a.estimate_us, a.fixed_us) == (b.label, b.estimate_us, b.fixed_us)
+    for pa, pb in zip(a.phases, b.phases, strict=True):
+        np.testing.assert_array_equal(pa.nbytes, pb.nbytes)
