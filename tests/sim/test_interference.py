@@ -24,19 +24,32 @@ MS_OF_WORK = 7e10  # FLOP: 1,000 us at 70 TFLOP/s
 COLL_BYTES = 4 * 10**7  # 400 us on two ranks
 
 
-def sms_cluster(comm_sms: float | None, n: int = 2, units: int | None = 100) -> Any:
-    """``n`` accelerators with ``units`` SMs on one switch; ring, no latencies."""
+def sms_topology(comm_sms: float | None, n: int = 2, units: int | None = 100
+                 ) -> dict[str, Any]:
+    """The topology dict of ``n`` accelerators with ``units`` SMs on one switch; ring, no
+    latencies."""
     network: dict[str, Any] = {"collective_overhead_us": 0.0, "latency_scale": 0.0,
                                "algorithm": "ring"}
     if comm_sms is not None:
         network["comm_sms"] = comm_sms
-    return cluster_from({
+    return {
         "name": "sms", "accelerator_models": {"T": {**TEST_ACCEL, "compute_units": units}},
         "devices": [{"name": f"a{i}", "kind": "accelerator", "model": "T"} for i in range(n)]
         + [{"name": "sw", "kind": "switch"}],
         "links": [{"src": f"a{i}", "dst": "sw", "bandwidth_GBps": 100.0, "latency_ns": 0.0}
                   for i in range(n)],
-        "network": network})
+        "network": network}
+
+
+def sms_cluster(comm_sms: float | None, n: int = 2, units: int | None = 100) -> Any:
+    """The cluster of :func:`sms_topology`."""
+    return cluster_from(sms_topology(comm_sms, n, units))
+
+
+def overlapped() -> Any:
+    """Two ranks each computing 1,000 us with a 400 us all-reduce from t=200."""
+    return workload([compute(0), *comm_at(0, 200.0), compute(1), *comm_at(1, 200.0)],
+                    {"dp": [0, 1]})
 
 
 def compute(rank: int, flops: float = MS_OF_WORK, **extra: Any) -> dict[str, Any]:
@@ -55,8 +68,7 @@ def comm_at(rank: int, start_us: float, stream: str = "m", group: str = "dp"
 def test_a_collective_slows_the_compute_it_overlaps_exactly() -> None:
     # 200 us of work alone, 400 us at 0.8 (320 us of work), then 480 us alone: ends at
     # 200 + 400 + 480 = 1,080 = 1,000 + 400 x (1 - 0.8). The collective keeps its 400 us.
-    rows = [compute(0), *comm_at(0, 200.0), compute(1), *comm_at(1, 200.0)]
-    t = ends(replay(workload(rows, {"dp": [0, 1]}), sms_cluster(20)))
+    t = ends(replay(overlapped(), sms_cluster(20)))
     assert t[(0, 0)] == pytest.approx((0.0, 1080.0), abs=1e-9)
     assert t[(0, 2)] == pytest.approx((200.0, 600.0), abs=1e-9)
 
@@ -141,14 +153,12 @@ def test_recorded_durations_are_not_slowed() -> None:
 
 
 def test_a_part_without_an_sm_count_is_not_slowed() -> None:
-    rows = [compute(0), *comm_at(0, 200.0), compute(1), *comm_at(1, 200.0)]
-    t = ends(replay(workload(rows, {"dp": [0, 1]}), sms_cluster(20, units=None)))
+    t = ends(replay(overlapped(), sms_cluster(20, units=None)))
     assert t[(0, 0)] == (0.0, 1000.0)
 
 
 def test_the_what_if_sets_and_turns_off_the_sms() -> None:
-    rows = [compute(0), *comm_at(0, 200.0), compute(1), *comm_at(1, 200.0)]
-    wl = workload(rows, {"dp": [0, 1]})
+    wl = overlapped()
 
     def end(comm_sms: float | None) -> float:
         run = Scenario(wl, sms_cluster(20), whatif=WhatIf(comm_sms=comm_sms)).run().run
