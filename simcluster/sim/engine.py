@@ -94,7 +94,7 @@ class Engine:
         self.comm = CommModel(self.cluster, self.router, self.devices, self.groups)
         self._rv: dict[Any, _Rendezvous] = {}
         # Per rank, the clock of its compute ops where communication slows them.
-        self.clocks = gpu_clocks(self.env, self.cluster, self.devices)
+        self.clocks = gpu_clocks(self.env, bound)
         prog = compile_program(bound, self.options, slowed_ranks(self.clocks, len(self.devices)))
         self.n, self.rank, self.names, self.op_ids = prog.n, prog.rank, prog.names, prog.op_ids
         self.streams, self.order, self.stream_names = prog.streams, prog.order, prog.stream_names
@@ -298,7 +298,6 @@ class Engine:
             last_free = fj
         if work > 0:
             yield clock.sleep(sid, v0 + work, t)
-            clock.woke(sid)
         end = env.now
         push_start, push_end = self.starts[sid].append, self.ends[sid].append
         if clock.changes == changes:  # one rate throughout: the sums, as a timed batch
@@ -314,6 +313,8 @@ class Engine:
                 v += dj
                 push_end(clock.real(v))
             self.ends[sid][-1] = end
+        if work > 0:
+            clock.woke(sid)
         if last_free:
             ledger.free(slot, last_free)
         j, notify = batch[-1][0], batch[-1][4]
@@ -483,7 +484,8 @@ def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
         CollectiveMismatchError: ranks meet at one collective but disagree on it.
         DeadlockError: ops are left that can never start.
         SimulationError: another impossible simulation (a bad ``slowdown``, a forced
-            algorithm that cannot run a collective).
+            algorithm that cannot run a collective, ``network.comm_sms`` that takes every
+            SM).
         TopologyError: an op needs a route the cluster does not have.
     """
     options = options or SimOptions()

@@ -37,6 +37,7 @@ from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from simcluster.errors import SimulationError
 from simcluster.topology.catalog import AcceleratorSpec
@@ -44,7 +45,7 @@ from simcluster.topology.catalog import AcceleratorSpec
 if TYPE_CHECKING:
     import simpy
 
-    from simcluster.topology.cluster import Cluster
+    from simcluster.placement import Bound
 
 # SMs per device: NVIDIA A100 Tensor Core GPU Architecture whitepaper (108 SMs), NVIDIA H100
 # Tensor Core GPU Architecture whitepaper (132 SMs SXM5, 114 PCIe); H200 and H800 are the
@@ -149,7 +150,9 @@ class GpuClock:
     def _set_rate(self, rate: float) -> None:
         now = self.env.now
         v = self.virtual(now)
-        if self._t[-1] == now:
+        if not self._sleepers:  # no batch in flight reads the past
+            self._t, self._v, self._r = [now], [v], [rate]
+        elif self._t[-1] == now:
             self._r[-1] = rate
         else:
             self._t.append(now)
@@ -165,17 +168,22 @@ class GpuClock:
             entry[1] = new
 
 
-def gpu_clocks(env: simpy.Environment, cluster: Cluster, devices: tuple[str, ...]
-               ) -> dict[int, GpuClock]:
-    """Per rank placed on ``devices``, the clock of its compute ops, for the ranks whose
-    compute communication slows (rate below 1); none when the interference is off.
+def gpu_clocks(env: simpy.Environment, bound: Bound) -> dict[int, GpuClock]:
+    """Per rank of ``bound`` that has compute ops, the clock of its compute ops, where
+    communication slows them (rate below 1); none when the interference is off.
 
     Raises:
         SimulationError: ``network.comm_sms`` at least a device's SM count.
     """
+    cluster, ops = bound.cluster, bound.workload.ops
     rates = {id(s): compute_rate(s, cluster.network.comm_sms) for s in cluster.specs.values()}
-    return {r: GpuClock(env, rates[id(cluster.specs[d])]) for r, d in enumerate(devices)
-            if rates[id(cluster.specs[d])] < 1.0}
+    if all(rate == 1.0 for rate in rates.values()):
+        return {}
+    computing = set(pc.unique(pc.filter(ops.column("rank"), pc.equal(
+        ops.column("kind"), "compute"))).to_pylist())
+    specs = [cluster.specs[d] for d in bound.placement.devices]
+    return {r: GpuClock(env, rates[id(s)]) for r, s in enumerate(specs)
+            if r in computing and rates[id(s)] < 1.0}
 
 
 def slowed_ranks(clocks: dict[int, GpuClock], ranks: int) -> np.ndarray | None:
