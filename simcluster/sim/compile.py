@@ -161,8 +161,8 @@ def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndar
 
     For a timed (or slowed) op, ``batch`` holds ``(index, duration, alloc, free, notify)``
     of the op itself and of the ops of its class fused after it: those that no one else
-    can observe starting (no deps of their own, and memory effects ordered the same whenever they
-    apply, because the rank touches memory from this stream only). The engine runs a
+    can observe starting (no deps of their own, and memory effects ordered the same
+    whenever they apply, because the rank touches memory from this stream only). The engine runs a
     batch with one wake-up, not one per op. Other items have an empty batch.
     """
     o = order

@@ -1,4 +1,5 @@
-"""Compute slowed by communication on the same GPU (``docs/compute.md``, "Interference").
+"""Compute slowed by communication on the same GPU (``docs/compute.md``, "Compute slowed
+by communication").
 
 **The model.** NCCL runs each channel of a collective or send/recv as one thread block, and
 its blocks do not share an SM with compute kernels (NCCL's maintainer in NVIDIA/nccl#689:
