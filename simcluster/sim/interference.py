@@ -28,8 +28,9 @@ part that gives ``compute_units`` (AMD) uses them as ``S``.
 all: an op that starts at virtual time ``v`` with work ``w`` ends when the clock reaches
 ``v + w``. A sleeping stream is woken by one event at the real time the clock will reach its
 target at the current rate; when the rate changes, its waiting process is moved to a new event
-(the old one fires with no one waiting). Without communication on a GPU, nothing changes and
-no event is added.
+(the old one fires with no one waiting). A compute op that others wait for ends its fused
+batch (its end is known only when it happens). With the interference off (``comm_sms`` 0, or
+parts without a default) none of this runs and every result is as before.
 """
 
 from __future__ import annotations
