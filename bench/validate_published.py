@@ -381,9 +381,11 @@ def map_rows(rows: Iterable[dict[str, str]]) -> tuple[list[Mapped], list[Skip]]:
 
 # -- the cluster ---------------------------------------------------------------------------
 
-def cluster_spec(gpu: str, gpus: int, nics: dict[str, Any] | None = None) -> dict[str, Any]:
+def cluster_spec(gpu: str, gpus: int, nics: dict[str, Any] | None = None,
+                 comm_sms: float | None = None) -> dict[str, Any]:
     """A topology spec of ``gpus`` GPUs: DGX-class servers of 8 on a rail-optimized fabric
-    with the SuperPOD's scalable unit (``topologies/dgx-*-superpod.yaml``)."""
+    with the SuperPOD's scalable unit (``topologies/dgx-*-superpod.yaml``); ``comm_sms``:
+    the SMs collectives take from compute (None: the part's default)."""
     preset = PRESET[gpu]
     servers = max(1, math.ceil(gpus / GPUS_PER_SERVER))
     node: dict[str, Any] = {"name": "node", "count": servers, "preset": preset,
@@ -395,17 +397,20 @@ def cluster_spec(gpu: str, gpus: int, nics: dict[str, Any] | None = None) -> dic
         su, spines = SCALABLE_UNIT[preset]
         spec["fabric"] = {"topology": "rail-optimized", "nodes_per_leaf": min(su, servers),
                           "spines": spines}
+    if comm_sms is not None:
+        spec["network"] = {"comm_sms": comm_sms}
     return spec
 
 
 _CLUSTERS: dict[str, Any] = {}
 
 
-def cluster_for(gpu: str, gpus: int, nics: dict[str, Any] | None = None):
+def cluster_for(gpu: str, gpus: int, nics: dict[str, Any] | None = None,
+                comm_sms: float | None = None):
     """The built cluster (cached per spec)."""
     from simcluster.topology.build import build
     from simcluster.topology.schema import TopologySpec
-    spec = cluster_spec(gpu, gpus, nics)
+    spec = cluster_spec(gpu, gpus, nics, comm_sms)
     key = json.dumps(spec, sort_keys=True)
     if key not in _CLUSTERS:
         _CLUSTERS[key] = build(TopologySpec.model_validate(spec), source=spec["name"])
@@ -477,8 +482,9 @@ def _extrapolation_points(m: Mapped) -> tuple[int, int] | None:
     return (m1, m2) if m2 < M else None
 
 
-def predict(m: Mapped, max_ops: float, timeout_s: float) -> Prediction:
-    """Simulate one mapped row (with a wall-time limit)."""
+def predict(m: Mapped, max_ops: float, timeout_s: float,
+            comm_sms: float | None = None) -> Prediction:
+    """Simulate one mapped row (with a wall-time limit; ``comm_sms``: :func:`cluster_spec`)."""
     from simcluster.errors import OutOfMemoryError, SimclusterError
     p = Prediction(m)
     t0 = time.perf_counter()
@@ -486,7 +492,7 @@ def predict(m: Mapped, max_ops: float, timeout_s: float) -> Prediction:
     if timeout_s > 0:
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
-        cluster = cluster_for(m.gpu, m.gpus, m.nics)
+        cluster = cluster_for(m.gpu, m.gpus, m.nics, comm_sms)
         points = _extrapolation_points(m) if estimated_ops(m) > max_ops else None
         for attempt in range(2):
             try:
@@ -763,6 +769,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "(docs/compute.md#host-time) instead of its framework's")
     ap.add_argument("--cuda-graphs", action="store_true",
                     help="with --host-us: one launch per layer forward or backward")
+    ap.add_argument("--comm-sms", type=float, default=None,
+                    help="SMs collectives take from compute (0: no interference; default: "
+                    "the part's, docs/compute.md)")
     args = ap.parse_args(argv)
 
     rows = read_csv(args.csv)
@@ -795,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     preds: list[Prediction] = []
     t0 = time.perf_counter()
     for i, m in enumerate(mapped):
-        p = predict(m, args.max_ops, args.timeout)
+        p = predict(m, args.max_ops, args.timeout, args.comm_sms)
         preds.append(p)
         res = (f"{p.predicted_s:.3f} s ({100 * p.error:+.1f} %)" if p.predicted_s is not None
                else p.failure)

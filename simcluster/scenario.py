@@ -76,6 +76,9 @@ class WhatIf:
             can no longer reach each other are a :class:`~simcluster.errors.PartitionError`.
         flap: node, link, kind or role -> fraction of time it is down, run at its long-run
             average bandwidth (``topology.transform.flapping``).
+        comm_sms: SMs a running collective or send/recv takes from the compute kernels of
+            its GPU (``network.comm_sms``; 0: no interference; None: the topology's, else
+            the part's default; ``sim/interference.py``).
     """
 
     device: str | AcceleratorSpec | None = None
@@ -86,6 +89,7 @@ class WhatIf:
     hardware: Mapping[str, float] = field(default_factory=dict)
     fail: tuple[str, ...] = ()
     flap: Mapping[str, float] = field(default_factory=dict)
+    comm_sms: float | None = None
 
     @property
     def degrades(self) -> bool:
@@ -98,11 +102,18 @@ class WhatIf:
 
     def applied_to(self, cluster: Cluster, device: bool = True) -> Cluster:
         """``cluster`` with this what-if's accelerator (unless ``device`` is false), hardware
-        parameters, link scaling, flapping and failed elements.
+        parameters, communication SMs, link scaling, flapping and failed elements.
 
         Raises:
-            TopologyError: an unknown device, link kind, hardware parameter or element.
+            TopologyError: an unknown device, link kind, hardware parameter or element; a
+                negative ``comm_sms``.
         """
+        if self.comm_sms is not None:
+            if not self.comm_sms >= 0:
+                raise TopologyError(f"--comm-sms {self.comm_sms:g}: give the SMs a collective "
+                                    "takes (16 in NCCL on DGX-class servers), or 0 for none.")
+            network = cluster.network.model_copy(update={"comm_sms": float(self.comm_sms)})
+            cluster = replace(cluster, network=network)
         if device and self.device is not None:
             cluster = with_device(cluster, self.device)
         if self.hardware:
@@ -229,6 +240,7 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
            slow_ranks: Mapping[int, float] | None = None,
            price: float | dict[str, float] | None = None, token_budget: float | None = None,
            fail: Sequence[str] = (), flap: Mapping[str, float] | None = None,
+           comm_sms: float | None = None,
            top_links: int = 10, step: str | int = "all", et: str | Path | None = None,
            model_copies: bool = False, align: str = "clock", predict_kernels: bool = False,
            progress: Progress | None = None) -> Result:
@@ -251,6 +263,6 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
         chosen = resolve_device(device, device_files)
     whatif = WhatIf(device=chosen, scale_links=dict(scale_links or {}),
                     slow_ranks=dict(slow_ranks or {}), price=price, token_budget=token_budget,
-                    fail=tuple(fail), flap=dict(flap or {}))
+                    fail=tuple(fail), flap=dict(flap or {}), comm_sms=comm_sms)
     return Scenario(wl, cluster, placement, whatif, top_links, predict_kernels).run(
         progress=progress)

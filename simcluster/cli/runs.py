@@ -171,6 +171,10 @@ def replay(
         min=0.0, help="USD per accelerator-hour (default: topology, then built-in)")] = None,
     token_budget: Annotated[Optional[float], typer.Option(
         min=1.0, help="tokens to train on: print the run's time and cost")] = None,
+    comm_sms: Annotated[Optional[float], typer.Option(
+        "--comm-sms", min=0.0, help="what-if: SMs a running collective takes from the "
+        "compute of its GPU (default: the topology's network.comm_sms, else 16 on DGX-class "
+        "A100/H100; 0: no interference)")] = None,
 ) -> None:
     """Replay a workload or recorded traces on a cluster; print step time, breakdown and
     busiest links (and, for profiler traces, simulated vs recorded step times)."""
@@ -187,7 +191,8 @@ def replay(
                     slow_ranks={int(k): float(v) for k, v in pairs("--slow-rank",
                                                                      slow_rank or [])},
                     fail=tuple(fail or ()),
-                    flap={k: float(v) for k, v in pairs("--flap", flap or [])})
+                    flap={k: float(v) for k, v in pairs("--flap", flap or [])},
+                    comm_sms=comm_sms)
     mixed = len(workloads) > 1 or bool(start_us) or bool(repeat)
     if mixed and restart:
         raise WorkloadError("--restart runs one job on the servers that remain; it is not "

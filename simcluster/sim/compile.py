@@ -23,8 +23,9 @@ from simcluster.sim.gemm_waves import gemm_tiles
 from simcluster.sim.kernel_names import family_codes
 from simcluster.sim.options import SimOptions
 
-# Op execution classes.
-_TIMED, _COPY_FLOW, _COLLECTIVE, _P2P = 0, 1, 2, 3
+# Op execution classes; _SLOWED: a timed compute op that communication on its GPU slows
+# (``sim/interference.py``).
+_TIMED, _COPY_FLOW, _COLLECTIVE, _P2P, _SLOWED = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,10 @@ def _col(table: pa.Table, name: str, fill: Any) -> np.ndarray:
     return table.column(name).fill_null(fill).to_numpy(zero_copy_only=False)
 
 
-def compile_program(bound: Bound, options: SimOptions) -> Program:
-    """Compile ``bound`` for the engine (module docstring).
+def compile_program(bound: Bound, options: SimOptions,
+                    slowed_ranks: np.ndarray | None = None) -> Program:
+    """Compile ``bound`` for the engine (module docstring). ``slowed_ranks`` (bool per
+    rank): ranks whose modelled compute ops communication slows (class ``_SLOWED``).
 
     Raises:
         SimulationError: a slowdown for a rank that does not exist, or not positive.
@@ -78,7 +81,7 @@ def compile_program(bound: Bound, options: SimOptions) -> Program:
     t = bound.workload.ops
     rank = _col(t, "rank", 0).astype(np.int64)
     kind = _col(t, "kind", "")
-    cls, dur, comm_bytes, copy_kind = _classify(bound, options, t, rank, kind)
+    cls, dur, comm_bytes, copy_kind = _classify(bound, options, t, rank, kind, slowed_ranks)
     sid, order, bounds, stream_names = _streams(t, rank)
     deps, notify = _deps(t, rank, sid, order, bounds)
     key, key_size, collective, root = _comm_keys(t, bound.workload.groups, rank, kind, cls)
@@ -94,7 +97,8 @@ def compile_program(bound: Bound, options: SimOptions) -> Program:
 
 
 def _classify(bound: Bound, options: SimOptions, t: pa.Table, rank: np.ndarray,
-              kind: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              kind: np.ndarray, slowed_ranks: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Execution class and duration (us; 0 for flows) of every op, its comm bytes and copy
     direction."""
     devices, cluster = bound.placement.devices, bound.cluster
@@ -111,9 +115,10 @@ def _classify(bound: Bound, options: SimOptions, t: pa.Table, rank: np.ndarray,
     copy_kind = _col(t, "copy_kind", "")
     dtype = t.column("dtype").fill_null("").dictionary_encode().combine_chunks()
     family, families = family_codes(t.column("name"))
+    flops = _col(t, "flops", 0.0).astype(np.float64)
+    nbytes = _col(t, "bytes_accessed", 0).astype(np.float64)
     dur = resolve_durations(
-        kind=kind, recorded=recorded, flops=_col(t, "flops", 0.0).astype(np.float64),
-        nbytes=_col(t, "bytes_accessed", 0).astype(np.float64),
+        kind=kind, recorded=recorded, flops=flops, nbytes=nbytes,
         comm_bytes=comm_bytes.astype(np.float64), copy_kind=copy_kind,
         dtype_code=dtype.indices.to_numpy(zero_copy_only=False).astype(np.int64),
         dtype_names=dtype.dictionary.to_pylist(), spec_index=rank_spec[rank], specs=specs,
@@ -134,6 +139,13 @@ def _classify(bound: Bound, options: SimOptions, t: pa.Table, rank: np.ndarray,
     fixed = _col(t, "fixed_duration", False).astype(bool)
     cls[fixed] = _TIMED
     dur[fixed] = recorded[fixed]
+    if slowed_ranks is not None:
+        # Compute ops the model times (a recorded duration already holds the recording's
+        # interference), on ranks that communication slows.
+        modelled = np.isnan(recorded)
+        if options.compute.predict:
+            modelled |= (flops > 0) | (nbytes > 0)
+        cls[(kind == "compute") & modelled & ~fixed & slowed_ranks[rank]] = _SLOWED
     for r, factor in options.slowdown.items():
         if not (0 <= r < len(devices)) or not factor > 0:
             raise SimulationError(
@@ -150,10 +162,10 @@ def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndar
     """Per stream, its items in order: ``(index, class, alloc, free, notify, deps,
     batch)``, one per op that starts a batch.
 
-    For a timed op, ``batch`` holds ``(index, duration, alloc, free, notify)`` of the op
-    itself and of the timed ops fused after it: those that no one else can observe
-    starting (no deps of their own, and memory effects ordered the same whenever they
-    apply, because the rank touches memory from this stream only). The engine runs a
+    For a timed (or slowed) op, ``batch`` holds ``(index, duration, alloc, free, notify)``
+    of the op itself and of the ops of its class fused after it: those that no one else
+    can observe starting (no deps of their own, and memory effects ordered the same
+    whenever they apply, because the rank touches memory from this stream only). The engine runs a
     batch with one wake-up, not one per op. Other items have an empty batch.
     """
     o = order
@@ -167,17 +179,20 @@ def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndar
         np.zeros((2, 0), dtype=np.int64))
     np.add.at(mem_streams, pairs[0], 1)
     quiet = ~mem[o] | (mem_streams[rank[o]] <= 1)
-    timed = c == _TIMED
+    timed = (c == _TIMED) | (c == _SLOWED)
     joins = np.zeros(len(o), dtype=bool)
-    joins[1:] = (timed[1:] & timed[:-1] & no_deps[1:] & quiet[1:] & quiet[:-1]
+    joins[1:] = (timed[1:] & (c[1:] == c[:-1]) & no_deps[1:] & quiet[1:] & quiet[:-1]
                  & (s[1:] == s[:-1]) & fuse)
+    # A slowed op's end is known only when it happens: one that others wait for ends its
+    # batch.
+    joins[1:] &= ~((c[:-1] == _SLOWED) & nt[:-1])
     ol = o.tolist()
     heads = np.flatnonzero(~joins)
     cl = c.tolist()
     rows = list(zip(ol, cl, a.tolist(), f.tolist(), nt.tolist(), [deps[i] for i in ol]))
     tails = list(zip(ol, d.tolist(), a.tolist(), f.tolist(), nt.tolist()))
     hl = heads.tolist()
-    items = [(*rows[h], tuple(tails[h:nh]) if cl[h] == _TIMED else ())
+    items = [(*rows[h], tuple(tails[h:nh]) if cl[h] in (_TIMED, _SLOWED) else ())
              for h, nh in zip(hl, hl[1:] + [len(o)])]
     # Heads per stream: a stream's first op is always a head.
     cuts = np.searchsorted(heads, bounds).tolist()

@@ -40,7 +40,8 @@ from simcluster.errors import (
 from simcluster.placement import Bound
 from simcluster.sim.alltoallv import split_matrices
 from simcluster.sim.comm import CommModel, Schedule
-from simcluster.sim.compile import _COPY_FLOW, _P2P, _TIMED, compile_program
+from simcluster.sim.compile import _COPY_FLOW, _P2P, _SLOWED, _TIMED, compile_program
+from simcluster.sim.interference import gpu_clocks, slowed_ranks
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork, FlowTag
 from simcluster.sim.options import SimOptions
@@ -94,7 +95,9 @@ class Engine:
         self.comm = CommModel(self.cluster, self.router, self.devices, self.groups)
         self.splits = split_matrices(bound.workload)  # uneven all-to-allv, by (group, seq)
         self._rv: dict[Any, _Rendezvous] = {}
-        prog = compile_program(bound, self.options)
+        # Per rank, the clock of its compute ops where communication slows them.
+        self.clocks = gpu_clocks(self.env, bound)
+        prog = compile_program(bound, self.options, slowed_ranks(self.clocks, len(self.devices)))
         self.n, self.rank, self.names, self.op_ids = prog.n, prog.rank, prog.names, prog.op_ids
         self.streams, self.order, self.stream_names = prog.streams, prog.order, prog.stream_names
         self._deps_of, self.comm_bytes, self.copy_dir = prog.deps, prog.comm_bytes, prog.copy_dir
@@ -123,6 +126,9 @@ class Engine:
         label = sched.label
         for i in rv.arrived:
             self.algorithm[i] = label
+        clocks = [c for i in rv.arrived if (c := self.clocks.get(self.rank[i])) is not None]
+        for clock in clocks:
+            clock.comm_started()
         if sched.fixed_us > 0:
             yield env.timeout(sched.fixed_us)
         for k, ph in enumerate(sched.phases):
@@ -130,6 +136,8 @@ class Engine:
                                     tag=replace(tag, algorithm=label, phase=k), counts=ph.counts)
             if ph.latency_us > 0:
                 yield env.timeout(ph.latency_us)
+        for clock in clocks:
+            clock.comm_ended()
         rv.done.succeed()
 
     def _run_collective(self, rv: _Rendezvous) -> Generator[simpy.Event, Any, None]:
@@ -240,6 +248,10 @@ class Engine:
                 if last_free:
                     ledger.free(slot, last_free)
                 continue
+            if c == _SLOWED:
+                yield from self._slowed(sid, slot, batch)
+                now = env.now
+                continue
             push_start(now)
             if a and not ledger.alloc(slot, a):
                 raise ledger.oom(slot, a, self._describe(i))
@@ -269,6 +281,51 @@ class Engine:
                 ev = waiters.pop(i, None)
                 if ev is not None:
                     ev.succeed()
+
+    def _slowed(self, sid: int, slot: int, batch: tuple[tuple[Any, ...], ...]
+                ) -> Generator[simpy.Event, Any, None]:
+        """Run a batch of compute ops on rank ``slot``'s clock (``sim/interference.py``):
+        back to back from now in work, each op's start and end read off the clock once the
+        batch is over. Memory effects as for a timed batch; only the last op may notify."""
+        env, ledger, clock = self.env, self.ledger, self.clocks[slot]
+        now = env.now
+        v0, changes, rate = clock.virtual(now), clock.changes, clock.rate
+        work, t, last_free = 0.0, now, 0
+        for j, dj, aj, fj, _ in batch:
+            if last_free:
+                ledger.free(slot, last_free)
+            if aj and not ledger.alloc(slot, aj):
+                raise ledger.oom(slot, aj, self._describe(j))
+            work += dj
+            t += dj / rate
+            last_free = fj
+        if work > 0:
+            yield clock.sleep(sid, v0 + work, t)
+        end = env.now
+        push_start, push_end = self.starts[sid].append, self.ends[sid].append
+        if clock.changes == changes:  # one rate throughout: the sums, as a timed batch
+            t = now
+            for _, dj, *_ in batch:
+                push_start(t)
+                t += dj / rate
+                push_end(t)
+        else:
+            v = v0
+            for _, dj, *_ in batch:
+                push_start(clock.real(v))
+                v += dj
+                push_end(clock.real(v))
+            self.ends[sid][-1] = end
+        if work > 0:
+            clock.woke(sid)
+        if last_free:
+            ledger.free(slot, last_free)
+        j, notify = batch[-1][0], batch[-1][4]
+        if notify:
+            self.done_at[j] = end
+            ev = self.waiters.pop(j, None)
+            if ev is not None:
+                ev.succeed()
 
     # -- run ----------------------------------------------------------------------------------
 
@@ -430,7 +487,8 @@ def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
         CollectiveMismatchError: ranks meet at one collective but disagree on it.
         DeadlockError: ops are left that can never start.
         SimulationError: another impossible simulation (a bad ``slowdown``, a forced
-            algorithm that cannot run a collective).
+            algorithm that cannot run a collective, ``network.comm_sms`` that takes every
+            SM).
         TopologyError: an op needs a route the cluster does not have.
     """
     options = options or SimOptions()

@@ -41,7 +41,7 @@ from simcluster.workload.generate.transformer import TransformerConfig
 from simcluster.yamlfile import Loc, YamlDocument
 
 #: What-if axes by name; ``fail`` takes a list of elements per value.
-WHATIF_AXES = ("topology", "placement", "device", "price", "fail")
+WHATIF_AXES = ("topology", "placement", "device", "price", "fail", "comm_sms")
 #: What-if axes by prefix: ``scale_link.<element>``, ``flap.<element>``, ``hw.<param>``.
 WHATIF_PREFIXES = ("scale_link.", "flap.", "hw.")
 
@@ -173,6 +173,9 @@ def check_whatif(name: str, value: Any) -> str | None:
                 f"[{name.split('.', 1)[1]}]")
     if (name == "price" or name.startswith(("scale_link.", "hw."))) and not _positive(value):
         return f"{value!r} is not a positive number: {name} takes one"
+    if name == "comm_sms" and not (accepts(float, value) and value >= 0):
+        return (f"{value!r} is not a number >= 0: comm_sms takes the SMs a collective takes "
+                "from compute (0: none)")
     return None
 
 

@@ -169,7 +169,8 @@ def generator_params(values: dict[str, Any], base: dict[str, Any],
 def whatif_of(values: dict[str, Any], base: dict[str, Any]) -> WhatIf:
     """The what-ifs of one point: the base's (``price``, ``fail``, and the mappings
     ``scale_link``, ``flap``, ``hw``), then the point's values over them (``device``,
-    ``price``, ``fail``, ``scale_link.ELEMENT``, ``flap.ELEMENT``, ``hw.PARAM``).
+    ``price``, ``fail``, ``comm_sms``, ``scale_link.ELEMENT``, ``flap.ELEMENT``,
+    ``hw.PARAM``).
 
     Example:
         >>> w = whatif_of({"flap.node0/nic0": 0.1, "fail": []},
@@ -185,7 +186,8 @@ def whatif_of(values: dict[str, Any], base: dict[str, Any]) -> WhatIf:
     return WhatIf(device=str(values["device"]) if "device" in values else None,
                   scale_links=merged("scale_link"), hardware=merged("hw"),
                   price=values.get("price", base.get("price")),
-                  fail=tuple(values.get("fail", base.get("fail") or ())), flap=merged("flap"))
+                  fail=tuple(values.get("fail", base.get("fail") or ())), flap=merged("flap"),
+                  comm_sms=float(values["comm_sms"]) if "comm_sms" in values else None)
 
 
 def scenario_of(values: dict[str, Any], base: dict[str, Any], folder: Path) -> Scenario:

@@ -18,7 +18,8 @@
       scale_link.ib: [1.0, 2.0]                   # what-ifs: scale_link.<element>,
       device: [H100-SXM5-80GB, H200]              #   device, placement, price, topology,
       fail: [[], [fabric/spine0]]                 #   fail (a list per value),
-      flap.node0/nic0: [0.0, 0.1]                 #   flap.<element>, hw.<param>
+      flap.node0/nic0: [0.0, 0.1]                 #   flap.<element>, hw.<param>,
+      comm_sms: [0, 16]                           #   comm_sms (SMs collectives take)
     mode: product                                 # product | zip | points
     constraints:
       - "ranks * micro_batch <= 64"               # names: axes (dots -> _) and gpus

@@ -40,6 +40,7 @@ def to_spec(name: str, m: CustomAccelerator, origin: str = "the topology file") 
         aliases=tuple(m.aliases),
         nvls=m.nvls,
         scale_up=m.scale_up or "",
+        compute_units=m.compute_units,
     )
 
 

@@ -296,6 +296,9 @@ class CustomAccelerator(_Strict):
     pcie_gen: Literal[3, 4, 5] = 4
     launch_overhead_us: float = Field(2.0, ge=0)
     nvls: bool = Field(False, description="NVSwitch in-switch reduction (NVLink SHARP)")
+    compute_units: int | None = Field(
+        None, ge=1, description="SMs or compute units: with network.comm_sms, the share of "
+        "them that communication takes from compute (docs/compute.md)")
     source: str = "defined in the topology file"
     vendor: str = Field("custom", min_length=1)
     aliases: list[str] = Field(
@@ -370,6 +373,12 @@ class NetworkParams(_Strict):
     link_efficiency: dict[LinkKind, float] = Field(  # type: ignore[valid-type]
         default_factory=dict,
         description="achievable fraction of line rate per link kind (overrides defaults)")
+    comm_sms: float | None = Field(
+        None, ge=0,
+        description="SMs a running collective or send/recv takes from the compute kernels "
+        "of its GPU (NCCL channels, one thread block each), which then compute at "
+        "1 - comm_sms / SMs; default: 16 on DGX-class A100/H100/H200/H800, none elsewhere; "
+        "0: no interference (docs/compute.md)")
 
     @field_validator("algorithm", mode="before")
     @classmethod

@@ -340,3 +340,22 @@ def test_brackets_in_messages_are_printed_as_written(capsys, tmp_path: Path) -> 
     # rich would eat "[report]" as markup; the message must show it (install hints have it).
     code, _, err = _run(capsys, "replay", str(tmp_path / "run[report].parquet"))
     assert code == 2 and "run[report].parquet" in err.replace("\n", "")
+
+
+def test_replay_comm_sms_what_if(capsys, tmp_path: Path) -> None:
+    # Data-parallel backward overlaps its gradient all-reduces: communication that takes
+    # more SMs from the compute makes the step longer; 0 turns the interference off.
+    wl = tmp_path / "w.parquet"
+    code, _, _ = _run(capsys, "generate", "data-parallel", "-o", str(wl), "--ranks", "16",
+                      "--layers", "4")
+    assert code == 0
+    steps = {}
+    for sms in ("0", "16", "64"):
+        code, out, _ = _run(capsys, "replay", str(wl), "-t", TOPO, "-q", "--comm-sms", sms)
+        assert code == 0
+        steps[sms] = float(out)
+    code, out, _ = _run(capsys, "replay", str(wl), "-t", TOPO, "-q")
+    assert float(out) == steps["16"]  # the H100 default
+    assert steps["0"] < steps["16"] < steps["64"]
+    code, out, err = _run(capsys, "replay", str(wl), "-t", TOPO, "--comm-sms", "132")
+    assert code == 2 and "comm_sms = 132" in err and "Traceback" not in err and not out

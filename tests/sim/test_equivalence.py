@@ -1,6 +1,11 @@
 """The engine's results on small and medium cases are byte-identical to those of the engine
 before the speed work of issue 19 (digests in ``tests/sim/data/equivalence.json``; the cases
-and how the digests were made: ``tests/sim/equivalence.py``)."""
+and how the digests were made: ``tests/sim/equivalence.py``).
+
+The digests were made again when compute slowed by communication (``sim/interference.py``)
+became the default: it changed the two cases that compute on catalog GPUs while they
+communicate. With it off, those give their digests from before
+(``data/equivalence_no_interference.json``), and the other cases are unchanged."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import pytest
 
 from tests.sim.equivalence import cases, digest
 
-EXPECTED = json.loads((Path(__file__).parent / "data" / "equivalence.json").read_text())
+DATA = Path(__file__).parent / "data"
+EXPECTED = json.loads((DATA / "equivalence.json").read_text())
+BEFORE_INTERFERENCE = json.loads((DATA / "equivalence_no_interference.json").read_text())
 
 
 def test_the_cases_are_those_recorded() -> None:
@@ -21,3 +28,13 @@ def test_the_cases_are_those_recorded() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_same_step_time_and_tables_as_before(name: str) -> None:
     assert digest(cases()[name]) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE_INTERFERENCE))
+def test_without_interference_the_digests_from_before_it(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simcluster.sim import interference
+
+    monkeypatch.setattr(interference, "DEFAULT_COMM_SMS_MODELS", frozenset())
+    assert EXPECTED[name] != BEFORE_INTERFERENCE[name]
+    assert digest(cases()[name]) == BEFORE_INTERFERENCE[name]

@@ -16,7 +16,9 @@ import yaml
 import simcluster as sc
 from simcluster.sweep import SweepError, load_sweep, run_sweep
 from simcluster.sweep.point import DEGRADATION_COLUMNS, evaluate_point
+from simcluster.workload.native import write_workload
 from tests.cli.test_cli import _run as _cli
+from tests.sim.test_interference import overlapped, sms_topology
 from tests.test_degradation import _files
 from tests.topology.test_transform import UPLINK
 
@@ -138,6 +140,7 @@ def test_a_sweep_writes_the_fail_lists_and_degradation_columns(tmp_path: Path,
     ({"base": {"flap": {"n0/nic0": -0.1}}, "axes": {"fail": [[]]}}, "base.flap.n0/nic0",
      "-0.1 is not a fraction"),
     ({"axes": {"hw.peak_tflops": [0]}}, "axes.hw.peak_tflops[0]", "0 is not a positive"),
+    ({"axes": {"comm_sms": [16, -1]}}, "axes.comm_sms[1]", "-1 is not a number >= 0"),
     ({"axes": {"hw.scale_up_GBps": [900.0]}}, "axes.hw.scale_up_GBps",  # no NVLink in ft4
      "hw 'scale_up_GBps' does not apply to topology"),
     ({"axes": {"hw.scale_up_size": [2]}}, "axes.hw.scale_up_size",  # PCIe servers in ft4
@@ -150,6 +153,20 @@ def test_bad_what_ifs_are_refused_naming_the_line_and_the_fix(
         load_sweep(path)
     assert f"{path}:" in str(err.value) and f": {where}: " in str(err.value)
     assert problem in str(err.value)
+
+
+def test_a_comm_sms_axis_sets_the_sms_collectives_take(tmp_path: Path) -> None:
+    # tests/sim/test_interference.py: 1,000 us of compute, a 400 us all-reduce from t=200 on
+    # 100-SM GPUs: 1,000 us without interference, 1,080 with 20 SMs, 1,200 with 50.
+    topo = tmp_path / "sms.yaml"
+    topo.write_text(yaml.safe_dump(sms_topology(None)))
+    trace = write_workload(overlapped(), tmp_path / "w.parquet")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"base": {"topology": str(topo),
+                                             "workload": {"trace": str(trace)}},
+                                    "axes": {"comm_sms": [0, 20, 50]}}))
+    rows = _rows(path, tmp_path / "out")
+    assert [r["step_time_us"] for r in rows] == pytest.approx([1000.0, 1080.0, 1200.0])
 
 
 def test_a_partitioned_group_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
