@@ -5,7 +5,8 @@ Inside :func:`target_machine` (and only there: every patch is undone on exit):
 - **devices**: ``cuda`` tensors are fake tensors on the CPU (``FakeTensorMode``: shapes,
   dtypes, no data). ``.cuda()``, ``.to("cuda")`` and ``device="cuda..."`` arguments are
   mapped by a ``TorchFunctionMode``; moving a tensor to the GPU records a host-to-device
-  copy; ``nn.Module.cuda()`` keeps the module where it is (already "on the device").
+  copy; ``nn.Module.cuda()`` and ``nn.Module.to(device)`` keep the module where it is
+  (already "on the device").
   ``torch.autocast("cuda", ...)`` autocasts as the CPU autocast does (its op lists differ
   from CUDA's in a few ops). ``tensor.item()`` of a floating tensor whose value depends on
   data is NaN (for the loss logging of training loops); such an integer or boolean value
@@ -62,6 +63,25 @@ def _host(device: Any) -> Any:
 def _is_cuda(device: Any) -> bool:
     return (isinstance(device, str) and device.startswith("cuda")) or \
         (isinstance(device, torch.device) and device.type == "cuda")
+
+
+def _is_device(device: Any) -> bool:
+    """A device argument: a ``torch.device`` (``torch.device("cuda:0")`` is the fake device,
+    ``cpu``, here) or a ``cuda``/``cpu`` string."""
+    return isinstance(device, torch.device) or (
+        isinstance(device, str) and device.split(":", 1)[0] in ("cuda", "cpu"))
+
+
+def _module_to(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``nn.Module.to`` without the move to a device: the module is already "on the device"
+    (as ``Module.cuda`` here), and a dtype given with the device still applies. (Moving each
+    parameter would swap it for a fake tensor, which ``Module._apply`` refuses.)"""
+    def to(self: Any, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(a for a in args if not _is_device(a))
+        if _is_device(kwargs.get("device")):
+            del kwargs["device"]
+        return original(self, *args, **kwargs) if args or kwargs else self
+    return to
 
 
 class DeviceMap(TorchFunctionMode):
@@ -276,6 +296,8 @@ def target_machine(log: OpLog, gpus_per_node: int, device_name: str, hbm_bytes: 
             stack.enter_context(mock.patch.object(torch.cuda, attr, value))
         stack.enter_context(mock.patch.object(dist, "init_process_group", init_process_group))
         stack.enter_context(mock.patch.object(torch.nn.Module, "cuda", lambda self, *a, **k: self))
+        stack.enter_context(mock.patch.object(torch.nn.Module, "to",
+                                              _module_to(torch.nn.Module.to)))
         stack.enter_context(mock.patch.object(DDP, "__init__", _ddp_init(DDP.__init__)))
         stack.enter_context(mock.patch.object(
             ddp_module, "_verify_param_shape_across_processes", lambda *a, **k: None))

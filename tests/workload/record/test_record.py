@@ -146,6 +146,22 @@ def test_an_error_of_the_script_is_bad_input_with_its_line(tmp_path: Path) -> No
                                      "no data dir")
 
 
+@pytest.mark.parametrize("move", ['.to("cuda")', '.to(torch.device("cuda:0"))',
+                                  '.to(device="cuda")'])
+def test_a_module_moved_with_to_records_as_one_moved_with_cuda(tmp_path: Path, move: str
+                                                                ) -> None:
+    body = ("m = torch.nn.Linear(64, 32){move}\n"
+            "opt = torch.optim.AdamW(m.parameters())\n"
+            "m(torch.randn(8, 64, device='cuda')).sum().backward()\n"
+            "opt.step()\n")
+    ops = {}
+    for how in (".cuda()", move):
+        path = _script(tmp_path, body.format(move=how))
+        wl = record_script(path, options=RecordOptions(world_size=1, warmup=0))
+        ops[how] = wl.ops.select(["name", "kind", "flops", "bytes_accessed"]).to_pylist()
+    assert ops[move] == ops[".cuda()"] and any(o["name"] == "aten::addmm" for o in ops[move])
+
+
 def test_reading_an_integer_value_back_is_an_error() -> None:
     def step() -> None:
         n = torch.randint(0, 5, (1,)).cuda().sum()
