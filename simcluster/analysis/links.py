@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simcluster.analysis.parallelism import link_parallelism, link_parallelism_of
+from simcluster.analysis.parallelism import link_parallelism, link_parallelism_by_link
 from simcluster.sim.result import Run
 
 
@@ -105,12 +105,12 @@ def bottleneck_links(run: Run, top: int = 10, labels: int = 3) -> list[dict[str,
         per: dict[int, list[dict[str, Any]]] = {}
         for rec in sub.to_pylist():
             per.setdefault(rec["link_id"], []).append(rec)
-        kinds = link_parallelism(run)
+        kinds = link_parallelism_by_link(link_parallelism(run))
         for r in rows:
             top_labels = per.get(r["link_id"], [])[:labels]
             r["limited"] = [{"label": a["label"], "flow_us": a["flow_us"],
                              "share": a["flow_us"] / r["limiting_us"]} for a in top_labels]
-            r["parallelism"] = link_parallelism_of(kinds, r["link_id"])
+            r["parallelism"] = kinds.get(r["link_id"], [])
     return rows
 
 

@@ -148,9 +148,13 @@ def link_parallelism(run: Run) -> pa.Table:
                         ("parallelism", "ascending")])
 
 
-def link_parallelism_of(table: pa.Table, link_id: int) -> list[dict[str, float | str]]:
-    """The rows of :func:`link_parallelism`'s ``table`` for one link, as dicts."""
-    rows = table.filter(pc.equal(table.column("link_id"), link_id))
-    return [{"parallelism": p, "limiting_us": u, "share": s} for p, u, s in zip(
-        rows.column("parallelism").to_pylist(), rows.column("limiting_us").to_pylist(),
-        rows.column("share").to_pylist())]
+def link_parallelism_by_link(table: pa.Table) -> dict[int, list[dict[str, float | str]]]:
+    """:func:`link_parallelism`'s ``table`` grouped by link (one pass), each link's rows as
+    dicts in the table's order."""
+    per: dict[int, list[dict[str, float | str]]] = {}
+    for link, p, u, s in zip(table.column("link_id").to_pylist(),
+                             table.column("parallelism").to_pylist(),
+                             table.column("limiting_us").to_pylist(),
+                             table.column("share").to_pylist()):
+        per.setdefault(link, []).append({"parallelism": p, "limiting_us": u, "share": s})
+    return per

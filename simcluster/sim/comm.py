@@ -132,7 +132,7 @@ class CommModel:
         self.library = libraries.library_for(cluster)
         self.profile = self.library.profile(cluster.specs.values())
         self.tables = self.profile.tables
-        self.params = libraries.effective_network(cluster)
+        self.params = libraries.effective_network(cluster, self.library)
         self.capacity = cluster.capacity_Bpus
         self._layouts: dict[str, coll.Layout] = {}
         self._resolved: dict[tuple[Any, ...], list[_ResolvedPhase]] = {}

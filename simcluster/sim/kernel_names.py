@@ -61,12 +61,12 @@ CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("copy", re.compile(r"memcpy|copy", re.IGNORECASE)),
     ("elementwise", re.compile(r"elementwise", re.IGNORECASE)),
 )
-SMALL_CLASSES = frozenset({"norm", "reduction", "memset", "copy", "elementwise"})
 # Each family with a parent takes its parent's parameters, then its own.
 PARENT: dict[str, str] = {
     "memset": "small", "copy": "small", "elementwise": "small", "reduction": "small",
     "norm": "small", "norm_2pass_fwd": "norm", "norm_2pass_bwd": "norm",
 }
+SMALL_CLASSES = frozenset(f for f, parent in PARENT.items() if parent == "small")
 FAMILIES: tuple[str, ...] = ("", "flash1", "small", "attention", "memset", "copy",
                              "elementwise", "reduction", "norm", "norm_2pass_fwd",
                              "norm_2pass_bwd", "gemm_align1")

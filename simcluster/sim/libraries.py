@@ -114,10 +114,12 @@ def library_for(cluster: Cluster) -> CollectiveLibrary:
     return next((r for r in records if vendors and vendors <= set(r.vendors)), records[0])
 
 
-def effective_network(cluster: Cluster) -> NetworkParams:
+def effective_network(cluster: Cluster, library: CollectiveLibrary | None = None
+                      ) -> NetworkParams:
     """The cluster's ``network`` parameters with its library's defaults where the topology
-    (or a caller's ``model_copy``) left them out, and ``library`` resolved."""
-    library = library_for(cluster)
+    (or a caller's ``model_copy``) left them out, and ``library`` resolved (``library``: the
+    cluster's, when the caller has already looked it up)."""
+    library = library or library_for(cluster)
     network = cluster.network
     unset = {k: dict(v) if isinstance(v, dict) else v  # a copy: never the registry's own
              for k, v in library.network_defaults.items() if k not in network.model_fields_set}

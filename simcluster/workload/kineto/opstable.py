@@ -155,13 +155,9 @@ def to_table(ops: OpColumns, rank: int) -> tuple[pa.Table, int]:
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
     for c in ("collective", "comm_bytes", "group", "copy_kind", "flops", "bytes_accessed",
-              "dtype", "root", "fixed_duration", "peer", "gemm_shape"):
+              "dtype", "root", "fixed_duration", "peer", "gemm_shape", "splits"):
         cols[c] = _sparse_column(c, [(int(pos[i]), ex[c]) for i, ex in ops.extra.items()
                                      if ex.get(c) is not None], n)
-    uneven = {int(pos[i]): ex["splits"] for i, ex in ops.extra.items()
-              if ex.get("splits") is not None}
-    if uneven:  # an all-to-all(v)'s bytes to each member
-        cols["splits"] = pa.array([uneven.get(i) for i in range(n)], pa.list_(pa.int64()))
     for f in OPS_SCHEMA:
         if f.name not in cols:
             cols[f.name] = pa.nulls(n, f.type)
@@ -173,15 +169,15 @@ def _sparse_column(name: str, items: list[tuple[int, Any]], n: int) -> pa.Array:
     typ = OPS_SCHEMA.field(name).type
     if not items:
         return pa.nulls(n, typ)
+    if pa.types.is_list(typ):
+        cells: list[Any] = [None] * n
+        for r, v in items:
+            cells[r] = v
+        return pa.array(cells, typ)
     rows = np.array([r for r, _ in items], dtype=np.int64)
     values = [v for _, v in items]
     mask = np.ones(n, dtype=bool)
     mask[rows] = False
-    if pa.types.is_list(typ):
-        full: list[Any] = [None] * n
-        for r, v in items:
-            full[r] = v
-        return pa.array(full, typ)
     if pa.types.is_string(typ):
         uniq = sorted(set(values))
         codes = np.full(n, -1, dtype=np.int32)
