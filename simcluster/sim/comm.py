@@ -325,16 +325,18 @@ class CommModel:
         ``splits`` (an all_to_all's ``p x p`` bytes, sender by receiver in the group's rank
         order: an uneven all-to-allv) gives each pair its own bytes; the algorithm and
         protocol are still chosen by ``size``.
-        A schedule depends on nothing but these arguments, so each is made once (``_keep``;
-        with splits, keyed by their bytes).
+        The even schedule depends on nothing but the other arguments, so each is made once
+        (``_keep``); splits only re-weigh its flows.
         """
-        key = ("c", group, collective, size, root_rank, algorithm,
-               None if splits is None else splits.tobytes())
-        hit = self._schedules.get(key)
-        if hit is not None:
-            return hit
-        return self._keep(key, self._collective(group, collective, size, root_rank, algorithm,
-                                                splits))
+        key = ("c", group, collective, size, root_rank, algorithm)
+        sched = self._schedules.get(key) or self._keep(
+            key, self._collective(group, collective, size, root_rank, algorithm))
+        if splits is None or collective != "all_to_all" or size <= 0:
+            return sched
+        layout = self.layout(group)
+        pairs = self._pair_plan(group, layout, sched.algorithm)
+        return sched if pairs is None else self._per_pair(group, layout, sched, pairs,
+                                                          splits, size)
 
     def _keep(self, key: tuple[Any, ...], sched: Schedule) -> Schedule:
         """Remember ``sched`` under ``key``, unless it has more flows than ``_MEMO_FLOWS``
@@ -345,18 +347,13 @@ class CommModel:
         return sched
 
     def _collective(self, group: str, collective: str, size: int, root_rank: int,
-                    algorithm: str | None, splits: np.ndarray | None) -> Schedule:
+                    algorithm: str | None) -> Schedule:
         layout = self.layout(group)
         root = 0
         if root_rank >= 0:
             root = layout.devices.index(self.devices[root_rank])
-        sched = self.schedule_on(layout, ("g", group), collective, size, root,
-                                 algorithm or self._topology_algorithm(collective))
-        if splits is None or collective != "all_to_all" or size <= 0:
-            return sched
-        pairs = self._pair_plan(group, layout, sched.algorithm)
-        return sched if pairs is None else self._per_pair(group, layout, sched, pairs,
-                                                          splits, size)
+        return self.schedule_on(layout, ("g", group), collective, size, root,
+                                algorithm or self._topology_algorithm(collective))
 
     def _pair_plan(self, group: str, layout: coll.Layout, algorithm: str
                    ) -> list[tuple[list[np.ndarray], np.ndarray, np.ndarray]] | None:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from simcluster.errors import SimulationError
 from simcluster.placement import Bound
-from simcluster.sim.compute import resolve_durations
+from simcluster.sim.compute import modelled, resolve_durations
 from simcluster.sim.gemm_waves import gemm_tiles
 from simcluster.sim.kernel_names import family_codes
 from simcluster.sim.options import SimOptions
@@ -142,10 +142,8 @@ def _classify(bound: Bound, options: SimOptions, t: pa.Table, rank: np.ndarray,
     if slowed_ranks is not None:
         # Compute ops the model times (a recorded duration already holds the recording's
         # interference), on ranks that communication slows.
-        modelled = np.isnan(recorded)
-        if options.compute.predict:
-            modelled |= (flops > 0) | (nbytes > 0)
-        cls[(kind == "compute") & modelled & ~fixed & slowed_ranks[rank]] = _SLOWED
+        timed_by_model = modelled(kind, recorded, flops, nbytes, options.compute.predict)
+        cls[(kind == "compute") & timed_by_model & ~fixed & slowed_ranks[rank]] = _SLOWED
     for r, factor in options.slowdown.items():
         if not (0 <= r < len(devices)) or not factor > 0:
             raise SimulationError(

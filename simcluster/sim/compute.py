@@ -269,6 +269,16 @@ class ComputeModel:
         return np.where(has_work, recorded * b / a, recorded)
 
 
+def modelled(kind: np.ndarray, recorded: np.ndarray, flops: np.ndarray, nbytes: np.ndarray,
+             predict: bool) -> np.ndarray:
+    """Per op, whether its recorded duration goes unused: there is none, or ``predict`` is
+    set and the op is compute with FLOPs or bytes (the model times it instead)."""
+    out = np.isnan(recorded)
+    if predict:
+        out |= (kind == "compute") & ((flops > 0) | (nbytes > 0))
+    return out
+
+
 def resolve_durations(
     kind: np.ndarray,
     recorded: np.ndarray,
@@ -296,9 +306,7 @@ def resolve_durations(
     the op has FLOPs or bytes.
     """
     out = np.full(len(kind), np.nan)
-    has = ~np.isnan(recorded)
-    if model.predict:  # forget recorded compute durations that the model can predict
-        has &= ~((kind == "compute") & ((flops > 0) | (nbytes > 0)))
+    has = ~modelled(kind, recorded, flops, nbytes, model.predict)
     timed = (kind == "compute") | (kind == "host")
     d2d = (kind == "memcpy") & (copy_kind == "D2D")
     use = (timed | d2d) & has

@@ -126,7 +126,8 @@ class Engine:
         label = sched.label
         for i in rv.arrived:
             self.algorithm[i] = label
-        clocks = [c for i in rv.arrived if (c := self.clocks.get(self.rank[i])) is not None]
+        clocks = [c for i in rv.arrived if (c := self.clocks.get(self.rank[i])) is not None
+                  ] if self.clocks else []
         for clock in clocks:
             clock.comm_started()
         if sched.fixed_us > 0:
