@@ -54,6 +54,7 @@ _NESTED = ("tp", "cp", "ep")
 _RECIPES: dict[str, tuple[str, str | None]] = {
     "packed": ("packed", None), "spread": ("spread", None), "tp-packed": ("packed", "tp"),
     "tp-spread": ("spread", "tp"), "rail-aligned": ("spread", "dp"),
+    "ep-packed": ("packed", None),  # its blocks: _NESTED
 }
 
 
@@ -117,7 +118,7 @@ def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed
     Raises:
         PlacementError: more ranks than (free) accelerators, or an unknown strategy.
     """
-    if strategy not in ("speed-aware", "ep-packed") and strategy not in _RECIPES:
+    if strategy not in STRATEGIES:
         raise PlacementError(
             f"unknown placement strategy {strategy!r}; use one of {', '.join(STRATEGIES)}."
         )
@@ -128,7 +129,7 @@ def strategy_placement(cluster: Cluster, num_ranks: int, strategy: str = "packed
         free = sorted((a for a in cluster.accelerators if a not in taken),
                       key=lambda a: (-device_speed(cluster, a), index[a]))
     else:
-        slot_order, kind = _RECIPES.get(strategy, ("packed", None))
+        slot_order, kind = _RECIPES[strategy]
         free = [a for a in slots(cluster, slot_order) if a not in taken]
     if num_ranks > len(free):
         raise PlacementError(

@@ -187,11 +187,13 @@ class Estimator:
             size /= cfg.tp
         return self._coll("sendrecv", int(size), self.groups(cfg)["pp"])
 
-    def _dp_us(self, cfg: TransformerConfig) -> list[float]:
+    def _dp_us(self, cfg: TransformerConfig, grad_groups: list[tuple[int, tuple[int, ...]]]
+               ) -> list[float]:
         """Gradient reduction (and ZeRO parameter gather) of rank 0 per group of
-        :func:`_grad_groups` (the dense gradients, then any routed experts'), us."""
+        ``grad_groups`` (:func:`_grad_groups`: the dense gradients, then any routed
+        experts'), us."""
         out = []
-        for params, group in _grad_groups(cfg, self.groups(cfg)):
+        for params, group in grad_groups:
             grads = params * cfg.gbytes
             if cfg.zero == 0:
                 out.append(self._coll("all_reduce", grads, group))
@@ -234,14 +236,15 @@ class Estimator:
         m, p, v = cfg.micro_batches, cfg.pp, cfg.chunks
         unit = stage + 2 * v * p2p
         pipeline = (m + (p - 1) / v) * unit
-        dp, *experts = self._dp_us(cfg)
+        grad_groups = _grad_groups(cfg, self.groups(cfg))
+        dp, *experts = self._dp_us(cfg, grad_groups)
         exposed = max(dp - back, 0.0) if cfg.dp_overlap else dp
-        params = _grad_groups(cfg, self.groups(cfg))[0][0]
+        params = grad_groups[0][0]
         if cfg.dp_overlap and dp > 0:
             exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(params, 1)))
         exposed += sum(experts)  # queued behind the dense buckets, after the backward
         opt_bytes = optimizer_bytes_per_param(cfg.gbytes) * sum(
-            n / (len(g) if cfg.zero else 1) for n, g in _grad_groups(cfg, self.groups(cfg)))
+            n / (len(g) if cfg.zero else 1) for n, g in grad_groups)
         opt = float(self.compute.roofline_us(np.array([0.0]), np.array([opt_bytes]), "bf16",
                                              spec)[0])
         bubble = (p - 1) / v / (m + (p - 1) / v)

@@ -89,7 +89,6 @@ def best_restart(workload: Workload, topology: str | Path, down: tuple[str, ...]
     params = transformer_params(workload, "--restart best")
     fixed = {k: v for k, v in params.items() if k not in LAYOUT}
     cluster = load_cluster(topology)
-    healthy = len(cluster.accelerators)
     left = fail(cluster, down)
     gpus = len(left.accelerators)
     space = replace(options.space,
