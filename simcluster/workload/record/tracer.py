@@ -160,9 +160,14 @@ def _mutated(func: Any, args: tuple[Any, ...]) -> list[torch.Tensor]:
             if arg.alias_info is not None and arg.alias_info.is_write for t in tensors(value)]
 
 
+def _nbytes(ts: list[torch.Tensor]) -> int:
+    """Bytes of the tensors ``ts``."""
+    return sum(int(t.numel()) * t.element_size() for t in ts)
+
+
 def _sized(ts: list[torch.Tensor]) -> list[tuple[int, int]]:
     """(storage key, bytes) of each tensor."""
-    return [(storage_key(t), int(t.numel()) * t.element_size()) for t in ts]
+    return [(storage_key(t), _nbytes([t])) for t in ts]
 
 
 class Tracer(TorchDispatchMode):
@@ -221,7 +226,8 @@ class Tracer(TorchDispatchMode):
         if func.is_view or name in _NO_KERNEL:
             self._track(outs)
             return out
-        fused = self._fusible(func, name, args, outs)
+        ins = tensors(args)
+        fused = self._fusible(func, name, args, ins, outs)
         if fused is None or not self.log.fusing(self._live).joins(fused[1]):
             self.log.end_chain()          # before the allocations of this op
         self._track(outs)
@@ -230,20 +236,21 @@ class Tracer(TorchDispatchMode):
         if fused is not None:
             made = outs + _mutated(func, args)
             self.log.fusing(self._live).add(gpu_name(name), *fused, flops, dtype,
-                                            _sized(tensors(args)), _sized(made))
+                                            _sized(ins), _sized(made))
             return out
         if not flops and not nbytes:  # no rule (factories, foreach, fused optimizers ...)
-            touched = tensors(args) + outs + _mutated(func, args)      # read, then written
-            nbytes = sum(int(t.numel()) * t.element_size() for t in touched) or 1
+            touched = ins + outs + _mutated(func, args)      # read, then written
+            nbytes = _nbytes(touched) or 1
         self.log.compute(gpu_name(name), flops, nbytes, dtype,
-                         reads=[storage_key(t) for t in tensors(args)])
+                         reads=[storage_key(t) for t in ins])
         return out
 
-    def _fusible(self, func: Any, name: str, args: tuple[Any, ...],
+    def _fusible(self, func: Any, name: str, args: tuple[Any, ...], ins: list[torch.Tensor],
                  outs: list[torch.Tensor]) -> tuple[str, int] | None:
         """(kind, elements of its loop) for an operator to fuse now, else None: a
-        pointwise op loops over its output, a reduction over its input, a multi-tensor
-        (``_foreach_``) op over all tensors of its first list."""
+        pointwise op loops over its output, a reduction over its input (``ins``: the
+        tensors of ``args``), a multi-tensor (``_foreach_``) op over all tensors of its
+        first list."""
         if self.fuse is None or not self.fuse():
             return None
         kind = fusion_kind(func, name)
@@ -251,7 +258,7 @@ class Tracer(TorchDispatchMode):
             return None
         if name.startswith("aten::_foreach_"):
             return kind, sum(int(t.numel()) for t in tensors(args[0]))
-        over = outs if kind == POINTWISE else tensors(args)
+        over = outs if kind == POINTWISE else ins
         return (kind, int(over[0].numel())) if over else None
 
     def _live(self, key: int) -> bool:
@@ -263,7 +270,7 @@ class Tracer(TorchDispatchMode):
         pg = dist.ProcessGroup.unbox(args[1])
         peer = dist.get_global_rank(pg, int(args[2]))
         moved = tensors(args[0])
-        self.log.p2p(name, kind, sum(int(t.numel()) * t.element_size() for t in moved), peer,
+        self.log.p2p(name, kind, _nbytes(moved), peer,
                      writes=[storage_key(t) for t in moved] if kind == "recv" else [])
 
     def _collective(self, func: Any, name: str, args: tuple[Any, ...],
@@ -290,7 +297,7 @@ class Tracer(TorchDispatchMode):
         group, ranks = self.group_name(pg)
         moved = tensors(args[0] if size == "arg0" else args[1] if size == "arg1" else out
                         if size == "out" else [])
-        comm_bytes = sum(int(t.numel()) * t.element_size() for t in moved)
+        comm_bytes = _nbytes(moved)
         root = None
         if collective in ("broadcast", "reduce"):
             root = ranks[int(args[2])]
