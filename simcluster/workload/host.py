@@ -92,6 +92,8 @@ def add_host_timeline(table: pa.Table, cost_us: np.ndarray, sync_before: np.ndar
         (['host', 'compute', 'host', 'compute'], [None, [0], [1], [1, 2]], [1, 3])
     """
     n = table.num_rows
+    if "duration_us" not in table.column_names:  # the host ops' cost goes there
+        table = table.append_column("duration_us", pa.nulls(n, pa.float64()))
     cost = np.asarray(cost_us, dtype=np.float64)
     sync = np.asarray(sync_before, dtype=bool)
     ins = (cost > 0) | sync
@@ -125,21 +127,16 @@ def add_host_timeline(table: pa.Table, cost_us: np.ndarray, sync_before: np.ndar
             arr = pa.concat_arrays([old_deps.cast(field.type), host_part])
         else:
             old = table.column(name).combine_chunks()
-            arr = pa.concat_arrays([old, _host_values(name, old.type, table, ins, cost, m)])
+            arr = pa.concat_arrays([old, _host_values(name, old, ins, cost, m)])
         cols[name] = arr.take(pa.array(order))
-    schema = table.schema
-    cols["op_id"] = pa.array(np.arange(total), schema.field("op_id").type)
-    if "duration_us" not in cols:
-        durations = np.full(total, np.nan)
-        durations[host_pos] = cost[ins]
-        cols["duration_us"] = pa.array(durations, pa.float64(), mask=np.isnan(durations))
-        schema = schema.append(pa.field("duration_us", pa.float64()))
-    return pa.table(cols, schema=schema), pos
+    cols["op_id"] = pa.array(np.arange(total), table.schema.field("op_id").type)
+    return pa.table(cols, schema=table.schema), pos
 
 
-def _host_values(name: str, typ: pa.DataType, table: pa.Table, ins: np.ndarray,
-                 cost: np.ndarray, m: int) -> pa.Array:
-    """Column ``name`` of the ``m`` host ops."""
+def _host_values(name: str, old: pa.Array, ins: np.ndarray, cost: np.ndarray, m: int
+                 ) -> pa.Array:
+    """Column ``name`` of the ``m`` host ops (``old``: the column of the other rows)."""
+    typ = old.type
     if name == "name":
         return pa.array([LAUNCH_NAME] * m, typ)
     if name == "kind":
@@ -149,7 +146,7 @@ def _host_values(name: str, typ: pa.DataType, table: pa.Table, ins: np.ndarray,
     if name == "duration_us":
         return pa.array(cost[ins], typ)
     if name in ("step", "rank"):
-        return table.column(name).combine_chunks().filter(pa.array(ins))
+        return old.filter(pa.array(ins))
     return pa.nulls(m, typ)
 
 
