@@ -51,6 +51,7 @@ from simcluster.analysis.jobs import (
 from simcluster.errors import PlacementError, WorkloadError
 from simcluster.names import match
 from simcluster.placement import Placement, bind
+from simcluster.placement.bind import rank_work
 from simcluster.placement.strategies import STRATEGIES, strategy_placement
 from simcluster.scenario import Progress, Scenario, WhatIf
 from simcluster.topology import Cluster
@@ -155,7 +156,8 @@ class JobMix:
         for i, strategy in strategies:
             wl, name = self.workloads[i], self.names[i]
             try:
-                p = strategy_placement(self.cluster, wl.num_ranks, strategy, wl.groups,
+                work = rank_work(wl) if strategy == "speed-aware" else None
+                p = strategy_placement(self.cluster, wl.num_ranks, strategy, wl.groups, work,
                                        taken=set(owner))
             except PlacementError as exc:
                 total = sum(w.num_ranks for w in self.workloads)

@@ -18,6 +18,7 @@ sizes) stays exactly as it is.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -60,8 +61,11 @@ class _PlacementSpec(BaseModel):
 
 def load_placement(path: str | Path, cluster: Cluster, num_ranks: int,
                    groups: dict[str, tuple[int, ...]] | None = None,
-                   work: list[float] | None = None) -> Placement:
+                   work: Callable[[], list[float]] | None = None) -> Placement:
     """Read a placement YAML file and check it against the cluster and workload.
+
+    ``work`` gives each rank's compute work (``rank_work``); it is called only when the file
+    names the ``speed-aware`` strategy, the one that weighs it.
 
     Raises:
         PlacementError: bad YAML, unknown or non-accelerator devices, a device named twice,
@@ -72,7 +76,8 @@ def load_placement(path: str | Path, cluster: Cluster, num_ranks: int,
     assert isinstance(spec, _PlacementSpec)
     if spec.strategy is not None:
         try:
-            p = strategy_placement(cluster, num_ranks, spec.strategy, groups, work)
+            weights = work() if work is not None and spec.strategy == "speed-aware" else None
+            p = strategy_placement(cluster, num_ranks, spec.strategy, groups, weights)
         except PlacementError as exc:
             raise PlacementError(f"{path}: {exc}") from None
         return Placement(devices=p.devices, strategy=p.strategy, source=str(path))
@@ -179,7 +184,8 @@ def bind(
             f"{suggestion(placement, STRATEGIES)}use one of {', '.join(STRATEGIES)}, or a "
             "placement YAML file (docs/formats.md).")
     elif isinstance(placement, (str, Path)):
-        placement = load_placement(placement, cluster, n, workload.groups, rank_work(workload))
+        placement = load_placement(placement, cluster, n, workload.groups,
+                                   lambda: rank_work(workload))
     if len(placement.devices) != n:
         raise PlacementError(
             f"{placement.source or 'placement'}: places {len(placement.devices)} ranks but the "

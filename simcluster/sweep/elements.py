@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simcluster.errors import PartitionError, SimclusterError, TopologyError
+from simcluster.sweep.check import WHATIF_PREFIXES
 from simcluster.sweep.errors import SweepError
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.transform import (
@@ -121,7 +122,7 @@ def check_partitions(doc: YamlDocument, base: dict[str, Any], folder: Path,
         if not values.get("fail", base.get("fail")):
             continue
         shape = {k: v for k, v in values.items()
-                 if k != "price" and not k.startswith(("scale_link.", "flap.", "hw."))}
+                 if k != "price" and not k.startswith(WHATIF_PREFIXES)}
         key = json.dumps(shape, sort_keys=True)
         if key in tried:
             continue

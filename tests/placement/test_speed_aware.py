@@ -92,3 +92,16 @@ def test_speed_aware_gives_the_pipeline_stage_with_the_lm_head_to_the_h100s() ->
     assert [cluster.specs[d].model for d in aware.placement.devices] == [A100, A100, H100, H100]
     packed = simulate(bind(wl, cluster)).makespan_us
     assert simulate(aware).makespan_us < packed
+
+
+def test_a_job_mix_places_speed_aware_jobs_by_their_work_as_bind_does() -> None:
+    # The job mix places strategy jobs itself (on the accelerators left free); it must
+    # weigh each rank's work as bind does, so the stage with the LM head gets the H100s.
+    import simcluster as sc
+
+    cluster = mixed(H100, A100)
+    wl = _transformer(pp=2, global_batch=8)
+    mix = sc.JobMix([sc.Job(wl, "speed-aware")], cluster)
+    assert mix.placements()[0].devices == bind(wl, cluster, "speed-aware").placement.devices
+    assert [cluster.specs[d].model for d in mix.placements()[0].devices] == [A100, A100, H100,
+                                                                           H100]
