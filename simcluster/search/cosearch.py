@@ -32,17 +32,20 @@ from typing import Any
 from simcluster.analysis.sweep import pareto_front
 from simcluster.errors import TopologyError
 from simcluster.search.driver import (
-    OBJECTIVES,
+    NothingFitsError,
     Runner,
     SearchError,
     SearchOptions,
     SearchReport,
     Trial,
-    objective_value,
+    check_objective,
     checked,
+    no_valid_configuration,
+    objective_value,
     per_server_count,
     point_base,
     run_rungs,
+    tokens_per_step,
     write_report,
 )
 from simcluster.search.estimate import Estimator
@@ -176,11 +179,11 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
 
     Raises:
         SearchError: bad options (a price) or model (:func:`~simcluster.search.driver.checked`),
-            nothing within the budget, nothing that fits.
+            nothing within the budget; ``NothingFitsError``, a SearchError, where no
+            configuration of the space is valid or none fits in memory.
         TopologyError: a varied bandwidth the topology has no links for.
     """
-    if options.objective not in OBJECTIVES:
-        raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+    check_objective(options)
     if options.price is not None:
         raise SearchError("--price with --hardware: the hardware file's cost: section prices "
                           "each variant; leave out --price.")
@@ -191,7 +194,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
     for size in sorted({v.values[SIZE] for v in hw_variants if SIZE in v.values}):
         estimates.sized(size)  # a size the topology cannot take: refused before any work
     fits = _Fits(fixed, gpus, options)
-    tokens = float(transformer_config(fixed).batch * transformer_config(fixed).model.seq_len)
+    tokens = tokens_per_step(fixed)
     trials: list[Trial] = []
     for v in hw_variants:
         hw = {**base_hw, **v.values}
@@ -204,7 +207,7 @@ def cosearch(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | 
             trials.append(t)
     feasible = [t for t in trials if t.infeasible is None]
     if not feasible:
-        raise SearchError(f"none of the {len(trials)} configurations fits in memory on any "
+        raise NothingFitsError(f"none of the {len(trials)} configurations fits in memory on any "
                           "hardware variant; add larger hbm_GiB values to the space, more "
                           "GPUs, or a smaller model.")
 
@@ -269,10 +272,7 @@ class _Fits:
             self._by_cap[key] = candidates(self.fixed, self.gpus, per_server,
                                            capacity_bytes, self.space)
             if not self._by_cap[key]:
-                raise SearchError("no configuration of the space is valid for this model and "
-                                  "batch (heads, FFN and vocabulary must split over tp; the "
-                                  "global batch over micro_batch x dp); change --global-batch "
-                                  "or the space.")
+                raise no_valid_configuration()
         return self._by_cap[key]
 
 

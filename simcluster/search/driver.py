@@ -185,6 +185,25 @@ def checked(fixed: dict[str, Any], topology: str | Path, gpus: int,
     return topology, cluster
 
 
+def check_objective(options: SearchOptions) -> None:
+    """Raise SearchError unless ``options.objective`` is one of ``OBJECTIVES``."""
+    if options.objective not in OBJECTIVES:
+        raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+
+
+def no_valid_configuration() -> NothingFitsError:
+    """The error for a space with no configuration that splits the model and batch."""
+    return NothingFitsError("no configuration of the space is valid for this model and batch "
+                            "(heads, FFN and vocabulary must split over tp; the global batch "
+                            "over micro_batch x dp); change --global-batch or the space.")
+
+
+def tokens_per_step(fixed: dict[str, Any]) -> float:
+    """Tokens one step of the model in ``fixed`` processes (global batch x sequence)."""
+    config = transformer_config(fixed)
+    return float(config.batch * config.model.seq_len)
+
+
 def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Path,
            options: SearchOptions = SearchOptions(), client: Any = None,
            scheduler: str | None = None, workers: int | None = None,
@@ -196,15 +215,12 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
         SearchError: bad options, a parallel size given in ``fixed``, a budget larger than
             the cluster, nothing that fits.
     """
-    if options.objective not in OBJECTIVES:
-        raise SearchError(f"--objective {options.objective!r}: use time or cost.")
+    check_objective(options)
     topology, cluster = checked(fixed, topology, gpus, options.space, options.fail)
     cap = min(cluster.specs[a].hbm_bytes for a in cluster.accelerators)
     cands = candidates(fixed, gpus, per_server_count(cluster), cap, options.space)
     if not cands:
-        raise NothingFitsError("no configuration of the space is valid for this model and batch "
-                          "(heads, FFN and vocabulary must split over tp; the global batch over "
-                          "micro_batch x dp); change --global-batch or the space.")
+        raise no_valid_configuration()
     trials = [Trial(c.params, c.infeasible) for c in cands]
     feasible = [t for t in trials if t.infeasible is None]
     if not feasible:
@@ -212,7 +228,7 @@ def search(fixed: dict[str, Any], topology: str | Path, gpus: int, out: str | Pa
                           f"({cap / 2**30:.0f} GiB per GPU); e.g. {cands[0].infeasible}. Use "
                           "more GPUs, a larger-memory accelerator or a smaller model.")
     estimator = Estimator(cluster)
-    tokens = float(transformer_config(fixed).batch * transformer_config(fixed).model.seq_len)
+    tokens = tokens_per_step(fixed)
     for t in feasible:
         world = world_of(t.params)
         usd_h = price_per_hour(cluster, cluster.accelerators[:world], options.price)

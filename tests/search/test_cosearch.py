@@ -11,7 +11,7 @@ import pytest
 from simcluster.scenario import Scenario, WhatIf
 from simcluster.search import SearchOptions, SearchSpace
 from simcluster.search.cosearch import Limit, cosearch, limit_of, pareto_layers
-from simcluster.search.driver import Trial
+from simcluster.search.driver import NothingFitsError, Trial
 from simcluster.search.hardware import HardwareSpec
 from simcluster.search.space import Candidate
 from simcluster.topology import load_cluster
@@ -147,3 +147,12 @@ def test_the_domain_size_is_searched_with_the_configuration(tmp_path: Path,
     for t, lim in zip(report.front, report.limits):
         if t.point["hw.scale_up_size"] == 16.0:
             assert lim.param != "scale_up_size"
+
+
+def test_cosearch_says_nothing_fits_with_the_class_a_restart_catches(tmp_path: Path) -> None:
+    # 405B on 8 GPUs of at most 80 GiB: no variant's memory holds it. The error is the
+    # class search raises (a restart turns it into the GPU count that would do).
+    with pytest.raises(NothingFitsError):
+        cosearch({"preset": "llama3-405b", "global_batch": 8}, TOPO, 8, tmp_path / "s", HW,
+                 SearchOptions(space=SPACE))
+    assert not (tmp_path / "s").exists()
