@@ -15,7 +15,7 @@ borrow the A100 fit: a held-out device as well as held-out traces):
 
 Objective: the mean squared log error of the predicted kernel durations.
 
-    python bench/fit_kernel_classes.py
+    python bench/fit_kernel_classes.py [FAMILY ...]     (default: every family below)
 
 Prints, per family, the fitted values, and the per-kernel MAPE and the error of the summed
 time before and after, on the fitted and the held-out kernels; copy the values into
@@ -92,11 +92,16 @@ def fit(sets: list[Kernels], family: str) -> dict[str, float]:
     return {n: round(float(v), 3) for n, v in zip(names, best)}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    families = argv if argv is not None else sys.argv[1:]
+    unknown = sorted(set(families) - set(GRIDS))
+    if unknown:
+        print(f"unknown families {unknown}; choose from {list(GRIDS)}", file=sys.stderr)
+        return 2
     fitted, held = kernel_sets()
     print("fit on:   " + ", ".join(f"{Path(k.source).name} ({len(k)})" for k in fitted))
     print("held out: " + ", ".join(f"{Path(k.source).name} ({len(k)})" for k in held))
-    for family in GRIDS:
+    for family in families or GRIDS:
         values = fit(fitted, family)
         print(f"\n{family}: " + ", ".join(f"{n} {v:g}" for n, v in values.items()))
         for label, sets in (("fit", fitted), ("held out", held)):

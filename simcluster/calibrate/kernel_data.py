@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.errors import CalibrationError, SimclusterError
-from simcluster.sim.gemm_waves import gemm_tiles
+from simcluster.sim.gemm_waves import op_tiles
 from simcluster.sim.kernel_names import kernel_class, kernel_family
 from simcluster.topology.catalog import AcceleratorSpec, lookup
 
@@ -41,7 +41,8 @@ class Kernels:
         step: ProfilerStep number (-1 for none).
         held_out: whether the kernel is only checked, not fitted on.
         origin: the file each kernel came from.
-        tiles: thread-block tiles of a GEMM kernel (0: none; ``sim/gemm_waves.py``).
+        tiles: thread-block tiles and k slices of a GEMM kernel (``(0, 1)``: none;
+            ``sim/gemm_waves.py``).
     """
 
     source: str
@@ -124,8 +125,7 @@ def _kernels(source: str, spec: AcceleratorSpec, t: pa.Table, held_out: bool) ->
         klass=np.array([kernel_class(n) for n in names], dtype=object),
         step=np.array(t.column("step").fill_null(-1).take(take).to_pylist(), dtype=np.int64),
         held_out=np.full(len(idx), held_out), origin=np.full(len(idx), source, dtype=object),
-        tiles=gemm_tiles(t.column("name").take(take), t.column("gemm_shape").take(take))
-        if "gemm_shape" in t.column_names else np.zeros(len(idx)))
+        tiles=op_tiles(t, idx))
 
 
 def hold_out_last_step(kernels: Kernels) -> Kernels:
