@@ -43,8 +43,8 @@ DEFAULT_TILE = (128, 128)  # the common cuBLAS/CUTLASS tile of large GEMMs
 # The shortest k slice of a split-K GEMM, elements: CUTLASS's kernels step over k by the
 # tile's k (16 or 32 in the names here, ``_32x3``), and a slice needs several steps to fill
 # its pipeline (3-6 stages). Chosen on the A100 traces' GEMMs (least mean squared log error
-# of 64, 128, 256, 512, 1,024 and no split-K, with their efficiencies refitted; 64-512 are
-# within 0.01 of each other, docs/validation.md).
+# of 64, 128, 256, 512, 1,024 and no split-K, with their efficiencies refitted; 64-1,024
+# are within 0.011 of each other: ``python bench/fit_kernel_classes.py --k-slice``).
 K_SLICE = 512
 SM_COUNT: dict[str, int] = {
     "V100-SXM2-32GB": 80, "V100-SXM2-16GB": 80, "V100-SXM3-32GB": 80,
@@ -76,10 +76,10 @@ def sm_count(spec: AcceleratorSpec) -> int | None:
     return SM_COUNT.get(spec.model, spec.compute_units)
 
 
-def gemm_tiles(names: pa.ChunkedArray | pa.Array, shapes: pa.ChunkedArray | pa.Array
-               ) -> np.ndarray:
+def gemm_tiles(names: pa.ChunkedArray | pa.Array, shapes: pa.ChunkedArray | pa.Array,
+               k_slice: int = K_SLICE) -> np.ndarray:
     """Per op, ``(tiles, k_slices)``: the thread-block tiles of its GEMM and how many slices
-    of at least :data:`K_SLICE` its ``k`` splits into (module docstring); ``(0, 1)`` where the
+    of at least ``k_slice`` elements its ``k`` splits into (module docstring); ``(0, 1)`` where the
     op has no ``gemm_shape`` or is not a GEMM kernel (a split-K reduction launched by the
     same matmul carries its shape too). Shape ``(len(names), 2)``."""
     out = np.zeros((len(names), 2), dtype=np.float64)
@@ -95,11 +95,12 @@ def gemm_tiles(names: pa.ChunkedArray | pa.Array, shapes: pa.ChunkedArray | pa.A
             continue
         tm, tn = tile.get(name) or tile.setdefault(name, tile_of(name))
         b, m, n, k = shape
-        out[i] = b * -(-n // tm) * -(-m // tn), max(1, k // K_SLICE)
+        out[i] = b * -(-n // tm) * -(-m // tn), max(1, k // k_slice)
     return out
 
 
-def op_tiles(table: pa.Table, rows: np.ndarray | None = None) -> np.ndarray:
+def op_tiles(table: pa.Table, rows: np.ndarray | None = None, k_slice: int = K_SLICE
+             ) -> np.ndarray:
     """:func:`gemm_tiles` of a workload's ops (``rows`` of them; all where None), from its
     ``name`` and ``gemm_shape`` columns; ``(0, 1)`` for every op without the column."""
     n = table.num_rows if rows is None else len(rows)
@@ -109,7 +110,7 @@ def op_tiles(table: pa.Table, rows: np.ndarray | None = None) -> np.ndarray:
     if rows is not None:
         take = pa.array(rows, type=pa.int64())
         names, shapes = names.take(take), shapes.take(take)
-    return gemm_tiles(names, shapes)
+    return gemm_tiles(names, shapes, k_slice)
 
 
 def wave_utilisation(tiles: np.ndarray, sms: int | None) -> np.ndarray:

@@ -70,3 +70,9 @@ def test_op_tiles_of_a_table_without_shapes_is_no_tiles() -> None:
     assert op_tiles(t).tolist() == [[0.0, 1.0]]
     shaped = t.append_column("gemm_shape", pa.array([[1, 1000, 300, 64]]))
     assert op_tiles(shaped, np.array([0])).tolist() == [[48.0, 1.0]]
+
+
+def test_the_shortest_k_slice_is_a_parameter() -> None:
+    name = pa.array(["ampere_sgemm_128x64_nn"])
+    shape = pa.array([[1, 15, 72, 4096]])
+    assert [gemm_tiles(name, shape, k)[0, 1] for k in (512, 1024, 8192)] == [8.0, 4.0, 1.0]
