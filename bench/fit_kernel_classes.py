@@ -15,7 +15,13 @@ borrow the A100 fit: a held-out device as well as held-out traces):
 
 Objective: the mean squared log error of the predicted kernel durations.
 
-    python bench/fit_kernel_classes.py
+    python bench/fit_kernel_classes.py [FAMILY ...]     (default: every family below)
+    python bench/fit_kernel_classes.py --k-slice
+
+``--k-slice`` chooses the shortest split-K slice (``K_SLICE`` in ``sim/gemm_waves.py``):
+per candidate (and without split-K), the A100 GEMM-class kernels' least mean squared log
+error over the chip's ``gemm_efficiency`` (0.40-0.95 by 0.05) and ``gemm_align1``'s
+(0.20-0.75 by 0.05), and their MAPE and summed-time error there.
 
 Prints, per family, the fitted values, and the per-kernel MAPE and the error of the summed
 time before and after, on the fitted and the held-out kernels; copy the values into
@@ -37,6 +43,7 @@ from validate_kernels import traces
 from simcluster.calibrate.kernel_data import Kernels, read_trace
 from simcluster.calibrate.kernel_model import KernelPredictor
 from simcluster.sim.compute import ComputeModel, DeviceCalibration, merge_families
+from simcluster.sim.gemm_waves import K_SLICE
 
 FIT_CHIP = "A100"
 GRIDS: dict[str, dict[str, np.ndarray]] = {
@@ -92,11 +99,56 @@ def fit(sets: list[Kernels], family: str) -> dict[str, float]:
     return {n: round(float(v), 3) for n, v in zip(names, best)}
 
 
-def main() -> int:
+K_SLICES = (64, 128, 256, 512, 1024, 10**9)  # 10**9: no split-K
+
+
+def gemm_scores(sets: list[Kernels], eff: float, eff_align1: float
+                ) -> tuple[float, float, float]:
+    """(mean squared log error, MAPE, summed-time error) of the GEMM-class kernels of
+    ``sets`` at chip GEMM efficiency ``eff`` and ``gemm_align1`` efficiency ``eff_align1``."""
+    pred, rec = [], []
+    for k in sets:
+        sub = k.select(k.klass == "gemm")
+        if not len(sub):
+            continue
+        cal = replace(ComputeModel().calibration(sub.spec), gemm_efficiency=float(eff))
+        pred.append(KernelPredictor(sub)(with_family(cal, "gemm_align1",
+                                                     {"gemm_efficiency": eff_align1})))
+        rec.append(sub.recorded_us)
+    p, r = np.concatenate(pred), np.concatenate(rec)
+    return (float(np.mean(np.log(p / r) ** 2)), float(np.mean(np.abs(p / r - 1))),
+            float(p.sum() / r.sum() - 1))
+
+
+def scan_k_slice() -> None:
+    """Print, per candidate shortest split-K slice, the A100 GEMMs' best fit (docstring)."""
+    paths = traces()
+    for k_slice in K_SLICES:
+        sets = [s for s in (read_trace(p, k_slice=k_slice) for p in paths)
+                if s.spec.vendor.lower() == "nvidia" and FIT_CHIP in s.spec.model]
+        grid = [(e, e1) for e in np.arange(0.40, 0.951, 0.05) for e1 in np.arange(0.20, 0.751, 0.05)]
+        errs = [gemm_scores(sets, e, e1) for e, e1 in grid]
+        i = int(np.argmin([x[0] for x in errs]))
+        label = "no split-K" if k_slice >= 10**9 else f"K_SLICE {k_slice}"
+        mark = " (built in)" if k_slice == K_SLICE else ""
+        print(f"{label:>12}{mark}: msle {errs[i][0]:.3f} at gemm_efficiency {grid[i][0]:.2f}, "
+              f"gemm_align1 {grid[i][1]:.2f}: MAPE {100 * errs[i][1]:.0f} %, summed time "
+              f"{100 * errs[i][2]:+.1f} %")
+
+
+def main(argv: list[str] | None = None) -> int:
+    families = argv if argv is not None else sys.argv[1:]
+    if families == ["--k-slice"]:
+        scan_k_slice()
+        return 0
+    unknown = sorted(set(families) - set(GRIDS))
+    if unknown:
+        print(f"unknown families {unknown}; choose from {list(GRIDS)}", file=sys.stderr)
+        return 2
     fitted, held = kernel_sets()
     print("fit on:   " + ", ".join(f"{Path(k.source).name} ({len(k)})" for k in fitted))
     print("held out: " + ", ".join(f"{Path(k.source).name} ({len(k)})" for k in held))
-    for family in GRIDS:
+    for family in families or GRIDS:
         values = fit(fitted, family)
         print(f"\n{family}: " + ", ".join(f"{n} {v:g}" for n, v in values.items()))
         for label, sets in (("fit", fitted), ("held out", held)):

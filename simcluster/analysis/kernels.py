@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.sim.compute import ComputeModel
-from simcluster.sim.gemm_waves import gemm_tiles
+from simcluster.sim.gemm_waves import op_tiles
 from simcluster.sim.kernel_names import family_codes, kernel_class
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.workload.model import Workload
@@ -37,8 +37,7 @@ def predicted_vs_recorded(workload: Workload, spec: AcceleratorSpec,
     names = t.column("name").take(pa.array(idx))
     dtypes = t.column("dtype").fill_null("").take(pa.array(idx)).to_pylist()
     family, families = family_codes(names)
-    tiles = gemm_tiles(names, t.column("gemm_shape").take(pa.array(idx))) \
-        if "gemm_shape" in t.column_names else np.zeros(len(idx))
+    tiles = op_tiles(t, idx)
     pred = np.empty(len(idx))
     for dt, f in sorted(set(zip(dtypes, family.tolist()))):
         sel = np.fromiter((d == dt for d in dtypes), dtype=bool, count=len(idx)) & (family == f)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simcluster.errors import CalibrationError, SimclusterError
-from simcluster.sim.gemm_waves import gemm_tiles
+from simcluster.sim.gemm_waves import K_SLICE, op_tiles
 from simcluster.sim.kernel_names import kernel_class, kernel_family
 from simcluster.topology.catalog import AcceleratorSpec, lookup
 
@@ -41,7 +41,8 @@ class Kernels:
         step: ProfilerStep number (-1 for none).
         held_out: whether the kernel is only checked, not fitted on.
         origin: the file each kernel came from.
-        tiles: thread-block tiles of a GEMM kernel (0: none; ``sim/gemm_waves.py``).
+        tiles: thread-block tiles and k slices of a GEMM kernel (``(0, 1)``: none;
+            ``sim/gemm_waves.py``).
     """
 
     source: str
@@ -77,9 +78,10 @@ def is_trace(path: str | Path) -> bool:
     return p.is_dir() or name.endswith(TRACE_SUFFIXES)
 
 
-def read_trace(path: str | Path, held_out: bool = False) -> Kernels:
+def read_trace(path: str | Path, held_out: bool = False, k_slice: int = K_SLICE) -> Kernels:
     """The kernels of the trace at ``path`` that carry FLOPs or bytes and a recorded
-    duration; ``held_out`` marks them all as check-only.
+    duration; ``held_out`` marks them all as check-only; ``k_slice``: the shortest split-K
+    slice of their GEMMs (``sim/gemm_waves.py``).
 
     Raises:
         CalibrationError: see the module docstring.
@@ -100,10 +102,11 @@ def read_trace(path: str | Path, held_out: bool = False) -> Kernels:
         raise CalibrationError(f"{path}: recorded on {named!r}, which is not in the catalog "
                                "(simcluster devices); the compute model needs its peak FLOP/s "
                                "and HBM bandwidth.")
-    return _kernels(str(path), spec, workload.ops, held_out)
+    return _kernels(str(path), spec, workload.ops, held_out, k_slice)
 
 
-def _kernels(source: str, spec: AcceleratorSpec, t: pa.Table, held_out: bool) -> Kernels:
+def _kernels(source: str, spec: AcceleratorSpec, t: pa.Table, held_out: bool,
+             k_slice: int = K_SLICE) -> Kernels:
     flops = t.column("flops").fill_null(0).to_numpy(zero_copy_only=False).astype(float)
     nbytes = t.column("bytes_accessed").fill_null(0).to_numpy(zero_copy_only=False).astype(float)
     rec = t.column("duration_us").to_numpy(zero_copy_only=False).astype(float)
@@ -124,8 +127,7 @@ def _kernels(source: str, spec: AcceleratorSpec, t: pa.Table, held_out: bool) ->
         klass=np.array([kernel_class(n) for n in names], dtype=object),
         step=np.array(t.column("step").fill_null(-1).take(take).to_pylist(), dtype=np.int64),
         held_out=np.full(len(idx), held_out), origin=np.full(len(idx), source, dtype=object),
-        tiles=gemm_tiles(t.column("name").take(take), t.column("gemm_shape").take(take))
-        if "gemm_shape" in t.column_names else np.zeros(len(idx)))
+        tiles=op_tiles(t, idx, k_slice))
 
 
 def hold_out_last_step(kernels: Kernels) -> Kernels:

@@ -25,7 +25,7 @@ import numpy as np
 
 from simcluster.calibrate.kernel_data import Kernels
 from simcluster.sim.compute import DeviceCalibration, kernel_us, merge_families
-from simcluster.sim.gemm_waves import sm_count, wave_utilisation
+from simcluster.sim.gemm_waves import wave_flops
 from simcluster.sim.kernel_names import SMALL_FAMILIES
 
 GEMM, SMALL, MEMORY, ATTENTION = "gemm", "small", "memory", "attention"
@@ -134,7 +134,7 @@ class KernelPredictor:
     def __init__(self, kernels: Kernels) -> None:
         self.kernels = kernels
         spec = kernels.spec
-        self.flops = kernels.flops / wave_utilisation(kernels.tiles, sm_count(spec))
+        self.flops = wave_flops(kernels.flops, kernels.tiles, spec)
         keys = sorted(set(zip(kernels.dtype.tolist(), kernels.family.tolist())))
         self.groups = [(dt, fam, np.flatnonzero((kernels.dtype == dt) & (kernels.family == fam)),
                         spec.peak_flops_per_us(dt or None)) for dt, fam in keys]

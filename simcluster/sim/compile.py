@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from simcluster.errors import SimulationError
 from simcluster.placement import Bound
 from simcluster.sim.compute import modelled, resolve_durations
-from simcluster.sim.gemm_waves import gemm_tiles
+from simcluster.sim.gemm_waves import op_tiles
 from simcluster.sim.kernel_names import family_codes
 from simcluster.sim.options import SimOptions
 
@@ -123,8 +123,7 @@ def _classify(bound: Bound, options: SimOptions, t: pa.Table, rank: np.ndarray,
         dtype_code=dtype.indices.to_numpy(zero_copy_only=False).astype(np.int64),
         dtype_names=dtype.dictionary.to_pylist(), spec_index=rank_spec[rank], specs=specs,
         model=options.compute, family_code=family, family_names=families,
-        tiles=gemm_tiles(t.column("name"), t.column("gemm_shape"))
-        if "gemm_shape" in t.column_names else None,
+        tiles=op_tiles(t),
     )
     cls = np.full(len(kind), _TIMED, dtype=np.int64)
     flow_copy = (kind == "memcpy") & (copy_kind != "D2D") & (comm_bytes > 0)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simcluster.sim.gemm_waves import sm_count, wave_utilisation
+from simcluster.sim.gemm_waves import wave_flops
 from simcluster.sim.kernel_names import SMALL_FAMILIES, descendants, lineage
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.schema import ComputeParams
@@ -59,6 +59,9 @@ class DeviceCalibration:
         hbm_passes: how many times the kernel moves the bytes an op carries (1: once; a
             two-pass batch norm reads its input twice); a family parameter, set by the
             kernel's name.
+        flop_fraction: the fraction of an op's nominal FLOPs the kernel's algorithm performs
+            (1: all; a Winograd convolution 1/4); a family parameter, set by the kernel's
+            name.
     """
 
     gemm_efficiency: float
@@ -68,6 +71,7 @@ class DeviceCalibration:
     source: str = ""
     families: tuple[tuple[str, str, float], ...] = ()
     hbm_passes: float = 1.0
+    flop_fraction: float = 1.0
 
     def for_family(self, family: str) -> DeviceCalibration:
         """This calibration with kernel ``family``'s own parameters (its ancestors' first)."""
@@ -80,7 +84,8 @@ class DeviceCalibration:
 def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_per_us: float,
               cal: DeviceCalibration) -> np.ndarray:
     """Duration (us) of kernels with these FLOPs and bytes (module docstring formula)."""
-    tc = np.asarray(flops, dtype=np.float64) / (peak_per_us * cal.gemm_efficiency)
+    tc = (np.asarray(flops, dtype=np.float64) * cal.flop_fraction
+          / (peak_per_us * cal.gemm_efficiency))
     tm = (np.asarray(nbytes, dtype=np.float64) * cal.hbm_passes
           / (hbm_B_per_us * cal.memory_efficiency))
     k = cal.sharpness
@@ -105,7 +110,8 @@ def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_p
 # the HBM bandwidth it reaches (1.0: the catalog bandwidth; small tensors stay in L2); for
 # one-element-aligned CUTLASS GEMMs, their fraction of the dense peak. ``small`` (3.75 us,
 # the earlier one-for-all fit) is their parent: a parameter set on it applies to them all.
-# The passes of the two-pass cuDNN batch norms follow from the algorithm (kernel_names).
+# The passes of the two-pass cuDNN batch norms and the FLOP fraction of Winograd
+# convolutions follow from their algorithms (kernel_names).
 RECORDED_FAMILIES: tuple[tuple[str, str, float], ...] = (
     ("small", "fixed_us", 3.75),
     ("memset", "fixed_us", 1.5), ("memset", "memory_efficiency", 1.0),
@@ -114,7 +120,8 @@ RECORDED_FAMILIES: tuple[tuple[str, str, float], ...] = (
     ("reduction", "fixed_us", 5.75), ("reduction", "memory_efficiency", 0.19),
     ("norm", "fixed_us", 14.25), ("norm", "memory_efficiency", 1.0),
     ("norm_2pass_fwd", "hbm_passes", 1.5), ("norm_2pass_bwd", "hbm_passes", 5 / 3),
-    ("gemm_align1", "gemm_efficiency", 0.485),
+    ("gemm_align1", "gemm_efficiency", 0.295),
+    ("winograd", "flop_fraction", 0.25),
 )
 A100_CALIBRATION = DeviceCalibration(
     gemm_efficiency=0.805, memory_efficiency=0.79, fixed_us=9.0, sharpness=1.5,
@@ -239,11 +246,10 @@ class ComputeModel:
         family: str = "", tiles: np.ndarray | None = None,
     ) -> np.ndarray:
         """Duration in us of ops (of kernel ``family``) with these FLOPs and bytes on
-        ``spec``; ``tiles``: per op, the thread-block tiles of a recorded GEMM (0: none), whose
-        last partial wave of SMs costs a whole one (:mod:`~simcluster.sim.gemm_waves`)."""
-        if tiles is not None:
-            flops = np.asarray(flops, dtype=np.float64) / wave_utilisation(tiles, sm_count(spec))
-        return kernel_us(flops, nbytes, spec.peak_flops_per_us(dtype), spec.hbm_GBps * 1e3,
+        ``spec``; ``tiles``: per op, the thread-block tiles and k slices of a recorded GEMM
+        (``(0, 1)``: none), whose last partial wave of SMs costs a whole one
+        (:mod:`~simcluster.sim.gemm_waves`)."""
+        return kernel_us(wave_flops(flops, tiles, spec), nbytes, spec.peak_flops_per_us(dtype), spec.hbm_GBps * 1e3,
                          self.calibration(spec, family))
 
     def copy_us(self, nbytes: np.ndarray, spec: AcceleratorSpec) -> np.ndarray:

@@ -4,6 +4,9 @@ compute model).
 A kernel's **class** comes from its name (NVIDIA, AMD and cuDNN naming; first rule that
 matches):
 
+- ``other``: cuDNN's helper kernels that compute a convolution's index offsets
+  (``cask_cudnn::computeOffsetsKernel``, ``computeWgradBOffsetsKernel``, ...): integer
+  work, no multiply-accumulates, whatever the ``wgrad`` in their names;
 - ``gemm``: matrix multiplies and convolutions (cuBLAS/cuBLASLt/CUTLASS ``gemm``, ``xmma``,
   ``sm80_``/``sm90_`` GEMM kernels, Tensile ``Cijk_`` on AMD, cuDNN ``conv``/``dgrad``/
   ``wgrad``/``implicit_gemm``);
@@ -33,6 +36,12 @@ A kernel's **family** says which of the compute model's parameters it has of its
   keep it on chip): ``hbm_passes`` 3/2 forward (read twice, write once, where the importer
   counts one read and one write) and 5/3 backward (read ``dy`` and ``x`` twice, write ``dx``,
   where it counts three tensors).
+- ``winograd``: cuDNN's Winograd convolution kernels (``winograd`` in the name: the
+  transforms and fused kernels of F(4x4, 3x3) and F(2x2, 3x3)). They compute the op's
+  convolution with fewer multiplications than its nominal FLOPs: ``flop_fraction`` 1/4,
+  the ratio of F(4x4, 3x3)'s 6 x 6 = 36 multiplications per 4 x 4 output tile to direct
+  convolution's 16 x 9 = 144 (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+  Networks", CVPR 2016, arXiv 1509.09308, section 4).
 - ``gemm_align1``: CUTLASS GEMMs built for operands aligned to one element (``_align1``):
   without 128-bit vector loads they sustain their own, lower efficiency (fitted on the A100
   traces).
@@ -50,6 +59,7 @@ import numpy as np
 import pyarrow as pa
 
 CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("other", re.compile(r"^cask_cudnn::compute\w*Offsets", re.IGNORECASE)),
     ("gemm", re.compile(r"gemm|xmma|cutlass|^Cijk_|sm\d\d_|matmul|conv|dgrad|wgrad|scudnn|"
                         r"winograd", re.IGNORECASE)),
     ("attention", re.compile(r"flash|fmha|attention", re.IGNORECASE)),
@@ -69,13 +79,14 @@ PARENT: dict[str, str] = {
 SMALL_CLASSES = frozenset(f for f, parent in PARENT.items() if parent == "small")
 FAMILIES: tuple[str, ...] = ("", "flash1", "small", "attention", "memset", "copy",
                              "elementwise", "reduction", "norm", "norm_2pass_fwd",
-                             "norm_2pass_bwd", "gemm_align1")
+                             "norm_2pass_bwd", "gemm_align1", "winograd")
 _FLASH1 = re.compile(r"\.attn\.fa1$|^fmha_\w*loop", re.IGNORECASE)
 _BN_2PASS = re.compile(r"bn_(fw|bw)\w*1C11_kernel", re.IGNORECASE)  # not *_singleread
 # A recorded kernel's name is a C++ symbol (``void at::native::...<...>(...)``) or a driver
 # operation (``Memset (Device)``); the generator's op names are dotted words.
 _SYMBOL = re.compile(r"[\s<(:]")
 _ALIGN1 = re.compile(r"cutlass\w*_align1\b", re.IGNORECASE)
+_WINOGRAD = re.compile(r"winograd", re.IGNORECASE)
 
 
 def lineage(family: str) -> tuple[str, ...]:
@@ -126,6 +137,8 @@ def kernel_family(name: str) -> str:
     if cls == "attention":
         return "attention"
     if cls == "gemm":
+        if _WINOGRAD.search(name):
+            return "winograd"
         return "gemm_align1" if _ALIGN1.search(name) else ""
     if cls not in SMALL_CLASSES:
         return ""

@@ -406,7 +406,7 @@ class NetworkParams(_Strict):
 # parameters a family may set.
 COMPUTE_FAMILIES: tuple[str, ...] = ("small", "flash1", "attention", "memset", "copy",
                                      "elementwise", "reduction", "norm", "norm_2pass_fwd",
-                                     "norm_2pass_bwd", "gemm_align1")
+                                     "norm_2pass_bwd", "gemm_align1", "winograd")
 FamilyParam = Literal["gemm_efficiency", "memory_efficiency", "fixed_us"]
 
 
@@ -428,7 +428,7 @@ class ComputeParams(_Strict):
     families: dict[str, dict[FamilyParam, float]] = Field(  # type: ignore[valid-type]
         default_factory=dict,
         description="per kernel family (small and the recorded classes below it, flash1, "
-        "attention, gemm_align1), its own parameters, e.g. "
+        "attention, gemm_align1, winograd), its own parameters, e.g. "
         "{small: {fixed_us: 3.2}, attention: {gemm_efficiency: 0.6}}")
     source: str = Field("", description="what it was fitted on")
 

@@ -59,7 +59,7 @@ def test_one_element_aligned_cutlass_gemms_have_their_own_efficiency() -> None:
     name = "void cutlass::Kernel<cutlass_80_tensorop_s1688gemm_64x64_32x6_nn_align1>(Params)"
     assert kernel_family(name) == "gemm_align1"
     f = 1e12
-    tc = f / (156e6 * 0.485)  # TF32 peak 156 TFLOP/s
+    tc = f / (156e6 * 0.295)  # TF32 peak 156 TFLOP/s
     assert _us(name, 0.0, f, "tf32") == pytest.approx(9.0 + tc)
 
 
@@ -88,3 +88,19 @@ def test_a_topology_may_set_every_family() -> None:
     from simcluster.sim.kernel_names import FAMILIES
     from simcluster.topology.schema import COMPUTE_FAMILIES
     assert set(COMPUTE_FAMILIES) == set(FAMILIES) - {""}
+
+
+def test_winograd_convolutions_do_a_quarter_of_the_nominal_multiplications() -> None:
+    """F(4x4, 3x3): 36 multiplications per 4x4 output tile against 144 (Lavin & Gray)."""
+    name = "void cudnn::winograd_nonfused::winogradForwardData4x4<float, float>(Params)"
+    assert kernel_class(name) == "gemm" and kernel_family(name) == "winograd"
+    f = 1e12
+    tc = f / 4 / (156e6 * 0.805)  # A100 TF32 peak 156 TFLOP/s at the chip's GEMM efficiency
+    assert _us(name, 0.0, f, "tf32") == pytest.approx(9.0 + tc)
+
+
+def test_cudnn_offset_helpers_are_not_gemms() -> None:
+    assert [kernel_class(n) for n in ("cask_cudnn::computeWgradBOffsetsKernel(Params)",
+                                      "cask_cudnn::computeOffsetsKernel(Params)",
+                                      "volta_scudnn_128x64_relu_interior_nn_v1")] == [
+        "other", "other", "gemm"]
