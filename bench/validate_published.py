@@ -39,6 +39,9 @@ assumption):
 - precision: fp8 if the row says fp8 (any recipe), else bf16 (also when not stated); FSDP
   ``mixed_precision=PURE`` reduces gradients in bf16 (``grad_bytes=2``);
 - flash attention on (every source uses a fused attention kernel);
+- gradient buckets: S1's NeMo rows take their recipe's (``S1_RECIPES``: Apex's byte-sized
+  buckets with bf16 reduction, or Megatron-Core's max(40M, 1M x DP) parameters); others the
+  generator's default;
 - cluster: DGX-class servers of 8 GPUs (``dgx-h100``, ``dgx-a100`` or ``dgx-h200`` preset,
   the row's GPU), on a rail-optimized non-blocking fabric as in the bundled SuperPOD
   topologies (scalable units of 32 H100 or 20 A100 servers), as many servers as the row's

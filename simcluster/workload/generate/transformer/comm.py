@@ -109,7 +109,7 @@ class _CommOps(_MoeOps):
             acc += params
             members.append(layer)
             last = k == len(order) - 1
-            while acc >= size or (last and acc):
+            while acc >= size or (last and members):
                 take = size if split and acc >= size else acc
                 op = self.r.coll(f"{prefix}{n}", "all_gather", 2 * take, gkind, "dp",
                                  alloc=st.take_alloc())
