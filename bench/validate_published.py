@@ -39,6 +39,9 @@ assumption):
 - precision: fp8 if the row says fp8 (any recipe), else bf16 (also when not stated); FSDP
   ``mixed_precision=PURE`` reduces gradients in bf16 (``grad_bytes=2``);
 - flash attention on (every source uses a fused attention kernel);
+- gradient buckets: S1's NeMo rows take their recipe's (``S1_RECIPES``: Apex's byte-sized
+  buckets with bf16 reduction, or Megatron-Core's max(40M, 1M x DP) parameters); others the
+  generator's default;
 - cluster: DGX-class servers of 8 GPUs (``dgx-h100``, ``dgx-a100`` or ``dgx-h200`` preset,
   the row's GPU), on a rail-optimized non-blocking fabric as in the bundled SuperPOD
   topologies (scalable units of 32 H100 or 20 A100 servers), as many servers as the row's
@@ -247,6 +250,37 @@ def moe_params(row: dict[str, str]) -> dict[str, Any] | None:
     return dict(experts=experts, top_k=top_k, ep=_int(row.get("ep", "")) or 1, expert_tp=tp)
 
 
+# The gradient buckets of the S1 NeMo recipes (NVIDIA/dgxc-benchmarking@5f23b67, the
+# ``optim`` section of each model's yaml): (optimizer, bucket_cap_mb, grad_sync_dtype bytes).
+# ``distributed_fused_adam`` is Apex's DistributedFusedAdam (apex/contrib/optimizers/
+# distributed_fused_adam.py: buckets of ``bucket_cap_mb`` MiB of ``grad_sync_dtype``, a
+# parameter split over buckets); ``mcore_distributed_optim`` is Megatron-Core's DDP, whose
+# default bucket is max(40M, 1M x data-parallel size) parameters
+# (megatron/core/distributed/distributed_data_parallel.py) and which reduces in fp32.
+S1_RECIPES: dict[str, tuple[str, float, int]] = {
+    "Llama 3.1 8B": ("distributed_fused_adam", 75, 2),      # llama3.1/llama3.1_8b.yaml
+    "Llama 3.1 70B": ("distributed_fused_adam", 75, 2),     # llama3.1/llama3.1_70b.yaml
+    "Llama 3.1 405B": ("distributed_fused_adam", 125, 2),   # llama3.1/llama3.1_405b.yaml
+    "Nemotron-4 340B": ("distributed_fused_adam", 50, 2),   # nemotron/nemotron4-340b-synth.yaml
+    "GPT-3 175B": ("distributed_fused_adam", 220, 2),       # nemo_megatron/gpt3_175b_hydra.yaml
+    "Nemotron-4 15B": ("mcore_distributed_optim", 100, 4),  # nemotron/nemotron4-15b-synth.yaml
+}
+
+
+def recipe_buckets(row: dict[str, str], dp_ranks: int) -> dict[str, Any]:
+    """The generator's gradient-bucket settings of an S1 NeMo row from its recipe (empty
+    for other rows): Apex's byte-sized buckets that split parameters, reduced in bf16; or
+    Megatron-Core's default bucket of max(40M, 1M x ``dp_ranks``) parameters."""
+    recipe = S1_RECIPES.get(row["model"]) if row["source_id"].startswith("S1_") else None
+    if recipe is None or "nemo" not in row.get("framework", "").lower():
+        return {}
+    optimizer, cap_mb, gbytes = recipe
+    if optimizer == "distributed_fused_adam":
+        return {"bucket_split": True, "grad_bytes": gbytes,
+                "bucket_params": int(cap_mb * 2**20 / gbytes)}
+    return {"bucket_params": max(40_000_000, 1_000_000 * dp_ranks)}
+
+
 def map_row(row: dict[str, str]) -> Mapped | Skip:
     """The generator configuration and cluster of one CSV row, or why the row is skipped."""
     src, model, split = row["source_id"], row["model"], split_of(row)
@@ -359,6 +393,7 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         flash_attention=True, fold=True, framework=framework_of(row), **moe)
     if "pure" in prec:
         params["grad_bytes"] = 2  # FSDP mixed_precision=PURE: bf16 gradient reduction
+    params.update(recipe_buckets(row, dp * cp))
     nics = None
     if "roce" in row.get("interconnect", "").lower():
         nics = {"count": 8, "bandwidth_GBps": 25.0, "kind": "ethernet"}

@@ -101,6 +101,22 @@ def test_rows_take_their_framework_profile(vp, rows) -> None:
     assert vp.map_row(rows["355"]).params["framework"] == "megatron-core"
 
 
+def test_s1_nemo_rows_take_their_recipes_gradient_buckets(vp, rows) -> None:
+    # dgxc-benchmarking@5f23b67: Llama 3.1 8B runs Apex's distributed_fused_adam with
+    # bucket_cap_mb 75 and grad_sync_dtype bf16: buckets of 75 MiB / 2 B elements that split
+    # parameters; GPT-3 175B 220 MiB.
+    q = vp.map_row(rows["5"]).params
+    assert (q["bucket_split"], q["grad_bytes"], q["bucket_params"]) == (True, 2, 39_321_600)
+    assert vp.map_row(rows["61"]).params["bucket_params"] == 220 * 2**20 // 2
+    # Nemotron-4 15B runs Megatron-Core's optimizer: max(40M, 1M x DP) parameters, fp32.
+    for row, size in (("35", 40_000_000), ("42", 512_000_000)):
+        q = vp.map_row(rows[row]).params
+        assert q["bucket_params"] == size and "bucket_split" not in q and "grad_bytes" not in q
+    # MaxText (S1) and llm-foundry rows keep the generator's buckets.
+    for row in ("71", "119"):
+        assert not {"bucket_split", "bucket_params"} & set(vp.map_row(rows[row]).params)
+
+
 def test_unpublished_settings_are_assumed_and_said(vp, rows) -> None:
     m = vp.map_row(rows["355"])  # Megatron-Core weak scaling, 1.7B on 48 H100
     assert (m.tp, m.pp, m.dp, m.global_batch, m.params["micro_batch"]) == (1, 1, 48, 192, 1)

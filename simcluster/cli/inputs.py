@@ -228,6 +228,11 @@ def generate_transformer(
                           ] = None,
     bucket_params: Annotated[int, typer.Option(min=1, help="parameters per gradient bucket")
                              ] = 40_000_000,
+    bucket_split: Annotated[bool, typer.Option(
+        "--bucket-split/--no-bucket-split",
+        help="buckets of exactly --bucket-params, a layer split over several (Apex's "
+        "DistributedFusedAdam, NeMo 1.x recipes) [default: whole layers per bucket]")
+                            ] = False,
     fold: Annotated[bool, typer.Option(
         "--fold/--no-fold", help="store one data-parallel replica (same answer, faster)")
                     ] = True,
@@ -254,7 +259,7 @@ def generate_transformer(
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
         "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
         "framework": framework, "dp_overlap": dp_overlap, "tp_overlap": tp_overlap, "bucket_params": bucket_params,
-        "fold": fold, "host_us": host_us, "cuda_graphs": cuda_graphs, "steps": steps,
+        "bucket_split": bucket_split, "fold": fold, "host_us": host_us, "cuda_graphs": cuda_graphs, "steps": steps,
         "name": name})
     model = cfg.model
     wl = transformer(cfg)

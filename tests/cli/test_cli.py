@@ -284,6 +284,26 @@ def test_generate_transformer_host_us_adds_a_launch_per_op(capsys, tmp_path: Pat
     assert code == 2 and "--host-us" in err and not (tmp_path / "x.parquet").exists()
 
 
+def test_generate_transformer_bucket_split_cuts_layers_into_buckets(capsys, tmp_path: Path
+                                                                    ) -> None:
+    from simcluster.workload import load_workload
+
+    paths = [tmp_path / "layers.parquet", tmp_path / "split.parquet"]
+    for path, extra in zip(paths, ([], ["--bucket-split"])):
+        code, out, _ = _run(capsys, "generate", "transformer", "--preset", "llama3-8b",
+                            "--layers", "2", "--seq-len", "256", "--dp", "2", "--zero", "1",
+                            "--bucket-params", "100000000", *extra, "-o", str(path))
+        assert code == 0, out
+    counts = []
+    for wl in (load_workload(p) for p in paths):
+        ops = wl.ops.filter(pc.and_(pc.equal(wl.ops["rank"], 0),
+                                    pc.equal(wl.ops["collective"], "reduce_scatter")))
+        counts.append(sorted(ops.column("comm_bytes").to_pylist()))
+    layers, split = counts
+    assert sum(layers) == sum(split)  # the same gradients, in more, smaller buckets
+    assert len(split) > len(layers) and max(split) == 4 * 100_000_000
+
+
 def test_replay_retargets_durations_recorded_on_another_device(capsys, tmp_path: Path) -> None:
     """A GEMM recorded at 5 ms on an A100 runs faster on the H100 cluster, by the compute
     model's ratio; without flops/bytes the recorded time stays."""

@@ -29,7 +29,8 @@ With context parallelism ``C`` (:mod:`.cp`), ``rank = t + T (c + C (p + P d))`` 
   with TP and no SP each TP rank sends ``1/T`` of the tensor and the receivers all-gather it
   (Narayanan et al. 2021 section 4.1, scatter/gather).
 - data parallel, stream ``dp``: gradient buckets (``bucket_params`` parameters, in backward
-  order) all-reduced (ZeRO-0) or reduce-scattered (ZeRO-1/2) as soon as the last micro-batch
+  order; whole layers, or with ``bucket_split`` exactly ``bucket_params`` each, a layer
+  split over several as Apex's DistributedFusedAdam does) all-reduced (ZeRO-0) or reduce-scattered (ZeRO-1/2) as soon as the last micro-batch
   has produced them (``dp_overlap``), or all after the backward; ZeRO-1/2 all-gather the
   updated parameters per bucket, overlapping the next step's first forward (modelled as the
   start of this step, the steady state); ZeRO-2 reduce-scatters every micro-batch; ZeRO-3 /

@@ -57,13 +57,16 @@ class _CommOps(_MoeOps):
 
     def _buckets(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Group (params, ready op) in backward order into buckets of ``bucket_params``;
-        returns (params, op after which the bucket is complete)."""
+        returns (params, op after which the bucket is complete). With ``bucket_split`` a
+        layer's gradients fill buckets of exactly ``bucket_params`` (the rest carries over
+        to the next bucket)."""
+        size, split = self.cfg.bucket_params, self.cfg.bucket_split
         out, acc = [], 0
         for params, op in ready:
             acc += params
-            if acc >= self.cfg.bucket_params:
-                out.append((acc, op))
-                acc = 0
+            while acc >= size:
+                out.append((size if split else acc, op))
+                acc = acc - size if split else 0
         if acc:
             out.append((acc, ready[-1][1]))
         return out
@@ -98,16 +101,23 @@ class _CommOps(_MoeOps):
     def _gathers(self, st: _StepState, order: list[tuple[int, int]], gkind: int,
                  prefix: str, into: dict[int, int]) -> None:
         """All-gather ``(params, layer)`` in buckets of ``bucket_params``, in order; record
-        each layer's gather op in ``into``."""
-        acc, members = 0, []
+        in ``into`` the gather op after which each layer has all its parameters (with
+        ``bucket_split``, the bucket its last parameters are in)."""
+        size, split = self.cfg.bucket_params, self.cfg.bucket_split
+        acc, members, n = 0, [], len(set(into.values()))
         for k, (params, layer) in enumerate(order):
             acc += params
             members.append(layer)
-            if acc >= self.cfg.bucket_params or k == len(order) - 1:
-                op = self.r.coll(f"{prefix}{len(set(into.values()))}", "all_gather", 2 * acc,
-                                 gkind, "dp", alloc=st.take_alloc())
-                into.update(dict.fromkeys(members, op))
-                acc, members = 0, []
+            last = k == len(order) - 1
+            while acc >= size or (last and members):
+                take = size if split and acc >= size else acc
+                op = self.r.coll(f"{prefix}{n}", "all_gather", 2 * take, gkind, "dp",
+                                 alloc=st.take_alloc())
+                n += 1
+                acc -= take
+                done = members if acc == 0 else members[:-1]
+                into.update(dict.fromkeys(done, op))
+                members = members[len(done):]
 
     def _z3_gather(self, name: str, after: int | None) -> int:
         """ZeRO-3: gather one layer's parameters (prefetch: once ``after`` has started)."""

@@ -49,6 +49,12 @@ class TransformerConfig:
             GEMM (Megatron-LM's asynchronous TP communication, from late 2021); off, the
             backward waits for each reduction.
         bucket_params: parameters per gradient bucket (Megatron's default 40M).
+        bucket_split: gradients fill buckets of exactly ``bucket_params`` elements, one
+            layer's split over several when it is larger (Apex's ``DistributedFusedAdam``,
+            the optimizer of NeMo 1.x's ``distributed_fused_adam`` recipes:
+            ``bucket_cap_mb`` MiB of ``grad_sync_dtype``); off, a bucket closes at the first
+            layer boundary once it holds ``bucket_params`` (whole layers per bucket). Each
+            bucket is one collective: more buckets pay the ring's per-step latency more often.
         grad_bytes: bytes per gradient element; default 4 (fp32 main grads) for bf16/fp8,
             2 for fp16.
         scatter_gather: the pipeline scatter/gather optimisation (when tp > 1, no SP).
@@ -99,6 +105,7 @@ class TransformerConfig:
     dp_overlap: bool = True
     tp_overlap: bool = True
     bucket_params: int = 40_000_000
+    bucket_split: bool = False
     grad_bytes: int | None = None
     scatter_gather: bool = True
     fold: bool = True
