@@ -6,6 +6,9 @@ mean absolute percentage error (MAPE) per size band.
 
     python bench/validate_collectives.py                 # plain text
     python bench/validate_collectives.py --markdown      # the tables of docs/validation.md
+
+Last, per system from 64 KiB up (issue 12's acceptance: each size within 10 %): MAPE, mean
+signed error, the worst size and how many sizes miss 10 %.
 """
 
 from __future__ import annotations
@@ -14,9 +17,20 @@ import argparse
 from pathlib import Path
 
 from simcluster.topology import load_cluster
-from simcluster.validation import BANDS, SYSTEMS, compare, read_nccl_csv
+from simcluster.validation import BANDS, SYSTEMS, Comparison, compare, read_nccl_csv
 
 ROOT = Path(__file__).resolve().parents[1]
+FROM = 65536  # bytes: the acceptance's smallest size
+
+
+def from_64k(c: Comparison) -> str:
+    """MAPE, mean signed error, the worst size and the misses over 10 % from 64 KiB up."""
+    sel = c.sizes >= FROM
+    err = c.error[sel]
+    worst = int(abs(err).argmax())
+    return (f"MAPE {c.mape(FROM):.1f} %, mean signed {c.mean_signed(FROM):+.1f} %, worst "
+            f"{100 * err[worst]:+.1f} % at {int(c.sizes[sel][worst]):,} B, "
+            f"{int((abs(err) > 0.10).sum())} of {int(sel.sum())} sizes beyond 10 %")
 
 
 def main() -> None:
@@ -42,17 +56,21 @@ def main() -> None:
                 print(f"| {s:,} | {m:.2f} | {p:.2f} | {100 * e:+.1f} % | {a} |")
             else:
                 print(f"{s:>12} {m:>10.2f} {p:>10.2f} {100 * e:>+7.1f}%  {a}")
-        summary.append((system, [cmp_.mape(lo, hi) for lo, hi in BANDS.values()]))
+        summary.append((system, [cmp_.mape(lo, hi) for lo, hi in BANDS.values()],
+                        from_64k(cmp_)))
     print()
     if args.markdown:
         print("| system | " + " | ".join(f"MAPE {b}" for b in BANDS) + " |")
         print("|---|" + "---:|" * len(BANDS))
-        for system, mapes in summary:
+        for system, mapes, _ in summary:
             print(f"| {system} | " + " | ".join(f"{m:.1f} %" for m in mapes) + " |")
     else:
         print(f"{'MAPE':>18} " + " ".join(f"{b:>20}" for b in BANDS))
-        for system, mapes in summary:
+        for system, mapes, _ in summary:
             print(f"{system:>18} " + " ".join(f"{m:>19.1f}%" for m in mapes))
+    print()
+    for system, _, line in summary:
+        print(f"{'- ' if args.markdown else ''}{system}, from 64 KiB: {line}")
 
 
 if __name__ == "__main__":

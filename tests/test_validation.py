@@ -104,7 +104,7 @@ def test_new_platforms_give_plausible_all_reduce_bandwidth(topology: str, ranks:
 
 def test_gb200_nvl72_against_coreweave() -> None:
     """The published GB200 logs (bench/data/published/nccl) run through --compare. The NVL72
-    NVLS efficiency was fitted on the single-rack plateau (in-sample: within 1 %); two racks
+    NVLS efficiency was fitted on the single-rack plateau (in-sample: within 1.5 %); two racks
     run NVLS-tree and are out of sample: their plateau is a few percent fast, and every size
     is too fast on average (the logs' size-independent cost, which the model lacks).
     docs/validation.md has the numbers."""
@@ -119,7 +119,8 @@ def test_gb200_nvl72_against_coreweave() -> None:
     two = compare_log(two_log, cluster, "all_reduce", 144)
     assert len(one.sizes) == 5 and len(two.sizes) == 6
     assert set(one.algorithms) == {"nvls/Simple"} and set(two.algorithms) == {"nvls-tree/Simple"}
-    assert one.mape(lo=4 * 2**30) < 1.0
+    # Fitted to a zero mean log error over 4 and 8 GiB; the two sizes stay within 1.5 %.
+    assert one.mape(lo=4 * 2**30) < 1.5 and abs(one.mean_signed(lo=4 * 2**30)) < 0.1
     assert 0 < two.mean_signed(lo=4 * 2**30) < 15 and two.mean_signed() > 0
 
 

@@ -174,8 +174,19 @@ def _collnet_enabled(network: NetworkParams) -> bool:
 
 def _nvls_base_latency(network: NetworkParams, protocol: str) -> float:
     """NVLS is not in NCCL 2.18's tables as the other algorithms are (its base is 23 us, its
-    NVLink steps 0): a fitted topology parameter instead, also for NVLS-tree."""
+    NVLink steps 0): a fitted topology parameter instead, beside its chunks' fill."""
     return network.nvls_base_latency_us
+
+
+def _nvls_tree_base_latency(network: NetworkParams, protocol: str) -> float:
+    """NVLS-tree's fitted base latency (its chunks and fill are not modelled)."""
+    return network.nvls_tree_base_latency_us
+
+
+def _nvls_pipeline(network: NetworkParams, ranks: int, size: float, us_per_byte: float
+                   ) -> tuple[float, float]:
+    """NVLS's chunks and fill (one server: one head per rank)."""
+    return proto.nvls_pipeline(size, ranks, network.nvls_chunk_overhead_us, us_per_byte)
 
 
 def _ring(layout: Layout, collective: str, options: PlanOptions) -> list[Phase]:
@@ -251,13 +262,13 @@ for _algorithm in (
               description="reduce-scatter inside servers, all-reduce across, all-gather"),
     Algorithm("nvls", ("all_reduce",), _nvls, applies=_one_nvls_domain,
               tuning=Tuning(table="nvls", protocols=("Simple",),
-                            base_latency=_nvls_base_latency),
+                            base_latency=_nvls_base_latency, pipeline=_nvls_pipeline),
               description="in-switch reduction in one NVLink domain's NVSwitch",
               needs="3 or more ranks in one server whose NVSwitch reduces (nvls "
               "accelerators, network.nvls)"),
     Algorithm("nvls-tree", ("all_reduce",), _nvls_tree, applies=_nvls_domains,
               tuning=Tuning(table="nvls_tree", protocols=("Simple",),
-                            base_latency=_nvls_base_latency),
+                            base_latency=_nvls_tree_base_latency),
               description="NVLS in each NVLink domain, a tree of heads across them",
               needs="3 or more ranks in each server, whose NVSwitches reduce (nvls "
               "accelerators, network.nvls)"),

@@ -286,15 +286,23 @@ class CommModel:
                 + self.params.protocol_overhead_us.get(protocol, 0.0))
         return self.params.collective_overhead_us + self.params.latency_scale * base
 
+    def _pipeline(self, tuning: proto.Tuning, ph: _ResolvedPhase, bw: float, size: float,
+                  ranks: int) -> tuple[float, float]:
+        """(Factor on the phase's bytes, fill in us) of the algorithm's chunking."""
+        if tuning.pipeline is None:
+            return 1.0, 0.0
+        return tuning.pipeline(self.params, ranks, size, ph.unit_us / (bw * ph.efficiency))
+
     def estimate_us(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
-                    collective: str, size: float, n_hosts: int) -> float:
+                    collective: str, size: float, n_hosts: int, ranks: int = 2) -> float:
         """Isolated cost of a plan with ``protocol`` for ``size`` bytes (us), with an
-        algorithm's ``tuning``, on a group over ``n_hosts`` servers."""
+        algorithm's ``tuning``, on a group of ``ranks`` over ``n_hosts`` servers."""
         bw = self.tables.bandwidth_factor(tuning.table, protocol, collective, n_hosts)
         t = self._base(tuning, protocol)
         for ph in phases:
-            t += self._latency(tuning, protocol, ph)
-            t += ph.unit_us * size / (bw * ph.efficiency)
+            stretch, fill = self._pipeline(tuning, ph, bw, size, ranks)
+            t += self._latency(tuning, protocol, ph) + fill
+            t += ph.unit_us * size * stretch / (bw * ph.efficiency)
         return t
 
     def _candidates(self, collective: str, layout: coll.Layout, forced: str | None
@@ -417,19 +425,20 @@ class CommModel:
             tuning = algs.get_algorithm(algo).tuning
             phases = self.resolved((*key, algo, collective, root), layout, algo, collective, root)
             for q in (rule.protocol,) if rule else self._protocols(tuning, phases):
-                t = self.estimate_us(tuning, q, phases, collective, size, n_hosts)
+                t = self.estimate_us(tuning, q, phases, collective, size, n_hosts, layout.p)
                 if best is None or t < best[0]:
                     best = (t, algo, tuning, q, phases)
         assert best is not None
         t, algo, tuning, q, phases = best
         bw = self.tables.bandwidth_factor(tuning.table, q, collective, n_hosts)
-        scheduled = [
-            ScheduledPhase(routes=ph.routes,
-                           nbytes=ph.share * ph.weight * (size / (bw * ph.efficiency)),
-                           latency_us=self._latency(tuning, q, ph), coupled=ph.coupled,
-                           weights=ph.pace, counts=None if ph.pace is ph.weight else ph.weight)
-            for ph in phases
-        ]
+        scheduled = []
+        for ph in phases:
+            stretch, fill = self._pipeline(tuning, ph, bw, size, layout.p)
+            scheduled.append(ScheduledPhase(
+                routes=ph.routes,
+                nbytes=ph.share * ph.weight * (size * stretch / (bw * ph.efficiency)),
+                latency_us=self._latency(tuning, q, ph) + fill, coupled=ph.coupled,
+                weights=ph.pace, counts=None if ph.pace is ph.weight else ph.weight))
         return Schedule(algorithm=algo, protocol=q, fixed_us=self._base(tuning, q),
                         phases=scheduled, estimate_us=t)
 

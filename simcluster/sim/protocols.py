@@ -101,6 +101,57 @@ BANDWIDTH_FACTOR: dict[str, dict[str, float]] = {
 }
 
 
+# NVLS's chunk size (NCCL 2.18.5, ``v2.18.5-1``, src/enqueue.cc ``computeColl``): at most
+# 128 KiB, halved to 64, 32 and 16 KiB below 64, 8 and 2 x (channels x heads x chunk) bytes,
+# where an NVLS all-reduce runs on ``NCCL_NVLS_NCHANNELS`` = 16 channels (src/transport/nvls.cc)
+# and, inside one server, has one head per GPU (src/graph/search.cc: "Force intra-node NVLS
+# algorithm to pull evenly from all GPUs"; src/graph/connect.cc: nHeads = the NVLS graph's
+# channels). With 8 GPUs: 16 KiB chunks below 8 MiB, 32 KiB below 64 MiB, 64 KiB below 1 GiB.
+NVLS_CHANNELS = 16
+NVLS_MAX_CHUNK_BYTES = 131072
+NVLS_CHUNK_STEPS: tuple[tuple[int, int], ...] = ((64, 65536), (8, 32768), (2, 16384))
+
+
+def nvls_chunk_bytes(size: float, heads: int) -> int:
+    """Bytes of one NVLS chunk for an all-reduce of ``size`` bytes with ``heads`` heads."""
+    concurrent = NVLS_CHANNELS * heads
+    chunk = NVLS_MAX_CHUNK_BYTES
+    for factor, smaller in NVLS_CHUNK_STEPS:
+        if size < factor * concurrent * chunk and chunk > smaller:
+            chunk = smaller
+    return chunk
+
+
+# An NVLS all-reduce pipelines two stages per chunk, a reduction through the switch
+# (``multimem.ld_reduce``) and a multicast back (``multimem.st``): before the first result
+# lands, every concurrent op (channel x head) has a chunk in each stage.
+NVLS_PIPELINE_STAGES = 2
+
+
+def nvls_pipeline(size: float, heads: int, chunk_overhead_us: float,
+                  plateau_us_per_byte: float) -> tuple[float, float]:
+    """How NVLS's chunks stretch an all-reduce of ``size`` bytes: (the factor on its time at
+    the plateau rate, the pipeline's fill in us).
+
+    The ``n = NVLS_CHANNELS x heads`` concurrent ops each move chunks of ``k`` bytes
+    (:func:`nvls_chunk_bytes`), each chunk at the op's raw rate plus a fixed time ``c``
+    (``network.nvls_chunk_overhead_us``). ``network.nvls_efficiency`` gives the plateau,
+    where chunks are the largest (``K`` = 128 KiB): ``u`` = ``plateau_us_per_byte`` of the
+    all-reduce's bytes. So an op's raw time per byte is ``n u - c / K`` and
+
+        time = S u (1 + c (1/k - 1/K) / (n u)) + 2 (k (n u - c / K) + c),
+
+    the second term the fill: ``NVLS_PIPELINE_STAGES`` chunks in flight before the first
+    lands. Args in bytes and us.
+    """
+    n = NVLS_CHANNELS * heads
+    k = nvls_chunk_bytes(size, heads)
+    c = chunk_overhead_us
+    stretch = 1.0 + c * (1.0 / k - 1.0 / NVLS_MAX_CHUNK_BYTES) / (n * plateau_us_per_byte)
+    fill = NVLS_PIPELINE_STAGES * (k * (n * plateau_us_per_byte - c / NVLS_MAX_CHUNK_BYTES) + c)
+    return stretch, fill
+
+
 @dataclass(frozen=True)
 class Tuning:
     """How an algorithm's cost is looked up in NCCL's tuning tables (one per algorithm record).
@@ -113,11 +164,16 @@ class Tuning:
         base_latency: overrides the base latency of a call (us, before ``latency_scale``),
             given the topology's network parameters and the protocol; None: the table's
             base latency plus the protocol's overhead.
+        pipeline: how a size-dependent chunk size stretches a phase (NVLS's), given the
+            network parameters, the group's ranks, the call's bytes and the phase's time per
+            byte at full rate (us): (factor on its bytes' time, fill in us before they flow);
+            None: (1, 0).
     """
 
     table: str = "ring"
     protocols: tuple[str, ...] = PROTOCOLS
     base_latency: Callable[[NetworkParams, str], float] | None = None
+    pipeline: Callable[[NetworkParams, int, float, float], tuple[float, float]] | None = None
 
 
 # Point-to-point send/recv: ring rows, every protocol (NCCL tunes p2p like ring steps).

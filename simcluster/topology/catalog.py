@@ -99,10 +99,17 @@ LINK_EFFICIENCY: dict[str, float] = {
 # range (300 us): the measured curves are better described with LL128 never chosen. LL gets
 # none (the data cannot tell it). The host launch cost is per system; the default is the
 # DGX H100 fit.
+# NVLS's per-chunk overhead (3.5 us per chunk and concurrent op) and base latency (4 us) were
+# refitted together on the DGX H100 curve alone (NVLS forced, 2 MiB-16 GiB) once the model
+# followed NCCL 2.18.5's NVLS chunk sizes and pipeline fill (``sim/protocols.py``), by
+# bench/fit_nvls_chunks.py on 2026-12-07; Azure ND H100 v5 is held out (docs/network.md).
 DEFAULT_COLLECTIVE_OVERHEAD_US = 0.0
 DEFAULT_HOST_LAUNCH_US = 19.3
 DEFAULT_NVLS_EFFICIENCY = 0.782
-DEFAULT_NVLS_BASE_LATENCY_US = 47.7
+DEFAULT_NVLS_BASE_LATENCY_US = 4.0
+DEFAULT_NVLS_CHUNK_OVERHEAD_US = 3.5
+# NVLS-tree keeps the NVLS base latency of the 2026-11-24 fit (its chunks are not modelled).
+DEFAULT_NVLS_TREE_BASE_LATENCY_US = 47.7
 DEFAULT_LATENCY_SCALE = 1.0
 DEFAULT_PROTOCOL_OVERHEAD_US: dict[str, float] = {"LL": 0.0, "LL128": 300.0, "Simple": 86.3}
 

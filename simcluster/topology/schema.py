@@ -33,6 +33,8 @@ from simcluster.topology.catalog import (
     DEFAULT_HOST_LAUNCH_US,
     DEFAULT_LATENCY_SCALE,
     DEFAULT_NVLS_BASE_LATENCY_US,
+    DEFAULT_NVLS_CHUNK_OVERHEAD_US,
+    DEFAULT_NVLS_TREE_BASE_LATENCY_US,
     DEFAULT_NVLS_EFFICIENCY,
     DEFAULT_PROTOCOL_OVERHEAD_US,
     LINK_KINDS,
@@ -370,6 +372,14 @@ class NetworkParams(_Strict):
     nvls_base_latency_us: float = Field(
         DEFAULT_NVLS_BASE_LATENCY_US, ge=0,
         description="base latency of an NVLS all-reduce, us")
+    nvls_tree_base_latency_us: float = Field(
+        DEFAULT_NVLS_TREE_BASE_LATENCY_US, ge=0,
+        description="base latency of an NVLS-tree all-reduce (across servers), us")
+    nvls_chunk_overhead_us: float = Field(
+        DEFAULT_NVLS_CHUNK_OVERHEAD_US, ge=0,
+        description="fixed time of one NVLS chunk on one of its concurrent ops (channel x "
+        "head), us: NCCL shrinks NVLS chunks from 128 KiB to 16 KiB for smaller all-reduces, "
+        "which then pay it more often (sim/protocols.py, nvls_pipeline)")
     link_efficiency: dict[LinkKind, float] = Field(  # type: ignore[valid-type]
         default_factory=dict,
         description="achievable fraction of line rate per link kind (overrides defaults)")

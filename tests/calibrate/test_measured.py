@@ -83,9 +83,13 @@ def test_the_three_systems_together_reproduce_docs_network_md(shared_data: Path)
     shared = {p.knob.name: p.after for p in results[0].params if p.shared}
     assert shared["link_efficiency.nvlink"] == pytest.approx(catalog.LINK_EFFICIENCY["nvlink"],
                                                              rel=0.005)
-    assert shared["nvls_efficiency"] == pytest.approx(catalog.DEFAULT_NVLS_EFFICIENCY, rel=0.005)
+    # NVLS's efficiency and base latency in the catalog come from a narrower fit since the
+    # NVLS chunk model (bench/fit_nvls_chunks.py: DGX H100 alone, NVLS forced, from 2 MiB);
+    # this joint fit of all three curves and sizes lands within 1 % and 2 us of them
+    # (0.7895 and 5.9 us; docs/network.md).
+    assert shared["nvls_efficiency"] == pytest.approx(catalog.DEFAULT_NVLS_EFFICIENCY, rel=0.01)
     assert shared["nvls_base_latency_us"] == pytest.approx(
-        catalog.DEFAULT_NVLS_BASE_LATENCY_US, rel=0.01)
+        catalog.DEFAULT_NVLS_BASE_LATENCY_US, abs=2.0)
     for name, result in zip(SYSTEMS, results):
         (host,) = [p for p in result.params if p.knob.name == "host_launch_us"]
         # Within 1 %, or the documented value fits the curves as well as the one found.

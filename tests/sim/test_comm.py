@@ -18,9 +18,9 @@ def _model() -> CommModel:
 
 def test_a_repeated_collective_or_send_reuses_its_schedule() -> None:
     model = _model()
-    first = model.collective("g", "all_reduce", 1 << 20)
-    assert model.collective("g", "all_reduce", 1 << 20) is first
-    other = model.collective("g", "all_reduce", 2 << 20)
+    first = model.collective("g", "all_reduce", 1 << 18)
+    assert model.collective("g", "all_reduce", 1 << 18) is first
+    other = model.collective("g", "all_reduce", 2 << 18)
     assert other is not first
     # Twice the bytes, twice every flow's bytes (same algorithm at these sizes).
     assert other.label == first.label

@@ -42,7 +42,7 @@ def _servers(count: int = 2, gpus: int = 2, nic: float = 25.0, pcie: float = 100
                    "nvlink": {"bandwidth_GBps": 400.0}, "pcie": {"bandwidth_GBps": pcie},
                    "nics": {"count": gpus, "bandwidth_GBps": nic}}],
         "network": {"latency_scale": 0.0, "protocol": "Simple", "link_efficiency": EXACT,
-                    **network},
+                    "nvls_chunk_overhead_us": 0.0, **network},
     }
     if count > 1:
         spec["fabric"] = fabric or {"topology": "single-switch", "sharp": True}
@@ -59,10 +59,31 @@ def _run(cluster: Any, p: int = 4, size: int = GB) -> tuple[float, str]:
 @pytest.mark.parametrize(("gpus", "ranks"), [(8, 8), (72, 72), (72, 16)])
 def test_nvls_runs_in_an_nvlink_domain_of_any_size(gpus: int, ranks: int) -> None:
     # A GB200 NVL72 rack is one server of 72 GPUs on one NVSwitch: every rank (of all 72, or
-    # of a part) sends S up and gets S back, at the NVLS efficiency: S / (0.9 x 400 GB/s).
+    # of a part) sends S up and gets S back, at the NVLS efficiency: S / (0.9 x 400 GB/s),
+    # after the pipeline fill: 2 stages x 16 channels x one head per rank x a 64 KiB chunk
+    # (1 GB < 64 x 16 x ranks x 128 KiB), at the same rate.
     cluster = _servers(count=1, gpus=gpus, nvls_efficiency=0.9)
     t, algo = _run(cluster, ranks)
-    assert algo == "nvls/Simple" and t == pytest.approx(GB / (0.9 * 400e3))
+    fill = 2 * 16 * ranks * 65536
+    assert algo == "nvls/Simple" and t == pytest.approx((GB + fill) / (0.9 * 400e3))
+
+
+def test_nvls_below_8_mib_runs_16_kib_chunks_and_fills_its_pipeline() -> None:
+    # 8 ranks, 4 MiB: NCCL's 16 KiB chunks on n = 16 channels x 8 heads; each chunk pays
+    # c = 1 us. Plateau time per byte u = 1 / (0.9 x 400 GB/s); an op's raw time per byte
+    # n u - c / 128 KiB. Time: S u + S c (1/16384 - 1/131072) / n, plus the fill of 2 chunks
+    # per op: 2 (16384 (n u - c / 131072) + c).
+    size, n, c = 4 << 20, 128, 1.0
+    u = 1 / (0.9 * 400e3)
+    cluster = _servers(count=1, gpus=8, nvls_efficiency=0.9, nvls_chunk_overhead_us=c,
+                       algorithm="nvls")
+    t, algo = _run(cluster, 8, size)
+    expected = (size * u + size * c * (1 / 16384 - 1 / 131072) / n
+                + 2 * (16384 * (n * u - c / 131072) + c))
+    assert algo == "nvls/Simple" and t == pytest.approx(expected)
+    # 1 GiB: 128 KiB chunks, the plateau rate, and a fill of 2 (131072 n u) = 2**25 u.
+    t, _ = _run(cluster, 8, 1 << 30)
+    assert t == pytest.approx(((1 << 30) + (1 << 25)) * u)
 
 
 def test_nvls_does_not_span_two_domains_nor_run_on_two_gpus() -> None:
@@ -90,10 +111,10 @@ def test_nvls_tree_pipelines_the_switch_and_the_tree(nic: float, expected: float
     assert algo == "nvls-tree/Simple" and t == pytest.approx(expected, rel=1e-9)
 
 
-def test_nvls_tree_latency_is_the_nvls_base_and_two_steps_per_tree_level() -> None:
-    # NVLS base (a topology parameter) + 2 ceil(log2 N) network steps of NCCL's 19 us.
+def test_nvls_tree_latency_is_its_base_and_two_steps_per_tree_level() -> None:
+    # NVLS-tree base (a topology parameter) + 2 ceil(log2 N) network steps of NCCL's 19 us.
     cluster = _servers(gpus=4, nic=200.0, pcie=400.0, nvls_efficiency=0.5, algorithm="nvls-tree",
-                       latency_scale=1.0, nvls_base_latency_us=10.0, **NCCL_ONLY)
+                       latency_scale=1.0, nvls_tree_base_latency_us=10.0, **NCCL_ONLY)
     step = STEP_LATENCY_US["nvls_tree"]["net"]["Simple"]
     assert _run(cluster, 8)[0] == pytest.approx(10.0 + 2 * step + GB / (0.5 * 400e3))
 
