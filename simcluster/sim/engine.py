@@ -41,7 +41,7 @@ from simcluster.placement import Bound
 from simcluster.sim.alltoallv import split_matrices
 from simcluster.sim.comm import CommModel, Schedule
 from simcluster.sim.compile import _COPY_FLOW, _P2P, _SLOWED, _TIMED, compile_program
-from simcluster.sim.interference import gpu_clocks, slowed_ranks
+from simcluster.sim.interference import GpuClock, gpu_clocks, slowed_ranks
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork, FlowTag
 from simcluster.sim.options import SimOptions
@@ -312,7 +312,7 @@ class Engine:
                 if ev is not None:
                     ev.succeed()
 
-    def _reclock(self, sid: int, clock: Any, batch: tuple[tuple[Any, ...], ...], v0: float,
+    def _reclock(self, sid: int, clock: GpuClock, batch: tuple[tuple[Any, ...], ...], v0: float,
                  end: float) -> None:
         """Re-time a slowed batch whose clock changed rate while it ran: each op's start and
         end (us) read off the clock from the batch's virtual start ``v0``; the last ends at
