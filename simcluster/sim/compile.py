@@ -165,8 +165,7 @@ def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndar
     of the op itself and of the ops of its class fused after it: those that no one else
     can observe starting (no deps of their own, and memory effects ordered the same
     whenever they apply, because the rank touches memory from this stream only). The engine runs a
-    batch with one wake-up, not one per op. Other items' batch holds the op alone (unread
-    by the engine).
+    batch with one wake-up, not one per op. Other items have an empty batch.
 
     The items are zipped from columns taken at the batch heads: no per-op tuple beyond
     the batch entries.
@@ -193,7 +192,9 @@ def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndar
     heads = np.flatnonzero(~joins)
     tails = list(zip(o.tolist(), d.tolist(), a.tolist(), f.tolist(), nt.tolist()))
     hl = heads.tolist()
-    batches = map(tuple, map(tails.__getitem__, map(slice, hl, hl[1:] + [len(o)])))
+    batches = list(map(tuple, map(tails.__getitem__, map(slice, hl, hl[1:] + [len(o)]))))
+    for k in np.flatnonzero(~timed[heads]).tolist():
+        batches[k] = ()
     oh = o[heads].tolist()
     items = list(zip(oh, c[heads].tolist(), a[heads].tolist(), f[heads].tolist(),
                      nt[heads].tolist(), map(deps.__getitem__, oh), batches))

@@ -371,7 +371,7 @@ class Engine:
     def _stuck(self, sid: int) -> str | None:
         """What stream ``sid`` waits for, if it did not finish."""
         ended = len(self.ends[sid])
-        ops = [op[0] for item in self.streams[sid] for op in item[6]]
+        ops = [op[0] for item in self.streams[sid] for op in (item[6] or (item,))]
         if ended == len(ops):
             return None
         i = ops[ended]
