@@ -12,7 +12,11 @@ full (about 16x the ops; minutes, and GBs of memory).
 ``--host-us`` adds each rank's host timeline (a launch per GPU op at that cost; with
 ``--cuda-graphs`` one per layer forward or backward): its cost in ops and replay time.
 
+``--dp`` sets the data-parallel replicas (8 servers each; the global batch must be a
+multiple of 8 x dp): with the fold, the ops stay those of replica 0 and only the mirrors grow.
+
     python bench/bench_gpt3.py [--repeat 3] [--no-fold] [--global-batch 256] [--host-us 30.2]
+                               [--dp 64 --global-batch 1024]
 """
 
 from __future__ import annotations
@@ -50,18 +54,18 @@ def cluster(servers: int = 128) -> Cluster:
 
 
 def config(fold: bool, global_batch: int = 1536, host_us: float = 0.0,
-           cuda_graphs: bool = False) -> TransformerConfig:
+           cuda_graphs: bool = False, dp: int = 16) -> TransformerConfig:
     return TransformerConfig(
-        model=PRESETS["gpt3-175b"], tp=8, pp=8, dp=16, micro_batch=1, global_batch=global_batch,
+        model=PRESETS["gpt3-175b"], tp=8, pp=8, dp=dp, micro_batch=1, global_batch=global_batch,
         schedule="1f1b-interleaved:3", recompute="selective", sequence_parallel=True,
         dtype="bf16", fold=fold, host_us=host_us, cuda_graphs=cuda_graphs)
 
 
 def once(c: Cluster, fold: bool, global_batch: int = 1536, host_us: float = 0.0,
-         cuda_graphs: bool = False) -> dict[str, float]:
+         cuda_graphs: bool = False, dp: int = 16) -> dict[str, float]:
     gc.collect()
     t0 = time.perf_counter()
-    wl = transformer(config(fold, global_batch, host_us, cuda_graphs))
+    wl = transformer(config(fold, global_batch, host_us, cuda_graphs, dp))
     t1 = time.perf_counter()
     run = simulate(bind(wl, c))
     t2 = time.perf_counter()
@@ -85,12 +89,14 @@ def main() -> None:
     ap.add_argument("--host-us", type=float, default=0.0,
                     help="host us per launched op (0: no host timeline)")
     ap.add_argument("--cuda-graphs", action="store_true")
+    ap.add_argument("--dp", type=int, default=16,
+                    help="data-parallel replicas (8 servers each; 16: the 1,024-GPU case)")
     args = ap.parse_args()
     print(f"# load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     t = time.perf_counter()
-    c = cluster()
+    c = cluster(max(128, 8 * args.dp))
     build_s = time.perf_counter() - t
-    runs = [once(c, args.fold, args.global_batch, args.host_us, args.cuda_graphs)
+    runs = [once(c, args.fold, args.global_batch, args.host_us, args.cuda_graphs, args.dp)
             for _ in range(args.repeat)]
     r = runs[0]
     med = {k: statistics.median(x[k] for x in runs) for k in ("generate_s", "replay_s", "wall_s")}

@@ -9,6 +9,7 @@ can observe are fused into one batch.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,11 +165,15 @@ def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndar
     can observe starting (no deps of their own, and memory effects ordered the same
     whenever they apply, because the rank touches memory from this stream only). The engine runs a
     batch with one wake-up, not one per op. Other items have an empty batch.
+
+    The items are zipped from columns taken at the batch heads: no per-op tuple beyond
+    the batch entries.
     """
     o = order
     c, d, a, f, nt = cls[o], dur[o], alloc[o], free[o], notify[o]
     s = sid[o]
-    no_deps = np.fromiter((not deps[i] for i in o.tolist()), dtype=bool, count=len(o))
+    no_deps = np.fromiter(map(operator.not_, map(deps.__getitem__, o.tolist())), dtype=bool,
+                          count=len(o))
     # Ranks whose memory ops all sit on one stream.
     mem = (alloc > 0) | (free > 0)
     mem_streams = np.zeros(int(rank.max()) + 1 if len(rank) else 0, dtype=np.int64)
@@ -183,14 +188,15 @@ def _items(order: np.ndarray, bounds: np.ndarray, sid: np.ndarray, rank: np.ndar
     # A slowed op's end is known only when it happens: one that others wait for ends its
     # batch.
     joins[1:] &= ~((c[:-1] == _SLOWED) & nt[:-1])
-    ol = o.tolist()
     heads = np.flatnonzero(~joins)
-    cl = c.tolist()
-    rows = list(zip(ol, cl, a.tolist(), f.tolist(), nt.tolist(), [deps[i] for i in ol]))
-    tails = list(zip(ol, d.tolist(), a.tolist(), f.tolist(), nt.tolist()))
+    tails = list(zip(o.tolist(), d.tolist(), a.tolist(), f.tolist(), nt.tolist()))
     hl = heads.tolist()
-    items = [(*rows[h], tuple(tails[h:nh]) if cl[h] in (_TIMED, _SLOWED) else ())
-             for h, nh in zip(hl, hl[1:] + [len(o)])]
+    batches = list(map(tuple, map(tails.__getitem__, map(slice, hl, hl[1:] + [len(o)]))))
+    for k in np.flatnonzero(~timed[heads]).tolist():
+        batches[k] = ()
+    oh = o[heads].tolist()
+    items = list(zip(oh, c[heads].tolist(), a[heads].tolist(), f[heads].tolist(),
+                     nt[heads].tolist(), map(deps.__getitem__, oh), batches))
     # Heads per stream: a stream's first op is always a head.
     cuts = np.searchsorted(heads, bounds).tolist()
     return [items[cuts[k]:cuts[k + 1]] for k in range(len(cuts) - 1)]

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from heapq import heappush
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
@@ -41,7 +41,7 @@ from simcluster.placement import Bound
 from simcluster.sim.alltoallv import split_matrices
 from simcluster.sim.comm import CommModel, Schedule
 from simcluster.sim.compile import _COPY_FLOW, _P2P, _SLOWED, _TIMED, compile_program
-from simcluster.sim.interference import gpu_clocks, slowed_ranks
+from simcluster.sim.interference import GpuClock, gpu_clocks, slowed_ranks
 from simcluster.sim.memory import MemoryLedger
 from simcluster.sim.network import FlowNetwork, FlowTag
 from simcluster.sim.options import SimOptions
@@ -134,7 +134,8 @@ class Engine:
             yield env.timeout(sched.fixed_us)
         for k, ph in enumerate(sched.phases):
             yield self.net.transfer(ph.routes, ph.nbytes, coupled=ph.coupled, weights=ph.weights,
-                                    tag=replace(tag, algorithm=label, phase=k), counts=ph.counts)
+                                    tag=FlowTag(tag.kind, tag.name, tag.group, tag.seq, label, k),
+                                    counts=ph.counts)
             if ph.latency_us > 0:
                 yield env.timeout(ph.latency_us)
         for clock in clocks:
@@ -208,7 +209,7 @@ class Engine:
         event, until, succeed_at = env.event, env.until, env.succeed_at
         done_at, waiters, wait = self.done_at, self.waiters, self.wait
         keys, key_size, rvs = self.key, self.key_size, self._rv
-        ledger = self.ledger
+        ledger, clocks = self.ledger, self.clocks
         items = self.streams[sid]
         push_start, push_end = self.starts[sid].append, self.ends[sid].append
         slot = self.rank[items[0][0]]
@@ -250,8 +251,36 @@ class Engine:
                     ledger.free(slot, last_free)
                 continue
             if c == _SLOWED:
-                yield from self._slowed(sid, slot, batch)
-                now = env.now
+                # On the rank's compute clock (``sim/interference.py``): one wake-up when the
+                # clock reaches the batch's work; the times are the sums, as for a timed
+                # batch, unless the rate changed meanwhile (then read off the clock).
+                clock = clocks[slot]
+                v0, changes, rate = clock.virtual(now), clock.changes, clock.rate
+                work, t, last_free = 0.0, now, 0
+                for j, dj, aj, fj, _ in batch:
+                    if last_free:
+                        ledger.free(slot, last_free)
+                    if aj and not ledger.alloc(slot, aj):
+                        raise ledger.oom(slot, aj, self._describe(j))
+                    push_start(t)
+                    work += dj
+                    t += dj / rate
+                    push_end(t)
+                    last_free = fj
+                if work > 0:
+                    yield clock.sleep(sid, v0 + work, t)
+                    now = env.now
+                    clock.woke(sid)
+                    if clock.changes != changes:
+                        self._reclock(sid, clock, batch, v0, now)
+                if last_free:
+                    ledger.free(slot, last_free)
+                if batch[-1][4]:
+                    j = batch[-1][0]
+                    done_at[j] = now
+                    ev = waiters.pop(j, None)
+                    if ev is not None:
+                        ev.succeed()
                 continue
             push_start(now)
             if a and not ledger.alloc(slot, a):
@@ -283,50 +312,19 @@ class Engine:
                 if ev is not None:
                     ev.succeed()
 
-    def _slowed(self, sid: int, slot: int, batch: tuple[tuple[Any, ...], ...]
-                ) -> Generator[simpy.Event, Any, None]:
-        """Run a batch of compute ops on rank ``slot``'s clock (``sim/interference.py``):
-        back to back from now in work, each op's start and end read off the clock once the
-        batch is over. Memory effects as for a timed batch; only the last op may notify."""
-        env, ledger, clock = self.env, self.ledger, self.clocks[slot]
-        now = env.now
-        v0, changes, rate = clock.virtual(now), clock.changes, clock.rate
-        work, t, last_free = 0.0, now, 0
-        for j, dj, aj, fj, _ in batch:
-            if last_free:
-                ledger.free(slot, last_free)
-            if aj and not ledger.alloc(slot, aj):
-                raise ledger.oom(slot, aj, self._describe(j))
-            work += dj
-            t += dj / rate
-            last_free = fj
-        if work > 0:
-            yield clock.sleep(sid, v0 + work, t)
-        end = env.now
-        push_start, push_end = self.starts[sid].append, self.ends[sid].append
-        if clock.changes == changes:  # one rate throughout: the sums, as a timed batch
-            t = now
-            for _, dj, *_ in batch:
-                push_start(t)
-                t += dj / rate
-                push_end(t)
-        else:
-            v = v0
-            for _, dj, *_ in batch:
-                push_start(clock.real(v))
-                v += dj
-                push_end(clock.real(v))
-            self.ends[sid][-1] = end
-        if work > 0:
-            clock.woke(sid)
-        if last_free:
-            ledger.free(slot, last_free)
-        j, notify = batch[-1][0], batch[-1][4]
-        if notify:
-            self.done_at[j] = end
-            ev = self.waiters.pop(j, None)
-            if ev is not None:
-                ev.succeed()
+    def _reclock(self, sid: int, clock: GpuClock, batch: tuple[tuple[Any, ...], ...], v0: float,
+                 end: float) -> None:
+        """Re-time a slowed batch whose clock changed rate while it ran: each op's start and
+        end (us) read off the clock from the batch's virtual start ``v0``; the last ends at
+        ``end``, when the batch woke."""
+        starts, ends = self.starts[sid], self.ends[sid]
+        k = len(ends) - len(batch)
+        real, v = clock.real, v0
+        for m, op in enumerate(batch, k):
+            starts[m] = real(v)
+            v += op[1]
+            ends[m] = real(v)
+        ends[-1] = end
 
     # -- run ----------------------------------------------------------------------------------
 
