@@ -132,7 +132,9 @@ def test_megatron_2021_profile_and_the_fp16_optimizer_bytes() -> None:
     assert (cfg.loss_kernel, cfg.kernels, cfg.flash_attention) == (
         "unfused", "megatron-2021", False)
     # fp16 gradients: copy 2 + 4, unscale in place 4 + 4, norm 4, Adam 28, param copy 6
-    assert optimizer_bytes_per_param(2) == 52 and optimizer_bytes_per_param(4) == 42
+    assert optimizer_bytes_per_param(2, loss_scaling=True) == 52
+    # bf16 (no loss scale): 16-bit gradients 48, fp32 gradients 42
+    assert optimizer_bytes_per_param(2) == 48 and optimizer_bytes_per_param(4) == 42
     with pytest.raises(WorkloadError, match="kernels 'apex' is not one of current"):
         transformer(TransformerConfig(model=GPT, kernels="apex"))
 
