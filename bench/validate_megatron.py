@@ -16,11 +16,14 @@ Assumptions for settings the rows omit (``docs/validation.md`` states them too):
   Megatron-LM of that time);
 - micro-batch 1 with pipeline parallelism, else the whole per-replica batch (no gradient
   accumulation); the plain 1F1B schedule (no interleaving); the scatter/gather optimisation;
+- the framework profile ``megatron-2021`` (``--framework``; ``none``: the generator's
+  defaults): the 2020-2021 Megatron-LM kernels around the GEMMs and its vocab-parallel loss
+  in PyTorch ops (``workload/generate/frameworks.py``, ``costs.py``);
 - clusters: DGX A100 (8 GPUs on NVSwitch, 8 x 200 Gb/s HDR NICs, non-blocking leaf-spine
   fat-tree of 16 servers per leaf); 80 GB A100s for 2021 (Selene), 40 GB for the 2020 runs;
   DGX-2H for V100 (16 V100-SXM3 on NVSwitch, 8 x 100 Gb/s NICs).
 
-    python bench/validate_megatron.py [--csv PATH] [--rows 0 1 2] [--markdown]
+    python bench/validate_megatron.py [--csv PATH] [--rows 0 1 2] [--framework NAME]
 """
 
 from __future__ import annotations

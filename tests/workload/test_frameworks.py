@@ -163,3 +163,17 @@ def test_fp8_casts_every_gemm_operand_once_and_keeps_the_head_in_bf16() -> None:
     norm = {r["name"]: r["bytes_accessed"] for r in bf16.ops.to_pylist()}
     assert next(r["bytes_accessed"] for r in rows if r["name"] == "L0.fwd.ln1") \
         == norm["L0.fwd.ln1"] + 2 * T * h
+
+
+def test_cli_kernels_option(capsys, tmp_path) -> None:
+    out = tmp_path / "x.parquet"
+    args = ["generate", "transformer", "--layers", "2", "--hidden", "64", "--heads", "4",
+            "--ffn", "256", "--vocab", "256", "--seq-len", "32", "-o", str(out)]
+    with pytest.raises(SystemExit) as ok:
+        main([*args, "--framework", "megatron-2021"])
+    assert ok.value.code == 0 and out.exists()
+    assert "megatron-2021" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--kernels", "apex"])
+    assert exit_.value.code == 2
+    assert "kernels 'apex' is not one of current, megatron-2021" in capsys.readouterr().err
