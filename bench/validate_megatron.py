@@ -16,11 +16,14 @@ Assumptions for settings the rows omit (``docs/validation.md`` states them too):
   Megatron-LM of that time);
 - micro-batch 1 with pipeline parallelism, else the whole per-replica batch (no gradient
   accumulation); the plain 1F1B schedule (no interleaving); the scatter/gather optimisation;
+- the framework profile ``megatron-2021`` (``--framework``; ``none``: the generator's
+  defaults): the 2020-2021 Megatron-LM kernels around the GEMMs and its vocab-parallel loss
+  in PyTorch ops (``workload/generate/frameworks.py``, ``costs.py``);
 - clusters: DGX A100 (8 GPUs on NVSwitch, 8 x 200 Gb/s HDR NICs, non-blocking leaf-spine
   fat-tree of 16 servers per leaf); 80 GB A100s for 2021 (Selene), 40 GB for the 2020 runs;
   DGX-2H for V100 (16 V100-SXM3 on NVSwitch, 8 x 100 Gb/s NICs).
 
-    python bench/validate_megatron.py [--csv PATH] [--rows 0 1 2] [--markdown]
+    python bench/validate_megatron.py [--csv PATH] [--rows 0 1 2] [--framework NAME]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from simcluster.sim import simulate
 from simcluster.topology.build import build
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.schema import TopologySpec
+from simcluster.workload.generate.frameworks import settings_of
 from simcluster.workload.generate.presets import ModelSpec
 from simcluster.workload.generate.transformer import TransformerConfig, transformer
 
@@ -109,9 +113,10 @@ def accelerator(row: Row) -> str:
 @dataclass(frozen=True)
 class Setup:
     """Overrides of the defaults: the micro-batch of rows that do not give one (None: the
-    module docstring's choice)."""
+    module docstring's choice); the framework profile (None: the generator's defaults)."""
 
     micro_batch: int | None = None
+    framework: str | None = "megatron-2021"
 
 
 def cluster(row: Row, net: Setup = Setup()) -> Cluster:
@@ -131,23 +136,27 @@ def cluster(row: Row, net: Setup = Setup()) -> Cluster:
 
 
 def config(row: Row, micro_batches: int | None = None,
-           micro_batch: int | None = None) -> TransformerConfig:
+           net: Setup = Setup()) -> TransformerConfig:
+    """The row's configuration: the assumptions of the module docstring, over the framework
+    profile ``net.framework`` (``megatron-2021``: its kernels, loss and optimizer)."""
+    micro_batch = net.micro_batch
     model = ModelSpec(name=f"gpt-{row.model}", layers=row.layers, hidden=row.hidden,
                       heads=row.heads, kv_heads=row.heads, ffn=4 * row.hidden, vocab=row.vocab,
                       seq_len=row.seq)
     mb = row.micro_batch or micro_batch or (1 if row.pp > 1 else row.global_batch // row.dp)
     batch = row.global_batch if micro_batches is None else micro_batches * mb * row.dp
-    return TransformerConfig(
-        model=model, tp=row.tp, pp=row.pp, dp=row.dp, micro_batch=mb,
-        global_batch=batch, recompute="full", dtype="fp16", flash_attention=False,
-        dp_overlap=False, tp_overlap=False, bucket_params=10**15, schedule="1f1b",
-        name=f"{row.table}-{row.model}")
+    settings = settings_of(net.framework, {
+        "tp": row.tp, "pp": row.pp, "dp": row.dp, "micro_batch": mb, "global_batch": batch,
+        "recompute": "full", "dtype": "fp16", "flash_attention": False, "dp_overlap": False,
+        "tp_overlap": False, "bucket_params": 10**15, "schedule": "1f1b",
+        "name": f"{row.table}-{row.model}"})
+    return TransformerConfig(model=model, **settings)
 
 
 def simulate_row(row: Row, net: Setup, micro_batches: int | None = None
                  ) -> tuple[float, float, float, int]:
     """Makespan (ms), peak memory and capacity (GiB), ops of the row's replay."""
-    wl = transformer(config(row, micro_batches, net.micro_batch))
+    wl = transformer(config(row, micro_batches, net))
     run = simulate(bind(wl, cluster(row, net)))
     peak = run.memory.column("peak_bytes").to_numpy().max()
     cap = run.memory.column("capacity_bytes").to_numpy().min()
@@ -156,7 +165,7 @@ def simulate_row(row: Row, net: Setup, micro_batches: int | None = None
 
 def estimated_ops(row: Row, net: Setup) -> int:
     """About how many ops the folded workload has (40 per layer and micro-batch)."""
-    cfg = config(row, None, net.micro_batch)
+    cfg = config(row, None, net)
     return row.tp * row.pp * cfg.micro_batches * (row.layers // row.pp) * 40
 
 
@@ -166,7 +175,7 @@ def predict(row: Row, net: Setup, max_ops: float) -> dict[str, float]:
     to the row's m (1F1B adds one steady-state period per micro-batch; ``--check`` compares
     this with the full replay on smaller rows)."""
     t0 = time.perf_counter()
-    cfg = config(row, None, net.micro_batch)
+    cfg = config(row, None, net)
     m = cfg.micro_batches
     if estimated_ops(row, net) <= max_ops or row.pp == 1:
         ms, peak, cap, ops = simulate_row(row, net)
@@ -192,9 +201,13 @@ def main() -> None:
                     help="micro-batch of the rows that do not give one (sensitivity check)")
     ap.add_argument("--check", action="store_true",
                     help="for the chosen rows, compare extrapolation with the full replay")
+    ap.add_argument("--framework", default="megatron-2021",
+                    help="framework profile of the settings not stated ('none': the "
+                         "generator's defaults, the table before issue 12)")
     args = ap.parse_args()
     rows = read_rows(args.csv)
-    net = Setup(micro_batch=args.micro_batch)
+    net = Setup(micro_batch=args.micro_batch,
+                framework=None if args.framework == "none" else args.framework)
     if args.check:
         for i in args.rows or []:
             full = predict(rows[i], net, float("inf"))

@@ -35,7 +35,11 @@ from simcluster.workload.generate.frameworks import FRAMEWORKS
 from simcluster.workload.generate.presets import PRESETS
 from simcluster.workload.generate.registry import transformer_config
 from simcluster.workload.generate.transformer import transformer
-from simcluster.workload.generate.transformer.config import ATTENTION_KERNELS, LOSS_KERNELS
+from simcluster.workload.generate.transformer.config import (
+    ATTENTION_KERNELS,
+    KERNEL_SETS,
+    LOSS_KERNELS,
+)
 
 # -- topology -------------------------------------------------------------------------------------
 
@@ -219,6 +223,9 @@ def generate_transformer(
         help=f"{', '.join(ATTENTION_KERNELS)} [default: flash]")] = None,
     loss_kernel: Annotated[Optional[str], typer.Option(
         help=f"{', '.join(LOSS_KERNELS)} [default: fused]")] = None,
+    kernels: Annotated[Optional[str], typer.Option(
+        help=f"kernels around the GEMMs: {', '.join(KERNEL_SETS)} [default: current]")
+                       ] = None,
     dp_overlap: Annotated[Optional[bool], typer.Option(
         "--dp-overlap/--no-dp-overlap",
         help="overlap gradient reduction with backward [default: on]")] = None,
@@ -258,8 +265,9 @@ def generate_transformer(
         "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
         "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
-        "framework": framework, "dp_overlap": dp_overlap, "tp_overlap": tp_overlap, "bucket_params": bucket_params,
-        "bucket_split": bucket_split, "fold": fold, "host_us": host_us, "cuda_graphs": cuda_graphs, "steps": steps,
+        "kernels": kernels, "framework": framework, "dp_overlap": dp_overlap,
+        "tp_overlap": tp_overlap, "bucket_params": bucket_params, "bucket_split": bucket_split,
+        "fold": fold, "host_us": host_us, "cuda_graphs": cuda_graphs, "steps": steps,
         "name": name})
     model = cfg.model
     wl = transformer(cfg)

@@ -243,7 +243,7 @@ class Estimator:
         if cfg.dp_overlap and dp > 0:
             exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(params, 1)))
         exposed += sum(experts)  # queued behind the dense buckets, after the backward
-        opt_bytes = optimizer_bytes_per_param(cfg.gbytes) * sum(
+        opt_bytes = optimizer_bytes_per_param(cfg.gbytes, cfg.dtype == "fp16") * sum(
             n / (len(g) if cfg.zero else 1) for n, g in grad_groups)
         opt = float(self.compute.roofline_us(np.array([0.0]), np.array([opt_bytes]), "bf16",
                                              spec)[0])

@@ -28,6 +28,19 @@ gradient (``2 g`` per weight); norms read their input and write their output; an
 attention core writes, reads and rewrites the ``b (a/t) s^2`` score matrix (scores, softmax,
 dropout, AV), a flash-attention core only its Q, K, V, O tiles.
 
+**The Megatron-LM kernels of 2020-2021** (``kernels="megatron-2021"``; the default
+``current`` has none of these passes): each linear layer's bias gradient is a separate
+reduction that reads the layer's output gradient once (``F.linear``'s bias, and the biases
+Megatron adds in its fused bias-GeLU and bias-dropout-add; ``e`` bytes per element of the QKV,
+FC1, projection and FC2 outputs), Apex's ``FusedLayerNorm`` backward reads ``dy`` and ``x``
+twice (``cuComputePartGradGammaBeta``, then ``cuComputeGradInput``: ``5 e`` per element, not
+``3 e``), a weight-gradient GEMM writes a fresh ``param.grad`` that the data-parallel wrapper's
+hook then adds to the contiguous main-grad buffer (``param.main_grad.add_(param.grad)``,
+``megatron/model/distributed.py``; a separate op, :meth:`Shape.grad_accumulate`), and the attention's context is permuted from ``[b, a, s, d]`` to ``[s, b, a d]``
+with ``.contiguous()`` after AV (a copy: read and write ``e`` per element). These passes are
+counted in the op they follow (one kernel launch fewer each). The loss these runs used is
+``loss_kernel="unfused"`` (:meth:`Shape.loss`).
+
 **Activation memory** stored for the backward pass, per layer and micro-batch: the
 generalised tensor-by-tensor count of Korthikanti et al. 2022 (section 4.1). For a GPT layer
 (``k = h``, ``f = 4h``, dropout) it is exactly their ``s b h (10 + 24/t + 5 a s / (h t))``
@@ -66,7 +79,10 @@ class Shape:
         gemm_bytes: bytes per GEMM operand element (w).
         grad_bytes: bytes per gradient element (g).
         flash: flash attention (fused core, no score matrix in HBM).
-        eager_loss: the cross-entropy runs as PyTorch's eager kernels (:meth:`loss`).
+        loss_kernel: the cross-entropy's kernels, ``fused``, ``eager`` or ``unfused``
+            (:meth:`loss`).
+        kernels: ``current`` or ``megatron-2021`` (the module docstring: the extra passes of
+            the 2020-2021 Megatron-LM kernels).
     """
 
     model: ModelSpec
@@ -77,7 +93,22 @@ class Shape:
     gemm_bytes: int = 2
     grad_bytes: int = 4
     flash: bool = True
-    eager_loss: bool = False
+    loss_kernel: str = "fused"
+    kernels: str = "current"
+
+    @property
+    def legacy(self) -> bool:
+        """The 2020-2021 Megatron-LM kernels (module docstring)."""
+        return self.kernels == "megatron-2021"
+
+    def bias_grad(self, tokens: float, width: float) -> Cost:
+        """A bias gradient computed by a separate reduction over a ``tokens x width`` output
+        gradient (read once, ``e`` bytes per element; the legacy kernels of a model with
+        biases), else nothing."""
+        if not (self.legacy and self.model.biases):
+            return Cost(0.0, 0.0)
+        n = tokens * width
+        return Cost(n, self.act_bytes * n)
 
     @property
     def tokens(self) -> int:
@@ -121,9 +152,21 @@ class Shape:
         return Cost(2.0 * m * k * n, w * (m * n + k * n) + e * m * k)
 
     def gemm_wgrad(self, m: float, k: float, n: float) -> Cost:
-        """Weight gradient ``X^T @ dY``: reads X and dY, accumulates into the fp32 grad."""
+        """Weight gradient ``X^T @ dY``: reads X and dY, accumulates into the fp32 grad (the
+        legacy kernels: writes a fresh ``param.grad`` of ``e`` bytes, :meth:`grad_accumulate`
+        adds it to the main grad)."""
         w, g = self.gemm_bytes, self.grad_bytes
-        return Cost(2.0 * m * k * n, w * (m * k + m * n) + 2 * g * k * n)
+        out = self.act_bytes if self.legacy else 2 * g
+        return Cost(2.0 * m * k * n, w * (m * k + m * n) + out * k * n)
+
+    def grad_accumulate(self, k: float, n: float) -> Cost:
+        """Megatron-LM 2021's gradient hook after a ``k x n`` weight gradient (the legacy
+        kernels): ``param.main_grad.add_(param.grad)`` reads the main grad and the grad and
+        writes the main grad (``2 g + e`` bytes per weight; none otherwise: the GEMM
+        accumulates in place)."""
+        if not self.legacy:
+            return Cost(0.0, 0.0)
+        return Cost(k * n, (2 * self.grad_bytes + self.act_bytes) * k * n)
 
     def layer_gemms(self) -> dict[str, tuple[float, float, float]]:
         """(m, k, n) of the layer's GEMMs on this rank."""
@@ -156,11 +199,15 @@ class Shape:
                 return Cost(2 * flops, 2 * qkvo + e * T * mdl.v_dim / t + stats)
             return Cost(flops, qkvo + stats)
         drop = 1 if mdl.dropout else 0
-        if backward:  # AV bwd 2e, dropout bwd 2e+1, softmax bwd 3e, QK^T bwd e
-            per = (8 * e + drop) if mdl.dropout else 6 * e
-            return Cost(2 * flops, 2 * qkvo + per * self.score_elems)
+        if backward:  # AV bwd 2e, dropout bwd 2e+1, softmax bwd 3e, QK^T bwd 2e (dQ and dK
+            # are two batched GEMMs, each reads the score gradient)
+            per = (9 * e + drop) if mdl.dropout else 7 * e
+            qkv = self.layer_gemms()["qkv"]
+            return Cost(2 * flops, 2 * qkvo + per * self.score_elems) \
+                + self.bias_grad(qkv[0], qkv[2])
         per = (6 * e + drop) if mdl.dropout else 4 * e  # QK^T write, softmax r/w, dropout, AV
-        return Cost(flops, qkvo + per * self.score_elems)
+        permute = 2 * e * T * mdl.v_dim / t if self.legacy else 0.0  # .contiguous() copy
+        return Cost(flops, qkvo + per * self.score_elems + permute)
 
     # -- elementwise ---------------------------------------------------------------------------
 
@@ -168,7 +215,8 @@ class Shape:
         """A LayerNorm/RMSNorm (fwd: read x, write y; bwd: read x, dy, write dx)."""
         n = self.ln_tokens * self.model.hidden
         e = self.act_bytes
-        return Cost((16.0 if backward else 8.0) * n, (3 if backward else 2) * e * n)
+        passes = (5 if self.legacy else 3) if backward else 2
+        return Cost((16.0 if backward else 8.0) * n, passes * e * n)
 
     def residual(self, backward: bool = False) -> Cost:
         """Bias + dropout + residual add after a block (fwd: read y, residual; write out,
@@ -176,8 +224,9 @@ class Shape:
         n = self.ln_tokens * self.model.hidden
         e = self.act_bytes
         mask = 1 if self.model.dropout else 0
-        if backward:
-            return Cost(2.0 * n, (2 * e + mask) * n)
+        if backward:  # with the legacy kernels, the bias gradient of the block's last GEMM
+            return Cost(2.0 * n, (2 * e + mask) * n) + self.bias_grad(self.ln_tokens,
+                                                                      self.model.hidden)
         return Cost(3.0 * n, (3 * e + mask) * n)
 
     def activation_fn(self, backward: bool = False, elems: float | None = None) -> Cost:
@@ -186,7 +235,9 @@ class Shape:
         n = self.tokens * mdl.ffn / self.tp if elems is None else elems
         if mdl.gated_mlp:
             return Cost(12.0 * n, (5 if backward else 3) * e * n)
-        return Cost(10.0 * n, (3 if backward else 2) * e * n)
+        if backward:  # with the legacy kernels, FC1's bias gradient (a reduction of the output)
+            return Cost(10.0 * n, 3 * e * n) + self.bias_grad(n, 1.0)
+        return Cost(10.0 * n, 2 * e * n)
 
     def embedding(self, backward: bool = False) -> Cost:
         """Token (+ position) lookup, dropout; bwd: scatter-add into the fp32 grad."""
@@ -197,22 +248,31 @@ class Shape:
         return Cost(n, 3 * e * n)
 
     def loss(self, backward: bool = False) -> Cost:
-        """Vocab-parallel cross-entropy on fp32 logits.
+        """Vocab-parallel cross-entropy on fp32 logits (``loss_kernel``), bytes per logit.
 
-        Fused (Megatron): forward reads the logits and writes the fp32 softmax it keeps
-        (``e + 8`` bytes per logit); backward reads it and writes the logits' grad
-        (``4 + e``). Eager PyTorch (``F.cross_entropy(logits.float())``): forward, the cast
-        (``e + 4``) and a log-softmax that reads its input for the max, for the sum and for
-        the output it writes (``16``); backward, the NLL grad written in full (``4``), the
-        log-softmax backward (reads the grad for its sum, then grad and output, writes: ``16``)
-        and the cast back (``4 + e``).
+        ``fused`` (Megatron-Core's fused loss): forward reads the logits and writes the fp32
+        softmax it keeps (``e + 8``); backward reads it and writes the logits' grad
+        (``4 + e``). ``eager`` (PyTorch's ``F.cross_entropy(logits.float())``): forward, the
+        cast (``e + 4``) and a log-softmax that reads its input for the max, for the sum and
+        for the output it writes (``16``); backward, the NLL grad written in full (``4``),
+        the log-softmax backward (reads the grad for its sum, then grad and output, writes:
+        ``16``) and the cast back (``4 + e``). ``unfused`` (Megatron-LM's
+        ``_VocabParallelCrossEntropy`` of 2019-2023 in PyTorch ops on ``output.float()``,
+        NVIDIA/Megatron-LM ``megatron/mpu/cross_entropy.py``): forward, the cast (``e + 4``),
+        ``max`` (read 4), ``sub_`` (8), ``exp(out=)`` (8), ``sum`` (4), ``div_`` (8) into the
+        softmax it keeps: ``e + 36``; backward, ``mul_`` by the loss gradient in place (8)
+        and the cast back (``4 + e``): ``12 + e``.
         """
         n = self.tokens * self.model.vocab / self.tp
         e = self.act_bytes
-        if self.eager_loss:
+        if self.loss_kernel == "eager":
             if backward:
                 return Cost(4.0 * n, (24 + e) * n)
             return Cost(6.0 * n, (e + 20) * n)
+        if self.loss_kernel == "unfused":
+            if backward:
+                return Cost(2.0 * n, (12 + e) * n)
+            return Cost(6.0 * n, (e + 36) * n)
         if backward:  # read the saved softmax, write the logits' grad
             return Cost(2.0 * n, (4 + e) * n)
         return Cost(6.0 * n, (e + 4 + 4) * n)

@@ -39,10 +39,14 @@ _MCORE: dict[str, Any] = {
 FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
     Framework(
         "megatron-2021", "Megatron-LM as in Narayanan et al. 2021 (SC'21)",
-        {"flash_attention": False, "loss_kernel": "fused", "dp_overlap": False,
-         "tp_overlap": False, "zero": 0},
+        {"flash_attention": False, "loss_kernel": "unfused", "kernels": "megatron-2021",
+         "dp_overlap": False, "tp_overlap": False, "zero": 0},
         "Narayanan et al. 2021, sections 3-5: no fused attention, the backward waits for its "
-        "TP all-reduces, gradients all-reduced after the backward, no optimizer sharding"),
+        "TP all-reduces, gradients all-reduced after the backward, no optimizer sharding; "
+        "NVIDIA/Megatron-LM of 2020-2021 (megatron/mpu/cross_entropy.py, "
+        "megatron/model/transformer.py, Apex FusedLayerNorm): the vocab-parallel "
+        "cross-entropy in PyTorch ops on fp32 logits, separate bias-gradient reductions, "
+        "a two-pass LayerNorm backward, the attention context's permute copy"),
     Framework(
         "megatron-core", "Megatron-Core (2024-2025) with Transformer Engine", _MCORE,
         "Megatron-LM README and NeMo/Megatron-Bridge performance recipes: cuDNN fused "

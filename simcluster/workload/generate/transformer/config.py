@@ -16,7 +16,8 @@ from simcluster.workload.generate.transformer.moe import check_moe, ep_span
 RECOMPUTE = ("none", "selective", "full")
 DTYPES = ("bf16", "fp16", "fp8")
 ATTENTION_KERNELS = ("flash", "flash1")
-LOSS_KERNELS = ("fused", "eager")
+LOSS_KERNELS = ("fused", "eager", "unfused")
+KERNEL_SETS = ("current", "megatron-2021")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,13 @@ class TransformerConfig:
         loss_kernel: the cross-entropy: ``fused`` (one pass over the fp32 logits forward,
             one backward: Megatron's fused vocab-parallel loss) or ``eager`` (PyTorch's
             ``F.cross_entropy`` on upcast logits: a cast, a log-softmax that reads its input
-            three times, and a separate backward, ``costs.Shape.loss``).
+            three times, and a separate backward, ``costs.Shape.loss``) or ``unfused``
+            (Megatron-LM's vocab-parallel cross-entropy of 2019-2023 in PyTorch ops, in
+            place on ``logits.float()``).
+        kernels: the kernels around the GEMMs: ``current`` (bias gradients fused, a
+            one-pass norm backward) or ``megatron-2021`` (the Megatron-LM of 2020-2021:
+            separate bias-gradient reductions, Apex's two-pass LayerNorm backward, the
+            attention context's permute copy; ``costs.py``).
         dp_overlap: overlap gradient communication with the backward pass.
         tp_overlap: overlap the TP reduction of an input gradient with the weight-gradient
             GEMM (Megatron-LM's asynchronous TP communication, from late 2021); off, the
@@ -102,6 +109,7 @@ class TransformerConfig:
     flash_attention: bool = True
     attention_kernel: str = "flash"
     loss_kernel: str = "fused"
+    kernels: str = "current"
     dp_overlap: bool = True
     tp_overlap: bool = True
     bucket_params: int = 40_000_000
@@ -176,7 +184,7 @@ class TransformerConfig:
         return Shape(model=m, micro_batch=self.micro_batch, tp=self.tp, sp=self.sp,
                      act_bytes=2, gemm_bytes=1 if self.dtype == "fp8" else 2,
                      grad_bytes=self.gbytes, flash=self.flash_attention,
-                     eager_loss=self.loss_kernel == "eager")
+                     loss_kernel=self.loss_kernel, kernels=self.kernels)
 
     def check(self) -> None:
         """Raise WorkloadError naming the first inconsistent setting."""
@@ -199,7 +207,8 @@ class TransformerConfig:
             problems.append(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         for option, value, allowed in (("attention_kernel", self.attention_kernel,
                                         ATTENTION_KERNELS),
-                                       ("loss_kernel", self.loss_kernel, LOSS_KERNELS)):
+                                       ("loss_kernel", self.loss_kernel, LOSS_KERNELS),
+                                       ("kernels", self.kernels, KERNEL_SETS)):
             if value not in allowed:
                 problems.append(f"{option} {value!r} is not one of {', '.join(allowed)}")
         if self.zero not in (0, 1, 2, 3):

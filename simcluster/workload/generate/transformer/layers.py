@@ -145,6 +145,7 @@ class _LayerOps:
             self._cast(f"{q}{out_gemm}_cast", mo[0] * mo[2], deps=deps)
             deps = None
         last = c(f"{q}{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True, deps=deps)
+        last = self._grad_acc(f"{q}{out_gemm}", s, mo, last)
         for name, cost, alloc, free in middle:
             if name == self._attn:
                 last = self._attention(p, cost, last, alloc=alloc, free=free)
@@ -157,7 +158,15 @@ class _LayerOps:
         red = self._tp_out(f"{q}tp_{in_gemm}", dgrad) if self.tp else None
         wdeps = [x for x in (gather, None if self.cfg.tp_overlap else red) if x is not None]
         wgrad = c(f"{q}{in_gemm}.wgrad", s.gemm_wgrad(*mi), gemm=True, deps=wdeps or None)
+        wgrad = self._grad_acc(f"{q}{in_gemm}", s, mi, wgrad)
         return red if red is not None else wgrad
+
+    def _grad_acc(self, name: str, s: Shape, mkn: tuple[float, float, float], last: int) -> int:
+        """With the legacy kernels, the main-grad accumulation after the weight gradient of
+        GEMM ``mkn`` (``costs.Shape.grad_accumulate``); returns the last op."""
+        if not s.legacy:
+            return last
+        return self._c(f"{name}.grad_acc", s.grad_accumulate(mkn[1], mkn[2]))
 
     def layer_bwd(self, layer: int, deps: list[int] | None, free_extra: int = 0
                   ) -> tuple[int, int]:
@@ -219,7 +228,8 @@ class _LayerOps:
         m = s.head_gemm()
         last = c("logits.dgrad", s.gemm_dgrad(*m), gemm=not self.fp8)
         red = self._tp_out("tp_head", last) if self.tp else None
-        c("logits.wgrad", s.gemm_wgrad(*m), gemm=not self.fp8, free=s.logits_bytes())
+        last = c("logits.wgrad", s.gemm_wgrad(*m), gemm=not self.fp8, free=s.logits_bytes())
+        self._grad_acc("logits", s, m, last)
         return c("final_norm.bwd", s.norm(backward=True), deps=[red] if red is not None else None)
 
     def _layer_params(self, layer: int) -> int:

@@ -54,12 +54,15 @@ def hardware_flops_per_step(cfg: TransformerConfig) -> float:
     return 6.0 * _matmul_params(cfg, scale) * tokens + 3.0 * attn + extra
 
 
-def optimizer_bytes_per_param(grad_bytes: int) -> int:
+def optimizer_bytes_per_param(grad_bytes: int, loss_scaling: bool = False) -> int:
     """HBM bytes per parameter of a mixed-precision Adam step: fp16 gradients copied to fp32
     (read 2, write 4; none with fp32 gradients), unscale/overflow check and gradient norm
-    (read 4 each), Adam (read parameter, m, v, gradient: 16; write parameter, m, v: 12), and
-    the 16-bit copy of the parameter (read 4, write 2)."""
-    return (6 if grad_bytes == 2 else 0) + 8 + 28 + 6
+    (read 4 each; with ``loss_scaling``, fp16 training, the unscale also writes the fp32
+    gradient back, 4: ``torch._amp_foreach_non_finite_check_and_unscale_`` works in place,
+    as Megatron-LM's ``_unscale_main_grads_and_check_for_nan`` calls it), Adam (read
+    parameter, m, v, gradient: 16; write parameter, m, v: 12), and the 16-bit copy of the
+    parameter (read 4, write 2)."""
+    return (6 if grad_bytes == 2 else 0) + (4 if loss_scaling else 0) + 8 + 28 + 6
 
 
 def training_meta(cfg: TransformerConfig) -> dict[str, Any]:

@@ -156,8 +156,8 @@ class _StageBuilder(_CommOps):
         n = sp.dense // (cfg.dp_ranks if cfg.zero >= 1 else 1)
         if sp.experts:
             n += sp.experts // (expert_layout(cfg).edp if cfg.zero >= 1 else 1)
-        r.compute("optimizer", Cost(15.0 * n, optimizer_bytes_per_param(cfg.gbytes) * n), "fp32",
-                  deps=deps, free=st.z3_persist)
+        per = optimizer_bytes_per_param(cfg.gbytes, loss_scaling=cfg.dtype == "fp16")
+        r.compute("optimizer", Cost(15.0 * n, per * n), "fp32", deps=deps, free=st.z3_persist)
 
 
 @dataclass
