@@ -23,6 +23,7 @@ make it slower than the estimate.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -128,19 +129,9 @@ def _distinct_paths(paths: list[tuple[str, ...]], share: np.ndarray
     and how many flows each stands for: a path is routed once, not once per channel or tree
     that repeats it (the same path has the same route, so :func:`_merge` of the distinct
     ones with these counts gives what it gives for all the flows)."""
-    index: dict[tuple[tuple[str, ...], float], int] = {}
-    out: list[tuple[str, ...]] = []
-    out_share: list[float] = []
-    counts: list[int] = []
-    for path, sh in zip(paths, share.tolist()):
-        j = index.setdefault((path, sh), len(out))
-        if j == len(out):
-            out.append(path)
-            out_share.append(sh)
-            counts.append(1)
-        else:
-            counts[j] += 1
-    return out, np.array(out_share), counts
+    # A Counter keeps its keys in order of first appearance and counts in C.
+    seen = Counter(zip(paths, share.tolist()))
+    return [p for p, _ in seen], np.array([sh for _, sh in seen]), list(seen.values())
 
 
 class CommModel:
