@@ -23,6 +23,7 @@ make it slower than the estimate.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -99,25 +100,38 @@ def _pace(share: np.ndarray, weight: np.ndarray, coupled: bool) -> np.ndarray:
     return weight * share / share.max()
 
 
-def _merge(routes: list[np.ndarray], share: np.ndarray
+def _merge(routes: list[np.ndarray], share: np.ndarray, counts: list[int] | None = None
            ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Merge flows with the same route and share into one weighted flow (exact under
-    weighted max-min sharing; the channels of a ring repeat most hops inside servers)."""
+    weighted max-min sharing; the channels of a ring repeat most hops inside servers).
+    ``counts``: how many flows each given one already stands for (default one each)."""
     index: dict[tuple[bytes, float], int] = {}
     out_routes: list[np.ndarray] = []
     out_share: list[float] = []
     weight: list[int] = []
-    for route, sh in zip(routes, share.tolist()):
+    for k, (route, sh) in enumerate(zip(routes, share.tolist())):
         key = (route.tobytes(), sh)
-        k = index.get(key)
-        if k is None:
+        c = 1 if counts is None else counts[k]
+        j = index.get(key)
+        if j is None:
             index[key] = len(out_routes)
             out_routes.append(route)
             out_share.append(sh)
-            weight.append(1)
+            weight.append(c)
         else:
-            weight[k] += 1
+            weight[j] += c
     return out_routes, np.array(out_share), np.array(weight, dtype=np.float64)
+
+
+def _distinct_paths(paths: list[tuple[str, ...]], share: np.ndarray
+                    ) -> tuple[list[tuple[str, ...]], np.ndarray, list[int]]:
+    """The distinct (path, share) pairs of a plan's flows, in order of first appearance,
+    and how many flows each stands for: a path is routed once, not once per channel or tree
+    that repeats it (the same path has the same route, so :func:`_merge` of the distinct
+    ones with these counts gives what it gives for all the flows)."""
+    # A Counter keeps its keys in order of first appearance and counts in C.
+    seen = Counter(zip(paths, share.tolist()))
+    return [p for p, _ in seen], np.array([sh for _, sh in seen]), list(seen.values())
 
 
 class CommModel:
@@ -231,7 +245,8 @@ class CommModel:
                            nvls_efficiency=self.params.nvls_efficiency)
         out = []
         for ph in phases:
-            routes, share, weight = _merge([self._route(path) for path in ph.paths], ph.share)
+            paths, share, counts = _distinct_paths(ph.paths, ph.share)
+            routes, share, weight = _merge([self._route(p) for p in paths], share, counts)
             pace = _pace(share, weight, ph.coupled)
             out.append(_ResolvedPhase(
                 routes=routes, share=share, weight=weight, coupled=ph.coupled,

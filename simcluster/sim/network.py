@@ -36,6 +36,9 @@ _REL_EPS = 1e-12
 # ... or less than this fraction of the current time: a wake-up that close to ``now`` lands on
 # ``now`` itself (float64 has ~16 digits), and the flow would never advance.
 _CLOCK_EPS = 1e-14
+# New (flow, link) pairs above this many, and above a quarter of the links, are merged into
+# the used links with a table over every link id (``_merge_links_dense``).
+_DENSE_PAIRS = 4096
 
 
 @dataclass
@@ -354,6 +357,16 @@ class FlowNetwork:
         new_link = np.concatenate(routes).astype(np.int64, copy=False)
         first = len(self._size)
         new_flow = np.repeat(np.arange(first, first + len(routes)), lengths)
+        if len(new_link) > _DENSE_PAIRS and len(new_link) * 4 > len(self.capacity):
+            slot = self._merge_links_dense(new_link)
+        else:
+            slot = self._merge_links_sorted(new_link)
+        self._pair_slot = np.concatenate([self._pair_slot, slot])
+        self._pair_flow = np.concatenate([self._pair_flow, new_flow])
+
+    def _merge_links_sorted(self, new_link: np.ndarray) -> np.ndarray:
+        """Merge ``new_link`` into ``_links`` by sorting the distinct new ones and searching
+        (for a few pairs); returns the new pairs' slots."""
         links = self._links
         # The distinct new links, sorted (a Python set is quicker for the usual few).
         add = (np.unique(new_link) if len(new_link) > 64
@@ -374,8 +387,24 @@ class FlowNetwork:
             merged[moved] = links
             self._pair_slot = moved[self._pair_slot]
             self._links = links = merged
-        self._pair_slot = np.concatenate([self._pair_slot, links.searchsorted(new_link)])
-        self._pair_flow = np.concatenate([self._pair_flow, new_flow])
+        return links.searchsorted(new_link)
+
+    def _merge_links_dense(self, new_link: np.ndarray) -> np.ndarray:
+        """The same merge with one table over every link id (for many pairs: linear in the
+        pairs and links, where sorting and searching the pairs is n log n and misses the
+        cache); returns the new pairs' slots. The same sorted links and slots as
+        :meth:`_merge_links_sorted`."""
+        links = self._links
+        used = np.zeros(len(self.capacity), dtype=bool)
+        used[links] = True
+        used[new_link] = True
+        merged = used.nonzero()[0]
+        slot_of = np.empty(len(used), dtype=np.int64)
+        slot_of[merged] = np.arange(len(merged))
+        if len(merged) != len(links):
+            self._pair_slot = slot_of[links][self._pair_slot]
+            self._links = merged
+        return slot_of[new_link]
 
     def _label(self, tag: FlowTag | None) -> int:
         label = tag.label if tag is not None else "other"

@@ -176,3 +176,49 @@ def test_flow_time_is_folded_with_the_same_bits_by_numpy_and_plain_python(
     by_python = _attribution(monkeypatch, 10**9)
     assert len(by_numpy) > 6
     assert list(by_numpy.items()) == list(by_python.items())
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_dense_and_sorted_link_merges_give_the_same_links_and_slots(seed: int) -> None:
+    """The table merge (many new pairs) and the sort-and-search merge (few) leave the same
+    used links and the same slots for old and new pairs, on random routes that overlap the
+    active ones, miss some, or add nothing new."""
+    rng = np.random.default_rng(seed)
+    n_links = int(rng.integers(1, 300))
+    results = []
+    for merge in ("_merge_links_sorted", "_merge_links_dense"):
+        env, net = _net(*([100.0] * n_links))
+        r = np.random.default_rng(seed)
+        for _ in range(3):
+            routes = [r.choice(n_links, size=int(r.integers(1, min(n_links, 6) + 1)),
+                               replace=False) for _ in range(int(r.integers(1, 30)))]
+            new_link = np.concatenate(routes).astype(np.int64)
+            old_links = net._links.copy()
+            slot = getattr(net, merge)(new_link)
+            assert (net._links[slot] == new_link).all()
+            assert (np.diff(net._links) > 0).all()
+            assert set(old_links) <= set(net._links)
+            n_flow = len(net._pair_flow)
+            net._pair_slot = np.concatenate([net._pair_slot, slot])
+            net._pair_flow = np.concatenate([net._pair_flow, np.arange(len(slot)) + n_flow])
+        results.append((net._links, net._pair_slot))
+    (links_a, slots_a), (links_b, slots_b) = results
+    assert links_a.tolist() == links_b.tolist()
+    assert slots_a.tolist() == slots_b.tolist()
+
+
+def test_a_large_batch_takes_the_dense_merge_and_finishes_as_computed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """5,000 one-hop flows, two per link over 2,500 links of 100 GB/s (more pairs than the
+    dense threshold and than a quarter of the links): each link carries two flows of 1 GB,
+    so each runs at 50 GB/s and all finish at 20 ms."""
+    env, net = _net(*([100.0] * 2500))
+    calls: list[int] = []
+    dense = net._merge_links_dense
+    monkeypatch.setattr(net, "_merge_links_dense", lambda x: calls.append(len(x)) or dense(x))
+    routes = [np.array([k % 2500]) for k in range(5000)]
+    ev = net.transfer(routes, [1 * GB] * 5000)
+    (t,) = _finish_times(env, [ev])
+    assert t == pytest.approx(20_000.0, rel=1e-12)
+    assert net.link_max_flows.tolist() == [2] * 2500
+    assert calls == [5000]
