@@ -15,7 +15,6 @@ micro-batches, as in its measured step.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -24,7 +23,9 @@ import pyarrow.compute as pc
 
 import simcluster as sc
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import validate_published as vp  # noqa: E402
+
 MICRO_BATCHES = 2
 # kind -> pattern on the op name; the first match wins
 KINDS: dict[str, str] = {
@@ -62,18 +63,8 @@ def kind_of(name: str) -> str:
     return next((k for k, pat in KINDS.items() if re.search(pat, name)), "other")
 
 
-def _validate_published():
-    spec = importlib.util.spec_from_file_location("validate_published",
-                                                  ROOT / "bench" / "validate_published.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["validate_published"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def decompose(row_id: str) -> tuple[str, dict[str, float]]:
     """(label, kind -> ms per layer and micro-batch on rank 0) of one CSV row."""
-    vp = _validate_published()
     row = {r["row_id"]: r for r in vp.read_csv()}[row_id]
     m = vp.map_row(row)
     if not isinstance(m, vp.Mapped):

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import simcluster as sc
-from tests.conftest import ROOT
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("decompose_moe",
-                                                  ROOT / "bench" / "decompose_moe.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["decompose_moe"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from tests.conftest import bench_module
 
 
 def test_moe_ops_fall_under_their_kinds() -> None:
-    dm = _module()
+    dm = bench_module("decompose_moe")
     wl = sc.generate("transformer", preset="mixtral-8x7b", layers=1, seq_len=64, tp=2, dp=2,
                      ep=2, expert_tp=2, sequence_parallel=True, dtype="fp8", global_batch=2,
                      fold=False)
