@@ -328,6 +328,17 @@ def split_list_copy(s: Shape, rows: float, hidden: int) -> Cost:
     return Cost(0.0, 2.0 * s.act_bytes * rows * hidden)
 
 
+def dispatcher_copies(cfg: TransformerConfig, s: Shape) -> list[Cost]:
+    """The all-to-all dispatcher's copies in one pass (forward, or backward) of a MoE layer
+    on a rank: ``sort_chunks`` both ways with several local experts, and the flat-buffer
+    copy of the expert-TP all-gather and of its reduce-scatter (module docstring)."""
+    lay, h = expert_layout(cfg), cfg.model.hidden
+    if cfg.moe_dispatcher != "alltoall":
+        return []
+    out = [sort_chunks(s, lay.expert_tokens, h)] * 2 if lay.local_experts > 1 else []
+    return out + ([split_list_copy(s, lay.expert_tokens, h)] * 2 if lay.etp > 1 else [])
+
+
 def moe_mlp_activation_bytes(cfg: TransformerConfig) -> float:
     """Bytes a MoE layer's MLP part keeps for the backward (no recompute), in place of the
     dense MLP's: the norm's input and output (the router's and the shared experts' input),
