@@ -70,14 +70,14 @@ class _MoeOps(_LayerOps):
         op = self._c(f"{name}_flatten", copy, deps=[dep])
         return self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[op])
 
-    def _sort_chunks(self, name: str, dep: int | None = None) -> int | None:
+    def _sort_chunks(self, name: str, dep: int) -> int:
         """The all-to-all dispatcher's second permutation with several local experts
-        (:func:`sort_chunks`): one copy of the expert rows; nothing with one local expert
-        (``dep`` itself)."""
+        (:func:`sort_chunks`), after op ``dep``: one copy of the expert rows; nothing with
+        one local expert (``dep`` itself)."""
         if not self._a2a or self.lay.local_experts == 1:
             return dep
         cost = sort_chunks(self.s, self.lay.expert_tokens, self.cfg.model.hidden)
-        return self._c(name, cost, deps=[dep] if dep is not None else None)
+        return self._c(name, cost, deps=[dep])
 
     @property
     def _a2a(self) -> bool:
