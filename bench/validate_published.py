@@ -240,7 +240,10 @@ def moe_params(row: dict[str, str]) -> dict[str, Any] | None:
     """The generator's MoE settings of a row: none for a dense model, None for a MoE row
     that lacks its expert count or top-k. Experts are MLPs of the row's ``ffn`` width,
     every layer is MoE, EP from the row (1 if empty), expert TP = TP (Megatron-Core's
-    default since 0.10), dropless with balanced routing (``moe_skew`` 1)."""
+    default since 0.10), balanced routing (``moe_skew`` 1). For the Grok-1 rows balanced is
+    exact, not a bound: their recipe (dgxc-benchmarking grok1/grok1_314b.yaml) pads every
+    expert's input to capacity factor 1.0 (``moe_pad_expert_input_to_capacity``), so every
+    expert computes exactly its balanced share whatever the routing."""
     if not (row.get("moe_experts", "").strip() or "moe" in row.get("workload", "").lower()):
         return {}
     experts, top_k = _int(row.get("moe_experts", "")), _int(row.get("moe_topk", ""))
@@ -296,8 +299,8 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
     if moe is None:
         return skip("MoE model without its expert count and top-k")
     if moe:
-        notes.append("MoE: expert_tp = tp (Megatron-Core's default), dropless, balanced "
-                     "routing (the row's routing is data-dependent)")
+        notes.append("MoE: expert_tp = tp (Megatron-Core's default), balanced routing "
+                     "(exact when the recipe pads to capacity 1.0, as Grok-1's does)")
     gpu, why = catalog_gpu(row.get("gpu", ""))
     if gpu is None:
         return skip(why)
@@ -312,8 +315,9 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
             vocab = 50257
             notes.append("vocab 50257 (GPT-2 BPE, as the other NeMo GPT-3 rows)")
         elif "grok-1" in model.lower():
-            vocab = 131072
-            notes.append("vocab 131072 (the released Grok-1 tokenizer; not in the row)")
+            vocab = 128256
+            notes.append("vocab 128256 (the recipe's tokenizer, meta-llama/Meta-Llama-3-70B: "
+                         "grok1/grok1_314b.yaml; not in the row)")
         else:
             return skip("model dimensions not published (vocab)")
     gpus = _int(row["num_gpus"]) or 0

@@ -172,3 +172,15 @@ def cli_exit_2(argv: list[str], out: Path, capsys) -> str:
         main(argv)
     assert exit_.value.code == 2 and not out.exists()
     return capsys.readouterr().err
+
+
+def bench_module(name: str):
+    """The bench script ``bench/<name>.py`` as a module (registered under ``name``, as
+    dataclasses look their module up)."""
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod

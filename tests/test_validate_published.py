@@ -158,7 +158,7 @@ def test_moe_rows_map_with_their_experts_and_expert_parallelism(vp, rows) -> Non
     assert isinstance(m, vp.Mapped)
     assert (m.tp, m.pp, m.params["cp"], m.dp) == (4, 2, 2, 8)
     assert {k: m.params[k] for k in ("experts", "top_k", "ep", "expert_tp", "vocab")} == {
-        "experts": 8, "top_k": 2, "ep": 8, "expert_tp": 4, "vocab": 131072}
+        "experts": 8, "top_k": 2, "ep": 8, "expert_tp": 4, "vocab": 128256}
     assert m.params["gated_mlp"] is True and any("MoE" in a for a in m.assumptions)
     wl = sc.generate("transformer", **{**m.params, "layers": 16, "global_batch": 16})
     assert wl.num_ranks == 128 and wl.meta.extra["moe"]["ep"] == 8

@@ -6,7 +6,9 @@ taken from the generator's own closed forms (``workload/generate/transformer/moe
 **MoE layer** (per micro-batch, forward; the backward mirrors it): the router GEMM and
 top-k, the permutation, the grouped expert GEMMs on the busiest rank's ``M = R etp`` rows
 (``R = min(skew, capacity) T_l k``: the load factor sets the pace), the un-permutation and
-the shared experts as a dense MLP. Its communication: dispatch and combine over the EP
+the shared experts as a dense MLP, and the all-to-all dispatcher's copies (regrouping by
+local expert, the expert-TP collectives' flat buffers: ``moe.dispatcher_copies``). Its
+communication: dispatch and combine over the EP
 group (two all-to-alls of ``R h e`` bytes per rank, or with the all-gather dispatcher an
 all-gather and a reduce-scatter of the group's ``ep T_l`` rows), and with expert TP an
 all-gather and a reduce-scatter of the ``M`` rows over the TP group. They block the
@@ -29,6 +31,7 @@ from simcluster.workload.generate.costs import Cost, Shape
 from simcluster.workload.generate.transformer import TransformerConfig
 from simcluster.workload.generate.transformer.cp import a2a_bytes, kv_bytes, ulysses_shape
 from simcluster.workload.generate.transformer.moe import (
+    dispatcher_copies,
     expert_gemms,
     expert_groups,
     expert_layout,
@@ -60,7 +63,8 @@ def moe_costs(cfg: TransformerConfig, shape: Shape, backward: bool
     gemms += [shape.gemm_dgrad(*router) + shape.gemm_wgrad(*router)] if backward \
         else [shape.gemm(*router)]
     other = [router_topk(shape, lay, m.experts, m.top_k, backward), perm, unperm,
-             shape.activation_fn(backward, elems=lay.expert_tokens * eg["fc2"][1])]
+             shape.activation_fn(backward, elems=lay.expert_tokens * eg["fc2"][1]),
+             *dispatcher_copies(cfg, shape)]
     if m.shared_experts:
         shared = replace(shape, model=replace(m, ffn=m.shared_experts * m.expert_ffn))
         g = shared.layer_gemms()

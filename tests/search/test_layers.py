@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from simcluster.search.estimate import Estimator
-from simcluster.search.layers import moe_collectives, rank0_groups, ring_us
+from simcluster.search.layers import moe_collectives, moe_costs, rank0_groups, ring_us
 from simcluster.topology import load_cluster
 from simcluster.workload.generate.presets import ModelSpec
-from simcluster.workload.generate.transformer import TransformerConfig
+from simcluster.workload.generate.transformer import TransformerConfig, transformer
 from tests.conftest import ROOT
 
 # 32 tokens a sequence, hidden 64 (a 16-bit row: 128 bytes), 4 experts, top-2.
@@ -34,6 +34,26 @@ def test_moe_collective_sizes_by_hand() -> None:
     assert moe_collectives(etp) == [("ep", "all_to_all", 32 * 128)] * 2 + [
         ("tp", "all_gather", 64 * 128), ("tp", "reduce_scatter", 64 * 128)]
     assert moe_collectives(TransformerConfig(model=TOY, dp=4)) == []  # ep 1: nothing to send
+
+
+def test_estimate_has_the_dispatcher_copies_the_generator_emits() -> None:
+    """tp 2 = expert TP, dp 2, ep 2 (2 local experts): the forward's other costs include
+    the sort and unsort copies and the two flat-buffer copies, byte for byte the
+    generator's ops; the all-gather dispatcher has none of them."""
+    cfg = TransformerConfig(model=TOY, tp=2, dp=2, ep=2, expert_tp=2, sequence_parallel=True,
+                            fold=False)
+    names = ("L0.fwd.sort_chunks", "L0.fwd.unsort_chunks", "L0.fwd.etp_ag_unflatten",
+             "L0.fwd.etp_rs_flatten")
+    ops = {r["name"]: r for r in transformer(cfg).ops.to_pylist() if r["rank"] == 0}
+    copies = [ops[n]["bytes_accessed"] for n in names]
+    assert copies == [2 * 2 * 64 * 64] * 4  # 64 rows of 64 x 2 B, read and written
+    for backward in (False, True):
+        other = [c.nbytes for c in moe_costs(cfg, cfg.shape(), backward)[1]]
+        assert other[-4:] == copies
+    ag = TransformerConfig(model=TOY, tp=2, dp=2, ep=2, expert_tp=2, sequence_parallel=True,
+                           moe_dispatcher="allgather")
+    assert len(moe_costs(ag, ag.shape(), False)[1]) == len(moe_costs(cfg, cfg.shape(),
+                                                                     False)[1]) - 4
 
 
 def test_rank0_groups_by_hand() -> None:

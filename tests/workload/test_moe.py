@@ -329,3 +329,44 @@ def test_search_explores_expert_parallelism(tmp_path, dask_client) -> None:
     assert report.simulated == 2 and report.best
     best = report.best[0]
     assert best.full["status"] == "ok" and "ep" in best.varied()
+
+
+def _names(wl, rank: int = 0) -> list[str]:
+    return [r["name"] for r in _rows(wl, rank)]
+
+
+def test_several_local_experts_regroup_their_rows_with_a_copy_each_way() -> None:
+    """dp 2, ep 2: 2 local experts, 2 x 32 tokens x top-2 = 128 rows of 64 x 2 B received;
+    Megatron-Core's sort_chunks_by_idxs copies them (read + write) before the experts and
+    back after them, and once each in the backward."""
+    wl = transformer(TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2, fold=False))
+    names = _names(wl)
+    for name in ("L1.fwd.sort_chunks", "L1.fwd.unsort_chunks", "L1.bwd.unsort_chunks",
+                 "L1.bwd.sort_chunks"):
+        op = _op(wl, name)
+        assert (op["flops"], op["bytes_accessed"]) == (0, 2 * 2 * 128 * 64)
+    assert (names.index("L1.fwd.ep_dispatch") < names.index("L1.fwd.sort_chunks")
+            < names.index("L1.fwd.experts.fc1") < names.index("L1.fwd.experts.fc2")
+            < names.index("L1.fwd.unsort_chunks") < names.index("L1.fwd.ep_combine"))
+    # one local expert (ep 4 of 4 experts): nothing to regroup
+    wl = transformer(TransformerConfig(model=MOE, micro_batch=2, dp=4, ep=4, fold=False))
+    assert not [n for n in _names(wl) if "sort_chunks" in n]
+
+
+def test_expert_tp_collectives_copy_through_a_flat_buffer_with_the_alltoall_dispatcher() -> None:
+    """tp 2 = expert TP, SP: 16 tokens x top-2 = 32 rows dispatched, 64 after the expert-TP
+    all-gather (8192 B); the list API copies them out of (all-gather) or into (reduce-
+    scatter) NCCL's flat buffer: 2 x 8192 B each. The all-gather dispatcher has no copy."""
+    cfg = TransformerConfig(model=MOE, micro_batch=1, tp=2, dp=2, ep=2, expert_tp=2,
+                            sequence_parallel=True, fold=False)
+    wl = transformer(cfg)
+    names = _names(wl)
+    for pas in ("fwd", "bwd"):
+        ag, rs = f"L1.{pas}.etp_ag", f"L1.{pas}.etp_rs"
+        assert _op(wl, ag)["comm_bytes"] == _op(wl, rs)["comm_bytes"] == 8192
+        for copy in (f"{ag}_unflatten", f"{rs}_flatten"):
+            assert (_op(wl, copy)["flops"], _op(wl, copy)["bytes_accessed"]) == (0, 16384)
+        assert names.index(ag) < names.index(f"{ag}_unflatten")
+        assert names.index(f"{rs}_flatten") < names.index(rs)
+    wl = transformer(replace(cfg, moe_dispatcher="allgather"))
+    assert not [n for n in _names(wl) if n.endswith("flatten")]

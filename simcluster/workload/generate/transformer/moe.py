@@ -45,8 +45,15 @@ weighted and summed), then the shared experts as a dense MLP of width ``shared_e
 moe_ffn`` (TP-sharded, with its TP communication). The backward mirrors it: the shared
 experts (dgrad/wgrad split as in a dense MLP), ``unpermute``, combine's all-to-all, each
 expert GEMM's dgrad and wgrad as one grouped op, dispatch's all-to-all, ``permute``, the
-router. The local regrouping of received tokens by expert (a second permutation) is not
-counted.
+router.
+
+**Framework copies** (Megatron-Core's all-to-all dispatcher, core_v0.10.0
+``transformer/moe/token_dispatcher.py``, ``tensor_parallel/mappings.py``): with several
+local experts the received rows are regrouped by expert (``sort_chunks``) after the
+expert-TP all-gather and back before the reduce-scatter, a copy of the ``M`` rows each, and
+one more each in the backward; the expert-TP all-gather and reduce-scatter pass split sizes,
+so ``torch.distributed`` runs them on a flat buffer with a copy of the ``M`` rows out of it
+(all-gather) or into it (reduce-scatter): ``etp_ag_unflatten``, ``etp_rs_flatten``.
 """
 
 from __future__ import annotations
@@ -300,6 +307,36 @@ def unpermute(s: Shape, copies: float, rows: float, hidden: int,
     if backward:
         return Cost(2.0 * copies * hidden, e * hidden * (rows + 2 * copies) + 16.0 * copies)
     return Cost(2.0 * copies * hidden, e * hidden * (rows + copies) + 12.0 * copies)
+
+
+def sort_chunks(s: Shape, rows: float, hidden: int) -> Cost:
+    """The all-to-all dispatcher's second permutation with several local experts: the
+    received rows, in (source rank, expert) chunks, regrouped by local expert
+    (Megatron-Core's ``sort_chunks_by_idxs``: ``torch.split`` then ``torch.cat``, one copy
+    of the ``rows`` expert rows, read and written); its inverse after the experts, and in
+    the backward the gradient of each (``cat``'s split is a view, ``split``'s gradient a
+    ``cat``), are one copy each."""
+    return Cost(0.0, 2.0 * s.act_bytes * rows * hidden)
+
+
+def split_list_copy(s: Shape, rows: float, hidden: int) -> Cost:
+    """The copy that ``torch.distributed``'s list API adds to an expert-TP all-gather or
+    reduce-scatter: Megatron-Core's all-to-all dispatcher passes split sizes, so the rows
+    go through ``all_gather(list, ...)`` / ``reduce_scatter(out, list)``, which NCCL runs
+    on a flat buffer: the ``rows`` gathered rows are copied out of it, or the rows to
+    reduce copied into it (read and written once)."""
+    return Cost(0.0, 2.0 * s.act_bytes * rows * hidden)
+
+
+def dispatcher_copies(cfg: TransformerConfig, s: Shape) -> list[Cost]:
+    """The all-to-all dispatcher's copies in one pass (forward, or backward) of a MoE layer
+    on a rank: ``sort_chunks`` both ways with several local experts, and the flat-buffer
+    copy of the expert-TP all-gather and of its reduce-scatter (module docstring)."""
+    lay, h = expert_layout(cfg), cfg.model.hidden
+    if cfg.moe_dispatcher != "alltoall":
+        return []
+    out = [sort_chunks(s, lay.expert_tokens, h)] * 2 if lay.local_experts > 1 else []
+    return out + ([split_list_copy(s, lay.expert_tokens, h)] * 2 if lay.etp > 1 else [])
 
 
 def moe_mlp_activation_bytes(cfg: TransformerConfig) -> float:

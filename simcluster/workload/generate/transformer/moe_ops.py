@@ -16,6 +16,8 @@ from simcluster.workload.generate.transformer.moe import (
     grouped_gemm_bwd,
     permute,
     router_topk,
+    sort_chunks,
+    split_list_copy,
     unpermute,
 )
 from simcluster.workload.generate.transformer.template import _EP, _TP, FROM_EXPERTS, TO_EXPERTS
@@ -53,10 +55,29 @@ class _MoeOps(_LayerOps):
 
     def _etp(self, name: str, collective: str, dep: int) -> int:
         """An all-gather or reduce-scatter of the expert rows over the TP group (expert
-        TP); without it, ``dep`` itself."""
+        TP); without it, ``dep`` itself. With the all-to-all dispatcher the rows travel
+        through ``torch.distributed``'s list API (:func:`split_list_copy`): a copy out of
+        the gathered buffer after an all-gather, into a flat buffer before a
+        reduce-scatter."""
         if self.lay.etp == 1:
             return dep
-        return self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[dep])
+        if not self._a2a:
+            return self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[dep])
+        copy = split_list_copy(self.s, self.r1, self.cfg.model.hidden)
+        if collective == "all_gather":
+            op = self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[dep])
+            return self._c(f"{name}_unflatten", copy, deps=[op])
+        op = self._c(f"{name}_flatten", copy, deps=[dep])
+        return self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[op])
+
+    def _sort_chunks(self, name: str, dep: int) -> int:
+        """The all-to-all dispatcher's second permutation with several local experts
+        (:func:`sort_chunks`), after op ``dep``: one copy of the expert rows; nothing with
+        one local expert (``dep`` itself)."""
+        if not self._a2a or self.lay.local_experts == 1:
+            return dep
+        cost = sort_chunks(self.s, self.lay.expert_tokens, self.cfg.model.hidden)
+        return self._c(name, cost, deps=[dep])
 
     @property
     def _a2a(self) -> bool:
@@ -82,6 +103,7 @@ class _MoeOps(_LayerOps):
             op = c(f"{p}.permute", permute(s, lay.tokens, lay.routed, m.hidden))
             op = self._ep(f"{p}.ep_dispatch", "all_to_all", self.r0, op, layer, TO_EXPERTS)
             op = self._etp(f"{p}.etp_ag", "all_gather", op)
+            op = self._sort_chunks(f"{p}.sort_chunks", op)
         else:
             op = self._ep(f"{p}.ep_dispatch", "all_gather", self.r0, op)
             op = self._etp(f"{p}.etp_ag", "all_gather", op)
@@ -93,6 +115,7 @@ class _MoeOps(_LayerOps):
         self._cast(f"{p}.experts.fc2_cast", lay.expert_tokens * self.eg["fc2"][1])
         op = c(f"{p}.experts.fc2", costs["fc2"], gemm=True)
         if self._a2a:
+            op = self._sort_chunks(f"{p}.unsort_chunks", op)
             op = self._etp(f"{p}.etp_rs", "reduce_scatter", op)
             op = self._ep(f"{p}.ep_combine", "all_to_all", self.r0, op, layer, FROM_EXPERTS)
             op = c(f"{p}.unpermute", unpermute(s, lay.routed, lay.tokens, m.hidden), deps=[op])
@@ -120,6 +143,7 @@ class _MoeOps(_LayerOps):
             op = c(f"{p}.unpermute", unpermute(s, lay.routed, lay.tokens, m.hidden, True))
             op = self._ep(f"{p}.ep_combine", "all_to_all", self.r0, op, layer, TO_EXPERTS)
             op = self._etp(f"{p}.etp_ag", "all_gather", op)
+            op = self._sort_chunks(f"{p}.unsort_chunks", op)
         else:
             op = self._ep(f"{p}.ep_combine", "all_gather", self.r0, len(self.r.name) - 1)
             op = self._etp(f"{p}.etp_ag", "all_gather", op)
@@ -132,6 +156,7 @@ class _MoeOps(_LayerOps):
         self._cast(f"{p}.experts.fc1_cast", self.eg["fc1"][0] * self.eg["fc1"][2])
         op = c(f"{p}.experts.fc1", costs["fc1"], gemm=True)
         if self._a2a:
+            op = self._sort_chunks(f"{p}.sort_chunks", op)
             op = self._etp(f"{p}.etp_rs", "reduce_scatter", op)
             op = self._ep(f"{p}.ep_dispatch", "all_to_all", self.r0, op, layer, FROM_EXPERTS)
             c(f"{p}.permute", permute(s, lay.routed, lay.tokens, m.hidden), deps=[op])
