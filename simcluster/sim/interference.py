@@ -230,6 +230,13 @@ def gpu_clocks(env: simpy.Environment, bound: Bound) -> dict[int, GpuClock]:
             if r in computing and rates[id(s)] < 1.0}
 
 
+def heap_entries(env: simpy.Environment, clocks: dict[int, GpuClock]) -> int:
+    """Entries pushed on ``env``'s event heap so far: the event ids given out, less those the
+    GPU clocks gave to wake-ups that were never pushed (:attr:`GpuClock.unpushed`). Reads
+    SimPy's id counter, so call it once, after the run."""
+    return next(env._eid) - sum(c.unpushed for c in clocks.values())  # type: ignore[attr-defined]
+
+
 def slowed_ranks(clocks: dict[int, GpuClock], ranks: int) -> np.ndarray | None:
     """Per rank, whether it has a clock (None: no rank has one)."""
     if not clocks:

@@ -14,8 +14,9 @@ from typing import Any
 import simpy
 
 from simcluster.placement import bind
+from simcluster.sim import SimOptions
 from simcluster.sim.engine import Engine
-from simcluster.sim.interference import GpuClock
+from simcluster.sim.interference import GpuClock, heap_entries
 from tests.conftest import workload
 from tests.sim.test_interference import compute, sms_cluster
 
@@ -54,20 +55,28 @@ def pops(env: simpy.Environment) -> tuple[int, int]:
     return n, stale
 
 
+def overlap(k: int, gap: float) -> tuple[tuple[int, int], list[float], GpuClock, int]:
+    """An op sleeping from 0 and ``k`` communications of 100 us, each after ``gap`` us: the
+    (entries, stale) popped, the wake-up times, the clock and the event ids given out."""
+    env = simpy.Environment()
+    clock, woke = GpuClock(env, SLOW), []
+    env.process(sleeper(env, clock, woke))
+    env.process(comms(env, clock, k, gap, 100.0))
+    counts = pops(env)
+    return counts, woke, clock, next(env._eid)  # type: ignore[attr-defined]
+
+
 def test_four_communications_inside_one_sleep_push_one_wake_up() -> None:
     # Communication over [50, 150], [200, 300], [350, 450], [500, 600]: 20 us lost in each,
     # so the op ends at 1,080. The first entry (1,000) fires as an alarm and pushes the
     # wake-up once. Entries: 2 process starts, 8 timeouts, the sleep, the alarm's push, 2
     # process ends = 14, none stale; 8 event ids went to wake-ups, 7 never pushed (one entry
     # per change would have made 21 entries, 8 of them stale).
-    env = simpy.Environment()
-    clock, woke = GpuClock(env, SLOW), []
-    env.process(sleeper(env, clock, woke))
-    env.process(comms(env, clock, 4, 50.0, 100.0))
-    assert pops(env) == (14, 0)
+    counts, woke, clock, ids = overlap(4, 50.0)
+    assert counts == (14, 0)
     assert woke == [1080.0]
     assert clock.changes == 8 and clock.unpushed == 7
-    assert next(env._eid) == 21  # type: ignore[attr-defined]  # ids as one entry per change
+    assert ids == 21  # the event ids, as with one entry per change
 
 
 def test_a_wake_up_that_moves_earlier_is_pushed_at_once() -> None:
@@ -92,13 +101,10 @@ def test_an_alarm_due_when_the_rate_rises_costs_an_entry_per_change_as_before() 
     # and pushes 1,025; then the communication ends: due at 1,020, earlier, so a new entry
     # and the 1,025 one stale. 3 entries of the clock, as one per change: 2 starts, 2
     # timeouts, the sleep, 2 pushes, 2 ends = 9.
-    env = simpy.Environment()
-    clock, woke = GpuClock(env, SLOW), []
-    env.process(sleeper(env, clock, woke))
-    env.process(comms(env, clock, 1, 900.0, 100.0))
-    assert pops(env) == (9, 1)
+    counts, woke, clock, ids = overlap(1, 900.0)
+    assert counts == (9, 1)
     assert woke == [1020.0]
-    assert clock.unpushed == 0
+    assert clock.unpushed == 0 and ids == 9
 
 
 def test_the_engine_slows_by_each_communication_with_one_wake_up() -> None:
@@ -111,10 +117,15 @@ def test_the_engine_slows_by_each_communication_with_one_wake_up() -> None:
             rows += [{"rank": r, "stream": "m", "kind": "host", "duration_us": 50.0},
                      {"rank": r, "stream": "m", "kind": "collective",
                       "collective": "all_reduce", "comm_bytes": 10**7, "group": "dp"}]
-    engine = Engine(bind(workload(rows, {"dp": [0, 1]}), sms_cluster(20.0)))
+    calls: list[int] = []
+    engine = Engine(bind(workload(rows, {"dp": [0, 1]}), sms_cluster(20.0)),
+                    SimOptions(progress=lambda done, total: calls.append(done),
+                               progress_every=1))
     run = engine.run()
     t = run.timeline
     compute_ends = [e for k, e in zip(t["kind"].to_pylist(), t["end_us"].to_pylist())
                     if k == "compute"]
     assert compute_ends == [1080.0, 1080.0]
     assert [(c.changes, c.unpushed) for c in engine.clocks.values()] == [(8, 7), (8, 7)]
+    # One progress call per event popped, and one at the end: every entry pushed was popped.
+    assert heap_entries(engine.env, engine.clocks) == len(calls) - 1
