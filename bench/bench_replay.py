@@ -8,7 +8,8 @@ it. Workload generation and topology build are timed separately.
 
 Printed per rank count (median of --repeat runs; ops/s also as the best run):
 
-- ops, SimPy heap entries pushed (``events``) and events per op (deterministic), flows, rate recomputations;
+- ops, SimPy heap entries pushed (``events``) and events per op (deterministic), flows,
+  rate recomputations;
 - build_s (topology), compile_s, run_s, wall_s = compile + run;
 - ops_per_s = ops / wall_s (median), best_ops_per_s, flows_per_s (flows / median wall_s);
 - step_ms (simulated), peak_rss_MB of the process so far.

@@ -35,8 +35,8 @@ heap holds the same wake-ups under the same (time, priority, id) keys as if each
 pushed one, so every result is the same, without an entry per change left in the heap (a
 communication kernel's start and end each changed the rate: 1.40 heap entries per op in the
 data-parallel replay; ``docs/performance.md``). A compute op that others wait for ends its
-fused batch (its end is known only when it happens). With the interference off (``comm_sms`` 0, or
-parts without a default) none of this runs and every result is as before.
+fused batch (its end is known only when it happens). With the interference off (``comm_sms``
+0, or parts without a default) none of this runs and every result is as before.
 """
 
 from __future__ import annotations
