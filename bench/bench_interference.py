@@ -17,6 +17,7 @@ import time
 import simcluster as sc
 from simcluster.placement import bind
 from simcluster.sim.engine import Engine
+from simcluster.sim.interference import heap_entries
 from simcluster.topology.build import build
 from simcluster.topology.schema import TopologySpec
 
@@ -48,7 +49,7 @@ def main() -> None:
             t0 = time.perf_counter()
             run = engine.run()
             walls.append(time.perf_counter() - t0)
-            events, step = next(engine.env._eid), run.makespan_us
+            events, step = heap_entries(engine.env, engine.clocks), run.makespan_us
         label = "off (comm_sms 0)" if comm_sms == 0 else "on (default)"
         print(f"interference {label}: ops {wl.num_ops:,} events {events:,} step "
               f"{step / 1e3:,.3f} ms run_s median {statistics.median(walls):.2f} "

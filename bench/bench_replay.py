@@ -8,7 +8,8 @@ it. Workload generation and topology build are timed separately.
 
 Printed per rank count (median of --repeat runs; ops/s also as the best run):
 
-- ops, SimPy events scheduled and events per op (deterministic), flows, rate recomputations;
+- ops, SimPy heap entries pushed (``events``) and events per op (deterministic), flows,
+  rate recomputations;
 - build_s (topology), compile_s, run_s, wall_s = compile + run;
 - ops_per_s = ops / wall_s (median), best_ops_per_s, flows_per_s (flows / median wall_s);
 - step_ms (simulated), peak_rss_MB of the process so far.
@@ -35,6 +36,7 @@ import time
 from scaling import verdict  # bench/scaling.py: run as python bench/bench_replay.py
 from simcluster.placement import bind
 from simcluster.sim.engine import _COLLECTOR, Engine
+from simcluster.sim.interference import heap_entries
 from simcluster.topology.build import build
 from simcluster.topology.schema import TopologySpec
 from simcluster.workload.generate import DataParallelConfig, data_parallel
@@ -65,7 +67,7 @@ def once(bound) -> dict[str, float]:
         t1 = time.perf_counter()
         run = engine.run()
         t2 = time.perf_counter()
-    events = next(engine.env._eid)  # SimPy's running count of scheduled events
+    events = heap_entries(engine.env, engine.clocks)  # entries pushed on SimPy's heap
     return {"compile_s": t1 - t0, "run_s": t2 - t1, "wall_s": t2 - t0, "events": events,
             "flows": run.info["flows"], "recomputes": run.info["rate_recomputations"],
             "step_ms": run.makespan_us / 1e3}

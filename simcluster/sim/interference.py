@@ -27,19 +27,28 @@ part that gives ``compute_units`` (AMD) uses them as ``S``.
 (:class:`GpuClock`: work done at full rate, a piecewise-linear function of time) times them
 all: an op that starts at virtual time ``v`` with work ``w`` ends when the clock reaches
 ``v + w``. A sleeping stream is woken by one event at the real time the clock will reach its
-target at the current rate; when the rate changes, its waiting process is moved to a new event
-(the old one fires with no one waiting). A compute op that others wait for ends its fused
-batch (its end is known only when it happens). With the interference off (``comm_sms`` 0, or
-parts without a default) none of this runs and every result is as before.
+target at the current rate. When the rate changes, the wake-up's time is recomputed and given
+the next event id, as a new event would be, but a heap entry is pushed only if the wake-up
+moved earlier than the entry already in SimPy's heap; otherwise that entry becomes an alarm
+that, when it fires (no later than the wake-up), pushes the wake-up with its time and id. The
+heap holds the same wake-ups under the same (time, priority, id) keys as if each change had
+pushed one, so every result is the same, without an entry per change left in the heap (a
+communication kernel's start and end each changed the rate: 1.40 heap entries per op in the
+data-parallel replay; ``docs/performance.md``). A compute op that others wait for ends its
+fused batch (its end is known only when it happens). With the interference off (``comm_sms``
+0, or parts without a default) none of this runs and every result is as before.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import partial
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.compute as pc
+from simpy.events import NORMAL, Event
 
 from simcluster.errors import SimulationError
 from simcluster.topology.catalog import AcceleratorSpec
@@ -100,9 +109,12 @@ class GpuClock:
         active: communication kernels running now.
         rate: the rate now (1 or ``slow``).
         changes: rate changes so far.
+        unpushed: event ids given to wake-ups that were never pushed on the heap (a rate
+            change that moved a wake-up later, then another change before it was due).
     """
 
-    __slots__ = ("env", "slow", "active", "rate", "changes", "_t", "_v", "_r", "_sleepers")
+    __slots__ = ("env", "slow", "active", "rate", "changes", "unpushed", "_t", "_v", "_r",
+                 "_sleepers")
 
     def __init__(self, env: simpy.Environment, slow: float) -> None:
         self.env = env
@@ -110,10 +122,14 @@ class GpuClock:
         self.active = 0
         self.rate = 1.0
         self.changes = 0
+        self.unpushed = 0
         # Breakpoints: from time _t[k] the clock reads _v[k] and runs at _r[k].
         self._t: list[float] = [0.0]
         self._v: list[float] = [0.0]
         self._r: list[float] = [1.0]
+        # Per sleeping stream: [target (us of work), the event on the heap, its (time, id),
+        # the wake-up's (time, id), the stream's callbacks while that event is an alarm, else
+        # None (the event on the heap is the wake-up itself)].
         self._sleepers: dict[int, list[Any]] = {}
 
     def virtual(self, now: float) -> float:
@@ -141,13 +157,22 @@ class GpuClock:
         """An event for the stream ``key`` that fires when the clock reads ``target``;
         ``when`` is that time at the current rate (computed by the caller, so that without a
         rate change it is exactly the sum of the durations)."""
-        ev = self.env.until(when)  # type: ignore[attr-defined]
-        self._sleepers[key] = [target, ev]
+        wake = (when, next(self.env._eid))  # type: ignore[attr-defined]
+        ev = self._push(wake)
+        self._sleepers[key] = [target, ev, wake, wake, None]
         return ev
 
     def woke(self, key: int) -> None:
         """Stream ``key`` has woken: forget its wait."""
         del self._sleepers[key]
+
+    def _push(self, wake: tuple[float, int]) -> Event:
+        """A triggered event on the heap at ``wake`` (time in us, event id)."""
+        ev = Event(self.env)
+        ev._ok = True
+        ev._value = None
+        heappush(self.env._queue, (wake[0], NORMAL, wake[1], ev))  # type: ignore[attr-defined]
+        return ev
 
     def _set_rate(self, rate: float) -> None:
         now = self.env.now
@@ -162,12 +187,29 @@ class GpuClock:
             self._r.append(rate)
         self.rate = rate
         self.changes += 1
-        until = self.env.until  # type: ignore[attr-defined]
-        for entry in self._sleepers.values():
-            target, old = entry
-            new = until(now + max(target - v, 0.0) / rate)
-            new.callbacks, old.callbacks = old.callbacks, []
-            entry[1] = new
+        eid = self.env._eid  # type: ignore[attr-defined]
+        for key, entry in self._sleepers.items():
+            target, held, at, _, callbacks = entry
+            wake = entry[3] = (now + max(target - v, 0.0) / rate, next(eid))
+            if wake < at:  # due before the event on the heap: push it, drop that one
+                new = entry[1] = self._push(wake)
+                entry[2] = wake
+                if callbacks is None:
+                    new.callbacks, held.callbacks = held.callbacks, []
+                else:
+                    new.callbacks, held.callbacks, entry[4] = callbacks, [], None
+            else:  # the event on the heap fires first: it becomes (or stays) an alarm
+                self.unpushed += 1
+                if callbacks is None:
+                    entry[4], held.callbacks = held.callbacks, [partial(self._alarm, key)]
+
+    def _alarm(self, key: int, _: Event) -> None:
+        """The alarm of stream ``key`` fired (at or before its wake-up): push the wake-up."""
+        entry = self._sleepers[key]
+        wake = entry[3]
+        new = entry[1] = self._push(wake)
+        new.callbacks, entry[2], entry[4] = entry[4], wake, None
+        self.unpushed -= 1
 
 
 def gpu_clocks(env: simpy.Environment, bound: Bound) -> dict[int, GpuClock]:
@@ -186,6 +228,13 @@ def gpu_clocks(env: simpy.Environment, bound: Bound) -> dict[int, GpuClock]:
     specs = [cluster.specs[d] for d in bound.placement.devices]
     return {r: GpuClock(env, rates[id(s)]) for r, s in enumerate(specs)
             if r in computing and rates[id(s)] < 1.0}
+
+
+def heap_entries(env: simpy.Environment, clocks: dict[int, GpuClock]) -> int:
+    """Entries pushed on ``env``'s event heap so far: the event ids given out, less those the
+    GPU clocks gave to wake-ups that were never pushed (:attr:`GpuClock.unpushed`). Reads
+    SimPy's id counter, so call it once, after the run."""
+    return next(env._eid) - sum(c.unpushed for c in clocks.values())  # type: ignore[attr-defined]
 
 
 def slowed_ranks(clocks: dict[int, GpuClock], ranks: int) -> np.ndarray | None:
