@@ -276,11 +276,7 @@ class Engine:
                 if last_free:
                     ledger.free(slot, last_free)
                 if batch[-1][4]:
-                    j = batch[-1][0]
-                    done_at[j] = now
-                    ev = waiters.pop(j, None)
-                    if ev is not None:
-                        ev.succeed()
+                    self._done(batch[-1][0], now)
                 continue
             push_start(now)
             if a and not ledger.alloc(slot, a):
@@ -307,10 +303,14 @@ class Engine:
             if f:
                 ledger.free(slot, f)
             if notify:
-                done_at[i] = now
-                ev = waiters.pop(i, None)
-                if ev is not None:
-                    ev.succeed()
+                self._done(i, now)
+
+    def _done(self, op: int, now: float) -> None:
+        """Op ``op`` ended at ``now`` (us): record it and wake the stream waiting on it."""
+        self.done_at[op] = now
+        ev = self.waiters.pop(op, None)
+        if ev is not None:
+            ev.succeed()
 
     def _reclock(self, sid: int, clock: GpuClock, batch: tuple[tuple[Any, ...], ...], v0: float,
                  end: float) -> None:
