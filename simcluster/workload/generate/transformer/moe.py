@@ -316,7 +316,7 @@ def sort_chunks(s: Shape, rows: float, hidden: int) -> Cost:
     of the ``rows`` expert rows, read and written); its inverse after the experts, and in
     the backward the gradient of each (``cat``'s split is a view, ``split``'s gradient a
     ``cat``), are one copy each."""
-    return Cost(0.0, 2.0 * s.act_bytes * rows * hidden)
+    return _row_copy(s, rows, hidden)
 
 
 def split_list_copy(s: Shape, rows: float, hidden: int) -> Cost:
@@ -325,6 +325,11 @@ def split_list_copy(s: Shape, rows: float, hidden: int) -> Cost:
     go through ``all_gather(list, ...)`` / ``reduce_scatter(out, list)``, which NCCL runs
     on a flat buffer: the ``rows`` gathered rows are copied out of it, or the rows to
     reduce copied into it (read and written once)."""
+    return _row_copy(s, rows, hidden)
+
+
+def _row_copy(s: Shape, rows: float, hidden: int) -> Cost:
+    """One copy of ``rows x hidden`` activations: read and written once, no FLOPs."""
     return Cost(0.0, 2.0 * s.act_bytes * rows * hidden)
 
 

@@ -61,14 +61,13 @@ class _MoeOps(_LayerOps):
         reduce-scatter."""
         if self.lay.etp == 1:
             return dep
-        if not self._a2a:
-            return self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[dep])
-        copy = split_list_copy(self.s, self.r1, self.cfg.model.hidden)
-        if collective == "all_gather":
-            op = self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[dep])
-            return self._c(f"{name}_unflatten", copy, deps=[op])
-        op = self._c(f"{name}_flatten", copy, deps=[dep])
-        return self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[op])
+        copy = split_list_copy(self.s, self.r1, self.cfg.model.hidden) if self._a2a else None
+        if copy is not None and collective == "reduce_scatter":
+            dep = self._c(f"{name}_flatten", copy, deps=[dep])
+        op = self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[dep])
+        if copy is not None and collective == "all_gather":
+            op = self._c(f"{name}_unflatten", copy, deps=[op])
+        return op
 
     def _sort_chunks(self, name: str, dep: int) -> int:
         """The all-to-all dispatcher's second permutation with several local experts
