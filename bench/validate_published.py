@@ -801,7 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="tables only (for docs)")
     ap.add_argument("--json", type=Path, default=None, help="write the predictions here")
     ap.add_argument("--load", type=Path, nargs="*", default=None,
-                    help="print the tables of saved predictions instead of simulating")
+                    help="print the tables of saved predictions instead of simulating (a later file's row replaces an earlier one's)")
     ap.add_argument("--skipped", action="store_true", help="list every skipped row")
     ap.add_argument("--host-us", type=float, default=None,
                     help="give every row a host timeline at this many us per launched op "
@@ -828,9 +828,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for s in skipped:
             print(f"skip row {s.row_id} ({s.split}, {s.source}, {s.model}): {s.reason}")
     if args.load:
-        preds = [from_json(d) for f in args.load for d in json.loads(f.read_text())]
+        # A later file's prediction of a row replaces an earlier one's: re-run only the
+        # rows a change moves and load them after the full set.
+        latest = {p.mapped.row_id: p for f in args.load
+                  for p in map(from_json, json.loads(f.read_text()))}
         keep = {m.row_id for m in mapped}
-        preds = [p for p in preds if p.mapped.row_id in keep]
+        preds = [p for r, p in sorted(latest.items()) if r in keep]
         have = {p.mapped.row_id for p in preds}
         skipped += [Skip(m.row_id, m.source, m.model, m.split, "not run (no saved prediction)")
                     for m in mapped if m.row_id not in have]
