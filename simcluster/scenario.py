@@ -242,12 +242,14 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
            fail: Sequence[str] = (), flap: Mapping[str, float] | None = None,
            comm_sms: float | None = None,
            top_links: int = 10, step: str | int = "all", et: str | Path | None = None,
-           model_copies: bool = False, align: str = "clock", predict_kernels: bool = False,
+           model_copies: bool = False, align: str = "clock", unexplained_waits: bool = True,
+           predict_kernels: bool = False,
            progress: Progress | None = None) -> Result:
     """Load (where given paths) and run a :class:`Scenario`: what ``simcluster replay`` does.
 
     ``workload`` is a Workload or a path :func:`~simcluster.workload.load_workload` reads
-    (``step``, ``et``, ``model_copies`` and ``align`` apply to recorded traces);
+    (``step``, ``et``, ``model_copies``, ``align`` and ``unexplained_waits`` apply to
+    recorded traces);
     ``topology`` a Cluster, a topology YAML path, or None for the recorded accelerator. The
     other arguments are the :class:`WhatIf` fields, the placement, ``top_links`` and
     ``predict_kernels``; ``device`` may name a model of the accelerator files
@@ -255,7 +257,8 @@ def replay(workload: Workload | str | Path, topology: Cluster | str | Path | Non
     (:func:`~simcluster.topology.resolve_device`).
     """
     wl = workload if isinstance(workload, Workload) else load_workload(
-        workload, step=step, et=et, model_copies=model_copies, align=align)
+        workload, step=step, et=et, model_copies=model_copies, align=align,
+        unexplained_waits=unexplained_waits)
     cluster = topology if topology is None or isinstance(topology, Cluster) else load_cluster(
         topology)
     chosen = device

@@ -87,6 +87,10 @@ ET_HELP = ("PyTorch execution traces (folder of JSON or .tar.gz) that supply col
             "a Kineto trace lacks")
 ALIGN_HELP = ("how ranks' traces line up: 'clock' keeps their recorded start times (one host, or "
                "synchronised clocks); 'start' starts every rank at 0")
+WAITS_HELP = ("keep the GPU waits a Kineto trace records but does not explain (no launch, "
+              "stream or cross-stream wait accounts for them) as 'unexplained GPU wait' ops "
+              "(default); --no-unexplained-waits starts those GPU ops as early as the "
+              "recorded causes allow")
 COPIES_HELP = ("replay host<->device copies as flows on the topology instead of their recorded "
                 "durations (Kineto traces)")
 

@@ -20,6 +20,7 @@ from simcluster.cli.apps import (
     ET_HELP,
     STEP_HELP,
     TRACE_HELP,
+    WAITS_HELP,
     align_option,
     generate_app,
     step_option,
@@ -111,12 +112,14 @@ def trace_import_kineto(
     step: Annotated[str, typer.Option(help=STEP_HELP)] = "all",
     model_copies: Annotated[bool, typer.Option("--model-copies", help=COPIES_HELP)] = False,
     align: Annotated[str, typer.Option(help=ALIGN_HELP)] = "clock",
+    unexplained_waits: Annotated[bool, typer.Option(help=WAITS_HELP)] = True,
 ) -> None:
     """Import PyTorch profiler (Kineto) traces; print what was used, skipped and assumed."""
     from simcluster.workload.kineto import KinetoOptions, import_kineto
 
     wl = import_kineto(path, KinetoOptions(step=step_option(step), et=et, model_copies=model_copies,
-                                           align=align_option(align)))
+                                           align=align_option(align),
+                                           unexplained_waits=unexplained_waits))
     write_workload(wl, output)
     terminal().print(render.import_summary(wl, output), soft_wrap=True)
 

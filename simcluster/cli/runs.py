@@ -18,6 +18,7 @@ from simcluster.cli.apps import (
     PROGRESS_MIN_OPS,
     STEP_HELP,
     TRACE_HELP,
+    WAITS_HELP,
     align_option,
     app,
     pairs,
@@ -133,6 +134,7 @@ def replay(
     et: Annotated[Optional[Path], typer.Option("--et", help=ET_HELP)] = None,
     model_copies: Annotated[bool, typer.Option("--model-copies", help=COPIES_HELP)] = False,
     align: Annotated[str, typer.Option(help=ALIGN_HELP)] = "clock",
+    unexplained_waits: Annotated[bool, typer.Option(help=WAITS_HELP)] = True,
     placement: Annotated[Optional[list[str]], typer.Option(
         help=f"placement YAML file, or a strategy: {', '.join(STRATEGIES)}; with several "
         "TRACEs one for all or one per job (a strategy places a job on the accelerators the "
@@ -180,7 +182,8 @@ def replay(
     busiest links (and, for profiler traces, simulated vs recorded step times)."""
     console = terminal()
     workloads = [load_workload(t, step=step_option(step), et=et, model_copies=model_copies,
-                               align=align_option(align)) for t in traces]
+                               align=align_option(align), unexplained_waits=unexplained_waits)
+                 for t in traces]
     workload = workloads[0]
     cluster = None if topology is None else load_cluster(topology)
     chosen: str | AcceleratorSpec | None = device

@@ -44,15 +44,15 @@ __all__ = [
 
 def load_workload(path: str | Path, *, step: str | int = "all", et: str | Path | None = None,
                   model_copies: bool = False, align: str = "clock",
-                  format: str | None = None) -> Workload:
+                  unexplained_waits: bool = True, format: str | None = None) -> Workload:
     """Load a workload: a native Parquet file, or recorded traces, detected by content.
 
     The formats are the records of :mod:`.formats`, tried in order; built in:
 
     - a folder of ``*.et`` files, or one: Chakra execution traces (:mod:`.chakra`);
     - a folder of ``*.json``/``*.json.gz`` files, or one: PyTorch profiler (Kineto) traces,
-      one per rank (:mod:`.kineto`); ``step``, ``et``, ``model_copies`` and ``align`` apply to
-      these (see :class:`~simcluster.workload.kineto.KinetoOptions`);
+      one per rank (:mod:`.kineto`); ``step``, ``et``, ``model_copies``, ``align`` and
+      ``unexplained_waits`` apply to these (see :class:`~simcluster.workload.kineto.KinetoOptions`);
     - a ``.parquet`` file (or any file no format recognises): the native format.
 
     ``format`` names the format instead of detecting it.
@@ -62,4 +62,4 @@ def load_workload(path: str | Path, *, step: str | int = "all", et: str | Path |
             foreign or inconsistent input.
     """
     return open_workload(path, format, step=step, et=et, model_copies=model_copies,
-                         align=align)
+                         align=align, unexplained_waits=unexplained_waits)

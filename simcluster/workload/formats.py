@@ -120,11 +120,12 @@ def _is_kineto(path: Path) -> bool:
 
 
 def _load_kineto(path: Path, *, step: str | int = "all", et: str | Path | None = None,
-                 model_copies: bool = False, align: str = "clock", **options: Any) -> Workload:
+                 model_copies: bool = False, align: str = "clock",
+                 unexplained_waits: bool = True, **options: Any) -> Workload:
     from simcluster.workload.kineto import KinetoOptions, import_kineto
 
     return import_kineto(path, KinetoOptions(step=step, et=et, model_copies=model_copies,
-                                             align=align))
+                                             align=align, unexplained_waits=unexplained_waits))
 
 
 _PARQUET_MAGIC = b"PAR1"

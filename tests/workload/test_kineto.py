@@ -429,3 +429,32 @@ def test_execution_trace_split_sizes(tmp_path: Path) -> None:
     coll = [r for r in wl.ops.to_pylist() if r["kind"] == "collective"]
     # Each sends 4000 B as 1000 + 3000; rank 1 receives 6000 B: the size.
     assert [(r["comm_bytes"], r["splits"]) for r in coll] == [(6000, [1000, 3000])] * 2
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_unexplained_gpu_wait_is_kept_relative_to_its_causes(tmp_path: Path, keep: bool) -> None:
+    t = KTrace()
+    t.step(1, B, 200)
+    t.launch(B + 10, 5, B + 16, 30)                   # gemm 16-46
+    t.launch(B + 20, 5, B + 100, 10, name="relu")     # ready at 46, starts at 100: 54 us unexplained
+    wl = _one(tmp_path, t, unexplained_waits=keep)
+    graph = _graph(wl)
+    notes = wl.meta.extra["import"]["notes"]
+    assert "GPU ops that started late for no visible reason: 1" in notes
+    if keep:
+        assert ("unexplained GPU wait", "idle:cuda:7", [4, 5]) in graph
+        wait = graph.index(("unexplained GPU wait", "idle:cuda:7", [4, 5]))
+        assert wl.ops.column("duration_us")[wait].as_py() == 54.0
+        assert ("relu", "cuda:7", [5, wait]) in graph
+    else:
+        assert all(name != "unexplained GPU wait" for name, _, _ in graph)
+    t_ = ends(replay(wl, _a100()))
+    relu = next(i for i, (name, _, _) in enumerate(graph) if name == "relu")
+    # The gemm runs 15-45 (its launch returns at 15); the wait starts when the gemm ends.
+    assert t_[(0, relu)] == ((99.0, 109.0) if keep else (45.0, 55.0))
+    # Relative, not pinned to its recorded time: a gemm twice as long moves the wait along.
+    dur = pc.if_else(pc.equal(wl.ops.column("name"), "gemm"),
+                     pc.multiply(wl.ops.column("duration_us"), 2.0), wl.ops.column("duration_us"))
+    slow = Workload(wl.ops.set_column(wl.ops.schema.get_field_index("duration_us"),
+                                      "duration_us", dur), wl.groups, wl.meta)
+    assert ends(replay(slow, _a100()))[(0, relu)] == ((129.0, 139.0) if keep else (75.0, 85.0))

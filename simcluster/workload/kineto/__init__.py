@@ -70,6 +70,11 @@ class KinetoOptions:
         et: PyTorch execution traces (folder or ``.tar.gz``) to supply collective sizes.
         model_copies: replay host<->device copies as flows on the topology (default: their
             recorded durations).
+        unexplained_waits: keep, before each GPU op that started later than everything
+            the trace records explains (its launch, its stream, its cross-stream waits), an
+            ``unexplained GPU wait`` op as long as that delay, on stream ``idle:cuda:<id>``
+            (default). The delay follows what the op waited for, so it moves with a faster or
+            slower replay. False: such ops start as soon as the recorded causes allow.
         workers: processes for parsing files in parallel (0: one per CPU, at most 8).
         align: ``"clock"``: ranks keep their recorded start times on the shared clock (one
             host, or synchronised clocks); ``"start"``: every rank starts at 0 (for traces
@@ -80,6 +85,7 @@ class KinetoOptions:
     step: str | int = "all"
     et: str | Path | None = None
     model_copies: bool = False
+    unexplained_waits: bool = True
     workers: int = 0
     align: str = "clock"
     limits: KinetoLimits | None = None
@@ -296,7 +302,8 @@ def import_kineto(path: str | Path, options: KinetoOptions | None = None) -> Wor
             et_rank = tuple(et[f.rank])
         origin = t0 if opts.align == "clock" else win.start
         ctx = RankContext(rank=k, global_rank=f.rank, world_size=world, present=present,
-                          t0=origin, model_copies=opts.model_copies, et=et_rank)
+                          t0=origin, model_copies=opts.model_copies,
+                          unexplained_waits=opts.unexplained_waits, et=et_rank)
         tables.append(build_rank(f.trace, win, ctx, stats))
         per_rank[str(k)] = {
             "file": f.trace.path.name,

@@ -56,6 +56,8 @@ class RankContext:
         present: global rank -> workload rank, for the ranks imported.
         t0: the import's time origin (absolute us).
         model_copies: model host<->device copies as flows instead of recorded durations.
+        unexplained_waits: keep the GPU waits no recorded dependency explains (see
+            :class:`~simcluster.workload.kineto.KinetoOptions`).
         et: collectives of this rank's execution trace (``--et``), if given.
     """
 
@@ -65,6 +67,7 @@ class RankContext:
     present: dict[int, int]
     t0: float
     model_copies: bool = False
+    unexplained_waits: bool = True
     et: tuple[EtCollective, ...] | None = None
 
 

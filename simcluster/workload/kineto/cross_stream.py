@@ -11,6 +11,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from simcluster.workload.kineto.opstable import HOST
 from simcluster.workload.kineto.rank_state import TIMING_TOLERANCE_US, _RankState
 
 _EVENT_RECORD = re.compile(r"(?:cuda|hip)EventRecord|cuEventRecord")
@@ -86,6 +87,7 @@ class _CrossStream(_RankState):
         ends = {s: np.array([gpu.end(g) for g in ops]) for s, ops in gpu.streams.items()}
         for s, ops in gpu.streams.items():
             prev_end = float("-inf")
+            prev: int | None = None
             for g in ops:
                 ready = prev_end
                 r = gpu.launch.get(g)
@@ -110,4 +112,23 @@ class _CrossStream(_RankState):
                     else:
                         self.stats.counts["GPU ops that started late for no visible reason"] += 1
                         self.stats.late_us += start - ready
+                        if self.ctx.unexplained_waits:
+                            self._idle_gap(g, prev, start - ready, waits.get(g, ()))
                 prev_end = max(prev_end, gpu.end(g))
+                prev = g
+
+    def _idle_gap(self, g: int, prev: int | None, gap_us: float, waits: set[int]) -> None:
+        """Keep the recorded wait of GPU op ``g`` that nothing in the trace explains: an
+        ``idle`` op of ``gap_us`` between everything ``g`` was known to wait for (its launch,
+        the previous op of its stream, its cross-stream waits) and ``g``. The wait is kept
+        relative to those, not at its recorded time, so a faster or slower replay shifts it."""
+        gpu = self.gpu
+        stream = f"idle:cuda:{self.tr.g_stream[g]}"
+        op = self.ops.add(HOST, "unexplained GPU wait", stream, self.t(gpu.start[g] - gap_us),
+                          gap_us, self.win.step_of(gpu.start[g]))
+        r = gpu.launch.get(g)
+        if r is not None and r in self.host_op_of_rt:
+            self.ops.dep(op, self.host_op_of_rt[r])
+        for x in ([prev] if prev is not None else []) + sorted(waits):
+            self.ops.dep(op, gpu.op[x])
+        self.ops.dep(gpu.op[g], op)

@@ -29,7 +29,10 @@ Ops (times relative to the import's origin ``t0``, in us):
   thread's latest ``cudaEventRecord``, whose op is the thread's latest launch before it, and
   kept only if that op ended before the waiting op started. A GPU op that started later than
   all of this allows (by more than 5 us) gets a dependency on the op of another stream that
-  ended last before it started: the timing says something made it wait.
+  ended last before it started: the timing says something made it wait. If no such op
+  ended after what it already waited for, an ``unexplained GPU wait`` op on stream
+  ``idle:cuda:<id>`` as long as the delay sits between those causes and the op (unless
+  ``unexplained_waits`` is off).
 - **outside the window.** GPU ops whose launch is not in the trace (launched before the
   window, or by a call the profiler did not record) and threads that start after ``t0`` wait
   for ``untraced`` ops: one stream per rank that releases them at their recorded times.
