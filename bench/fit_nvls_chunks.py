@@ -8,8 +8,10 @@ grow, and a pipeline fill of two chunks per concurrent op (``nvls_fill_bytes``);
 ``network.nvls_base_latency_us`` are fitted by grid search on the DGX H100 curve alone, with
 NVLS forced, from 2 MiB (where that log runs NVLS: it meets the NVLS-only ND H100 v5 log from
 there up; below, NCCL's tuner picks rings), objective: mean |log(predicted / measured
-busbw)|. Azure ND H100 v5, the same hardware, is held out, reported with the tuner's own
-choice from 64 KiB. Runs the simulator (not the fitting shortcut) at every size.
+busbw)|. Azure ND H100 v5, the same hardware, is held out, reported from 64 KiB as each log
+ran (DGX H100: the tuner's choice; ND H100 v5: NVLS, which its script forced;
+``simcluster.validation.FORCED_ALGORITHM``). Runs the simulator (not the fitting shortcut)
+at every size.
 
     python bench/fit_nvls_chunks.py [--data ../shared/data/calibration/nccl_allreduce_single_node.csv]
 """
@@ -72,7 +74,8 @@ def main() -> None:
         role = "fit" if system == FIT else "held out"
         print(_line(f"{system} ({role}, NVLS, >= 2 MiB)",
                     _compare(system, data[system], best, nvls=True)))
-        print(_line(f"{system} ({role}, auto, >= 64 KiB)", _compare(system, data[system], best)))
+        print(_line(f"{system} ({role}, as logged, >= 64 KiB)",
+                    _compare(system, data[system], best)))
 
 
 if __name__ == "__main__":

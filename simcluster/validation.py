@@ -24,6 +24,12 @@ SYSTEMS: dict[str, str] = {
     "azure-nd-h100-v5": "azure-nd-h100-v5.yaml",
     "azure-nd-a100-v4": "azure-nd-a100-v4.yaml",
 }
+# The algorithm a measured run forced (NCCL_ALGO), where its benchmark script says so; the
+# others ran NCCL's tuner. Azure/AI-benchmarking-guide, Benchmarks/NVIDIA/NCCLBandwidth.py:
+# ``NCCL_ALGO=NVLS ./build/all_reduce_perf -b 8 -e 8G -f 2 -g 8`` on 8 GPUs (its page: "NCCL
+# AllReduce (NVLS algorithm)"). The ND A100 v4 page says the same, but NCCL 2.18.5 has no NVLS
+# on A100 and no fallback when NCCL_ALGO names it alone, so that curve ran the tuner.
+FORCED_ALGORITHM: dict[str, str] = {"azure-nd-h100-v5": "nvls"}
 # Size bands of the acceptance criteria (bytes, inclusive).
 BANDS: dict[str, tuple[int, int]] = {
     "1 KiB-1 MiB": (2**10, 2**20),
@@ -104,8 +110,10 @@ class Comparison:
 
 def compare(system: str, cluster: Cluster, points: list[Measured],
             collective: str = "all_reduce") -> Comparison:
-    """Simulate each measured size on ``cluster`` (all its accelerators) and compare."""
-    rows = collective_perf.run(cluster, collective, [m.size for m in points])
+    """Simulate each measured size on ``cluster`` (all its accelerators) and compare, with
+    the algorithm the run forced (:data:`FORCED_ALGORITHM`) unless the cluster forces one."""
+    forced = None if cluster.network.algorithm != "auto" else FORCED_ALGORITHM.get(system)
+    rows = collective_perf.run(cluster, collective, [m.size for m in points], algorithm=forced)
     return Comparison(
         system=system,
         sizes=np.array([m.size for m in points]),

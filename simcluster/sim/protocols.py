@@ -53,17 +53,20 @@ BASE_LATENCY_US: dict[str, dict[str, float]] = {
 }
 
 # Latency of one step (one hop of a ring or tree) per algorithm, hardware class and protocol
-# (us). NCCL tuning.cc hwLat, NVLink / PCI / NET rows.
+# (us). NCCL 2.18.5 (``v2.18.5-1``) src/graph/tuning.cc hwLat, NVLink / PCI / NET rows. The
+# values that moved since NCCL 2.17 (ring and tree LL NVLink .47 and .52 -> .6, ring NET
+# Simple 9.6 -> 14.0, tree Simple 28 / 28 / 28 -> 4 / 6 / 14) are the same in every release
+# from 2.23 on; 2.19-2.22 had tree Simple back at 28 / 28 / 28.
 STEP_LATENCY_US: dict[str, dict[str, dict[str, float]]] = {
     "ring": {
-        "nvlink": {"LL": 0.47, "LL128": 1.9, "Simple": 3.4},
+        "nvlink": {"LL": 0.6, "LL128": 1.9, "Simple": 3.4},
         "pcie": {"LL": 1.0, "LL128": 2.5, "Simple": 5.7},
-        "net": {"LL": 2.7, "LL128": 4.0, "Simple": 9.6},
+        "net": {"LL": 2.7, "LL128": 4.0, "Simple": 14.0},
     },
     "tree": {
-        "nvlink": {"LL": 0.52, "LL128": 1.25, "Simple": 28.0},
-        "pcie": {"LL": 1.0, "LL128": 1.9, "Simple": 28.0},
-        "net": {"LL": 5.0, "LL128": 8.5, "Simple": 50.0},
+        "nvlink": {"LL": 0.6, "LL128": 1.25, "Simple": 4.0},
+        "pcie": {"LL": 1.0, "LL128": 1.9, "Simple": 6.0},
+        "net": {"LL": 5.0, "LL128": 8.5, "Simple": 14.0},
     },
     # NCCL 2.18.3 hwLat, Simple only: NVLSTree {0, 0, 19}, CollNetDirect {8.0, 8.0, 10.7},
     # CollNetChain {4.75, 8.0, 14} (NVLink, PCI, NET). NVLS keeps the ring rows (its two
@@ -142,14 +145,31 @@ def nvls_pipeline(size: float, heads: int, chunk_overhead_us: float,
         time = S u (1 + c (1/k - 1/K) / (n u)) + 2 (k (n u - c / K) + c),
 
     the second term the fill: ``NVLS_PIPELINE_STAGES`` chunks in flight before the first
-    lands. Args in bytes and us.
+    lands. A call smaller than one round of chunks (``S < n k``) takes a whole round's time:
+    the fill grows by ``(n k - S) u`` times the stretch (:func:`nvls_round_bytes`). Args in
+    bytes and us.
     """
     n = NVLS_CHANNELS * heads
     k = nvls_chunk_bytes(size, heads)
     c = chunk_overhead_us
     stretch = 1.0 + c * (1.0 / k - 1.0 / NVLS_MAX_CHUNK_BYTES) / (n * plateau_us_per_byte)
     fill = NVLS_PIPELINE_STAGES * (k * (n * plateau_us_per_byte - c / NVLS_MAX_CHUNK_BYTES) + c)
-    return stretch, fill
+    short = max(0.0, nvls_round_bytes(size, heads) - size)
+    return stretch, fill + short * plateau_us_per_byte * stretch
+
+
+def nvls_round_bytes(size: float, heads: int) -> int:
+    """Bytes of one round of NVLS chunks, one chunk per concurrent op (``n k``).
+
+    NCCL 2.18.5 (``v2.18.5-1``, src/collectives/device/all_reduce.h, the NVLS all-reduce)
+    gives chunk ``j`` of a call to channel ``j // heads``, head ``j % heads`` (``offset =
+    gridOffset + bid * nHeads * chunkSize``): a call smaller than a round leaves channels idle
+    instead of giving each a smaller chunk, so each busy op still moves a whole chunk and the
+    call takes a round's time. On 8 GPUs (``n`` = 128, 16 KiB chunks) a round is 2 MiB: the
+    ND H100 v5 log, NVLS forced, is flat at 42.0-43.0 us from 64 KiB to 1 MiB and 44.8 us at
+    2 MiB.
+    """
+    return NVLS_CHANNELS * heads * nvls_chunk_bytes(size, heads)
 
 
 @dataclass(frozen=True)

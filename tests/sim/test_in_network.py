@@ -86,6 +86,22 @@ def test_nvls_below_8_mib_runs_16_kib_chunks_and_fills_its_pipeline() -> None:
     assert t == pytest.approx(((1 << 30) + (1 << 25)) * u)
 
 
+def test_nvls_below_one_round_of_chunks_takes_a_rounds_time() -> None:
+    # 8 ranks: a round is 16 channels x 8 heads x 16 KiB = 2 MiB. 64 KiB and 1 MiB leave
+    # channels idle (NCCL hands out whole chunks, channel by channel), so they take what
+    # 2 MiB takes: S u + S c (1/16384 - 1/131072) / n + fill at S = 2 MiB.
+    n, c = 128, 1.0
+    u = 1 / (0.9 * 400e3)
+    cluster = _servers(count=1, gpus=8, nvls_efficiency=0.9, nvls_chunk_overhead_us=c,
+                       algorithm="nvls")
+    size = 2 << 20
+    expected = (size * u + size * c * (1 / 16384 - 1 / 131072) / n
+                + 2 * (16384 * (n * u - c / 131072) + c))
+    for s in (65536, 1 << 20, size):
+        t, algo = _run(cluster, 8, s)
+        assert algo == "nvls/Simple" and t == pytest.approx(expected)
+
+
 def test_nvls_does_not_span_two_domains_nor_run_on_two_gpus() -> None:
     with pytest.raises(SimulationError, match=r"'nvls' cannot run all_reduce on 8 ranks over 2 "
                        r"server\(s\) \(it needs 3 or more ranks in one server whose NVSwitch"):

@@ -44,3 +44,21 @@ def test_smaller_chunks_pay_their_overhead_more_often() -> None:
     assert stretch == pytest.approx(1 + 2 * (7 / 131072) / 128e-5)
     assert fill == pytest.approx(2 * (16384 * (128e-5 - 2 / 131072) + 2))
     assert proto.nvls_pipeline(4 * MiB, 8, 0.0, 1e-5)[0] == 1.0
+
+
+def test_a_call_smaller_than_one_round_takes_a_rounds_time() -> None:
+    # 8 heads x 16 channels x 16 KiB chunks: a round is 2 MiB. NCCL gives chunk j to channel
+    # j // 8, so 64 KiB keeps 4 ops busy with a whole chunk each and the rest idle: the time
+    # S u stretch + fill is that of exactly one round at every size up to 2 MiB.
+    u, c = 1e-5, 2.0
+    assert proto.nvls_round_bytes(MiB, 8) == 2 * MiB
+    assert proto.nvls_round_bytes(16 * MiB, 8) == 128 * 32768  # 32 KiB chunks from 8 MiB
+    stretch, fill = proto.nvls_pipeline(2 * MiB, 8, c, u)
+    one_round = 2 * MiB * u * stretch + fill
+    for size in (1024, 65536, MiB):
+        s, f = proto.nvls_pipeline(size, 8, c, u)
+        assert s == stretch and size * u * s + f == pytest.approx(one_round)
+        assert f == pytest.approx(fill + (2 * MiB - size) * u * stretch)
+    # From one round up nothing is added: 4 MiB is two rounds of the same chunks.
+    s, f = proto.nvls_pipeline(4 * MiB, 8, c, u)
+    assert f == pytest.approx(fill) and 4 * MiB * u * s + f > one_round
