@@ -242,6 +242,10 @@ def test_zero_stages_shard_memory() -> None:
     dict(tp=2, pp=2, dp=4, global_batch=16, zero=1, sequence_parallel=True),
     dict(tp=2, pp=2, dp=2, global_batch=8, dp_overlap=False, recompute="full"),
     dict(tp=1, pp=1, dp=4, global_batch=8, zero=3),
+    # hybrid sharding: the shard group without replica 0 (on the other server) loses its
+    # shard collectives in the fold, which share no link with replica 0's
+    dict(tp=2, pp=1, dp=4, global_batch=8, zero=3, shard_group=2),
+    dict(tp=1, pp=1, dp=8, global_batch=8, zero=1, shard_group=4, recompute="save_qkv_proj"),
 ])
 def test_fold_agrees_with_the_full_simulation(kw: dict) -> None:
     """Replica 0 of the folded workload has exactly the timeline it has in the full one
