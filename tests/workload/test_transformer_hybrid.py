@@ -8,17 +8,15 @@ import pytest
 from simcluster.cli import main
 from simcluster.errors import WorkloadError
 from simcluster.placement import bind
-from simcluster.search.estimate import Estimator
-from simcluster.search.layers import dp_collectives, rank0_groups
+from simcluster.search.layers import rank0_groups
 from simcluster.sim import simulate
-from simcluster.topology import load_cluster
 from simcluster.workload.generate.presets import ModelSpec
 from simcluster.workload.generate.transformer import (
     TransformerConfig,
     memory_breakdown,
     transformer,
 )
-from tests.conftest import ROOT, servers
+from tests.conftest import servers
 
 # h = 64, 4 heads, FFN 256, vocab 256, 32 tokens a sequence, tied embeddings, learned
 # positions: a layer has 12 h^2 + 13 h = 49,984 parameters; the embedding and head (the
@@ -84,22 +82,6 @@ def test_hybrid_groups_with_tp_and_cp_by_hand() -> None:
         ("all_reduce", tp_params, "repl.p0.t0.i1.c1")]
     assert rank0_groups(cfg)["shard"] == (0, 2, 4, 6)
     assert rank0_groups(cfg)["repl"] == (0, 8)
-
-
-def test_estimate_reduces_the_bytes_the_generator_emits() -> None:
-    """ZeRO-1, dp 4 in groups of 2, one bucket: the estimate's collectives are the
-    generator's rank-0 collectives over the same groups, byte for byte."""
-    cfg = TransformerConfig(model=GPT, dp=4, zero=1, shard_group=2, micro_batch=1,
-                            global_batch=4, fold=False)
-    wl = transformer(cfg)
-    groups = rank0_groups(cfg)
-    names = {v: k for k, v in groups.items()}
-    emitted = sorted((names[wl.groups[g]], op, size) for _, op, size, g in _colls(wl, 0))
-    assert emitted == sorted(dp_collectives(cfg, 2 * LAYER + ENDS))
-    est = Estimator(load_cluster(ROOT / "topologies" / "dgx-h100.yaml"))
-    flat = Estimator(est.cluster).estimate(TransformerConfig(
-        model=GPT, dp=4, zero=1, micro_batch=1, global_batch=4))
-    assert est.estimate(cfg).optimizer_us > flat.optimizer_us  # half, not a quarter, each
 
 
 def test_fold_mirrors_outside_the_shard_group_hold_only_their_all_reduces() -> None:
