@@ -157,3 +157,10 @@ def test_cli_shard_group_that_does_not_divide_dp_exits_2(tmp_path, capsys) -> No
     assert exit_.value.code == 2
     assert "shard_group 3 must divide dp 4" in out + err
     assert "Traceback" not in out + err and not (tmp_path / "w.parquet").exists()
+
+
+def test_one_shard_group_of_all_replicas_is_plain_zero() -> None:
+    base = dict(model=GPT, dp=4, zero=3, micro_batch=1, global_batch=4)
+    plain = transformer(TransformerConfig(**base))
+    whole = transformer(TransformerConfig(**base, shard_group=4))
+    assert whole.ops.equals(plain.ops) and whole.groups == plain.groups
