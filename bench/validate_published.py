@@ -32,9 +32,12 @@ assumption):
 - batch: micro_batch and global_batch from the row; where the row has no micro-batch, 1 for
   Megatron/NeMo and pipelined runs, else the local batch (torchtitan: no accumulation);
 - sequence_parallel from the row; empty -> on when tp > 1 (Megatron/NeMo recipes);
-- recompute none/selective/full from the row; empty -> none;
+- recompute none/selective/full from the row; empty -> none, except MaxText: the recipe's
+  remat policy (``MAXTEXT_REMAT``: S1's Llama 3 70B ``save_qkv_proj``), else MaxText's
+  default ``full``;
 - sharding: PyTorch FSDP FULL_SHARD, FSDP2, MaxText FSDP and Megatron-FSDP -> ``zero=3``;
-  FSDP SHARD_GRAD_OP -> ``zero=2``; Megatron's distributed optimizer (stated, or a
+  a shard group of ``FSDP=N`` x ``R`` pure-DP replicas (MaxText's dcn_data_parallelism)
+  -> hybrid sharding, ``shard_group=N``; FSDP SHARD_GRAD_OP -> ``zero=2``; Megatron's distributed optimizer (stated, or a
   NeMo/Megatron row that does not say) -> ``zero=1``; a recipe without it -> ``zero=0``;
 - precision: fp8 if the row says fp8 (any recipe), else bf16 (also when not stated); FSDP
   ``mixed_precision=PURE`` reduces gradients in bf16 (``grad_bytes=2``);
@@ -284,6 +287,49 @@ def recipe_buckets(row: dict[str, str], dp_ranks: int) -> dict[str, Any]:
     return {"bucket_params": max(40_000_000, 1_000_000 * dp_ranks)}
 
 
+# The MaxText recipe of S1 (NVIDIA/dgxc-benchmarking@5f23b67, maxtext/configure.sh, the only
+# MaxText recipe there: Llama 3 70B) passes ``remat_policy=save_qkv_proj`` (its POLICY),
+# ``attention=cudnn_flash_te``, ``scan_layers=true``, ``quantization=fp8`` for the fp8 rows,
+# and ``ici_fsdp_parallelism=8`` x ``dcn_fsdp_parallelism=nodes`` (16 from 64 nodes on, with
+# ``dcn_data_parallelism=nodes / 16``): FSDP within 128 GPUs, pure DP across them. MaxText's
+# ``save_qkv_proj`` (MaxText/layers/models.py@d9a4b64, 2025-01-18, the month of the
+# recipe's nvcr.io/nvidia/jax:25.01-maxtext container) saves only the Q, K, V projections.
+MAXTEXT_REMAT = {"Llama 3 70B": "save_qkv_proj"}
+MAXTEXT_DEFAULT_REMAT = "full"  # MaxText/configs/base.yml@d9a4b64: remat_policy: 'full'
+
+
+def maxtext_remat(row: dict[str, str]) -> tuple[str, str] | None:
+    """(recompute, note) of a MaxText row without a recompute cell: its recipe's remat
+    policy, or MaxText's default; None for other frameworks."""
+    if "maxtext" not in row.get("framework", "").lower():
+        return None
+    policy = MAXTEXT_REMAT.get(row["model"]) if row["source_id"].startswith("S1_") else None
+    if policy:
+        return policy, (f"remat_policy={policy} (the recipe's: dgxc-benchmarking@5f23b67 "
+                        "maxtext/configure.sh)")
+    return MAXTEXT_DEFAULT_REMAT, "full recompute (MaxText's default remat policy)"
+
+
+def shard_group(shard: str, dp: int) -> int | None:
+    """The shard group of a row stating hybrid sharding (``FSDP=128 ... x 4 pure-DP
+    replicas``): 128 when there is more than one replica; 0 (shard over all of DP) when
+    there is one or the cell says nothing of replicas; None when they do not multiply to
+    ``dp``.
+
+    >>> shard_group("FSDP=128 (ZeRO-3-like shard group) x 4 pure-DP replicas", 512)
+    128
+    >>> shard_group("FSDP=256 (ZeRO-3-like shard group) x 1 pure-DP replicas", 256)
+    0
+    """
+    m = re.search(r"FSDP=(\d+).*?x\s*(\d+)\s*pure-DP replicas", shard)
+    if not m:
+        return 0
+    size, replicas = int(m.group(1)), int(m.group(2))
+    if size * replicas != dp:
+        return None
+    return size if replicas > 1 else 0
+
+
 def map_row(row: dict[str, str]) -> Mapped | Skip:
     """The generator configuration and cluster of one CSV row, or why the row is skipped."""
     src, model, split = row["source_id"], row["model"], split_of(row)
@@ -354,9 +400,9 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         recompute = "selective"
     elif rc_cell.startswith("full"):
         recompute = "full"
-    elif not rc_cell and "maxtext" in row.get("framework", "").lower():
-        recompute = "full"
-        notes.append("full recompute (MaxText's default remat policy; not published)")
+    elif not rc_cell and maxtext_remat(row):
+        recompute, note = maxtext_remat(row)  # type: ignore[misc]
+        notes.append(note)
     else:
         recompute = "none"
         if not rc_cell.startswith("none"):
@@ -369,8 +415,6 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
     elif ("FULL_SHARD" in shard or "FSDP2" in shard or "Megatron-FSDP" in shard
           or re.search(r"FSDP=[1-9]", shard)):
         zero = 3
-        if "pure-DP replicas" in shard and "x 1 pure" not in shard:
-            notes.append("hybrid sharding (FSDP group x pure-DP replicas) as ZeRO-3 over all DP")
     elif dopt.startswith("yes"):
         zero = 1
     elif _megatron_like(row):
@@ -380,6 +424,12 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         zero = 0
     if zero >= 2 and pp > 1:
         return skip("FSDP/ZeRO-2/3 with pipeline parallelism is not modelled")
+    group = shard_group(shard, dp)
+    if group is None:
+        return skip(f"shard group x pure-DP replicas is not dp {dp}")
+    if group:
+        notes.append(f"hybrid sharding: ZeRO-3 within {group} GPUs, gradient shards "
+                     f"all-reduced over {dp // group} groups")
 
     prec = row.get("precision", "").lower()
     if "fp8" in prec:
@@ -395,6 +445,8 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=mb, global_batch=gbs,
         schedule=schedule, sequence_parallel=sp, recompute=recompute, zero=zero, dtype=dtype,
         flash_attention=True, fold=True, framework=framework_of(row), **moe)
+    if group:
+        params["shard_group"] = group
     if "pure" in prec:
         params["grad_bytes"] = 2  # FSDP mixed_precision=PURE: bf16 gradient reduction
     params.update(recipe_buckets(row, dp * cp))

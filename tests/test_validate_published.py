@@ -89,6 +89,21 @@ def test_llm_foundry_rows_map_to_fsdp_data_parallel(vp, rows) -> None:
     assert vp.map_row(rows["119"]).params["zero"] == 2
 
 
+def test_maxtext_rows_take_the_recipes_sharding_and_remat(vp, rows) -> None:
+    """dgxc-benchmarking@5f23b67 maxtext/configure.sh: remat_policy=save_qkv_proj; FSDP
+    within 128 GPUs x pure DP from 64 nodes (one group of all ranks below)."""
+    for row, dp, group in (("71", 128, None), ("72", 256, None), ("73", 512, 128),
+                           ("80", 2048, 128)):
+        m = vp.map_row(rows[row])
+        assert (m.dp, m.params["zero"], m.params["recompute"]) == (dp, 3, "save_qkv_proj")
+        assert m.params.get("shard_group") == group, row
+    assert vp.shard_group("FSDP=128 (shard group) x 4 pure-DP replicas", 500) is None
+    assert vp.shard_group("PyTorch FSDP FULL_SHARD over all 512 GPUs", 512) == 0
+    # A MaxText row of another recipe: MaxText's default remat policy.
+    other = dict(rows["71"], source_id="S9_other", model="Llama 3 8B")
+    assert vp.map_row(other).params["recompute"] == "full"
+
+
 def test_rows_take_their_framework_profile(vp, rows) -> None:
     # llm-foundry's 2023 tables: FlashAttention 1 and PyTorch's eager loss; the row's own
     # settings (FSDP SHARD_GRAD_OP) win over the profile's FULL_SHARD.

@@ -211,7 +211,8 @@ def generate_transformer(
         min=1, help="sequences per step (default micro-batch x dp)")] = None,
     schedule: Annotated[str, typer.Option(
         help="1f1b, gpipe or 1f1b-interleaved:V")] = "1f1b",
-    recompute: Annotated[str, typer.Option(help="none, selective or full")] = "none",
+    recompute: Annotated[str, typer.Option(
+        help="none, selective, full or save_qkv_proj (JAX remat keeping Q, K, V)")] = "none",
     framework: Annotated[Optional[str], typer.Option(
         help=f"fill the settings not given as this framework does: {', '.join(FRAMEWORKS)}")
                          ] = None,
@@ -219,6 +220,10 @@ def generate_transformer(
         "--sequence-parallel/--no-sequence-parallel", help="[default: off]")] = None,
     zero: Annotated[Optional[str], typer.Option(
         help="ZeRO stage 0, 1, 2, 3, or fsdp [default: 0]")] = None,
+    shard_group: Annotated[int, typer.Option(
+        min=0, help="hybrid sharding: ZeRO within groups of N consecutive data-parallel "
+        "replicas, gradient shards all-reduced across the groups (FSDP HYBRID_SHARD); must "
+        "divide dp [default: 0, all of dp]")] = 0,
     dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp8")] = "bf16",
     flash_attention: Annotated[Optional[bool], typer.Option(
         "--flash-attention/--no-flash-attention", help="[default: on]")] = None,
@@ -266,6 +271,7 @@ def generate_transformer(
         "capacity_factor": capacity_factor, "moe_skew": moe_skew,
         "moe_dispatcher": moe_dispatcher, "cp": cp, "cp_comm": cp_comm, "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
         "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
+        "shard_group": shard_group,
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
         "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
         "kernels": kernels, "framework": framework, "dp_overlap": dp_overlap,

@@ -15,8 +15,9 @@ No step is simulated here. The estimate adds up, for the slowest pipeline stage:
 - pipeline: ``(m + (p - 1) / v)`` units of forward + backward (+ 2 v point-to-point
   transfers between stages), the 1F1B / interleaved schedule with its bubble;
 - data parallelism: the gradient all-reduce (ZeRO >= 1: reduce-scatter + all-gather) of rank
-  0's DP group (the ``dp x cp`` ranks); with ``dp_overlap`` only what outlasts the last
-  backward is exposed (at least one bucket); a MoE model's routed-expert gradients, reduced
+  0's DP group (the ``dp x cp`` ranks; with hybrid sharding, over its shard group, then the
+  all-reduce of its gradient shard over the shard groups: ``layers.dp_collectives``); with
+  ``dp_overlap`` only what outlasts the last backward is exposed (at least one bucket); a MoE model's routed-expert gradients, reduced
   over the expert-data-parallel group after the dense buckets on the same stream (as the
   generator emits them), are exposed whole;
 - MoE layers and context parallelism (``layers.py``): the expert ops on the busiest rank's
@@ -39,6 +40,7 @@ import numpy as np
 from simcluster.placement import Placement, bind
 from simcluster.search.layers import (
     cp_attention,
+    dp_collectives,
     moe_collectives,
     moe_costs,
     rank0_groups,
@@ -146,6 +148,10 @@ class Estimator:
         comm = comm_f + comm_b + cf + cb
         if cfg.recompute == "full":
             b, comm = b + f, comm + comm_f + cf
+        elif cfg.recompute == "save_qkv_proj":  # dense only: all but QKV, FC2, a residual
+            b += (self._us([shape.gemm(*gemms[k]) for k in ("proj", "fc1")], gd, spec) + af
+                  + self._us(fwd_other[:3] + fwd_other[4:], "bf16", spec))
+            comm += cf
         elif cfg.recompute == "selective" and not cfg.flash_attention:
             b += self._us([shape.attention()], gd, spec)
         return f, b, comm
@@ -175,7 +181,8 @@ class Estimator:
                                                                      group)
         else:
             one = self._coll("all_reduce", size, group)
-        fwd = blocks * one * (2 if cfg.recompute == "full" else 1)
+        fwd = blocks * one * (2 if cfg.recompute == "full" else 1) \
+            + (one if cfg.recompute == "save_qkv_proj" else 0.0)  # the projection's
         bwd = blocks * one * (0.5 if cfg.tp_overlap else 1.0)
         return fwd + bwd
 
@@ -193,13 +200,11 @@ class Estimator:
         ``grad_groups`` (:func:`_grad_groups`: the dense gradients, then any routed
         experts'), us."""
         out = []
-        for params, group in grad_groups:
-            grads = params * cfg.gbytes
-            if cfg.zero == 0:
-                out.append(self._coll("all_reduce", grads, group))
-            else:
-                out.append(self._coll("reduce_scatter", grads, group)
-                           + self._coll("all_gather", 2 * params, group))
+        groups = self.groups(cfg)
+        for k, (params, group) in enumerate(grad_groups):
+            mine = {**groups, "dp": group} if k else groups
+            out.append(sum(self._coll(op, size, mine[g])
+                           for g, op, size in dp_collectives(cfg, params)))
         return out
 
     def _stage_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec
@@ -243,8 +248,9 @@ class Estimator:
         if cfg.dp_overlap and dp > 0:
             exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(params, 1)))
         exposed += sum(experts)  # queued behind the dense buckets, after the backward
+        shards = [cfg.shard_ranks] + [len(g) for _, g in grad_groups[1:]]
         opt_bytes = optimizer_bytes_per_param(cfg.gbytes, cfg.dtype == "fp16") * sum(
-            n / (len(g) if cfg.zero else 1) for n, g in grad_groups)
+            n / (d if cfg.zero else 1) for (n, _), d in zip(grad_groups, shards))
         opt = float(self.compute.roofline_us(np.array([0.0]), np.array([opt_bytes]), "bf16",
                                              spec)[0])
         bubble = (p - 1) / v / (m + (p - 1) / v)

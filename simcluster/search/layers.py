@@ -109,11 +109,39 @@ def rank0_groups(cfg: TransformerConfig) -> dict[str, tuple[int, ...]]:
            "dp": tuple(sorted(cfg.rank(0, 0, d, c) for d in range(cfg.dp)
                               for c in range(cfg.cp))),
            "pp": (0, cfg.rank(0, 1, 0)) if cfg.pp > 1 else (0,)}
+    if cfg.hybrid:  # the shard group (consecutive replicas) and the shard across groups
+        n = cfg.shard_group
+        out["shard"] = tuple(sorted(cfg.rank(0, 0, d, c) for d in range(n)
+                                    for c in range(cfg.cp)))
+        out["repl"] = tuple(cfg.rank(0, 0, d, 0) for d in range(0, cfg.dp, n))
     if cfg.model.moe:
         groups = expert_groups(cfg, 1)
         mine = {k.split(".")[0]: v for k, v in groups.items() if 0 in v}
         out["ep"] = mine.get("ep", (0,))
         out["edp"] = mine.get("edp", (0,)) if separate_expert_dp(cfg) else out["dp"]
+    return out
+
+
+def dp_collectives(cfg: TransformerConfig, params: int) -> list[tuple[str, str, int]]:
+    """(group, collective, bytes) that reduce ``params`` dense gradients of a rank over data
+    parallelism and, with ZeRO, gather its updated parameters, summed over buckets as the
+    generator emits them for ZeRO 0-2: an all-reduce over ``dp``; or a reduce-scatter and
+    a bf16 all-gather over the ZeRO group (``dp``, or with hybrid sharding ``shard``) and,
+    hybrid, the all-reduce of the rank's gradient shard over ``repl``.
+
+    >>> from simcluster.workload.generate.presets import ModelSpec
+    >>> m = ModelSpec(name="m", layers=2, hidden=64, heads=4, kv_heads=4, ffn=256,
+    ...               vocab=256, seq_len=32)
+    >>> dp_collectives(TransformerConfig(model=m, dp=4, zero=1, shard_group=2), 1000)
+    [('shard', 'reduce_scatter', 4000), ('shard', 'all_gather', 2000), ('repl', 'all_reduce', 2000)]
+    """
+    grads = params * cfg.gbytes
+    if cfg.zero == 0:
+        return [("dp", "all_reduce", grads)]
+    zg = "shard" if cfg.hybrid else "dp"
+    out = [(zg, "reduce_scatter", grads), (zg, "all_gather", 2 * params)]
+    if cfg.hybrid:
+        out.append(("repl", "all_reduce", -(-grads // cfg.shard_ranks)))
     return out
 
 

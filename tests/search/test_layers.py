@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from simcluster.search.estimate import Estimator
-from simcluster.search.layers import moe_collectives, moe_costs, rank0_groups, ring_us
+from simcluster.search.layers import (
+    dp_collectives,
+    moe_collectives,
+    moe_costs,
+    rank0_groups,
+    ring_us,
+)
 from simcluster.topology import load_cluster
 from simcluster.workload.generate.presets import ModelSpec
 from simcluster.workload.generate.transformer import TransformerConfig, transformer
@@ -85,3 +91,34 @@ def test_estimate_counts_the_all_to_alls() -> None:
     assert est.estimate(full).moe_cp_comm_us == pytest.approx(2 * 6 * one, rel=1e-12)
     # Without EP (ep 1) there is none, and no CP exchange in a dense model.
     assert est.estimate(TransformerConfig(model=TOY, dp=4)).moe_cp_comm_us == 0.0
+
+
+def test_estimate_reduces_the_bytes_the_generator_emits() -> None:
+    """ZeRO-1, dp 4 in groups of 2, one bucket: the estimate's collectives are the
+    generator's rank-0 collectives over the same groups, byte for byte."""
+    cfg = TransformerConfig(model=DENSE, dp=4, zero=1, shard_group=2, micro_batch=1,
+                            global_batch=4, fold=False)
+    wl = transformer(cfg)
+    names = {v: k for k, v in rank0_groups(cfg).items()}
+    emitted = sorted((names[wl.groups[r["group"]]], r["collective"], r["comm_bytes"])
+                     for r in wl.ops.to_pylist() if r["rank"] == 0 and r["collective"])
+    assert emitted == sorted(dp_collectives(cfg, 2 * 49_984 + 18_560))
+    est = Estimator(load_cluster(ROOT / "topologies" / "dgx-h100.yaml"))
+    flat = Estimator(est.cluster).estimate(TransformerConfig(
+        model=DENSE, dp=4, zero=1, micro_batch=1, global_batch=4))
+    assert est.estimate(cfg).optimizer_us > flat.optimizer_us  # half, not a quarter, each
+
+
+def test_estimate_recomputes_what_save_qkv_proj_recomputes() -> None:
+    """tp 2: the estimate's save_qkv_proj adds, per layer, one forward TP all-reduce (the
+    projection's) where full recompute adds two; its compute lies between none and full."""
+    est = Estimator(load_cluster(ROOT / "topologies" / "dgx-h100.yaml"))
+    e = {rc: est.estimate(TransformerConfig(model=DENSE, tp=2, recompute=rc))
+         for rc in ("none", "save_qkv_proj", "full")}
+    one = est._coll("all_reduce", 2 * 32 * 64, (0, 1))
+    assert one > 0
+    assert e["save_qkv_proj"].tp_comm_us - e["none"].tp_comm_us == pytest.approx(
+        2 * one, rel=1e-9)  # 2 layers
+    assert e["full"].tp_comm_us - e["none"].tp_comm_us == pytest.approx(4 * one, rel=1e-9)
+    assert (e["none"].stage_compute_us < e["save_qkv_proj"].stage_compute_us
+            < e["full"].stage_compute_us)

@@ -49,7 +49,7 @@ def _matmul_flops(wl) -> float:
 
 
 @pytest.mark.parametrize("model", [GPT, LLAMA])
-@pytest.mark.parametrize("recompute", ["none", "full", "selective"])
+@pytest.mark.parametrize("recompute", ["none", "full", "selective", "save_qkv_proj"])
 def test_flops_match_the_closed_form(model: ModelSpec, recompute: str) -> None:
     """Sum of GEMM and attention FLOPs over all ranks = 6 N T + 12 L b s^2 h per micro-batch
     (N: layer matrices + LM head), plus the recomputed forward."""
@@ -68,6 +68,8 @@ def test_flops_match_the_closed_form(model: ModelSpec, recompute: str) -> None:
         expected += 2 * L * n_layer * tokens + 4 * L * cfg.batch * s * s * h
     elif recompute == "selective":
         expected += 4 * L * cfg.batch * s * s * h
+    elif recompute == "save_qkv_proj":  # the projection, FC1 and the attention core
+        expected += 2 * L * (h * h + (mats - 1) * h * f) * tokens + 4 * L * cfg.batch * s * s * h
     assert _matmul_flops(wl) == pytest.approx(expected, rel=1e-12)
     assert wl.meta.extra["hardware_flops_per_step"] == pytest.approx(expected, rel=1e-12)
 
@@ -240,6 +242,10 @@ def test_zero_stages_shard_memory() -> None:
     dict(tp=2, pp=2, dp=4, global_batch=16, zero=1, sequence_parallel=True),
     dict(tp=2, pp=2, dp=2, global_batch=8, dp_overlap=False, recompute="full"),
     dict(tp=1, pp=1, dp=4, global_batch=8, zero=3),
+    # hybrid sharding: the shard group without replica 0 (on the other server) loses its
+    # shard collectives in the fold, which share no link with replica 0's
+    dict(tp=2, pp=1, dp=4, global_batch=8, zero=3, shard_group=2),
+    dict(tp=1, pp=1, dp=8, global_batch=8, zero=1, shard_group=4, recompute="save_qkv_proj"),
 ])
 def test_fold_agrees_with_the_full_simulation(kw: dict) -> None:
     """Replica 0 of the folded workload has exactly the timeline it has in the full one

@@ -282,8 +282,9 @@ class Shape:
     def layer_activation_bytes(self, recompute: str) -> int:
         """Bytes one layer keeps for its backward pass (module docstring).
 
-        ``recompute``: ``none``, ``selective`` (the attention core is recomputed) or
-        ``full`` (only the layer input is kept).
+        ``recompute``: ``none``, ``selective`` (the attention core is recomputed),
+        ``full`` (only the layer input is kept) or ``save_qkv_proj`` (the layer input and
+        Q, K, V are kept).
         """
         mdl, t, e = self.model, self.tp, self.act_bytes
         T = float(self.tokens)
@@ -292,6 +293,8 @@ class Shape:
         ln = self.ln_tokens
         if recompute == "full":
             return int(e * ln * h)
+        if recompute == "save_qkv_proj":
+            return int(e * ln * h + e * T * (mdl.q_dim / t + kw) + e * T * self.v_width)
         drop = 1 if mdl.dropout else 0
         total = (
             2 * e * ln * h                                   # LN1 input, QKV input

@@ -36,7 +36,10 @@ With context parallelism ``C`` (:mod:`.cp`), ``rank = t + T (c + C (p + P d))`` 
   start of this step, the steady state); ZeRO-2 reduce-scatters every micro-batch; ZeRO-3 /
   FSDP all-gathers each layer's parameters before its forward and backward (one layer of
   prefetch) and reduce-scatters its gradients after its backward, every micro-batch; tied
-  embeddings are all-reduced between the first and last stage.
+  embeddings are all-reduced between the first and last stage. With hybrid sharding
+  (``shard_group`` N) the ZeRO gathers and reduce-scatters run within N consecutive
+  replicas, each reduce-scatter followed by the all-reduce of the rank's shard across the
+  ``dp / N`` groups (PyTorch FSDP ``HYBRID_SHARD``).
 - optimizer: Adam over the rank's (sharded) parameters after all gradient communication.
 
 **Memory** (``alloc_bytes``/``free_bytes``): weights, gradients and optimizer states are
@@ -51,7 +54,9 @@ compute, no dependencies: a mirror that is always ready before its replica-0 pee
 0 meets its real collectives, on the real links, at the times the full simulation would
 give, because under this symmetry every replica reaches each collective at the same time.
 What the fold leaves out is the other replicas' TP and pipeline traffic, which shares no link
-with replica 0's unless the fabric mixes replicas' paths (see ``docs/performance.md``).
+with replica 0's unless the fabric mixes replicas' paths (see ``docs/performance.md``), and
+with hybrid sharding the shard collectives of the groups without replica 0 (their mirrors
+keep only the all-reduces across groups, which include replica 0's ranks).
 ``tests/workload/test_transformer.py`` checks folded against full replays.
 
 Modules: :mod:`.config` (the configuration and its checks), :mod:`.cp` (context

@@ -19,7 +19,14 @@ from simcluster.workload.generate.transformer.moe import (
     expert_groups,
 )
 from simcluster.workload.generate.transformer.stage import _StageBuilder
-from simcluster.workload.generate.transformer.template import _DP, _EDP, TO_EXPERTS
+from simcluster.workload.generate.transformer.template import (
+    _DP,
+    _EDP,
+    _REPL,
+    _SHARD,
+    TO_EXPERTS,
+    _Rank,
+)
 from simcluster.workload.model import OPS_SCHEMA, Workload, WorkloadMeta
 from simcluster.workload.validate import make_workload
 
@@ -43,11 +50,13 @@ def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int
                 for p in range(P):
                     groups[f"tp.{_replica(cfg, d, c)}.p{p}"] = tuple(
                         rank(t, p, d, c) for t in range(T))
-    if D * C > 1:
+    if D * C > 1 and not cfg.hybrid:
         for p in range(P):
             for t in range(T):
                 groups[f"dp.p{p}.t{t}"] = tuple(sorted(rank(t, p, d, c) for d in range(D)
                                                        for c in range(C)))
+    if cfg.hybrid:
+        groups.update(_hybrid_groups(cfg))
     if C > 1 and cfg.cp_comm == "a2a":
         for d in range(replicas):
             for p in range(P):
@@ -63,6 +72,32 @@ def _group_names(cfg: TransformerConfig) -> tuple[list[str], dict[str, tuple[int
     if m.moe:
         groups.update(expert_groups(cfg, 1 if cfg.fold else D // cfg.ep_span))
     return list(groups), groups
+
+
+def _shard_name(cfg: TransformerConfig, t: int, p: int, d: int, c: int) -> tuple[str, str]:
+    """Hybrid sharding: the names of (the shard group, the replica group) of rank
+    (t, p, d, c): ``shard.p<p>.t<t>.g<d // N>`` and ``repl.p<p>.t<t>.i<d % N>[.c<c>]``."""
+    n = cfg.shard_group
+    cp = f".c{c}" if cfg.cp > 1 else ""
+    return f"shard.p{p}.t{t}.g{d // n}", f"repl.p{p}.t{t}.i{d % n}{cp}"
+
+
+def _hybrid_groups(cfg: TransformerConfig) -> dict[str, tuple[int, ...]]:
+    """The shard groups (``shard_group`` consecutive replicas with their CP ranks; with the
+    fold, only replica 0's: the other groups' shard collectives are not emitted) and the
+    replica groups (one rank of each shard group, at the same place in it)."""
+    T, P, D, C, n = cfg.tp, cfg.pp, cfg.dp, cfg.cp, cfg.shard_group
+    out: dict[str, tuple[int, ...]] = {}
+    for p in range(P):
+        for t in range(T):
+            for k in range(1 if cfg.fold else D // n):
+                out[_shard_name(cfg, t, p, k * n, 0)[0]] = tuple(sorted(
+                    cfg.rank(t, p, d, c) for d in range(k * n, (k + 1) * n) for c in range(C)))
+            for i in range(n):
+                for c in range(C):
+                    out[_shard_name(cfg, t, p, i, c)[1]] = tuple(
+                        cfg.rank(t, p, d, c) for d in range(i, D, n))
+    return out
 
 
 def _splits(tpl: dict[str, Any], cfg: TransformerConfig, members: tuple[int, ...],
@@ -95,9 +130,11 @@ def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, 
     rank = cfg.rank(t, p, d, c)
     ep, edp = expert_group_names(cfg, t, p, d, c) if cfg.model.moe else ("", "")
     rep = _replica(cfg, d, c)
+    shard, repl = _shard_name(cfg, t, p, d, c) if cfg.hybrid else ("", "")
     lut = np.array([-1, index.get(f"tp.{rep}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
                     index.get(f"emb.{rep}.t{t}", -1), index.get(ep, -1), index.get(edp, -1),
-                    index.get(f"cp.d{d}.p{p}.t{t}", -1)],
+                    index.get(f"cp.d{d}.p{p}.t{t}", -1), index.get(shard, -1),
+                    index.get(repl, -1)],
                    dtype=np.int32)
     gi = lut[tpl["gkind"]]
     groups = pa.DictionaryArray.from_arrays(pa.array(gi, mask=gi < 0), dictionary)
@@ -112,6 +149,18 @@ def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, 
     cols["peer"] = peer
     cols["splits"] = _splits(tpl, cfg, members.get(ep, ()), rank)
     return pa.table(cols)
+
+
+def _ghost(r: _Rank, kinds: tuple[int, ...]) -> dict[str, Any]:
+    """The mirror of a folded replica: the template's collectives over group kinds
+    ``kinds`` alone, on stream ``dp``, without dependencies or memory (package
+    docstring)."""
+    ids = np.flatnonzero(np.isin(np.asarray(r.gkind), kinds))
+    g = r.table(ids)
+    g["cols"]["alloc_bytes"] = pa.array(np.zeros(len(ids), np.int64))
+    g["cols"]["free_bytes"] = pa.array(np.zeros(len(ids), np.int64))
+    g["cols"]["stream"] = pa.array(["dp"] * len(ids), pa.string())
+    return g
 
 
 def transformer(cfg: TransformerConfig) -> Workload:
@@ -135,22 +184,21 @@ def transformer(cfg: TransformerConfig) -> Workload:
     dictionary = pa.array(names or [""], pa.string())
     full = [_StageBuilder(cfg, p).build() for p in range(cfg.pp)]
     tpls = [r.table() for r in full]
-    ghosts = []
+    ghosts: list[dict[str, Any]] = []
+    far: list[dict[str, Any]] = []  # hybrid: the ghosts outside replica 0's shard group
     if cfg.fold and cfg.dp > cfg.ep_span:
-        for r in full:
-            ids = np.flatnonzero(np.isin(np.asarray(r.gkind), (_DP, _EDP)))
-            g = r.table(ids)
-            g["cols"]["alloc_bytes"] = pa.array(np.zeros(len(ids), np.int64))
-            g["cols"]["free_bytes"] = pa.array(np.zeros(len(ids), np.int64))
-            g["cols"]["stream"] = pa.array(["dp"] * len(ids), pa.string())
-            ghosts.append(g)
+        ghosts = [_ghost(r, (_DP, _EDP, _SHARD, _REPL)) for r in full]
+        far = [_ghost(r, (_REPL,)) for r in full] if cfg.hybrid else ghosts
     if cfg.host_us > 0:
         tpls = [with_host(tpl, cfg) for tpl in tpls]
         ghosts = [with_durations(g) for g in ghosts]
+        far = [with_durations(g) for g in far] if cfg.hybrid else ghosts
+    near = cfg.shard_group if cfg.hybrid else cfg.dp
     parts = []
     for d in range(cfg.dp):
         for p in range(cfg.pp):
-            tpl = tpls[p] if d < cfg.ep_span or not cfg.fold else ghosts[p]
+            tpl = tpls[p] if d < cfg.ep_span or not cfg.fold else \
+                ghosts[p] if d < near else far[p]
             for c in range(cfg.cp):
                 for t in range(cfg.tp):
                     parts.append((cfg.rank(t, p, d, c),

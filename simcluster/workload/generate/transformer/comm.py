@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from simcluster.workload.generate.transformer.memory import _layer_param_bytes, stage_params
 from simcluster.workload.generate.transformer.moe import expert_layout, separate_expert_dp
 from simcluster.workload.generate.transformer.moe_ops import _MoeOps
-from simcluster.workload.generate.transformer.template import _DP, _EDP, _TP
+from simcluster.workload.generate.transformer.template import _DP, _EDP, _REPL, _SHARD, _TP
 
 if TYPE_CHECKING:
     from simcluster.workload.generate.transformer.stage import _StepState
@@ -39,8 +39,27 @@ class _CommOps(_MoeOps):
     def _dp_reduce(self, name: str, params: int, dep: int, gkind: int = _DP) -> int:
         """Reduce a gradient bucket over the data-parallel group (``_EDP``: the
         expert-data-parallel one)."""
-        coll = "all_reduce" if self.cfg.zero == 0 else "reduce_scatter"
-        return self.r.coll(name, coll, self.cfg.gbytes * params, gkind, "dp", deps=[dep])
+        if self.cfg.zero == 0 or gkind != _DP:
+            coll = "all_reduce" if self.cfg.zero == 0 else "reduce_scatter"
+            return self.r.coll(name, coll, self.cfg.gbytes * params, gkind, "dp", deps=[dep])
+        return self._sharded_reduce(name, self.cfg.gbytes * params, dep)
+
+    @property
+    def _zk(self) -> int:
+        """The group kind ZeRO shards over: the shard group with hybrid sharding, else the
+        data-parallel group."""
+        return _SHARD if self.cfg.hybrid else _DP
+
+    def _sharded_reduce(self, name: str, nbytes: int, dep: int) -> int:
+        """Reduce-scatter ``nbytes`` of gradients over the ZeRO group; with hybrid sharding,
+        then all-reduce this rank's shard (``nbytes / shard_ranks``, rounded up as FSDP
+        pads its flat parameters) over the shard groups. Returns the last op."""
+        cfg = self.cfg
+        op = self.r.coll(name, "reduce_scatter", nbytes, self._zk, "dp", deps=[dep])
+        if not cfg.hybrid:
+            return op
+        return self.r.coll(f"{name}.ar", "all_reduce", -(-nbytes // cfg.shard_ranks), _REPL,
+                           "dp", deps=[op])
 
     @property
     def _expert_dp(self) -> int:
@@ -88,13 +107,13 @@ class _CommOps(_MoeOps):
                 experts.extend((self._split(layer)[1], layer) for layer in cfg.layers_of(vs))
                 if vs == self.nv - 1:
                     order.append((sp.head, -2))
-            self._gathers(st, order, _DP, "dp.param_ag", st.gather)
+            self._gathers(st, order, self._zk, "dp.param_ag", st.gather)
             if self._expert_dp > 1:
                 self._gathers(st, [x for x in experts if x[0]], _EDP, "edp.param_ag",
                               st.egather)
         if cfg.dp_ranks > 1 and cfg.zero >= 3 and (sp.embedding or sp.head):
             st.z3_persist = 2 * (sp.embedding + sp.head)
-            op = r.coll("dp.z3_ag_embed_head", "all_gather", st.z3_persist, _DP, "dp",
+            op = r.coll("dp.z3_ag_embed_head", "all_gather", st.z3_persist, self._zk, "dp",
                         alloc=st.take_alloc() + st.z3_persist)
             st.gather[-1] = st.gather[-2] = op
 
@@ -122,5 +141,5 @@ class _CommOps(_MoeOps):
     def _z3_gather(self, name: str, after: int | None) -> int:
         """ZeRO-3: gather one layer's parameters (prefetch: once ``after`` has started)."""
         size = _layer_param_bytes(self.cfg)
-        return self.r.coll(name, "all_gather", size, _DP, "dp",
+        return self.r.coll(name, "all_gather", size, self._zk, "dp",
                            deps=[after] if after is not None else None, alloc=size)

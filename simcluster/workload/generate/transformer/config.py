@@ -13,7 +13,7 @@ from simcluster.workload.generate.schedules import parse_schedule
 from simcluster.workload.generate.transformer.cp import check_cp
 from simcluster.workload.generate.transformer.moe import check_moe, ep_span
 
-RECOMPUTE = ("none", "selective", "full")
+RECOMPUTE = ("none", "selective", "full", "save_qkv_proj")
 DTYPES = ("bf16", "fp16", "fp8")
 ATTENTION_KERNELS = ("flash", "flash1")
 LOSS_KERNELS = ("fused", "eager", "unfused")
@@ -34,7 +34,17 @@ class TransformerConfig:
         schedule: ``1f1b``, ``gpipe`` or ``1f1b-interleaved:V`` (V model chunks per stage).
         zero: data-parallel sharding: 0 (replicated, DDP), 1 (optimizer states, Megatron's
             distributed optimizer), 2 (+ gradients), 3 (+ parameters, FSDP).
-        recompute: activation recompute ``none``, ``selective`` or ``full``.
+        shard_group: hybrid sharding (PyTorch FSDP ``HYBRID_SHARD``, MaxText's
+            ``dcn_data_parallelism`` x ``ici/dcn_fsdp_parallelism``): the ZeRO state is
+            sharded within groups of ``shard_group`` consecutive data-parallel replicas (with
+            their CP ranks), where the parameters are all-gathered and the gradients
+            reduce-scattered; each reduced gradient shard is then all-reduced over the
+            ``dp / shard_group`` groups. 0 (or ``dp``): one group of all replicas. Needs
+            ZeRO 1-3; must divide ``dp``.
+        recompute: activation recompute ``none``, ``selective``, ``full`` or
+            ``save_qkv_proj`` (JAX's ``save_only_these_names`` of the Q, K and V
+            projections, MaxText's ``remat_policy=save_qkv_proj``: the backward recomputes
+            what its gradients need from the layer input and the saved Q, K, V; ``layers.py``).
         dtype: ``bf16``, ``fp16`` or ``fp8`` (fp8 GEMMs, bf16 elsewhere).
         flash_attention: fused attention core; off for the 2020-2021 Megatron runs.
         attention_kernel: which fused attention kernel runs: ``flash`` (FlashAttention 2/3,
@@ -104,6 +114,7 @@ class TransformerConfig:
     sequence_parallel: bool = False
     schedule: str = "1f1b"
     zero: int = 0
+    shard_group: int = 0
     recompute: str = "none"
     dtype: str = "bf16"
     flash_attention: bool = True
@@ -170,6 +181,17 @@ class TransformerConfig:
         return self.dp * self.cp
 
     @property
+    def hybrid(self) -> bool:
+        """Hybrid sharding: ZeRO groups smaller than the data-parallel group."""
+        return 0 < self.shard_group < self.dp and self.zero >= 1
+
+    @property
+    def shard_ranks(self) -> int:
+        """Ranks the ZeRO state of a dense tensor is split over: ``shard_group x cp`` with
+        hybrid sharding, else all ``dp x cp``."""
+        return self.shard_group * self.cp if self.hybrid else self.dp_ranks
+
+    @property
     def gbytes(self) -> int:
         if self.grad_bytes is not None:
             return self.grad_bytes
@@ -231,10 +253,27 @@ class TransformerConfig:
                             f"({self.micro_batches}) to be a multiple of pp ({self.pp})")
         if not self.host_us >= 0:
             problems.append(f"host_us {self.host_us} must be 0 or more (us per launched op)")
+        problems.extend(self._check_shard_group())
         problems.extend(self._check_moe())
         problems.extend(check_cp(self))
         if problems:
             raise WorkloadError("transformer configuration: " + "; ".join(problems) + ".")
+
+    def _check_shard_group(self) -> list[str]:
+        """What is inconsistent in the hybrid-sharding and recompute settings."""
+        out = []
+        g = self.shard_group
+        if g < 0 or (g and self.dp % g):
+            out.append(f"shard_group {g} must divide dp {self.dp} (0: shard over all of it)")
+        elif g and self.zero == 0:
+            out.append("shard_group needs ZeRO 1, 2 or 3 (zero 0 shards nothing)")
+        elif self.hybrid and self.shard_ranks < 2:
+            out.append("a shard group of one rank shards nothing: use zero 0")
+        if g and self.model.moe:
+            out.append("hybrid sharding is not modelled with MoE layers yet")
+        if self.recompute == "save_qkv_proj" and self.model.moe:
+            out.append("recompute save_qkv_proj is not modelled with MoE layers yet")
+        return out
 
     def _check_moe(self) -> list[str]:
         """What is inconsistent in the MoE settings (``moe.py``)."""

@@ -88,24 +88,33 @@ class _LayerOps:
 
     # -- one layer ---------------------------------------------------------------------------
 
-    def layer_fwd(self, layer: int, tag: str, deps: list[int], alloc: int) -> tuple[int, int]:
+    def layer_fwd(self, layer: int, tag: str, deps: list[int], alloc: int,
+                  save_qkv: bool = False) -> tuple[int, int]:
         """Forward (``tag`` fwd) or recomputed forward (rcp) of ``layer``; returns the
-        (first, last) op ids."""
+        (first, last) op ids. ``save_qkv``: the recomputation of ``recompute=
+        save_qkv_proj`` (JAX's remat with Q, K, V saved; dead code dropped): what the
+        backward needs from the layer input and the saved Q, K, V: the first norm (the QKV
+        weight gradient's input), the attention core, the output projection and its TP
+        reduction, the second norm, FC1, the activation and, with fp8, FC2's input cast; not
+        the QKV GEMM (saved), FC2 and the last residual (no gradient reads their outputs)."""
         s, c = self.s, self._c
         g = s.layer_gemms()
         p = f"L{layer}.{tag}"
         first = c(f"{p}.ln1", s.norm() + self._fp8_copies(s.ln_tokens * s.model.hidden),
                   deps=deps, alloc=alloc)
-        dep = [first]
-        if self.cfg.sp:
-            dep = [self._tp_in(f"{p}.ag_qkv", dep)]
-        c(f"{p}.qkv", s.gemm(*g["qkv"]), gemm=True, deps=dep)
+        if not save_qkv:
+            dep = [first]
+            if self.cfg.sp:
+                dep = [self._tp_in(f"{p}.ag_qkv", dep)]
+            c(f"{p}.qkv", s.gemm(*g["qkv"]), gemm=True, deps=dep)
         self._attention(p, s.attention(), None)
         self._cast(f"{p}.proj_cast", g["proj"][0] * g["proj"][1])
         last = c(f"{p}.proj", s.gemm(*g["proj"]), gemm=True)
         dep = [self._tp_out(f"{p}.tp_attn", last)] if self.tp else None
         last = c(f"{p}.res_ln2", s.residual() + s.norm()
                  + self._fp8_copies(s.ln_tokens * s.model.hidden), deps=dep)
+        if save_qkv:
+            return first, self._dense_mlp_fwd(p, last, s, "", upto_act=True)
         dep = self._mlp_fwd(layer, p, last)
         last = c(f"{p}.res", s.residual(), deps=dep)
         return first, last
@@ -115,13 +124,18 @@ class _LayerOps:
         (None: the stream order). MoE layers: :class:`~.moe_ops._MoeOps`."""
         return self._dense_mlp_fwd(p, last, self.s, "")
 
-    def _dense_mlp_fwd(self, p: str, last: int, s: Shape, pre: str) -> list[int] | None:
-        """A TP-sharded MLP of ``s``'s width (ops named ``<p>.<pre>fc1`` ...)."""
+    def _dense_mlp_fwd(self, p: str, last: int, s: Shape, pre: str,
+                       upto_act: bool = False) -> Any:
+        """A TP-sharded MLP of ``s``'s width (ops named ``<p>.<pre>fc1`` ...); returns the
+        deps of the residual after it, or with ``upto_act`` (recompute ``save_qkv_proj``)
+        the last op before FC2 (the activation or, with fp8, FC2's input cast)."""
         c, g = self._c, s.layer_gemms()
         dep = [self._tp_in(f"{p}.{pre}ag_fc1", [last])] if self.cfg.sp else None
         c(f"{p}.{pre}fc1", s.gemm(*g["fc1"]), gemm=True, deps=dep)
         c(f"{p}.{pre}act", s.activation_fn())
         self._cast(f"{p}.{pre}fc2_cast", g["fc2"][0] * g["fc2"][1])
+        if upto_act:
+            return len(self.r.name) - 1
         last = c(f"{p}.{pre}fc2", s.gemm(*g["fc2"]), gemm=True)
         return [self._tp_out(f"{p}.{pre}tp_mlp", last)] if self.tp else None
 
@@ -176,10 +190,12 @@ class _LayerOps:
         p = f"L{layer}.bwd"
         first = None
         free = self.keep[layer] + free_extra
-        if cfg.recompute == "full":
-            first, _ = self.layer_fwd(layer, "rcp", deps or [], alloc=self.keep_full[layer])
+        if cfg.recompute in ("full", "save_qkv_proj"):
+            rcp = self.keep_full[layer] - (self.keep[layer] if cfg.recompute != "full" else 0)
+            first, _ = self.layer_fwd(layer, "rcp", deps or [], alloc=rcp,
+                                      save_qkv=cfg.recompute == "save_qkv_proj")
             deps = None
-            free += self.keep_full[layer]
+            free += rcp
         start = c(f"{p}.res", s.residual(backward=True), deps=deps)
         first = start if first is None else first
         red = self._mlp_bwd(layer, p)

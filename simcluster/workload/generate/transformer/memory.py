@@ -65,10 +65,10 @@ def _layer_param_bytes(cfg: TransformerConfig) -> int:
 
 def static_memory(cfg: TransformerConfig, stage: int) -> dict[str, int]:
     """Weights (bf16), gradients and Adam states (fp32 master, m, v) of one rank, bytes,
-    sharded per the ZeRO stage over the ``dp x cp`` ranks (routed experts: over the
-    expert-data-parallel group)."""
+    sharded per the ZeRO stage over the ``dp x cp`` ranks, or with hybrid sharding the
+    shard group's (routed experts: over the expert-data-parallel group)."""
     sp = stage_params(cfg, stage)
-    groups = [(sp.dense, cfg.dp_ranks)]
+    groups = [(sp.dense, cfg.shard_ranks)]
     if sp.experts:
         groups.append((sp.experts, expert_layout(cfg).edp))
     return {
@@ -81,7 +81,8 @@ def static_memory(cfg: TransformerConfig, stage: int) -> dict[str, int]:
 def _backward_bump(cfg: TransformerConfig, layers: range, logits: int) -> int:
     """The most a chunk's backward adds to the memory live at its start: the head's
     backward frees the logits first; then, layer by layer from the last, the transient of
-    recomputing the layer (all of its activations with full recompute, the score matrix
+    recomputing the layer (all of its activations with full recompute, all but the kept ones
+    with ``save_qkv_proj``, the score matrix
     with selective recompute and no flash attention) and its ring attention's receive
     buffers (context parallelism) while the layers after it are freed."""
     shape = cfg.shape()
@@ -91,6 +92,8 @@ def _backward_bump(cfg: TransformerConfig, layers: range, logits: int) -> int:
         transient = ring
         if cfg.recompute == "full":
             transient += layer_keep(cfg, layer, "none")
+        elif cfg.recompute == "save_qkv_proj":  # all but the kept input and Q, K, V
+            transient += layer_keep(cfg, layer, "none") - layer_keep(cfg, layer, cfg.recompute)
         elif cfg.recompute == "selective" and not cfg.flash_attention:
             transient += int(2 * shape.score_elems
                             + (shape.score_elems if cfg.model.dropout else 0))

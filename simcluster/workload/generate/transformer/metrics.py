@@ -49,7 +49,10 @@ def hardware_flops_per_step(cfg: TransformerConfig) -> float:
     scale = expert_layout(cfg).factor if m.moe else 1.0
     attn = _attention_flops(cfg)
     layer_fwd = 2.0 * (_matmul_params(cfg, scale) - m.vocab * m.hidden) * tokens + attn
-    extra = {"none": 0.0, "full": layer_fwd,
+    # save_qkv_proj recomputes the output projection and FC1 (dense layers only: config.py)
+    rcp_qkv = 2.0 * m.layers * (m.v_dim * m.hidden
+                                + (m.mlp_matrices - 1) * m.hidden * m.ffn) * tokens + attn
+    extra = {"none": 0.0, "full": layer_fwd, "save_qkv_proj": rcp_qkv,
              "selective": 0.0 if cfg.flash_attention else attn}[cfg.recompute]
     return 6.0 * _matmul_params(cfg, scale) * tokens + 3.0 * attn + extra
 

@@ -107,8 +107,7 @@ class _StageBuilder(_CommOps):
             if experts:
                 eready.append((experts, last))
             if z3:
-                r.coll(f"L{layer}.z3_rs", "reduce_scatter", cfg.gbytes * dense, _DP,
-                       "dp", deps=[last])
+                self._sharded_reduce(f"L{layer}.z3_rs", cfg.gbytes * dense, last)
         assert deps is not None
         if vs == 0:
             if cfg.model.vocab:
@@ -144,8 +143,8 @@ class _StageBuilder(_CommOps):
         for name, params, gkind in st.deferred:
             self._dp_reduce(name, params, st.last_compute, gkind)
         if st.z3_persist:
-            r.coll("dp.z3_rs_embed_head", "reduce_scatter",
-                   cfg.gbytes * (sp.embedding + sp.head), _DP, "dp", deps=[st.last_compute])
+            self._sharded_reduce("dp.z3_rs_embed_head", cfg.gbytes * (sp.embedding + sp.head),
+                                 st.last_compute)
         deps = [st.last_compute]
         if m.vocab and m.tied_embeddings and cfg.pp > 1 and self.stage in (0, cfg.pp - 1):
             size = cfg.gbytes * m.vocab * m.hidden // cfg.tp
@@ -153,7 +152,7 @@ class _StageBuilder(_CommOps):
                                deps=[st.emb_ready if st.emb_ready >= 0 else st.last_compute]))
         dp_ops = [k for k, s in enumerate(r.stream) if s == "dp" and r.step[k] == r.cur_step]
         deps.extend(dp_ops[-1:])
-        n = sp.dense // (cfg.dp_ranks if cfg.zero >= 1 else 1)
+        n = sp.dense // (cfg.shard_ranks if cfg.zero >= 1 else 1)
         if sp.experts:
             n += sp.experts // (expert_layout(cfg).edp if cfg.zero >= 1 else 1)
         per = optimizer_bytes_per_param(cfg.gbytes, loss_scaling=cfg.dtype == "fp16")

@@ -12,8 +12,9 @@ import pyarrow as pa
 from simcluster.workload.generate.costs import Cost
 
 # Group kinds of a template op (EP: expert parallel; EDP: expert data parallel; CP: context
-# parallel, the Ulysses all-to-alls).
-_NONE, _TP, _DP, _EMB, _EP, _EDP, _CP = 0, 1, 2, 3, 4, 5, 6
+# parallel, the Ulysses all-to-alls; SHARD and REPL: with hybrid sharding, the ZeRO shard
+# group and the group of the same shard across shard groups).
+_NONE, _TP, _DP, _EMB, _EP, _EDP, _CP, _SHARD, _REPL = 0, 1, 2, 3, 4, 5, 6, 7, 8
 # Direction of an EP all-to-all's tokens (uneven splits under skew: ``moe.py``): towards the
 # experts (forward dispatch, backward combine) or back from them.
 TO_EXPERTS, FROM_EXPERTS = 1, 2
