@@ -91,7 +91,7 @@ def test_arrow_without_pandas_keeps_conversions_to_pandas() -> None:
 
 
 def test_arrow_without_pandas_leaves_a_loaded_pandas_alone() -> None:
-    loaded, out = _loaded("""
+    _, out = _loaded("""
         import sys
         try:
             import pandas
