@@ -137,8 +137,11 @@ def _reaches_all(adjacency: dict[str, dict[str, object]], start: str) -> bool:
 
 def _check_connected(b: GraphBuilder) -> None:
     g = b.graph
-    if len(g) and _reaches_all(g._succ, next(iter(g))) and _reaches_all(g._pred, next(iter(g))):
-        return  # strongly connected (the usual case): two searches, no components
+    # Strongly connected (the usual case) when one node reaches all, and all reach it; with
+    # every link duplex, the graph is its own reverse and one search tells both.
+    if len(g) and _reaches_all(g._succ, next(iter(g))) and (
+            not b.one_way or _reaches_all(g._pred, next(iter(g)))):
+        return
     comps = list(nx.weakly_connected_components(g))
     if len(comps) > 1:
         comps.sort(key=lambda c: min(b.origin[n] + n for n in c))

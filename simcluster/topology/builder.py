@@ -69,6 +69,7 @@ class GraphBuilder:
     lat_ns: list[float] = field(default_factory=list)
     cost: list[int] = field(default_factory=list)  # per link id, route_cost(bw_GBps)
     link_origin: list[str] = field(default_factory=list)  # per link id, its YAML path
+    one_way: bool = False  # a link was added without its reverse (``duplex=False``)
 
     def at(self, path: str) -> str:
         """``file:line: path: `` for an error about YAML path ``path``."""
@@ -104,6 +105,7 @@ class GraphBuilder:
         """
         succ, pred = self.graph._succ, self.graph._pred
         cost = route_cost(bw)
+        self.one_way = self.one_way or not duplex
         for u, v in ((a, b), (b, a)) if duplex else ((a, b),):
             out = succ.get(u)
             if out is None or v not in succ:  # as add_edge does: an unknown end, a bare node
