@@ -19,9 +19,8 @@ are the low-level steps the scenario runs; they know nothing of folds, prices or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simcluster.analysis import rank_breakdown, step_times, summarize
 from simcluster.errors import (
     CalibrationError,
     CollectiveMismatchError,
@@ -33,13 +32,31 @@ from simcluster.errors import (
     TopologyError,
     WorkloadError,
 )
-from simcluster.jobs import Job, JobMix, MixResult
-from simcluster.placement import Bound, Placement, bind
-from simcluster.result import Result
-from simcluster.scenario import Scenario, WhatIf, replay
-from simcluster.sim import ComputeModel, Run, SimOptions, simulate
-from simcluster.topology import Cluster, load_cluster
-from simcluster.workload import Workload, load_workload, write_workload
+from simcluster.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the names below resolve to, for type checkers and editors
+    from simcluster.analysis import rank_breakdown, step_times, summarize
+    from simcluster.jobs import Job, JobMix, MixResult
+    from simcluster.placement import Bound, Placement, bind
+    from simcluster.result import Result
+    from simcluster.scenario import Scenario, WhatIf, replay
+    from simcluster.sim import ComputeModel, Run, SimOptions, simulate
+    from simcluster.topology import Cluster, load_cluster
+    from simcluster.workload import Workload, load_workload, write_workload
+
+# The public API is imported on first use (PEP 562), so that ``import simcluster`` and the
+# command line start without numpy, pyarrow, SimPy, networkx and the pydantic models.
+_EXPORTS = {
+    **dict.fromkeys(("rank_breakdown", "step_times", "summarize"), "simcluster.analysis"),
+    **dict.fromkeys(("Job", "JobMix", "MixResult"), "simcluster.jobs"),
+    **dict.fromkeys(("Bound", "Placement", "bind"), "simcluster.placement"),
+    "Result": "simcluster.result",
+    **dict.fromkeys(("Scenario", "WhatIf", "replay"), "simcluster.scenario"),
+    **dict.fromkeys(("ComputeModel", "Run", "SimOptions", "simulate"), "simcluster.sim"),
+    **dict.fromkeys(("Cluster", "load_cluster"), "simcluster.topology"),
+    **dict.fromkeys(("Workload", "load_workload", "write_workload"), "simcluster.workload"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __version__ = "0.1.0"
 

@@ -2,10 +2,10 @@
 still being imported, ends it with ``interrupted`` on stderr and exit code 130, without a
 traceback.
 
-It lives outside the ``simcluster`` package on purpose. Importing anything under
-``simcluster`` first runs ``simcluster/__init__.py``, which imports the public API (numpy,
-pyarrow, SimPy, networkx, pydantic: most of a second of start-up), and an interrupt during
-that import comes before any code of the package could catch it. This module imports
+It lives outside the ``simcluster`` package on purpose. Importing the command line
+(``simcluster.cli``) loads numpy, pyarrow, SimPy, networkx and pydantic (about half a second
+of start-up), and an interrupt during that import comes before any code of the package could
+catch it. This module imports
 nothing at load time, so ``main`` is in its ``try`` within a millisecond of the script's
 start. (An interrupt while the interpreter itself starts, before this module is loaded, is
 Python's to report.)
@@ -33,10 +33,13 @@ def interrupted() -> None:
 
 
 def main() -> None:
-    """Import the CLI and run it (``simcluster.cli.app.main``), mapping Ctrl-C to exit 130."""
+    """Import the CLI and run it (``simcluster.cli.app.main``, after
+    ``arrow_without_pandas``: this process never hands pyarrow pandas objects), mapping Ctrl-C
+    to exit 130."""
     try:
-        from simcluster.cli.app import main as run
+        from simcluster.cli.app import arrow_without_pandas, main as run
 
+        arrow_without_pandas()
         run()
     except KeyboardInterrupt:
         interrupted()

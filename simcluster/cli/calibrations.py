@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from simcluster.cli import render_calibrate, render_calibrate_compute
 from simcluster.cli.apps import JSON_HELP, app, print_json, terminal
 from simcluster.errors import CalibrationError, SimclusterError
 
@@ -85,6 +84,8 @@ def calibrate_cmd(
     if as_json:
         _print_json(network, compute, out)
         return
+    from simcluster.cli import render_calibrate, render_calibrate_compute
+
     console = terminal()
     if network is not None:
         for renderable in render_calibrate.calibration(network):

@@ -9,9 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from simcluster.analysis.training import TrainingInfo
-from simcluster.cli import render, render_run
-from simcluster.analysis.workload import workload_stats
 from simcluster.cli.apps import (
     JSON_HELP,
     print_json,
@@ -29,13 +26,8 @@ from simcluster.cli.apps import (
     trace_app,
     trace_import_app,
 )
-from simcluster.topology import json_schema, load_cluster
-from simcluster.workload import load_workload, write_workload
-from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
 from simcluster.workload.generate.frameworks import FRAMEWORKS
 from simcluster.workload.generate.presets import PRESETS
-from simcluster.workload.generate.registry import transformer_config
-from simcluster.workload.generate.transformer import transformer
 from simcluster.workload.generate.transformer.config import (
     ATTENTION_KERNELS,
     KERNEL_SETS,
@@ -50,6 +42,8 @@ def topology_check(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Validate a topology file and print a one-line summary."""
+    from simcluster.topology import load_cluster
+
     cluster = load_cluster(path)
     c = cluster.counts()
     if as_json:
@@ -69,6 +63,9 @@ def topology_show(
     full: Annotated[bool, typer.Option(help="show every host, not one per kind")] = False,
 ) -> None:
     """Show a topology as a tree: hosts, accelerators, switches, NICs, links, bandwidths."""
+    from simcluster.cli import render
+    from simcluster.topology import load_cluster
+
     terminal().print(render.topology_tree(load_cluster(path), full=full))
 
 
@@ -78,6 +75,8 @@ def topology_schema(
                                                    help="write here instead of stdout")] = None,
 ) -> None:
     """Print the JSON Schema of topology files (for editor completion and checks)."""
+    from simcluster.topology import json_schema
+
     text = json_schema()
     if output is None:
         sys.stdout.write(text)
@@ -96,6 +95,10 @@ def trace_info(
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Summarise a workload: ranks, ops by kind, collectives, groups, bytes."""
+    from simcluster.analysis.workload import workload_stats
+    from simcluster.cli import render
+    from simcluster.workload import load_workload
+
     workload = load_workload(path)
     if as_json:
         print_json({"path": str(path), **workload_stats(workload).as_dict(workload)})
@@ -115,6 +118,8 @@ def trace_import_kineto(
     unexplained_waits: Annotated[bool, typer.Option(help=WAITS_HELP)] = True,
 ) -> None:
     """Import PyTorch profiler (Kineto) traces; print what was used, skipped and assumed."""
+    from simcluster.cli import render
+    from simcluster.workload import write_workload
     from simcluster.workload.kineto import KinetoOptions, import_kineto
 
     wl = import_kineto(path, KinetoOptions(step=step_option(step), et=et, model_copies=model_copies,
@@ -131,6 +136,8 @@ def trace_import_chakra(
     output: Annotated[Path, typer.Option("-o", "--output", help="workload file to write")],
 ) -> None:
     """Import Chakra execution traces; print what was used, skipped and assumed."""
+    from simcluster.cli import render
+    from simcluster.workload import write_workload
     from simcluster.workload.chakra import import_chakra
 
     wl = import_chakra(path)
@@ -155,6 +162,9 @@ def generate_data_parallel(
     name: Annotated[str, typer.Option()] = "dp-transformer",
 ) -> None:
     """Generate data-parallel training steps of a decoder-only transformer."""
+    from simcluster.workload import write_workload
+    from simcluster.workload.generate import DataParallelConfig, TransformerDims, data_parallel
+
     cfg = DataParallelConfig(
         ranks=ranks, micro_batch=micro_batch, dtype=dtype, bucket_mb=bucket_mb, steps=steps,
         name=name, dims=TransformerDims(layers=layers, hidden=hidden, seq_len=seq_len,
@@ -263,6 +273,12 @@ def generate_transformer(
 ) -> None:
     """Generate training steps of a decoder-only transformer (TP, PP, DP, ZeRO, recompute,
     mixture-of-experts layers with expert parallelism, context parallelism)."""
+    from simcluster.analysis.training import TrainingInfo
+    from simcluster.cli import render_run
+    from simcluster.workload import write_workload
+    from simcluster.workload.generate.registry import transformer_config
+    from simcluster.workload.generate.transformer import transformer
+
     cfg = transformer_config({
         "preset": preset, "layers": layers, "hidden": hidden, "heads": heads,
         "kv_heads": kv_heads, "ffn": ffn, "vocab": vocab, "seq_len": seq_len, "tp": tp, "pp": pp,

@@ -11,8 +11,6 @@ from typing import Annotated
 import typer
 
 from simcluster.cli.apps import JSON_HELP, app, print_json, terminal
-from simcluster.workload import write_workload
-from simcluster.workload.record import RecordOptions, record_script, summary
 
 GIB = float(1 << 30)
 
@@ -46,6 +44,9 @@ def record(
 ) -> None:
     """Record training steps of a PyTorch script without a GPU (fake tensors, a fake
     process group of WORLD_SIZE ranks) as a workload for `simcluster replay`."""
+    from simcluster.workload import write_workload
+    from simcluster.workload.record import RecordOptions, record_script, summary
+
     options = RecordOptions(world_size=world_size, gpus_per_node=gpus_per_node, steps=steps,
                             warmup=warmup, device=device, name=name or script.stem,
                             fold=fold, host=host, fuse=fuse)

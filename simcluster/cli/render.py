@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from simcluster.analysis.workload import workload_stats
-from simcluster.topology.cluster import Cluster
-from simcluster.workload.model import Workload
+if TYPE_CHECKING:
+    from simcluster.topology.cluster import Cluster
+    from simcluster.workload.model import Workload
 
 GIB = float(2**30)
 
@@ -182,6 +182,8 @@ def topology_tree(cluster: Cluster, full: bool = False) -> Tree:
 
 def workload_info(workload: Workload, path: str) -> RenderableType:
     """Ranks, ops by kind, collectives, groups and bytes of a workload."""
+    from simcluster.analysis.workload import workload_stats
+
     stats = workload_stats(workload)
     meta = workload.meta
     head = Table.grid(padding=(0, 2))
@@ -251,6 +253,8 @@ def report_lines(report: dict[str, Any], notes: bool = True) -> list[Text]:
 
 def import_summary(workload: Workload, path: object) -> Group:
     """What ``trace import`` wrote, and the import report."""
+    from simcluster.analysis.workload import workload_stats
+
     kinds = workload_stats(workload).by_kind
     meta = workload.meta
     head = Text.assemble(

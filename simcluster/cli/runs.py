@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from simcluster.cli import render, render_run
 from simcluster.cli.apps import (
     ALIGN_HELP,
     COPIES_HELP,
@@ -26,18 +25,14 @@ from simcluster.cli.apps import (
     step_option,
     terminal,
 )
-from simcluster.cli.mix import job_mix, one_placement, step_times_us
-from simcluster.cli.progress import tracker
-from simcluster.degradation import degradation, restarted
 from simcluster.errors import SimclusterError, WorkloadError
-from simcluster.export import load_run
-from simcluster.jobs import JobMix, MixResult
 from simcluster.placement import STRATEGIES
-from simcluster.scenario import Scenario, WhatIf
 from simcluster.sim.algorithms import algorithm_names
-from simcluster.topology import load_cluster, resolve_device
-from simcluster.topology.accelerator import AcceleratorSpec
-from simcluster.workload import load_workload
+
+if TYPE_CHECKING:
+    from simcluster.jobs import JobMix
+    from simcluster.scenario import Scenario
+    from simcluster.topology.accelerator import AcceleratorSpec
 
 # -- collectives ----------------------------------------------------------------------------------
 
@@ -69,10 +64,13 @@ def collectives_cmd(
     from dataclasses import asdict
 
     from simcluster import collective_perf as cp
-    from simcluster.validation import compare_log, read_nccl_log
+    from simcluster.cli import render
+    from simcluster.topology import load_cluster
 
     cluster = load_cluster(topology)
     if compare is not None:
+        from simcluster.validation import compare_log, read_nccl_log
+
         log = read_nccl_log(compare)
         n = ranks or log.ranks or len(cluster.accelerators)
         cmp_ = compare_log(log, cluster, op, n, algorithm=algo, protocol=proto,
@@ -180,6 +178,15 @@ def replay(
 ) -> None:
     """Replay a workload or recorded traces on a cluster; print step time, breakdown and
     busiest links (and, for profiler traces, simulated vs recorded step times)."""
+    from simcluster.cli import render_run
+    from simcluster.cli.mix import job_mix, one_placement, step_times_us
+    from simcluster.cli.progress import tracker
+    from simcluster.degradation import degradation, restarted
+    from simcluster.jobs import MixResult
+    from simcluster.scenario import Scenario, WhatIf
+    from simcluster.topology import load_cluster, resolve_device
+    from simcluster.workload import load_workload
+
     console = terminal()
     workloads = [load_workload(t, step=step_option(step), et=et, model_copies=model_copies,
                                align=align_option(align), unexplained_waits=unexplained_waits)
@@ -248,6 +255,7 @@ def report_cmd(
 ) -> None:
     """Write one self-contained HTML page with plots: timeline, link heatmap, breakdown,
     bottlenecks, critical path (needs the report extra: plotly)."""
+    from simcluster.export import load_run
     from simcluster.export.report import write_report
 
     folder = load_run(run_dir)
@@ -268,6 +276,7 @@ def export_cmd(
     max_links: Annotated[int, typer.Option(min=0, help="link counter tracks")] = 16,
 ) -> None:
     """Export a run for other tools: ui.perfetto.dev / chrome://tracing."""
+    from simcluster.export import load_run
     from simcluster.export.perfetto import write_perfetto
 
     if format != "perfetto":
@@ -285,6 +294,8 @@ def diff_cmd(
 ) -> None:
     """What changed from RUN_A to RUN_B: step time, breakdown, limits, links, ops."""
     from simcluster.analysis.diff import diff_runs
+    from simcluster.cli import render_run
+    from simcluster.export import load_run
 
     a, b = load_run(run_a), load_run(run_b)
     d = diff_runs(a.run, a.summary, b.run, b.summary, top)

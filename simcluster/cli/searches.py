@@ -10,7 +10,6 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from simcluster.cli import render_search
 from simcluster.cli.apps import (
     JSON_HELP,
     print_json,
@@ -18,11 +17,9 @@ from simcluster.cli.apps import (
     int_list,
     terminal,
 )
-from simcluster.cli.progress import tracker
 from simcluster.errors import SimclusterError
 from simcluster.placement import STRATEGIES
-from simcluster.sweep.spec import MAX_POINTS
-from simcluster.topology import load_cluster
+from simcluster.sweep.limits import MAX_POINTS
 from simcluster.workload.generate.presets import PRESETS
 
 # -- sweeps ---------------------------------------------------------------------------------------
@@ -47,6 +44,8 @@ def sweep_cmd(
     the files it names are checked before any work."""
     from simcluster.analysis.sweep import feasible
     from simcluster.analysis.sweep import top as best
+    from simcluster.cli import render_search
+    from simcluster.cli.progress import tracker
     from simcluster.sweep import load_sweep, run_sweep
     from simcluster.sweep.runner import copy_spec
 
@@ -110,6 +109,7 @@ def sweep_report_cmd(
     """Plot the Pareto front (step time vs cost) and list the top configurations (needs the
     report extra: plotly)."""
     from simcluster.analysis.sweep import cost_column, feasible, pareto_front
+    from simcluster.cli import render_search
     from simcluster.export.sweep_report import write_sweep_report
     from simcluster.sweep.runner import read_results
 
@@ -171,9 +171,12 @@ def search_cmd(
     and the best of those in full (successive halving, on Dask). With --hardware, the
     accelerator's parameters are searched with it and the Pareto front (time vs cost) is
     reported with the parameter that limits each point."""
+    from simcluster.cli import render_search
+    from simcluster.cli.progress import tracker
     from simcluster.search import SearchOptions, SearchSpace, search
     from simcluster.search.cosearch import cosearch
     from simcluster.search.hardware import load_hardware
+    from simcluster.topology import load_cluster
 
     if placement not in STRATEGIES:
         raise SimclusterError(f"--placement {placement!r}: use one of {', '.join(STRATEGIES)}.")

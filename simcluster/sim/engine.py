@@ -20,11 +20,8 @@ not yet met costs one more); per collective O(ranks) work.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from heapq import heappush
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +29,7 @@ from typing import Any
 import simpy
 from simpy.events import NORMAL
 
+from simcluster.collector import COLLECTOR as _COLLECTOR
 from simcluster.errors import (
     CollectiveMismatchError,
     DeadlockError,
@@ -407,67 +405,6 @@ class Engine:
             "form a cycle.", unfinished=self.n - done, total=self.n, stuck=lines,
             ranks=sorted({int(self.stream_names[sid][0]) for sid, _ in stuck}))
 
-class _CollectorGuard:
-    """The process's cyclic garbage collector, shared by the simulations of all its threads
-    (a Dask worker runs its tasks in a thread, not the main one).
-
-    While simulations run, the objects alive (op tuples, route arrays, graph dicts; and each
-    compiled engine) are parked in the permanent generation (``gc.freeze``) so that full
-    collections do not rescan them (~0.1 s each at 4,096 ranks); reference counting still
-    frees them. While an engine compiles, the collector is paused: compiling makes millions
-    of op tuples that all stay alive, and the collections their allocation triggers rescan
-    them again and again (about 40 % of compile time for GPT-3 on 1,024 GPUs). The first
-    simulation to start takes what the caller had; the last to end restores it (unfrozen
-    unless the caller had frozen objects itself; the collector back on if it was on), so
-    overlapping simulations in threads cannot leave it frozen or off.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-        self._frozen_before = 0
-        self._compiling = 0
-        self._was_enabled = True
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Objects alive now stay frozen until the last simulation ends."""
-        with self._lock:
-            if self._running == 0:
-                self._frozen_before = gc.get_freeze_count()
-            self._running += 1
-            gc.freeze()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._running -= 1
-                if self._running == 0 and self._frozen_before == 0:
-                    gc.unfreeze()
-
-    @contextlib.contextmanager
-    def compiling(self) -> Iterator[None]:
-        """No collection until the last compilation ends."""
-        with self._lock:
-            if self._compiling == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._compiling += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._compiling -= 1
-                if self._compiling == 0 and self._was_enabled:
-                    gc.enable()
-
-    def freeze(self) -> None:
-        """Freeze what is alive now (a compiled engine) for the running simulations."""
-        with self._lock:
-            gc.freeze()
-
-
-_COLLECTOR = _CollectorGuard()
 
 
 def simulate(bound: Bound, options: SimOptions | None = None) -> Run:

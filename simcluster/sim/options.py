@@ -31,7 +31,7 @@ class SimOptions:
             while the engine is compiled. Results are the same either way; turn it off when
             the caller relies on ``gc.freeze`` itself. The collector is one per process:
             simulations in several threads share the freeze and the pause, and the last to
-            end restores what the caller had (``sim/engine.py``, ``_CollectorGuard``).
+            end restores what the caller had (``collector.py``, ``CollectorGuard``).
     """
 
     compute: ComputeModel = field(default_factory=ComputeModel)

@@ -61,6 +61,7 @@ from simcluster.sweep.check import (
 from simcluster.sweep.constraints import Constraint, compile_constraint
 from simcluster.sweep.elements import check_elements, check_partitions
 from simcluster.sweep.errors import SweepError
+from simcluster.sweep.limits import MAX_POINTS
 from simcluster.topology.transform import HARDWARE_PARAMS
 from simcluster.yamlfile import Loc, YamlDocument, read_yaml, validate
 
@@ -69,8 +70,6 @@ __all__ = ["MAX_CONSTRAINT_STEPS", "MAX_POINTS", "Point", "Sweep", "SweepError",
 
 Value = int | float | str | bool | list[str]  # a list: the elements of one ``fail`` value
 
-#: Most points a sweep may have, counted before constraints (``--max-points`` raises it).
-MAX_POINTS = 100_000
 #: Most constraint evaluation steps (points x AST nodes of all constraints) a spec may need.
 MAX_CONSTRAINT_STEPS = 20_000_000
 

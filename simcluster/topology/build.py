@@ -16,10 +16,11 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from simcluster.collector import COLLECTOR
 from simcluster.errors import TopologyError
 from simcluster.topology import catalog
 from simcluster.topology.accelerator_file import to_spec
-from simcluster.topology.builder import GraphBuilder, link_latency, route_cost
+from simcluster.topology.builder import GraphBuilder, ServerCopy, link_latency
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.cluster import Cluster
 from simcluster.topology.fabrics import FabricContext, NicProps, build_fabric, get_fabric
@@ -123,8 +124,24 @@ def _add_server(
     return accs, nics
 
 
+def _reaches_all(adjacency: dict[str, dict[str, object]], start: str) -> bool:
+    """Whether every node of ``adjacency`` (successors, or predecessors) is reachable from
+    ``start`` (breadth first, a frontier at a time)."""
+    seen = {start}
+    frontier = seen
+    while frontier:
+        frontier = set().union(*(adjacency[u] for u in frontier)) - seen
+        seen |= frontier
+    return len(seen) == len(adjacency)
+
+
 def _check_connected(b: GraphBuilder) -> None:
     g = b.graph
+    # Strongly connected (the usual case) when one node reaches all, and all reach it; with
+    # every link duplex, the graph is its own reverse and one search tells both.
+    if len(g) and _reaches_all(g._succ, next(iter(g))) and (
+            not b.one_way or _reaches_all(g._pred, next(iter(g)))):
+        return
     comps = list(nx.weakly_connected_components(g))
     if len(comps) > 1:
         comps.sort(key=lambda c: min(b.origin[n] + n for n in c))
@@ -166,7 +183,12 @@ def build(
         TopologyError: unknown models or devices, duplicate names or links, a disconnected
             graph.
     """
-    source = str(source)
+    with COLLECTOR.compiling():  # no collection while the graph's dicts pile up
+        return _build(spec, str(source), doc, models)
+
+
+def _build(spec: TopologySpec, source: str, doc: YamlDocument | None,
+           models: Mapping[str, AcceleratorSpec] | None) -> Cluster:
     b = GraphBuilder(source=source, doc=doc)
     custom = _custom_specs(spec, models, b)
     specs: dict[str, AcceleratorSpec] = {}
@@ -180,10 +202,24 @@ def build(
 
     for ti, t in enumerate(spec.nodes):
         model = _resolve_model(t.accelerator, custom, b, f"nodes[{ti}].accelerator")
+        copy: ServerCopy | None = None
+        acc_at: list[int] = []
+        nic_at: list[int] = []
         for i in range(t.count):
             host = f"{t.name}{i}"
             base = len(b.src)
-            accs, host_nics = _add_server(b, t, ti, host, model)
+            if copy is None:  # the template's first server, built node by node
+                first_node = len(b.graph)
+                accs, host_nics = _add_server(b, t, ti, host, model)
+                if i == 0:
+                    copy = b.record(host, first_node, base)
+                    names = list(b.graph)[first_node:]
+                    acc_at = [names.index(a) for a in accs]
+                    nic_at = [names.index(n) for n in host_nics]
+            else:  # the others: the same nodes and links, renamed (linear in servers)
+                names = b.copy_server(copy, host)
+                accs = [names[k] for k in acc_at]
+                host_nics = [names[k] for k in nic_at]
             template_hosts[host] = (ti, base)
             for a in accs:
                 specs[a] = model
@@ -241,6 +277,7 @@ def build(
     for host in touched:
         template_hosts.pop(host, None)  # type: ignore[arg-type]
 
+    efficiency = {kind: _efficiency(spec, kind) for kind in dict.fromkeys(b.kind)}
     return Cluster(
         name=spec.name,
         description=spec.description,
@@ -252,9 +289,9 @@ def build(
         link_kind=tuple(b.kind),
         bandwidth_Bpus=np.asarray(b.bw_GBps, dtype=np.float64) * 1e3,
         latency_us=np.asarray(b.lat_ns, dtype=np.float64) / 1e3,
-        route_cost=np.array([route_cost(bw) for bw in b.bw_GBps], dtype=np.int64),
+        route_cost=np.array(b.cost, dtype=np.int64),
         capacity_Bpus=np.asarray(b.bw_GBps, dtype=np.float64) * 1e3 * np.array(
-            [_efficiency(spec, kind) for kind in b.kind]),
+            [efficiency[kind] for kind in b.kind]),
         network=spec.network,
         source=source,
         template_hosts=template_hosts,

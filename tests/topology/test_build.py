@@ -161,3 +161,33 @@ def test_fabric_needs_its_shape(tmp_path) -> None:
                                      "fabric": fabric}))
         with pytest.raises(TopologyError, match=msg):
             load_cluster(p)
+
+
+def test_a_link_given_twice_names_where_the_first_came_from() -> None:
+    from simcluster.errors import TopologyError
+
+    spec = {"name": "dup", "nodes": [{"name": "n", "count": 2, "accelerator": "H100",
+                                      "accelerators": 2, "fabric": "nvswitch",
+                                      "nics": {"count": 1, "bandwidth_GBps": 50}}],
+            "fabric": {"topology": "single-switch"},
+            "links": [{"src": "n1/gpu0", "dst": "n1/nvswitch", "bandwidth_GBps": 10,
+                       "kind": "nvlink"}]}
+    with pytest.raises(TopologyError, match=r"a link from 'n1/gpu0' to 'n1/nvswitch' already "
+                                            r"exists \(nodes\[0\]\)"):
+        cluster_from(spec)
+
+
+def test_servers_of_a_template_are_copies_of_the_first_renamed() -> None:
+    c = cluster_from({"name": "t", "nodes": [
+        {"name": "a", "count": 3, "accelerator": "H100", "accelerators": 4,
+         "fabric": "nvswitch", "nics": {"count": 2, "bandwidth_GBps": 50}}],
+        "fabric": {"topology": "single-switch"}})
+    first = [n.removeprefix("a0/") for n in c.graph if n.startswith("a0/")]
+    for host in ("a1", "a2"):
+        assert [n.removeprefix(f"{host}/") for n in c.graph if n.startswith(f"{host}/")] == first
+        assert c.graph.nodes[f"{host}/gpu3"] == {"kind": "accelerator", "model": "H100-SXM5-80GB",
+                                                 "nic": f"{host}/nic1", "host": host,
+                                                 "template": 0}
+    # link ids of a copied server follow its first link id, as template_hosts says
+    ti, base = c.template_hosts["a2"]
+    assert (ti, c.link_src[base]) == (0, "a2/mem0")

@@ -68,21 +68,42 @@ stage), :mod:`.assemble` (all ranks, and the fold).
 
 from __future__ import annotations
 
-from simcluster.workload.generate.transformer.assemble import transformer
-from simcluster.workload.generate.transformer.config import DTYPES, RECOMPUTE, TransformerConfig
-from simcluster.workload.generate.transformer.memory import (
-    StageParams,
-    memory_breakdown,
-    memory_fit,
-    stage_params,
-    static_memory,
-)
-from simcluster.workload.generate.transformer.metrics import (
-    hardware_flops_per_step,
-    model_flops_per_step,
-    optimizer_bytes_per_param,
-    training_meta,
-)
+from typing import TYPE_CHECKING
+
+from simcluster.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from simcluster.workload.generate.transformer.assemble import transformer
+    from simcluster.workload.generate.transformer.config import (
+        DTYPES,
+        RECOMPUTE,
+        TransformerConfig,
+    )
+    from simcluster.workload.generate.transformer.memory import (
+        StageParams,
+        memory_breakdown,
+        memory_fit,
+        stage_params,
+        static_memory,
+    )
+    from simcluster.workload.generate.transformer.metrics import (
+        hardware_flops_per_step,
+        model_flops_per_step,
+        optimizer_bytes_per_param,
+        training_meta,
+    )
+
+# Imported on first use, so that the configuration's constants (``config``, which the
+# command line's help texts list) come without the generator itself.
+_PKG = __name__
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "transformer": f"{_PKG}.assemble",
+    **dict.fromkeys(("DTYPES", "RECOMPUTE", "TransformerConfig"), f"{_PKG}.config"),
+    **dict.fromkeys(("StageParams", "memory_breakdown", "memory_fit", "stage_params",
+                     "static_memory"), f"{_PKG}.memory"),
+    **dict.fromkeys(("hardware_flops_per_step", "model_flops_per_step",
+                     "optimizer_bytes_per_param", "training_meta"), f"{_PKG}.metrics"),
+})
 
 __all__ = [
     "DTYPES", "RECOMPUTE", "StageParams", "TransformerConfig", "hardware_flops_per_step",
