@@ -241,7 +241,7 @@ class Estimator:
         exposed = max(dp - back, 0.0) if cfg.dp_overlap else dp
         params = grad_groups[0][0]
         if cfg.dp_overlap and dp > 0:
-            exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(params, 1)))
+            exposed = max(exposed, dp * min(1.0, cfg.bucket_size / max(params, 1)))
         exposed += sum(experts)  # queued behind the dense buckets, after the backward
         opt_bytes = optimizer_bytes_per_param(cfg.gbytes, cfg.dtype == "fp16") * sum(
             n / (len(g) if cfg.zero else 1) for n, g in grad_groups)

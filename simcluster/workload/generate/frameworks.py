@@ -31,10 +31,15 @@ class Framework:
     source: str = ""
 
 
-# Megatron-Core's performance settings, which NeMo uses as they are.
+# Megatron-Core's performance settings, which NeMo uses as they are. Its DDP buckets hold
+# max(40M, 1M x DP) parameters (megatron/core/distributed/distributed_data_parallel.py,
+# core_r0.8.0); the TP collectives overlap their GEMMs through Transformer Engine's
+# userbuffers (--tp-comm-overlap, NeMo's ub_tp_comm_overlap), as the Megatron-LM README's
+# benchmarks and NeMo's performance recipes run.
 _MCORE: dict[str, Any] = {
     "flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
-    "dp_overlap": True, "tp_overlap": True, "zero": 1, "sequence_parallel": True}
+    "dp_overlap": True, "tp_overlap": True, "tp_comm_overlap": True, "zero": 1,
+    "sequence_parallel": True, "bucket_per_dp_rank": 1_000_000}
 
 FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
     Framework(
@@ -51,7 +56,9 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
         "megatron-core", "Megatron-Core (2024-2025) with Transformer Engine", _MCORE,
         "Megatron-LM README and NeMo/Megatron-Bridge performance recipes: cuDNN fused "
         "attention, fused vocab-parallel cross-entropy, --overlap-grad-reduce, "
-        "--use-distributed-optimizer, --sequence-parallel with TP"),
+        "--use-distributed-optimizer, --sequence-parallel with TP, --tp-comm-overlap "
+        "(Transformer Engine userbuffers); DDP buckets of max(40M, 1M x DP) parameters "
+        "(NVIDIA/Megatron-LM core_r0.8.0 distributed_data_parallel.py)"),
     Framework(
         "nemo", "NVIDIA NeMo 2.x (runs Megatron-Core)", _MCORE,
         "NeMo performance recipes: Megatron-Core with the distributed optimizer, sequence "
