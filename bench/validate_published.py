@@ -43,7 +43,8 @@ assumption):
   ``mixed_precision=PURE`` reduces gradients in bf16 (``grad_bytes=2``);
 - flash attention on (every source uses a fused attention kernel);
 - gradient buckets: S1's NeMo rows take their recipe's (``S1_RECIPES``: Apex's byte-sized
-  buckets with bf16 reduction, or Megatron-Core's max(40M, 1M x DP) parameters); others the
+  buckets with bf16 reduction, or Megatron-Core's max(40M, 1M x DP) parameters); other
+  Megatron/NeMo rows the profile's (Megatron-Core's max(40M, 1M x DP)); others the
   generator's default;
 - cluster: DGX-class servers of 8 GPUs (``dgx-h100``, ``dgx-a100`` or ``dgx-h200`` preset,
   the row's GPU), on a rail-optimized non-blocking fabric as in the bundled SuperPOD
@@ -281,8 +282,8 @@ def recipe_buckets(row: dict[str, str], dp_ranks: int) -> dict[str, Any]:
     if recipe is None or "nemo" not in row.get("framework", "").lower():
         return {}
     optimizer, cap_mb, gbytes = recipe
-    if optimizer == "distributed_fused_adam":
-        return {"bucket_split": True, "grad_bytes": gbytes,
+    if optimizer == "distributed_fused_adam":  # fixed-size buckets, whatever the DP size
+        return {"bucket_split": True, "grad_bytes": gbytes, "bucket_per_dp_rank": 0,
                 "bucket_params": int(cap_mb * 2**20 / gbytes)}
     return {"bucket_params": max(40_000_000, 1_000_000 * dp_ranks)}
 

@@ -122,6 +122,7 @@ def test_s1_nemo_rows_take_their_recipes_gradient_buckets(vp, rows) -> None:
     # parameters; GPT-3 175B 220 MiB.
     q = vp.map_row(rows["5"]).params
     assert (q["bucket_split"], q["grad_bytes"], q["bucket_params"]) == (True, 2, 39_321_600)
+    assert q["bucket_per_dp_rank"] == 0  # Apex's buckets do not grow with DP
     assert vp.map_row(rows["61"]).params["bucket_params"] == 220 * 2**20 // 2
     # Nemotron-4 15B runs Megatron-Core's optimizer: max(40M, 1M x DP) parameters, fp32.
     for row, size in (("35", 40_000_000), ("42", 512_000_000)):

@@ -251,8 +251,16 @@ def generate_transformer(
         "--tp-overlap/--no-tp-overlap",
         help="overlap backward TP reductions with weight-gradient GEMMs [default: on]")
                           ] = None,
+    tp_comm_overlap: Annotated[Optional[bool], typer.Option(
+        "--tp-comm-overlap/--no-tp-comm-overlap",
+        help="Transformer Engine userbuffers: SP all-gathers and reduce-scatters under "
+        "their GEMMs' chunks (needs sequence parallelism) [default: off; on in the "
+        "megatron-core and nemo profiles]")] = None,
     bucket_params: Annotated[int, typer.Option(min=1, help="parameters per gradient bucket")
                              ] = 40_000_000,
+    bucket_per_dp_rank: Annotated[Optional[int], typer.Option(
+        min=0, help="a bucket holds at least this many parameters per DP rank "
+        "(Megatron-Core: 1000000) [default: 0]")] = None,
     bucket_split: Annotated[bool, typer.Option(
         "--bucket-split/--no-bucket-split",
         help="buckets of exactly --bucket-params, a layer split over several (Apex's "
@@ -291,7 +299,9 @@ def generate_transformer(
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,
         "attention_kernel": attention_kernel, "loss_kernel": loss_kernel,
         "kernels": kernels, "framework": framework, "dp_overlap": dp_overlap,
-        "tp_overlap": tp_overlap, "bucket_params": bucket_params, "bucket_split": bucket_split,
+        "tp_overlap": tp_overlap, "tp_comm_overlap": tp_comm_overlap,
+        "bucket_params": bucket_params, "bucket_per_dp_rank": bucket_per_dp_rank,
+        "bucket_split": bucket_split,
         "fold": fold, "host_us": host_us, "cuda_graphs": cuda_graphs, "steps": steps,
         "name": name})
     model = cfg.model

@@ -246,7 +246,7 @@ class Estimator:
         exposed = max(dp - back, 0.0) if cfg.dp_overlap else dp
         params = grad_groups[0][0]
         if cfg.dp_overlap and dp > 0:
-            exposed = max(exposed, dp * min(1.0, cfg.bucket_params / max(params, 1)))
+            exposed = max(exposed, dp * min(1.0, cfg.bucket_size / max(params, 1)))
         exposed += sum(experts)  # queued behind the dense buckets, after the backward
         shards = [cfg.shard_ranks] + [len(g) for _, g in grad_groups[1:]]
         opt_bytes = optimizer_bytes_per_param(cfg.gbytes, cfg.dtype == "fp16") * sum(

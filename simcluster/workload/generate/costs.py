@@ -65,6 +65,11 @@ class Cost:
     def __add__(self, other: Cost) -> Cost:
         return Cost(self.flops + other.flops, self.nbytes + other.nbytes)
 
+    def part(self, fraction: float) -> Cost:
+        """``fraction`` of the op (a chunk of a GEMM split along its rows: FLOPs and bytes
+        in proportion)."""
+        return Cost(self.flops * fraction, self.nbytes * fraction)
+
 
 @dataclass(frozen=True)
 class Shape:

@@ -31,10 +31,19 @@ class Framework:
     source: str = ""
 
 
-# Megatron-Core's performance settings, which NeMo uses as they are.
+# Megatron-Core's performance settings, which NeMo uses as they are. Its DDP buckets hold
+# max(40M, 1M x DP) parameters (megatron/core/distributed/distributed_data_parallel.py,
+# core_r0.8.0). The Megatron-LM README's benchmarks and NeMo's performance recipes also
+# overlap the TP collectives with their GEMMs through Transformer Engine's userbuffers
+# (--tp-comm-overlap), but the profiles do not set ``tp_comm_overlap``: the generator's
+# overlap is the ideal chunked schedule (no loss from the smaller GEMM chunks, no
+# contention from the userbuffers kernels), and with it the calibrate split's NeMo 24.07
+# rows with sequence parallelism go from about 0 to about -10 % (docs/validation.md, "The
+# Megatron-Core rows (S4)"). Set it per run to see the bound.
 _MCORE: dict[str, Any] = {
     "flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
-    "dp_overlap": True, "tp_overlap": True, "zero": 1, "sequence_parallel": True}
+    "dp_overlap": True, "tp_overlap": True, "zero": 1,
+    "sequence_parallel": True, "bucket_per_dp_rank": 1_000_000}
 
 FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
     Framework(
@@ -51,7 +60,10 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
         "megatron-core", "Megatron-Core (2024-2025) with Transformer Engine", _MCORE,
         "Megatron-LM README and NeMo/Megatron-Bridge performance recipes: cuDNN fused "
         "attention, fused vocab-parallel cross-entropy, --overlap-grad-reduce, "
-        "--use-distributed-optimizer, --sequence-parallel with TP"),
+        "--use-distributed-optimizer, --sequence-parallel with TP (--tp-comm-overlap, "
+        "Transformer Engine userbuffers, not set: its model is the ideal overlap); DDP "
+        "buckets of max(40M, 1M x DP) parameters "
+        "(NVIDIA/Megatron-LM core_r0.8.0 distributed_data_parallel.py)"),
     Framework(
         "nemo", "NVIDIA NeMo 2.x (runs Megatron-Core)", _MCORE,
         "NeMo performance recipes: Megatron-Core with the distributed optimizer, sequence "

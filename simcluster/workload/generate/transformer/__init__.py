@@ -18,6 +18,13 @@ With context parallelism ``C`` (:mod:`.cp`), ``rank = t + T (c + C (p + P d))`` 
   weight-gradient GEMM (wgrad), so that the TP all-reduce (or reduce-scatter) of the input
   gradient overlaps the wgrad, as Megatron's async TP communication does; with SP the input
   is re-gathered for the wgrad while the dgrad runs.
+- with ``tp_comm_overlap`` and SP (Transformer Engine's userbuffers, Megatron-Core's
+  ``--tp-comm-overlap``; :mod:`.layers`): the all-gathers before QKV and FC1 and of the
+  output gradient before the PROJ and FC2 dgrads run as ring exchanges under ``(tp-1)/tp``
+  of their GEMM (``<gemm>`` runs with the gather, ``<gemm>.tail`` after it); the
+  reduce-scatters after PROJ and FC2 are pipelined with the GEMM's 4 splits (``<gemm>``
+  the first split, ``<gemm>.tail`` the rest with ``<rs>`` under it, ``<rs>.tail`` the last
+  split's).
 - recompute: ``full`` replays each layer's forward (with its TP communication) before its
   backward; ``selective`` replays the attention core (not needed with flash attention).
 - first virtual stage: embedding (a vocab-parallel all-reduce or reduce-scatter with TP);
@@ -29,11 +36,14 @@ With context parallelism ``C`` (:mod:`.cp`), ``rank = t + T (c + C (p + P d))`` 
   with TP and no SP each TP rank sends ``1/T`` of the tensor and the receivers all-gather it
   (Narayanan et al. 2021 section 4.1, scatter/gather).
 - data parallel, stream ``dp``: gradient buckets (``bucket_params`` parameters, in backward
-  order; whole layers, or with ``bucket_split`` exactly ``bucket_params`` each, a layer
-  split over several as Apex's DistributedFusedAdam does) all-reduced (ZeRO-0) or reduce-scattered (ZeRO-1/2) as soon as the last micro-batch
-  has produced them (``dp_overlap``), or all after the backward; ZeRO-1/2 all-gather the
-  updated parameters per bucket, overlapping the next step's first forward (modelled as the
-  start of this step, the steady state); ZeRO-2 reduce-scatters every micro-batch; ZeRO-3 /
+  order; ``max(bucket_params, bucket_per_dp_rank x dp)``, Megatron-Core's
+  ``max(40M, 1M x DP)`` in its profile; whole layers, or with ``bucket_split`` exactly that
+  many each, a layer split over several as Apex's DistributedFusedAdam does) all-reduced
+  (ZeRO-0) or reduce-scattered (ZeRO-1/2) as soon as the last micro-batch has produced them
+  (``dp_overlap``), or all after the backward; ZeRO-1/2 all-gather the updated parameters
+  over the same buckets in forward order (Megatron-Core's distributed optimizer),
+  overlapping the next step's first forward (modelled as the start of this step, the steady
+  state); ZeRO-2 reduce-scatters every micro-batch; ZeRO-3 /
   FSDP all-gathers each layer's parameters before its forward and backward (one layer of
   prefetch) and reduce-scatters its gradients after its backward, every micro-batch; tied
   embeddings are all-reduced between the first and last stage. With hybrid sharding

@@ -75,11 +75,11 @@ class _CommOps(_MoeOps):
         return (dense + experts, 0) if self._expert_dp == 0 else (dense, experts)
 
     def _buckets(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Group (params, ready op) in backward order into buckets of ``bucket_params``;
+        """Group (params, ready op) in backward order into buckets of ``cfg.bucket_size``;
         returns (params, op after which the bucket is complete). With ``bucket_split`` a
         layer's gradients fill buckets of exactly ``bucket_params`` (the rest carries over
         to the next bucket)."""
-        size, split = self.cfg.bucket_params, self.cfg.bucket_split
+        size, split = self.cfg.bucket_size, self.cfg.bucket_split
         out, acc = [], 0
         for params, op in ready:
             acc += params
@@ -91,26 +91,25 @@ class _CommOps(_MoeOps):
         return out
 
     def _param_gathers(self, st: _StepState) -> None:
-        """ZeRO-1/2: the updated parameters all-gathered per bucket in forward order (the
-        steady state: they overlap this step's first forward). ZeRO-3: the embedding and
-        head gathered once for the step."""
+        """ZeRO-1/2: the updated parameters all-gathered per gradient bucket, model chunk by
+        model chunk, in forward order (the steady state: they overlap this step's first
+        forward). ZeRO-3: the embedding and head gathered once for the step."""
         cfg, r = self.cfg, self.r
         sp = stage_params(cfg, self.stage)
         if cfg.dp_ranks > 1 and cfg.zero in (1, 2):
-            order: list[tuple[int, int]] = []  # (params, layer; -1 embedding, -2 head)
-            experts: list[tuple[int, int]] = []
             for c in range(cfg.chunks):
                 vs = c * cfg.pp + self.stage
+                order: list[tuple[int, int]] = []  # (params, layer; -1 embedding, -2 head)
                 if vs == 0:
                     order.append((sp.embedding, -1))
                 order.extend((self._split(layer)[0], layer) for layer in cfg.layers_of(vs))
-                experts.extend((self._split(layer)[1], layer) for layer in cfg.layers_of(vs))
                 if vs == self.nv - 1:
                     order.append((sp.head, -2))
-            self._gathers(st, order, self._zk, "dp.param_ag", st.gather)
-            if self._expert_dp > 1:
-                self._gathers(st, [x for x in experts if x[0]], _EDP, "edp.param_ag",
-                              st.egather)
+                self._gathers(st, order, self._zk, "dp.param_ag", st.gather)
+                if self._expert_dp > 1:
+                    self._gathers(st, [(self._split(layer)[1], layer)
+                                       for layer in cfg.layers_of(vs)],
+                                  _EDP, "edp.param_ag", st.egather)
         if cfg.dp_ranks > 1 and cfg.zero >= 3 and (sp.embedding or sp.head):
             st.z3_persist = 2 * (sp.embedding + sp.head)
             op = r.coll("dp.z3_ag_embed_head", "all_gather", st.z3_persist, self._zk, "dp",
@@ -119,24 +118,34 @@ class _CommOps(_MoeOps):
 
     def _gathers(self, st: _StepState, order: list[tuple[int, int]], gkind: int,
                  prefix: str, into: dict[int, int]) -> None:
-        """All-gather ``(params, layer)`` in buckets of ``bucket_params``, in order; record
-        in ``into`` the gather op after which each layer has all its parameters (with
-        ``bucket_split``, the bucket its last parameters are in)."""
-        size, split = self.cfg.bucket_params, self.cfg.bucket_split
-        acc, members, n = 0, [], len(set(into.values()))
-        for k, (params, layer) in enumerate(order):
+        """All-gather the parameters of ``order`` (``(params, layer)`` in forward order) bucket
+        by bucket in forward order, the buckets being the gradient buckets of the same
+        layers (formed in backward order as :meth:`_buckets` forms them), as Megatron-Core's
+        distributed optimizer gathers its ParamAndGradBuffer's buckets in reverse
+        (``_get_model_param_buffer_dp_views``, distrib_optimizer.py, core_r0.8.0); record
+        in ``into`` the gather after which each layer has all its parameters (a layer split
+        over two buckets: the later one)."""
+        size, split = self.cfg.bucket_size, self.cfg.bucket_split
+        buckets: list[tuple[int, list[int]]] = []
+        acc, members = 0, []
+        for params, layer in reversed(order):
+            if not params:
+                continue
             acc += params
             members.append(layer)
-            last = k == len(order) - 1
-            while acc >= size or (last and members):
-                take = size if split and acc >= size else acc
-                op = self.r.coll(f"{prefix}{n}", "all_gather", 2 * take, gkind, "dp",
-                                 alloc=st.take_alloc())
-                n += 1
+            while acc >= size:
+                take = size if split else acc
+                buckets.append((take, members))
                 acc -= take
-                done = members if acc == 0 else members[:-1]
-                into.update(dict.fromkeys(done, op))
-                members = members[len(done):]
+                members = [layer] if acc else []
+        if acc:
+            buckets.append((acc, members))
+        n = len(set(into.values()))
+        for take, layers in reversed(buckets):
+            op = self.r.coll(f"{prefix}{n}", "all_gather", 2 * take, gkind, "dp",
+                             alloc=st.take_alloc())
+            n += 1
+            into.update(dict.fromkeys(layers, op))
 
     def _z3_gather(self, name: str, after: int | None) -> int:
         """ZeRO-3: gather one layer's parameters (prefetch: once ``after`` has started)."""

@@ -65,7 +65,18 @@ class TransformerConfig:
         tp_overlap: overlap the TP reduction of an input gradient with the weight-gradient
             GEMM (Megatron-LM's asynchronous TP communication, from late 2021); off, the
             backward waits for each reduction.
+        tp_comm_overlap: Transformer Engine's userbuffers overlap of the sequence-parallel
+            collectives with their GEMMs (Megatron-Core ``--tp-comm-overlap``, NeMo
+            ``ub_tp_comm_overlap``; ``layers.py``): the all-gather before QKV and FC1 and
+            the output-gradient all-gather before the PROJ and FC2 input gradients run as a
+            ring exchange under the GEMM's ``tp`` chunks, the reduce-scatter after PROJ and
+            FC2 is pipelined with the GEMM's 4 chunks. Needs sequence parallelism (no
+            effect without it).
         bucket_params: parameters per gradient bucket (Megatron's default 40M).
+        bucket_per_dp_rank: parameters a bucket grows by per data-parallel rank: buckets
+            hold ``max(bucket_params, bucket_per_dp_rank x dp_ranks)`` (Megatron-Core's
+            DDP default ``max(40M, 1M x DP)``, so that a large DP group's ring stays
+            bandwidth-bound: :attr:`bucket_size`); 0: ``bucket_params`` as is.
         bucket_split: gradients fill buckets of exactly ``bucket_params`` elements, one
             layer's split over several when it is larger (Apex's ``DistributedFusedAdam``,
             the optimizer of NeMo 1.x's ``distributed_fused_adam`` recipes:
@@ -123,7 +134,9 @@ class TransformerConfig:
     kernels: str = "current"
     dp_overlap: bool = True
     tp_overlap: bool = True
+    tp_comm_overlap: bool = False
     bucket_params: int = 40_000_000
+    bucket_per_dp_rank: int = 0
     bucket_split: bool = False
     grad_bytes: int | None = None
     scatter_gather: bool = True
@@ -192,6 +205,18 @@ class TransformerConfig:
         return self.shard_group * self.cp if self.hybrid else self.dp_ranks
 
     @property
+    def ub(self) -> bool:
+        """Transformer Engine's userbuffers TP overlap applies (``tp_comm_overlap`` with
+        sequence parallelism)."""
+        return self.tp_comm_overlap and self.sp
+
+    @property
+    def bucket_size(self) -> int:
+        """Parameters per gradient bucket: ``max(bucket_params, bucket_per_dp_rank x
+        dp_ranks)``."""
+        return max(self.bucket_params, self.bucket_per_dp_rank * self.dp_ranks)
+
+    @property
     def gbytes(self) -> int:
         if self.grad_bytes is not None:
             return self.grad_bytes
@@ -211,6 +236,9 @@ class TransformerConfig:
     def check(self) -> None:
         """Raise WorkloadError naming the first inconsistent setting."""
         problems = list(self.model.validate())
+        if self.bucket_per_dp_rank < 0:
+            problems.append(f"bucket_per_dp_rank must be 0 or more (got "
+                            f"{self.bucket_per_dp_rank})")
         for name in ("tp", "pp", "dp", "cp", "micro_batch", "steps", "bucket_params"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")

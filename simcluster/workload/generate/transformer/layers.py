@@ -86,6 +86,45 @@ class _LayerOps:
         """The SP all-gather before a column-parallel GEMM."""
         return self.r.coll(name, "all_gather", self.e_th, _TP, "tp", deps=deps)
 
+    # -- Transformer Engine's userbuffers overlap (``cfg.ub``) ---------------------------------
+    # TE's defaults (transformer_engine/pytorch/module/base.py, ``initialize_ub``): a ring
+    # exchange for the all-gathers of qkv_fprop, fc1_fprop, proj_dgrad and fc2_dgrad (the
+    # GEMM split into ``tp`` chunks, chunk i computed once the ring has brought it: the local
+    # one first), a pipeline of 4 splits for the reduce-scatters of proj_fprop and fc2_fprop
+    # (each chunk's reduce-scatter after its GEMM chunk), bulk overlaps in the backward (the
+    # input all-gather under the dgrad GEMM, the dgrad's reduce-scatter under the wgrad GEMM,
+    # as without it). Two ops per GEMM give the chunked schedule's end exactly:
+    # max(G, A + G/n) for a ring exchange (A the all-gather, G the GEMM, n chunks),
+    # max(G + R/s, G/s + R) for the pipeline (R the reduce-scatter, s splits).
+    UB_SPLITS = 4  # TE's num_splits for the pipelined reduce-scatters
+
+    def _ag_gemm(self, gather: str, name: str, cost: Cost, deps: list[int]) -> int:
+        """SP all-gather ``gather`` after ``deps``, then the GEMM ``name`` of ``cost`` on
+        its output; with userbuffers the ring exchange: ``(tp-1)/tp`` of the GEMM under the
+        all-gather, the last chunk (``<name>.tail``) after it. Returns the GEMM's last op."""
+        ag = self._tp_in(gather, deps)
+        if not self.cfg.ub:
+            return self._c(name, cost, gemm=True, deps=[ag])
+        n = self.cfg.tp
+        self._c(name, cost.part((n - 1) / n), gemm=True, deps=deps)
+        return self._c(f"{name}.tail", cost.part(1 / n), gemm=True, deps=[ag])
+
+    def _gemm_rs(self, name: str, cost: Cost, red: str) -> int:
+        """A row-parallel GEMM ``name`` of ``cost`` (after the last op), then its TP
+        reduction ``red``; with userbuffers the pipeline: the reduce-scatter of the first
+        ``(s-1)/s`` of the output starts after the GEMM's first split and runs under the
+        rest (``<name>.tail``), the last split's (``<red>.tail``) after both. Returns the
+        reduction's (last) op."""
+        if not self.cfg.ub:
+            return self._tp_out(red, self._c(name, cost, gemm=True))
+        s = self.UB_SPLITS
+        first = self._c(name, cost.part(1 / s), gemm=True)
+        rest = self._c(f"{name}.tail", cost.part((s - 1) / s), gemm=True)
+        rs = self.r.coll(red, "reduce_scatter", self.e_th * (s - 1) / s, _TP, "tp",
+                         deps=[first])
+        return self.r.coll(f"{red}.tail", "reduce_scatter", self.e_th / s, _TP, "tp",
+                           deps=[rest, rs])
+
     # -- one layer ---------------------------------------------------------------------------
 
     def layer_fwd(self, layer: int, tag: str, deps: list[int], alloc: int,
@@ -103,14 +142,17 @@ class _LayerOps:
         first = c(f"{p}.ln1", s.norm() + self._fp8_copies(s.ln_tokens * s.model.hidden),
                   deps=deps, alloc=alloc)
         if not save_qkv:
-            dep = [first]
             if self.cfg.sp:
-                dep = [self._tp_in(f"{p}.ag_qkv", dep)]
-            c(f"{p}.qkv", s.gemm(*g["qkv"]), gemm=True, deps=dep)
+                self._ag_gemm(f"{p}.ag_qkv", f"{p}.qkv", s.gemm(*g["qkv"]), [first])
+            else:
+                c(f"{p}.qkv", s.gemm(*g["qkv"]), gemm=True, deps=[first])
         self._attention(p, s.attention(), None)
         self._cast(f"{p}.proj_cast", g["proj"][0] * g["proj"][1])
-        last = c(f"{p}.proj", s.gemm(*g["proj"]), gemm=True)
-        dep = [self._tp_out(f"{p}.tp_attn", last)] if self.tp else None
+        if self.tp:
+            dep = [self._gemm_rs(f"{p}.proj", s.gemm(*g["proj"]), f"{p}.tp_attn")]
+        else:
+            c(f"{p}.proj", s.gemm(*g["proj"]), gemm=True)
+            dep = None
         last = c(f"{p}.res_ln2", s.residual() + s.norm()
                  + self._fp8_copies(s.ln_tokens * s.model.hidden), deps=dep)
         if save_qkv:
@@ -130,14 +172,18 @@ class _LayerOps:
         deps of the residual after it, or with ``upto_act`` (recompute ``save_qkv_proj``)
         the last op before FC2 (the activation or, with fp8, FC2's input cast)."""
         c, g = self._c, s.layer_gemms()
-        dep = [self._tp_in(f"{p}.{pre}ag_fc1", [last])] if self.cfg.sp else None
-        c(f"{p}.{pre}fc1", s.gemm(*g["fc1"]), gemm=True, deps=dep)
+        if self.cfg.sp:
+            self._ag_gemm(f"{p}.{pre}ag_fc1", f"{p}.{pre}fc1", s.gemm(*g["fc1"]), [last])
+        else:
+            c(f"{p}.{pre}fc1", s.gemm(*g["fc1"]), gemm=True)
         c(f"{p}.{pre}act", s.activation_fn())
         self._cast(f"{p}.{pre}fc2_cast", g["fc2"][0] * g["fc2"][1])
         if upto_act:
             return len(self.r.name) - 1
-        last = c(f"{p}.{pre}fc2", s.gemm(*g["fc2"]), gemm=True)
-        return [self._tp_out(f"{p}.{pre}tp_mlp", last)] if self.tp else None
+        if self.tp:
+            return [self._gemm_rs(f"{p}.{pre}fc2", s.gemm(*g["fc2"]), f"{p}.{pre}tp_mlp")]
+        c(f"{p}.{pre}fc2", s.gemm(*g["fc2"]), gemm=True)
+        return None
 
     def _block_bwd(self, p: str, out_gemm: str, in_gemm: str,
                    middle: list[tuple[str, Cost, int, int]], s: Shape | None = None,
@@ -155,10 +201,18 @@ class _LayerOps:
         deps = [self._tp_in(f"{q}ag_grad_{out_gemm}", [len(r.name) - 1])] if self.cfg.sp \
             else None
         mo = g[out_gemm]
-        if self.fp8:  # the output gradient, cast before its GEMMs
-            self._cast(f"{q}{out_gemm}_cast", mo[0] * mo[2], deps=deps)
-            deps = None
-        last = c(f"{q}{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True, deps=deps)
+        ring = self.cfg.ub
+        if self.fp8:  # the output gradient, cast before its GEMMs (userbuffers: its shard)
+            self._cast(f"{q}{out_gemm}_cast", mo[0] * mo[2], deps=None if ring else deps)
+            deps = deps if ring else None
+        if ring:  # the dgrad GEMM's chunks under the ring exchange, the wgrad after it
+            n = self.cfg.tp
+            c(f"{q}{out_gemm}", s.gemm_dgrad(*mo).part((n - 1) / n), gemm=True)
+            last = c(f"{q}{out_gemm}.tail", s.gemm_dgrad(*mo).part(1 / n)
+                     + s.gemm_wgrad(*mo), gemm=True, deps=deps)
+        else:
+            last = c(f"{q}{out_gemm}", s.gemm_dgrad(*mo) + s.gemm_wgrad(*mo), gemm=True,
+                     deps=deps)
         last = self._grad_acc(f"{q}{out_gemm}", s, mo, last)
         for name, cost, alloc, free in middle:
             if name == self._attn:
