@@ -32,8 +32,9 @@ from simcluster.sim.rate_cache import RateCache, problem_key
 COMPONENT_PAIRS = 512
 # Up to this many pairs, components are found by a union-find in plain Python.
 _SMALL_PAIRS = 64
-# Marks a component's key in a cache it shares with whole problems.
+# Mark a component's key, and a set of components', in a cache shared with whole problems.
 _KEY_TAG = np.array([1], dtype=np.int8)
+_SET_TAG = np.array([2], dtype=np.int8)
 
 
 def runs(values: np.ndarray) -> np.ndarray:
@@ -172,17 +173,36 @@ def _solve_one(pair_flow: np.ndarray, pair_slot: np.ndarray, links: np.ndarray,
                cache: RateCache, peak_flows: np.ndarray) -> tuple[np.ndarray, ...]:
     """One component (flows numbered from 0, its pairs' slots in ``links``) solved, or
     taken from ``cache``: its rates and limiting link ids."""
-    # Its links in id order (slots are in link-id order): few are quicker as a set.
-    used = (np.unique(pair_slot) if len(pair_slot) > _SMALL_PAIRS
-            else np.array(sorted(set(pair_slot.tolist())), dtype=np.int64))
-    cl = links[used]
-    lslot = used.searchsorted(pair_slot)
     cc = runs(coupling)
-    key = problem_key(_KEY_TAG, cl, pair_flow, lslot, cc, weight)
+    # Keyed by each pair's link id (with the flows, coupling and weights, that is the
+    # whole problem): a repeat needs no compaction of the links.
+    key = problem_key(_KEY_TAG, links[pair_slot], pair_flow, cc, weight)
     solved = cache.get(key)
     if solved is None:
+        # Its links in id order (slots are in link-id order): few are quicker as a set.
+        used = (np.unique(pair_slot) if len(pair_slot) > _SMALL_PAIRS
+                else np.array(sorted(set(pair_slot.tolist())), dtype=np.int64))
+        cl = links[used]
+        lslot = used.searchsorted(pair_slot)
         rate, limit = maxmin_compact(pair_flow, lslot, len(weight), capacity[cl], cc, weight)
         counts = np.bincount(lslot, weights=weight[pair_flow], minlength=len(cl))
         peak_flows[cl] = np.maximum(peak_flows[cl], counts.astype(np.int64))
         solved = cache.put(key, (rate, cl[limit]))
     return solved
+
+
+def solve_touched(pair_flow: np.ndarray, pair_slot: np.ndarray, links: np.ndarray,
+                  capacity: np.ndarray, group: np.ndarray, weight: np.ndarray,
+                  cache: RateCache, peak_flows: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`solve_components` of a set of flows (``group``: their coupling group ids,
+    non-decreasing), or its result taken from ``cache`` when the same set comes back (the
+    result is a function of the set's problem: the same bits, without finding and keying
+    its components again)."""
+    coupling = runs(group)
+    key = problem_key(_SET_TAG, links[pair_slot], pair_flow, coupling, weight)
+    solved = cache.get(key)
+    if solved is None:
+        solved = cache.put(key, solve_components(pair_flow, pair_slot, links, capacity,
+                                                 coupling, weight, cache, peak_flows))
+    return solved  # type: ignore[return-value]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from simcluster.sim.components import COMPONENT_PAIRS, runs, solve_components
+from simcluster.sim.components import COMPONENT_PAIRS, runs, solve_touched
 from simcluster.sim.flow_records import BatchRecords, FlowTag, LimitTotals
 from simcluster.sim.maxmin import _SAT_EPS, maxmin, maxmin_compact, maxmin_rates
 from simcluster.sim.rate_cache import RateCache, problem_key
@@ -481,9 +481,9 @@ class FlowNetwork:
         pairs = redo[self._pair_flow].nonzero()[0]
         renumber = np.cumsum(redo) - 1
         slots = self._pair_slot[pairs]
-        rate, limit, sub = solve_components(
+        rate, limit, sub = solve_touched(
             renumber[self._pair_flow[pairs]], slots, self._links, self.capacity,
-            runs(self._group_of[rf]), self._weight[rf], self.rate_cache, self.link_max_flows)
+            self._group_of[rf], self._weight[rf], self.rate_cache, self.link_max_flows)
         self._rate = np.concatenate([self._rate, np.empty(len(comp) - old)])
         self._rate[rf] = rate
         bneck = self._bneck.copy()

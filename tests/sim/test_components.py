@@ -120,9 +120,11 @@ def test_a_change_in_one_component_leaves_the_other_alone() -> None:
     at_5ms = next(r for t, r in seen if t == 5_000.0)
     assert at_5ms.tolist()[2:4] == [20e3, 30e3]
     assert at_5ms.tolist()[:2] == pytest.approx([100e3 / 3] * 2, rel=1e-12)
-    # Components looked up: A and B at 0 ms; A alone at 5 ms (B kept its rates); A (its
-    # problem of 0 ms again: a hit) and B at 20 ms; none at 25 ms, when A ends whole.
-    assert (net.rate_cache.misses, net.rate_cache.hits) == (4, 1)
+    # Look-ups: at 0 ms the set {A, B} (a miss), then A and B; at 5 ms the set {A} and A
+    # (B kept its rates, not looked up); at 20 ms the set {A, B} (both touched; a miss: A
+    # has two flows, B one), then A (its problem of 0 ms: a hit) and B; none at 25 ms,
+    # when A ends whole.
+    assert (net.rate_cache.misses, net.rate_cache.hits) == (7, 1)
 
 
 def test_completion_order_is_the_same_as_the_whole_problem_solved_at_once() -> None:
