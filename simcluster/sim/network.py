@@ -60,12 +60,12 @@ class FlowNetwork:
     """
 
     def __init__(self, env: simpy.Environment, capacity_Bpus: np.ndarray,
-                 component_pairs: int = COMPONENT_PAIRS) -> None:
+                 component_pairs: int | None = None) -> None:
         """``component_pairs``: above this many active (flow, link) pairs, an update solves
         only the components its changes touch (``sim/components.py``); at or below it, the
-        whole problem at once."""
+        whole problem at once (None: ``COMPONENT_PAIRS``)."""
         self.env = env
-        self.component_pairs = component_pairs
+        self.component_pairs = COMPONENT_PAIRS if component_pairs is None else component_pairs
         self.capacity = np.asarray(capacity_Bpus, dtype=np.float64)
         n = len(self.capacity)
         self.link_bytes = np.zeros(n)
