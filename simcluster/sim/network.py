@@ -37,6 +37,8 @@ _REL_EPS = 1e-12
 # ... or less than this fraction of the current time: a wake-up that close to ``now`` lands on
 # ``now`` itself (float64 has ~16 digits), and the flow would never advance.
 _CLOCK_EPS = 1e-14
+# Marks the key of a whole problem solved by components (its values hold the partition).
+_WHOLE_TAG = np.array([3], dtype=np.int8)
 # New (flow, link) pairs above this many, and above a quarter of the links, are merged into
 # the used links with a table over every link id (``_merge_links_dense``).
 _DENSE_PAIRS = 4096
@@ -449,10 +451,32 @@ class FlowNetwork:
         return (rate, links[local], *self._load(rate))
 
     def _update_components(self) -> np.ndarray:
+        """Rates by components: a whole problem seen before is taken from the memo (with
+        its load and its partition into components), any other solved by
+        :meth:`_solve_touched`. Sets the rates and load; returns the limiting link per flow."""
+        # The whole problem seen before: its rates, load and partition into components.
+        key = problem_key(_WHOLE_TAG, self._links, self._pair_flow, self._pair_slot,
+                          runs(self._group_of), self._weight)
+        solved = self.rate_cache.get(key)
+        if solved is not None:
+            self._rate, bneck, self._busy_links, self._busy_load, self._full_links, part = solved
+            self._comp = part + self._next_comp
+            self._next_comp += int(part.max()) + 1
+            self._link_comp[self._links[self._pair_slot]] = self._comp[self._pair_flow]
+            self._touched = []
+            self._comp_valid = True
+            return bneck
+        bneck = self._solve_touched()
+        # The partition alone, whatever the labels: components numbered from 0.
+        part = np.unique(self._comp, return_inverse=True)[1]
+        self.rate_cache.put(key, (self._rate.copy(), bneck, self._busy_links, self._busy_load,
+                                  self._full_links, part))
+        return bneck
+
+    def _solve_touched(self) -> np.ndarray:
         """Solve again only the components that flows started or finished since the last
         update touch (all of them if the last update solved the whole problem); the others
-        keep their rates and limiting links. Sets the rates and load; returns the limiting
-        link per flow.
+        keep their rates and limiting links.
 
         The flows solved again are those of the components that finished flows were in or
         that new flows' links are in, and the new flows: a union of whole components of

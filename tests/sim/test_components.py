@@ -120,11 +120,11 @@ def test_a_change_in_one_component_leaves_the_other_alone() -> None:
     at_5ms = next(r for t, r in seen if t == 5_000.0)
     assert at_5ms.tolist()[2:4] == [20e3, 30e3]
     assert at_5ms.tolist()[:2] == pytest.approx([100e3 / 3] * 2, rel=1e-12)
-    # Look-ups: at 0 ms the set {A, B} (a miss), then A and B; at 5 ms the set {A} and A
-    # (B kept its rates, not looked up); at 20 ms the set {A, B} (both touched; a miss: A
-    # has two flows, B one), then A (its problem of 0 ms: a hit) and B; none at 25 ms,
-    # when A ends whole.
-    assert (net.rate_cache.misses, net.rate_cache.hits) == (7, 1)
+    # Look-ups: at each of 0, 5, 20 and 25 ms the whole problem (four misses); at 0 ms the
+    # set {A, B} (a miss), then A and B; at 5 ms the set {A} and A (B kept its rates, not
+    # looked up); at 20 ms the set {A, B} (both touched; a miss: A has two flows, B one),
+    # then A (its problem of 0 ms: a hit) and B; at 25 ms, when A ends whole, nothing more.
+    assert (net.rate_cache.misses, net.rate_cache.hits) == (11, 1)
 
 
 def test_completion_order_is_the_same_as_the_whole_problem_solved_at_once() -> None:
@@ -231,3 +231,18 @@ def test_finish_times_equal_those_of_the_whole_problem(
     assert by_parts == pytest.approx(whole, rel=1e-12)
     assert net.link_max_flows.tolist() == ref.link_max_flows.tolist()
     assert net.link_bytes == pytest.approx(ref.link_bytes, rel=1e-12)
+
+
+def test_a_whole_problem_seen_before_keeps_its_components() -> None:
+    # The case above, then again from 100 ms: the whole problem at 100 ms is that of 0 ms
+    # (taken from the memo with its partition), and the flow joining A at 105 ms must still
+    # leave B alone. Every finish time is the first run's plus 100 ms, to the bit.
+    first = [(0.0, [[0], [0]], [1.0, 1.0], False), (0.0, [[1, 2], [1]], [1.0, 0.6], False),
+             (5_000.0, [[0]], [0.5], False)]
+    again = [(t + 100_000.0, routes, sizes, coupled) for t, routes, sizes, coupled in first]
+    done, net, seen = _run([100.0, 50.0, 20.0], 0, first + again)
+    assert done[3:] == [t + 100_000.0 for t in done[:3]]
+    rates = [r.tolist() for t, r in seen]
+    assert rates[-len(rates) // 2:] == rates[:len(rates) // 2]
+    at_105ms = next(r for t, r in seen if t == 105_000.0)
+    assert at_105ms.tolist()[2:4] == [20e3, 30e3]
