@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from simcluster.sim.components import COMPONENT_PAIRS, runs, solve_touched
 from simcluster.sim.flow_records import BatchRecords, FlowTag, LimitTotals
 from simcluster.sim.maxmin import _SAT_EPS, maxmin, maxmin_compact, maxmin_rates
 from simcluster.sim.rate_cache import RateCache, problem_key
@@ -36,6 +37,8 @@ _REL_EPS = 1e-12
 # ... or less than this fraction of the current time: a wake-up that close to ``now`` lands on
 # ``now`` itself (float64 has ~16 digits), and the flow would never advance.
 _CLOCK_EPS = 1e-14
+# Marks the key of a whole problem solved by components (its values hold the partition).
+_WHOLE_TAG = np.array([3], dtype=np.int8)
 # New (flow, link) pairs above this many, and above a quarter of the links, are merged into
 # the used links with a table over every link id (``_merge_links_dense``).
 _DENSE_PAIRS = 4096
@@ -58,8 +61,13 @@ class FlowNetwork:
     saturated, and the peak number of concurrent flows.
     """
 
-    def __init__(self, env: simpy.Environment, capacity_Bpus: np.ndarray) -> None:
+    def __init__(self, env: simpy.Environment, capacity_Bpus: np.ndarray,
+                 component_pairs: int | None = None) -> None:
+        """``component_pairs``: above this many active (flow, link) pairs, an update solves
+        only the components its changes touch (``sim/components.py``); at or below it, the
+        whole problem at once (None: ``COMPONENT_PAIRS``)."""
         self.env = env
+        self.component_pairs = COMPONENT_PAIRS if component_pairs is None else component_pairs
         self.capacity = np.asarray(capacity_Bpus, dtype=np.float64)
         n = len(self.capacity)
         self.link_bytes = np.zeros(n)
@@ -113,6 +121,15 @@ class FlowNetwork:
         self._flush_scheduled = False
         # Solved sharing problems, reused when the same one comes back (``rate_cache.py``).
         self.rate_cache = RateCache()
+        # Components (``_update_components``): per active flow its component's label (-1:
+        # new since the last update), per link id the label of the component using it (or
+        # a label no flow has any more), the labels of flows finished since the last update;
+        # labels are valid only while the last update solved by components.
+        self._comp = np.zeros(0, dtype=np.int64)
+        self._link_comp = np.full(n, -1, dtype=np.int64)
+        self._next_comp = 0
+        self._comp_valid = False
+        self._touched: list[np.ndarray] = []
         self._epoch = 0
         self._t_last = 0.0
 
@@ -284,6 +301,8 @@ class FlowNetwork:
         if not done.any():
             return
         self._fold(done)
+        if self._comp_valid:
+            self._touched.append(self._comp[done])
         counts = Counter(self._batch_of[done].tolist())
         for bid in sorted(counts):
             c = counts[bid]
@@ -302,6 +321,8 @@ class FlowNetwork:
             self._drop_pairs(keep)
         self._size = self._size[keep]
         self._left = self._left[keep]
+        self._rate = self._rate[keep]
+        self._comp = self._comp[keep]
         self._batch_of = self._batch_of[keep]
         self._group_of = self._group_of[keep]
         self._weight = self._weight[keep]
@@ -335,6 +356,7 @@ class FlowNetwork:
         self._record_of = np.concatenate(records)
         added = len(self._size) - len(self._acc)
         self._bneck = np.concatenate([self._bneck, np.full(added, -1, dtype=np.int64)])
+        self._comp = np.concatenate([self._comp, np.full(added, -1, dtype=np.int64)])
         self._acc = np.concatenate([self._acc, np.zeros(added)])
 
     def _drop_pairs(self, keep: np.ndarray) -> None:
@@ -428,6 +450,74 @@ class FlowNetwork:
         # Slots are in link-id order, so ties between links break the same way.
         return (rate, links[local], *self._load(rate))
 
+    def _update_components(self) -> np.ndarray:
+        """Rates by components: a whole problem seen before is taken from the memo (with
+        its load and its partition into components), any other solved by
+        :meth:`_solve_touched`. Sets the rates and load; returns the limiting link per flow."""
+        # The whole problem seen before: its rates, load and partition into components.
+        key = problem_key(_WHOLE_TAG, self._links, self._pair_flow, self._pair_slot,
+                          runs(self._group_of), self._weight)
+        solved = self.rate_cache.get(key)
+        if solved is not None:
+            self._rate, bneck, self._busy_links, self._busy_load, self._full_links, part = solved
+            self._comp = part + self._next_comp
+            self._next_comp += int(part.max()) + 1
+            self._link_comp[self._links[self._pair_slot]] = self._comp[self._pair_flow]
+            self._touched = []
+            self._comp_valid = True
+            return bneck
+        bneck = self._solve_touched()
+        # The partition alone, whatever the labels: components numbered from 0.
+        part = np.unique(self._comp, return_inverse=True)[1]
+        self.rate_cache.put(key, (self._rate.copy(), bneck, self._busy_links, self._busy_load,
+                                  self._full_links, part))
+        return bneck
+
+    def _solve_touched(self) -> np.ndarray:
+        """Solve again only the components that flows started or finished since the last
+        update touch (all of them if the last update solved the whole problem); the others
+        keep their rates and limiting links.
+
+        The flows solved again are those of the components that finished flows were in or
+        that new flows' links are in, and the new flows: a union of whole components of
+        the new problem (a component with none of these flows has the same flows and links
+        as before, so the same solution)."""
+        comp = self._comp
+        old = len(self._rate)  # flows admitted since the last update come after these
+        if self._comp_valid:
+            first_new = self._pair_flow.searchsorted(old)
+            hit = self._link_comp[self._links[self._pair_slot[first_new:]]]
+            touched = set(hit[hit >= 0].tolist()).union(*(t.tolist() for t in self._touched))
+            redo = comp < 0
+            if len(touched) > 8:
+                redo |= np.isin(comp, np.fromiter(touched, dtype=np.int64))
+            else:
+                for label in touched:
+                    redo |= comp == label
+        else:
+            redo = np.ones(len(comp), dtype=bool)
+        self._touched = []
+        self._comp_valid = True
+        rf = redo.nonzero()[0]
+        if not len(rf):  # only whole components finished: the others keep their rates
+            self._busy_links, self._busy_load, self._full_links = self._load(self._rate)
+            return self._bneck
+        pairs = redo[self._pair_flow].nonzero()[0]
+        renumber = np.cumsum(redo) - 1
+        slots = self._pair_slot[pairs]
+        rate, limit, sub = solve_touched(
+            renumber[self._pair_flow[pairs]], slots, self._links, self.capacity,
+            self._group_of[rf], self._weight[rf], self.rate_cache, self.link_max_flows)
+        self._rate = np.concatenate([self._rate, np.empty(len(comp) - old)])
+        self._rate[rf] = rate
+        bneck = self._bneck.copy()
+        bneck[rf] = limit
+        comp[rf] = sub + self._next_comp
+        self._next_comp += int(sub.max()) + 1
+        self._link_comp[self._links[slots]] = comp[self._pair_flow[pairs]]
+        self._busy_links, self._busy_load, self._full_links = self._load(self._rate)
+        return bneck
+
     def _update(self) -> None:
         now = self.env.now
         self._advance(now)
@@ -437,18 +527,23 @@ class FlowNetwork:
         if not len(self._size):
             self._rate = np.zeros(0)
             self._bneck = np.zeros(0, dtype=np.int64)
+            self._touched = []
             return
-        # Group ids only grow as flows are admitted, so _group_of is sorted: number its runs.
-        coupling = np.empty(len(self._group_of), dtype=np.int64)
-        coupling[0] = 0
-        (self._group_of[1:] != self._group_of[:-1]).cumsum(out=coupling[1:])
-        # What follows depends on the problem alone: a repeat reuses the first one's arrays.
-        key = problem_key(self._links, self._pair_flow, self._pair_slot, coupling,
-                          self._weight)
-        solved = self.rate_cache.get(key)
-        if solved is None:
-            solved = self.rate_cache.put(key, self._solve(coupling))
-        self._rate, bneck, self._busy_links, self._busy_load, self._full_links = solved
+        if len(self._pair_flow) > self.component_pairs:
+            bneck = self._update_components()
+        else:
+            self._comp_valid = False
+            self._touched = []
+            # Group ids only grow as flows are admitted, so _group_of is sorted: number its
+            # runs. What follows depends on the problem alone: a repeat reuses the first
+            # one's arrays.
+            coupling = runs(self._group_of)
+            key = problem_key(self._links, self._pair_flow, self._pair_slot, coupling,
+                              self._weight)
+            solved = self.rate_cache.get(key)
+            if solved is None:
+                solved = self.rate_cache.put(key, self._solve(coupling))
+            self._rate, bneck, self._busy_links, self._busy_load, self._full_links = solved
         self._fold(bneck != self._bneck)
         self._bneck = bneck
         self.recomputes += 1
