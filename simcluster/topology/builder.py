@@ -89,11 +89,17 @@ class GraphBuilder:
                 f"{self.at(origin)}device name {name!r} is already used by "
                 f"{self.origin[name]}; give each device a unique name."
             )
-        g._node[name] = attrs  # a fresh dict: what add_node(name, **attrs) stores
-        g._succ[name] = {}
-        g._pred[name] = {}
+        self._put(name, attrs)  # a fresh dict: what add_node(name, **attrs) stores
         self.origin[name] = origin
         return name
+
+    def _put(self, name: str, attrs: dict[str, object]) -> None:
+        """Node ``name`` with ``attrs`` and no links, straight into the graph's
+        dictionaries (as ``DiGraph.add_node`` puts a new node)."""
+        g = self.graph
+        g._node[name] = attrs
+        g._succ[name] = {}
+        g._pred[name] = {}
 
     def link(
         self, a: str, b: str, bw: float, lat_ns: float, kind: str, origin: str, duplex: bool = True
@@ -111,9 +117,7 @@ class GraphBuilder:
             if out is None or v not in succ:  # as add_edge does: an unknown end, a bare node
                 for end in (u, v):
                     if end not in succ:
-                        self.graph._node[end] = {}
-                        succ[end] = {}
-                        pred[end] = {}
+                        self._put(end, {})
                 out = succ[u]
             elif v in out:
                 raise TopologyError(
@@ -176,6 +180,7 @@ class GraphBuilder:
         node_attrs, succ, pred = g._node, g._succ, g._pred
         prefix = f"{host}/"
         names = [prefix + s for s in copy.suffixes]
+        # What node() does, inline: this loop is most of a large build.
         for name, attrs, nic, origin in zip(names, copy.attrs, copy.nic, copy.origin):
             if name in succ:
                 self.node(name, origin)  # raises: the name is taken
