@@ -71,7 +71,5 @@ class CollectorGuard:
             gc.freeze()
 
 
-
-
 #: The one guard of the process (the collector is one per process).
 COLLECTOR = CollectorGuard()
