@@ -249,8 +249,8 @@ class ComputeModel:
         ``spec``; ``tiles``: per op, the thread-block tiles and k slices of a recorded GEMM
         (``(0, 1)``: none), whose last partial wave of SMs costs a whole one
         (:mod:`~simcluster.sim.gemm_waves`)."""
-        return kernel_us(wave_flops(flops, tiles, spec), nbytes, spec.peak_flops_per_us(dtype), spec.hbm_GBps * 1e3,
-                         self.calibration(spec, family))
+        return kernel_us(wave_flops(flops, tiles, spec), nbytes, spec.peak_flops_per_us(dtype),
+                         spec.hbm_GBps * 1e3, self.calibration(spec, family))
 
     def copy_us(self, nbytes: np.ndarray, spec: AcceleratorSpec) -> np.ndarray:
         """Device-to-device copy inside one HBM: read and write every byte, at STREAM Copy."""

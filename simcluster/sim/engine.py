@@ -406,7 +406,6 @@ class Engine:
             ranks=sorted({int(self.stream_names[sid][0]) for sid, _ in stuck}))
 
 
-
 def simulate(bound: Bound, options: SimOptions | None = None) -> Run:
     """Simulate a bound workload.
 

@@ -154,7 +154,7 @@ def nvls_pipeline(size: float, heads: int, chunk_overhead_us: float,
     c = chunk_overhead_us
     stretch = 1.0 + c * (1.0 / k - 1.0 / NVLS_MAX_CHUNK_BYTES) / (n * plateau_us_per_byte)
     fill = NVLS_PIPELINE_STAGES * (k * (n * plateau_us_per_byte - c / NVLS_MAX_CHUNK_BYTES) + c)
-    short = max(0.0, nvls_round_bytes(size, heads) - size)
+    short = max(0.0, n * k - size)  # n k: nvls_round_bytes, without finding k again
     return stretch, fill + short * plateau_us_per_byte * stretch
 
 
