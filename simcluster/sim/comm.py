@@ -309,7 +309,7 @@ class CommModel:
         return tuning.pipeline(self.params, ranks, size, ph.unit_us / (bw * ph.efficiency))
 
     def estimate_us(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
-                    collective: str, size: float, n_hosts: int, ranks: int = 2) -> float:
+                    collective: str, size: float, n_hosts: int, ranks: int) -> float:
         """Isolated cost of a plan with ``protocol`` for ``size`` bytes (us), with an
         algorithm's ``tuning``, on a group of ``ranks`` over ``n_hosts`` servers."""
         bw = self.tables.bandwidth_factor(tuning.table, protocol, collective, n_hosts)
@@ -478,7 +478,7 @@ class CommModel:
         )
         best: tuple[float, str] | None = None
         for q in self._protocols(proto.P2P, [ph]):
-            t = self.estimate_us(proto.P2P, q, [ph], "send", size, 2 if cross else 1)
+            t = self.estimate_us(proto.P2P, q, [ph], "send", size, 2 if cross else 1, 2)
             if best is None or t < best[0]:
                 best = (t, q)
         assert best is not None
