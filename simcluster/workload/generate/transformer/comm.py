@@ -76,18 +76,26 @@ class _CommOps(_MoeOps):
 
     def _buckets(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Group (params, ready op) in backward order into buckets of ``cfg.bucket_size``;
-        returns (params, op after which the bucket is complete). With ``bucket_split`` a
-        layer's gradients fill buckets of exactly ``bucket_params`` (the rest carries over
-        to the next bucket)."""
+        returns (params, op after which the bucket is complete) (:meth:`_fill`)."""
+        return [(params, ops[-1]) for params, ops in self._fill(ready)]
+
+    def _fill(self, items: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
+        """Group (params, key) in order into buckets of ``cfg.bucket_size`` (with
+        ``bucket_split`` exactly that many each, the rest carried over); returns (params,
+        the keys of the items in the bucket, in order: the last completes it)."""
         size, split = self.cfg.bucket_size, self.cfg.bucket_split
-        out, acc = [], 0
-        for params, op in ready:
+        out: list[tuple[int, list[int]]] = []
+        acc, members = 0, []
+        for params, key in items:
             acc += params
+            members.append(key)
             while acc >= size:
-                out.append((size if split else acc, op))
-                acc = acc - size if split else 0
+                take = size if split else acc
+                out.append((take, members))
+                acc -= take
+                members = [key] if acc else []
         if acc:
-            out.append((acc, ready[-1][1]))
+            out.append((acc, members))
         return out
 
     def _param_gathers(self, st: _StepState) -> None:
@@ -125,21 +133,7 @@ class _CommOps(_MoeOps):
         (``_get_model_param_buffer_dp_views``, distrib_optimizer.py, core_r0.8.0); record
         in ``into`` the gather after which each layer has all its parameters (a layer split
         over two buckets: the later one)."""
-        size, split = self.cfg.bucket_size, self.cfg.bucket_split
-        buckets: list[tuple[int, list[int]]] = []
-        acc, members = 0, []
-        for params, layer in reversed(order):
-            if not params:
-                continue
-            acc += params
-            members.append(layer)
-            while acc >= size:
-                take = size if split else acc
-                buckets.append((take, members))
-                acc -= take
-                members = [layer] if acc else []
-        if acc:
-            buckets.append((acc, members))
+        buckets = self._fill([(params, layer) for params, layer in reversed(order) if params])
         n = len(set(into.values()))
         for take, layers in reversed(buckets):
             op = self.r.coll(f"{prefix}{n}", "all_gather", 2 * take, gkind, "dp",
