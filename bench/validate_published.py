@@ -401,8 +401,8 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         recompute = "selective"
     elif rc_cell.startswith("full"):
         recompute = "full"
-    elif not rc_cell and maxtext_remat(row):
-        recompute, note = maxtext_remat(row)  # type: ignore[misc]
+    elif not rc_cell and (remat := maxtext_remat(row)):
+        recompute, note = remat
         notes.append(note)
     else:
         recompute = "none"
@@ -854,7 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="tables only (for docs)")
     ap.add_argument("--json", type=Path, default=None, help="write the predictions here")
     ap.add_argument("--load", type=Path, nargs="*", default=None,
-                    help="print the tables of saved predictions instead of simulating (a later file's row replaces an earlier one's)")
+                    help="print the tables of saved predictions instead of simulating (a later "
+                    "file's row replaces an earlier one's)")
     ap.add_argument("--skipped", action="store_true", help="list every skipped row")
     ap.add_argument("--host-us", type=float, default=None,
                     help="give every row a host timeline at this many us per launched op "
