@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
@@ -53,13 +53,11 @@ from simcluster.names import match
 from simcluster.placement import Placement, bind
 from simcluster.placement.bind import rank_work
 from simcluster.placement.strategies import STRATEGIES, strategy_placement
+from simcluster.result import Result
 from simcluster.scenario import Progress, Scenario, WhatIf
 from simcluster.topology import Cluster
 from simcluster.workload import Workload
 from simcluster.workload.merge import SEP, delay_start, merge_workloads, repeat_steps
-
-if TYPE_CHECKING:
-    from simcluster.result import Result
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from simcluster.analysis.training import explain_oom
 from simcluster.errors import OutOfMemoryError, PlacementError, TopologyError
 from simcluster.placement import Bound, Placement, bind
 from simcluster.placement.reach import check_reachable
+from simcluster.result import Result
 from simcluster.sim import SimOptions, simulate
 from simcluster.topology import Cluster, load_cluster, resolve_device
 from simcluster.topology.accelerator import AcceleratorSpec
@@ -49,8 +49,6 @@ from simcluster.topology.recorded import recorded_cluster
 from simcluster.topology.transform import fail, flapping, scale_links, with_device, with_hardware
 from simcluster.workload import Workload, load_workload
 
-if TYPE_CHECKING:
-    from simcluster.result import Result
 
 Progress = Callable[[int, int], None]
 
@@ -192,7 +190,6 @@ class Scenario:
                 error carries the analytic memory breakdown of the stages that do not fit.
             SimulationError: a deadlock, mismatched collectives, a bad what-if.
         """
-        from simcluster.result import Result
 
         cluster, note = self.target()
         bound = bind(self.workload, cluster, self.placement)
