@@ -125,3 +125,13 @@ def test_fixed_duration_ops() -> None:
     # A send/recv whose peer is given must still name a rank of the workload.
     assert "a send/recv without a valid peer" in _err(
         [{"rank": 0, "kind": "send", "fixed_duration": True, "duration_us": 3.0, "peer": 4}])
+
+
+def test_ops_out_of_order_within_a_rank_are_sorted() -> None:
+    """Ranks in order but op ids not: the fast path (an already sorted table is kept as it
+    is) must not take it for sorted."""
+    rows = [{"rank": 0, "op_id": 4, **C}, {"rank": 0, "op_id": 2, **C},
+            {"rank": 1, "op_id": 0, **C}, {"rank": 1, "op_id": 7, **C}]
+    wl = workload(rows)
+    assert wl.ops["rank"].to_pylist() == [0, 0, 1, 1]
+    assert wl.ops["op_id"].to_pylist() == [2, 4, 0, 7]

@@ -119,35 +119,53 @@ def _splits(tpl: dict[str, Any], cfg: TransformerConfig, members: tuple[int, ...
     return pa.array(out, pa.list_(pa.int64()))
 
 
-def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, t: int, p: int, d: int, c: int,
-           index: dict[str, int], dictionary: pa.Array,
-           members: dict[str, tuple[int, ...]]) -> pa.Table:
-    """The template's rows as rank (t, p, d, c): rank, groups, peers and an uneven EP
-    all-to-all's splits filled in (peer codes: a stage, or the next or previous CP rank of
-    the ring)."""
-    T, P, S, C = cfg.tp, cfg.pp, cfg.ep_span, cfg.cp
-    n = len(tpl["gkind"])
-    rank = cfg.rank(t, p, d, c)
+def _lut(cfg: TransformerConfig, t: int, p: int, d: int, c: int,
+         index: dict[str, int]) -> tuple[int, ...]:
+    """Rank (t, p, d, c)'s group per group kind of the template (``template._TP`` ...), as
+    dictionary indices (-1: none)."""
     ep, edp = expert_group_names(cfg, t, p, d, c) if cfg.model.moe else ("", "")
     rep = _replica(cfg, d, c)
     shard, repl = _shard_name(cfg, t, p, d, c) if cfg.hybrid else ("", "")
-    lut = np.array([-1, index.get(f"tp.{rep}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
-                    index.get(f"emb.{rep}.t{t}", -1), index.get(ep, -1), index.get(edp, -1),
-                    index.get(f"cp.d{d}.p{p}.t{t}", -1), index.get(shard, -1),
-                    index.get(repl, -1)],
-                   dtype=np.int32)
-    gi = lut[tpl["gkind"]]
+    return (-1, index.get(f"tp.{rep}.p{p}", -1), index.get(f"dp.p{p}.t{t}", -1),
+            index.get(f"emb.{rep}.t{t}", -1), index.get(ep, -1), index.get(edp, -1),
+            index.get(f"cp.d{d}.p{p}.t{t}", -1), index.get(shard, -1), index.get(repl, -1))
+
+
+def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, p: int, d: int,
+           index: dict[str, int], dictionary: pa.Array,
+           members: dict[str, tuple[int, ...]]) -> pa.Table:
+    """The template's rows as every TP and CP rank of stage ``p`` and replica ``d``, in rank
+    order (``cfg.rank``: CP outer, TP inner; consecutive ranks): rank, groups, peers and an
+    uneven EP all-to-all's splits filled in (peer codes: a stage, or the next or previous CP
+    rank of the ring). One table for the block, not one per rank: a 100,000-GPU fold stamps
+    12,544 blocks instead of 100,352 ranks."""
+    T, P, S, C = cfg.tp, cfg.pp, cfg.ep_span, cfg.cp
+    n = len(tpl["gkind"])
+    tc = [(t, c) for c in range(C) for t in range(T)]
+    ranks = np.array([cfg.rank(t, p, d, c) for t, c in tc], dtype=np.int64)
+    lut = np.array([_lut(cfg, t, p, d, c, index) for t, c in tc], dtype=np.int32)
+    gi = lut[:, tpl["gkind"]].reshape(-1)
     groups = pa.DictionaryArray.from_arrays(pa.array(gi, mask=gi < 0), dictionary)
     peer_stage = tpl["peer"]
-    peer_rank = t + T * (c + C * (d % S + S * (peer_stage + P * (d // S))))
-    peer_rank = np.where(peer_stage == NEXT_CP, cfg.rank(t, p, d, (c + 1) % C), peer_rank)
-    peer_rank = np.where(peer_stage == PREV_CP, cfg.rank(t, p, d, (c - 1) % C), peer_rank)
-    peer = pa.array(peer_rank.astype(np.int32), mask=peer_stage == -1)
-    cols = dict(tpl["cols"])
-    cols["rank"] = pa.array(np.full(n, rank, dtype=np.int32))
+    offset = (ranks - ranks[0])[:, None]  # t + T c within the block
+    peer_rank = T * C * (d % S + S * (peer_stage + P * (d // S)))[None, :] + offset
+    if C > 1:
+        nxt = np.array([cfg.rank(t, p, d, (c + 1) % C) for t, c in tc])[:, None]
+        prv = np.array([cfg.rank(t, p, d, (c - 1) % C) for t, c in tc])[:, None]
+        peer_rank = np.where(peer_stage == NEXT_CP, nxt, peer_rank)
+        peer_rank = np.where(peer_stage == PREV_CP, prv, peer_rank)
+    peer = pa.array(peer_rank.reshape(-1).astype(np.int32),
+                    mask=np.tile(peer_stage == -1, len(tc)))
+    cols = dict(tpl["tiled"])
+    cols["rank"] = pa.array(np.repeat(ranks, n).astype(np.int32))
     cols["group"] = groups
     cols["peer"] = peer
-    cols["splits"] = _splits(tpl, cfg, members.get(ep, ()), rank)
+    if cfg.moe_skew > 1 and np.any(tpl["a2a"]):
+        cols["splits"] = pa.concat_arrays([
+            _splits(tpl, cfg, members.get(expert_group_names(cfg, t, p, d, c)[0], ()), int(r))
+            for (t, c), r in zip(tc, ranks)])
+    else:
+        cols["splits"] = pa.nulls(n * len(tc), pa.list_(pa.int64()))
     return pa.table(cols)
 
 
@@ -194,16 +212,16 @@ def transformer(cfg: TransformerConfig) -> Workload:
         ghosts = [with_durations(g) for g in ghosts]
         far = [with_durations(g) for g in far] if cfg.hybrid else ghosts
     near = cfg.shard_group if cfg.hybrid else cfg.dp
+    for tpl in {id(x): x for x in tpls + ghosts + far}.values():  # each TP and CP rank's copy
+        tpl["tiled"] = {name: pa.concat_arrays([col] * (cfg.tp * cfg.cp))
+                        for name, col in tpl["cols"].items()}
     parts = []
     for d in range(cfg.dp):
         for p in range(cfg.pp):
             tpl = tpls[p] if d < cfg.ep_span or not cfg.fold else \
                 ghosts[p] if d < near else far[p]
-            for c in range(cfg.cp):
-                for t in range(cfg.tp):
-                    parts.append((cfg.rank(t, p, d, c),
-                                  _stamp(tpl, cfg, t, p, d, c, index, dictionary,
-                                         groups)))
+            parts.append((cfg.rank(0, p, d, 0),
+                          _stamp(tpl, cfg, p, d, index, dictionary, groups)))
     parts = [part for _, part in sorted(parts, key=lambda x: x[0])]
     table = pa.concat_tables(parts)
     table = table.set_column(table.schema.get_field_index("group"), "group",
