@@ -34,8 +34,8 @@ FORCED_ALGORITHM: dict[str, str] = {"azure-nd-h100-v5": "nvls"}
 # NCCL 2.18 (the ``nccl`` library; both Azure pages list NCCL 2.18.5). The DGX H100 log comes
 # from NVIDIA/dgxc-benchmarking's NCCL recipe, which runs in ``nvcr.io/nvidia/nemo:25.09.00``
 # (its ``nccl/metadata.yaml``); the log prints no NCCL version, but every NCCL released in
-# 2025 is 2.25 or later, whose ring LL rows are 2.21's and 2.27's (``sim/protocols.py``,
-# ``NCCL_2_27``).
+# 2025 is 2.24.3 (2025-01-07) or later, and 2.21.5 to 2.28.9 have the same ring LL rows
+# (``sim/protocols.py``, ``NCCL_2_27``).
 LIBRARY: dict[str, str] = {"dgx-h100-8gpu": "nccl-2.27"}
 # Size bands of the acceptance criteria (bytes, inclusive).
 BANDS: dict[str, tuple[int, int]] = {

@@ -217,6 +217,9 @@ class Tables:
         ll_max_busbw_GBps: per GPU architecture (:func:`nccl_arch`), the most bus bandwidth
             (GB/s) the ring and tree LL protocols get inside one server (NCCL's ``llMaxBws``
             N1 column); an architecture not listed has no cap.
+        ll_max_busbw_net_GBps: the same cap across servers, per server count it applies
+            from (``{2: ..., 3: ...}``: the row of the largest key at most the group's
+            server count; NCCL's N2 and N4 columns of the CPU vendor's row); empty: none.
     """
 
     base: dict[str, dict[str, float]]
@@ -224,6 +227,7 @@ class Tables:
     bandwidth: dict[int, dict[str, dict[str, float]]]
     ll_other_collectives: float | None = None
     ll_max_busbw_GBps: dict[str, float] = field(default_factory=dict)
+    ll_max_busbw_net_GBps: dict[int, float] = field(default_factory=dict)
 
     def step_latency_us(self, table: str, hw: str, protocol: str) -> float:
         """Latency of one step with the ``table`` rows over hardware class ``hw``."""
@@ -246,13 +250,16 @@ class Tables:
 
     def ll_cap_GBps(self, table: str, protocol: str, arch: str | None, n_hosts: int
                     ) -> float | None:
-        """The bus bandwidth cap (GB/s) of ``protocol`` with the ``table`` rows on ``arch``,
-        or None: NCCL caps ring and tree LL at ``llMaxBw`` (tuning.cc: ``busBw =
-        std::min(llMaxBw, ...)``). Inside one server only: across servers NCCL indexes the
-        table by the CPU vendor, which topologies do not give."""
-        if protocol != "LL" or table not in ("ring", "tree") or n_hosts > 1 or arch is None:
+        """The bus bandwidth cap (GB/s) of ``protocol`` with the ``table`` rows on ``arch``
+        over ``n_hosts`` servers, or None: NCCL caps ring and tree LL at ``llMaxBw``
+        (tuning.cc: ``busBw = std::min(llMaxBw, ...)``), indexed by the GPU architecture
+        inside one server and by the server count across servers."""
+        if protocol != "LL" or table not in ("ring", "tree"):
             return None
-        return self.ll_max_busbw_GBps.get(arch)
+        if n_hosts > 1:
+            rows = [k for k in self.ll_max_busbw_net_GBps if k <= n_hosts]
+            return self.ll_max_busbw_net_GBps[max(rows)] if rows else None
+        return None if arch is None else self.ll_max_busbw_GBps.get(arch)
 
 
 def nccl_bus_bytes(table: str, collective: str, ranks: int) -> float:
@@ -314,6 +321,10 @@ NCCL = Tables(base=BASE_LATENCY_US, step=STEP_LATENCY_US, bandwidth={1: BANDWIDT
 # inside one server; the change came in 2.21.5), llMaxBw inside one server is 141.0 GB/s on
 # Hopper and 282.0 on Blackwell (lines 165-169; Volta 39.0, Ampere 87.7 as in 2.18.5),
 # tree Simple has a base latency of 8.4 us (line 135) and 4.0 us per PCI step (line 149).
+# Across servers llMaxBw is the CPU vendor's row (lines 235-236: ``index1 = nNodes == 1 ?
+# compCapIndex : cpuVendor == AMD ? 1 : 0``), N2 and N4 columns: the non-AMD row, 39.0 for
+# 2 servers and 20.4 from 3 (AMD: 22.5, 19.0); topologies do not give the CPU vendor, and
+# the DGX, HGX, GCP and Azure H100/B200 servers and Grace are not AMD.
 # The rest (ring base and step latencies, NET rows, LL128 and tree factors) is 2.18.5's.
 NCCL_2_27 = Tables(
     base={**BASE_LATENCY_US, "tree": {**BASE_LATENCY_US["tree"], "Simple": 8.4}},
@@ -321,4 +332,5 @@ NCCL_2_27 = Tables(
                                       "pcie": {**STEP_LATENCY_US["tree"]["pcie"], "Simple": 4.0}}},
     bandwidth={1: {**BANDWIDTH_FACTOR, "ring": {**BANDWIDTH_FACTOR["ring"], "LL": 0.5}}},
     ll_other_collectives=None,
-    ll_max_busbw_GBps={"volta": 39.0, "ampere": 87.7, "hopper": 141.0, "blackwell": 282.0})
+    ll_max_busbw_GBps={"volta": 39.0, "ampere": 87.7, "hopper": 141.0, "blackwell": 282.0},
+    ll_max_busbw_net_GBps={2: 39.0, 3: 20.4})

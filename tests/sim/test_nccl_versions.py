@@ -36,15 +36,18 @@ def test_the_2_27_rows_where_they_differ_from_2_18() -> None:
     assert new.step_latency_us("ring", "nvlink", "LL") == 0.6
 
 
-def test_the_ll_cap_applies_to_ring_and_tree_ll_inside_one_server() -> None:
+def test_the_ll_cap_applies_to_ring_and_tree_ll() -> None:
     t = proto.NCCL_2_27
     assert t.ll_cap_GBps("ring", "LL", "hopper", 1) == 141.0
     assert t.ll_cap_GBps("tree", "LL", "ampere", 1) == 87.7
     assert t.ll_cap_GBps("ring", "LL", "blackwell", 1) == 282.0
     assert t.ll_cap_GBps("ring", "LL128", "hopper", 1) is None
-    assert t.ll_cap_GBps("ring", "LL", "hopper", 2) is None  # across servers: CPU-vendor rows
+    # Across servers: the non-AMD CPU row, 2 servers and 3 or more.
+    assert t.ll_cap_GBps("ring", "LL", "hopper", 2) == 39.0
+    assert t.ll_cap_GBps("tree", "LL", None, 8) == 20.4
     assert t.ll_cap_GBps("ring", "LL", None, 1) is None
     assert proto.NCCL.ll_cap_GBps("ring", "LL", "hopper", 1) is None  # 2.18: left out
+    assert proto.NCCL.ll_cap_GBps("ring", "LL", "hopper", 2) is None
 
 
 def test_architecture_is_the_oldest_family_and_unknown_gives_none() -> None:
