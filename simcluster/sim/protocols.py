@@ -15,7 +15,8 @@ only a global latency scale (``NetworkParams.latency_scale``); see ``docs/networ
 
 Which rows an algorithm uses and which protocols it runs are part of its record
 (:class:`Tuning`, in ``sim/algorithms.py``), not tables here. :class:`Tables` bundles one
-library's constants: :data:`NCCL` holds the tables below; RCCL's are in ``sim/rccl.py``, and
+library's constants: :data:`NCCL` holds the tables below, :data:`NCCL_2_27` NCCL 2.27's
+(ring LL at half the ring, capped at ``llMaxBw``); RCCL's are in ``sim/rccl.py``, and
 ``sim/libraries.py`` says which a cluster uses.
 
 Units: microseconds; factors are dimensionless fractions of link bandwidth.
