@@ -310,17 +310,16 @@ class CommModel:
 
     def bandwidth(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
                   collective: str, n_hosts: int, ranks: int) -> float:
-        """The protocol's fraction of the phases' bandwidth: the table's factor, lowered
-        where NCCL caps the protocol's bus bandwidth (LL's ``llMaxBw``) so that the bytes of
-        the call move at most at the cap: ``S`` times :func:`proto.nccl_bus_bytes` bytes at
-        the cap's GB/s (1 GB/s = 1e3 bytes per us)."""
+        """The table's bandwidth factor, lowered where NCCL caps the protocol (LL's
+        ``llMaxBw``) so that the call moves ``S x proto.nccl_bus_bytes`` bytes at most at
+        the cap's GB/s (1e3 bytes per us)."""
         bw = self.tables.bandwidth_factor(tuning.table, protocol, collective, n_hosts)
         cap = self.tables.ll_cap_GBps(tuning.table, protocol, self.profile.arch, n_hosts)
         if cap is None or ranks < 2:
             return bw
         per_byte = sum(ph.unit_us / (bw * ph.efficiency) for ph in phases)
         capped = proto.nccl_bus_bytes(tuning.table, collective, ranks) / (cap * 1e3)
-        return bw if per_byte >= capped else bw * per_byte / capped
+        return bw if per_byte <= 0 else min(bw, bw * per_byte / capped)
 
     def estimate_us(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
                     collective: str, size: float, n_hosts: int, ranks: int) -> float:
