@@ -30,6 +30,13 @@ SYSTEMS: dict[str, str] = {
 # AllReduce (NVLS algorithm)"). The ND A100 v4 page says the same, but NCCL 2.18.5 has no NVLS
 # on A100 and no fallback when NCCL_ALGO names it alone, so that curve ran the tuner.
 FORCED_ALGORITHM: dict[str, str] = {"azure-nd-h100-v5": "nvls"}
+# The collective library (its version's tuning tables) a measured run used, where it is not
+# NCCL 2.18 (the ``nccl`` library; both Azure pages list NCCL 2.18.5). The DGX H100 log comes
+# from NVIDIA/dgxc-benchmarking's NCCL recipe, which runs in ``nvcr.io/nvidia/nemo:25.09.00``
+# (its ``nccl/metadata.yaml``); the log prints no NCCL version, but every NCCL released in
+# 2025 is 2.24.3 (2025-01-07) or later, and 2.21.5 to 2.28.9 have the same ring LL rows
+# (``sim/protocols.py``, ``NCCL_2_27``).
+LIBRARY: dict[str, str] = {"dgx-h100-8gpu": "nccl-2.27"}
 # Size bands of the acceptance criteria (bytes, inclusive).
 BANDS: dict[str, tuple[int, int]] = {
     "1 KiB-1 MiB": (2**10, 2**20),
@@ -111,9 +118,12 @@ class Comparison:
 def compare(system: str, cluster: Cluster, points: list[Measured],
             collective: str = "all_reduce") -> Comparison:
     """Simulate each measured size on ``cluster`` (all its accelerators) and compare, with
-    the algorithm the run forced (:data:`FORCED_ALGORITHM`) unless the cluster forces one."""
+    the algorithm the run forced (:data:`FORCED_ALGORITHM`) unless the cluster forces one,
+    and the library version it ran (:data:`LIBRARY`) unless the cluster names one."""
     forced = None if cluster.network.algorithm != "auto" else FORCED_ALGORITHM.get(system)
-    rows = collective_perf.run(cluster, collective, [m.size for m in points], algorithm=forced)
+    library = None if cluster.network.library != "auto" else LIBRARY.get(system)
+    rows = collective_perf.run(cluster, collective, [m.size for m in points], algorithm=forced,
+                               library=library)
     return Comparison(
         system=system,
         sizes=np.array([m.size for m in points]),

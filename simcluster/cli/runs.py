@@ -50,7 +50,7 @@ def collectives_cmd(
         algorithm_names()) + "; auto picks")] = "auto",
     proto: Annotated[str, typer.Option(help="force LL, LL128 or Simple; auto picks")] = "auto",
     library: Annotated[Optional[str], typer.Option(
-        help="whose tuning collectives follow: nccl or rccl (default: the topology's "
+        help="whose tuning collectives follow: nccl, nccl-2.27 or rccl (default: the topology's "
              "network.library; auto: RCCL on AMD parts)")] = None,
     dtype: Annotated[str, typer.Option(help="element type for the count column")] = "fp32",
     csv: Annotated[Optional[Path], typer.Option(help="also write the table as CSV")] = None,

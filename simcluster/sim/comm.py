@@ -308,11 +308,24 @@ class CommModel:
             return 1.0, 0.0
         return tuning.pipeline(self.params, ranks, size, ph.unit_us / (bw * ph.efficiency))
 
+    def bandwidth(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
+                  collective: str, n_hosts: int, ranks: int) -> float:
+        """The table's bandwidth factor, lowered where NCCL caps the protocol (LL's
+        ``llMaxBw``) so that the call moves ``S x proto.nccl_bus_bytes`` bytes at most at
+        the cap's GB/s (1e3 bytes per us)."""
+        bw = self.tables.bandwidth_factor(tuning.table, protocol, collective, n_hosts)
+        cap = self.tables.ll_cap_GBps(tuning.table, protocol, self.profile.arch, n_hosts)
+        if cap is None or ranks < 2:
+            return bw
+        per_byte = sum(ph.unit_us / (bw * ph.efficiency) for ph in phases)
+        capped = proto.nccl_bus_bytes(tuning.table, collective, ranks) / (cap * 1e3)
+        return bw if per_byte <= 0 else min(bw, bw * per_byte / capped)
+
     def estimate_us(self, tuning: proto.Tuning, protocol: str, phases: list[_ResolvedPhase],
                     collective: str, size: float, n_hosts: int, ranks: int) -> float:
         """Isolated cost of a plan with ``protocol`` for ``size`` bytes (us), with an
         algorithm's ``tuning``, on a group of ``ranks`` over ``n_hosts`` servers."""
-        bw = self.tables.bandwidth_factor(tuning.table, protocol, collective, n_hosts)
+        bw = self.bandwidth(tuning, protocol, phases, collective, n_hosts, ranks)
         t = self._base(tuning, protocol)
         for ph in phases:
             stretch, fill = self._pipeline(tuning, ph, bw, size, ranks)
@@ -407,10 +420,10 @@ class CommModel:
         ``splits``, where the even all_to_all gives every pair ``size / p``; a pair with no
         bytes sends nothing. Even splits give the even schedule's flows bit for bit."""
         tuning = algs.get_algorithm(sched.algorithm).tuning
-        bw = self.tables.bandwidth_factor(tuning.table, sched.protocol, "all_to_all",
-                                          layout.n_hosts)
         resolved = self.resolved(("g", group, sched.algorithm, "all_to_all", 0),
                                  layout, sched.algorithm, "all_to_all")
+        bw = self.bandwidth(tuning, sched.protocol, resolved, "all_to_all", layout.n_hosts,
+                            layout.p)
         phases = []
         for (routes, src, dst), ph, even in zip(pairs, resolved, sched.phases):
             share = splits[src, dst] / size  # the pair's bytes per byte of the size
@@ -445,7 +458,7 @@ class CommModel:
                     best = (t, algo, tuning, q, phases)
         assert best is not None
         t, algo, tuning, q, phases = best
-        bw = self.tables.bandwidth_factor(tuning.table, q, collective, n_hosts)
+        bw = self.bandwidth(tuning, q, phases, collective, n_hosts, layout.p)
         scheduled = []
         for ph in phases:
             stretch, fill = self._pipeline(tuning, ph, bw, size, layout.p)

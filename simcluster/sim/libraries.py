@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from simcluster.errors import TopologyError
 from simcluster.registry import Registry
 from simcluster.sim import rccl
-from simcluster.sim.protocols import NCCL, PROTOCOLS, Tables
+from simcluster.sim.protocols import NCCL, NCCL_2_27, PROTOCOLS, Tables, nccl_arch
 
 if TYPE_CHECKING:
     from simcluster.sim.collectives import Layout
@@ -64,12 +64,15 @@ class Profile:
         protocols: the protocols it runs (a subset of :data:`PROTOCOLS`).
         rules: windows that override the tuner, first match wins.
         label: which of its tunings this is, for messages and docs.
+        arch: the GPUs' architecture as the tables index it (``protocols.nccl_arch``), or
+            None: no per-architecture limit applies.
     """
 
     tables: Tables
     protocols: tuple[str, ...] = PROTOCOLS
     rules: tuple[SizeRule, ...] = ()
     label: str = ""
+    arch: str | None = None
 
     def rule(self, collective: str, layout: Layout, size: int) -> SizeRule | None:
         """The first rule that decides this collective, or None (the tuner decides)."""
@@ -127,7 +130,13 @@ def effective_network(cluster: Cluster, library: CollectiveLibrary | None = None
 
 
 def _nccl_profile(specs: Iterable[AcceleratorSpec]) -> Profile:
-    return Profile(tables=NCCL, label="NCCL 2.18 tuning.cc")
+    return Profile(tables=NCCL, label="NCCL 2.18 tuning.cc",
+                   arch=nccl_arch(s.family for s in specs))
+
+
+def _nccl_2_27_profile(specs: Iterable[AcceleratorSpec]) -> Profile:
+    return Profile(tables=NCCL_2_27, label="NCCL 2.27 tuning.cc",
+                   arch=nccl_arch(s.family for s in specs))
 
 
 def _rccl_profile(specs: Iterable[AcceleratorSpec]) -> Profile:
@@ -150,3 +159,7 @@ register_library(CollectiveLibrary(
     # The per-call costs of the defaults were fitted on NVIDIA systems; RCCL's base
     # latencies are its own per-call cost.
     network_defaults={"protocol_overhead_us": {}, "host_launch_us": 0.0}))
+register_library(CollectiveLibrary(
+    "nccl-2.27", "NVIDIA NCCL 2.21 and later (2.27's tables): ring LL at half the ring's "
+    "bandwidth, LL capped at 141 GB/s on Hopper inside a server; otherwise as nccl",
+    vendors=("NVIDIA",), profile=_nccl_2_27_profile))

@@ -15,7 +15,8 @@ only a global latency scale (``NetworkParams.latency_scale``); see ``docs/networ
 
 Which rows an algorithm uses and which protocols it runs are part of its record
 (:class:`Tuning`, in ``sim/algorithms.py``), not tables here. :class:`Tables` bundles one
-library's constants: :data:`NCCL` holds the tables below; RCCL's are in ``sim/rccl.py``, and
+library's constants: :data:`NCCL` holds the tables below, :data:`NCCL_2_27` NCCL 2.27's
+(ring LL at half the ring, capped at ``llMaxBw``); RCCL's are in ``sim/rccl.py``, and
 ``sim/libraries.py`` says which a cluster uses.
 
 Units: microseconds; factors are dimensionless fractions of link bandwidth.
@@ -23,8 +24,8 @@ Units: microseconds; factors are dimensionless fractions of link bandwidth.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -214,12 +215,20 @@ class Tables:
             the group's server count).
         ll_other_collectives: NCCL's ring LL factor for collectives other than all-reduce and
             reduce inside one server (1/3), or None where the library has no such case.
+        ll_max_busbw_GBps: per GPU architecture (:func:`nccl_arch`), the most bus bandwidth
+            (GB/s) the ring and tree LL protocols get inside one server (NCCL's ``llMaxBws``
+            N1 column); an architecture not listed has no cap.
+        ll_max_busbw_net_GBps: the same cap across servers, per server count it applies
+            from (``{2: ..., 3: ...}``: the row of the largest key at most the group's
+            server count; NCCL's N2 and N4 columns of the CPU vendor's row); empty: none.
     """
 
     base: dict[str, dict[str, float]]
     step: dict[str, dict[str, dict[str, float]]]
     bandwidth: dict[int, dict[str, dict[str, float]]]
     ll_other_collectives: float | None = None
+    ll_max_busbw_GBps: dict[str, float] = field(default_factory=dict)
+    ll_max_busbw_net_GBps: dict[int, float] = field(default_factory=dict)
 
     def step_latency_us(self, table: str, hw: str, protocol: str) -> float:
         """Latency of one step with the ``table`` rows over hardware class ``hw``."""
@@ -240,6 +249,53 @@ class Tables:
             factor = self.ll_other_collectives
         return factor
 
+    def ll_cap_GBps(self, table: str, protocol: str, arch: str | None, n_hosts: int
+                    ) -> float | None:
+        """The bus bandwidth cap (GB/s) of ``protocol`` with the ``table`` rows on ``arch``
+        over ``n_hosts`` servers, or None: NCCL caps ring and tree LL at ``llMaxBw``
+        (tuning.cc: ``busBw = std::min(llMaxBw, ...)``), indexed by the GPU architecture
+        inside one server and by the server count across servers."""
+        if protocol != "LL" or table not in ("ring", "tree"):
+            return None
+        if n_hosts > 1:
+            rows = [k for k in self.ll_max_busbw_net_GBps if k <= n_hosts]
+            return self.ll_max_busbw_net_GBps[max(rows)] if rows else None
+        return None if arch is None else self.ll_max_busbw_GBps.get(arch)
+
+
+def nccl_bus_bytes(table: str, collective: str, ranks: int) -> float:
+    """Bytes on NCCL's bus per byte of the call: its bus bandwidth over its algorithm
+    bandwidth (tuning.cc, ``ratio``). Rings: ``nsteps / p``, with ``nsteps`` 2 (p - 1) for
+    all-reduce, p - 1 for reduce-scatter and all-gather, p otherwise; trees (all-reduce
+    only): 2."""
+    if table == "tree":
+        return 2.0
+    if collective == "all_reduce":
+        return 2 * (ranks - 1) / ranks
+    if collective in ("reduce_scatter", "all_gather"):
+        return (ranks - 1) / ranks
+    return 1.0
+
+
+# Architecture of a GPU family as NCCL's tuning tables index it (``compCapIndex``: Volta
+# sm70, Ampere sm80, Hopper sm90, Blackwell sm100; a library version without a Blackwell
+# row gives ``blackwell`` Hopper's values in its tables).
+NCCL_ARCH: dict[str, str] = {
+    "v100": "volta", "a100": "ampere", "a800": "ampere", "h100": "hopper", "h200": "hopper",
+    "h800": "hopper", "h20": "hopper", "b200": "blackwell", "gb200": "blackwell",
+    "gb300": "blackwell",
+}
+
+
+def nccl_arch(families: Iterable[str]) -> str | None:
+    """The tuning architecture of a group of GPU families: the oldest (NCCL takes the
+    minimum compute capability), or None if any family is not in :data:`NCCL_ARCH`."""
+    order = ("volta", "ampere", "hopper", "blackwell")
+    archs = [NCCL_ARCH.get(f) for f in families]
+    if not archs or None in archs:
+        return None
+    return min(archs, key=order.index)  # type: ignore[arg-type]
+
 
 def _rows(table: str, own: dict[str, Any], nccl: dict[str, Any]) -> Any:
     """``table``'s rows: the library's own, else NCCL's, else the ring's (of either)."""
@@ -249,7 +305,33 @@ def _rows(table: str, own: dict[str, Any], nccl: dict[str, Any]) -> Any:
     return own["ring"] if "ring" in own else nccl["ring"]
 
 
-# NCCL's: the tables above.
+# NCCL's: the tables above. NCCL 2.18.5 also caps ring and tree LL at llMaxBw (``v2.18.5-1``
+# src/graph/tuning.cc lines 86-90, one server: Volta 39.0, Ampere 87.7, Hopper 87.7 GB/s);
+# these tables leave the cap out. Inside one server it would bind only where LL128 should
+# take over (all-gather and reduce-scatter, whose LL factor is 1/3, and Blackwell), and the
+# model keeps LL128 off there by its fitted 300 us overhead (topology/catalog.py), so the
+# cap would move those calls onto a slower LL than NCCL runs (+20 to +108 us on the
+# equivalence cases of tests/sim/equivalence.py, 2026-12-08). Ring all-reduce on H100 (87.1
+# GB/s) and A100 (58 GB/s) is under it.
 NCCL = Tables(base=BASE_LATENCY_US, step=STEP_LATENCY_US, bandwidth={1: BANDWIDTH_FACTOR},
               ll_other_collectives=1.0 / 3.0)
 
+# NCCL 2.27 (``v2.27.7-1`` src/graph/tuning.cc), where it differs from 2.18.5 in the rows the
+# model uses: ring LL gets half the ring's bus bandwidth for every collective (line 279:
+# ``busBw = std::min(llMaxBw, busBw * .5)``; 2.18.5 had 1/4, or 1/3 for other collectives
+# inside one server; the change came in 2.21.5), llMaxBw inside one server is 141.0 GB/s on
+# Hopper and 282.0 on Blackwell (lines 165-169; Volta 39.0, Ampere 87.7 as in 2.18.5),
+# tree Simple has a base latency of 8.4 us (line 135) and 4.0 us per PCI step (line 149).
+# Across servers llMaxBw is the CPU vendor's row (lines 235-236: ``index1 = nNodes == 1 ?
+# compCapIndex : cpuVendor == AMD ? 1 : 0``), N2 and N4 columns: the non-AMD row, 39.0 for
+# 2 servers and 20.4 from 3 (AMD: 22.5, 19.0); topologies do not give the CPU vendor, and
+# the DGX, HGX, GCP and Azure H100/B200 servers and Grace are not AMD.
+# The rest (ring base and step latencies, NET rows, LL128 and tree factors) is 2.18.5's.
+NCCL_2_27 = Tables(
+    base={**BASE_LATENCY_US, "tree": {**BASE_LATENCY_US["tree"], "Simple": 8.4}},
+    step={**STEP_LATENCY_US, "tree": {**STEP_LATENCY_US["tree"],
+                                      "pcie": {**STEP_LATENCY_US["tree"]["pcie"], "Simple": 4.0}}},
+    bandwidth={1: {**BANDWIDTH_FACTOR, "ring": {**BANDWIDTH_FACTOR["ring"], "LL": 0.5}}},
+    ll_other_collectives=None,
+    ll_max_busbw_GBps={"volta": 39.0, "ampere": 87.7, "hopper": 141.0, "blackwell": 282.0},
+    ll_max_busbw_net_GBps={2: 39.0, 3: 20.4})

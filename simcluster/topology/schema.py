@@ -345,7 +345,7 @@ class NetworkParams(_Strict):
     protocol: Literal["auto", "LL", "LL128", "Simple"] = "auto"
     library: str = Field(
         "auto", description="collective library whose tuning the model follows (nccl, "
-        "rccl); auto: by the accelerators' vendor (AMD: rccl, otherwise nccl)",
+        "nccl-2.27, rccl); auto: by the accelerators' vendor (AMD: rccl, otherwise nccl)",
         json_schema_extra=_library_enum)
     pxn: bool = Field(True, description="rings leave a server on their own rail (NCCL PXN)")
     nvls: bool = Field(True, description="use in-switch reduction where the hardware has it")

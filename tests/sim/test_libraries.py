@@ -46,7 +46,7 @@ def _yaml(tmp_path: Path, network: str, accelerator: str = "MI300X") -> Path:
 
 
 def test_rccl_tables_are_rccls_constants() -> None:
-    assert library_names() == ("nccl", "rccl")
+    assert library_names() == ("nccl", "rccl", "nccl-2.27")
     # baseLat {12, 12, 17}; tuning_model_5 NVLink ring {0.8, 0, 2.1}, NET ring Simple 320.
     assert [MODEL_5.base_latency_us("ring", q) for q in ("LL", "LL128", "Simple")] == [
         12.0, 12.0, 17.0]
@@ -141,4 +141,4 @@ def test_a_registered_library_is_chosen_by_name(tmp_path: Path) -> None:
 def test_an_unknown_library_is_exit_2_naming_the_field(tmp_path: Path, capsys) -> None:
     err = cli_exit_2(["collectives", "-t", str(_yaml(tmp_path, "network: {library: rcl}\n")),
                       "--json"], tmp_path / "none", capsys)
-    assert "network.library" in err and "'nccl' or 'rccl'" in err
+    assert "network.library" in err and "'nccl', 'rccl' or 'nccl-2.27'" in err
