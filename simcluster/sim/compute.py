@@ -116,7 +116,7 @@ RECORDED_FAMILIES: tuple[tuple[str, str, float], ...] = (
     ("small", "fixed_us", 3.75),
     ("memset", "fixed_us", 1.5), ("memset", "memory_efficiency", 1.0),
     ("copy", "fixed_us", 7.5), ("copy", "memory_efficiency", 0.7),
-    ("elementwise", "fixed_us", 3.75), ("elementwise", "memory_efficiency", 0.87),
+    ("elementwise", "fixed_us", 3.75), ("elementwise", "memory_efficiency", 1.0),
     ("reduction", "fixed_us", 5.75), ("reduction", "memory_efficiency", 0.19),
     ("norm", "fixed_us", 14.25), ("norm", "memory_efficiency", 1.0),
     ("norm_2pass_fwd", "hbm_passes", 1.5), ("norm_2pass_bwd", "hbm_passes", 5 / 3),

@@ -333,35 +333,3 @@ def test_tf32_runs_at_fp32_on_a_gpu_without_tf32() -> None:
     assert v100.peak_flops_per_us("tf32") == v100.peak_flops_per_us("fp32") == 15.7e6
     assert a100.peak_flops_per_us("tf32") == 156e6
     assert v100.peak_flops_per_us("bf16") == 125e6  # unchanged: bf16 falls back to fp16
-
-
-CLAMP = ("void at::native::vectorized_elementwise_kernel<4, at::native::clamp_min_scalar_kernel"
-         "_impl, at::detail::Array<char*, 2> >(int, clamp_min_scalar_kernel_impl, "
-         "at::detail::Array<char*, 2>)")
-
-
-@pytest.mark.parametrize("kernel,nbytes", [
-    (CLAMP, 2 * 4 * 32 * 64),   # the kernel's two operands: read x, write out
-    ("k", 3 * 4 * 32 * 64),     # no operand count in the name: the op's tensors
-])
-def test_a_tensoriterator_kernel_moves_at_most_its_operands(tmp_path: Path, kernel: str,
-                                                            nbytes: int) -> None:
-    """Older PyTorch records an out= variant's output among its inputs (ResNet-50's
-    ``aten::clamp_min(x, 0, out)``): x, out and the output make 3 tensors, where the kernel
-    (``at::detail::Array<char*, 2>``) reads x and writes out."""
-    t = KTrace()
-    t.step(1, B, 100)
-    t.aten("aten::clamp_min", B + 5, 20, [[32, 64], [], [32, 64]], [F32, "Int", F32])
-    t.launch(B + 10, 5, B + 20, 30, name=kernel)
-    assert _kernels(_wl(tmp_path, t))[kernel]["bytes_accessed"] == nbytes
-
-
-def test_the_operand_cap_reads_the_array_size() -> None:
-    from math import inf
-
-    from simcluster.workload.kineto.work import operand_bytes_cap
-
-    assert operand_bytes_cap("at::detail::Array<char*, 3> >", 10.0) == 30.0
-    assert operand_bytes_cap("at::detail::Array<char*,1>", 10.0) == 10.0
-    assert operand_bytes_cap("at::detail::Array<char*, 3> >", 0.0) == inf
-    assert operand_bytes_cap("volta_sgemm_128x64_nn", 10.0) == inf

@@ -87,7 +87,6 @@ class Work(NamedTuple):
     nbytes: float
     dtype: int
     shape: tuple[int, int, int, int] | None = None
-    out_bytes: float = 0.0  # an elementwise op's output (its iteration shape), bytes
 
 
 class ConvArgs(NamedTuple):
@@ -227,8 +226,7 @@ def _elementwise(name: str, a: _Args) -> Work | None:
         nbytes = sum(sizes)
     else:  # the output has the broadcast shape and type: those of the largest input
         largest = max(ts, key=lambda t: _numel(t[0]))
-        out = _numel(largest[0]) * largest[1]
-        return Work(0.0, float(sum(sizes) + out), _dtype(ts), out_bytes=float(out))
+        nbytes = sum(sizes) + _numel(largest[0]) * largest[1]
     return Work(0.0, float(nbytes), _dtype(ts))
 
 

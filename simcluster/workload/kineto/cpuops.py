@@ -32,7 +32,6 @@ class CpuOps:
     w_dtype: array = field(default_factory=lambda: array("b"))
     shapes: array = field(default_factory=lambda: array("b"))  # 1: it has Input Dims
     w_shape: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # GEMMs
-    w_out: dict[int, float] = field(default_factory=dict)  # elementwise ops' output bytes
     conv: dict[int, ConvArgs] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     name_ids: dict[str, int] = field(default_factory=dict)
@@ -66,8 +65,6 @@ class CpuOps:
         self.w_dtype.append(w.dtype)
         if w.shape is not None:
             self.w_shape[i] = w.shape
-        if w.out_bytes > 0:
-            self.w_out[i] = w.out_bytes
         self.shapes.append("Input Dims" in args)
 
     def _describe(self, name: str, args: dict[str, Any]) -> Work | ConvArgs | None:
@@ -88,5 +85,4 @@ class CpuOps:
     def work_of(self, i: int) -> Work | None:
         if math.isnan(self.w_bytes[i]):
             return None
-        return Work(self.w_flops[i], self.w_bytes[i], self.w_dtype[i], self.w_shape.get(i),
-                    self.w_out.get(i, 0.0))
+        return Work(self.w_flops[i], self.w_bytes[i], self.w_dtype[i], self.w_shape.get(i))

@@ -106,24 +106,6 @@ _FP32, _TF32 = DTYPES.index("fp32"), DTYPES.index("tf32")
 # TF32 tensor-core GEMM kernels: cuBLAS/CUTLASS name the TF32 type, or the m16n8k8 MMA shape
 # with fp32 accumulation that only TF32 uses on Ampere and Hopper (``tensorop_s1688gemm``).
 _TF32_KERNEL = re.compile(r"tf32|tensorop_s1688", re.IGNORECASE)
-# PyTorch's TensorIterator kernels (``vectorized_elementwise_kernel``,
-# ``unrolled_elementwise_kernel``, ...) name the data pointers they get: one per operand,
-# output first (``at::detail::Array<char*, 3>`` for ``add(x, y)``).
-_OPERANDS = re.compile(r"at::detail::Array<char\*, ?(\d+)>")
-
-
-def operand_bytes_cap(kernel: str, out_bytes: float) -> float:
-    """The most bytes a TensorIterator kernel can move: its operands (from its name) times
-    the output's bytes (an input is at most the iteration's size; broadcast ones are
-    smaller); infinity for other kernels or where the output is unknown (0).
-
-    Example:
-        >>> operand_bytes_cap("void at::native::vectorized_elementwise_kernel<4, "
-        ...                   "clamp_min_scalar_kernel, at::detail::Array<char*, 2> >", 100.0)
-        200.0
-    """
-    m = _OPERANDS.search(kernel) if out_bytes > 0 else None
-    return int(m.group(1)) * out_bytes if m else math.inf
 
 
 @dataclass
@@ -225,9 +207,6 @@ def attribute(tr: Any, launch_of: np.ndarray, kernels: np.ndarray) -> KernelWork
         share = d / d.sum() if d.sum() > 0 else np.full(len(gs), 1.0 / len(gs))
         out.flops[gs] = w.flops * share
         out.nbytes[gs] = w.nbytes * share
-        if w.out_bytes > 0:  # an in-place op whose kernel touches fewer operands
-            cap = [operand_bytes_cap(tr.names[tr.g_name[g]], w.out_bytes) for g in gs]
-            out.nbytes[gs] = np.minimum(out.nbytes[gs], cap)
         out.dtype[gs] = w.dtype
         if w.shape is not None:
             out.shape.update((g, w.shape) for g in gs)
