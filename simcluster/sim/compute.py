@@ -106,7 +106,8 @@ def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_p
 # is fitted on the published llm-foundry step times of the calibration split
 # (bench/fit_attention.py). The recorded kernels' own parameters (RECORDED_FAMILIES) are
 # fitted on the A100 Kineto traces (bench/fit_kernel_classes.py), and H100 borrows them (no
-# H100 trace): per class of small non-GEMM kernel, its fixed time (us) and the fraction of
+# H100 trace; its fixed times at its own clock, ``at_clock`` below): per class of small
+# non-GEMM kernel, its fixed time (us at the A100's 1.41 GHz) and the fraction of
 # the HBM bandwidth it reaches (1.0: the catalog bandwidth; small tensors stay in L2); for
 # one-element-aligned CUTLASS GEMMs, their fraction of the dense peak. ``small`` (3.75 us,
 # the earlier one-for-all fit) is their parent: a parameter set on it applies to them all.
