@@ -7,7 +7,8 @@ kernel, a copy pays more per launch than an elementwise kernel, a reduction with
 reaches a small fraction of HBM bandwidth. Fitted here, per family, on the A100 traces of
 ``../shared/data/kineto`` (a grid: ``fixed_us`` by 0.25 us up to 20, ``memory_efficiency``
 by 0.01 up to 1), and reported on the V100 traces, which no parameter is fitted on (they
-borrow the A100 fit: a held-out device as well as held-out traces):
+borrow the A100 fit, its fixed times in cycles at their own clock: a held-out device as
+well as held-out traces):
 
 - ``memset``, ``copy``, ``elementwise``, ``reduction``, ``norm``: ``fixed_us`` and
   ``memory_efficiency``;
@@ -42,7 +43,8 @@ from validate_kernels import traces
 
 from simcluster.calibrate.kernel_data import Kernels, read_trace
 from simcluster.calibrate.kernel_model import KernelPredictor
-from simcluster.sim.compute import ComputeModel, DeviceCalibration, merge_families
+from simcluster.sim.compute import (CLOCKED_FAMILIES, ComputeModel, DeviceCalibration,
+                                    clock_ratio, merge_families)
 from simcluster.sim.gemm_waves import K_SLICE
 
 FIT_CHIP = "A100"
@@ -62,9 +64,13 @@ def kernel_sets() -> tuple[list[Kernels], list[Kernels]]:
             [k for k in nvidia if FIT_CHIP not in k.spec.model])
 
 
-def with_family(cal: DeviceCalibration, family: str, values: dict[str, float]) -> DeviceCalibration:
-    """``cal`` with ``family``'s parameters set to ``values``."""
-    given = {(family, p): float(v) for p, v in values.items()}
+def with_family(cal: DeviceCalibration, family: str, values: dict[str, float],
+                model: str = "") -> DeviceCalibration:
+    """``cal`` with ``family``'s parameters set to ``values`` (a fixed time as fitted at the
+    A100's clock, moved to accelerator ``model``'s: ``sim/compute.py``, ``at_clock``)."""
+    ratio = clock_ratio(model) if family in CLOCKED_FAMILIES else 1.0
+    given = {(family, p): float(v) * (ratio if p == "fixed_us" else 1.0)
+             for p, v in values.items()}
     return replace(cal, families=merge_families(cal.families, given))
 
 
@@ -79,7 +85,7 @@ def scores(sets: list[Kernels], family: str, values: dict[str, float] | None,
             continue
         cal = ComputeModel().calibration(sub.spec)
         pred.append(KernelPredictor(sub)(cal if values is None else
-                                         with_family(cal, family, values)))
+                                         with_family(cal, family, values, sub.spec.model)))
         rec.append(sub.recorded_us)
     if not rec:
         return float("nan"), float("nan"), float("nan"), 0

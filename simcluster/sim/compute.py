@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simcluster.sim.gemm_waves import wave_flops
+from simcluster.sim.gemm_waves import CLOCK_GHZ, wave_flops
 from simcluster.sim.kernel_names import SMALL_FAMILIES, descendants, lineage
 from simcluster.topology.catalog import AcceleratorSpec
 from simcluster.topology.schema import ComputeParams
@@ -106,7 +106,8 @@ def kernel_us(flops: np.ndarray, nbytes: np.ndarray, peak_per_us: float, hbm_B_p
 # is fitted on the published llm-foundry step times of the calibration split
 # (bench/fit_attention.py). The recorded kernels' own parameters (RECORDED_FAMILIES) are
 # fitted on the A100 Kineto traces (bench/fit_kernel_classes.py), and H100 borrows them (no
-# H100 trace): per class of small non-GEMM kernel, its fixed time (us) and the fraction of
+# H100 trace; its fixed times at its own clock, ``at_clock`` below): per class of small
+# non-GEMM kernel, its fixed time (us at the A100's 1.41 GHz) and the fraction of
 # the HBM bandwidth it reaches (1.0: the catalog bandwidth; small tensors stay in L2); for
 # one-element-aligned CUTLASS GEMMs, their fraction of the dense peak. ``small`` (3.75 us,
 # the earlier one-for-all fit) is their parent: a parameter set on it applies to them all.
@@ -142,6 +143,34 @@ UNCALIBRATED = DeviceCalibration(
     source="uncalibrated default: 0.70 of peak FLOP/s, 0.87 of HBM bandwidth",
 )
 
+# The recorded kernel classes' fixed times (``RECORDED_FAMILIES``) were fitted on A100 traces,
+# at the A100's 1.41 GHz boost clock. A small kernel's fixed time is work in clock cycles
+# (the block scheduler's launch, the thread blocks' prologue and the drain of the last
+# wave), so another chip takes them as the same cycles at its own clock (``CLOCK_GHZ``):
+# x 1.41 / 1.53 = 0.92 on V100, x 0.71 on H100 SXM5. ``small`` itself (the generated ops'
+# family, and what ``simcluster calibrate`` fits on your own trace) is not rescaled.
+RECORDED_CLOCK_GHZ = 1.41
+CLOCKED_FAMILIES = descendants("small")
+
+
+def clock_ratio(model: str) -> float:
+    """How much longer a fixed number of cycles takes on accelerator ``model`` than at the
+    clock the recorded classes were fitted at (1.0 where the model's clock is unknown)."""
+    clock = CLOCK_GHZ.get(model)
+    return RECORDED_CLOCK_GHZ / clock if clock else 1.0
+
+
+def at_clock(cal: DeviceCalibration, model: str) -> DeviceCalibration:
+    """``cal`` with the recorded kernel classes' fixed times (us) moved to ``model``'s clock
+    (:func:`clock_ratio`); the other parameters as they are."""
+    ratio = clock_ratio(model)
+    if ratio == 1.0:
+        return cal
+    return replace(cal, families=tuple(
+        (f, name, v * ratio if name == "fixed_us" and f in CLOCKED_FAMILIES else v)
+        for f, name, v in cal.families))
+
+
 CALIBRATIONS: dict[str, DeviceCalibration] = {"A100": A100_CALIBRATION,
                                               "H100": H100_CALIBRATION}
 
@@ -160,9 +189,10 @@ CHIP_OF: dict[str, str] = {
 
 def builtin_calibration(model: str) -> DeviceCalibration:
     """The built-in calibration of accelerator ``model`` (a catalog model name): its chip's
-    fit, or :data:`UNCALIBRATED` (a NaN ``fixed_us``: the spec's launch overhead)."""
+    fit (the recorded classes' fixed times at ``model``'s clock, :func:`at_clock`), or
+    :data:`UNCALIBRATED` (a NaN ``fixed_us``: the spec's launch overhead)."""
     chip = CHIP_OF.get(model)
-    return CALIBRATIONS[chip] if chip is not None else UNCALIBRATED
+    return at_clock(CALIBRATIONS[chip], model) if chip is not None else UNCALIBRATED
 
 
 def with_params(base: DeviceCalibration, params: ComputeParams) -> DeviceCalibration:
@@ -233,10 +263,11 @@ class ComputeModel:
     overrides: dict[str, DeviceCalibration] = field(default_factory=dict)
 
     def calibration(self, spec: AcceleratorSpec, family: str = "") -> DeviceCalibration:
-        """The calibration that ``spec`` uses (for kernels of ``family``)."""
+        """The calibration that ``spec`` uses (for kernels of ``family``): an override as
+        given, else its chip's with the recorded classes' fixed times at its clock."""
         chip = self.chip_of.get(spec.model)
         cal = self.calibrations[chip] if chip is not None else self.default
-        cal = self.overrides.get(spec.model, cal)
+        cal = self.overrides.get(spec.model) or at_clock(cal, spec.model)
         if np.isnan(cal.fixed_us):
             cal = replace(cal, fixed_us=spec.launch_overhead_us)
         return cal.for_family(family)

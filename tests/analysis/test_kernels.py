@@ -46,10 +46,11 @@ def test_predicted_vs_recorded_uses_the_model_on_the_recording_device() -> None:
     pairs = predicted_vs_recorded(_recorded(ROWS), H100).to_pylist()
     assert [p["class"] for p in pairs] == ["gemm", "elementwise"]  # "no work" left out
     assert pairs[0]["predicted_us"] == pytest.approx(_model_us(1e12, 1e8))
-    # An elementwise kernel: its class's fixed time (3.75 us, not a GEMM's 6.25 us) and the
-    # full HBM bandwidth (3,350 GB/s, where a GEMM's bytes move at 0.866 of it).
+    # An elementwise kernel: its class's fixed time (3.75 us fitted at the A100's 1.41 GHz,
+    # the same cycles at the H100's 1.98 GHz; not a GEMM's 6.25 us) and the full HBM
+    # bandwidth (3,350 GB/s, where a GEMM's bytes move at 0.866 of it).
     assert pairs[1]["predicted_us"] == pytest.approx(_model_us(0, 1e6, "elementwise"))
-    assert pairs[1]["predicted_us"] == pytest.approx(3.75 + 1e6 / 3350e3)
+    assert pairs[1]["predicted_us"] == pytest.approx(3.75 * 1.41 / 1.98 + 1e6 / 3350e3)
     assert pairs[1]["error"] == pytest.approx((pairs[1]["predicted_us"] - 5.0) / 5.0)
     table = error_by_class(predicted_vs_recorded(_recorded(ROWS), H100)).to_pylist()
     assert table[-1]["class"] == "all" and table[-1]["kernels"] == 2

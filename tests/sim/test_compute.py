@@ -124,3 +124,43 @@ def test_flash1_attention_runs_at_its_own_efficiency() -> None:
         dtype_names=["bf16"], spec_index=np.zeros(2, dtype=np.int64), specs=[A100],
         model=model, family_code=fam, family_names=families)
     assert out.tolist() == pytest.approx([gemm, fa1])
+
+
+V100 = ACCELERATORS["V100-SXM2-32GB"]
+
+
+def test_recorded_classes_fixed_times_are_cycles_at_the_chips_clock() -> None:
+    """The A100-fitted fixed times of the recorded small-kernel classes are the same cycles
+    at another chip's boost clock: x 1.41 / 1.53 on V100, x 1.41 / 1.98 on H100 SXM5; the
+    A100 keeps them, and neither ``small`` nor GEMM fixed times move."""
+    model = ComputeModel()
+    assert model.calibration(A100, "elementwise").fixed_us == 3.75
+    assert model.calibration(V100, "elementwise").fixed_us == pytest.approx(3.75 * 1.41 / 1.53)
+    assert model.calibration(V100, "memset").fixed_us == pytest.approx(1.5 * 1.41 / 1.53)
+    assert model.calibration(V100, "norm_2pass_fwd").fixed_us == pytest.approx(
+        14.25 * 1.41 / 1.53)
+    assert model.calibration(H100, "copy").fixed_us == pytest.approx(7.5 * 1.41 / 1.98)
+    assert model.calibration(V100, "small").fixed_us == 3.75
+    assert model.calibration(V100).fixed_us == 9.0
+    assert model.calibration(V100, "reduction").memory_efficiency == 0.19
+    # 4 kB of elementwise work on V100: the fixed cycles plus 4,000 B at 900 GB/s
+    got = model.roofline_us(np.array([0.0]), np.array([4000.0]), "fp32", V100, "elementwise")
+    assert got[0] == pytest.approx(3.75 * 1.41 / 1.53 + 4000 / 900e3)
+
+
+def test_clock_ratio_is_one_for_a_chip_of_unknown_clock() -> None:
+    from simcluster.sim.compute import at_clock, clock_ratio
+
+    assert clock_ratio("A100-SXM4-40GB") == 1.0
+    assert clock_ratio("MI250-GCD") == 1.0
+    assert at_clock(A100_CALIBRATION, "MI250-GCD") is A100_CALIBRATION
+
+
+def test_an_override_keeps_its_fixed_times_as_given() -> None:
+    """A topology's ``compute:`` block (or ``simcluster calibrate``'s fit on a V100 trace)
+    gives the V100's own fixed times: they are not rescaled again."""
+    import dataclasses
+
+    own = dataclasses.replace(A100_CALIBRATION, families=(("elementwise", "fixed_us", 1.0),))
+    model = ComputeModel(overrides={V100.model: own})
+    assert model.calibration(V100, "elementwise").fixed_us == 1.0
