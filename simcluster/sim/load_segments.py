@@ -41,16 +41,11 @@ class LoadSegments:
             self._links = self._links[:0]
             self._start, self._rate = self._start[:0], self._rate[:0]
         old, start, rate = self._links, self._start, self._rate
-        if len(old) == len(links) and (old is links or (old == links).all()):
-            # The same loaded links (the usual case): compare the rates in place.
-            keep = rate == rates
-            pos = np.arange(len(old))
-        else:
-            keep = np.zeros(len(old), dtype=bool)
-            pos = links.searchsorted(old)
-            if len(links):
-                at = np.minimum(pos, len(links) - 1)
-                keep = (links[at] == old) & (rates[at] == rate)
+        keep = np.zeros(len(old), dtype=bool)
+        pos = links.searchsorted(old)
+        if len(links):
+            at = np.minimum(pos, len(links) - 1)
+            keep = (links[at] == old) & (rates[at] == rate)
         self._close(~keep, t0)
         new_start = np.full(len(links), t0)
         new_start[pos[keep]] = start[keep]
