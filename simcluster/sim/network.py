@@ -22,8 +22,10 @@ import simpy
 
 from simcluster.sim.components import COMPONENT_PAIRS, runs, solve_touched
 from simcluster.sim.flow_records import BatchRecords, FlowTag, LimitTotals
+from simcluster.sim.load_segments import LoadSegments
 from simcluster.sim.maxmin import _SAT_EPS, maxmin, maxmin_compact, maxmin_rates
 from simcluster.sim.rate_cache import RateCache, problem_key
+from simcluster.sim.route_pairs import merge_dense, merge_sorted
 
 # Re-exported: the max-min solver and the flow tags were defined here before they had
 # modules of their own (``sim/maxmin.py``, ``sim/flow_records.py``).
@@ -85,14 +87,8 @@ class FlowNetwork:
         self.batches = BatchRecords()
         self._record_label: list[int] = []  # label id per batch record
         self._limits = LimitTotals(len(self.capacity))
-        # Load over time, as segments of constant rate per link. Open segments: loaded link
-        # ids (sorted) with their start (us) and rate (bytes/us), up to ``_seg_end``. Closed
-        # ones in chunks of (link ids, starts, end, rates).
-        self._seg_links = np.zeros(0, dtype=np.int64)
-        self._seg_start = np.zeros(0)
-        self._seg_rate = np.zeros(0)
-        self._seg_end = 0.0
-        self._segments: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
+        # Load over time, as segments of constant rate per link.
+        self._segments = LoadSegments()
         # Active flows: aligned per-flow arrays; their routes are the (flow, link) pairs.
         self._size = np.zeros(0)
         self._left = np.zeros(0)
@@ -209,7 +205,7 @@ class FlowNetwork:
         self.link_bytes[busy] += load * dt
         self.link_busy_us[busy] += dt
         self.link_saturated_us[self._full_links] += dt
-        self._extend_load(t0, now, busy, load)
+        self._segments.extend(t0, now, busy, load)
         self._acc += dt * self._weight
 
     def _load(self, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,43 +217,10 @@ class FlowNetwork:
         busy = load > 0
         return links[busy], load[busy], links[load >= self.capacity[links] * (1 - _SAT_EPS)]
 
-    def _extend_load(self, t0: float, t1: float, links: np.ndarray, rates: np.ndarray) -> None:
-        """Extend the load segments over ``[t0, t1]``, in which ``links`` (sorted) carry
-        ``rates``: a link whose rate is unchanged keeps its open segment; the others close
-        theirs at ``t0`` and open a new one. Most intervals change few links' rates, so this
-        stores far fewer rows than one per loaded link per interval."""
-        if t0 != self._seg_end:  # no load in between: everything closed then
-            self._close(np.ones(len(self._seg_links), dtype=bool), self._seg_end)
-            self._seg_links = self._seg_links[:0]
-            self._seg_start, self._seg_rate = self._seg_start[:0], self._seg_rate[:0]
-        old, start, rate = self._seg_links, self._seg_start, self._seg_rate
-        keep = np.zeros(len(old), dtype=bool)
-        pos = links.searchsorted(old)
-        if len(links):
-            at = np.minimum(pos, len(links) - 1)
-            keep = (links[at] == old) & (rates[at] == rate)
-        self._close(~keep, t0)
-        new_start = np.full(len(links), t0)
-        new_start[pos[keep]] = start[keep]
-        self._seg_links, self._seg_start, self._seg_rate = links, new_start, rates
-        self._seg_end = t1
-
-    def _close(self, which: np.ndarray, end: float) -> None:
-        if which.any():
-            self._segments.append((self._seg_links[which], self._seg_start[which], end,
-                                   self._seg_rate[which]))
-
     def load_segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every link's load over time as segments of constant rate: link ids, start (us),
         end (us), rate (bytes/us), sorted by start then link."""
-        chunks = [*self._segments, (self._seg_links, self._seg_start, self._seg_end,
-                                    self._seg_rate)]
-        links = np.concatenate([c[0] for c in chunks])
-        starts = np.concatenate([c[1] for c in chunks])
-        ends = np.repeat([c[2] for c in chunks], [len(c[0]) for c in chunks])
-        rates = np.concatenate([c[3] for c in chunks])
-        order = np.lexsort((links, starts))
-        return links[order], starts[order], ends[order], rates[order]
+        return self._segments.segments()
 
     def _fold(self, which: np.ndarray) -> None:
         """Move the accumulated flow-time of flows ``which`` (a mask) into the limits under
@@ -387,46 +350,18 @@ class FlowNetwork:
         self._pair_flow = np.concatenate([self._pair_flow, new_flow])
 
     def _merge_links_sorted(self, new_link: np.ndarray) -> np.ndarray:
-        """Merge ``new_link`` into ``_links`` by sorting the distinct new ones and searching
-        (for a few pairs); returns the new pairs' slots."""
-        links = self._links
-        # The distinct new links, sorted (a Python set is quicker for the usual few).
-        add = (np.unique(new_link) if len(new_link) > 64
-               else np.array(sorted(set(new_link.tolist())), dtype=np.int64))
-        pos = links.searchsorted(add)
-        there = pos < len(links)
-        there[there] = links[pos[there]] == add[there]
-        if not there.all():
-            # Merge: the i-th missing link lands at its insertion point + i; the old links
-            # fill the other places, in order, and their slots move with them.
-            missing = (~there).nonzero()[0]
-            at = pos[missing] + np.arange(len(missing))
-            old = np.ones(len(links) + len(missing), dtype=bool)
-            old[at] = False
-            merged = np.empty(len(old), dtype=np.int64)
-            merged[at] = add[missing]
-            moved = old.nonzero()[0]
-            merged[moved] = links
-            self._pair_slot = moved[self._pair_slot]
-            self._links = links = merged
-        return links.searchsorted(new_link)
+        """Merge ``new_link`` into ``_links`` (``route_pairs.merge_sorted``, for few
+        pairs); returns the new pairs' slots."""
+        self._links, self._pair_slot, slot = merge_sorted(self._links, self._pair_slot,
+                                                          new_link)
+        return slot
 
     def _merge_links_dense(self, new_link: np.ndarray) -> np.ndarray:
-        """The same merge with one table over every link id (for many pairs: linear in the
-        pairs and links, where sorting and searching the pairs is n log n and misses the
-        cache); returns the new pairs' slots. The same sorted links and slots as
-        :meth:`_merge_links_sorted`."""
-        links = self._links
-        used = np.zeros(len(self.capacity), dtype=bool)
-        used[links] = True
-        used[new_link] = True
-        merged = used.nonzero()[0]
-        slot_of = np.empty(len(used), dtype=np.int64)
-        slot_of[merged] = np.arange(len(merged))
-        if len(merged) != len(links):
-            self._pair_slot = slot_of[links][self._pair_slot]
-            self._links = merged
-        return slot_of[new_link]
+        """The same merge with one table over every link id (``route_pairs.merge_dense``,
+        for many pairs); returns the new pairs' slots."""
+        self._links, self._pair_slot, slot = merge_dense(self._links, self._pair_slot,
+                                                         new_link, len(self.capacity))
+        return slot
 
     def _label(self, tag: FlowTag | None) -> int:
         label = tag.label if tag is not None else "other"
