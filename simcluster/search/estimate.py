@@ -10,8 +10,13 @@ No step is simulated here. The estimate adds up, for the slowest pipeline stage:
 - tensor-parallel communication: per layer and micro-batch, two all-reduces (or, with
   sequence parallelism, two all-gathers and two reduce-scatters) forward and backward, one
   more set when the forward is recomputed; half of the backward ones are hidden when
-  ``tp_overlap`` is on. Their times are single-collective simulations of the TP group of
-  rank 0 (microbenchmarks of a few flows, cached; not simulations of the step);
+  ``tp_overlap`` is on. With Transformer Engine's userbuffers (``tp_comm_overlap`` with
+  sequence parallelism) only what the generator's chunked schedule exposes: each
+  all-gather less the ``(tp-1)/tp`` of its GEMM (forward: QKV, FC1; backward: the output
+  gradient's under PROJ's and FC2's dgrad) it runs under, each forward reduce-scatter's
+  first ``3/4`` less the GEMM's last ``3/4``, plus its last split's reduce-scatter
+  (``Estimator._ub_tp_us``). Their times are single-collective simulations of the TP
+  group of rank 0 (microbenchmarks of a few flows, cached; not simulations of the step);
 - pipeline: ``(m + (p - 1) / v)`` units of forward + backward (+ 2 v point-to-point
   transfers between stages), the 1F1B / interleaved schedule with its bubble;
 - data parallelism: the gradient all-reduce (ZeRO >= 1: reduce-scatter + all-gather) of rank
@@ -32,7 +37,7 @@ configurations against full simulations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -57,6 +62,7 @@ from simcluster.workload.generate.transformer import (
     optimizer_bytes_per_param,
     stage_params,
 )
+from simcluster.workload.generate.transformer.layers import _LayerOps
 from simcluster.workload.generate.transformer.moe import separate_expert_dp
 
 
@@ -168,12 +174,16 @@ class Estimator:
                 + self._us([shape.loss(), shape.loss(True)], "bf16", spec))
         return emb, head
 
-    def _tp_us(self, cfg: TransformerConfig, shape: Shape, blocks: int = 2) -> float:
-        """Exposed TP communication of one layer and micro-batch (forward + backward) with
-        ``blocks`` TP-sharded blocks (a dense layer: attention and MLP; a MoE layer: the
-        attention, and the shared experts if any)."""
+    def _tp_us(self, cfg: TransformerConfig, shape: Shape, spec: AcceleratorSpec,
+               moe: bool = False) -> float:
+        """Exposed TP communication of one layer (a MoE layer with ``moe``) and micro-batch
+        (forward + backward) over its TP-sharded blocks (:func:`_tp_blocks`); with
+        userbuffers (``cfg.ub``): :meth:`_ub_tp_us`."""
         if cfg.tp == 1:
             return 0.0
+        blocks = _tp_blocks(cfg, shape, moe)
+        if cfg.ub:
+            return self._ub_tp_us(cfg, spec, blocks)
         group = self.groups(cfg)["tp"]
         size = int(shape.tokens * cfg.model.hidden * shape.act_bytes)
         if cfg.sp:
@@ -181,10 +191,55 @@ class Estimator:
                                                                      group)
         else:
             one = self._coll("all_reduce", size, group)
-        fwd = blocks * one * (2 if cfg.recompute == "full" else 1) \
+        fwd = len(blocks) * one * (2 if cfg.recompute == "full" else 1) \
             + (one if cfg.recompute == "save_qkv_proj" else 0.0)  # the projection's
-        bwd = blocks * one * (0.5 if cfg.tp_overlap else 1.0)
+        bwd = len(blocks) * one * (0.5 if cfg.tp_overlap else 1.0)
         return fwd + bwd
+
+    def _ub_tp_us(self, cfg: TransformerConfig, spec: AcceleratorSpec,
+                  blocks: list[tuple[Shape, str, str]]) -> float:
+        """Exposed TP communication of one layer and micro-batch with Transformer Engine's
+        userbuffers (the generator's ``_ag_gemm``, ``_gemm_rs`` and ``_block_bwd``), us.
+
+        Per block (input GEMM ``i``, output GEMM ``o``; ``n = tp`` ring chunks, ``s =
+        UB_SPLITS`` splits; A an all-gather, R a reduce-scatter of the full activation,
+        ``G(x)`` a GEMM part's roofline time):
+
+        - forward AG + GEMM ``i``: ``max(A - G((n-1)/n of i), 0)`` (the last chunk, compute,
+          after the ring);
+        - forward GEMM ``o`` + RS: ``max(R((s-1)/s) - G((s-1)/s of o), 0) + R(1/s)`` (the
+          last split's reduce-scatter, the tail, always exposed);
+        - backward: the output-gradient gather under ``(n-1)/n`` of ``o``'s dgrad,
+          ``max(A - G, 0)``, plus the input gradient's reduce-scatter ``R``; the pair
+          halved with ``tp_overlap`` as without userbuffers (the bulk overlaps are the
+          same).
+
+        Approximated: the input re-gather of the backward is not counted (as without
+        userbuffers), the ring's chunks and the pipeline's splits are costed as fractions
+        of one GEMM's roofline, nothing else shares the TP links or the compute stream,
+        and fp8's casts stay in compute."""
+        group = self.groups(cfg)["tp"]
+        shape = blocks[0][0]
+        size = int(shape.tokens * cfg.model.hidden * shape.act_bytes)
+        n, s = cfg.tp, _LayerOps.UB_SPLITS
+        ag = self._coll("all_gather", size, group)
+        rs = self._coll("reduce_scatter", size, group)
+        head = self._coll("reduce_scatter", int(size * (s - 1) / s), group)
+        tail = self._coll("reduce_scatter", int(size / s), group)
+
+        def g(cost: Cost, part: float) -> float:
+            return self._us([cost.part(part)], cfg.dtype, spec)
+
+        pairs = []  # per block: (forward AG exposed, forward RS exposed, backward)
+        for sh, i, o in blocks:
+            gm = sh.layer_gemms()
+            pairs.append((max(ag - g(sh.gemm(*gm[i]), (n - 1) / n), 0.0),
+                          max(head - g(sh.gemm(*gm[o]), (s - 1) / s), 0.0) + tail,
+                          max(ag - g(sh.gemm_dgrad(*gm[o]), (n - 1) / n), 0.0) + rs))
+        fwd = sum(a + r for a, r, _ in pairs) * (2 if cfg.recompute == "full" else 1)
+        if cfg.recompute == "save_qkv_proj":  # the projection's RS, FC1's AG
+            fwd += pairs[0][1] + pairs[-1][0]
+        return fwd + sum(b for _, _, b in pairs) * (0.5 if cfg.tp_overlap else 1.0)
 
     def _p2p_us(self, cfg: TransformerConfig, shape: Shape) -> float:
         if cfg.pp == 1:
@@ -212,8 +267,7 @@ class Estimator:
         """(forward + backward + TP, backward, TP, exposed EP and CP communication) of the
         slowest pipeline stage's layers for one micro-batch, us."""
         kinds = {moe: (*self._layer_us(cfg, shape, spec, moe),
-                       self._tp_us(cfg, shape, 1 + bool(cfg.model.shared_experts)
-                                   if moe else 2))
+                       self._tp_us(cfg, shape, spec, moe))
                  for moe in {cfg.model.is_moe_layer(i) for i in range(cfg.model.layers)}}
         best = (0.0, 0.0, 0.0, 0.0)
         for s in range(cfg.pp):
@@ -258,6 +312,20 @@ class Estimator:
                         tp_comm_us=m * tp, p2p_us=m * 2 * v * p2p,
                         dp_exposed_us=exposed, optimizer_us=opt, bubble=bubble,
                         moe_cp_comm_us=m * comm)
+
+
+def _tp_blocks(cfg: TransformerConfig, shape: Shape, moe: bool
+               ) -> list[tuple[Shape, str, str]]:
+    """(shape, input GEMM, output GEMM) of a layer's TP-sharded blocks: the attention (QKV,
+    PROJ), then the MLP (FC1, FC2); a MoE layer's only MLP block is its shared experts'
+    (their width ``shared_experts x expert_ffn``, as ``moe_ops.py``), if any."""
+    m = cfg.model
+    if not moe:
+        return [(shape, "qkv", "proj"), (shape, "fc1", "fc2")]
+    if not m.shared_experts:
+        return [(shape, "qkv", "proj")]
+    shared = replace(shape, model=replace(m, ffn=m.shared_experts * m.expert_ffn))
+    return [(shape, "qkv", "proj"), (shared, "fc1", "fc2")]
 
 
 def _grad_groups(cfg: TransformerConfig, groups: dict[str, tuple[int, ...]]
