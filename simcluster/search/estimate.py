@@ -22,9 +22,9 @@ No step is simulated here. The estimate adds up, for the slowest pipeline stage:
 - data parallelism: the gradient all-reduce (ZeRO >= 1: reduce-scatter + all-gather) of rank
   0's DP group (the ``dp x cp`` ranks; with hybrid sharding, over its shard group, then the
   all-reduce of its gradient shard over the shard groups: ``layers.dp_collectives``); with
-  ``dp_overlap`` only what outlasts the last backward is exposed (at least one bucket); a MoE model's routed-expert gradients, reduced
-  over the expert-data-parallel group after the dense buckets on the same stream (as the
-  generator emits them), are exposed whole;
+  ``dp_overlap`` only what outlasts the last backward is exposed (at least one bucket); a
+  MoE model's routed-expert gradients, reduced over the expert-data-parallel group after the
+  dense buckets on the same stream (as the generator emits them), are exposed whole;
 - MoE layers and context parallelism (``layers.py``): the expert ops on the busiest rank's
   tokens with the dispatch/combine collectives exposed, ring attention with its K/V
   exchange hidden under each step's attention (or Ulysses' all-to-alls);
@@ -62,7 +62,7 @@ from simcluster.workload.generate.transformer import (
     optimizer_bytes_per_param,
     stage_params,
 )
-from simcluster.workload.generate.transformer.layers import _LayerOps
+from simcluster.workload.generate.transformer.layers import UB_SPLITS
 from simcluster.workload.generate.transformer.moe import separate_expert_dp
 
 
@@ -221,7 +221,7 @@ class Estimator:
         group = self.groups(cfg)["tp"]
         shape = blocks[0][0]
         size = int(shape.tokens * cfg.model.hidden * shape.act_bytes)
-        n, s = cfg.tp, _LayerOps.UB_SPLITS
+        n, s = cfg.tp, UB_SPLITS
         ag = self._coll("all_gather", size, group)
         rs = self._coll("reduce_scatter", size, group)
         head = self._coll("reduce_scatter", int(size * (s - 1) / s), group)

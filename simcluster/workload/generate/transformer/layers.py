@@ -12,6 +12,10 @@ from simcluster.workload.generate.transformer.cp import ring_attention, ulysses_
 from simcluster.workload.generate.transformer.moe import layer_keep, layer_rank_params
 from simcluster.workload.generate.transformer.template import _TP, _Rank
 
+#: Transformer Engine userbuffers' ``num_splits`` of the pipelined reduce-scatters (the
+#: generator's schedule and the search estimate both use it).
+UB_SPLITS = 4
+
 
 class _LayerOps:
     """The ops of one TP rank of one pipeline stage: the per-rank state and the layer,
@@ -96,7 +100,7 @@ class _LayerOps:
     # as without it). Two ops per GEMM give the chunked schedule's end exactly:
     # max(G, A + G/n) for a ring exchange (A the all-gather, G the GEMM, n chunks),
     # max(G + R/s, G/s + R) for the pipeline (R the reduce-scatter, s splits).
-    UB_SPLITS = 4  # TE's num_splits for the pipelined reduce-scatters
+    UB_SPLITS = UB_SPLITS
 
     def _ag_gemm(self, gather: str, name: str, cost: Cost, deps: list[int]) -> int:
         """SP all-gather ``gather`` after ``deps``, then the GEMM ``name`` of ``cost`` on
