@@ -405,9 +405,14 @@ def test_padding_pads_to_the_capacity_not_to_the_skew() -> None:
     assert _op(padded, "L1.fwd.ep_dispatch")["comm_bytes"] == 160 * 64 * 2
 
 
-def test_padding_needs_a_capacity_factor() -> None:
+def test_padding_needs_a_capacity_factor(capsys, tmp_path) -> None:
     with pytest.raises(WorkloadError):
         transformer(TransformerConfig(model=MOE, dp=2, ep=2, moe_pad_to_capacity=True))
+    out = tmp_path / "x.parquet"
+    args = ["--preset", "mixtral-8x7b", "--layers", "1", "--dp", "2", "--ep", "2",
+            "--moe-pad-to-capacity"]
+    assert "capacity_factor" in cli_exit_2(["generate", "transformer", *args, "-o", str(out)],
+                                           out, capsys)
 
 
 def test_sequential_mlp_concatenates_the_local_experts_rows_each_way() -> None:
