@@ -31,6 +31,7 @@ MICRO_BATCHES = 2
 KINDS: dict[str, str] = {
     "expert GEMMs": r"\.experts\.fc[12]$",
     "expert activation": r"\.experts\.act$",
+    "SequentialMLP cat": r"\.experts\.cat$",
     "fp8 casts (experts)": r"\.experts\.fc[12]_cast$",
     "fp8 casts (attention, dense MLP)": r"_cast$",
     "router, top-k, aux loss": r"\.router",

@@ -28,7 +28,9 @@ assumption):
   (``cp_comm=p2p``, Megatron-Core's default);
 - mixture of experts (``moe_params``): experts and top-k from the row, experts as wide as
   the row's ``ffn``, every layer MoE, ``ep`` from the row carved out of the dp x cp ranks,
-  expert TP = TP (Megatron-Core's default), dropless with balanced routing;
+  expert TP = TP (Megatron-Core's default), dropless with balanced routing; the S1 Grok-1
+  rows with their recipe's capacity factor 1.0, padding to capacity and SequentialMLP
+  (``S1_MOE_RECIPES``);
 - batch: micro_batch and global_batch from the row; where the row has no micro-batch, 1 for
   Megatron/NeMo and pipelined runs, else the local batch (torchtitan: no accumulation);
 - sequence_parallel from the row; empty -> on when tp > 1 (Megatron/NeMo recipes);
@@ -254,7 +256,19 @@ def moe_params(row: dict[str, str]) -> dict[str, Any] | None:
     if not experts or not top_k:
         return None
     tp = _int(row.get("tp", "")) or 1
-    return dict(experts=experts, top_k=top_k, ep=_int(row.get("ep", "")) or 1, expert_tp=tp)
+    out = dict(experts=experts, top_k=top_k, ep=_int(row.get("ep", "")) or 1, expert_tp=tp)
+    recipe = S1_MOE_RECIPES.get(row["model"]) if row["source_id"].startswith("S1_") else None
+    return {**out, **(recipe or {})}
+
+
+# The MoE settings of the S1 NeMo recipes (NVIDIA/dgxc-benchmarking, grok1/grok1_314b.yaml;
+# NeMo 24.12, Megatron-Core core_v0.10.0): capacity factor 1.0 with every expert's input
+# padded to it (``moe_pad_expert_input_to_capacity: true``) and ``moe_grouped_gemm: false``
+# (SequentialMLP, one Transformer Engine MLP per local expert).
+S1_MOE_RECIPES: dict[str, dict[str, Any]] = {
+    "Grok-1 314B (MoE)": dict(capacity_factor=1.0, moe_pad_to_capacity=True,
+                              moe_grouped_gemm=False),
+}
 
 
 # The gradient buckets of the S1 NeMo recipes (NVIDIA/dgxc-benchmarking@5f23b67, the
@@ -347,7 +361,9 @@ def map_row(row: dict[str, str]) -> Mapped | Skip:
         return skip("MoE model without its expert count and top-k")
     if moe:
         notes.append("MoE: expert_tp = tp (Megatron-Core's default), balanced routing "
-                     "(exact when the recipe pads to capacity 1.0, as Grok-1's does)")
+                     "(exact when the recipe pads to capacity 1.0, as Grok-1's does)"
+                     + ("; the recipe's capacity 1.0 with padding and SequentialMLP"
+                        if moe.get("moe_pad_to_capacity") else ""))
     gpu, why = catalog_gpu(row.get("gpu", ""))
     if gpu is None:
         return skip(why)

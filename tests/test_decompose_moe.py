@@ -23,5 +23,7 @@ def test_moe_ops_fall_under_their_kinds() -> None:
     assert kinds["fwd.sort_chunks"] == "regroup by expert (sort_chunks)"
     assert kinds["fwd.router_topk"] == "router, top-k, aux loss"
     assert kinds["fwd.permute"] == kinds["bwd.unpermute"] == "permute, unpermute"
+    assert dm.kind_of("L3.fwd.experts.cat") == dm.kind_of("L3.bwd.experts.cat") == \
+        "SequentialMLP cat"
     assert dm.kind_of("optimizer") == "optimizer" and dm.kind_of("logits") == \
         "LM head, loss, embedding"

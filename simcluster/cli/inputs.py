@@ -210,6 +210,11 @@ def generate_transformer(
     moe_skew: Annotated[float, typer.Option(
         help="tokens of the busiest EP rank over the mean (1 to ep)")] = 1.0,
     moe_dispatcher: Annotated[str, typer.Option(help="alltoall or allgather")] = "alltoall",
+    moe_pad_to_capacity: Annotated[bool, typer.Option(
+        help="pad every expert's input to its capacity (needs --capacity-factor)")] = False,
+    moe_grouped_gemm: Annotated[bool, typer.Option(
+        help="local experts as one grouped GEMM; --no-moe-grouped-gemm: SequentialMLP")
+                                ] = True,
     cp: Annotated[int, typer.Option(
         help="context-parallel size: each sequence split over cp ranks (ring attention)")
                   ] = 1,
@@ -293,7 +298,8 @@ def generate_transformer(
         "experts": experts, "top_k": top_k, "shared_experts": shared_experts,
         "moe_ffn": moe_ffn, "dense_layers": dense_layers, "ep": ep, "expert_tp": expert_tp,
         "capacity_factor": capacity_factor, "moe_skew": moe_skew,
-        "moe_dispatcher": moe_dispatcher, "cp": cp, "cp_comm": cp_comm, "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
+        "moe_dispatcher": moe_dispatcher, "moe_pad_to_capacity": moe_pad_to_capacity,
+        "moe_grouped_gemm": moe_grouped_gemm, "cp": cp, "cp_comm": cp_comm, "dp": dp, "micro_batch": micro_batch, "global_batch": global_batch,
         "sequence_parallel": sequence_parallel, "schedule": schedule, "zero": zero,
         "shard_group": shard_group,
         "recompute": recompute, "dtype": dtype, "flash_attention": flash_attention,

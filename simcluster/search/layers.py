@@ -6,8 +6,9 @@ taken from the generator's own closed forms (``workload/generate/transformer/moe
 **MoE layer** (per micro-batch, forward; the backward mirrors it): the router GEMM and
 top-k, the permutation, the grouped expert GEMMs on the busiest rank's ``M = R etp`` rows
 (``R = min(skew, capacity) T_l k``: the load factor sets the pace), the un-permutation and
-the shared experts as a dense MLP, and the all-to-all dispatcher's copies (regrouping by
-local expert, the expert-TP collectives' flat buffers: ``moe.dispatcher_copies``). Its
+the shared experts as a dense MLP, and the copies around the experts (regrouping by
+local expert, the expert-TP collectives' flat buffers unless padded to capacity,
+SequentialMLP's ``cat``: ``moe.dispatcher_copies``). Its
 communication: dispatch and combine over the EP
 group (two all-to-alls of ``R h e`` bytes per rank, or with the all-gather dispatcher an
 all-gather and a reduce-scatter of the group's ``ep T_l`` rows), and with expert TP an

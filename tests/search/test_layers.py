@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from simcluster.search.estimate import Estimator
@@ -122,3 +124,18 @@ def test_estimate_recomputes_what_save_qkv_proj_recomputes() -> None:
     assert e["full"].tp_comm_us - e["none"].tp_comm_us == pytest.approx(4 * one, rel=1e-9)
     assert (e["none"].stage_compute_us < e["save_qkv_proj"].stage_compute_us
             < e["full"].stage_compute_us)
+
+
+def test_estimate_has_the_copies_of_padding_and_sequential_experts() -> None:
+    """Padded to capacity: no flat-buffer copies (2 fewer costs); SequentialMLP with 2 local
+    experts: one cat copy more, byte for byte the generator's op."""
+    cfg = TransformerConfig(model=TOY, tp=2, dp=2, ep=2, expert_tp=2, sequence_parallel=True,
+                            fold=False)
+    base = len(moe_costs(cfg, cfg.shape(), False)[1])
+    padded = replace(cfg, capacity_factor=1.0, moe_pad_to_capacity=True)
+    assert len(moe_costs(padded, padded.shape(), False)[1]) == base - 2
+    seq = replace(padded, moe_grouped_gemm=False)
+    other = [c.nbytes for c in moe_costs(seq, seq.shape(), True)[1]]
+    ops = {r["name"]: r for r in transformer(seq).ops.to_pylist() if r["rank"] == 0}
+    assert len(other) == base - 1 and ops["L0.bwd.experts.cat"]["bytes_accessed"] in other
+

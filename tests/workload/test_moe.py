@@ -370,3 +370,68 @@ def test_expert_tp_collectives_copy_through_a_flat_buffer_with_the_alltoall_disp
         assert names.index(f"{rs}_flatten") < names.index(rs)
     wl = transformer(replace(cfg, moe_dispatcher="allgather"))
     assert not [n for n in _names(wl) if n.endswith("flatten")]
+
+
+def test_padding_to_capacity_drops_the_flat_buffer_copies_and_evens_the_all_to_alls() -> None:
+    """Megatron-Core core_v0.10.0 with ``moe_pad_expert_input_to_capacity``: the
+    dispatcher's preprocess returns before it computes split sizes, so the expert-TP
+    all-gather and reduce-scatter run on tensors (no flat-buffer copy) and the all-to-alls
+    are even. tp 2 = expert TP: 16 tokens x top-2 = 32 rows; capacity 1.0 with skew 1.5:
+    every expert computes exactly its capacity, 32 rows dispatched, 64 after the gather."""
+    cfg = TransformerConfig(model=MOE, micro_batch=1, tp=2, dp=2, ep=2, expert_tp=2,
+                            sequence_parallel=True, capacity_factor=1.0, moe_skew=1.5,
+                            moe_pad_to_capacity=True, fold=False)
+    wl = transformer(cfg)
+    assert not [n for n in _names(wl) if n.endswith("flatten")]
+    assert _op(wl, "L1.fwd.etp_ag")["comm_bytes"] == 64 * 64 * 2
+    assert {r["comm_bytes"] for r in _rows(wl, 0, collective="all_to_all")} == {32 * 64 * 2}
+    assert wl.ops.column("splits").null_count == wl.num_ops  # even, despite the skew
+    # 64 rows x h 64 x (2 gated halves of 32 / expert TP 2)
+    assert _op(wl, "L1.fwd.experts.fc1")["flops"] == 2 * 64 * 64 * 32
+    # without padding the same skew makes the busiest rank receive 1.0 x (capped) and
+    # uneven splits, and the collectives copy through the flat buffer
+    wl = transformer(replace(cfg, moe_pad_to_capacity=False))
+    assert [n for n in _names(wl) if n.endswith("flatten")]
+    assert wl.ops.column("splits").null_count < wl.num_ops
+
+
+def test_padding_pads_to_the_capacity_not_to_the_skew() -> None:
+    """Capacity 1.25, skew 1.0: unpadded, every rank receives its balanced 128 rows; padded
+    to capacity, 1.25 x 128 = 160 (the empty slots are computed)."""
+    cfg = TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2, capacity_factor=1.25,
+                            fold=False)
+    assert _op(transformer(cfg), "L1.fwd.ep_dispatch")["comm_bytes"] == 128 * 64 * 2
+    padded = transformer(replace(cfg, moe_pad_to_capacity=True))
+    assert _op(padded, "L1.fwd.ep_dispatch")["comm_bytes"] == 160 * 64 * 2
+
+
+def test_padding_needs_a_capacity_factor(capsys, tmp_path) -> None:
+    with pytest.raises(WorkloadError):
+        transformer(TransformerConfig(model=MOE, dp=2, ep=2, moe_pad_to_capacity=True))
+    out = tmp_path / "x.parquet"
+    args = ["--preset", "mixtral-8x7b", "--layers", "1", "--dp", "2", "--ep", "2",
+            "--moe-pad-to-capacity"]
+    assert "capacity_factor" in cli_exit_2(["generate", "transformer", *args, "-o", str(out)],
+                                           out, capsys)
+
+
+def test_sequential_mlp_concatenates_the_local_experts_rows_each_way() -> None:
+    """moe_grouped_gemm False (SequentialMLP), dp 2, ep 2: 2 local experts on 128 rows of
+    64 x 2 B; torch.cat of their outputs after FC2 and, in the backward, of the input
+    gradient's pieces after FC1's dgrad: one copy (read + write) each. One local expert
+    (ep 4) or a grouped GEMM: none."""
+    cfg = TransformerConfig(model=MOE, micro_batch=2, dp=2, ep=2, moe_grouped_gemm=False,
+                            fold=False)
+    wl = transformer(cfg)
+    names = _names(wl)
+    assert names.count("L1.fwd.experts.cat") == names.count("L1.bwd.experts.cat") == 1
+    for pas in ("fwd", "bwd"):
+        op = _op(wl, f"L1.{pas}.experts.cat")
+        assert (op["flops"], op["bytes_accessed"]) == (0, 2 * 2 * 128 * 64)
+    assert (names.index("L1.fwd.experts.fc2") < names.index("L1.fwd.experts.cat")
+            < names.index("L1.fwd.unsort_chunks"))
+    assert (names.index("L1.bwd.experts.fc1") < names.index("L1.bwd.experts.cat")
+            < names.index("L1.bwd.sort_chunks"))
+    assert "L1.fwd.experts.cat" not in _names(transformer(replace(cfg, moe_grouped_gemm=True)))
+    one = replace(cfg, dp=4, ep=4)
+    assert "L1.fwd.experts.cat" not in _names(transformer(one))

@@ -17,6 +17,7 @@ from simcluster.workload.generate.transformer.moe import (
     a2a_splits,
     expert_group_names,
     expert_groups,
+    uneven_a2a,
 )
 from simcluster.workload.generate.transformer.stage import _StageBuilder
 from simcluster.workload.generate.transformer.template import (
@@ -103,9 +104,10 @@ def _hybrid_groups(cfg: TransformerConfig) -> dict[str, tuple[int, ...]]:
 def _splits(tpl: dict[str, Any], cfg: TransformerConfig, members: tuple[int, ...],
             rank: int) -> pa.Array:
     """The rank's per-pair bytes of its EP all-to-alls under skew (``moe.a2a_splits``);
-    null elsewhere, and everywhere without skew (even all-to-alls)."""
+    null elsewhere, and everywhere without skew or with padding to capacity (even
+    all-to-alls: ``moe.uneven_a2a``)."""
     n = len(tpl["a2a"])
-    rows = np.flatnonzero(tpl["a2a"]) if cfg.moe_skew > 1 and members else []
+    rows = np.flatnonzero(tpl["a2a"]) if uneven_a2a(cfg) and members else []
     if not len(rows):
         return pa.nulls(n, pa.list_(pa.int64()))
     position = members.index(rank)

@@ -103,6 +103,15 @@ class TransformerConfig:
             ``ep``); every rank is modelled as that one, so the slowest sets the pace.
         moe_dispatcher: token dispatch: ``alltoall`` (all-to-all over the EP group) or
             ``allgather`` (all-gather the tokens, reduce-scatter the outputs).
+        moe_pad_to_capacity: every expert's input padded to exactly its capacity
+            (Megatron-Core's ``moe_pad_expert_input_to_capacity``; needs
+            ``capacity_factor``): every expert computes ``capacity_factor`` times its mean
+            share whatever the routing, the all-to-alls are even and the collectives
+            around the experts get no split sizes (``moe.py``).
+        moe_grouped_gemm: the local experts run as one grouped GEMM (Megatron-Core's
+            ``moe_grouped_gemm``); False: SequentialMLP, one MLP per local expert, whose
+            outputs are concatenated (a copy of the expert rows) and whose input gradient
+            is concatenated from the split's pieces (one more) (``moe.py``).
         cp: context-parallel size: each sequence split over ``cp`` ranks (``cp.py``); the
             gradients are reduced over the ``dp x cp`` ranks of a TP rank and stage.
         cp_comm: how context parallelism exchanges keys and values: ``p2p`` (ring
@@ -150,6 +159,8 @@ class TransformerConfig:
     capacity_factor: float | None = None
     moe_skew: float = 1.0
     moe_dispatcher: str = "alltoall"
+    moe_pad_to_capacity: bool = False
+    moe_grouped_gemm: bool = True
     cp: int = 1
     cp_comm: str = "p2p"
     host_us: float = 0.0

@@ -54,6 +54,22 @@ expert-TP all-gather and back before the reduce-scatter, a copy of the ``M`` row
 one more each in the backward; the expert-TP all-gather and reduce-scatter pass split sizes,
 so ``torch.distributed`` runs them on a flat buffer with a copy of the ``M`` rows out of it
 (all-gather) or into it (reduce-scatter): ``etp_ag_unflatten``, ``etp_rs_flatten``.
+
+**Padding to capacity** (``moe_pad_to_capacity``, Megatron-Core's
+``moe_pad_expert_input_to_capacity``): the router drops tokens over capacity and pads every
+expert's input to exactly ``capacity_factor`` times its mean share, so the busiest rank
+receives ``R = c T_l k`` rows whatever the skew and every all-to-all is even. The
+dispatcher's ``preprocess`` then returns before it computes split sizes (core_v0.10.0
+``token_dispatcher.py``: ``input_splits``, ``output_splits``, ``output_splits_tp`` stay
+None), so the all-to-alls run as ``all_to_all_single`` and the expert-TP all-gather and
+reduce-scatter as ``all_gather_into_tensor`` / ``reduce_scatter_tensor``
+(``mappings.py``: ``output_split_sizes is None``): no flat-buffer copies.
+
+**SequentialMLP** (``moe_grouped_gemm`` False, Megatron-Core ``experts.py``): one MLP per
+local expert on its slice of the rows (``torch.split``, a view), the outputs joined by
+``torch.cat`` (a copy of the ``M`` rows, ``experts_cat``), and in the backward the input
+gradient joined from the split's pieces (the gradient of ``split`` is a ``cat``: one more
+copy). With one local expert there is neither.
 """
 
 from __future__ import annotations
@@ -69,7 +85,8 @@ if TYPE_CHECKING:
 
 MOE_DISPATCHERS = ("alltoall", "allgather")
 _MOE_OPTIONS = (("ep", 1), ("expert_tp", 1), ("capacity_factor", None), ("moe_skew", 1.0),
-                ("moe_dispatcher", "alltoall"))
+                ("moe_dispatcher", "alltoall"), ("moe_pad_to_capacity", False),
+                ("moe_grouped_gemm", True))
 
 
 @dataclass(frozen=True)
@@ -112,8 +129,12 @@ def expert_layout(cfg: TransformerConfig) -> ExpertLayout:
     """The layout of ``cfg``'s MoE layers (a checked MoE configuration)."""
     m, shape = cfg.model, cfg.shape()
     tokens = shape.ln_tokens
-    factor = cfg.moe_skew if cfg.capacity_factor is None \
-        else min(cfg.moe_skew, cfg.capacity_factor)
+    if cfg.capacity_factor is None:
+        factor = cfg.moe_skew
+    elif cfg.moe_pad_to_capacity:  # every expert computes exactly its capacity
+        factor = cfg.capacity_factor
+    else:
+        factor = min(cfg.moe_skew, cfg.capacity_factor)
     received = factor * tokens * m.top_k
     return ExpertLayout(ep=cfg.ep, etp=cfg.expert_tp,
                         edp=cfg.tp * cfg.dp * cfg.cp // (cfg.ep * cfg.expert_tp),
@@ -147,6 +168,12 @@ def a2a_splits(cfg: TransformerConfig, position: int, hot: int, towards: bool) -
     if towards:
         return [int(unit * x) for x in load]
     return [int(unit * load[position])] * ep
+
+
+def uneven_a2a(cfg: TransformerConfig) -> bool:
+    """Whether the EP all-to-alls are uneven (per-pair ``splits``): under skew, unless every
+    expert's input is padded to capacity (then every pair moves its capacity)."""
+    return cfg.moe_skew > 1 and not cfg.moe_pad_to_capacity
 
 
 def separate_expert_dp(cfg: TransformerConfig) -> bool:
@@ -192,6 +219,8 @@ def check_moe(cfg: TransformerConfig) -> list[str]:
         out.append("MoE layers with tp > 1 need sequence_parallel (as Megatron-Core requires)")
     if cfg.zero >= 2:
         out.append(f"zero {cfg.zero} is not modelled with MoE layers yet: use zero 0 or 1")
+    if cfg.moe_pad_to_capacity and cfg.capacity_factor is None:
+        out.append("moe_pad_to_capacity needs a capacity_factor (the capacity it pads to)")
     if cfg.capacity_factor is not None and cfg.capacity_factor <= 0:
         out.append(f"capacity_factor {cfg.capacity_factor} must be > 0 (or None: dropless)")
     if not 1.0 <= cfg.moe_skew <= max(cfg.ep, 1):
@@ -333,15 +362,35 @@ def _row_copy(s: Shape, rows: float, hidden: int) -> Cost:
     return Cost(0.0, 2.0 * s.act_bytes * rows * hidden)
 
 
+def flat_buffer_copies(cfg: TransformerConfig) -> bool:
+    """Whether the expert-TP all-gather and reduce-scatter pass split sizes and so copy
+    through a flat buffer (:func:`split_list_copy`): with the all-to-all dispatcher and
+    expert TP, unless the input is padded to capacity (module docstring)."""
+    return (cfg.moe_dispatcher == "alltoall" and cfg.expert_tp > 1
+            and not cfg.moe_pad_to_capacity)
+
+
+def sequential_cat(s: Shape, rows: float, hidden: int) -> Cost:
+    """SequentialMLP's ``torch.cat`` of the local experts' outputs (forward) or of the
+    input gradient's pieces (backward): one copy of the ``rows`` expert rows."""
+    return _row_copy(s, rows, hidden)
+
+
 def dispatcher_copies(cfg: TransformerConfig, s: Shape) -> list[Cost]:
-    """The all-to-all dispatcher's copies in one pass (forward, or backward) of a MoE layer
-    on a rank: ``sort_chunks`` both ways with several local experts, and the flat-buffer
-    copy of the expert-TP all-gather and of its reduce-scatter (module docstring)."""
+    """The copies around the experts in one pass (forward, or backward) of a MoE layer on
+    a rank: the all-to-all dispatcher's ``sort_chunks`` both ways with several local
+    experts, the flat-buffer copy of the expert-TP all-gather and of its reduce-scatter
+    (:func:`flat_buffer_copies`), and SequentialMLP's ``cat`` with several local experts
+    (module docstring)."""
     lay, h = expert_layout(cfg), cfg.model.hidden
+    several = lay.local_experts > 1
+    out = [sequential_cat(s, lay.expert_tokens, h)] if several and not cfg.moe_grouped_gemm \
+        else []
     if cfg.moe_dispatcher != "alltoall":
-        return []
-    out = [sort_chunks(s, lay.expert_tokens, h)] * 2 if lay.local_experts > 1 else []
-    return out + ([split_list_copy(s, lay.expert_tokens, h)] * 2 if lay.etp > 1 else [])
+        return out
+    out += [sort_chunks(s, lay.expert_tokens, h)] * 2 if several else []
+    return out + ([split_list_copy(s, lay.expert_tokens, h)] * 2
+                  if flat_buffer_copies(cfg) else [])
 
 
 def moe_mlp_activation_bytes(cfg: TransformerConfig) -> float:

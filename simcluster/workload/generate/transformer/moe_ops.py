@@ -12,10 +12,12 @@ from simcluster.workload.generate.transformer.layers import _LayerOps
 from simcluster.workload.generate.transformer.moe import (
     expert_gemms,
     expert_layout,
+    flat_buffer_copies,
     grouped_gemm,
     grouped_gemm_bwd,
     permute,
     router_topk,
+    sequential_cat,
     sort_chunks,
     split_list_copy,
     unpermute,
@@ -58,10 +60,12 @@ class _MoeOps(_LayerOps):
         TP); without it, ``dep`` itself. With the all-to-all dispatcher the rows travel
         through ``torch.distributed``'s list API (:func:`split_list_copy`): a copy out of
         the gathered buffer after an all-gather, into a flat buffer before a
-        reduce-scatter."""
+        reduce-scatter; not when the input is padded to capacity (no split sizes:
+        :func:`~.moe.flat_buffer_copies`)."""
         if self.lay.etp == 1:
             return dep
-        copy = split_list_copy(self.s, self.r1, self.cfg.model.hidden) if self._a2a else None
+        copy = split_list_copy(self.s, self.r1, self.cfg.model.hidden) \
+            if flat_buffer_copies(self.cfg) else None
         if copy is not None and collective == "reduce_scatter":
             dep = self._c(f"{name}_flatten", copy, deps=[dep])
         op = self.r.coll(name, collective, self.r1 * self.row, _TP, "tp", deps=[dep])
@@ -76,6 +80,15 @@ class _MoeOps(_LayerOps):
         if not self._a2a or self.lay.local_experts == 1:
             return dep
         cost = sort_chunks(self.s, self.lay.expert_tokens, self.cfg.model.hidden)
+        return self._c(name, cost, deps=[dep])
+
+    def _cat(self, name: str, dep: int) -> int:
+        """SequentialMLP's ``torch.cat`` of the local experts' rows after op ``dep``
+        (:func:`~.moe.sequential_cat`); nothing with a grouped GEMM or one local expert
+        (``dep`` itself)."""
+        if self.cfg.moe_grouped_gemm or self.lay.local_experts == 1:
+            return dep
+        cost = sequential_cat(self.s, self.lay.expert_tokens, self.cfg.model.hidden)
         return self._c(name, cost, deps=[dep])
 
     @property
@@ -112,7 +125,7 @@ class _MoeOps(_LayerOps):
         c(f"{p}.experts.fc1", costs["fc1"], gemm=True, deps=[op])
         c(f"{p}.experts.act", costs["act"])
         self._cast(f"{p}.experts.fc2_cast", lay.expert_tokens * self.eg["fc2"][1])
-        op = c(f"{p}.experts.fc2", costs["fc2"], gemm=True)
+        op = self._cat(f"{p}.experts.cat", c(f"{p}.experts.fc2", costs["fc2"], gemm=True))
         if self._a2a:
             op = self._sort_chunks(f"{p}.unsort_chunks", op)
             op = self._etp(f"{p}.etp_rs", "reduce_scatter", op)
@@ -153,7 +166,7 @@ class _MoeOps(_LayerOps):
         c(f"{p}.experts.fc2", costs["fc2"], gemm=True, deps=[op])
         c(f"{p}.experts.act", costs["act"])
         self._cast(f"{p}.experts.fc1_cast", self.eg["fc1"][0] * self.eg["fc1"][2])
-        op = c(f"{p}.experts.fc1", costs["fc1"], gemm=True)
+        op = self._cat(f"{p}.experts.cat", c(f"{p}.experts.fc1", costs["fc1"], gemm=True))
         if self._a2a:
             op = self._sort_chunks(f"{p}.sort_chunks", op)
             op = self._etp(f"{p}.etp_rs", "reduce_scatter", op)
