@@ -162,7 +162,7 @@ def _stamp(tpl: dict[str, Any], cfg: TransformerConfig, p: int, d: int,
     cols["rank"] = pa.array(np.repeat(ranks, n).astype(np.int32))
     cols["group"] = groups
     cols["peer"] = peer
-    if cfg.moe_skew > 1 and np.any(tpl["a2a"]):
+    if uneven_a2a(cfg) and np.any(tpl["a2a"]):
         cols["splits"] = pa.concat_arrays([
             _splits(tpl, cfg, members.get(expert_group_names(cfg, t, p, d, c)[0], ()), int(r))
             for (t, c), r in zip(tc, ranks)])
