@@ -59,14 +59,14 @@ _MCORE: dict[str, Any] = {
 # "H100 80GB BF16" up to 64 GPUs, "H100 80GB FP8", "A100 80GB"; 59 H100 and 61 A100 rows).
 # - memory_efficiency: the fraction of HBM bandwidth its memory-bound kernels (PyTorch eager
 #   LayerNorm, GELU, residual adds, the eager loss, FSDP's flat-parameter copies) reach:
-#   0.59 on A100 80GB (1.20 TB/s of 2.04) and 0.39 on H100 SXM (1.31 TB/s of 3.35), against
+#   0.58 on A100 80GB (1.18 TB/s of 2.04) and 0.39 on H100 SXM (1.31 TB/s of 3.35), against
 #   0.79 and 0.87 for STREAM Copy (the chips' calibration). Nearly the same bytes per second
 #   on both chips: the eager kernels of the 2023 images did not use Hopper's HBM3 bandwidth
 #   (early Hopper software; the NeMo rows of 2025 need no such factor).
 # - flash1 gemm_efficiency: FlashAttention 1.x, refitted jointly with the above (0.52 and 0.27
 #   when fitted alone, bench/fit_attention.py; the chips keep those for recorded kernels).
 _FOUNDRY_2023_COMPUTE: dict[str, dict[str, Any]] = {
-    "A100": {"memory_efficiency": 0.59, "families": {"flash1": {"gemm_efficiency": 0.55}},
+    "A100": {"memory_efficiency": 0.58, "families": {"flash1": {"gemm_efficiency": 0.55}},
              "source": "llm-foundry-2023 on A100: fitted on S2 calibrate (bench/fit_stack.py)"},
     "H100": {"memory_efficiency": 0.39, "families": {"flash1": {"gemm_efficiency": 0.31}},
              "source": "llm-foundry-2023 on H100: fitted on S2 calibrate (bench/fit_stack.py)"},
