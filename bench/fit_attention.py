@@ -17,7 +17,9 @@ the mean squared log error of the step time over the chip's rows.
 
 Prints, per chip, the objective along the grid, the best efficiency, and the MAPE and mean
 signed error at it; copy the value into the ``flash1`` entry of the chip's calibration ``families``
-(``sim/compute.py``).
+(``sim/compute.py``). The ``llm-foundry-2023`` profile's own value, fitted jointly with the
+stack's HBM efficiency, comes from ``bench/fit_stack.py``; this fit runs the rows at the
+chip's calibration (no profile entry).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import json
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 
 import simcluster as sc
@@ -187,6 +188,42 @@ def test_mapped_row_generates_and_its_cluster_has_its_gpus(vp, rows) -> None:
     assert len(vp.cluster_for(m.gpu, m.gpus).accelerators) == 16
     wl = sc.generate("transformer", **{**m.params, "layers": 2, "global_batch": 16})
     assert wl.num_ranks == 16
+
+
+def _spec(cluster):
+    """The accelerator spec of a cluster's first GPU."""
+    return cluster.specs[cluster.accelerators[0]]
+
+
+def test_llm_foundry_rows_run_at_their_2023_stacks_kernel_efficiencies(vp, rows) -> None:
+    """The row's framework profile's ``compute:`` entry goes into its cluster, so a
+    memory-bound op on H100 reaches 0.39 of the 3,350 GB/s (not STREAM's 0.866) and a
+    FlashAttention 1 op 0.31 of the bf16 peak; other frameworks keep the chip's calibration."""
+    from simcluster.sim.compute import ComputeModel, overrides_for
+    m = vp.map_row(rows["107"])  # MPT-70b on 512 H100, llm-foundry
+    assert m.params["framework"] == "llm-foundry-2023"
+    spec = vp.cluster_spec(m.gpu, 8, None, None, m.params["framework"])
+    assert spec["compute"]["H100-SXM5-80GB"]["memory_efficiency"] == 0.39
+    assert "compute" not in vp.cluster_spec(m.gpu, 8, None, None, "nemo")
+    assert "compute" not in vp.cluster_spec(m.gpu, 8)
+    model = ComputeModel(overrides=overrides_for(
+        vp.cluster_for(m.gpu, 8, framework="llm-foundry-2023").compute))
+    h100 = _spec(vp.cluster_for(m.gpu, 8))
+    nbytes = np.array([3350e3 * 0.39 * 100.0])  # 100 us at 0.39 of 3,350 GB/s
+    assert model.roofline_us(np.zeros(1), nbytes, "bf16", h100)[0] == pytest.approx(106.25)
+    plain = ComputeModel(overrides=overrides_for(vp.cluster_for(m.gpu, 8).compute))
+    assert plain.roofline_us(np.zeros(1), nbytes, "bf16", h100)[0] == pytest.approx(
+        6.25 + 100.0 * 0.39 / 0.866)
+    flops = np.array([h100.peak_flops_per_us("bf16") * 0.31 * 50.0])  # 50 us at 0.31
+    assert model.roofline_us(flops, np.zeros(1), "bf16", h100, "flash1")[0] == pytest.approx(
+        56.25)
+    # A100 40GB takes the A100 entry at its own 1,555 GB/s: 0.58 of it
+    a40 = vp.cluster_for("A100-SXM4-40GB", 8, framework="llm-foundry-2023")
+    spec40 = _spec(a40)
+    assert spec40.hbm_GBps == 1555
+    a_model = ComputeModel(overrides=overrides_for(a40.compute))
+    assert a_model.roofline_us(np.zeros(1), np.array([1555e3 * 0.58 * 10.0]), "bf16",
+                               spec40)[0] == pytest.approx(9.0 + 10.0)
 
 
 def test_report_lists_skip_reasons_with_counts(vp, tmp_path, capsys) -> None:

@@ -8,7 +8,7 @@ import pytest
 from simcluster.cli import main
 from simcluster.errors import WorkloadError
 from simcluster.workload.generate.costs import Shape
-from simcluster.workload.generate.frameworks import FRAMEWORKS
+from simcluster.workload.generate.frameworks import FRAMEWORKS, compute_entry
 from simcluster.workload.generate.presets import ModelSpec
 from simcluster.workload.generate.registry import transformer_config
 from simcluster.workload.generate.transformer import (
@@ -39,6 +39,22 @@ def test_a_framework_fills_only_the_settings_not_given() -> None:
     for profile in FRAMEWORKS.values():  # every profile makes a valid configuration
         transformer(transformer_config({**DIMS, "dp": 2, "framework": profile.name}))
         assert profile.source
+
+
+def test_compute_entry_is_the_stacks_kernels_on_a_chip_and_a_copy() -> None:
+    entry = compute_entry("LLM-Foundry-2023", "H100")
+    assert entry is not None and entry["memory_efficiency"] == 0.39
+    assert entry["families"] == {"flash1": {"gemm_efficiency": 0.31}}
+    entry["families"]["flash1"]["gemm_efficiency"] = 1.0  # the caller's copy only
+    assert compute_entry("llm-foundry-2023", "H100")["families"]["flash1"][
+        "gemm_efficiency"] == 0.31
+    assert compute_entry("llm-foundry-2023", "A100")["memory_efficiency"] == 0.58
+    for name in ("megatron-core", "nemo", "torchtitan", "megatron-2021"):
+        assert compute_entry(name, "H100") is None  # the chip's own calibration
+    assert compute_entry("llm-foundry-2023", None) is None
+    assert compute_entry(None, "H100") is None
+    with pytest.raises(WorkloadError):
+        compute_entry("nope", "H100")
 
 
 def test_unknown_framework_and_kernels_are_explained(capsys, tmp_path) -> None:

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +24,20 @@ from simcluster.names import suggestion
 
 @dataclass(frozen=True)
 class Framework:
-    """A framework at a named version: its default settings and where they come from."""
+    """A framework at a named version: its default settings and where they come from.
+
+    ``compute`` holds, per calibrated chip (``A100``, ``H100``: ``sim.compute.CHIP_OF``), the
+    kernel efficiencies of this framework's software stack where they differ from the chip's
+    built-in calibration, as a topology ``compute:`` entry (``ComputeParams`` fields, e.g.
+    ``{"gemm_efficiency": 0.6, "families": {"flash1": {"gemm_efficiency": 0.3}}}``): an older
+    CUDA/cuBLAS/attention library on a newer chip sustains less of its peak.
+    """
 
     name: str
     description: str
     settings: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    compute: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # Megatron-Core's performance settings, which NeMo uses as they are. Its DDP buckets hold
@@ -44,6 +53,24 @@ _MCORE: dict[str, Any] = {
     "flash_attention": True, "attention_kernel": "flash", "loss_kernel": "fused",
     "dp_overlap": True, "tp_overlap": True, "zero": 1,
     "sequence_parallel": True, "bucket_per_dp_rank": 1_000_000}
+
+# The 2023 llm-foundry stack's kernels where they differ from the chip's calibration, fitted
+# by ``python bench/fit_stack.py`` on the calibrate split's llm-foundry rows only (the tables
+# "H100 80GB BF16" up to 64 GPUs, "H100 80GB FP8", "A100 80GB"; 59 H100 and 61 A100 rows).
+# - memory_efficiency: the fraction of HBM bandwidth its memory-bound kernels (PyTorch eager
+#   LayerNorm, GELU, residual adds, the eager loss, FSDP's flat-parameter copies) reach:
+#   0.58 on A100 80GB (1.18 TB/s of 2.04) and 0.39 on H100 SXM (1.31 TB/s of 3.35), against
+#   0.79 and 0.87 for STREAM Copy (the chips' calibration). Nearly the same bytes per second
+#   on both chips: the eager kernels of the 2023 images did not use Hopper's HBM3 bandwidth
+#   (early Hopper software; the NeMo rows of 2025 need no such factor).
+# - flash1 gemm_efficiency: FlashAttention 1.x, refitted jointly with the above (0.52 and 0.27
+#   when fitted alone, bench/fit_attention.py; the chips keep those for recorded kernels).
+_FOUNDRY_2023_COMPUTE: dict[str, dict[str, Any]] = {
+    "A100": {"memory_efficiency": 0.58, "families": {"flash1": {"gemm_efficiency": 0.55}},
+             "source": "llm-foundry-2023 on A100: fitted on S2 calibrate (bench/fit_stack.py)"},
+    "H100": {"memory_efficiency": 0.39, "families": {"flash1": {"gemm_efficiency": 0.31}},
+             "source": "llm-foundry-2023 on H100: fitted on S2 calibrate (bench/fit_stack.py)"},
+}
 
 FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
     Framework(
@@ -74,7 +101,11 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
          "zero": 3, "sequence_parallel": False, "tp_overlap": False},
         "llm-foundry scripts/train/benchmarking/README.md (tables from 2023, before the "
         "torch 2.0 Composer release): attn_impl flash (FlashAttention 1.x), "
-        "torch.nn.CrossEntropyLoss, FSDP FULL_SHARD"),
+        "torch.nn.CrossEntropyLoss, FSDP FULL_SHARD; kernel efficiencies of the 2023 stack "
+        "(PyTorch 1.13/2.0 eager, CUDA 11.7-11.8 images such as "
+        "mosaicml/llm-foundry:2.0.1_cu118) fitted on the calibrate split's llm-foundry rows "
+        "(bench/fit_stack.py, docs/validation.md)",
+        _FOUNDRY_2023_COMPUTE),
     Framework(
         "torchtitan", "torchtitan (PyTorch FSDP2, 2024-2025)",
         {"flash_attention": True, "attention_kernel": "flash", "loss_kernel": "eager",
@@ -96,6 +127,21 @@ def framework(name: str) -> Framework:
         raise WorkloadError(f"unknown framework {name!r}; {hint}use one of "
                             f"{', '.join(FRAMEWORKS)}.")
     return found
+
+
+def compute_entry(name: str | None, chip: str | None) -> dict[str, Any] | None:
+    """The topology ``compute:`` entry (``ComputeParams`` fields) of framework ``name``'s
+    software stack on calibrated chip ``chip`` (``A100``, ``H100``), or None where the stack
+    runs at the chip's built-in calibration (no name, no chip, or none given).
+
+    Example:
+        >>> compute_entry("megatron-core", "H100") is None
+        True
+    """
+    if not name or not chip:
+        return None
+    entry = framework(name).compute.get(chip)
+    return copy.deepcopy(entry) if entry else None
 
 
 def settings_of(name: str | None, explicit: dict[str, Any]) -> dict[str, Any]:
