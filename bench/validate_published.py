@@ -490,16 +490,13 @@ def map_rows(rows: Iterable[dict[str, str]]) -> tuple[list[Mapped], list[Skip]]:
 # -- the cluster ---------------------------------------------------------------------------
 
 def cluster_spec(gpu: str, gpus: int, nics: dict[str, Any] | None = None,
-                 comm_sms: float | None = None, framework: str | None = None,
+                 comm_sms: float | None = None,
                  compute: dict[str, Any] | None = None) -> dict[str, Any]:
     """A topology spec of ``gpus`` GPUs: DGX-class servers of 8 on a rail-optimized fabric
     with the SuperPOD's scalable unit (``topologies/dgx-*-superpod.yaml``); ``comm_sms``:
-    the SMs collectives take from compute (None: the part's default); ``framework``: the
-    row's framework profile, whose software stack's kernel efficiencies on the GPU's chip
-    (``frameworks.compute_entry``) become the spec's ``compute:`` entry; ``compute``: an
-    entry that replaces it (``bench/fit_stack.py`` tries candidate values)."""
-    from simcluster.sim.compute import CHIP_OF
-    from simcluster.workload.generate.frameworks import compute_entry
+    the SMs collectives take from compute (None: the part's default); ``compute``: the GPU's
+    ``compute:`` entry, which replaces the one the row's framework profile gives it at replay
+    (``scenario.stack_calibration``; ``bench/fit_stack.py`` tries candidate values)."""
     preset = PRESET[gpu]
     servers = max(1, math.ceil(gpus / GPUS_PER_SERVER))
     node: dict[str, Any] = {"name": "node", "count": servers, "preset": preset,
@@ -513,9 +510,8 @@ def cluster_spec(gpu: str, gpus: int, nics: dict[str, Any] | None = None,
                           "spines": spines}
     if comm_sms is not None:
         spec["network"] = {"comm_sms": comm_sms}
-    entry = compute if compute is not None else compute_entry(framework, CHIP_OF.get(gpu))
-    if entry is not None:
-        spec["compute"] = {gpu: entry}
+    if compute is not None:
+        spec["compute"] = {gpu: compute}
     return spec
 
 
@@ -523,12 +519,11 @@ _CLUSTERS: dict[str, Any] = {}
 
 
 def cluster_for(gpu: str, gpus: int, nics: dict[str, Any] | None = None,
-                comm_sms: float | None = None, framework: str | None = None,
-                compute: dict[str, Any] | None = None):
+                comm_sms: float | None = None, compute: dict[str, Any] | None = None):
     """The built cluster (cached per spec; arguments: :func:`cluster_spec`)."""
     from simcluster.topology.build import build
     from simcluster.topology.schema import TopologySpec
-    spec = cluster_spec(gpu, gpus, nics, comm_sms, framework, compute)
+    spec = cluster_spec(gpu, gpus, nics, comm_sms, compute)
     key = json.dumps(spec, sort_keys=True)
     if key not in _CLUSTERS:
         _CLUSTERS[key] = build(TopologySpec.model_validate(spec), source=spec["name"])
@@ -611,8 +606,7 @@ def predict(m: Mapped, max_ops: float, timeout_s: float,
     if timeout_s > 0:
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
-        cluster = cluster_for(m.gpu, m.gpus, m.nics, comm_sms, m.params.get("framework"),
-                              compute)
+        cluster = cluster_for(m.gpu, m.gpus, m.nics, comm_sms, compute)
         points = _extrapolation_points(m) if estimated_ops(m) > max_ops else None
         for attempt in range(2):
             try:

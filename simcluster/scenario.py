@@ -42,12 +42,15 @@ from simcluster.placement import Bound, Placement, bind
 from simcluster.placement.reach import check_reachable
 from simcluster.result import Result
 from simcluster.sim import SimOptions, simulate
+from simcluster.sim.compute import CHIP_OF
 from simcluster.topology import Cluster, load_cluster, resolve_device
 from simcluster.topology.accelerator import AcceleratorSpec
 from simcluster.topology.identification import unknown_message
 from simcluster.topology.recorded import recorded_cluster
+from simcluster.topology.schema import ComputeParams
 from simcluster.topology.transform import fail, flapping, scale_links, with_device, with_hardware
 from simcluster.workload import Workload, load_workload
+from simcluster.workload.generate.frameworks import FRAMEWORKS, compute_entry
 
 
 Progress = Callable[[int, int], None]
@@ -195,8 +198,10 @@ class Scenario:
         bound = bind(self.workload, cluster, self.placement)
         check_reachable(bound)
         check_fold_uniform(bound)
+        compute, stack = stack_calibration(self.workload, cluster)
+        note = " ".join(x for x in (note, stack) if x) or None
         options = SimOptions.for_workload(self.workload, predict=self.predict_kernels,
-                                          compute=cluster.compute,
+                                          compute=compute,
                                           slowdown=dict(self.whatif.slow_ranks),
                                           progress=progress, freeze_gc=freeze_gc)
         try:
@@ -205,6 +210,42 @@ class Scenario:
             caps = [cluster.specs[d].hbm_bytes for d in bound.placement.devices]
             raise explain_oom(exc, self.workload, caps) from None
         return Result(self, bound, run, note)
+
+
+def stack_calibration(workload: Workload, cluster: Cluster
+                      ) -> tuple[dict[str, ComputeParams], str | None]:
+    """The cluster's compute calibration per accelerator model (a topology's ``compute:``
+    block), completed with the software stack of the workload's framework profile
+    (``frameworks.compute_entry``: e.g. ``llm-foundry-2023``'s eager kernels reach 0.39 of
+    an H100's HBM bandwidth) for each model the topology does not calibrate itself; and a
+    sentence naming what was applied (None: nothing). The CLI, the API and sweeps all replay
+    through here, so a generated ``--framework`` workload runs at its stack's efficiencies
+    whichever way it is replayed.
+
+    Example:
+        >>> from simcluster.workload.generate.presets import ModelSpec
+        >>> from simcluster.workload.generate.transformer import TransformerConfig, transformer
+        >>> m = ModelSpec("toy", layers=1, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=128,
+        ...               seq_len=32)
+        >>> wl = transformer(TransformerConfig(model=m, dp=8, global_batch=8,
+        ...                                    framework="llm-foundry-2023"))
+        >>> compute, note = stack_calibration(wl, recorded_cluster("H100", 8))
+        >>> compute["H100-SXM5-80GB"].memory_efficiency, note.split(":")[0]
+        (0.39, 'compute of H100-SXM5-80GB')
+    """
+    name = ((workload.meta.extra or {}).get("config") or {}).get("framework")
+    if name not in FRAMEWORKS:
+        return dict(cluster.compute), None
+    out, used = dict(cluster.compute), []
+    for model in sorted({spec.model for spec in cluster.specs.values()}):
+        entry = compute_entry(name, CHIP_OF.get(model))
+        if entry is not None and model not in out:
+            out[model] = ComputeParams.model_validate(entry)
+            used.append(model)
+    if not used:
+        return out, None
+    return out, (f"compute of {', '.join(used)}: the {name} profile's software stack "
+                 f"({out[used[0]].source}); a topology compute: entry for the model replaces it.")
 
 
 def check_fold_uniform(bound: Bound) -> None:

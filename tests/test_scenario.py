@@ -185,3 +185,33 @@ def test_a_folded_workload_is_refused_on_a_mixed_cluster() -> None:
     # a folded workload on accelerators of one model is fine (the H100 servers only)
     two = sc.generate("transformer", **{**kw, "dp": 2})
     assert sc.Scenario(two, mixed).run().step_time_us > 0
+
+
+def test_a_framework_profiles_stack_applies_at_replay_unless_the_topology_calibrates() -> None:
+    """A workload generated under ``llm-foundry-2023`` replays at that stack's efficiencies
+    (memory-bound kernels at 0.39 of an H100's HBM bandwidth, not 0.866), says so in the
+    cluster note, and a topology ``compute:`` entry for the model wins over it."""
+    from dataclasses import replace as dc_replace
+
+    from simcluster.topology.recorded import recorded_cluster
+    from simcluster.topology.schema import ComputeParams
+    from simcluster.workload.generate.presets import ModelSpec
+    from simcluster.workload.generate.transformer import TransformerConfig, transformer
+
+    m = ModelSpec("toy", layers=1, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=128,
+                  seq_len=32)
+
+    def toy(framework: str):
+        return transformer(TransformerConfig(model=m, dp=8, global_batch=8,
+                                             framework=framework))
+
+    cluster = recorded_cluster("H100", 8)
+    stack = sc.Scenario(toy("llm-foundry-2023"), cluster).run()
+    assert stack.cluster_note is not None and "llm-foundry-2023" in stack.cluster_note
+    assert sc.Scenario(toy("nemo"), cluster).run().cluster_note is None
+    own = dc_replace(cluster, compute={"H100-SXM5-80GB": ComputeParams(
+        memory_efficiency=0.866)})
+    mine = sc.Scenario(toy("llm-foundry-2023"), own).run()
+    assert mine.cluster_note is None
+    assert mine.step_time_us < stack.step_time_us  # the memory-bound ops at 0.866, not 0.39
+    assert sc.replay(toy("llm-foundry-2023"), cluster).step_time_us == stack.step_time_us

@@ -196,34 +196,44 @@ def _spec(cluster):
 
 
 def test_llm_foundry_rows_run_at_their_2023_stacks_kernel_efficiencies(vp, rows) -> None:
-    """The row's framework profile's ``compute:`` entry goes into its cluster, so a
-    memory-bound op on H100 reaches 0.39 of the 3,350 GB/s (not STREAM's 0.866) and a
-    FlashAttention 1 op 0.31 of the bf16 peak; other frameworks keep the chip's calibration."""
+    """The row's framework profile's ``compute:`` entry applies at replay
+    (``scenario.stack_calibration``), so a memory-bound op on H100 reaches 0.39 of the
+    3,350 GB/s (not STREAM's 0.866) and a FlashAttention 1 op 0.31 of the bf16 peak; the
+    row's cluster itself carries no entry, other frameworks keep the chip's calibration."""
+    from simcluster.scenario import stack_calibration
     from simcluster.sim.compute import ComputeModel, overrides_for
     m = vp.map_row(rows["107"])  # MPT-70b on 512 H100, llm-foundry
     assert m.params["framework"] == "llm-foundry-2023"
-    spec = vp.cluster_spec(m.gpu, 8, None, None, m.params["framework"])
-    assert spec["compute"]["H100-SXM5-80GB"]["memory_efficiency"] == 0.39
-    assert "compute" not in vp.cluster_spec(m.gpu, 8, None, None, "nemo")
     assert "compute" not in vp.cluster_spec(m.gpu, 8)
-    model = ComputeModel(overrides=overrides_for(
-        vp.cluster_for(m.gpu, 8, framework="llm-foundry-2023").compute))
-    h100 = _spec(vp.cluster_for(m.gpu, 8))
+    h100_cluster = vp.cluster_for(m.gpu, 8)
+    wl = _toy(m.params["framework"])
+    model = ComputeModel(overrides=overrides_for(stack_calibration(wl, h100_cluster)[0]))
+    h100 = _spec(h100_cluster)
     nbytes = np.array([3350e3 * 0.39 * 100.0])  # 100 us at 0.39 of 3,350 GB/s
     assert model.roofline_us(np.zeros(1), nbytes, "bf16", h100)[0] == pytest.approx(106.25)
-    plain = ComputeModel(overrides=overrides_for(vp.cluster_for(m.gpu, 8).compute))
+    plain = ComputeModel(overrides=overrides_for(stack_calibration(_toy("nemo"),
+                                                                   h100_cluster)[0]))
     assert plain.roofline_us(np.zeros(1), nbytes, "bf16", h100)[0] == pytest.approx(
         6.25 + 100.0 * 0.39 / 0.866)
     flops = np.array([h100.peak_flops_per_us("bf16") * 0.31 * 50.0])  # 50 us at 0.31
     assert model.roofline_us(flops, np.zeros(1), "bf16", h100, "flash1")[0] == pytest.approx(
         56.25)
     # A100 40GB takes the A100 entry at its own 1,555 GB/s: 0.58 of it
-    a40 = vp.cluster_for("A100-SXM4-40GB", 8, framework="llm-foundry-2023")
+    a40 = vp.cluster_for("A100-SXM4-40GB", 8)
     spec40 = _spec(a40)
     assert spec40.hbm_GBps == 1555
-    a_model = ComputeModel(overrides=overrides_for(a40.compute))
+    a_model = ComputeModel(overrides=overrides_for(stack_calibration(wl, a40)[0]))
     assert a_model.roofline_us(np.zeros(1), np.array([1555e3 * 0.58 * 10.0]), "bf16",
                                spec40)[0] == pytest.approx(9.0 + 10.0)
+
+
+def _toy(framework: str):
+    """A one-layer transformer generated under ``framework``'s profile."""
+    from simcluster.workload.generate.presets import ModelSpec
+    from simcluster.workload.generate.transformer import TransformerConfig, transformer
+    m = ModelSpec("toy", layers=1, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=128,
+                  seq_len=32)
+    return transformer(TransformerConfig(model=m, dp=8, global_batch=8, framework=framework))
 
 
 def test_report_lists_skip_reasons_with_counts(vp, tmp_path, capsys) -> None:
