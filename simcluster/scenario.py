@@ -234,18 +234,27 @@ def stack_calibration(workload: Workload, cluster: Cluster
         (0.39, 'compute of H100-SXM5-80GB')
     """
     name = ((workload.meta.extra or {}).get("config") or {}).get("framework")
-    if name not in FRAMEWORKS:
-        return dict(cluster.compute), None
+    out, used = framework_calibration(name, cluster)
+    if not used:
+        return out, None
+    return out, (f"compute of {', '.join(used)}: the {name} profile's software stack "
+                 f"({out[used[0]].source}); a topology compute: entry for the model replaces it.")
+
+
+def framework_calibration(name: str | None, cluster: Cluster
+                          ) -> tuple[dict[str, ComputeParams], list[str]]:
+    """:func:`stack_calibration` by framework name (None, or a name that is no profile:
+    the cluster's own), with the accelerator models the profile's stack calibrated (the
+    search estimate uses it for the configurations it ranks)."""
     out, used = dict(cluster.compute), []
+    if name not in FRAMEWORKS:
+        return out, used
     for model in sorted({spec.model for spec in cluster.specs.values()}):
         entry = compute_entry(name, CHIP_OF.get(model))
         if entry is not None and model not in out:
             out[model] = ComputeParams.model_validate(entry)
             used.append(model)
-    if not used:
-        return out, None
-    return out, (f"compute of {', '.join(used)}: the {name} profile's software stack "
-                 f"({out[used[0]].source}); a topology compute: entry for the model replaces it.")
+    return out, used
 
 
 def check_fold_uniform(bound: Bound) -> None:

@@ -43,6 +43,7 @@ from functools import lru_cache
 import numpy as np
 
 from simcluster.placement import Placement, bind
+from simcluster.scenario import framework_calibration
 from simcluster.search.layers import (
     cp_attention,
     dp_collectives,
@@ -86,11 +87,30 @@ class Estimator:
     """Estimates configurations on one cluster (collective times cached across them)."""
 
     def __init__(self, cluster: Cluster, compute: ComputeModel | None = None) -> None:
+        """``compute``: the compute model of every configuration; None: the cluster's
+        calibration, with the software stack of each configuration's framework profile
+        (``scenario.framework_calibration``, as a replay of its workload applies it)."""
         self.cluster = cluster
         self.compute = compute or ComputeModel(overrides=overrides_for(cluster.compute))
         self.devices = cluster.accelerators
         self._coll = lru_cache(maxsize=None)(self._collective_us)
         self._groups: dict[TransformerConfig, dict[str, tuple[int, ...]]] = {}
+        self._stacks: dict[str, Estimator] | None = None if compute else {}
+
+    def _stack(self, framework: str) -> Estimator:
+        """The estimator whose compute model has ``framework``'s stack (this one where the
+        profile calibrates nothing, or a compute model was given); it shares the collective
+        times and groups."""
+        if self._stacks is None or not framework:
+            return self
+        if framework not in self._stacks:
+            compute, used = framework_calibration(framework, self.cluster)
+            sub = self
+            if used:
+                sub = Estimator(self.cluster, ComputeModel(overrides=overrides_for(compute)))
+                sub._coll, sub._groups = self._coll, self._groups
+            self._stacks[framework] = sub
+        return self._stacks[framework]
 
     def groups(self, cfg: TransformerConfig) -> dict[str, tuple[int, ...]]:
         """Rank 0's groups in ``cfg`` (``layers.rank0_groups``), cached per configuration."""
@@ -286,6 +306,9 @@ class Estimator:
         (default: the cluster's first accelerator; a co-search passes its hardware variant's
         and shares the collective times of variants with the same links)."""
         cfg = cfg.padded()
+        stack = self._stack(cfg.framework)
+        if stack is not self:
+            return stack.estimate(cfg, spec)
         spec = spec or self.cluster.specs[self.devices[0]]
         shape = cfg.shape()
         layers, back, tp, comm = self._stage_us(cfg, shape, spec)

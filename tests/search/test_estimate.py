@@ -96,3 +96,25 @@ def test_ub_estimate_against_the_simulation(cluster: Cluster) -> None:
     assert abs(est_on - sim_on) < abs(est_off - sim_on)
     assert est_off - est_on == pytest.approx(sim_off - sim_on, rel=0.2)
 
+
+
+def test_a_framework_profiles_stack_reaches_the_estimate(cluster: Cluster) -> None:
+    """A configuration generated under ``llm-foundry-2023`` is estimated at that stack's
+    efficiencies (as its replay runs it: ``scenario.stack_calibration``): slower than the
+    same configuration without the profile, and equal to it on a cluster whose topology
+    gives the stack's ``compute:`` entry itself; a given compute model wins."""
+    from simcluster.scenario import framework_calibration
+    from simcluster.sim.compute import ComputeModel, overrides_for
+
+    plain = TransformerConfig(model=L7B, tp=2, dp=4, global_batch=8)
+    foundry = replace(plain, framework="llm-foundry-2023")
+    est = Estimator(cluster)
+    stack_us = est.estimate(foundry).step_us
+    assert stack_us > est.estimate(plain).step_us
+    compute, used = framework_calibration("llm-foundry-2023", cluster)
+    assert used == ["H100-SXM5-80GB"]
+    calibrated = replace(cluster, compute=compute)
+    assert Estimator(calibrated).estimate(plain).step_us == pytest.approx(stack_us, rel=1e-12)
+    given = Estimator(cluster, ComputeModel(overrides=overrides_for(cluster.compute)))
+    assert given.estimate(foundry).step_us == pytest.approx(est.estimate(plain).step_us,
+                                                             rel=1e-12)
