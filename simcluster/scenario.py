@@ -51,6 +51,7 @@ from simcluster.topology.schema import ComputeParams
 from simcluster.topology.transform import fail, flapping, scale_links, with_device, with_hardware
 from simcluster.workload import Workload, load_workload
 from simcluster.workload.generate.frameworks import FRAMEWORKS, compute_entry
+from simcluster.workload.merge import framework_of
 
 
 Progress = Callable[[int, int], None]
@@ -220,7 +221,8 @@ def stack_calibration(workload: Workload, cluster: Cluster
     an H100's HBM bandwidth) for each model the topology does not calibrate itself; and a
     sentence naming what was applied (None: nothing). The CLI, the API and sweeps all replay
     through here, so a generated ``--framework`` workload runs at its stack's efficiencies
-    whichever way it is replayed.
+    whichever way it is replayed; a job mix does when all its jobs name the same profile
+    (one calibration per accelerator model: jobs of different stacks get the cluster's).
 
     Example:
         >>> from simcluster.workload.generate.presets import ModelSpec
@@ -233,7 +235,7 @@ def stack_calibration(workload: Workload, cluster: Cluster
         >>> compute["H100-SXM5-80GB"].memory_efficiency, note.split(":")[0]
         (0.39, 'compute of H100-SXM5-80GB')
     """
-    name = ((workload.meta.extra or {}).get("config") or {}).get("framework")
+    name = framework_of(workload.meta.extra)
     out, used = framework_calibration(name, cluster)
     if not used:
         return out, None

@@ -215,3 +215,20 @@ def test_a_framework_profiles_stack_applies_at_replay_unless_the_topology_calibr
     assert mine.cluster_note is None
     assert mine.step_time_us < stack.step_time_us  # the memory-bound ops at 0.866, not 0.39
     assert sc.replay(toy("llm-foundry-2023"), cluster).step_time_us == stack.step_time_us
+
+
+@pytest.mark.parametrize("extra", [{"config": "gpt"}, {"config": ["x"]},
+                                   {"config": {"framework": ["a"]}}, {"jobs": "x"},
+                                   {"config": {"framework": "no-such-profile"}}])
+def test_odd_framework_metadata_applies_no_stack(extra) -> None:
+    """A workload file's metadata of any shape replays: no framework named, nothing
+    applied (no traceback from the stack lookup)."""
+    from dataclasses import replace as dc_replace
+
+    from simcluster.scenario import stack_calibration
+    from simcluster.topology.recorded import recorded_cluster
+
+    wl = sc.generate("data-parallel", ranks=2, layers=1, hidden=64, seq_len=16, vocab=128)
+    odd = dc_replace(wl, meta=dc_replace(wl.meta, extra=extra))
+    cluster = recorded_cluster("H100", 2)
+    assert stack_calibration(odd, cluster) == (dict(cluster.compute), None)

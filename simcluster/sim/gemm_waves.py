@@ -52,11 +52,11 @@ SM_COUNT: dict[str, int] = {
     "A100-PCIe-40GB": 108, "H100-SXM5-80GB": 132, "H200": 132, "H800-SXM5-80GB": 132,
     "H100-PCIe-80GB": 114, "H100-NVL-94GB": 132,
 }
-# Boost clocks, GHz (NVIDIA's whitepapers and datasheets: Tesla V100 SXM2 1,530 MHz, A100
+# Boost clocks, GHz (NVIDIA's whitepapers and datasheets: Tesla V100 SXM2/SXM3 1,530 MHz, A100
 # SXM4 and PCIe 1,410 MHz, H100 SXM5 1,980 MHz and PCIe 1,755 MHz). A chip not listed has no
 # clock here (its fixed times are not rescaled, ``sim/compute.py``).
 CLOCK_GHZ: dict[str, float] = {
-    "V100-SXM2-32GB": 1.53, "V100-SXM2-16GB": 1.53,
+    "V100-SXM2-32GB": 1.53, "V100-SXM2-16GB": 1.53, "V100-SXM3-32GB": 1.53,
     "A100-SXM4-80GB": 1.41, "A100-SXM4-40GB": 1.41, "A100-PCIe-80GB": 1.41,
     "A100-PCIe-40GB": 1.41, "H100-SXM5-80GB": 1.98, "H200": 1.98, "H800-SXM5-80GB": 1.98,
     "H100-PCIe-80GB": 1.755,

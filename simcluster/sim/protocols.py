@@ -281,7 +281,9 @@ def nccl_bus_bytes(table: str, collective: str, ranks: int) -> float:
 # sm70, Ampere sm80, Hopper sm90, Blackwell sm100; a library version without a Blackwell
 # row gives ``blackwell`` Hopper's values in its tables).
 NCCL_ARCH: dict[str, str] = {
-    "v100": "volta", "a100": "ampere", "a800": "ampere", "h100": "hopper", "h200": "hopper",
+    # NCCL's compCapIndex: sm80 up to sm89 (Ada's L40S) take the Ampere rows.
+    "v100": "volta", "a100": "ampere", "a800": "ampere", "l40s": "ampere",
+    "h100": "hopper", "h200": "hopper",
     "h800": "hopper", "h20": "hopper", "b200": "blackwell", "gb200": "blackwell",
     "gb300": "blackwell",
 }

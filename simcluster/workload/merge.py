@@ -162,11 +162,37 @@ def job_group(job: str, group: str) -> str:
     return f"{job}{SEP}{group}"
 
 
+def framework_of(extra: object) -> str | None:
+    """The framework profile a workload's metadata ``extra`` names (a generated
+    transformer's ``config.framework``; a job mix's, when all its jobs name the same one),
+    else None; metadata of any other shape names none.
+
+    Example:
+        >>> framework_of({"config": {"framework": "nemo"}}), framework_of({"config": "x"})
+        ('nemo', None)
+        >>> framework_of({"jobs": [{"framework": "nemo"}, {"framework": "nemo"}]})
+        'nemo'
+    """
+    if not isinstance(extra, dict):
+        return None
+    cfg = extra.get("config")
+    if isinstance(cfg, dict):
+        name = cfg.get("framework")
+        return name if isinstance(name, str) and name else None
+    jobs = extra.get("jobs")
+    if isinstance(jobs, list) and jobs:
+        names = {job.get("framework") if isinstance(job, dict) else None for job in jobs}
+        if len(names) == 1:
+            name = names.pop()
+            return name if isinstance(name, str) and name else None
+    return None
+
+
 def merge_workloads(workloads: Sequence[Workload], names: Sequence[str]) -> Workload:
     """The workloads side by side in one: job ``j``'s ranks from ``offset_j`` (the ranks of
     the jobs before it), its groups named :func:`job_group`, its ``peer`` and ``root``
-    shifted with its ranks. ``meta.extra["jobs"]`` lists each job's name, first rank and rank
-    count.
+    shifted with its ranks. ``meta.extra["jobs"]`` lists each job's name, first rank, rank
+    count, workload name and framework profile (:func:`framework_of`, None if none).
 
     Raises:
         WorkloadError: names that repeat, or jobs recorded on different accelerators (their
@@ -193,7 +219,7 @@ def merge_workloads(workloads: Sequence[Workload], names: Sequence[str]) -> Work
         groups.update({job_group(name, k): tuple(r + offset for r in v)
                        for k, v in wl.groups.items()})
         jobs.append({"name": name, "first_rank": offset, "ranks": wl.num_ranks,
-                     "workload": wl.meta.name})
+                     "workload": wl.meta.name, "framework": framework_of(wl.meta.extra)})
         offset += wl.num_ranks
     meta = WorkloadMeta(name=" + ".join(names), source="job mix", world_size=offset,
                         recorded_device=next(iter(recorded), None), extra={"jobs": jobs})

@@ -168,7 +168,8 @@ def _check_values(t: pa.Table, chk: _Checker, world: int,
                  "add the rank to the group or fix the op's group.")
         root = _np(t, "root", -1)
         rooted = is_coll & _isin(t, "collective", ("broadcast", "reduce"))
-        bad_root = rooted & ((root < 0) | ~np.isin(code * span + root, members))
+        bad_root = rooted & ((root < 0) | (root >= span) | ~np.isin(code * span + root,
+                                                                     members))
         chk.fail(bad_root, "root", "broadcast/reduce needs a root that is a member of its group",
                  "set root to a rank of the group.")
 

@@ -76,3 +76,13 @@ def test_the_shortest_k_slice_is_a_parameter() -> None:
     name = pa.array(["ampere_sgemm_128x64_nn"])
     shape = pa.array([[1, 15, 72, 4096]])
     assert [gemm_tiles(name, shape, k)[0, 1] for k in (512, 1024, 8192)] == [8.0, 4.0, 1.0]
+
+
+def test_every_calibrated_part_has_a_clock() -> None:
+    """Every part the compute model calibrates (``CHIP_OF``) has its boost clock, so its
+    small kernels' fixed cycles are rescaled like its twins' (V100 SXM3 as SXM2)."""
+    from simcluster.sim.compute import CHIP_OF
+    from simcluster.sim.gemm_waves import CLOCK_GHZ
+
+    assert set(CHIP_OF) <= set(CLOCK_GHZ)
+    assert CLOCK_GHZ["V100-SXM3-32GB"] == CLOCK_GHZ["V100-SXM2-32GB"] == 1.53

@@ -85,3 +85,22 @@ def test_jobs_recorded_on_different_accelerators_or_named_alike_are_refused() ->
     assert merge_workloads([v100, a], ["a", "b"]).meta.recorded_device == "V100"
     with pytest.raises(WorkloadError, match="repeat"):
         merge_workloads([a, a], ["x", "x"])
+
+
+def test_a_mix_keeps_its_jobs_framework_profiles() -> None:
+    """Each job's framework profile is in the mix's metadata; the mix names one only when
+    every job has it (``framework_of``), so its replay applies that profile's stack."""
+    from dataclasses import replace
+
+    from simcluster.workload.generate.presets import ModelSpec
+    from simcluster.workload.generate.transformer import TransformerConfig, transformer
+    from simcluster.workload.merge import framework_of, merge_workloads
+
+    m = ModelSpec("toy", layers=1, hidden=64, heads=4, kv_heads=4, ffn=256, vocab=128,
+                  seq_len=32)
+    cfg = TransformerConfig(model=m, dp=2, global_batch=4, framework="llm-foundry-2023")
+    a, b = transformer(cfg), transformer(replace(cfg, framework="nemo"))
+    same = merge_workloads([a, a], ["x", "y"])
+    assert [j["framework"] for j in same.meta.extra["jobs"]] == ["llm-foundry-2023"] * 2
+    assert framework_of(same.meta.extra) == "llm-foundry-2023"
+    assert framework_of(merge_workloads([a, b], ["x", "y"]).meta.extra) is None

@@ -75,6 +75,11 @@ def test_collective_checks() -> None:
         [{**coll, "comm_bytes": None, "group": "dp"}], {"dp": [0]})
     assert "broadcast/reduce needs a root" in _err(
         [{**coll, "collective": "broadcast", "group": "dp", "root": 3}], {"dp": [0]})
+    # a root beyond every rank of the groups, whose (group, root) code would land on another
+    # group's member (a: 0*4 + 6 = 6 = b's 1*4 + 2) if the root were not bounded
+    assert "broadcast/reduce needs a root" in _err(
+        [{**coll, "collective": "broadcast", "group": "a", "root": 6}],
+        {"a": [0, 1], "b": [2, 3]}, world=8)
 
 
 def test_p2p_checks() -> None:
