@@ -32,6 +32,7 @@ model's predictions on the two devices for the op's FLOPs and bytes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -160,9 +161,11 @@ def clock_ratio(model: str) -> float:
     return RECORDED_CLOCK_GHZ / clock if clock else 1.0
 
 
+@lru_cache(maxsize=256)
 def at_clock(cal: DeviceCalibration, model: str) -> DeviceCalibration:
     """``cal`` with the recorded kernel classes' fixed times (us) moved to ``model``'s clock
-    (:func:`clock_ratio`); the other parameters as they are."""
+    (:func:`clock_ratio`); the other parameters as they are. Cached: every roofline call
+    asks for its device's calibration."""
     ratio = clock_ratio(model)
     if ratio == 1.0:
         return cal

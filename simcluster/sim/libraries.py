@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from simcluster.errors import TopologyError
@@ -129,14 +130,10 @@ def effective_network(cluster: Cluster, library: CollectiveLibrary | None = None
     return network.model_copy(update={**unset, "library": library.name})
 
 
-def _nccl_profile(specs: Iterable[AcceleratorSpec]) -> Profile:
-    return Profile(tables=NCCL, label="NCCL 2.18 tuning.cc",
-                   arch=nccl_arch(s.family for s in specs))
-
-
-def _nccl_2_27_profile(specs: Iterable[AcceleratorSpec]) -> Profile:
-    return Profile(tables=NCCL_2_27, label="NCCL 2.27 tuning.cc",
-                   arch=nccl_arch(s.family for s in specs))
+def _nccl_profile(tables: Tables, label: str, specs: Iterable[AcceleratorSpec]) -> Profile:
+    """An NCCL version's profile: its ``tables``, with the GPUs' architecture for their
+    per-architecture limits (registered per version with ``partial``)."""
+    return Profile(tables=tables, label=label, arch=nccl_arch(s.family for s in specs))
 
 
 def _rccl_profile(specs: Iterable[AcceleratorSpec]) -> Profile:
@@ -152,7 +149,7 @@ def _rccl_profile(specs: Iterable[AcceleratorSpec]) -> Profile:
 
 register_library(CollectiveLibrary(
     "nccl", "NVIDIA NCCL: NCCL 2.18's tuning tables, per-call costs fitted on H100/A100",
-    vendors=("NVIDIA",), profile=_nccl_profile))
+    vendors=("NVIDIA",), profile=partial(_nccl_profile, NCCL, "NCCL 2.18 tuning.cc")))
 register_library(CollectiveLibrary(
     "rccl", "AMD RCCL: RCCL's tuning tables per architecture, MSCCL all-pairs all-reduce "
     "on 8 x MI300-series", vendors=("AMD",), profile=_rccl_profile,
@@ -162,4 +159,4 @@ register_library(CollectiveLibrary(
 register_library(CollectiveLibrary(
     "nccl-2.27", "NVIDIA NCCL 2.21 and later (2.27's tables): ring LL at half the ring's "
     "bandwidth, LL capped at 141 GB/s on Hopper inside a server; otherwise as nccl",
-    vendors=("NVIDIA",), profile=_nccl_2_27_profile))
+    vendors=("NVIDIA",), profile=partial(_nccl_profile, NCCL_2_27, "NCCL 2.27 tuning.cc")))

@@ -280,16 +280,17 @@ def _check_groups(groups: dict[str, tuple[int, ...]], world: int, source: str) -
             )
 
 
-def _sorted(t: pa.Table) -> pa.Table:
-    """``t`` by rank, then op_id (a stable sort); a table already in that order (every
-    generated workload) is returned as it is: a sort would be the identity, and at 2.3M rows
-    its copy costs seconds."""
+def _sorted(t: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """``t`` by rank, then op_id (a stable sort), with its rank and op_id columns as int64
+    arrays; a table already in that order (every generated workload) is returned as it is:
+    a sort would be the identity, and at 2.3M rows its copy costs seconds."""
     rank = _np(t, "rank").astype(np.int64)
     op_id = _np(t, "op_id").astype(np.int64)
     step = np.diff(rank)
     if np.all((step > 0) | (step == 0) & (np.diff(op_id) >= 0)):
-        return t
-    return t.sort_by([("rank", "ascending"), ("op_id", "ascending")])
+        return t, rank, op_id
+    t = t.sort_by([("rank", "ascending"), ("op_id", "ascending")])
+    return t, _np(t, "rank").astype(np.int64), _np(t, "op_id").astype(np.int64)
 
 
 def make_workload(
@@ -312,10 +313,8 @@ def make_workload(
     t = _conform(table, source)
     if t.num_rows == 0:
         raise WorkloadError(f"{where(source)}the workload has no ops; it needs at least one.")
-    t = _sorted(t)
+    t, rank, op_id = _sorted(t)
     chk = _Checker(t, source)
-    rank = _np(t, "rank").astype(np.int64)
-    op_id = _np(t, "op_id").astype(np.int64)
     dup = np.r_[False, (rank[1:] == rank[:-1]) & (op_id[1:] == op_id[:-1])]
     chk.fail(dup, "op_id", "is used twice on this rank", "give each op of a rank its own op_id.")
 
